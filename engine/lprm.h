@@ -1,0 +1,15 @@
+/* lprm.h - the openers of the engine's Lua modules.
+ *
+ * Each prm.<name> module is one l<name>lib.c / l<name>.c file, the only kind
+ * of file that includes both lua.h and an engine header. sandbox.c holds the
+ * one table of builtins (the allow-list) that maps module names to these.
+ */
+#ifndef PRM_LPRM_H
+#define PRM_LPRM_H
+
+#include <lua.h>
+
+int luaopen_prm_ts(lua_State *L);     /* lts.c: time-series forecasting */
+int luaopen_prm_model(lua_State *L);  /* lmodel.c: logistic / GBDT models */
+
+#endif
