@@ -1,0 +1,570 @@
+/* model_gbdt.c - histogram-based gradient-boosted trees for binary log loss.
+ *
+ * The algorithm of LightGBM / scikit-learn's HistGradientBoostingClassifier:
+ * - Binning: numeric columns into at most max_bins quantile bins of the
+ *   training rows (one bin per distinct value when there are few); bin 255 is
+ *   the missing bin. Categorical columns: one bin per training label (the 254
+ *   most frequent when there are more than 255; the rest share bin 254), and
+ *   missing or unseen labels go to bin 255.
+ * - Trees grow leaf-wise (best gain first) up to max_leaf_nodes, with
+ *   min_samples_leaf, max_depth and an l2 penalty on leaf values. Per node,
+ *   per feature, a histogram of gradient / hessian sums; the larger child's
+ *   histogram is the parent's minus the smaller child's.
+ * - Numeric splits are "bin <= t" with the missing bin sent to whichever side
+ *   gains more (to the bigger child if the node had no missing values).
+ *   Categorical splits sort the node's categories by g / (h + 10) and take the
+ *   best prefix as the left set (Fisher's grouping, as both libraries do).
+ * - Early stopping: the LAST validation_fraction of the rows (time-ordered
+ *   data: the latest rows) is held out; boosting stops when its log loss has
+ *   not improved by tol for n_iter_no_change trees, and the trees after the
+ *   best iteration are dropped.
+ * Everything is deterministic: no sampling, stable partitions, ties broken by
+ * feature then bin order.
+ */
+#include "model_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* scikit-learn's MIN_CAT_SUPPORT, used as the smoothing of the sort key */
+#define CAT_SMOOTH 10.0
+#define MIN_HESS 1e-3
+
+typedef struct hbin { double g, h; double n; } hbin;
+
+typedef struct split {
+    double gain;
+    int feature, is_cat, thr, missing_left;
+    uint64_t bits[4];
+    double gl, hl, nl;
+} split;
+
+typedef struct gbnode {          /* growth-time node info, parallel to the gnodes */
+    size_t start, end;
+    int depth;
+    double g, h;
+    hbin *hist;
+    split best;
+} gbnode;
+
+typedef struct grower {
+    const model *m;
+    size_t nf, n_tr;
+    const uint8_t *B;            /* n x nf bins, row-major */
+    const double *gr, *he;
+    uint32_t *rows, *tmp;
+    gnode *nodes;
+    gbnode *info;
+    size_t n_nodes, cap;
+    hbin **pool;                 /* free histograms */
+    size_t n_pool;
+} grower;
+
+static inline int bit_get(const uint64_t *b, int k) { return (int)((b[k >> 6] >> (k & 63)) & 1); }
+static inline void bit_set(uint64_t *b, int k) { b[k >> 6] |= (uint64_t)1 << (k & 63); }
+
+static inline int goes_left(const gnode *q, int bin)
+{
+    if (q->is_cat) return bit_get(q->cat_left, bin);
+    if (bin == GB_MISSING) return q->missing_left;
+    return bin <= q->thr;
+}
+
+/* ---- binning ---- */
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int bin_numeric(mfeature *f, const double *x, size_t n, int max_bins)
+{
+    double *s = model_xcalloc(n, sizeof *s);
+    if (!s) return -1;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isnan(x[i])) s[k++] = x[i];
+    qsort(s, k, sizeof *s, cmp_dbl);
+    size_t nd = 0;   /* distinct values, compacted in place */
+    for (size_t i = 0; i < k; i++)
+        if (nd == 0 || s[i] != s[nd - 1]) s[nd++] = s[i];
+    f->edges = model_xcalloc((size_t)max_bins, sizeof *f->edges);
+    if (!f->edges) { free(s); return -1; }
+    f->n_edges = 0;
+    if (nd <= (size_t)max_bins) {
+        for (size_t i = 0; i + 1 < nd; i++) f->edges[f->n_edges++] = s[i] + (s[i + 1] - s[i]) / 2;
+    } else {
+        /* quantiles of the values with their multiplicity: recount */
+        size_t kk = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!isnan(x[i])) s[kk++] = x[i];
+        qsort(s, kk, sizeof *s, cmp_dbl);
+        for (int b = 1; b < max_bins; b++) {
+            double pos = (double)b / max_bins * (double)(kk - 1);
+            size_t lo = (size_t)pos;
+            double fr = pos - (double)lo;
+            double q = lo + 1 < kk ? s[lo] + fr * (s[lo + 1] - s[lo]) : s[lo];
+            if (f->n_edges == 0 || q > f->edges[f->n_edges - 1]) f->edges[f->n_edges++] = q;
+        }
+    }
+    free(s);
+    return 0;
+}
+
+static inline uint8_t num_bin(const mfeature *f, double x)
+{
+    if (isnan(x)) return GB_MISSING;
+    size_t lo = 0, hi = f->n_edges;   /* first edge >= x */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (f->edges[mid] < x) lo = mid + 1; else hi = mid;
+    }
+    return (uint8_t)lo;
+}
+
+typedef struct lcount { size_t level, count; } lcount;
+
+static int cmp_lcount(const void *a, const void *b)
+{
+    const lcount *x = a, *y = b;
+    if (x->count != y->count) return x->count > y->count ? -1 : 1;
+    return (x->level > y->level) - (x->level < y->level);
+}
+
+static int bin_categorical(mfeature *f, const mview *v, size_t n)
+{
+    f->level_bin = model_xcalloc(f->n_levels, 1);
+    if (!f->level_bin) return -1;
+    if (f->n_levels <= 255) {
+        for (size_t l = 0; l < f->n_levels; l++) f->level_bin[l] = (uint8_t)l;
+        return 0;
+    }
+    lcount *c = model_xcalloc(f->n_levels, sizeof *c);
+    if (!c) return -1;
+    for (size_t l = 0; l < f->n_levels; l++) c[l].level = l;
+    for (size_t i = 0; i < n; i++) {
+        int l = mview_level(v, i);
+        if (l >= 0) c[l].count++;
+    }
+    qsort(c, f->n_levels, sizeof *c, cmp_lcount);
+    for (size_t r = 0; r < f->n_levels; r++) f->level_bin[c[r].level] = (uint8_t)(r < 254 ? r : 254);
+    free(c);
+    return 0;
+}
+
+static void bin_rows(const model *m, const mview *v, size_t n, uint8_t *B)
+{
+    size_t nf = m->nf;
+    for (size_t j = 0; j < nf; j++) {
+        const mfeature *f = &m->f[j];
+        if (f->type == MODEL_NUMERIC) {
+            for (size_t i = 0; i < n; i++) B[i * nf + j] = num_bin(f, v[j].num[i]);
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                int l = mview_level(&v[j], i);
+                B[i * nf + j] = l >= 0 ? f->level_bin[l] : GB_MISSING;
+            }
+        }
+    }
+}
+
+/* ---- growing one tree ---- */
+
+static hbin *hist_get(grower *w)
+{
+    if (w->n_pool) return w->pool[--w->n_pool];
+    return malloc(w->nf * GB_NBIN * sizeof(hbin));
+}
+
+static void hist_put(grower *w, hbin *h)
+{
+    if (h) w->pool[w->n_pool++] = h;
+}
+
+static void hist_build(const grower *w, const gbnode *nd, hbin *h)
+{
+    size_t nf = w->nf;
+    memset(h, 0, nf * GB_NBIN * sizeof *h);
+    for (size_t k = nd->start; k < nd->end; k++) {
+        uint32_t r = w->rows[k];
+        const uint8_t *b = w->B + (size_t)r * nf;
+        double g = w->gr[r], he = w->he[r];
+        for (size_t j = 0; j < nf; j++) {
+            hbin *x = &h[j * GB_NBIN + b[j]];
+            x->g += g;
+            x->h += he;
+            x->n += 1;
+        }
+    }
+}
+
+static inline double score(double g, double h, double l2) { return g * g / (h + l2); }
+
+typedef struct ckey { double key; int bin; } ckey;
+
+static int cmp_ckey(const void *a, const void *b)
+{
+    const ckey *x = a, *y = b;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    return x->bin - y->bin;
+}
+
+static void consider(split *best, double G, double H, double N, double gl, double hl, double nl,
+                     double l2, double msl, double parent)
+{
+    double gr = G - gl, hr = H - hl, nr = N - nl;
+    if (nl < msl || nr < msl || hl < MIN_HESS || hr < MIN_HESS) return;
+    double gain = score(gl, hl, l2) + score(gr, hr, l2) - parent;
+    if (gain > best->gain) {
+        best->gain = gain;
+        best->gl = gl;
+        best->hl = hl;
+        best->nl = nl;
+        best->feature = -2;   /* filled in by the caller */
+    }
+}
+
+static void find_split(const grower *w, gbnode *nd)
+{
+    const model_params *p = &w->m->params;
+    double G = nd->g, H = nd->h, N = (double)(nd->end - nd->start), l2 = p->l2_leaf;
+    double msl = p->min_samples_leaf, parent = score(G, H, l2);
+    split best;
+    memset(&best, 0, sizeof best);
+    best.feature = -1;
+    best.gain = 1e-12 * (parent + 1);   /* a split must gain something */
+    for (size_t j = 0; j < w->nf; j++) {
+        const mfeature *f = &w->m->f[j];
+        const hbin *h = nd->hist + j * GB_NBIN;
+        const hbin *miss = &h[GB_MISSING];
+        if (f->type == MODEL_NUMERIC) {
+            int nb = (int)f->n_edges + 1;
+            double gl = 0, hl = 0, nl = 0;
+            for (int t = 0; t < nb; t++) {
+                gl += h[t].g;
+                hl += h[t].h;
+                nl += h[t].n;
+                if (h[t].n == 0 && t < nb - 1) continue;   /* same split as t-1 */
+                if (t < nb - 1 || miss->n > 0) {
+                    /* missing right (or, without missing values, to the bigger side) */
+                    consider(&best, G, H, N, gl, hl, nl, l2, msl, parent);
+                    if (best.feature == -2) {
+                        best.feature = (int)j;
+                        best.is_cat = 0;
+                        best.thr = t;
+                        best.missing_left = miss->n > 0 ? 0 : nl >= N - nl;
+                    }
+                }
+                if (miss->n > 0 && t < nb - 1) {
+                    consider(&best, G, H, N, gl + miss->g, hl + miss->h, nl + miss->n, l2, msl, parent);
+                    if (best.feature == -2) {
+                        best.feature = (int)j;
+                        best.is_cat = 0;
+                        best.thr = t;
+                        best.missing_left = 1;
+                    }
+                }
+            }
+        } else {
+            ckey c[GB_NBIN];
+            int nc = 0;
+            for (int b = 0; b < GB_NBIN; b++)
+                if (h[b].n > 0) {
+                    c[nc].key = h[b].g / (h[b].h + CAT_SMOOTH);
+                    c[nc].bin = b;
+                    nc++;
+                }
+            if (nc < 2) continue;
+            qsort(c, (size_t)nc, sizeof *c, cmp_ckey);
+            double gl = 0, hl = 0, nl = 0;
+            for (int k = 0; k + 1 < nc; k++) {
+                gl += h[c[k].bin].g;
+                hl += h[c[k].bin].h;
+                nl += h[c[k].bin].n;
+                consider(&best, G, H, N, gl, hl, nl, l2, msl, parent);
+                if (best.feature == -2) {
+                    best.feature = (int)j;
+                    best.is_cat = 1;
+                    memset(best.bits, 0, sizeof best.bits);
+                    for (int q = 0; q <= k; q++) bit_set(best.bits, c[q].bin);
+                }
+            }
+        }
+    }
+    nd->best = best;
+}
+
+static int add_node(grower *w, size_t start, size_t end, int depth, double g, double h)
+{
+    if (w->n_nodes == w->cap) {
+        size_t cap = w->cap ? 2 * w->cap : 64;
+        gnode *a = realloc(w->nodes, cap * sizeof *a);
+        if (!a) return -1;
+        w->nodes = a;
+        gbnode *b = realloc(w->info, cap * sizeof *b);
+        if (!b) return -1;
+        w->info = b;
+        w->cap = cap;
+    }
+    gnode *q = &w->nodes[w->n_nodes];
+    memset(q, 0, sizeof *q);
+    q->left = q->right = q->feature = -1;
+    q->value = -w->m->params.learning_rate * g / (h + w->m->params.l2_leaf);
+    gbnode *nd = &w->info[w->n_nodes];
+    memset(nd, 0, sizeof *nd);
+    nd->start = start;
+    nd->end = end;
+    nd->depth = depth;
+    nd->g = g;
+    nd->h = h;
+    nd->best.feature = -1;
+    return (int)w->n_nodes++;
+}
+
+static int splittable(const grower *w, const gbnode *nd)
+{
+    const model_params *p = &w->m->params;
+    if (p->max_depth > 0 && nd->depth >= p->max_depth) return 0;
+    return nd->end - nd->start >= 2 * (size_t)p->min_samples_leaf;
+}
+
+/* Grows one tree over rows[0..n_tr) into w->nodes. */
+static int grow(grower *w)
+{
+    const model_params *p = &w->m->params;
+    w->n_nodes = 0;
+    for (size_t i = 0; i < w->n_tr; i++) w->rows[i] = (uint32_t)i;
+    double G = 0, H = 0;
+    for (size_t i = 0; i < w->n_tr; i++) { G += w->gr[i]; H += w->he[i]; }
+    if (add_node(w, 0, w->n_tr, 0, G, H) < 0) return -1;
+    if (splittable(w, &w->info[0])) {
+        if (!(w->info[0].hist = hist_get(w))) return -1;
+        hist_build(w, &w->info[0], w->info[0].hist);
+        find_split(w, &w->info[0]);
+    }
+    int leaves = 1;
+    while (leaves < p->max_leaf_nodes) {
+        int pick = -1;
+        for (size_t k = 0; k < w->n_nodes; k++) {
+            const gbnode *nd = &w->info[k];
+            if (w->nodes[k].left < 0 && nd->best.feature >= 0 &&
+                (pick < 0 || nd->best.gain > w->info[pick].best.gain))
+                pick = (int)k;
+        }
+        if (pick < 0) break;
+        gbnode *nd = &w->info[pick];
+        split s = nd->best;
+        gnode q = w->nodes[pick];
+        q.feature = s.feature;
+        q.is_cat = s.is_cat;
+        q.thr = s.thr;
+        q.missing_left = s.missing_left;
+        memcpy(q.cat_left, s.bits, sizeof q.cat_left);
+        /* stable partition of the node's rows */
+        size_t nl = 0, nr = 0, start = nd->start, end = nd->end;
+        for (size_t k = start; k < end; k++) {
+            uint32_t r = w->rows[k];
+            if (goes_left(&q, w->B[(size_t)r * w->nf + (size_t)s.feature])) w->rows[start + nl++] = r;
+            else w->tmp[nr++] = r;
+        }
+        memcpy(w->rows + start + nl, w->tmp, nr * sizeof *w->rows);
+        hbin *ph = nd->hist;
+        int depth = nd->depth;
+        double pg = nd->g, phh = nd->h;
+        nd->hist = NULL;
+        int L = add_node(w, start, start + nl, depth + 1, s.gl, s.hl);
+        int R = L < 0 ? -1 : add_node(w, start + nl, end, depth + 1, pg - s.gl, phh - s.hl);
+        if (R < 0) { free(ph); return -1; }
+        q.left = L;
+        q.right = R;
+        w->nodes[pick] = q;
+        w->info[pick].best.feature = -1;
+        leaves++;
+        gbnode *ln = &w->info[L], *rn = &w->info[R];
+        int ls = splittable(w, ln), rs = splittable(w, rn);
+        if (ls || rs) {
+            /* the smaller child is built, the bigger one is parent - smaller */
+            gbnode *small = nl <= nr ? ln : rn, *big = nl <= nr ? rn : ln;
+            hbin *sh = hist_get(w);
+            if (!sh) { free(ph); return -1; }
+            hist_build(w, small, sh);
+            for (size_t k = 0; k < w->nf * GB_NBIN; k++) {
+                ph[k].g -= sh[k].g;
+                ph[k].h -= sh[k].h;
+                ph[k].n -= sh[k].n;
+            }
+            small->hist = sh;
+            big->hist = ph;
+            if (ls) find_split(w, ln);
+            if (rs) find_split(w, rn);
+            /* a leaf keeps its histogram until it is split (its children
+             * subtract from it); one that cannot split gives it back now */
+            if (ln->best.feature < 0) { hist_put(w, ln->hist); ln->hist = NULL; }
+            if (rn->best.feature < 0) { hist_put(w, rn->hist); rn->hist = NULL; }
+        } else {
+            hist_put(w, ph);
+        }
+    }
+    for (size_t k = 0; k < w->n_nodes; k++) {
+        hist_put(w, w->info[k].hist);
+        w->info[k].hist = NULL;
+    }
+    return 0;
+}
+
+static double tree_raw(const gtree *t, const uint8_t *b)
+{
+    const gnode *q = &t->nodes[0];
+    while (q->left >= 0) q = &t->nodes[goes_left(q, b[q->feature]) ? q->left : q->right];
+    return q->value;
+}
+
+int gbdt_fit(model *m, const model_data *d, const mview *v, size_t n, const double *y,
+             prm_error *err)
+{
+    (void)d;
+    const model_params *p = &m->params;
+    size_t nf = m->nf;
+    if (n > UINT32_MAX) return prm_error_set(err, "too many rows");
+    int es = p->early_stopping < 0 ? n > 10000 : p->early_stopping;
+    size_t n_val = es ? (size_t)((double)n * p->validation_fraction) : 0;
+    if (es && (n_val < 1 || n - n_val < 2)) n_val = 0;
+    size_t n_tr = n - n_val;
+    double ybar = 0;
+    for (size_t i = 0; i < n_tr; i++) ybar += y[i];
+    ybar /= (double)n_tr;
+    if (ybar == 0 || ybar == 1)
+        return prm_error_set(err, "the training part (before the validation slice) has a single class");
+    int rc = 0;
+    for (size_t j = 0; j < nf && rc == 0; j++) {
+        mfeature *f = &m->f[j];
+        if (f->type == MODEL_NUMERIC) rc = bin_numeric(f, v[j].num, n_tr, p->max_bins);
+        else rc = bin_categorical(f, &v[j], n_tr);
+    }
+    if (rc < 0) return prm_error_set(err, "out of memory");
+
+    grower w;
+    memset(&w, 0, sizeof w);
+    w.m = m;
+    w.nf = nf;
+    w.n_tr = n_tr;
+    uint8_t *B = model_xcalloc(n * nf, 1);
+    double *raw = model_xcalloc(n, sizeof *raw), *gr = model_xcalloc(n_tr, sizeof *gr),
+           *he = model_xcalloc(n_tr, sizeof *he);
+    w.rows = model_xcalloc(n_tr, sizeof *w.rows);
+    w.tmp = model_xcalloc(n_tr, sizeof *w.tmp);
+    /* live histograms: at most one per open leaf plus two in flight */
+    w.pool = model_xcalloc((size_t)p->max_leaf_nodes * 2 + 4, sizeof *w.pool);
+    size_t cap_trees = (size_t)p->max_iter;
+    m->trees = model_xcalloc(cap_trees, sizeof *m->trees);
+    if (!B || !raw || !gr || !he || !w.rows || !w.tmp || !w.pool || !m->trees) {
+        rc = prm_error_set(err, "out of memory");
+        goto done;
+    }
+    w.B = B;
+    w.gr = gr;
+    w.he = he;
+    bin_rows(m, v, n, B);
+    m->baseline = model_logit(ybar);
+    for (size_t i = 0; i < n; i++) raw[i] = m->baseline;
+    double best_loss = INFINITY;
+    size_t best_iter = 0;
+    for (int it = 0; it < p->max_iter; it++) {
+        for (size_t i = 0; i < n_tr; i++) {
+            double q = model_sigmoid(raw[i]);
+            gr[i] = q - y[i];
+            he[i] = q * (1 - q);
+        }
+        if (grow(&w) < 0) { rc = prm_error_set(err, "out of memory"); goto done; }
+        gtree *t = &m->trees[m->n_trees];
+        t->nodes = malloc(w.n_nodes * sizeof *t->nodes);
+        if (!t->nodes) { rc = prm_error_set(err, "out of memory"); goto done; }
+        memcpy(t->nodes, w.nodes, w.n_nodes * sizeof *t->nodes);
+        t->n_nodes = w.n_nodes;
+        m->n_trees++;
+        for (size_t k = 0; k < w.n_nodes; k++) {
+            if (w.nodes[k].left >= 0) continue;
+            for (size_t s = w.info[k].start; s < w.info[k].end; s++) raw[w.rows[s]] += w.nodes[k].value;
+        }
+        if (!n_val) continue;
+        double loss = 0;
+        for (size_t i = n_tr; i < n; i++) {
+            raw[i] += tree_raw(t, B + i * nf);
+            double z = raw[i];
+            loss += (z > 0 ? z + log1p(exp(-z)) : log1p(exp(z))) - y[i] * z;
+        }
+        loss /= (double)n_val;
+        if (loss < best_loss - p->tol) {
+            best_loss = loss;
+            best_iter = m->n_trees;
+        } else if (m->n_trees - best_iter >= (size_t)p->n_iter_no_change) {
+            break;
+        }
+    }
+    if (n_val && best_iter > 0) {
+        while (m->n_trees > best_iter) free(m->trees[--m->n_trees].nodes);
+    }
+    m->n_iter = (int)m->n_trees;
+done:
+    free(B); free(raw); free(gr); free(he); free(w.rows); free(w.tmp);
+    if (w.pool)
+        for (size_t k = 0; k < w.n_pool; k++) free(w.pool[k]);
+    free(w.pool);
+    free(w.nodes);
+    free(w.info);
+    return rc;
+}
+
+static void bin_row(const model *m, const mview *v, size_t i, uint8_t *b)
+{
+    for (size_t j = 0; j < m->nf; j++) {
+        const mfeature *f = &m->f[j];
+        if (f->type == MODEL_NUMERIC) {
+            b[j] = num_bin(f, v[j].num[i]);
+        } else {
+            int l = mview_level(&v[j], i);
+            b[j] = l >= 0 && f->level_bin ? f->level_bin[l] : GB_MISSING;
+        }
+    }
+}
+
+void gbdt_predict(const model *m, const mview *v, size_t n, double *z)
+{
+    uint8_t b[m->nf ? m->nf : 1];
+    for (size_t i = 0; i < n; i++) {
+        bin_row(m, v, i, b);
+        double s = m->baseline;
+        for (size_t t = 0; t < m->n_trees; t++) s += tree_raw(&m->trees[t], b);
+        z[i] = s;
+    }
+}
+
+/* Saabas: each split on the row's path credits its feature with the change
+ * of the node value from parent to child; base = baseline + root values. */
+void gbdt_explain(const model *m, const mview *v, size_t row, double *contrib, double *base)
+{
+    uint8_t b[m->nf ? m->nf : 1];
+    bin_row(m, v, row, b);
+    double s = m->baseline;
+    for (size_t t = 0; t < m->n_trees; t++) {
+        const gtree *tr = &m->trees[t];
+        const gnode *q = &tr->nodes[0];
+        s += q->value;
+        while (q->left >= 0) {
+            const gnode *c = &tr->nodes[goes_left(q, b[q->feature]) ? q->left : q->right];
+            contrib[q->feature] += c->value - q->value;
+            q = c;
+        }
+    }
+    *base = s;
+}
+
+void gbdt_free(model *m)
+{
+    if (m->trees)
+        for (size_t t = 0; t < m->n_trees; t++) free(m->trees[t].nodes);
+    free(m->trees);
+    m->trees = NULL;
+    m->n_trees = 0;
+}
