@@ -1,0 +1,49 @@
+# r_forecast.R - the R side of the M3 benchmark (bench/m3/run.sh).
+#
+#   Rscript r_forecast.R M3_DIR SUBSET OUTDIR [STEP]
+#
+# Fits forecast::ets and forecast::thetaf to every STEP-th series of
+# m3_SUBSET_train.csv.gz and writes OUTDIR/r_SUBSET.csv (one row per series,
+# method and horizon step: mean and the 80/95% bounds) and
+# OUTDIR/r_SUBSET_time.csv (wall and CPU seconds per method).  Scoring is
+# done by the C side (m3bench.c) with engine/metrics.c, so both sides are
+# scored by the same code.
+suppressMessages(library(forecast))
+args <- commandArgs(trailingOnly = TRUE)
+dir <- args[1]; subset <- args[2]; out <- args[3]
+step <- if (length(args) >= 4) as.integer(args[4]) else 1L
+tr <- read.csv(gzfile(file.path(dir, sprintf("m3_%s_train.csv.gz", subset))),
+               stringsAsFactors = FALSE)
+idx <- seq(1L, nrow(tr), by = step)
+ycols <- grep("^y[0-9]+$", names(tr))
+series <- lapply(idx, function(i) {
+  v <- as.numeric(tr[i, ycols]); v <- v[!is.na(v)]
+  ts(v, frequency = tr$freq[i], start = c(tr$start_year[i], tr$start_period[i]))
+})
+h <- tr$h[idx]
+rows <- list(); times <- NULL
+put <- function(name, id, fc) {
+  data.frame(series = id, method = name, k = seq_along(fc$mean),
+             mean = as.numeric(fc$mean),
+             lo80 = as.numeric(fc$lower[, 1]), hi80 = as.numeric(fc$upper[, 1]),
+             lo95 = as.numeric(fc$lower[, 2]), hi95 = as.numeric(fc$upper[, 2]))
+}
+for (name in c("R_ets", "R_thetaf")) {
+  res <- vector("list", length(idx))
+  t0 <- proc.time()
+  for (j in seq_along(idx)) {
+    y <- series[[j]]
+    fc <- if (name == "R_ets") forecast(ets(y), h = h[j], level = c(80, 95))
+          else thetaf(y, h = h[j], level = c(80, 95))
+    res[[j]] <- put(name, tr$series[idx[j]], fc)
+  }
+  t1 <- proc.time() - t0
+  times <- rbind(times, data.frame(method = name, wall = t1[["elapsed"]],
+                                   cpu = t1[["user.self"]] + t1[["sys.self"]],
+                                   nseries = length(idx)))
+  rows[[name]] <- do.call(rbind, res)
+}
+write.csv(do.call(rbind, rows), file.path(out, sprintf("r_%s.csv", subset)),
+          row.names = FALSE, quote = FALSE)
+write.csv(times, file.path(out, sprintf("r_%s_time.csv", subset)),
+          row.names = FALSE, quote = FALSE)

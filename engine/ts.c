@@ -1,0 +1,566 @@
+/* ts.c - the time-series front door: input cleaning, method dispatch,
+ * fallbacks, the combination forecast, and the small numerical helpers
+ * (Nelder-Mead, random numbers, normal quantiles) shared by ts_*.c.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+
+#include "ts_int.h"
+
+/* ---- helpers ---- */
+
+void ts_options_init(ts_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->period = 1;
+    opt->h = 1;
+    opt->method = TS_AUTO;
+    opt->nlevels = 2;
+    opt->levels[0] = 80.0;
+    opt->levels[1] = 95.0;
+    opt->seed = 42;
+    opt->npaths = 2000;
+}
+
+void ts_result_free(ts_result *r)
+{
+    if (!r)
+        return;
+    free(r->mean);
+    r->mean = r->lower = r->upper = NULL;
+}
+
+int ts_result_alloc(ts_result *r, const ts_options *opt, prm_error *err)
+{
+    memset(r, 0, sizeof *r);
+    int h = opt->h, nl = opt->nlevels;
+    /* one block: mean, then lower, then upper */
+    r->mean = calloc((size_t)h * (size_t)(1 + 2 * nl), sizeof(double));
+    if (!r->mean)
+        return prm_error_set(err, "ts: out of memory");
+    r->lower = r->mean + h;
+    r->upper = r->lower + (size_t)h * (size_t)nl;
+    r->h = h;
+    r->nlevels = nl;
+    for (int j = 0; j < nl; j++)
+        r->levels[j] = opt->levels[j];
+    r->aicc = r->loglik = r->sigma2 = NAN;
+    return 0;
+}
+
+const double *ts_lower(const ts_result *r, int j)
+{
+    return r->lower + (size_t)j * (size_t)r->h;
+}
+
+const double *ts_upper(const ts_result *r, int j)
+{
+    return r->upper + (size_t)j * (size_t)r->h;
+}
+
+void ts_normal_intervals(ts_result *r, const double *se)
+{
+    for (int j = 0; j < r->nlevels; j++) {
+        double z = ts_qnorm(0.5 + r->levels[j] / 200.0);
+        for (int k = 0; k < r->h; k++) {
+            r->lower[j * r->h + k] = r->mean[k] - z * se[k];
+            r->upper[j * r->h + k] = r->mean[k] + z * se[k];
+        }
+    }
+}
+
+void ts_add_param(ts_result *r, const char *name, double value)
+{
+    if (r->nparams >= TS_MAX_PARAMS)
+        return;
+    ts_param *p = &r->params[r->nparams++];
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->value = value;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void ts_sort(double *x, int n)
+{
+    qsort(x, (size_t)n, sizeof *x, cmp_double);
+}
+
+double ts_quantile_sorted(const double *x, int n, double p)
+{
+    if (n <= 0)
+        return NAN;
+    double pos = p * (n - 1);
+    int i = (int)floor(pos);
+    if (i < 0)
+        return x[0];
+    if (i >= n - 1)
+        return x[n - 1];
+    double w = pos - i;
+    return x[i] + w * (x[i + 1] - x[i]);
+}
+
+/* Acklam's rational approximation refined by one Halley step on erfc:
+ * accurate to about 1e-15 over (0, 1). */
+double ts_qnorm(double p)
+{
+    static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,
+                               -2.759285104469687e+02, 1.383577518672690e+02,
+                               -3.066479806614716e+01, 2.506628277459239e+00};
+    static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02,
+                               -1.556989798598866e+02, 6.680131188771972e+01,
+                               -1.328068155288572e+01};
+    static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01,
+                               -2.400758277161838e+00, -2.549732539343734e+00,
+                               4.374664141464968e+00, 2.938163982698783e+00};
+    static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01,
+                               2.445134137142996e+00, 3.754408661907416e+00};
+    if (!(p > 0.0 && p < 1.0))
+        return p == 0.0 ? -INFINITY : p == 1.0 ? INFINITY : NAN;
+    double x, q, r;
+    if (p < 0.02425) {
+        q = sqrt(-2.0 * log(p));
+        x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+            ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0);
+    } else if (p <= 1.0 - 0.02425) {
+        q = p - 0.5;
+        r = q * q;
+        x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+            (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0);
+    } else {
+        q = sqrt(-2.0 * log(1.0 - p));
+        x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+            ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0);
+    }
+    double e = 0.5 * erfc(-x / sqrt(2.0)) - p;
+    double u = e * sqrt(2.0 * M_PI) * exp(x * x / 2.0);
+    return x - u / (1.0 + x * u / 2.0);
+}
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void ts_rng_seed(ts_rng *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix(&seed);
+    r->has_spare = 0;
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static double rng_uniform(ts_rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t res = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return ((res >> 11) + 0.5) * 0x1.0p-53; /* in (0, 1) */
+}
+
+double ts_rng_normal(ts_rng *r)
+{
+    if (r->has_spare) {
+        r->has_spare = 0;
+        return r->spare;
+    }
+    double u = rng_uniform(r), v = rng_uniform(r);
+    double rad = sqrt(-2.0 * log(u)), th = 2.0 * M_PI * v;
+    r->spare = rad * sin(th);
+    r->has_spare = 1;
+    return rad * cos(th);
+}
+
+/* Nelder-Mead with the usual coefficients (1, 2, 0.5, 0.5).  The first
+ * simplex steps step[i] along each axis, flipping or shrinking a step whose
+ * vertex is infeasible so that the search starts with a full-rank simplex
+ * inside the region. */
+int ts_nelder_mead(ts_objective f, void *ctx, double *par, const double *step, int dim,
+                   int maxit, double abstol, double *fmin)
+{
+    if (dim < 1 || dim > TS_NM_MAXDIM)
+        return -1;
+    double sx[(TS_NM_MAXDIM + 1) * TS_NM_MAXDIM], fv[TS_NM_MAXDIM + 1];
+    double cen[TS_NM_MAXDIM], xr[TS_NM_MAXDIM], xe[TS_NM_MAXDIM];
+    int n1 = dim + 1;
+    memcpy(sx, par, (size_t)dim * sizeof(double));
+    fv[0] = f(sx, ctx);
+    for (int i = 1; i < n1; i++) {
+        double *v = sx + i * dim, st = step[i - 1];
+        if (st == 0.0)
+            st = 0.1;
+        memcpy(v, par, (size_t)dim * sizeof(double));
+        for (int tries = 0; tries < 8; tries++) {
+            v[i - 1] = par[i - 1] + st;
+            fv[i] = f(v, ctx);
+            if (fv[i] < TS_BIG)
+                break;
+            v[i - 1] = par[i - 1] - st;
+            fv[i] = f(v, ctx);
+            if (fv[i] < TS_BIG)
+                break;
+            st *= 0.25;
+        }
+    }
+    int it = 0;
+    for (; it < maxit; it++) {
+        int lo = 0, hi = 0, nh;
+        for (int i = 1; i < n1; i++) {
+            if (fv[i] < fv[lo])
+                lo = i;
+            if (fv[i] > fv[hi])
+                hi = i;
+        }
+        nh = lo;
+        for (int i = 0; i < n1; i++)
+            if (i != hi && fv[i] > fv[nh])
+                nh = i;
+        if (fv[hi] - fv[lo] <= abstol + 1e-10 * fabs(fv[lo]))
+            break;
+        for (int j = 0; j < dim; j++)
+            cen[j] = 0.0;
+        for (int i = 0; i < n1; i++) {
+            if (i == hi)
+                continue;
+            const double *v = sx + i * dim;
+            for (int j = 0; j < dim; j++)
+                cen[j] += v[j];
+        }
+        double *xh = sx + hi * dim;
+        for (int j = 0; j < dim; j++) {
+            cen[j] /= dim;
+            xr[j] = cen[j] + (cen[j] - xh[j]);
+        }
+        double fr = f(xr, ctx);
+        if (fr < fv[lo]) {
+            for (int j = 0; j < dim; j++)
+                xe[j] = cen[j] + 2.0 * (cen[j] - xh[j]);
+            double fe = f(xe, ctx);
+            if (fe < fr) {
+                memcpy(xh, xe, (size_t)dim * sizeof(double));
+                fv[hi] = fe;
+            } else {
+                memcpy(xh, xr, (size_t)dim * sizeof(double));
+                fv[hi] = fr;
+            }
+            continue;
+        }
+        if (fr < fv[nh]) {
+            memcpy(xh, xr, (size_t)dim * sizeof(double));
+            fv[hi] = fr;
+            continue;
+        }
+        double fc;
+        if (fr < fv[hi]) {
+            for (int j = 0; j < dim; j++)
+                xe[j] = cen[j] + 0.5 * (xr[j] - cen[j]);
+            fc = f(xe, ctx);
+            if (fc <= fr) {
+                memcpy(xh, xe, (size_t)dim * sizeof(double));
+                fv[hi] = fc;
+                continue;
+            }
+        } else {
+            for (int j = 0; j < dim; j++)
+                xe[j] = cen[j] + 0.5 * (xh[j] - cen[j]);
+            fc = f(xe, ctx);
+            if (fc < fv[hi]) {
+                memcpy(xh, xe, (size_t)dim * sizeof(double));
+                fv[hi] = fc;
+                continue;
+            }
+        }
+        /* shrink towards the best vertex */
+        const double *xl = sx + lo * dim;
+        for (int i = 0; i < n1; i++) {
+            if (i == lo)
+                continue;
+            double *v = sx + i * dim;
+            for (int j = 0; j < dim; j++)
+                v[j] = xl[j] + 0.5 * (v[j] - xl[j]);
+            fv[i] = f(v, ctx);
+        }
+    }
+    int lo = 0;
+    for (int i = 1; i < n1; i++)
+        if (fv[i] < fv[lo])
+            lo = i;
+    memcpy(par, sx + lo * dim, (size_t)dim * sizeof(double));
+    *fmin = fv[lo];
+    return 0;
+}
+
+/* ---- names ---- */
+
+static const char *const method_names[] = {
+    "auto", "ets", "theta", "croston", "croston_classic", "sba", "tsb",
+    "naive", "snaive", "drift", "mean", "damped", "combo", NULL};
+
+int ts_method_parse(const char *name)
+{
+    for (int i = 0; method_names[i]; i++)
+        if (strcmp(name, method_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *ts_method_name(ts_method m)
+{
+    if ((int)m < 0 || (int)m > TS_COMBO)
+        return "?";
+    return method_names[m];
+}
+
+/* ---- the front door ---- */
+
+static int check_options(const ts_options *opt, prm_error *err)
+{
+    if (opt->h < 1 || opt->h > 100000)
+        return prm_error_set(err, "ts: horizon h must be in 1..100000, got %d", opt->h);
+    if (opt->period < 1 || opt->period > 1000)
+        return prm_error_set(err, "ts: period must be in 1..1000, got %d", opt->period);
+    if (opt->nlevels < 0 || opt->nlevels > TS_MAX_LEVELS)
+        return prm_error_set(err, "ts: at most %d interval levels, got %d", TS_MAX_LEVELS,
+                             opt->nlevels);
+    for (int j = 0; j < opt->nlevels; j++)
+        if (!(opt->levels[j] > 0.0 && opt->levels[j] < 100.0))
+            return prm_error_set(err, "ts: interval level %g is not in (0, 100)", opt->levels[j]);
+    if ((int)opt->method < 0 || (int)opt->method > TS_COMBO)
+        return prm_error_set(err, "ts: unknown method %d", (int)opt->method);
+    if (opt->npaths < 0 || opt->npaths > 1000000)
+        return prm_error_set(err, "ts: npaths must be in 0..1000000, got %d", opt->npaths);
+    return 0;
+}
+
+/* Drops leading NaNs, interpolates interior ones.  Returns a malloc'd copy. */
+static double *clean(const double *y, int n, int *nout, int *nfilled, prm_error *err)
+{
+    if (!y || n < 1) {
+        prm_error_set(err, "ts: empty series");
+        return NULL;
+    }
+    int first = 0;
+    while (first < n && isnan(y[first]))
+        first++;
+    if (first == n) {
+        prm_error_set(err, "ts: every value is missing (NaN)");
+        return NULL;
+    }
+    if (isnan(y[n - 1])) {
+        prm_error_set(err, "ts: the last value is missing (NaN); trim the series to its last "
+                      "observed value");
+        return NULL;
+    }
+    int len = n - first;
+    double *c = malloc((size_t)len * sizeof *c);
+    if (!c) {
+        prm_error_set(err, "ts: out of memory");
+        return NULL;
+    }
+    int filled = 0;
+    for (int i = 0; i < len; i++) {
+        double v = y[first + i];
+        if (isinf(v)) {
+            free(c);
+            prm_error_set(err, "ts: y[%d] is infinite", first + i + 1);
+            return NULL;
+        }
+        c[i] = v;
+    }
+    for (int i = 1; i < len; i++) {
+        if (!isnan(c[i]))
+            continue;
+        int j = i;
+        while (isnan(c[j]))
+            j++; /* c[len-1] is not NaN */
+        for (int k = i; k < j; k++)
+            c[k] = c[i - 1] + (c[j] - c[i - 1]) * (k - i + 1) / (double)(j - i + 1);
+        filled += j - i;
+        i = j;
+    }
+    *nout = len;
+    *nfilled = filled;
+    return c;
+}
+
+static int constant_forecast(const double *y, int n, const ts_options *opt, ts_result *r,
+                             prm_error *err)
+{
+    if (ts_result_alloc(r, opt, err) != 0)
+        return -1;
+    for (int k = 0; k < opt->h; k++) {
+        r->mean[k] = y[n - 1];
+        for (int j = 0; j < r->nlevels; j++)
+            r->lower[j * r->h + k] = r->upper[j * r->h + k] = y[n - 1];
+    }
+    snprintf(r->method, sizeof r->method, "Constant");
+    return 0;
+}
+
+static int ets_or_damped(const double *y, int n, const ts_options *opt, int damped,
+                         ts_result *r, prm_error *err)
+{
+    ts_ets fit;
+    const char *spec = opt->ets_model ? opt->ets_model : "ZZZ";
+    if (damped)
+        spec = "ZZZ";
+    if (ts_ets_fit(y, n, opt->period, spec, damped, &fit, err) != 0)
+        return -1;
+    return ts_ets_forecast(&fit, opt, r, err);
+}
+
+/* Mean of the members' point forecasts and of their interval bounds. */
+static int combine(ts_result *mem, int nm, const ts_options *opt, ts_result *r,
+                   prm_error *err)
+{
+    if (ts_result_alloc(r, opt, err) != 0)
+        return -1;
+    int h = opt->h, nl = opt->nlevels;
+    for (int i = 0; i < nm; i++) {
+        for (int k = 0; k < h; k++)
+            r->mean[k] += mem[i].mean[k] / nm;
+        for (int k = 0; k < h * nl; k++) {
+            r->lower[k] += mem[i].lower[k] / nm;
+            r->upper[k] += mem[i].upper[k] / nm;
+        }
+    }
+    int off = snprintf(r->method, sizeof r->method, "Combo(");
+    for (int i = 0; i < nm && off < (int)sizeof r->method; i++)
+        off += snprintf(r->method + off, sizeof r->method - (size_t)off, "%s%s", i ? "," : "",
+                        mem[i].method);
+    if (off < (int)sizeof r->method)
+        snprintf(r->method + off, sizeof r->method - (size_t)off, ")");
+    return 0;
+}
+
+static int combo(const double *y, int n, const ts_options *opt, ts_result *r, prm_error *err)
+{
+    ts_ets best, damped;
+    ts_result mem[3];
+    int nm = 0, rc = -1;
+    if (ts_ets_select(y, n, opt->period, "ZZZ", 0, &best, &damped, err) != 0)
+        return -1;
+    if (ts_ets_forecast(&best, opt, &mem[nm], err) != 0)
+        goto done;
+    nm++;
+    if (ts_theta(y, n, opt->period, opt, &mem[nm], err) != 0)
+        goto done;
+    nm++;
+    if (isfinite(damped.aicc)) {
+        if (ts_ets_forecast(&damped, opt, &mem[nm], err) != 0)
+            goto done;
+        nm++;
+    }
+    rc = combine(mem, nm, opt, r, err);
+done:
+    for (int i = 0; i < nm; i++)
+        ts_result_free(&mem[i]);
+    return rc;
+}
+
+static int share_zero_at_least(const double *y, int n, double share)
+{
+    int z = 0;
+    for (int i = 0; i < n; i++)
+        z += (y[i] == 0.0);
+    return z >= share * n;
+}
+
+static int all_finite(const ts_result *r)
+{
+    for (int k = 0; k < r->h * (1 + 2 * r->nlevels); k++)
+        if (!isfinite(r->mean[k]))
+            return 0;
+    return 1;
+}
+
+/* Model-based methods need this many observations; shorter series get the
+ * naive forecast (ETS(A,N,N) has 2 parameters and needs n >= 6). */
+#define MIN_N_MODEL 6
+
+int ts_forecast(const double *y, int n, const ts_options *opt, ts_result *out, prm_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (check_options(opt, err) != 0)
+        return -1;
+    int len, filled;
+    double *c = clean(y, n, &len, &filled, err);
+    if (!c)
+        return -1;
+    int rc = -1;
+    ts_method m = opt->method;
+    const char *note = NULL;
+    if (len < 2) {
+        prm_error_set(err, "ts: need at least 2 observations, got %d", len);
+        goto done;
+    }
+    double lo = c[0], hi = c[0];
+    for (int i = 1; i < len; i++) {
+        lo = fmin(lo, c[i]);
+        hi = fmax(hi, c[i]);
+    }
+    if (hi - lo <= 1e-12 * fmax(1.0, fabs(hi))) {
+        rc = constant_forecast(c, len, opt, out, err);
+        note = "constant series: zero-width intervals";
+        goto done;
+    }
+    if (m == TS_AUTO)
+        m = share_zero_at_least(c, len, 0.3) ? TS_CROSTON : TS_COMBO;
+    if (len < MIN_N_MODEL && (m == TS_ETS || m == TS_THETA || m == TS_DAMPED || m == TS_COMBO)) {
+        note = "series too short for a model: naive forecast";
+        m = TS_NAIVE;
+    }
+    switch (m) {
+    case TS_ETS:
+    case TS_DAMPED:
+        rc = ets_or_damped(c, len, opt, m == TS_DAMPED, out, err);
+        break;
+    case TS_THETA:
+        rc = ts_theta(c, len, opt->period, opt, out, err);
+        break;
+    case TS_COMBO:
+        rc = combo(c, len, opt, out, err);
+        break;
+    case TS_CROSTON:
+    case TS_CROSTON_CLASSIC:
+    case TS_SBA:
+    case TS_TSB:
+        rc = ts_intermittent(c, len, m, opt, out, err);
+        break;
+    default:
+        rc = ts_baseline(c, len, opt->period, m, opt, out, err);
+        break;
+    }
+    if (rc == 0 && !all_finite(out)) {
+        ts_result_free(out);
+        rc = prm_error_set(err, "ts: %s produced a non-finite forecast", ts_method_name(m));
+    }
+done:
+    free(c);
+    if (rc == 0) {
+        out->n_used = len;
+        out->n_filled = filled;
+        if (note)
+            snprintf(out->note, sizeof out->note, "%s", note);
+    } else {
+        memset(out, 0, sizeof *out);
+    }
+    return rc;
+}

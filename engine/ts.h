@@ -1,0 +1,122 @@
+/* ts.h - the time-series forecasting core: ETS, Theta, intermittent demand,
+ * baselines and their combination (issue 3; method notes in docs/TIMESERIES.md).
+ *
+ * Plain arrays in, a ts_result out; nothing here knows about Lua or SQLite.
+ * The forecast-assembly module calls it directly:
+ *
+ *   ts_options o;
+ *   ts_options_init(&o);            // auto method, 80/95% intervals
+ *   o.period = 12; o.h = 18;
+ *   ts_result r;
+ *   if (ts_forecast(y, n, &o, &r, &err) != 0) ... err.msg ...
+ *   ... r.mean[k], ts_lower(&r, 0)[k] (80%), ts_upper(&r, 1)[k] (95%) ...
+ *   ts_result_free(&r);
+ *
+ * Missing values are NaN.  Leading NaNs are dropped, interior NaNs are filled
+ * by linear interpolation, a trailing NaN is an error (the forecast origin
+ * would be ambiguous).  Every successful result holds only finite numbers.
+ * Results are deterministic: the simulation paths use opt->seed.
+ */
+#ifndef PRM_TS_H
+#define PRM_TS_H
+
+#include "error.h"
+
+#define TS_MAX_LEVELS 8      /* interval levels per call */
+#define TS_MAX_PARAMS 8      /* named parameters reported per result */
+#define TS_ETS_MAX_PERIOD 24 /* ETS seasonal models only for m <= 24, as R */
+
+typedef enum ts_method {
+    TS_AUTO = 0,   /* intermittent family when >= 30% zeros, else TS_COMBO */
+    TS_ETS,        /* ETS, model chosen by AICc unless opt->ets_model is set */
+    TS_THETA,      /* standard Theta (forecast::thetaf) */
+    TS_CROSTON,    /* intermittent: best of Croston/SBA/TSB by in-sample MSE */
+    TS_CROSTON_CLASSIC, TS_SBA, TS_TSB,
+    TS_NAIVE, TS_SNAIVE, TS_DRIFT, TS_MEAN,
+    TS_DAMPED,     /* ETS restricted to damped-trend models, by AICc */
+    TS_COMBO       /* mean of auto-ETS, Theta and damped ETS */
+} ts_method;
+
+typedef struct ts_options {
+    int period;            /* seasonal period m (12 monthly, 4 quarterly); 1 = none */
+    int h;                 /* forecast horizon, >= 1 */
+    ts_method method;
+    const char *ets_model; /* "ZZZ" (auto) or e.g. "MAdM", "ANN", "AZN"; NULL = auto */
+    int nlevels;           /* interval levels in percent, each in (0, 100) */
+    double levels[TS_MAX_LEVELS];
+    unsigned long long seed; /* simulation seed (ETS models without analytic intervals) */
+    int npaths;            /* simulation paths, default 2000 */
+} ts_options;
+
+typedef struct ts_param {
+    char name[16];
+    double value;
+} ts_param;
+
+typedef struct ts_result {
+    int h, nlevels;
+    double levels[TS_MAX_LEVELS];
+    double *mean;          /* h point forecasts */
+    double *lower, *upper; /* nlevels * h; level j is lower[j*h .. j*h+h-1] */
+    char method[96];       /* "ETS(M,Ad,M)", "Theta", "SBA", "Combo(...)" */
+    int nparams;
+    ts_param params[TS_MAX_PARAMS]; /* alpha, beta, gamma, phi, ... */
+    double aicc, loglik, sigma2;    /* ETS only; NaN otherwise */
+    int n_used;            /* observations used after dropping leading NaNs */
+    int n_filled;          /* interior NaNs filled by interpolation */
+    char note[96];         /* the fallback taken, if any ("" otherwise) */
+} ts_result;
+
+void ts_options_init(ts_options *opt);
+
+/* Forecasts y[0..n-1] h steps ahead.  Returns 0 and fills *out (free it with
+ * ts_result_free), or -1 with err->msg; *out needs no freeing on failure. */
+int ts_forecast(const double *y, int n, const ts_options *opt, ts_result *out,
+                prm_error *err);
+void ts_result_free(ts_result *r);
+
+/* The bounds of interval level index j (0 <= j < r->nlevels). */
+const double *ts_lower(const ts_result *r, int j);
+const double *ts_upper(const ts_result *r, int j);
+
+/* Parses "auto", "ets", "theta", "croston", "sba", "tsb", "croston_classic",
+ * "naive", "snaive", "drift", "mean", "damped", "combo"; -1 when unknown. */
+int ts_method_parse(const char *name);
+const char *ts_method_name(ts_method m);
+
+/* ---- lower-level pieces, exposed for tests and the benchmark ---- */
+
+/* A fitted ETS model (states on the scale of the data). */
+typedef struct ts_ets {
+    char error, trend, season;   /* 'A'/'M', 'N'/'A', 'N'/'A'/'M' */
+    int damped, m;               /* m = 1 for non-seasonal models */
+    double alpha, beta, gamma, phi;
+    double x[2 + TS_ETS_MAX_PERIOD]; /* final state: l, [b], s (s[0] newest) */
+    double x0[2 + TS_ETS_MAX_PERIOD];/* initial state, same layout */
+    int n, npar;                 /* observations; estimated parameters */
+    double loglik, aic, aicc, bic, sigma2, mse;
+} ts_ets;
+
+/* Fits one ETS model given by a three- or four-letter spec ("MAdM", "ANN"),
+ * or selects one by AICc when the spec contains 'Z' ("ZZZ", "ZAdZ").
+ * damped_only restricts the search to damped-trend models. */
+int ts_ets_fit(const double *y, int n, int period, const char *spec, int damped_only,
+               ts_ets *fit, prm_error *err);
+/* Point forecasts and intervals from a fitted model into r (allocated). */
+int ts_ets_forecast(const ts_ets *fit, const ts_options *opt, ts_result *r,
+                    prm_error *err);
+/* "ETS(M,Ad,M)" */
+void ts_ets_name(const ts_ets *fit, char *buf, int size);
+
+/* The inverse of the standard normal distribution function. */
+double ts_qnorm(double p);
+
+/* forecast::thetaf's seasonality test: the lag-m autocorrelation exceeds its
+ * 90% two-sided bound (one-sided 95%).  Needs n > 2m. */
+int ts_seasonal_test(const double *y, int n, int m);
+
+/* Classical multiplicative (or additive) decomposition as R's decompose():
+ * fills figure[0..m-1], the seasonal index of the position of y[0], y[1], ... */
+int ts_decompose(const double *y, int n, int m, int multiplicative, double *figure);
+
+#endif

@@ -1,0 +1,821 @@
+/* ts_ets.c - ETS state-space models (Hyndman, Koehler, Ord & Snyder 2008).
+ *
+ * Error A/M, trend N/A/Ad, season N/A/M, fitted by maximum likelihood with
+ * Nelder-Mead over the smoothing parameters and the initial states, as R's
+ * forecast::ets: the same "both" parameter region (usual bounds and the
+ * admissibility conditions), the same initial states (initstate), the same
+ * likelihood (n log SSE, plus 2 sum log|f| for multiplicative errors) and the
+ * same candidate set for automatic selection by AICc (no A-error with
+ * M-season, no multiplicative trend).  Differences, all chosen for speed or
+ * robustness and documented in docs/TIMESERIES.md: the series is divided by
+ * its mean absolute value before fitting (so every parameter is O(1) and
+ * the simplex can use per-coordinate steps), seasonal states live in a ring
+ * buffer instead of being shifted every step, and the polynomial root test of
+ * admissibility is a Schur-Cohn recursion instead of polyroot().
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ts_int.h"
+
+#define MAXM TS_ETS_MAX_PERIOD
+#define NSTATE (2 + MAXM)
+
+typedef struct spec {
+    char e, t, s;
+    int damped;
+} spec;
+
+typedef struct fitctx {
+    const double *y;   /* series divided by scale */
+    int n, m;          /* m = 1 for non-seasonal models */
+    spec sp;
+    int ntrend;        /* 1 when the model has a trend state */
+    double ring[MAXM]; /* scratch for the seasonal states */
+} fitctx;
+
+/* ---- the filter: one pass over the data ---- */
+
+/* Runs the model over y from initial state x0 (l, [b], s[0..m-1], s[0] the
+ * newest).  Returns R's "lik" (-2 log likelihood up to a constant) or TS_BIG
+ * when a multiplicative model meets a non-positive forecast.  Writes the
+ * final state to xend and the sum of squared errors to *sse when not NULL. */
+static double filter(fitctx *c, double alpha, double beta, double gamma, double phi,
+                     const double *x0, double *xend, double *sse_out)
+{
+    const double *y = c->y;
+    int n = c->n, m = c->m;
+    char E = c->sp.e, T = c->sp.t, S = c->sp.s;
+    double l = x0[0], b = (T != 'N') ? x0[1] : 0.0;
+    double *ring = c->ring;
+    int off = 1 + c->ntrend;
+    double bscale = (T != 'N') ? beta / alpha : 0.0;
+    if (S != 'N')
+        for (int j = 0; j < m; j++)
+            ring[j] = x0[off + m - 1 - j];
+    double sse = 0.0, slog = 0.0, prod = 1.0;
+    int p = 0, cnt = 0;
+    for (int i = 0; i < n; i++) {
+        double s = 0.0, phib = phi * b;
+        double q = l + phib;
+        double f = q;
+        if (S == 'A') {
+            s = ring[p];
+            f = q + s;
+        } else if (S == 'M') {
+            s = ring[p];
+            f = q * s;
+        }
+        double e;
+        if (E == 'A') {
+            e = y[i] - f;
+        } else {
+            if (!(f > 1e-10))
+                return TS_BIG;
+            e = (y[i] - f) / f;
+            prod *= f;
+            if (++cnt == 16) {
+                slog += log(prod);
+                prod = 1.0;
+                cnt = 0;
+            }
+        }
+        sse += e * e;
+        double pv = y[i];
+        if (S == 'A') {
+            pv -= s;
+        } else if (S == 'M') {
+            if (fabs(s) < 1e-10)
+                return TS_BIG;
+            pv /= s;
+        }
+        double lnew = q + alpha * (pv - q);
+        if (T != 'N')
+            b = phib + bscale * (lnew - l - phib);
+        if (S != 'N') {
+            double t;
+            if (S == 'A') {
+                t = y[i] - q;
+            } else {
+                if (fabs(q) < 1e-10)
+                    return TS_BIG;
+                t = y[i] / q;
+            }
+            ring[p] = s + gamma * (t - s);
+            if (++p == m)
+                p = 0;
+        }
+        l = lnew;
+    }
+    if (E == 'M')
+        slog += log(prod);
+    if (sse_out)
+        *sse_out = sse;
+    if (xend) {
+        xend[0] = l;
+        if (T != 'N')
+            xend[1] = b;
+        if (S != 'N')
+            /* ring[p] holds the oldest of the last m seasonal states */
+            for (int j = 0; j < m; j++)
+                xend[off + j] = ring[(p + m - 1 - j) % m];
+    }
+    if (!(sse > 0.0))
+        return -1e10; /* a perfect fit; R clips the same way */
+    double lik = n * log(sse) + 2.0 * slog;
+    if (!isfinite(lik))
+        return TS_BIG;
+    return lik < -1e10 ? -1e10 : lik;
+}
+
+/* ---- the parameter region ---- */
+
+/* All roots of c[0] + c[1] z + ... + c[k] z^k strictly inside the unit
+ * circle (Schur-Cohn: p has all roots inside iff |c0| < |ck| and the reduced
+ * polynomial (ck p(z) - c0 p*(z)) / z has too). */
+static int roots_inside(double *c, int k)
+{
+    while (k > 0) {
+        if (!(fabs(c[0]) < fabs(c[k])))
+            return 0;
+        double a0 = c[0], ak = c[k];
+        for (int i = 0; i < k; i++)
+            c[i] = ak * c[i + 1] - a0 * c[k - 1 - i];
+        k--;
+        /* keep the coefficients O(1) */
+        double mx = 0.0;
+        for (int i = 0; i <= k; i++)
+            if (fabs(c[i]) > mx)
+                mx = fabs(c[i]);
+        if (!(mx > 0.0))
+            return 0;
+        for (int i = 0; i <= k; i++)
+            c[i] /= mx;
+    }
+    return 1;
+}
+
+/* R's admissible() for seasonal models (the non-seasonal conditions always
+ * hold inside the usual bounds). */
+static int admissible_seasonal(double alpha, double beta, double gamma, double phi, int m)
+{
+    if (gamma < fmax(1.0 - 1.0 / phi - alpha, 0.0) || gamma > 1.0 + 1.0 / phi - alpha)
+        return 0;
+    if (alpha < 1.0 - 1.0 / phi - gamma * (1.0 - m + phi + phi * m) / (2.0 * phi * m))
+        return 0;
+    if (beta < -(1.0 - phi) * (gamma / m + alpha))
+        return 0;
+    double c[MAXM + 2];
+    c[0] = phi * (1.0 - alpha - gamma);
+    c[1] = alpha + beta - alpha * phi + gamma - 1.0;
+    for (int j = 2; j < m; j++)
+        c[j] = alpha + beta - alpha * phi;
+    c[m] = beta - alpha * phi;
+    c[m + 1] = 1.0;
+    return roots_inside(c, m + 1);
+}
+
+/* Unpacks par = alpha, [beta], [gamma], [phi], l0, [b0], s0..s(m-2) into the
+ * smoothing parameters and the full initial state (the last seasonal state
+ * makes them sum to 0, or to m when multiplicative).  Returns 0 outside the
+ * region. */
+static int unpack(const fitctx *c, const double *par, double *alpha, double *beta,
+                  double *gamma, double *phi, double *x0)
+{
+    int k = 0;
+    *alpha = par[k++];
+    *beta = (c->sp.t != 'N') ? par[k++] : 0.0;
+    *gamma = (c->sp.s != 'N') ? par[k++] : 0.0;
+    *phi = c->sp.damped ? par[k++] : 1.0;
+    const double lo = 1e-4, hi = 0.9999;
+    if (*alpha < lo || *alpha > hi)
+        return 0;
+    if (c->sp.t != 'N' && (*beta < lo || *beta > *alpha || *beta > hi))
+        return 0;
+    if (c->sp.damped && (*phi < 0.8 || *phi > 0.98))
+        return 0;
+    if (c->sp.s != 'N' && (*gamma < lo || *gamma > 1.0 - *alpha || *gamma > hi))
+        return 0;
+    if (c->sp.s != 'N' && c->m > 1 && !admissible_seasonal(*alpha, *beta, *gamma, *phi, c->m))
+        return 0;
+    int ns = 1 + c->ntrend;
+    for (int j = 0; j < ns; j++)
+        x0[j] = par[k++];
+    if (c->sp.s != 'N') {
+        double sum = 0.0;
+        for (int j = 0; j < c->m - 1; j++) {
+            x0[ns + j] = par[k + j];
+            sum += par[k + j];
+        }
+        x0[ns + c->m - 1] = (c->sp.s == 'M' ? c->m : 0.0) - sum;
+        if (c->sp.s == 'M')
+            for (int j = 0; j < c->m; j++)
+                if (x0[ns + j] < 0.0)
+                    return 0;
+    }
+    return 1;
+}
+
+static double objective(const double *par, void *vctx)
+{
+    fitctx *c = vctx;
+    double alpha, beta, gamma, phi, x0[NSTATE];
+    if (!unpack(c, par, &alpha, &beta, &gamma, &phi, x0))
+        return TS_BIG;
+    return filter(c, alpha, beta, gamma, phi, x0, NULL, NULL);
+}
+
+/* ---- initial states (R's initstate) ---- */
+
+/* Solves the k x k system a x = b in place (Gaussian elimination with partial
+ * pivoting).  Returns -1 when singular. */
+static int solve(double *a, double *b, int k)
+{
+    for (int col = 0; col < k; col++) {
+        int piv = col;
+        for (int r = col + 1; r < k; r++)
+            if (fabs(a[r * k + col]) > fabs(a[piv * k + col]))
+                piv = r;
+        if (fabs(a[piv * k + col]) < 1e-12)
+            return -1;
+        if (piv != col) {
+            for (int j = 0; j < k; j++) {
+                double t = a[col * k + j];
+                a[col * k + j] = a[piv * k + j];
+                a[piv * k + j] = t;
+            }
+            double t = b[col];
+            b[col] = b[piv];
+            b[piv] = t;
+        }
+        for (int r = col + 1; r < k; r++) {
+            double f = a[r * k + col] / a[col * k + col];
+            for (int j = col; j < k; j++)
+                a[r * k + j] -= f * a[col * k + j];
+            b[r] -= f * b[col];
+        }
+    }
+    for (int r = k - 1; r >= 0; r--) {
+        double s = b[r];
+        for (int j = r + 1; j < k; j++)
+            s -= a[r * k + j] * b[j];
+        b[r] = s / a[r * k + r];
+    }
+    return 0;
+}
+
+/* Least-squares line through (1..k, v[0..k-1]): intercept and slope. */
+static void line_fit(const double *v, int k, double *a, double *b)
+{
+    double mx = (k + 1) / 2.0, my = 0.0;
+    for (int i = 0; i < k; i++)
+        my += v[i];
+    my /= k;
+    double sxy = 0.0, sxx = 0.0;
+    for (int i = 0; i < k; i++) {
+        double dx = (i + 1) - mx;
+        sxy += dx * (v[i] - my);
+        sxx += dx * dx;
+    }
+    *b = sxx > 0.0 ? sxy / sxx : 0.0;
+    *a = my - *b * mx;
+}
+
+int ts_decompose(const double *y, int n, int m, int multiplicative, double *figure)
+{
+    if (m < 2 || n < 2 * m)
+        return -1;
+    double sum[256], cnt[256];
+    if (m > 256)
+        return -1;
+    for (int i = 0; i < m; i++)
+        sum[i] = cnt[i] = 0.0;
+    int half = m / 2;
+    for (int t = half; t + half < n; t++) {
+        double tr = 0.0;
+        if (m % 2 == 0) {
+            tr = 0.5 * (y[t - half] + y[t + half]);
+            for (int j = -half + 1; j < half; j++)
+                tr += y[t + j];
+        } else {
+            for (int j = -half; j <= half; j++)
+                tr += y[t + j];
+        }
+        tr /= m;
+        double v;
+        if (multiplicative) {
+            if (tr == 0.0)
+                return -1;
+            v = y[t] / tr;
+        } else {
+            v = y[t] - tr;
+        }
+        sum[t % m] += v;
+        cnt[t % m] += 1.0;
+    }
+    double mean = 0.0;
+    for (int i = 0; i < m; i++) {
+        if (cnt[i] == 0.0)
+            return -1;
+        figure[i] = sum[i] / cnt[i];
+        mean += figure[i];
+    }
+    mean /= m;
+    for (int i = 0; i < m; i++) {
+        if (multiplicative) {
+            if (mean == 0.0)
+                return -1;
+            figure[i] /= mean;
+        } else {
+            figure[i] -= mean;
+        }
+    }
+    return 0;
+}
+
+/* Initial l0, [b0], s0..s(m-2) for trend T and season S into par (R's
+ * initstate).  m is the data period.  Returns the number of values. */
+static int init_states(const double *y, int n, int m, char T, char S, double *out,
+                       double *work)
+{
+    double *seas = work, *ysa = work + n;
+    int k = 0;
+    if (S != 'N') {
+        double fig[MAXM];
+        if (n < 3 * m || ts_decompose(y, n, m, S == 'M', fig) != 0) {
+            /* y ~ 1 + t + cos + sin at the fundamental frequency */
+            int nreg = (m == 2) ? 3 : 4;
+            double a[16] = {0}, rhs[4] = {0}, xr[4];
+            for (int t = 0; t < n; t++) {
+                double tt = t + 1.0;
+                xr[0] = 1.0;
+                xr[1] = tt;
+                xr[2] = cos(2.0 * M_PI * tt / m);
+                xr[3] = sin(2.0 * M_PI * tt / m);
+                for (int i = 0; i < nreg; i++) {
+                    rhs[i] += xr[i] * y[t];
+                    for (int j = 0; j < nreg; j++)
+                        a[i * nreg + j] += xr[i] * xr[j];
+                }
+            }
+            if (solve(a, rhs, nreg) != 0) {
+                double mu = 0.0;
+                for (int t = 0; t < n; t++)
+                    mu += y[t];
+                rhs[0] = mu / n;
+                rhs[1] = 0.0;
+            }
+            for (int t = 0; t < n; t++) {
+                double tr = rhs[0] + rhs[1] * (t + 1.0);
+                seas[t] = (S == 'A') ? y[t] - tr : (tr != 0.0 ? y[t] / tr : 1.0);
+            }
+        } else {
+            for (int t = 0; t < n; t++)
+                seas[t] = fig[t % m];
+        }
+        /* init.seas <- rev(seasonal[2:m]) */
+        double *is = out + 1 + (T != 'N');
+        for (int j = 0; j < m - 1; j++)
+            is[j] = seas[m - 1 - j];
+        if (S == 'A') {
+            for (int t = 0; t < n; t++)
+                ysa[t] = y[t] - seas[t];
+        } else {
+            double sum = 0.0;
+            for (int j = 0; j < m - 1; j++) {
+                if (is[j] < 1e-2)
+                    is[j] = 1e-2;
+                sum += is[j];
+            }
+            if (sum > m)
+                for (int j = 0; j < m - 1; j++)
+                    is[j] /= sum + 1e-2 * (m - 1);
+            for (int t = 0; t < n; t++)
+                ysa[t] = y[t] / fmax(seas[t], 1e-2);
+        }
+        k = m - 1;
+    } else {
+        memcpy(ysa, y, (size_t)n * sizeof *y);
+        m = 1;
+    }
+    int maxn = 2 * m > 10 ? 2 * m : 10;
+    if (maxn > n)
+        maxn = n;
+    if (T == 'N') {
+        double mu = 0.0;
+        for (int t = 0; t < maxn; t++)
+            mu += ysa[t];
+        out[0] = mu / maxn;
+        return 1 + k;
+    }
+    double l0, b0;
+    line_fit(ysa, maxn, &l0, &b0);
+    if (fabs(l0 + b0) < 1e-8) {
+        l0 *= 1 + 1e-3;
+        b0 *= 1 + 1e-3;
+    }
+    out[0] = l0;
+    out[1] = b0;
+    return 2 + k;
+}
+
+/* ---- fitting ---- */
+
+/* Nelder-Mead effort.  Measured on M3 monthly (docs/TIMESERIES.md): beyond
+ * these caps the AICc rarely changes in a way that changes the selection. */
+static int g_maxit_per_dim = 100;
+static double g_abstol = 1e-5;
+
+static int fit_one(const double *ys, int n, int mdata, spec sp, const double *init,
+                   ts_ets *fit, double *lik_out)
+{
+    fitctx c;
+    memset(&c, 0, sizeof c);
+    c.y = ys;
+    c.n = n;
+    c.m = (sp.s != 'N') ? mdata : 1;
+    c.sp = sp;
+    c.ntrend = (sp.t != 'N');
+    double par[TS_NM_MAXDIM], step[TS_NM_MAXDIM];
+    int k = 0;
+    double alpha = 1e-4 + 0.2 * (0.9999 - 1e-4) / c.m;
+    par[k] = alpha;
+    step[k++] = 0.1;
+    if (sp.t != 'N') {
+        double ub = fmin(0.9999, alpha);
+        par[k] = 1e-4 + 0.1 * (ub - 1e-4);
+        step[k] = 0.5 * (ub - par[k]);
+        k++;
+    }
+    if (sp.s != 'N') {
+        double ub = fmin(0.9999, 1.0 - alpha);
+        par[k] = 1e-4 + 0.05 * (ub - 1e-4);
+        step[k++] = 0.1;
+    }
+    if (sp.damped) {
+        par[k] = 0.8 + 0.99 * (0.98 - 0.8);
+        step[k++] = -0.05;
+    }
+    int ns = 1 + c.ntrend + (sp.s != 'N' ? c.m - 1 : 0);
+    for (int j = 0; j < ns; j++) {
+        double v = init[j];
+        par[k] = v;
+        if (j == 0)
+            step[k] = 0.1 * fmax(fabs(v), 0.1);
+        else if (j == 1 && c.ntrend)
+            step[k] = 0.1 * fmax(fabs(v), 0.01);
+        else
+            step[k] = (sp.s == 'M') ? 0.05 : 0.1 * fmax(fabs(v), 0.1);
+        k++;
+    }
+    int dim = k;
+    if (n < dim + 4)
+        return -1;
+    double f0;
+    int maxit = g_maxit_per_dim * dim;
+    if (maxit < 200)
+        maxit = 200;
+    if (ts_nelder_mead(objective, &c, par, step, dim, maxit, g_abstol, &f0) != 0 || f0 >= TS_BIG)
+        return -1;
+    double x0[NSTATE], xend[NSTATE], sse;
+    unpack(&c, par, &fit->alpha, &fit->beta, &fit->gamma, &fit->phi, x0);
+    double lik = filter(&c, fit->alpha, fit->beta, fit->gamma, fit->phi, x0, xend, &sse);
+    if (lik >= TS_BIG)
+        return -1;
+    fit->error = sp.e;
+    fit->trend = sp.t;
+    fit->season = sp.s;
+    fit->damped = sp.damped;
+    fit->m = c.m;
+    fit->n = n;
+    fit->npar = dim;
+    int nst = 1 + c.ntrend + (sp.s != 'N' ? c.m : 0);
+    memcpy(fit->x, xend, (size_t)nst * sizeof(double));
+    memcpy(fit->x0, x0, (size_t)nst * sizeof(double));
+    fit->mse = sse / n;
+    fit->sigma2 = sse / (n > dim ? n - dim : n);
+    *lik_out = lik;
+    return 0;
+}
+
+/* Rescales a fit made on y/scale back to the data's scale. */
+static void rescale(ts_ets *f, double scale)
+{
+    int nst = 1 + (f->trend != 'N') + (f->season != 'N' ? f->m : 0);
+    int s0 = 1 + (f->trend != 'N');
+    for (int j = 0; j < nst; j++) {
+        if (j >= s0 && f->season == 'M')
+            continue;
+        f->x[j] *= scale;
+        f->x0[j] *= scale;
+    }
+    if (f->error == 'A')
+        f->sigma2 *= scale * scale;
+}
+
+static int parse_spec(const char *s, char *e, char *t, char *d, char *se)
+{
+    /* E T [d] S, with Z meaning "any" */
+    size_t len = strlen(s);
+    if (len != 3 && len != 4)
+        return -1;
+    *e = s[0];
+    *t = s[1];
+    *d = 'Z';
+    *se = s[len - 1];
+    if (len == 4) {
+        if (s[2] != 'd' || (*t != 'A' && *t != 'Z'))
+            return -1;
+        *d = 'Y';
+        if (*t == 'Z')
+            *t = 'A';
+    }
+    if (!strchr("AMZ", *e) || !strchr("NAZ", *t) || !strchr("NAMZ", *se))
+        return -1;
+    return 0;
+}
+
+int ts_ets_fit(const double *y, int n, int period, const char *specstr, int damped_only,
+               ts_ets *fit, prm_error *err)
+{
+    return ts_ets_select(y, n, period, specstr, damped_only, fit, NULL, err);
+}
+
+int ts_ets_select(const double *y, int n, int period, const char *specstr, int damped_only,
+                  ts_ets *fit, ts_ets *best_damped, prm_error *err)
+{
+    char E, T, D, S;
+    if (!specstr)
+        specstr = "ZZZ";
+    if (parse_spec(specstr, &E, &T, &D, &S) != 0)
+        return prm_error_set(err, "ets: bad model \"%s\" (want e.g. \"ZZZ\", \"MAdM\", \"ANN\")",
+                             specstr);
+    if (n < 3)
+        return prm_error_set(err, "ets: need at least 3 observations, got %d", n);
+    double scale = 0.0, ymin = y[0];
+    for (int i = 0; i < n; i++) {
+        scale += fabs(y[i]);
+        if (y[i] < ymin)
+            ymin = y[i];
+    }
+    scale /= n;
+    if (!(scale > 0.0) || !isfinite(scale))
+        return prm_error_set(err, "ets: series is all zeros or not finite");
+    int positive = ymin > 0.0;
+    int m = period;
+    int seasonal_ok = m >= 2 && m <= MAXM && n > m;
+    if (S == 'M' || S == 'A') {
+        if (!seasonal_ok)
+            return prm_error_set(err, "ets: seasonal model needs 2 <= period <= %d and more than "
+                                 "one period of data (period %d, n %d)", MAXM, m, n);
+    }
+    if ((E == 'M' || S == 'M') && !positive)
+        return prm_error_set(err, "ets: multiplicative model %s needs strictly positive data",
+                             specstr);
+    double *ys = malloc((size_t)n * 3 * sizeof(double));
+    if (!ys)
+        return prm_error_set(err, "ets: out of memory");
+    double *work = ys + n;
+    for (int i = 0; i < n; i++)
+        ys[i] = y[i] / scale;
+
+    double best = INFINITY, bestd = INFINITY;
+    ts_ets cand;
+    int found = 0;
+    if (best_damped)
+        best_damped->aicc = INFINITY;
+    const char errs[] = "AM", trends[] = "NAD", seas[] = "NAM";
+    double init[3][3][NSTATE];
+    int have_init[3][3] = {{0}};
+    for (int ie = 0; ie < 2; ie++) {
+        for (int it = 0; it < 3; it++) {
+            for (int is = 0; is < 3; is++) {
+                char e = errs[ie], t = trends[it] == 'D' ? 'A' : trends[it], s = seas[is];
+                int damped = trends[it] == 'D';
+                if (E != 'Z' && e != E)
+                    continue;
+                if (T != 'Z' && t != T)
+                    continue;
+                if (D == 'Y' && !damped)
+                    continue;
+                if (D == 'Z' && T == 'A' && strlen(specstr) == 3 && damped)
+                    continue; /* "AAN" means undamped */
+                if (damped_only && !damped)
+                    continue;
+                if (S != 'Z' && s != S)
+                    continue;
+                if (s != 'N' && !seasonal_ok)
+                    continue;
+                if ((e == 'M' || s == 'M') && !positive)
+                    continue;
+                if (e == 'A' && s == 'M')
+                    continue; /* unstable; excluded as forecast::ets does */
+                int ti = (t != 'N'), si = is;
+                if (!have_init[ti][si]) {
+                    init_states(ys, n, m, t, s, init[ti][si], work);
+                    have_init[ti][si] = 1;
+                }
+                spec sp = {e, t, s, damped};
+                double lik;
+                memset(&cand, 0, sizeof cand);
+                if (fit_one(ys, n, m, sp, init[ti][si], &cand, &lik) != 0)
+                    continue;
+                double np = cand.npar + 1.0;
+                double lik0 = lik + 2.0 * n * log(scale);
+                cand.loglik = -0.5 * lik0;
+                cand.aic = lik0 + 2.0 * np;
+                cand.bic = lik0 + log((double)n) * np;
+                cand.aicc = (n - np - 1.0 > 0.0) ? cand.aic + 2.0 * np * (np + 1.0) / (n - np - 1.0)
+                                                : INFINITY;
+                if (!isfinite(cand.aicc))
+                    continue;
+                if (cand.aicc < best) {
+                    best = cand.aicc;
+                    *fit = cand;
+                    found = 1;
+                }
+                if (best_damped && damped && cand.aicc < bestd) {
+                    bestd = cand.aicc;
+                    *best_damped = cand;
+                }
+            }
+        }
+    }
+    free(ys);
+    if (!found)
+        return prm_error_set(err, "ets: no admissible %s model could be fitted (n %d, period %d)",
+                             specstr, n, m);
+    rescale(fit, scale);
+    if (best_damped && isfinite(bestd))
+        rescale(best_damped, scale);
+    return 0;
+}
+
+void ts_ets_name(const ts_ets *f, char *buf, int size)
+{
+    snprintf(buf, (size_t)size, "ETS(%c,%s,%c)", f->error,
+             f->trend == 'N' ? "N" : (f->damped ? "Ad" : "A"), f->season);
+}
+
+/* ---- forecasting ---- */
+
+/* One step of the model from state (l, b, ring at position p); returns the
+ * forecast and, when y is given, updates the state with the observation. */
+static void point_forecasts(const ts_ets *f, int h, double *out)
+{
+    int m = f->m, off = 1 + (f->trend != 'N');
+    double l = f->x[0], b = (f->trend != 'N') ? f->x[1] : 0.0, phi = f->damped ? f->phi : 1.0;
+    double phistar = 0.0, pk = 1.0;
+    for (int k = 1; k <= h; k++) {
+        pk *= phi;
+        phistar += pk;
+        double v = l + phistar * b;
+        if (f->season != 'N') {
+            int j = m - 1 - ((k - 1) % m);
+            v = (f->season == 'A') ? v + f->x[off + j] : v * f->x[off + j];
+        }
+        out[k - 1] = v;
+    }
+}
+
+/* Sample paths for models without an analytic variance (M error with M
+ * season): quantiles of simulated futures at each step. */
+static int simulate(const ts_ets *f, const ts_options *opt, ts_result *r, prm_error *err)
+{
+    int h = opt->h, np = opt->npaths > 0 ? opt->npaths : 2000, m = f->m;
+    int off = 1 + (f->trend != 'N');
+    double *paths = malloc((size_t)h * (size_t)np * sizeof(double));
+    if (!paths)
+        return prm_error_set(err, "ets: out of memory (simulation)");
+    ts_rng rng;
+    ts_rng_seed(&rng, opt->seed);
+    double sigma = sqrt(f->sigma2), phi = f->damped ? f->phi : 1.0;
+    double bscale = (f->trend != 'N') ? f->beta / f->alpha : 0.0;
+    double ring[MAXM];
+    for (int i = 0; i < np; i++) {
+        double l = f->x[0], b = (f->trend != 'N') ? f->x[1] : 0.0;
+        if (f->season != 'N')
+            for (int j = 0; j < m; j++)
+                ring[j] = f->x[off + m - 1 - j];
+        int p = 0;
+        for (int k = 0; k < h; k++) {
+            double phib = phi * b, q = l + phib, s = 0.0, fc = q;
+            if (f->season == 'A') {
+                s = ring[p];
+                fc = q + s;
+            } else if (f->season == 'M') {
+                s = ring[p];
+                fc = q * s;
+            }
+            double e = sigma * ts_rng_normal(&rng);
+            double yv = (f->error == 'A') ? fc + e : fc * (1.0 + e);
+            paths[(size_t)k * (size_t)np + (size_t)i] = yv;
+            double pv = yv;
+            if (f->season == 'A')
+                pv -= s;
+            else if (f->season == 'M')
+                pv = fabs(s) > 1e-300 ? pv / s : q;
+            double lnew = q + f->alpha * (pv - q);
+            if (f->trend != 'N')
+                b = phib + bscale * (lnew - l - phib);
+            if (f->season != 'N') {
+                double t = (f->season == 'A') ? yv - q : (fabs(q) > 1e-300 ? yv / q : s);
+                ring[p] = s + f->gamma * (t - s);
+                if (++p == m)
+                    p = 0;
+            }
+            l = lnew;
+        }
+    }
+    for (int k = 0; k < h; k++) {
+        double *col = paths + (size_t)k * (size_t)np;
+        ts_sort(col, np);
+        for (int j = 0; j < r->nlevels; j++) {
+            double a = (1.0 - r->levels[j] / 100.0) / 2.0;
+            r->lower[j * h + k] = ts_quantile_sorted(col, np, a);
+            r->upper[j * h + k] = ts_quantile_sorted(col, np, 1.0 - a);
+        }
+    }
+    free(paths);
+    return 0;
+}
+
+int ts_ets_forecast(const ts_ets *f, const ts_options *opt, ts_result *r, prm_error *err)
+{
+    if (ts_result_alloc(r, opt, err) != 0)
+        return -1;
+    int h = opt->h;
+    point_forecasts(f, h, r->mean);
+    ts_ets_name(f, r->method, sizeof r->method);
+    ts_add_param(r, "alpha", f->alpha);
+    if (f->trend != 'N')
+        ts_add_param(r, "beta", f->beta);
+    if (f->season != 'N')
+        ts_add_param(r, "gamma", f->gamma);
+    if (f->damped)
+        ts_add_param(r, "phi", f->phi);
+    r->aicc = f->aicc;
+    r->loglik = f->loglik;
+    r->sigma2 = f->sigma2;
+    if (f->season == 'M') {
+        if (simulate(f, opt, r, err) != 0) {
+            ts_result_free(r);
+            return -1;
+        }
+        return 0;
+    }
+    /* Classes 1 and 2 of Hyndman et al. (2008, ch. 6): c_j = alpha +
+     * beta * (phi + ... + phi^j) + gamma [j = 0 mod m]. */
+    double *se = malloc((size_t)h * 2 * sizeof(double));
+    if (!se) {
+        ts_result_free(r);
+        return prm_error_set(err, "ets: out of memory");
+    }
+    double *c = se + h, phi = f->damped ? f->phi : 1.0, pj = 1.0, phisum = 0.0;
+    for (int j = 1; j < h; j++) {
+        pj *= phi;
+        phisum += pj;
+        c[j] = f->alpha + (f->trend != 'N' ? f->beta * phisum : 0.0) +
+               ((f->season != 'N' && j % f->m == 0) ? f->gamma : 0.0);
+    }
+    if (f->error == 'A') {
+        double acc = 0.0;
+        for (int k = 0; k < h; k++) {
+            if (k > 0)
+                acc += c[k] * c[k];
+            se[k] = sqrt(f->sigma2 * (1.0 + acc));
+        }
+    } else {
+        /* theta_k = mu_k^2 + sigma2 sum_{j<k} c_j^2 theta_{k-j};
+         * var_k = (1 + sigma2) theta_k - mu_k^2 */
+        double *th = malloc((size_t)h * sizeof(double));
+        if (!th) {
+            free(se);
+            ts_result_free(r);
+            return prm_error_set(err, "ets: out of memory");
+        }
+        for (int k = 0; k < h; k++) {
+            double mu = r->mean[k], v = mu * mu;
+            for (int j = 1; j <= k; j++)
+                v += f->sigma2 * c[j] * c[j] * th[k - j];
+            th[k] = v;
+            double var = (1.0 + f->sigma2) * v - mu * mu;
+            se[k] = sqrt(var > 0.0 ? var : 0.0);
+        }
+        free(th);
+    }
+    ts_normal_intervals(r, se);
+    free(se);
+    return 0;
+}
+
+/* For the benchmark's measurement of the optimiser effort. */
+void ts_ets_set_effort(int maxit_per_dim, double abstol)
+{
+    if (maxit_per_dim > 0)
+        g_maxit_per_dim = maxit_per_dim;
+    if (abstol > 0.0)
+        g_abstol = abstol;
+}

@@ -1,0 +1,49 @@
+/* ts_int.h - helpers shared by the ts_*.c files; not part of the contract. */
+#ifndef PRM_TS_INT_H
+#define PRM_TS_INT_H
+
+#include <stdint.h>
+
+#include "ts.h"
+
+/* Nelder-Mead minimiser.  f returns a large finite value (TS_BIG) outside the
+ * feasible region, as R's optim does with non-finite values. */
+#define TS_BIG 1e30
+#define TS_NM_MAXDIM 32
+typedef double (*ts_objective)(const double *par, void *ctx);
+int ts_nelder_mead(ts_objective f, void *ctx, double *par, const double *step, int dim,
+                   int maxit, double abstol, double *fmin);
+
+/* xoshiro256** seeded through splitmix64; normal deviates by Box-Muller. */
+typedef struct ts_rng {
+    uint64_t s[4];
+    int has_spare;
+    double spare;
+} ts_rng;
+void ts_rng_seed(ts_rng *r, uint64_t seed);
+double ts_rng_normal(ts_rng *r);
+
+/* Allocates r->mean/lower/upper for opt->h and opt->levels. */
+int ts_result_alloc(ts_result *r, const ts_options *opt, prm_error *err);
+/* Sets mean +- z * se[k] for every level. */
+void ts_normal_intervals(ts_result *r, const double *se);
+void ts_add_param(ts_result *r, const char *name, double value);
+/* Linear-interpolation (type 7) quantile of a sorted array. */
+double ts_quantile_sorted(const double *x, int n, double p);
+void ts_sort(double *x, int n);
+
+/* ts_ets_fit that also returns the best damped-trend model (aicc INFINITY
+ * when none was fitted). */
+int ts_ets_select(const double *y, int n, int period, const char *spec, int damped_only,
+                  ts_ets *fit, ts_ets *best_damped, prm_error *err);
+void ts_ets_set_effort(int maxit_per_dim, double abstol);
+
+/* Theta, intermittent and baseline forecasters (y is clean: finite, n >= 2). */
+int ts_theta(const double *y, int n, int m, const ts_options *opt, ts_result *r,
+             prm_error *err);
+int ts_intermittent(const double *y, int n, ts_method which, const ts_options *opt,
+                    ts_result *r, prm_error *err);
+int ts_baseline(const double *y, int n, int m, ts_method which, const ts_options *opt,
+                ts_result *r, prm_error *err);
+
+#endif
