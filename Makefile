@@ -38,15 +38,19 @@ deps:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(DEB_PKGS); fi
 
-build/gen/lualib.h: $(LUALIB) engine/embed.awk
-	@mkdir -p build/gen
-	awk -f engine/embed.awk $(LUALIB) > $@.tmp && mv $@.tmp $@
+build/embed: engine/tools/embed.c
+	@mkdir -p build
+	$(CC) -O1 -o $@ $<
 
-build/obj/%.o: engine/%.c engine/*.h build/gen/lualib.h
+build/gen/embedded_lua.h: $(LUALIB) build/embed
+	@mkdir -p build/gen
+	build/embed $(LUALIB) > $@.tmp && mv $@.tmp $@
+
+build/obj/%.o: engine/%.c engine/*.h build/gen/embedded_lua.h
 	@mkdir -p build/obj
 	$(CC) $(CFLAGS) -c $< -o $@
 
-build/asan/%.o: engine/%.c engine/*.h build/gen/lualib.h
+build/asan/%.o: engine/%.c engine/*.h build/gen/embedded_lua.h
 	@mkdir -p build/asan
 	$(CC) $(CFLAGS) $(SAN) -c $< -o $@
 

@@ -25,7 +25,12 @@ int prm_error_prefix(prm_error *err, const char *fmt, ...)
         vsnprintf(head, sizeof head, fmt, ap);
         va_end(ap);
         memcpy(old, err->msg, sizeof old);
-        snprintf(err->msg, sizeof err->msg, "%s%s", head, old);
+        size_t h = strlen(head), o = strnlen(old, sizeof old - 1);
+        if (h > sizeof err->msg - 1) h = sizeof err->msg - 1;
+        if (o > sizeof err->msg - 1 - h) o = sizeof err->msg - 1 - h;
+        memcpy(err->msg, head, h);
+        memcpy(err->msg + h, old, o);
+        err->msg[h + o] = 0;
     }
     return -1;
 }

@@ -1,0 +1,164 @@
+-- connectors/file.lua: a PRM export folder (CSV, JSON or JSON Lines).
+--
+-- One file per object; `files` names them (without extension) and `map`
+-- turns one raw record (keyed by the export's column names) into the
+-- store's canonical record. A mapping returns the record, `false` to skip
+-- the row on purpose, or raises (via prm.map helpers) to reject it: the
+-- ingest reports "<file>:<line>: <reason>" and carries on.
+--
+-- Copy this file to adapt another PRM's export: rename columns, change the
+-- stage table, the date formats or the money scale.
+local map = require "prm.map"
+
+local stage = map.lookup({
+  ["registered"] = "registered", ["deal registered"] = "registered", ["submitted"] = "registered",
+  ["approved"] = "qualified", ["qualified"] = "qualified",
+  ["solution design"] = "solution", ["discovery"] = "solution", ["demo"] = "solution",
+  ["proposal sent"] = "proposal", ["proposal"] = "proposal", ["quote"] = "proposal",
+  ["negotiation"] = "negotiation", ["contracting"] = "negotiation", ["commit"] = "negotiation",
+  ["closed won"] = "closed_won", ["won"] = "closed_won",
+  ["closed lost"] = "closed_lost", ["lost"] = "closed_lost", ["rejected"] = "closed_lost",
+}, "Stage")
+
+local status_of = { closed_won = "won", closed_lost = "lost" }
+
+local category = map.lookup({
+  ["commit"] = "commit", ["best case"] = "best_case", ["upside"] = "best_case",
+  ["pipeline"] = "pipeline",
+}, "Forecast Category")
+
+local payout_kind = map.lookup({
+  ["commission"] = "commission", ["mdf"] = "mdf", ["market development funds"] = "mdf",
+  ["rebate"] = "rebate", ["spiff"] = "spiff",
+}, "Type")
+
+local partner_type = map.lookup({
+  ["distributor"] = "distributor", ["reseller"] = "reseller", ["var"] = "reseller",
+  ["referral"] = "referral", ["referral partner"] = "referral", ["msp"] = "msp",
+  ["managed service provider"] = "msp",
+}, "Partner Type")
+
+-- What a channel manager needs on a registration before it can be worked.
+local required = { "Account Name", "Contact Name", "Contact Email", "Deal Amount", "Product",
+                   "Expected Close Date", "Budget Confirmed" }
+
+local function period(v, col)
+  if v == nil then return nil end
+  local y, q = tostring(v):match("^%s*F?Y?(%d%d%d%d)%s*%-?%s*Q([1-4])%s*$")
+  if not y then y, q = tostring(v):match("^%s*Q([1-4])%s*%-?%s*F?Y?(%d%d%d%d)%s*$") ; y, q = q, y end
+  if not y then error(("%s: not a quarter: %q"):format(col, v), 0) end
+  return ("%s-Q%s"):format(y, q)
+end
+
+return {
+  name = "file",
+  source = "file",
+  files = {
+    partner = "partners", deal = "deals", deal_change = "deal_history", commit = "commits",
+    quota = "quotas", transaction = "transactions", payout = "payouts", signal = "signals",
+    fx = "fx_rates",
+  },
+  -- Columns a file must have, checked before anything of it is written.
+  columns = {
+    partner = { "Partner ID" },
+    deal = { "Deal ID", "Partner ID", "Stage", "Created Date" },
+    deal_change = { "Deal ID", "Changed At" },
+    commit = { "Partner ID", "Period", "Forecast Category", "Amount", "Submitted At" },
+    quota = { "Partner ID", "Period", "Quota", "Set At" },
+    transaction = { "Transaction ID", "Partner ID", "Amount", "Booked Date" },
+    payout = { "Payout ID", "Partner ID", "Type", "Amount (cents)", "Paid Date" },
+    signal = { "Entity Type", "Entity", "Signal", "Date", "Value" },
+    fx = { "Currency", "Date", "Rate to USD" },
+  },
+  map = {
+    partner = function(r)
+      return {
+        external_id = r["Partner ID"], name = r["Partner Name"], tier = r["Tier"],
+        region = r["Region"], country = r["Country"],
+        type = partner_type(r["Partner Type"]), parent_id = r["Parent Partner ID"],
+        currency = r["Currency"], status = r["Status"],
+        joined_at = map.date(r["Join Date"], "auto", "Join Date"),
+        updated_at = map.instant(r["Last Modified"], "auto", "Last Modified"),
+      }
+    end,
+
+    deal = function(r)
+      local s = stage(r["Stage"])
+      return {
+        external_id = r["Deal ID"], partner_id = r["Partner ID"],
+        account = r["Account Name"], contact_name = r["Contact Name"],
+        contact_email = r["Contact Email"],
+        amount = map.money(r["Deal Amount"], 1, "Deal Amount"), currency = r["Currency"],
+        product_family = r["Product"], stage = s, status = status_of[s] or "open",
+        created_at = map.date(r["Created Date"], "iso", "Created Date"),
+        expected_close = map.date(r["Expected Close Date"], "us", "Expected Close Date"),
+        closed_at = map.date(r["Closed Date"], "iso", "Closed Date"),
+        partner_probability = map.percent(r["Partner Probability"], "Partner Probability"),
+        budget_confirmed = map.bool(r["Budget Confirmed"], "Budget Confirmed"),
+        competitor = r["Competitor"], notes = r["Notes"],
+        completeness = map.completeness(r, required),
+        updated_at = map.instant(r["Last Modified"], "auto", "Last Modified"),
+      }
+    end,
+
+    deal_change = function(r)
+      local s = stage(r["Stage"])
+      return {
+        deal_id = r["Deal ID"],
+        observed_at = map.instant(r["Changed At"], "auto", "Changed At"),
+        stage = s, status = s and (status_of[s] or "open"),
+        amount = map.money(r["Deal Amount"], 1, "Deal Amount"),
+        expected_close = map.date(r["Expected Close Date"], "us", "Expected Close Date"),
+        partner_probability = map.percent(r["Partner Probability"], "Partner Probability"),
+      }
+    end,
+
+    commit = function(r)
+      return {
+        partner_id = r["Partner ID"], period = period(r["Period"], "Period"),
+        category = category(r["Forecast Category"]),
+        amount = map.money(r["Amount"], 1, "Amount"), currency = r["Currency"],
+        submitted_at = map.instant(r["Submitted At"], "auto", "Submitted At"),
+      }
+    end,
+
+    quota = function(r)
+      return {
+        partner_id = r["Partner ID"], period = period(r["Period"], "Period"),
+        amount = map.money(r["Quota"], 1, "Quota"), currency = r["Currency"],
+        set_at = map.instant(r["Set At"], "auto", "Set At"),
+      }
+    end,
+
+    transaction = function(r)
+      return {
+        external_id = r["Transaction ID"], partner_id = r["Partner ID"], deal_id = r["Deal ID"],
+        account = r["Account Name"], amount = map.money(r["Amount"], 1, "Amount"),
+        currency = r["Currency"], booked_at = map.date(r["Booked Date"], "iso", "Booked Date"),
+      }
+    end,
+
+    -- This PRM sends payouts in cents.
+    payout = function(r)
+      return {
+        external_id = r["Payout ID"], partner_id = r["Partner ID"], kind = payout_kind(r["Type"]),
+        amount = map.money(r["Amount (cents)"], 0.01, "Amount (cents)"), currency = r["Currency"],
+        paid_at = map.date(r["Paid Date"], "iso", "Paid Date"), deal_id = r["Deal ID"],
+      }
+    end,
+
+    signal = function(r)
+      return {
+        entity_type = r["Entity Type"], entity = r["Entity"], name = r["Signal"],
+        date = map.date(r["Date"], "auto", "Date"), value = map.number(r["Value"], "Value"),
+      }
+    end,
+
+    fx = function(r)
+      return {
+        currency = r["Currency"], date = map.date(r["Date"], "auto", "Date"),
+        rate = map.number(r["Rate to USD"], "Rate to USD"),
+      }
+    end,
+  },
+}

@@ -1,0 +1,25 @@
+/* job.h - runs a Lua job script with the full API and records it.
+ *
+ * A job gets a SANDBOX_JOB state bound to the store, `arg` set as the lua
+ * interpreter sets it (arg[0] the script, arg[1..n] the arguments), and a
+ * row in the jobs table plus audit entries at start and end. A script that
+ * returns a table has it stored as the job's counts (JSON).
+ */
+#ifndef PRM_JOB_H
+#define PRM_JOB_H
+
+#include "error.h"
+
+struct store;
+
+/* The directory holding connectors/, rules/ and scripts/: $PRMCAST_HOME,
+ * else the directory of the prmcast executable. */
+const char *job_root(void);
+
+/* Runs `script` (a file path), or when `chunk` is given, that Lua source
+ * under the name `script`. Returns 0, or -1 with err holding the script's
+ * error (file:line: message). */
+int job_run(struct store *db, const char *script, const char *chunk, int argc,
+            char **argv, prm_error *err);
+
+#endif

@@ -1,0 +1,387 @@
+/* lcsvlib.c - `prm.csv`: a streaming RFC 4180 reader over libcsv.
+ *
+ *   local csv = require "prm.csv"
+ *   local r <close> = assert(csv.open("export/deals.csv"))
+ *   print(table.concat(r:header(), ","))
+ *   while true do
+ *     local rec, line, msg = r:read()      -- rec keyed by header name
+ *     if rec == nil then break end         -- end of file
+ *     if rec == false then print(line, msg) else ... end
+ *   end
+ *
+ * Quoted fields, embedded newlines, CRLF and a UTF-8 BOM are handled; empty
+ * fields are absent (nil) from the record. Memory is bounded by the
+ * longest record (max_record, 1 MiB by default), not the file size. Each
+ * record carries the physical line it starts on, so errors point at it.
+ */
+#include <csv.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lprm.h"
+
+#define CSV_MT "prm.csv.reader"
+
+/* libcsv's parser state before a row's first character (libcsv.c) */
+#define CSV_ROW_NOT_BEGUN 0
+
+typedef struct lcsv {
+    FILE *f;
+    struct csv_parser p;
+    int parser_live;
+    char *line;
+    size_t cap;
+    long lineno, row_start;
+    size_t max_record, record_bytes;
+    char **hnames;             /* header names, for the field callback */
+    int nheader;
+    int in_header;
+    /* parse-time state, valid during one read() */
+    lua_State *L;
+    int rec_idx;               /* stack index of the record being filled */
+    int nfields;
+    /* completed records waiting to be returned */
+    long *qline;
+    char **qerr;
+    int qhead, qtail, qcap;
+    int eof;
+    char path[512];
+} lcsv;
+
+static void cb_field(void *s, size_t len, void *data)
+{
+    lcsv *r = data;
+    lua_State *L = r->L;
+    int i = r->nfields++;
+    if (r->in_header) {
+        /* Header names are trimmed: exports often pad them. */
+        const char *p = s ? s : "";
+        while (len && (*p == ' ' || *p == '\t')) { p++; len--; }
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
+        char **h = realloc(r->hnames, sizeof *h * (size_t)(i + 1));
+        if (!h) return;
+        r->hnames = h;
+        h[i] = strndup(p, len);
+        return;
+    }
+    if (i < r->nheader && s && len)
+        { lua_pushlstring(L, s, len); lua_setfield(L, r->rec_idx, r->hnames[i]); }
+}
+
+static void enqueue(lcsv *r, long line, char *err)
+{
+    if (r->qtail == r->qcap) {
+        int n = r->qcap ? r->qcap * 2 : 8;
+        r->qline = realloc(r->qline, sizeof *r->qline * (size_t)n);
+        r->qerr = realloc(r->qerr, sizeof *r->qerr * (size_t)n);
+        r->qcap = n;
+    }
+    r->qline[r->qtail] = line;
+    r->qerr[r->qtail] = err;
+    r->qtail++;
+}
+
+static void cb_row(int c, void *data)
+{
+    lcsv *r = data;
+    lua_State *L = r->L;
+    (void)c;
+    if (r->in_header) {
+        r->nheader = r->nfields;
+        r->in_header = 0;
+    } else {
+        char *err = NULL;
+        if (r->nfields != r->nheader) {
+            char buf[96];
+            snprintf(buf, sizeof buf, "expected %d fields, found %d", r->nheader, r->nfields);
+            err = strdup(buf);
+        }
+        /* queue[tail] = record (uservalue 1 is the queue of records) */
+        lua_getiuservalue(L, 1, 1);
+        lua_pushvalue(L, r->rec_idx);
+        lua_rawseti(L, -2, r->qtail + 1);
+        lua_pop(L, 1);
+        enqueue(r, r->row_start, err);
+        lua_createtable(L, 0, r->nheader);
+        lua_replace(L, r->rec_idx);
+    }
+    r->nfields = 0;
+    r->record_bytes = 0;
+}
+
+static void reset_parser(lcsv *r)
+{
+    if (r->parser_live) csv_free(&r->p);
+    csv_init(&r->p, CSV_STRICT | CSV_EMPTY_IS_NULL);
+    r->parser_live = 1;
+    r->nfields = 0;
+    r->record_bytes = 0;
+}
+
+/* Feeds one more physical line; at end of file flushes the last record.
+ * Returns 0, or -1 at end of input. may raise (memory) */
+static int feed(lcsv *r)
+{
+    ssize_t n = getline(&r->line, &r->cap, r->f);
+    if (n < 0) {
+        if (!r->eof) {
+            r->eof = 1;
+            if (csv_fini(&r->p, cb_field, cb_row, r) != 0 && !r->in_header)
+                enqueue(r, r->row_start, strdup("unterminated quoted field at end of file"));
+        }
+        return -1;
+    }
+    r->lineno++;
+    const char *s = r->line;
+    if (r->lineno == 1 && n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) { s += 3; n -= 3; }
+    if (r->p.pstate == CSV_ROW_NOT_BEGUN) r->row_start = r->lineno;
+    r->record_bytes += (size_t)n;
+    if (r->record_bytes > r->max_record) {
+        /* A runaway quote would otherwise swallow the rest of the file. */
+        char buf[128];
+        snprintf(buf, sizeof buf, "record longer than %zu bytes (unbalanced quote?)", r->max_record);
+        enqueue(r, r->row_start, strdup(buf));
+        lua_newtable(r->L);
+        lua_replace(r->L, r->rec_idx);
+        reset_parser(r);
+        return 0;
+    }
+    if (csv_parse(&r->p, s, (size_t)n, cb_field, cb_row, r) != (size_t)n) {
+        char buf[128];
+        snprintf(buf, sizeof buf, "malformed CSV: %s", csv_strerror(csv_error(&r->p)));
+        enqueue(r, r->row_start, strdup(buf));
+        lua_newtable(r->L);
+        lua_replace(r->L, r->rec_idx);
+        reset_parser(r);
+    }
+    return 0;
+}
+
+static lcsv *check_reader(lua_State *L)
+{
+    lcsv *r = luaL_checkudata(L, 1, CSV_MT);
+    if (!r->f) luaL_error(L, "attempt to use a closed CSV reader");
+    return r;
+}
+
+/* Prepares the parse-time stack: record table at a known index. */
+static void begin_parse(lua_State *L, lcsv *r)
+{
+    r->L = L;
+    lua_getiuservalue(L, 1, 2);
+    r->rec_idx = lua_gettop(L);
+}
+
+static void end_parse(lua_State *L, lcsv *r)
+{
+    lua_pushvalue(L, r->rec_idx);
+    lua_setiuservalue(L, 1, 2);
+    r->L = NULL;
+}
+
+/* r:read() -> record, line | false, line, msg | nil (end of file) */
+static int l_reader_read(lua_State *L)
+{
+    lcsv *r = check_reader(L);
+    lua_settop(L, 1);
+    begin_parse(L, r);
+    while (r->qhead == r->qtail && feed(r) == 0) {}
+    end_parse(L, r);
+    if (r->qhead == r->qtail) {
+        r->qhead = r->qtail = 0;
+        return 0;
+    }
+    int k = r->qhead++;
+    lua_getiuservalue(L, 1, 1);
+    lua_rawgeti(L, -1, k + 1);
+    lua_pushnil(L);
+    lua_rawseti(L, -3, k + 1);
+    char *err = r->qerr[k];
+    if (err) {
+        lua_pushboolean(L, 0);
+        lua_pushinteger(L, r->qline[k]);
+        lua_pushstring(L, err);
+        free(err);
+    } else {
+        lua_pushinteger(L, r->qline[k]);
+    }
+    if (r->qhead == r->qtail) r->qhead = r->qtail = 0;
+    return err ? 3 : 2;
+}
+
+/* r:header() -> { name, ... } */
+static int l_reader_header(lua_State *L)
+{
+    lcsv *r = check_reader(L);
+    lua_createtable(L, r->nheader, 0);
+    for (int i = 0; i < r->nheader; i++) {
+        lua_pushstring(L, r->hnames[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+/* r:line() -> physical lines read so far */
+static int l_reader_line(lua_State *L)
+{
+    lua_pushinteger(L, check_reader(L)->lineno);
+    return 1;
+}
+
+static int l_reader_close(lua_State *L)
+{
+    lcsv *r = luaL_checkudata(L, 1, CSV_MT);
+    if (r->f) fclose(r->f);
+    r->f = NULL;
+    if (r->parser_live) csv_free(&r->p);
+    r->parser_live = 0;
+    for (int i = 0; i < r->nheader; i++) free(r->hnames[i]);
+    free(r->hnames);
+    r->hnames = NULL;
+    r->nheader = 0;
+    for (int i = r->qhead; i < r->qtail; i++) free(r->qerr[i]);
+    free(r->qline);
+    free(r->qerr);
+    r->qline = NULL;
+    r->qerr = NULL;
+    r->qhead = r->qtail = r->qcap = 0;
+    free(r->line);
+    r->line = NULL;
+    return 0;
+}
+
+static int fail(lua_State *L, const char *fmt, const char *path)
+{
+    luaL_pushfail(L);
+    lua_pushfstring(L, fmt, path);
+    return 2;
+}
+
+/* csv.open(path [, {delimiter=",", max_record=1048576}]) -> reader | nil, msg
+ * Fails (nil, msg) on a missing file, binary content, or no header. */
+static int l_csv_open(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    int delim = ',';
+    lua_Integer max_record = 1 << 20;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        lua_pushnil(L);
+        while (lua_next(L, 2)) {
+            const char *k = lua_tostring(L, -2);
+            if (k && strcmp(k, "delimiter") == 0) {
+                size_t len;
+                const char *d = luaL_checklstring(L, -1, &len);
+                luaL_argcheck(L, len == 1, 2, "delimiter must be one character");
+                delim = (unsigned char)d[0];
+            } else if (k && strcmp(k, "max_record") == 0) {
+                max_record = luaL_checkinteger(L, -1);
+            } else {
+                return luaL_error(L, "csv.open: unknown option '%s'", k ? k : "?");
+            }
+            lua_pop(L, 1);
+        }
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) return fail(L, "cannot open %s", path);
+    /* Binary content (NUL bytes) in the first block: not a CSV export. */
+    char probe[4096];
+    size_t got = fread(probe, 1, sizeof probe, f);
+    if (got == 0) {
+        fclose(f);
+        return fail(L, "%s: empty file (no header line)", path);
+    }
+    if (memchr(probe, 0, got)) {
+        fclose(f);
+        return fail(L, "%s: not a CSV file (binary content)", path);
+    }
+    rewind(f);
+    lua_settop(L, 1);
+    lcsv *r = lua_newuserdatauv(L, sizeof *r, 2);
+    memset(r, 0, sizeof *r);
+    luaL_setmetatable(L, CSV_MT);
+    lua_replace(L, 1);
+    r->f = f;
+    r->max_record = (size_t)max_record;
+    r->in_header = 1;
+    snprintf(r->path, sizeof r->path, "%s", path);
+    lua_newtable(L);
+    lua_setiuservalue(L, 1, 1);
+    lua_newtable(L);
+    lua_setiuservalue(L, 1, 2);
+    reset_parser(r);
+    csv_set_delim(&r->p, (unsigned char)delim);
+    begin_parse(L, r);
+    while (r->in_header && feed(r) == 0) {}
+    end_parse(L, r);
+    if (r->in_header || r->nheader == 0 || r->qtail > 0) {
+        /* a malformed header lands in the queue as an error */
+        l_reader_close(L);
+        return fail(L, "%s: no readable CSV header line", path);
+    }
+    for (int i = 0; i < r->nheader; i++) {
+        if (!r->hnames[i] || !r->hnames[i][0]) {
+            l_reader_close(L);
+            return fail(L, "%s: empty column name in header", path);
+        }
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* csv.fingerprint(path) -> "size:mtime:hash" | nil, msg
+ * Identifies a file version for resumable ingest: size, modification time
+ * and an FNV-1a hash of its first and last 64 KiB. */
+static int l_csv_fingerprint(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    FILE *f = fopen(path, "rb");
+    if (!f || fstat(fileno(f), &st) < 0) {
+        if (f) fclose(f);
+        return fail(L, "cannot open %s", path);
+    }
+    uint64_t h = 1469598103934665603ULL;
+    char buf[65536];
+    for (int part = 0; part < 2; part++) {
+        if (part == 1) {
+            if (st.st_size <= (off_t)sizeof buf) break;
+            fseeko(f, st.st_size - (off_t)sizeof buf, SEEK_SET);
+        }
+        size_t n = fread(buf, 1, sizeof buf, f);
+        for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)buf[i]) * 1099511628211ULL;
+    }
+    fclose(f);
+    lua_pushfstring(L, "%I:%I:%s", (lua_Integer)st.st_size, (lua_Integer)st.st_mtime, "");
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+    lua_pushstring(L, hex);
+    lua_concat(L, 2);
+    return 1;
+}
+
+int luaopen_prm_csv(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        { "read", l_reader_read }, { "header", l_reader_header }, { "line", l_reader_line },
+        { "close", l_reader_close }, { NULL, NULL },
+    };
+    static const luaL_Reg fns[] = { { "open", l_csv_open }, { "fingerprint", l_csv_fingerprint },
+                                     { NULL, NULL } };
+    if (luaL_newmetatable(L, CSV_MT)) {
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_reader_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, l_reader_close);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_pop(L, 1);
+    luaL_newlib(L, fns);
+    return 1;
+}

@@ -1,0 +1,368 @@
+/* lprmlib.c - the core `prm` module: dates, fiscal periods, money, logging.
+ *
+ *   local prm = require "prm"
+ *   prm.date("03/07/2025")            --> "2025-03-07"
+ *   prm.instant("1700000000000")      --> "2023-11-14T22:13:20Z"
+ *   prm.quarter("2025-03-07")         --> "2025-Q1", 2025, 1
+ *   prm.money("$1,234.50")            --> 1234.5
+ *   prm.info("loaded %d deals", n)
+ *
+ * Pure functions only: no store, no files; rules may use it.
+ */
+#include <lauxlib.h>
+#include <lua.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lprm.h"
+#include "sandbox.h"
+#include "timeutil.h"
+
+#define PRM_VERSION "0.1.0"
+
+/* [-0, +0, v] */
+static date_format check_format(lua_State *L, int arg)
+{
+    date_format f = DATE_AUTO;
+    const char *name = luaL_optstring(L, arg, "auto");
+    if (date_format_parse(name, &f) < 0)
+        luaL_argerror(L, arg, lua_pushfstring(L, "unknown date format '%s' (auto, iso, us, eu,"
+                                                 " epoch_ms, epoch_s)", name));
+    return f;
+}
+
+/* Parses arg 1 (string or number). Returns 1 on success, or pushes nil, msg
+ * and returns 0. Numbers are epoch seconds or, when large, milliseconds. */
+static int parse_arg(lua_State *L, date_format f, int64_t *secs)
+{
+    prm_error err;
+    char buf[64];
+    const char *s;
+    if (lua_type(L, 1) == LUA_TNUMBER) {
+        snprintf(buf, sizeof buf, "%.0f", lua_tonumber(L, 1));
+        s = buf;
+        if (f == DATE_AUTO) f = strlen(buf) >= 11 ? DATE_EPOCH_MS : DATE_EPOCH_S;
+    } else {
+        s = luaL_checkstring(L, 1);
+        while (*s == ' ') s++;
+        size_t n = strlen(s);
+        if (n >= sizeof buf) n = sizeof buf - 1;
+        memcpy(buf, s, n);
+        buf[n] = 0;
+        while (n && buf[n - 1] == ' ') buf[--n] = 0;
+        s = buf;
+    }
+    if (date_parse(s, f, secs, &err) < 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err.msg);
+        return 0;
+    }
+    return 1;
+}
+
+/* prm.date(text|number [, format]) -> "YYYY-MM-DD" | nil, msg */
+static int l_prm_date(lua_State *L)
+{
+    int64_t t;
+    if (!parse_arg(L, check_format(L, 2), &t)) return 2;
+    char out[11];
+    date_iso(t, out);
+    lua_pushstring(L, out);
+    return 1;
+}
+
+/* prm.instant(text|number [, format]) -> "YYYY-MM-DDTHH:MM:SSZ" | nil, msg */
+static int l_prm_instant(lua_State *L)
+{
+    int64_t t;
+    if (!parse_arg(L, check_format(L, 2), &t)) return 2;
+    char out[21];
+    instant_iso(t, out);
+    lua_pushstring(L, out);
+    return 1;
+}
+
+/* prm.days(date) -> days since 1970-01-01 | nil, msg */
+static int l_prm_days(lua_State *L)
+{
+    int64_t t;
+    if (!parse_arg(L, DATE_ISO, &t)) return 2;
+    lua_pushinteger(L, t / 86400 - (t % 86400 < 0));
+    return 1;
+}
+
+/* prm.from_days(n) -> "YYYY-MM-DD" */
+static int l_prm_from_days(lua_State *L)
+{
+    char out[11];
+    date_iso((int64_t)luaL_checkinteger(L, 1) * 86400, out);
+    lua_pushstring(L, out);
+    return 1;
+}
+
+/* prm.now() -> instant: $PRMCAST_NOW when set (reproducible runs, tests,
+ * backtests "as of" a date), else the clock. */
+static int64_t now_secs(lua_State *L)
+{
+    const char *env = getenv("PRMCAST_NOW");
+    int64_t t;
+    if (env && *env) {
+        if (date_parse(env, DATE_AUTO, &t, NULL) < 0)
+            luaL_error(L, "PRMCAST_NOW is not a date: \"%s\"", env);
+        return t;
+    }
+    return (int64_t)time(NULL);
+}
+
+static int l_prm_now(lua_State *L)
+{
+    char out[21];
+    instant_iso(now_secs(L), out);
+    lua_pushstring(L, out);
+    return 1;
+}
+
+static int l_prm_today(lua_State *L)
+{
+    char out[11];
+    date_iso(now_secs(L), out);
+    lua_pushstring(L, out);
+    return 1;
+}
+
+static int start_month(lua_State *L, int arg)
+{
+    lua_Integer m;
+    if (lua_isnoneornil(L, arg)) {
+        lua_getfield(L, lua_upvalueindex(1), "fiscal_start_month");
+        m = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 1;
+        lua_pop(L, 1);
+    } else {
+        m = luaL_checkinteger(L, arg);
+    }
+    luaL_argcheck(L, m >= 1 && m <= 12, arg, "fiscal start month must be 1..12");
+    return (int)m;
+}
+
+/* prm.quarter(date [, start_month]) -> "FY-Qn", fy, q | nil, msg */
+static int l_prm_quarter(lua_State *L)
+{
+    int64_t t;
+    int sm = start_month(L, 2);
+    if (!parse_arg(L, DATE_AUTO, &t)) return 2;
+    int fy, q;
+    fiscal_quarter(t / 86400 - (t % 86400 < 0), sm, &fy, &q);
+    lua_pushfstring(L, "%d-Q%d", fy, q);
+    lua_pushinteger(L, fy);
+    lua_pushinteger(L, q);
+    return 3;
+}
+
+static int parse_period(const char *s, int *fy, int *q)
+{
+    char tail;
+    if (sscanf(s, "%d-Q%d%c", fy, q, &tail) != 2 && sscanf(s, "FY%d-Q%d%c", fy, q, &tail) != 2)
+        return -1;
+    return *q >= 1 && *q <= 4 && *fy > 1900 && *fy < 2200 ? 0 : -1;
+}
+
+/* prm.quarter_bounds("2026-Q1" [, start_month]) -> first day, first day of next quarter */
+static int l_prm_quarter_bounds(lua_State *L)
+{
+    int fy, q, sm = start_month(L, 2);
+    const char *p = luaL_checkstring(L, 1);
+    if (parse_period(p, &fy, &q) < 0) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "not a quarter: \"%s\" (expected e.g. 2026-Q1)", p);
+        return 2;
+    }
+    char a[11], b[11];
+    date_iso(fiscal_quarter_start(fy, q, sm) * 86400, a);
+    date_iso(fiscal_quarter_start(q == 4 ? fy + 1 : fy, q == 4 ? 1 : q + 1, sm) * 86400, b);
+    lua_pushstring(L, a);
+    lua_pushstring(L, b);
+    return 2;
+}
+
+/* prm.quarter_add("2026-Q1", n) -> "2026-Q(1+n)" normalised */
+static int l_prm_quarter_add(lua_State *L)
+{
+    int fy, q;
+    const char *p = luaL_checkstring(L, 1);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    if (parse_period(p, &fy, &q) < 0) return luaL_argerror(L, 1, "not a quarter (e.g. 2026-Q1)");
+    lua_Integer k = (lua_Integer)fy * 4 + (q - 1) + n;
+    lua_pushfstring(L, "%d-Q%d", (int)(k / 4), (int)(k % 4) + 1);
+    return 1;
+}
+
+/* prm.month(date) -> "YYYY-MM" */
+static int l_prm_month(lua_State *L)
+{
+    int64_t t;
+    if (!parse_arg(L, DATE_AUTO, &t)) return 2;
+    char out[11];
+    date_iso(t, out);
+    out[7] = 0;
+    lua_pushstring(L, out);
+    return 1;
+}
+
+/* prm.money(text|number [, scale]) -> number | nil, msg
+ * Accepts "$1,234.50", "1234.5", "(99.00)" (negative), "EUR 12", "-3";
+ * scale multiplies (0.01 for PRMs that send cents). */
+static int l_prm_money(lua_State *L)
+{
+    double scale = luaL_optnumber(L, 2, 1.0);
+    if (lua_type(L, 1) == LUA_TNUMBER) {
+        lua_pushnumber(L, lua_tonumber(L, 1) * scale);
+        return 1;
+    }
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    char buf[64];
+    size_t n = 0;
+    int neg = 0, digits = 0, dot = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c >= '0' && c <= '9') {
+            digits++;
+            if (n < sizeof buf - 1) buf[n++] = c;
+        } else if (c == '.') {
+            if (dot++) goto bad;
+            if (n < sizeof buf - 1) buf[n++] = c;
+        } else if (c == '-' || c == '(') {
+            if (digits || neg) goto bad;
+            neg = 1;
+        } else if (c == ',' || c == ' ' || c == ')' || c == '$' || c == '\'' ||
+                   (c >= 'A' && c <= 'Z') || (unsigned char)c >= 0x80) {
+            /* thousands separators, currency symbols and codes */
+        } else {
+            goto bad;
+        }
+    }
+    if (!digits) goto bad;
+    buf[n] = 0;
+    double v = strtod(buf, NULL) * scale;
+    lua_pushnumber(L, neg ? -v : v);
+    return 1;
+bad:
+    luaL_pushfail(L);
+    lua_pushfstring(L, "not an amount: \"%s\"", s);
+    return 2;
+}
+
+/* ---- logging ---------------------------------------------------------- */
+
+static int log_threshold(void)
+{
+    const char *e = getenv("PRMCAST_LOG");
+    if (!e) return 1;
+    if (strcmp(e, "debug") == 0) return 0;
+    if (strcmp(e, "warn") == 0) return 2;
+    if (strcmp(e, "error") == 0) return 3;
+    return 1;
+}
+
+/* Secrets come from the environment (*_TOKEN, *_KEY, *_SECRET, *_PASSWORD)
+ * and must never reach a log: any occurrence of their values is masked. */
+static void redact(luaL_Buffer *b, const char *msg)
+{
+    extern char **environ;
+    const char *p = msg;
+    while (*p) {
+        size_t best = 0;
+        for (char **e = environ; *e; e++) {
+            const char *eq = strchr(*e, '=');
+            if (!eq || eq[1] == 0 || strlen(eq + 1) < 4) continue;
+            size_t klen = (size_t)(eq - *e);
+            int secret = 0;
+            static const char *const sfx[] = { "_TOKEN", "_KEY", "_SECRET", "_PASSWORD", NULL };
+            for (const char *const *s = sfx; *s; s++) {
+                size_t sl = strlen(*s);
+                if (klen >= sl && strncmp(*e + klen - sl, *s, sl) == 0) secret = 1;
+            }
+            size_t vl = strlen(eq + 1);
+            if (secret && strncmp(p, eq + 1, vl) == 0 && vl > best) best = vl;
+        }
+        if (best) {
+            luaL_addstring(b, "[REDACTED]");
+            p += best;
+        } else {
+            luaL_addchar(b, *p++);
+        }
+    }
+}
+
+/* [-0, +1, e] pushes string.format(...) of args from `first` */
+static void format_args(lua_State *L, int first)
+{
+    int n = lua_gettop(L);
+    lua_getglobal(L, "string");
+    lua_getfield(L, -1, "format");
+    lua_remove(L, -2);
+    for (int i = first; i <= n; i++) lua_pushvalue(L, i);
+    lua_call(L, n - first + 1, 1);
+}
+
+static int do_log(lua_State *L, int level, int first)
+{
+    static const char *const names[] = { "DEBUG", "INFO", "WARN", "ERROR" };
+    if (level < log_threshold()) return 0;
+    format_args(L, first);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    redact(&b, lua_tostring(L, -1));
+    luaL_pushresult(&b);
+    char ts[21];
+    instant_iso((int64_t)time(NULL), ts);
+    fprintf(stderr, "%s %-5s %s\n", ts, names[level], lua_tostring(L, -1));
+    return 0;
+}
+
+/* prm.log(level, fmt, ...) ; prm.debug/info/warn/error(fmt, ...) */
+static int l_prm_log(lua_State *L)
+{
+    static const char *const lv[] = { "debug", "info", "warn", "error", NULL };
+    return do_log(L, luaL_checkoption(L, 1, NULL, lv), 2);
+}
+static int l_prm_debug(lua_State *L) { return do_log(L, 0, 1); }
+static int l_prm_info(lua_State *L) { return do_log(L, 1, 1); }
+static int l_prm_warn(lua_State *L) { return do_log(L, 2, 1); }
+static int l_prm_error(lua_State *L) { return do_log(L, 3, 1); }
+
+/* prm.redact(text) -> text with secret values masked */
+static int l_prm_redact(lua_State *L)
+{
+    luaL_Buffer b;
+    const char *s = luaL_checkstring(L, 1);
+    luaL_buffinit(L, &b);
+    redact(&b, s);
+    luaL_pushresult(&b);
+    return 1;
+}
+
+int luaopen_prm(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        { "date", l_prm_date }, { "instant", l_prm_instant }, { "days", l_prm_days },
+        { "from_days", l_prm_from_days }, { "now", l_prm_now }, { "today", l_prm_today },
+        { "quarter", l_prm_quarter }, { "quarter_bounds", l_prm_quarter_bounds },
+        { "quarter_add", l_prm_quarter_add }, { "month", l_prm_month },
+        { "money", l_prm_money }, { "log", l_prm_log }, { "debug", l_prm_debug },
+        { "info", l_prm_info }, { "warn", l_prm_warn }, { "error", l_prm_error },
+        { "redact", l_prm_redact }, { NULL, NULL },
+    };
+    lua_newtable(L);
+    lua_pushvalue(L, -1);               /* upvalue: the module, for fiscal_start_month */
+    luaL_setfuncs(L, fns, 1);
+    lua_pushliteral(L, PRM_VERSION);
+    lua_setfield(L, -2, "version");
+    const char *fs = getenv("PRMCAST_FISCAL_START");
+    lua_pushinteger(L, fs && atoi(fs) >= 1 && atoi(fs) <= 12 ? atoi(fs) : 1);
+    lua_setfield(L, -2, "fiscal_start_month");
+    return 1;
+}

@@ -1,0 +1,761 @@
+/* store.c - see store.h. The only includer of <sqlite3.h>. */
+#include "store.h"
+
+#include <openssl/evp.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "timeutil.h"
+
+/* ---- schema ----------------------------------------------------------- */
+
+/* Each entry moves the schema from version i to i+1. Never edit a shipped
+ * step: add a new one. Steps run inside one transaction each. */
+static const char *const migrations[] = {
+/* 0 -> 1: the core tables */
+"CREATE TABLE partners ("
+"  id INTEGER PRIMARY KEY, source TEXT NOT NULL, external_id TEXT NOT NULL,"
+"  name TEXT, tier TEXT, region TEXT, country TEXT,"
+"  type TEXT CHECK (type IN ('distributor','reseller','referral','msp')),"
+"  parent_external_id TEXT, currency TEXT, status TEXT, joined_at TEXT, updated_at TEXT,"
+"  UNIQUE (source, external_id));"
+"CREATE TABLE deals ("
+"  id INTEGER PRIMARY KEY, source TEXT NOT NULL, external_id TEXT NOT NULL,"
+"  partner_id INTEGER NOT NULL REFERENCES partners(id),"
+"  account TEXT, contact_name TEXT, contact_email TEXT,"
+"  amount REAL, currency TEXT, product_family TEXT,"
+"  stage TEXT NOT NULL CHECK (stage IN ('registered','qualified','solution','proposal',"
+"        'negotiation','closed_won','closed_lost')),"
+"  status TEXT NOT NULL CHECK (status IN ('open','won','lost')),"
+"  created_at TEXT NOT NULL, expected_close TEXT, closed_at TEXT,"
+"  partner_probability REAL CHECK (partner_probability BETWEEN 0 AND 1),"
+"  budget_confirmed INTEGER, competitor TEXT, completeness REAL, notes TEXT, updated_at TEXT,"
+"  UNIQUE (source, external_id));"
+"CREATE TABLE deal_history ("
+"  id INTEGER PRIMARY KEY, deal_id INTEGER NOT NULL REFERENCES deals(id),"
+"  observed_at TEXT NOT NULL, stage TEXT, amount REAL, expected_close TEXT, status TEXT,"
+"  partner_probability REAL, UNIQUE (deal_id, observed_at));"
+"CREATE TRIGGER deals_history_insert AFTER INSERT ON deals BEGIN"
+"  INSERT OR IGNORE INTO deal_history (deal_id, observed_at, stage, amount, expected_close,"
+"    status, partner_probability) VALUES (new.id, COALESCE(new.updated_at, new.created_at),"
+"    new.stage, new.amount, new.expected_close, new.status, new.partner_probability); END;"
+"CREATE TRIGGER deals_history_update AFTER UPDATE ON deals"
+"  WHEN old.stage IS NOT new.stage OR old.amount IS NOT new.amount"
+"    OR old.expected_close IS NOT new.expected_close OR old.status IS NOT new.status"
+"    OR old.partner_probability IS NOT new.partner_probability BEGIN"
+"  INSERT OR REPLACE INTO deal_history (deal_id, observed_at, stage, amount, expected_close,"
+"    status, partner_probability) VALUES (new.id, COALESCE(new.updated_at, new.created_at),"
+"    new.stage, new.amount, new.expected_close, new.status, new.partner_probability); END;"
+"CREATE TABLE commits ("
+"  id INTEGER PRIMARY KEY, source TEXT NOT NULL, partner_id INTEGER NOT NULL REFERENCES partners(id),"
+"  period TEXT NOT NULL, category TEXT NOT NULL CHECK (category IN ('commit','best_case','pipeline')),"
+"  amount REAL NOT NULL, currency TEXT, submitted_at TEXT NOT NULL,"
+"  UNIQUE (partner_id, period, category, submitted_at));"
+"CREATE TABLE quotas ("
+"  id INTEGER PRIMARY KEY, source TEXT NOT NULL, partner_id INTEGER NOT NULL REFERENCES partners(id),"
+"  period TEXT NOT NULL, amount REAL NOT NULL, currency TEXT, set_at TEXT NOT NULL,"
+"  UNIQUE (partner_id, period, set_at));"
+"CREATE TABLE transactions ("
+"  id INTEGER PRIMARY KEY, source TEXT NOT NULL, external_id TEXT NOT NULL,"
+"  partner_id INTEGER NOT NULL REFERENCES partners(id), deal_external_id TEXT, account TEXT,"
+"  amount REAL NOT NULL, currency TEXT, booked_at TEXT NOT NULL, UNIQUE (source, external_id));"
+"CREATE TABLE payouts ("
+"  id INTEGER PRIMARY KEY, source TEXT NOT NULL, external_id TEXT NOT NULL,"
+"  partner_id INTEGER NOT NULL REFERENCES partners(id),"
+"  kind TEXT NOT NULL CHECK (kind IN ('commission','mdf','rebate','spiff')),"
+"  amount REAL NOT NULL, currency TEXT, paid_at TEXT NOT NULL, deal_external_id TEXT,"
+"  UNIQUE (source, external_id));"
+"CREATE TABLE signals ("
+"  id INTEGER PRIMARY KEY, source TEXT NOT NULL, entity_type TEXT NOT NULL, entity TEXT NOT NULL,"
+"  name TEXT NOT NULL, date TEXT NOT NULL, value REAL NOT NULL,"
+"  UNIQUE (entity_type, entity, name, date));"
+"CREATE TABLE fx_rates ("
+"  currency TEXT NOT NULL, date TEXT NOT NULL, rate REAL NOT NULL CHECK (rate > 0), source TEXT,"
+"  PRIMARY KEY (currency, date));"
+"CREATE TABLE sync_state ("
+"  source TEXT NOT NULL, object TEXT NOT NULL, watermark TEXT, cursor INTEGER NOT NULL DEFAULT 0,"
+"  updated_at TEXT, PRIMARY KEY (source, object));"
+"CREATE TABLE jobs ("
+"  id INTEGER PRIMARY KEY, script TEXT NOT NULL, args TEXT, started_at TEXT NOT NULL,"
+"  ended_at TEXT, status TEXT NOT NULL, counts TEXT, error TEXT);"
+"CREATE TABLE audit_log ("
+"  id INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,"
+"  subject TEXT, detail TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);"
+"CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log"
+"  BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;"
+"CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log"
+"  BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;",
+
+/* 1 -> 2: rejected input rows, and the indexes the pipeline queries use */
+"CREATE TABLE ingest_rejects ("
+"  source TEXT NOT NULL, file TEXT NOT NULL, line INTEGER NOT NULL, reason TEXT NOT NULL,"
+"  job_id INTEGER, PRIMARY KEY (source, file, line));"
+"CREATE INDEX deals_partner ON deals (partner_id);"
+"CREATE INDEX deals_status_close ON deals (status, expected_close);"
+"CREATE INDEX commits_partner_period ON commits (partner_id, period, submitted_at);",
+
+/* 2 -> 3: settings (fiscal year start, base currency) */
+"CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+"INSERT INTO settings VALUES ('fiscal_start_month', '1'), ('base_currency', 'USD');"
+"CREATE INDEX deal_history_observed ON deal_history (observed_at);",
+};
+
+/* ---- objects ---------------------------------------------------------- */
+
+static const char *const partner_types[] = { "distributor", "reseller", "referral", "msp", NULL };
+static const char *const stages[] = { "registered", "qualified", "solution", "proposal",
+                                      "negotiation", "closed_won", "closed_lost", NULL };
+static const char *const statuses[] = { "open", "won", "lost", NULL };
+static const char *const categories[] = { "commit", "best_case", "pipeline", NULL };
+static const char *const payout_kinds[] = { "commission", "mdf", "rebate", "spiff", NULL };
+
+#define F(n, t, r) { n, t, r, NULL }
+#define FA(n, t, r, a) { n, t, r, a }
+#define NF(a) ((int)(sizeof(a) / sizeof(a[0])))
+
+static const store_field partner_f[] = {
+    F("source", FT_TEXT, 1), F("external_id", FT_TEXT, 1), F("name", FT_TEXT, 0),
+    F("tier", FT_TEXT, 0), F("region", FT_TEXT, 0), F("country", FT_TEXT, 0),
+    FA("type", FT_TEXT, 0, partner_types), F("parent_id", FT_TEXT, 0),
+    F("currency", FT_TEXT, 0), F("status", FT_TEXT, 0), F("joined_at", FT_DATE, 0),
+    F("updated_at", FT_INSTANT, 0),
+};
+static const store_field deal_f[] = {
+    F("source", FT_TEXT, 1), F("external_id", FT_TEXT, 1), F("partner_id", FT_TEXT, 1),
+    F("account", FT_TEXT, 0), F("contact_name", FT_TEXT, 0), F("contact_email", FT_TEXT, 0),
+    F("amount", FT_REAL, 0), F("currency", FT_TEXT, 0), F("product_family", FT_TEXT, 0),
+    FA("stage", FT_TEXT, 1, stages), FA("status", FT_TEXT, 1, statuses),
+    F("created_at", FT_DATE, 1), F("expected_close", FT_DATE, 0), F("closed_at", FT_DATE, 0),
+    F("partner_probability", FT_REAL, 0), F("budget_confirmed", FT_INT, 0),
+    F("competitor", FT_TEXT, 0), F("completeness", FT_REAL, 0), F("notes", FT_TEXT, 0),
+    F("updated_at", FT_INSTANT, 0),
+};
+static const store_field change_f[] = {
+    F("source", FT_TEXT, 1), F("deal_id", FT_TEXT, 1), F("observed_at", FT_INSTANT, 1),
+    FA("stage", FT_TEXT, 0, stages), F("amount", FT_REAL, 0), F("expected_close", FT_DATE, 0),
+    FA("status", FT_TEXT, 0, statuses), F("partner_probability", FT_REAL, 0),
+};
+static const store_field commit_f[] = {
+    F("source", FT_TEXT, 1), F("partner_id", FT_TEXT, 1), F("period", FT_TEXT, 1),
+    FA("category", FT_TEXT, 1, categories), F("amount", FT_REAL, 1), F("currency", FT_TEXT, 0),
+    F("submitted_at", FT_INSTANT, 1),
+};
+static const store_field quota_f[] = {
+    F("source", FT_TEXT, 1), F("partner_id", FT_TEXT, 1), F("period", FT_TEXT, 1),
+    F("amount", FT_REAL, 1), F("currency", FT_TEXT, 0), F("set_at", FT_INSTANT, 1),
+};
+static const store_field transaction_f[] = {
+    F("source", FT_TEXT, 1), F("external_id", FT_TEXT, 1), F("partner_id", FT_TEXT, 1),
+    F("deal_id", FT_TEXT, 0), F("account", FT_TEXT, 0), F("amount", FT_REAL, 1),
+    F("currency", FT_TEXT, 0), F("booked_at", FT_DATE, 1),
+};
+static const store_field payout_f[] = {
+    F("source", FT_TEXT, 1), F("external_id", FT_TEXT, 1), F("partner_id", FT_TEXT, 1),
+    FA("kind", FT_TEXT, 1, payout_kinds), F("amount", FT_REAL, 1), F("currency", FT_TEXT, 0),
+    F("paid_at", FT_DATE, 1), F("deal_id", FT_TEXT, 0),
+};
+static const store_field signal_f[] = {
+    F("source", FT_TEXT, 1), F("entity_type", FT_TEXT, 1), F("entity", FT_TEXT, 1),
+    F("name", FT_TEXT, 1), F("date", FT_DATE, 1), F("value", FT_REAL, 1),
+};
+static const store_field fx_f[] = {
+    F("source", FT_TEXT, 1), F("currency", FT_TEXT, 1), F("date", FT_DATE, 1),
+    F("rate", FT_REAL, 1),
+};
+
+static const store_object objects[] = {
+    { "partner", "partners", partner_f, NF(partner_f) },
+    { "deal", "deals", deal_f, NF(deal_f) },
+    { "deal_change", "deal_history", change_f, NF(change_f) },
+    { "commit", "commits", commit_f, NF(commit_f) },
+    { "quota", "quotas", quota_f, NF(quota_f) },
+    { "transaction", "transactions", transaction_f, NF(transaction_f) },
+    { "payout", "payouts", payout_f, NF(payout_f) },
+    { "signal", "signals", signal_f, NF(signal_f) },
+    { "fx", "fx_rates", fx_f, NF(fx_f) },
+};
+enum { NOBJ = NF(objects) };
+
+/* Upsert SQL per object: parameter ?N is field N-1 of the object. An update
+ * that would change nothing is skipped by its WHERE, so a rerun writes
+ * nothing and fires no history trigger. A partner reference that does not
+ * resolve leaves partner_id NULL and fails NOT NULL, reported as unknown. */
+#define PARTNER_REF(k) "(SELECT id FROM partners WHERE source = ?1 AND external_id = ?" #k ")"
+static const char *const upsert_sql[NOBJ] = {
+"INSERT INTO partners (source, external_id, name, tier, region, country, type,"
+"  parent_external_id, currency, status, joined_at, updated_at)"
+" VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"
+" ON CONFLICT (source, external_id) DO UPDATE SET name=excluded.name, tier=excluded.tier,"
+"  region=excluded.region, country=excluded.country, type=excluded.type,"
+"  parent_external_id=excluded.parent_external_id, currency=excluded.currency,"
+"  status=excluded.status, joined_at=excluded.joined_at, updated_at=excluded.updated_at"
+" WHERE (name, tier, region, country, type, parent_external_id, currency, status, joined_at,"
+"  updated_at) IS NOT (excluded.name, excluded.tier, excluded.region, excluded.country,"
+"  excluded.type, excluded.parent_external_id, excluded.currency, excluded.status,"
+"  excluded.joined_at, excluded.updated_at)",
+
+"INSERT INTO deals (source, external_id, partner_id, account, contact_name, contact_email,"
+"  amount, currency, product_family, stage, status, created_at, expected_close, closed_at,"
+"  partner_probability, budget_confirmed, competitor, completeness, notes, updated_at)"
+" VALUES (?1,?2," PARTNER_REF(3) ",?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)"
+" ON CONFLICT (source, external_id) DO UPDATE SET partner_id=excluded.partner_id,"
+"  account=excluded.account, contact_name=excluded.contact_name,"
+"  contact_email=excluded.contact_email, amount=excluded.amount, currency=excluded.currency,"
+"  product_family=excluded.product_family, stage=excluded.stage, status=excluded.status,"
+"  created_at=excluded.created_at, expected_close=excluded.expected_close,"
+"  closed_at=excluded.closed_at, partner_probability=excluded.partner_probability,"
+"  budget_confirmed=excluded.budget_confirmed, competitor=excluded.competitor,"
+"  completeness=excluded.completeness, notes=excluded.notes, updated_at=excluded.updated_at"
+" WHERE (partner_id, account, contact_name, contact_email, amount, currency, product_family,"
+"  stage, status, created_at, expected_close, closed_at, partner_probability,"
+"  budget_confirmed, competitor, completeness, notes, updated_at) IS NOT"
+"  (excluded.partner_id, excluded.account, excluded.contact_name, excluded.contact_email,"
+"  excluded.amount, excluded.currency, excluded.product_family, excluded.stage,"
+"  excluded.status, excluded.created_at, excluded.expected_close, excluded.closed_at,"
+"  excluded.partner_probability, excluded.budget_confirmed, excluded.competitor,"
+"  excluded.completeness, excluded.notes, excluded.updated_at)",
+
+"INSERT INTO deal_history (deal_id, observed_at, stage, amount, expected_close, status,"
+"  partner_probability)"
+" VALUES ((SELECT id FROM deals WHERE source = ?1 AND external_id = ?2),?3,?4,?5,?6,?7,?8)"
+" ON CONFLICT (deal_id, observed_at) DO UPDATE SET stage=excluded.stage,"
+"  amount=excluded.amount, expected_close=excluded.expected_close, status=excluded.status,"
+"  partner_probability=excluded.partner_probability"
+" WHERE (stage, amount, expected_close, status, partner_probability) IS NOT"
+"  (excluded.stage, excluded.amount, excluded.expected_close, excluded.status,"
+"  excluded.partner_probability)",
+
+"INSERT INTO commits (source, partner_id, period, category, amount, currency, submitted_at)"
+" VALUES (?1," PARTNER_REF(2) ",?3,?4,?5,?6,?7)"
+" ON CONFLICT (partner_id, period, category, submitted_at) DO UPDATE SET"
+"  amount=excluded.amount, currency=excluded.currency"
+" WHERE (amount, currency) IS NOT (excluded.amount, excluded.currency)",
+
+"INSERT INTO quotas (source, partner_id, period, amount, currency, set_at)"
+" VALUES (?1," PARTNER_REF(2) ",?3,?4,?5,?6)"
+" ON CONFLICT (partner_id, period, set_at) DO UPDATE SET"
+"  amount=excluded.amount, currency=excluded.currency"
+" WHERE (amount, currency) IS NOT (excluded.amount, excluded.currency)",
+
+"INSERT INTO transactions (source, external_id, partner_id, deal_external_id, account, amount,"
+"  currency, booked_at) VALUES (?1,?2," PARTNER_REF(3) ",?4,?5,?6,?7,?8)"
+" ON CONFLICT (source, external_id) DO UPDATE SET partner_id=excluded.partner_id,"
+"  deal_external_id=excluded.deal_external_id, account=excluded.account,"
+"  amount=excluded.amount, currency=excluded.currency, booked_at=excluded.booked_at"
+" WHERE (partner_id, deal_external_id, account, amount, currency, booked_at) IS NOT"
+"  (excluded.partner_id, excluded.deal_external_id, excluded.account, excluded.amount,"
+"  excluded.currency, excluded.booked_at)",
+
+"INSERT INTO payouts (source, external_id, partner_id, kind, amount, currency, paid_at,"
+"  deal_external_id) VALUES (?1,?2," PARTNER_REF(3) ",?4,?5,?6,?7,?8)"
+" ON CONFLICT (source, external_id) DO UPDATE SET partner_id=excluded.partner_id,"
+"  kind=excluded.kind, amount=excluded.amount, currency=excluded.currency,"
+"  paid_at=excluded.paid_at, deal_external_id=excluded.deal_external_id"
+" WHERE (partner_id, kind, amount, currency, paid_at, deal_external_id) IS NOT"
+"  (excluded.partner_id, excluded.kind, excluded.amount, excluded.currency,"
+"  excluded.paid_at, excluded.deal_external_id)",
+
+"INSERT INTO signals (source, entity_type, entity, name, date, value)"
+" VALUES (?1,?2,?3,?4,?5,?6)"
+" ON CONFLICT (entity_type, entity, name, date) DO UPDATE SET value=excluded.value,"
+"  source=excluded.source WHERE value IS NOT excluded.value",
+
+"INSERT INTO fx_rates (source, currency, date, rate) VALUES (?1,?2,?3,?4)"
+" ON CONFLICT (currency, date) DO UPDATE SET rate=excluded.rate, source=excluded.source"
+" WHERE rate IS NOT excluded.rate",
+};
+
+/* ---- the handle ------------------------------------------------------- */
+
+struct store {
+    sqlite3 *db;
+    char *path;
+    sqlite3_stmt *upsert[NOBJ];
+};
+
+struct store_stmt {
+    sqlite3_stmt *st;
+    store *s;
+};
+
+static int db_error(store *s, prm_error *err, const char *what)
+{
+    return prm_error_set(err, "%s: %s", what, sqlite3_errmsg(s->db));
+}
+
+int store_exec(store *s, const char *sql, prm_error *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        prm_error_set(err, "store %s: %s", s->path, msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+int store_open_raw(const char *path, store **out, prm_error *err)
+{
+    store *s = calloc(1, sizeof *s);
+    if (!s) return prm_error_set(err, "out of memory");
+    s->path = strdup(path);
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+        prm_error_set(err, "cannot open store %s: %s", path,
+                      s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        store_close(s);
+        return -1;
+    }
+    sqlite3_busy_timeout(s->db, 10000);
+    /* WAL lets readers (the report, the API) run beside a sync; NORMAL
+     * synchronous is durable at each checkpoint and safe against a process
+     * kill, which is the failure the resume logic is written for. */
+    if (store_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                      "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;", err) < 0) {
+        store_close(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+int store_version(store *s)
+{
+    sqlite3_stmt *st;
+    int v = -1;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+    }
+    return v;
+}
+
+int store_migrate(store *s, int version, prm_error *err)
+{
+    int cur = store_version(s);
+    if (cur < 0) return db_error(s, err, "reading schema version");
+    if (cur > STORE_VERSION)
+        return prm_error_set(err, "store %s has schema version %d, newer than this prmcast (%d)",
+                             s->path, cur, STORE_VERSION);
+    for (int v = cur; v < version && v < STORE_VERSION; v++) {
+        char pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d", v + 1);
+        if (store_exec(s, "BEGIN IMMEDIATE", err) < 0) return -1;
+        if (store_exec(s, migrations[v], err) < 0 || store_exec(s, pragma, err) < 0) {
+            store_rollback(s);
+            return prm_error_prefix(err, "migration %d -> %d: ", v, v + 1);
+        }
+        if (store_exec(s, "COMMIT", err) < 0) return -1;
+    }
+    return 0;
+}
+
+int store_open(const char *path, store **out, prm_error *err)
+{
+    if (store_open_raw(path, out, err) < 0) return -1;
+    if (store_migrate(*out, STORE_VERSION, err) < 0) {
+        store_close(*out);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void store_close(store *s)
+{
+    if (!s) return;
+    for (int i = 0; i < NOBJ; i++) sqlite3_finalize(s->upsert[i]);
+    sqlite3_close_v2(s->db);
+    free(s->path);
+    free(s);
+}
+
+const char *store_path(const store *s) { return s->path; }
+
+int store_begin(store *s, prm_error *err) { return store_exec(s, "BEGIN IMMEDIATE", err); }
+int store_commit(store *s, prm_error *err) { return store_exec(s, "COMMIT", err); }
+void store_rollback(store *s)
+{
+    if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* ---- upserts ---------------------------------------------------------- */
+
+const store_object *store_objects(int *n)
+{
+    *n = NOBJ;
+    return objects;
+}
+
+const store_object *store_object_find(const char *name)
+{
+    for (int i = 0; i < NOBJ; i++)
+        if (strcmp(objects[i].name, name) == 0) return &objects[i];
+    return NULL;
+}
+
+int store_field_index(const store_object *o, const char *name)
+{
+    for (int i = 0; i < o->nfields; i++)
+        if (strcmp(o->fields[i].name, name) == 0) return i;
+    return -1;
+}
+
+static int check_value(const store_field *f, const store_value *v, prm_error *err)
+{
+    if (v->kind == SV_NULL) {
+        if (f->required) return prm_error_set(err, "missing required field '%s'", f->name);
+        return 0;
+    }
+    switch (f->type) {
+    case FT_REAL:
+        if (v->kind == SV_TEXT) return prm_error_set(err, "field '%s' must be a number", f->name);
+        if (v->kind == SV_REAL && !(v->r == v->r && v->r - v->r == 0))
+            return prm_error_set(err, "field '%s' is not finite", f->name);
+        break;
+    case FT_INT:
+        if (v->kind != SV_INT) return prm_error_set(err, "field '%s' must be an integer", f->name);
+        break;
+    case FT_DATE:
+    case FT_INSTANT: {
+        /* Dates reach the store already normalised (prm.date in the
+         * mapping); this guards the format so text order stays time order. */
+        int64_t t;
+        size_t len = v->kind == SV_TEXT ? strlen(v->s) : 0;
+        if (v->kind != SV_TEXT || (len != 10 && len != 20) || date_parse(v->s, DATE_ISO, &t, NULL) < 0)
+            return prm_error_set(err, "field '%s' must be an ISO %s (YYYY-MM-DD%s)", f->name,
+                                 f->type == FT_DATE ? "date" : "instant",
+                                 f->type == FT_DATE ? "" : "THH:MM:SSZ");
+        break;
+    }
+    case FT_TEXT:
+        if (v->kind != SV_TEXT) return prm_error_set(err, "field '%s' must be text", f->name);
+        if (f->allowed) {
+            for (const char *const *a = f->allowed; *a; a++)
+                if (strcmp(*a, v->s) == 0) return 0;
+            return prm_error_set(err, "field '%s' has unknown value \"%.40s\"", f->name, v->s);
+        }
+        break;
+    }
+    return 0;
+}
+
+static int bind_value(sqlite3_stmt *st, int idx, const store_value *v)
+{
+    switch (v->kind) {
+    case SV_NULL: return sqlite3_bind_null(st, idx);
+    case SV_TEXT: return sqlite3_bind_text(st, idx, v->s, -1, SQLITE_STATIC);
+    case SV_REAL: return sqlite3_bind_double(st, idx, v->r);
+    case SV_INT: return sqlite3_bind_int64(st, idx, v->i);
+    }
+    return SQLITE_MISUSE;
+}
+
+int store_upsert(store *s, const store_object *o, const store_value *v, int *written,
+                 prm_error *err)
+{
+    int k = (int)(o - objects);
+    for (int i = 0; i < o->nfields; i++)
+        if (check_value(&o->fields[i], &v[i], err) < 0) return -1;
+    if (!s->upsert[k] &&
+        sqlite3_prepare_v3(s->db, upsert_sql[k], -1, SQLITE_PREPARE_PERSISTENT,
+                           &s->upsert[k], NULL) != SQLITE_OK)
+        return db_error(s, err, "preparing upsert");
+    sqlite3_stmt *st = s->upsert[k];
+    for (int i = 0; i < o->nfields; i++) {
+        /* An FT_REAL given as an integer is stored as a real, so a rerun
+         * that parses "100" as 100.0 is not a change. */
+        store_value tmp = v[i];
+        if (o->fields[i].type == FT_REAL && tmp.kind == SV_INT) {
+            tmp.kind = SV_REAL;
+            tmp.r = (double)tmp.i;
+        }
+        bind_value(st, i + 1, &tmp);
+    }
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE) {
+        const char *m = sqlite3_errmsg(s->db);
+        int ext = sqlite3_extended_errcode(s->db);
+        if (ext == SQLITE_CONSTRAINT_NOTNULL && strstr(m, ".partner_id")) {
+            int pi = store_field_index(o, "partner_id");
+            return prm_error_set(err, "unknown partner '%s'", pi >= 0 && v[pi].s ? v[pi].s : "?");
+        }
+        if (ext == SQLITE_CONSTRAINT_NOTNULL && strstr(m, "deal_history.deal_id"))
+            return prm_error_set(err, "unknown deal '%s'", v[1].s ? v[1].s : "?");
+        return prm_error_set(err, "%s", m);
+    }
+    if (written) *written = sqlite3_changes(s->db) > 0;
+    return 0;
+}
+
+/* ---- sync state, rejects, jobs ---------------------------------------- */
+
+static void now_iso(char out[21])
+{
+    instant_iso((int64_t)time(NULL), out);
+}
+
+/* Runs one parameterised statement to completion; texts may be NULL. */
+static int run(store *s, const char *sql, prm_error *err, int n, const store_value *v)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return db_error(s, err, "preparing statement");
+    for (int i = 0; i < n; i++) bind_value(st, i + 1, &v[i]);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return db_error(s, err, "store");
+    return 0;
+}
+
+static store_value T(const char *s) { store_value v = { s ? SV_TEXT : SV_NULL, s, 0, 0 }; return v; }
+static store_value I(int64_t i) { store_value v = { SV_INT, NULL, 0, i }; return v; }
+
+int store_sync_get(store *s, const char *source, const char *object, char *watermark,
+                   size_t wlen, int64_t *cursor, prm_error *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT watermark, cursor FROM sync_state"
+                           " WHERE source = ?1 AND object = ?2", -1, &st, NULL) != SQLITE_OK)
+        return db_error(s, err, "reading sync state");
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, object, -1, SQLITE_STATIC);
+    if (watermark && wlen) watermark[0] = 0;
+    *cursor = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char *w = sqlite3_column_text(st, 0);
+        if (w && watermark && wlen) snprintf(watermark, wlen, "%s", (const char *)w);
+        *cursor = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+int store_sync_set(store *s, const char *source, const char *object, const char *watermark,
+                   int64_t cursor, prm_error *err)
+{
+    char now[21];
+    now_iso(now);
+    store_value v[] = { T(source), T(object), T(watermark), I(cursor), T(now) };
+    return run(s, "INSERT INTO sync_state (source, object, watermark, cursor, updated_at)"
+                  " VALUES (?1,?2,?3,?4,?5) ON CONFLICT (source, object) DO UPDATE SET"
+                  " watermark=excluded.watermark, cursor=excluded.cursor,"
+                  " updated_at=excluded.updated_at", err, 5, v);
+}
+
+int store_reject(store *s, const char *source, const char *file, int64_t line,
+                 const char *reason, int64_t job, prm_error *err)
+{
+    store_value v[] = { T(source), T(file), I(line), T(reason), job ? I(job) : T(NULL) };
+    return run(s, "INSERT INTO ingest_rejects (source, file, line, reason, job_id)"
+                  " VALUES (?1,?2,?3,?4,?5) ON CONFLICT (source, file, line) DO UPDATE SET"
+                  " reason=excluded.reason, job_id=excluded.job_id", err, 5, v);
+}
+
+int store_job_start(store *s, const char *script, const char *args, int64_t *id, prm_error *err)
+{
+    char now[21];
+    now_iso(now);
+    store_value v[] = { T(script), T(args), T(now) };
+    if (run(s, "INSERT INTO jobs (script, args, started_at, status) VALUES (?1,?2,?3,'running')",
+            err, 3, v) < 0)
+        return -1;
+    *id = sqlite3_last_insert_rowid(s->db);
+    return 0;
+}
+
+int store_job_end(store *s, int64_t id, const char *status, const char *counts_json,
+                  const char *error, prm_error *err)
+{
+    char now[21];
+    now_iso(now);
+    store_value v[] = { T(now), T(status), T(counts_json), T(error), I(id) };
+    return run(s, "UPDATE jobs SET ended_at=?1, status=?2, counts=?3, error=?4 WHERE id=?5",
+               err, 5, v);
+}
+
+/* ---- audit chain ------------------------------------------------------ */
+
+static void hex(const unsigned char *b, unsigned n, char *out)
+{
+    static const char h[] = "0123456789abcdef";
+    for (unsigned i = 0; i < n; i++) {
+        out[2 * i] = h[b[i] >> 4];
+        out[2 * i + 1] = h[b[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+/* The hash covers every column but itself, each length-prefixed so that no
+ * two different rows can serialise to the same bytes. */
+static void row_hash(int64_t id, const char *at, const char *actor, const char *action,
+                     const char *subject, const char *detail, const char *prev, char out[65])
+{
+    const char *parts[] = { at, actor, action, subject, detail, prev };
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    char buf[48];
+    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+    int len = snprintf(buf, sizeof buf, "%lld;", (long long)id);
+    EVP_DigestUpdate(c, buf, (size_t)len);
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        const char *p = parts[i] ? parts[i] : "";
+        len = snprintf(buf, sizeof buf, "%zu%c", strlen(p), parts[i] ? ':' : '~');
+        EVP_DigestUpdate(c, buf, (size_t)len);
+        EVP_DigestUpdate(c, p, strlen(p));
+    }
+    EVP_DigestFinal_ex(c, md, &n);
+    EVP_MD_CTX_free(c);
+    hex(md, n, out);
+}
+
+static const char genesis[] = "0000000000000000000000000000000000000000000000000000000000000000";
+
+int store_audit(store *s, const char *actor, const char *action, const char *subject,
+                const char *detail_json, prm_error *err)
+{
+    /* The read of the head and the append must be one transaction, or two
+     * writers could both chain onto the same head. A SAVEPOINT nests inside
+     * a caller's transaction and starts one otherwise. */
+    if (store_exec(s, "SAVEPOINT audit", err) < 0) return -1;
+    sqlite3_stmt *st;
+    char prev[65];
+    int64_t id = 1;
+    snprintf(prev, sizeof prev, "%s", genesis);
+    if (sqlite3_prepare_v2(s->db, "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        store_exec(s, "ROLLBACK TO audit; RELEASE audit", NULL);
+        return db_error(s, err, "audit");
+    }
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        id = sqlite3_column_int64(st, 0) + 1;
+        snprintf(prev, sizeof prev, "%s", (const char *)sqlite3_column_text(st, 1));
+    }
+    sqlite3_finalize(st);
+    char now[21], hash[65];
+    now_iso(now);
+    row_hash(id, now, actor, action, subject, detail_json, prev, hash);
+    store_value v[] = { I(id), T(now), T(actor), T(action), T(subject), T(detail_json),
+                        T(prev), T(hash) };
+    if (run(s, "INSERT INTO audit_log (id, at, actor, action, subject, detail, prev_hash, hash)"
+               " VALUES (?1,?2,?3,?4,?5,?6,?7,?8)", err, 8, v) < 0) {
+        store_exec(s, "ROLLBACK TO audit; RELEASE audit", NULL);
+        return -1;
+    }
+    return store_exec(s, "RELEASE audit", err);
+}
+
+int store_audit_verify(store *s, int64_t *rows, char head[65], prm_error *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT id, at, actor, action, subject, detail, prev_hash, hash"
+                           " FROM audit_log ORDER BY id", -1, &st, NULL) != SQLITE_OK)
+        return db_error(s, err, "audit verify");
+    char prev[65];
+    snprintf(prev, sizeof prev, "%s", genesis);
+    int64_t n = 0, expect = 1;
+    int bad = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        const char *c[7];
+        for (int i = 0; i < 7; i++) c[i] = (const char *)sqlite3_column_text(st, i + 1);
+        char h[65];
+        row_hash(id, c[0], c[1], c[2], c[3], c[4], c[5] ? c[5] : "", h);
+        n++;
+        if (id != expect) {
+            bad = prm_error_set(err, "audit row %lld missing (next row is %lld)",
+                                (long long)expect, (long long)id);
+            break;
+        }
+        if (!c[5] || strcmp(c[5], prev) != 0) {
+            bad = prm_error_set(err, "audit row %lld: prev_hash does not match row %lld",
+                                (long long)id, (long long)id - 1);
+            break;
+        }
+        if (!c[6] || strcmp(c[6], h) != 0) {
+            bad = prm_error_set(err, "audit row %lld: content does not match its hash", (long long)id);
+            break;
+        }
+        snprintf(prev, sizeof prev, "%s", h);
+        expect = id + 1;
+    }
+    sqlite3_finalize(st);
+    *rows = n;
+    if (head) snprintf(head, 65, "%s", prev);
+    return bad ? 1 : 0;
+}
+
+/* ---- statements for scripts ------------------------------------------- */
+
+int store_prepare(store *s, const char *sql, store_stmt **out, prm_error *err)
+{
+    sqlite3_stmt *st;
+    const char *tail = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, &tail) != SQLITE_OK)
+        return db_error(s, err, "SQL");
+    if (!st) return prm_error_set(err, "SQL: empty statement");
+    while (tail && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == ';')) tail++;
+    if (tail && *tail) {
+        sqlite3_finalize(st);
+        return prm_error_set(err, "SQL: one statement at a time (extra text: \"%.40s\")", tail);
+    }
+    store_stmt *h = malloc(sizeof *h);
+    if (!h) {
+        sqlite3_finalize(st);
+        return prm_error_set(err, "out of memory");
+    }
+    h->st = st;
+    h->s = s;
+    *out = h;
+    return 0;
+}
+
+int store_bind(store_stmt *h, int idx, const store_value *v, prm_error *err)
+{
+    if (bind_value(h->st, idx, v) != SQLITE_OK)
+        return prm_error_set(err, "bind parameter %d: %s", idx, sqlite3_errmsg(h->s->db));
+    return 0;
+}
+
+int store_step(store_stmt *h, prm_error *err)
+{
+    int rc = sqlite3_step(h->st);
+    if (rc == SQLITE_ROW) return 1;
+    if (rc == SQLITE_DONE) return 0;
+    return db_error(h->s, err, "SQL");
+}
+
+int store_reset(store_stmt *h)
+{
+    sqlite3_reset(h->st);
+    return sqlite3_clear_bindings(h->st) == SQLITE_OK ? 0 : -1;
+}
+
+int store_ncols(store_stmt *h) { return sqlite3_column_count(h->st); }
+int store_nparams(store_stmt *h) { return sqlite3_bind_parameter_count(h->st); }
+const char *store_colname(store_stmt *h, int i) { return sqlite3_column_name(h->st, i); }
+
+store_value store_column(store_stmt *h, int i)
+{
+    store_value v = { SV_NULL, NULL, 0, 0 };
+    switch (sqlite3_column_type(h->st, i)) {
+    case SQLITE_INTEGER: v.kind = SV_INT; v.i = sqlite3_column_int64(h->st, i); break;
+    case SQLITE_FLOAT: v.kind = SV_REAL; v.r = sqlite3_column_double(h->st, i); break;
+    case SQLITE_TEXT:
+    case SQLITE_BLOB: v.kind = SV_TEXT; v.s = (const char *)sqlite3_column_text(h->st, i); break;
+    default: break;
+    }
+    return v;
+}
+
+void store_finalize(store_stmt *h)
+{
+    if (!h) return;
+    sqlite3_finalize(h->st);
+    free(h);
+}

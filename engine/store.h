@@ -1,0 +1,107 @@
+/* store.h - the SQLite store: schema, migrations, upserts, sync state, jobs,
+ * the audit chain. The only file that includes <sqlite3.h> is store.c.
+ *
+ * Records arrive as arrays of store_value in the order of an object's field
+ * list (store_object), so callers (the Lua binding, the sample loader, the
+ * tests) fill values by field name and never see SQL. Upserts are keyed by
+ * (source, external_id) or the object's natural key, are idempotent, and
+ * write nothing when no value changed; deal history rows are written by
+ * triggers only when a tracked value really changed.
+ */
+#ifndef PRM_STORE_H
+#define PRM_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+typedef struct store store;
+typedef struct store_stmt store_stmt;
+
+typedef enum { FT_TEXT, FT_REAL, FT_INT, FT_DATE, FT_INSTANT } field_type;
+
+typedef struct store_field {
+    const char *name;
+    field_type type;
+    int required;
+    const char *const *allowed;     /* NULL-terminated list, or NULL: any */
+} store_field;
+
+typedef struct store_object {
+    const char *name;               /* "deal", "partner", ... */
+    const char *table;
+    const store_field *fields;      /* field 0 is always "source" */
+    int nfields;
+} store_object;
+
+typedef enum { SV_NULL, SV_TEXT, SV_REAL, SV_INT } store_value_kind;
+
+typedef struct store_value {
+    store_value_kind kind;
+    const char *s;                  /* SV_TEXT: borrowed, NUL-terminated */
+    double r;
+    int64_t i;
+} store_value;
+
+enum { STORE_VERSION = 3 };          /* newest schema version */
+
+int store_open(const char *path, store **out, prm_error *err);
+/* Opens without migrating; store_migrate brings it to `version`. Tests use
+ * this to build a store at each earlier version and migrate it forward. */
+int store_open_raw(const char *path, store **out, prm_error *err);
+int store_migrate(store *s, int version, prm_error *err);
+int store_version(store *s);
+void store_close(store *s);
+const char *store_path(const store *s);
+
+int store_begin(store *s, prm_error *err);
+int store_commit(store *s, prm_error *err);
+void store_rollback(store *s);
+
+const store_object *store_object_find(const char *name);
+const store_object *store_objects(int *n);
+int store_field_index(const store_object *o, const char *name);
+
+/* Upserts one record; *written is 1 when a row was inserted or changed.
+ * Values are checked against the field list first (required, allowed,
+ * type), and a failure names the field. */
+int store_upsert(store *s, const store_object *o, const store_value *v,
+                 int *written, prm_error *err);
+
+int store_sync_get(store *s, const char *source, const char *object,
+                   char *watermark, size_t wlen, int64_t *cursor, prm_error *err);
+int store_sync_set(store *s, const char *source, const char *object,
+                   const char *watermark, int64_t cursor, prm_error *err);
+
+int store_reject(store *s, const char *source, const char *file, int64_t line,
+                 const char *reason, int64_t job, prm_error *err);
+
+int store_job_start(store *s, const char *script, const char *args, int64_t *id,
+                    prm_error *err);
+int store_job_end(store *s, int64_t id, const char *status, const char *counts_json,
+                  const char *error, prm_error *err);
+
+/* Appends to the audit log: each row carries the SHA-256 of the previous
+ * row's hash and its own content. */
+int store_audit(store *s, const char *actor, const char *action, const char *subject,
+                const char *detail_json, prm_error *err);
+/* Recomputes the chain. *rows gets the rows checked; on a break returns 1
+ * and names the first bad row in err; 0 when intact; -1 on error. */
+int store_audit_verify(store *s, int64_t *rows, char head[65], prm_error *err);
+
+/* Statements for scripts and reports: SQL text comes from the caller,
+ * values are always bound, never spliced. */
+int store_prepare(store *s, const char *sql, store_stmt **out, prm_error *err);
+int store_bind(store_stmt *st, int idx, const store_value *v, prm_error *err);
+int store_step(store_stmt *st, prm_error *err);     /* 1 row, 0 done, -1 error */
+int store_reset(store_stmt *st);
+int store_ncols(store_stmt *st);
+const char *store_colname(store_stmt *st, int i);
+store_value store_column(store_stmt *st, int i);    /* valid until next step */
+int store_nparams(store_stmt *st);
+void store_finalize(store_stmt *st);
+/* Runs SQL with no parameters and no rows (schema, PRAGMA). */
+int store_exec(store *s, const char *sql, prm_error *err);
+
+#endif

@@ -1,0 +1,235 @@
+/* timeutil.c - see timeutil.h. Civil-date conversions follow Howard
+ * Hinnant's days_from_civil / civil_from_days algorithms. */
+#include "timeutil.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int64_t days_from_civil(int y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (unsigned)(m + (m > 2 ? -3 : 9)) + 2) / 5 + (unsigned)d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+void civil_from_days(int64_t z, int *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t yy = (int64_t)yoe + era * 400;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = (int)(yy + (*m <= 2));
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int dm[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 ? 28 + leap : dm[m - 1];
+}
+
+/* Reads exactly n digits; returns -1 when they are not all digits. */
+static int digits(const char **p, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)(*p)[i])) return -1;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    return v;
+}
+
+/* Reads 1 or 2 digits (US/EU dates write 3/7/2025 as often as 03/07/2025). */
+static int digits12(const char **p)
+{
+    if (!isdigit((unsigned char)**p)) return -1;
+    int v = *(*p)++ - '0';
+    if (isdigit((unsigned char)**p)) v = v * 10 + (*(*p)++ - '0');
+    return v;
+}
+
+static int valid_ymd(int y, int m, int d)
+{
+    return y >= 1900 && y <= 2200 && m >= 1 && m <= 12 && d >= 1 && d <= days_in_month(y, m);
+}
+
+static int parse_iso(const char *s, int64_t *secs)
+{
+    const char *p = s;
+    int y = digits(&p, 4);
+    if (y < 0 || *p++ != '-') return -1;
+    int m = digits(&p, 2);
+    if (m < 0 || *p++ != '-') return -1;
+    int d = digits(&p, 2);
+    if (d < 0 || !valid_ymd(y, m, d)) return -1;
+    int64_t t = days_from_civil(y, m, d) * 86400;
+    if (*p == 'T' || *p == ' ') {
+        p++;
+        int hh = digits(&p, 2);
+        if (hh < 0 || hh > 23 || *p++ != ':') return -1;
+        int mi = digits(&p, 2);
+        if (mi < 0 || mi > 59) return -1;
+        int ss = 0;
+        if (*p == ':') {
+            p++;
+            ss = digits(&p, 2);
+            if (ss < 0 || ss > 60) return -1;
+        }
+        if (*p == '.') {                 /* fractional seconds are dropped */
+            p++;
+            while (isdigit((unsigned char)*p)) p++;
+        }
+        t += hh * 3600 + mi * 60 + ss;
+        if (*p == 'Z') {
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            int sign = *p++ == '+' ? 1 : -1;
+            int oh = digits(&p, 2);
+            if (oh < 0) return -1;
+            if (*p == ':') p++;
+            int om = digits(&p, 2);
+            if (om < 0) return -1;
+            t -= sign * (oh * 3600 + om * 60);
+        }
+    }
+    if (*p) return -1;
+    *secs = t;
+    return 0;
+}
+
+static int parse_slashed(const char *s, int us, int64_t *secs)
+{
+    const char *p = s;
+    int a = digits12(&p);
+    if (a < 0 || (*p != '/' && *p != '.' && *p != '-')) return -1;
+    char sep = *p++;
+    int b = digits12(&p);
+    if (b < 0 || *p++ != sep) return -1;
+    int y = digits(&p, 4);
+    if (y < 0) return -1;
+    int m = us ? a : b, d = us ? b : a;
+    if (!valid_ymd(y, m, d)) return -1;
+    int64_t t = days_from_civil(y, m, d) * 86400;
+    if (*p == ' ') {                     /* "03/07/2025 14:05[:09]" */
+        p++;
+        int hh = digits12(&p);
+        if (hh < 0 || hh > 23 || *p++ != ':') return -1;
+        int mi = digits(&p, 2);
+        if (mi < 0 || mi > 59) return -1;
+        int ss = 0;
+        if (*p == ':') {
+            p++;
+            if ((ss = digits(&p, 2)) < 0 || ss > 60) return -1;
+        }
+        t += hh * 3600 + mi * 60 + ss;
+    }
+    if (*p) return -1;
+    *secs = t;
+    return 0;
+}
+
+static int parse_epoch(const char *s, int ms, int64_t *secs)
+{
+    char *end;
+    if (!*s) return -1;
+    long long v = strtoll(s, &end, 10);
+    if (*end == '.' && !ms) {            /* 1700000000.5 */
+        while (isdigit((unsigned char)*++end)) {}
+    }
+    if (*end) return -1;
+    *secs = ms ? v / 1000 - (v % 1000 < 0) : v;
+    /* Reject values outside 1900..2200: a phone number is not a date. */
+    if (*secs < -2208988800LL || *secs > 7258118400LL) return -1;
+    return 0;
+}
+
+int date_format_parse(const char *name, date_format *fmt)
+{
+    static const struct { const char *n; date_format f; } t[] = {
+        { "auto", DATE_AUTO }, { "iso", DATE_ISO }, { "us", DATE_US }, { "eu", DATE_EU },
+        { "epoch_ms", DATE_EPOCH_MS }, { "epoch_s", DATE_EPOCH_S },
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (strcmp(name, t[i].n) == 0) { *fmt = t[i].f; return 0; }
+    return -1;
+}
+
+int date_parse(const char *s, date_format fmt, int64_t *secs, prm_error *err)
+{
+    int rc = -1;
+    switch (fmt) {
+    case DATE_ISO: rc = parse_iso(s, secs); break;
+    case DATE_US: rc = parse_slashed(s, 1, secs); break;
+    case DATE_EU: rc = parse_slashed(s, 0, secs); break;
+    case DATE_EPOCH_MS: rc = parse_epoch(s, 1, secs); break;
+    case DATE_EPOCH_S: rc = parse_epoch(s, 0, secs); break;
+    case DATE_AUTO: {
+        size_t n = strspn(s, "0123456789");
+        if (n == strlen(s) && n >= 11)      /* 13 digits today: milliseconds */
+            rc = parse_epoch(s, 1, secs);
+        else if (n == strlen(s) && n >= 9)
+            rc = parse_epoch(s, 0, secs);
+        else if (n == 4)
+            rc = parse_iso(s, secs);
+        else
+            rc = parse_slashed(s, 1, secs);
+        break;
+    }
+    }
+    if (rc < 0)
+        return prm_error_set(err, "not a date: \"%.60s\"", s);
+    return 0;
+}
+
+void date_iso(int64_t secs, char out[11])
+{
+    int y, m, d;
+    int64_t days = secs / 86400 - (secs % 86400 < 0);
+    civil_from_days(days, &y, &m, &d);
+    char buf[64];   /* roomy, so the compiler can prove no truncation */
+    snprintf(buf, sizeof buf, "%04d-%02d-%02d", y, m, d);
+    memcpy(out, buf, 10);
+    out[10] = 0;
+}
+
+void instant_iso(int64_t secs, char out[21])
+{
+    int y, m, d;
+    int64_t days = secs / 86400 - (secs % 86400 < 0);
+    int64_t rem = secs - days * 86400;
+    civil_from_days(days, &y, &m, &d);
+    char buf[80];
+    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", y, m, d,
+             (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
+    memcpy(out, buf, 20);
+    out[20] = 0;
+}
+
+void fiscal_quarter(int64_t days, int start_month, int *fy, int *q)
+{
+    int y, m, d;
+    civil_from_days(days, &y, &m, &d);
+    int off = (m - start_month + 12) % 12;          /* months into the fiscal year */
+    *q = off / 3 + 1;
+    /* The fiscal year is named by the calendar year in which it ends. */
+    *fy = (start_month == 1 || m < start_month) ? y : y + 1;
+}
+
+int64_t fiscal_quarter_start(int fy, int q, int start_month)
+{
+    int y = start_month == 1 ? fy : fy - 1;
+    int m = start_month + (q - 1) * 3;
+    while (m > 12) { m -= 12; y++; }
+    return days_from_civil(y, m, 1);
+}

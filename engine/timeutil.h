@@ -1,0 +1,36 @@
+/* timeutil.h - calendar arithmetic and date parsing, plain C.
+ *
+ * Dates are days since 1970-01-01 (UTC, proleptic Gregorian) in an int64;
+ * the store keeps them as ISO text: "YYYY-MM-DD" for dates and
+ * "YYYY-MM-DDTHH:MM:SSZ" for instants, so text order is time order.
+ * Fiscal periods: a fiscal year named by the calendar year in which it ENDS
+ * (FY2026 with start month 2 runs 2025-02-01 .. 2026-01-31), as most
+ * vendors name them; with start month 1 fiscal equals calendar.
+ */
+#ifndef PRM_TIMEUTIL_H
+#define PRM_TIMEUTIL_H
+
+#include <stdint.h>
+
+#include "error.h"
+
+typedef enum { DATE_AUTO, DATE_ISO, DATE_US, DATE_EU, DATE_EPOCH_MS, DATE_EPOCH_S } date_format;
+
+int64_t days_from_civil(int y, int m, int d);
+void civil_from_days(int64_t z, int *y, int *m, int *d);
+
+/* Parses s in the given format (DATE_AUTO: ISO date or instant, then epoch
+ * seconds/milliseconds by magnitude, then US month/day/year) into seconds
+ * since the epoch. Returns 0, or -1 with err naming the text. */
+int date_parse(const char *s, date_format fmt, int64_t *secs, prm_error *err);
+int date_format_parse(const char *name, date_format *fmt);
+
+void date_iso(int64_t secs, char out[11]);      /* "YYYY-MM-DD" */
+void instant_iso(int64_t secs, char out[21]);   /* "YYYY-MM-DDTHH:MM:SSZ" */
+
+/* Fiscal quarter of a date: *fy (named by its end year) and *q (1..4). */
+void fiscal_quarter(int64_t days, int start_month, int *fy, int *q);
+/* First day (days since epoch) of fiscal quarter fy/q and of the next one. */
+int64_t fiscal_quarter_start(int fy, int q, int start_month);
+
+#endif
