@@ -347,6 +347,10 @@ int main(int argc, char **argv)
     const char *c3[] = {"prm auto-ETS", "prm Theta", "prm damped ETS"};
     combine("(analysis) mean ETS+Theta", c2, 2, 0);
     combine("(analysis) median ETS,Theta,damped", c3, 3, 1);
+    const char *c4[] = {"prm Theta", "prm damped ETS"};
+    combine("(analysis) mean Theta+damped", c4, 2, 0);
+    const char *c5[] = {"prm auto-ETS", "prm Theta", "prm damped ETS", "prm Theta"};
+    combine("(analysis) ETS+2 Theta+damped", c5, 4, 0);
     load_r(out, subset);
     load_original(dir);
     char file[1200];
