@@ -117,7 +117,7 @@ static void cb_row(int c, void *data)
 static void reset_parser(lcsv *r)
 {
     if (r->parser_live) csv_free(&r->p);
-    csv_init(&r->p, CSV_STRICT | CSV_EMPTY_IS_NULL);
+    csv_init(&r->p, CSV_STRICT | CSV_STRICT_FINI | CSV_EMPTY_IS_NULL);
     r->parser_live = 1;
     r->nfields = 0;
     r->record_bytes = 0;

@@ -24,6 +24,7 @@ static const struct builtin {
     { "prm", luaopen_prm, 1 },
     { "prm.store", luaopen_prm_store, 0 },
     { "prm.csv", luaopen_prm_csv, 0 },
+    { "prm.model", luaopen_prm_model, 1 },
     { "cjson", luaopen_cjson, 1 },
     { NULL, NULL, 0 },
 };
@@ -79,7 +80,7 @@ static void instr_hook(lua_State *L, lua_Debug *ar)
             c->instr_exceeded = 1;
             lua_sethook(L, instr_hook, LUA_MASKCOUNT, 1);
         }
-        luaL_error(L, "instruction limit exceeded (%ld instructions)", c->instr_limit);
+        luaL_error(L, "instruction limit exceeded (%I instructions)", (lua_Integer)c->instr_limit);
     }
 }
 

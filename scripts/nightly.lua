@@ -1,0 +1,110 @@
+-- scripts/nightly.lua: the nightly job.
+--
+--   prmcast run scripts/nightly.lua EXPORT_DIR [--connector FILE]
+--
+-- Ingests the PRM export, then prints what a channel ops team checks each
+-- morning: partners by tier, the open pipeline by stage and expected-close
+-- quarter (in USD, converted at each deal's latest FX rate), and the
+-- data-quality problems found. Later stages (scoring, forecast, outputs)
+-- append to this same script.
+local ingest = require "prm.ingest"
+local store = require "prm.store"
+
+local dir = arg[1] or os.getenv("PRMCAST_EXPORT_DIR")
+if not dir then error("usage: prmcast run scripts/nightly.lua EXPORT_DIR [--connector FILE]", 0) end
+local args = { dir }
+for i = 2, #arg do args[#args + 1] = arg[i] end
+
+local ok, res = ingest.cli(args)
+if not ok then error(res, 0) end
+
+local db = store.default()
+local out = io.stdout
+local function section(title) out:write("\n", title, "\n") end
+local function money(x) return x and ("%14.0f"):format(x) or ("%14s"):format("-") end
+
+section("Partners by tier")
+out:write(("  %-12s %8s %8s %8s %8s %8s\n"):format("tier", "partners", "distrib", "reseller",
+  "referral", "msp"))
+for _, r in ipairs(db:query([[
+    SELECT COALESCE(tier, '(none)') AS tier, count(*) AS n,
+           sum(type = 'distributor') AS d, sum(type = 'reseller') AS r,
+           sum(type = 'referral') AS f, sum(type = 'msp') AS m
+      FROM partners GROUP BY 1
+     ORDER BY CASE tier WHEN 'Platinum' THEN 1 WHEN 'Gold' THEN 2 WHEN 'Silver' THEN 3 ELSE 4 END]])) do
+  out:write(("  %-12s %8d %8d %8d %8d %8d\n"):format(r.tier, r.n, r.d, r.r, r.f, r.m))
+end
+
+-- Open pipeline in USD: each deal's amount at the latest rate of its currency.
+local pipeline = db:query([[
+  WITH rate AS (
+    SELECT currency, rate FROM fx_rates f
+     WHERE date = (SELECT max(date) FROM fx_rates g WHERE g.currency = f.currency))
+  SELECT d.stage, d.expected_close, d.amount, d.amount * COALESCE(r.rate, CASE WHEN d.currency = 'USD'
+         OR d.currency IS NULL THEN 1 END) AS usd
+    FROM deals d LEFT JOIN rate r ON r.currency = d.currency
+   WHERE d.status = 'open']])
+local stages = { "registered", "qualified", "solution", "proposal", "negotiation" }
+local grid, quarters, qset, no_rate = {}, {}, {}, 0
+for _, r in ipairs(pipeline) do
+  local q = r.expected_close and prm.quarter(r.expected_close) or "no date"
+  if not qset[q] then qset[q] = true; quarters[#quarters + 1] = q end
+  grid[r.stage] = grid[r.stage] or {}
+  if r.usd then
+    grid[r.stage][q] = (grid[r.stage][q] or 0) + r.usd
+  elseif r.amount then
+    no_rate = no_rate + 1
+  end
+end
+table.sort(quarters)
+section("Open pipeline by stage and expected-close quarter (USD)")
+out:write(("  %-12s"):format("stage"))
+for _, q in ipairs(quarters) do out:write(("%14s"):format(q)) end
+out:write(("%14s\n"):format("total"))
+local coltot, grand = {}, 0
+for _, s in ipairs(stages) do
+  local row, tot = grid[s] or {}, 0
+  out:write(("  %-12s"):format(s))
+  for _, q in ipairs(quarters) do
+    out:write(money(row[q] or 0))
+    tot = tot + (row[q] or 0)
+    coltot[q] = (coltot[q] or 0) + (row[q] or 0)
+  end
+  grand = grand + tot
+  out:write(money(tot), "\n")
+end
+out:write(("  %-12s"):format("total"))
+for _, q in ipairs(quarters) do out:write(money(coltot[q])) end
+out:write(money(grand), "\n")
+
+section("Data-quality problems")
+local today = prm.today()
+local checks = {
+  { "rows rejected at ingest (see ingest_rejects)", "SELECT count(*) AS n FROM ingest_rejects" },
+  { "open deals with a close date in the past",
+    "SELECT count(*) AS n FROM deals WHERE status = 'open' AND expected_close < ?", today },
+  { "open deals without an expected close date",
+    "SELECT count(*) AS n FROM deals WHERE status = 'open' AND expected_close IS NULL" },
+  { "deals without an amount", "SELECT count(*) AS n FROM deals WHERE amount IS NULL" },
+  { "open deals missing required fields (completeness < 100%)",
+    "SELECT count(*) AS n FROM deals WHERE status = 'open' AND completeness < 1" },
+  { "won deals without a closed date",
+    "SELECT count(*) AS n FROM deals WHERE status = 'won' AND closed_at IS NULL" },
+  { "resellers whose parent distributor is not in the export", [[
+    SELECT count(*) AS n FROM partners p WHERE parent_external_id IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM partners q WHERE q.source = p.source
+                          AND q.external_id = p.parent_external_id)]] },
+  { "currencies without an FX rate", [[
+    SELECT count(DISTINCT currency) AS n FROM deals d WHERE currency IS NOT NULL
+       AND currency <> 'USD' AND NOT EXISTS (SELECT 1 FROM fx_rates f WHERE f.currency = d.currency)]] },
+}
+local problems = {}
+for _, c in ipairs(checks) do
+  local n = db:query(c[2], table.unpack(c, 3))[1].n
+  problems[c[1]] = n
+  out:write(("  %8d  %s\n"):format(n, c[1]))
+end
+if no_rate > 0 then out:write(("  %8d  open deals left out of the USD pipeline (no FX rate)\n"):format(no_rate)) end
+
+return { ingest = { read = res.read, written = res.written, rejected = res.rejected },
+         open_pipeline_usd = grand, problems = problems }

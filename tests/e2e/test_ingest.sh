@@ -1,0 +1,91 @@
+#!/bin/sh
+# File ingest: bad rows are reported with file, line and reason and good
+# rows load; a file that is not CSV fails cleanly with nothing written;
+# JSON and JSON Lines exports load; reruns are idempotent.
+. "$(dirname "$0")/lib.sh"
+E="$T/export"; mkdir -p "$E"
+DB="$T/s.db"
+
+printf 'Partner ID,Partner Name,Tier,Region,Country,Partner Type,Parent Partner ID,Currency,Status,Join Date,Last Modified\r\n' >"$E/partners.csv"
+printf 'P1,"Acme, Inc",Gold,NA,US,Reseller,,USD,Active,2024-01-05,2025-01-01T00:00:00Z\r\n' >>"$E/partners.csv"
+printf 'P2,Beta GmbH,Silver,EMEA,DE,Distributor,,EUR,Active,01/05/2024,1735689600000\r\n' >>"$E/partners.csv"
+cat >"$E/deals.csv" <<'CSV'
+Deal ID,Partner ID,Account Name,Contact Name,Contact Email,Deal Amount,Currency,Product,Stage,Created Date,Expected Close Date,Closed Date,Partner Probability,Budget Confirmed,Competitor,Notes,Last Modified
+D1,P1,Cust A,Ann,a@x.example,"$12,000.00",USD,Core,Qualified,2025-01-10,03/31/2025,,40,Yes,,"multi
+line note",2025-02-01T10:00:00Z
+D2,P404,Cust B,Bob,b@x.example,500,USD,Core,Registered,2025-01-11,03/31/2025,,10,No,,,2025-02-01T10:00:00Z
+D3,P1,Cust C,Cy,c@x.example,700,USD,Core,Registered,2025-01-12,13/45/2025,,10,No,,,2025-02-01T10:00:00Z
+D4,P2,Cust D,Di,d@x.example,900,EUR,Core,Sorta Won,2025-01-13,03/31/2025,,10,No,,,2025-02-01T10:00:00Z
+D5,P2,Cust E
+D6,P2,Cust F,Fay,f@x.example,abc,EUR,Core,Registered,2025-01-13,03/31/2025,,10,No,,,2025-02-01T10:00:00Z
+D7,P2,,,,1500,EUR,Core,Closed Won,2025-01-14,03/31/2025,2025-03-01,100,,Globex,,2025-03-01T10:00:00Z
+CSV
+"$P" --db "$DB" ingest "$E" >"$T/out" 2>"$T/err"
+ok $? "ingest with bad rows exits 0" "$(cat "$T/err")"
+grep -q 'deals.csv:4: unknown partner .P404.' "$T/err"; ok $? "unknown partner reported with file and line"
+grep -q 'deals.csv:5: Expected Close Date: not a date: "13/45/2025"' "$T/err"; ok $? "bad date reported with column"
+grep -q 'deals.csv:6: Stage: unknown value "Sorta Won"' "$T/err"; ok $? "unknown stage reported"
+grep -q 'deals.csv:7: expected 17 fields, found 3' "$T/err"; ok $? "short row reported"
+grep -q 'deals.csv:8: Deal Amount: not an amount: "abc"' "$T/err"; ok $? "bad amount reported"
+ok "$(test "$(q "$DB" 'select count(*) from deals')" = 2; echo $?)" "good rows loaded (D1, D7)"
+ok "$(test "$(q "$DB" 'select count(*) from ingest_rejects')" = 5; echo $?)" "five rejects stored"
+ok "$(test "$(q "$DB" "select amount || '|' || expected_close || '|' || partner_probability || '|' || budget_confirmed from deals where external_id='D1'")" = "12000.0|2025-03-31|0.4|1"; echo $?)" "money, US date, percent and flag parsed"
+ok "$(test "$(q "$DB" "select notes from deals where external_id='D1'")" = "multi
+line note"; echo $?)" "embedded newline kept"
+ok "$(test "$(q "$DB" "select status || '|' || round(completeness, 4) from deals where external_id='D7'")" = "won|0.4286"; echo $?)" "status from stage, completeness computed"
+ok "$(test "$(q "$DB" "select joined_at || '|' || updated_at from partners where external_id='P2'")" = "2024-01-05|2025-01-01T00:00:00Z"; echo $?)" "US join date and epoch-ms instant"
+grep -q 'deals.csv .* 7 .* 2 .* 0 .* 5 ' "$T/out"; ok $? "summary counts read, written, rejected" "$(cat "$T/out")"
+
+# Rerun: nothing changed, nothing written.
+"$P" --db "$DB" ingest "$E" >"$T/out2" 2>&1
+grep -q 'deals.csv .* unchanged' "$T/out2"; ok $? "unchanged file skipped on rerun"
+touch -d '2020-01-01' "$E/deals.csv"
+"$P" --db "$DB" ingest "$E" >"$T/out3" 2>&1
+grep -q 'deals.csv .* 7 .* 0 .* 2 .* 5 ' "$T/out3"; ok $? "touched file re-read: 0 written, 2 unchanged" "$(cat "$T/out3")"
+ok "$(test "$(q "$DB" 'select count(*) from deal_history')" = 2; echo $?)" "no history rows added by a rerun"
+
+# A file that is not CSV: clear error, nothing of it written, exit 1.
+B="$T/binary"; mkdir -p "$B"
+cp "$E/partners.csv" "$B/"
+head -c 3000 /bin/ls >"$B/deals.csv"
+"$P" --db "$T/b.db" ingest "$B" >"$T/bout" 2>"$T/berr"
+ok "$(test $? -eq 1; echo $?)" "binary export exits 1"
+grep -q 'deals.csv: not a CSV file (binary content)' "$T/berr"; ok $? "binary file named with reason" "$(cat "$T/berr")"
+ok "$(test "$(q "$T/b.db" 'select count(*) from deals')" = 0; echo $?)" "nothing of the binary file written"
+ok "$(test "$(q "$T/b.db" 'select count(*) from partners')" = 2; echo $?)" "other files still loaded"
+
+# A CSV of the wrong kind: missing required columns, nothing written.
+W="$T/wrong"; mkdir -p "$W"
+cp "$E/partners.csv" "$W/"
+printf 'foo,bar\n1,2\n' >"$W/deals.csv"
+"$P" --db "$T/w.db" ingest "$W" >/dev/null 2>"$T/werr"
+ok "$(test $? -eq 1; echo $?)" "wrong CSV exits 1"
+grep -q "deals.csv: not a deal export: missing column(s) Deal ID, Partner ID, Stage, Created Date" "$T/werr"
+ok $? "missing columns named" "$(cat "$T/werr")"
+
+# JSON array and JSON Lines exports.
+J="$T/json"; mkdir -p "$J"
+cat >"$J/partners.json" <<'JSON'
+{"data": [{"Partner ID": "P1", "Tier": "Gold", "Partner Type": "msp", "Join Date": "2024-02-03"},
+          {"Partner ID": "P2", "Tier": null, "Partner Type": "Referral"}]}
+JSON
+cat >"$J/deals.jsonl" <<'JSON'
+{"Deal ID": "J1", "Partner ID": "P1", "Stage": "Proposal Sent", "Created Date": "2025-04-01", "Deal Amount": 1200.5}
+not json at all
+{"Deal ID": "J2", "Partner ID": "P2", "Stage": "Closed Lost", "Created Date": "2025-04-02", "Expected Close Date": "05/01/2025"}
+
+JSON
+"$P" --db "$T/j.db" ingest "$J" >"$T/jout" 2>"$T/jerr"
+ok $? "JSON export ingests" "$(cat "$T/jerr")"
+ok "$(test "$(q "$T/j.db" "select group_concat(external_id || ':' || type, ',') from partners")" = "P1:msp,P2:referral"; echo $?)" "JSON array with data wrapper and nulls"
+ok "$(test "$(q "$T/j.db" "select group_concat(external_id || ':' || status || ':' || coalesce(amount, '-'), ',') from deals")" = "J1:open:1200.5,J2:lost:-"; echo $?)" "JSON Lines records"
+grep -q 'deals.jsonl:2: not valid JSON' "$T/jerr"; ok $? "bad JSON line reported with line"
+printf '{"data": [1, 2' >"$J/partners.json"
+"$P" --db "$T/j2.db" ingest "$J" >/dev/null 2>"$T/j2err"
+grep -q 'partners.json: not valid JSON' "$T/j2err"; ok $? "truncated JSON file refused" "$(cat "$T/j2err")"
+
+# The store's audit chain recorded the ingest and verifies.
+"$P" --db "$DB" audit verify >"$T/audit"
+ok $? "audit chain intact after ingests"
+ok "$(test "$(q "$DB" "select count(*) from audit_log where action = 'ingest'")" -ge 3; echo $?)" "ingests are audited"
+done_testing

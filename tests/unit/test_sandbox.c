@@ -1,0 +1,95 @@
+/* test_sandbox.c - the rule sandbox: blocked functions, the instruction
+ * budget, the memory cap, text-only loading, the require allow-list; each
+ * failure gives a clear message and the state stays usable. */
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sandbox.h"
+#include "tap.h"
+
+static char path[256];
+
+/* Writes src to a rule file and runs it; returns 0 or -1 with err. */
+static int run(lua_State *L, const char *src, prm_error *err)
+{
+    FILE *f = fopen(path, "w");
+    fputs(src, f);
+    fclose(f);
+    err->msg[0] = 0;
+    int rc = sandbox_dofile(L, path, 1, err);
+    if (rc == 0) lua_pop(L, 1);
+    return rc;
+}
+
+static int has(const prm_error *e, const char *s) { return strstr(e->msg, s) != NULL; }
+
+int main(void)
+{
+    snprintf(path, sizeof path, "/tmp/prmcast-rule-%d.lua", (int)getpid());
+    prm_error err;
+    sandbox_opts o = { SANDBOX_RULE, SANDBOX_RULE_MEM, SANDBOX_RULE_INSTR, NULL, "." };
+    lua_State *L = sandbox_new(&o, &err);
+    T_OK(L != NULL, "rule state created");
+    sandbox_ctx *c = sandbox_ctx_of(L);
+
+    T_OK(run(L, "return 1 + 1", &err) == 0, "plain code runs");
+    T_OK(run(L, "return os.execute('touch /tmp/pwned')", &err) < 0 &&
+         has(&err, "blocked function: os.execute") && has(&err, ".lua:1:"),
+         "os.execute is blocked, with file:line");
+    T_OK(access("/tmp/pwned", F_OK) != 0, "and nothing ran");
+    T_OK(run(L, "local f = io.open('/etc/passwd') return f", &err) < 0 &&
+         has(&err, "blocked function: io.open"), "io.open is blocked");
+    T_OK(run(L, "return dofile('/etc/passwd')", &err) < 0 && has(&err, "blocked function: dofile"),
+         "dofile is blocked");
+    T_OK(run(L, "return require('prm.store')", &err) < 0 && has(&err, "not available to rules"),
+         "the store is not available to rules");
+    T_OK(run(L, "return require('socket')", &err) < 0 && has(&err, "not found"),
+         "unknown modules are not found");
+    T_OK(run(L, "return string.dump", &err) == 0, "string.dump lookup does not raise");
+    T_OK(run(L, "assert(string.dump == nil, 'dump present') return 1", &err) == 0,
+         "string.dump is absent");
+    T_OK(run(L, "local f, e = load('\\27Lua\\84\\0') assert(f == nil) assert(e:find('binary')) return 1", &err) == 0,
+         "load refuses bytecode");
+    T_OK(run(L, "local f = load('return x') local ok, e = pcall(f) return 1", &err) == 0,
+         "load of text works with a sandbox env");
+    T_OK(run(L, "local m = require('prm') return m.date('03/07/2025') == '2025-03-07' or error('x')", &err) == 0,
+         "prm is available to rules");
+    T_OK(run(L, "x = 1\nlocal t = nil\nreturn t.field", &err) < 0 && has(&err, ".lua:3:"),
+         "runtime errors keep file:line");
+    T_OK(run(L, "error('boom')", &err) < 0 && has(&err, "boom") && has(&err, ".lua:1:"),
+         "error() message and line");
+
+    long before = c->errors;
+    T_OK(run(L, "while true do end", &err) < 0 && has(&err, "instruction limit exceeded"),
+         "infinite loop stopped by the instruction budget");
+    T_OK(run(L, "while true do pcall(function() while true do end end) end", &err) < 0 &&
+         has(&err, "instruction limit exceeded"), "pcall cannot swallow the budget");
+    T_OK(c->errors == before + 2, "errors are counted");
+
+    size_t mem0 = c->mem_used;
+    T_OK(run(L, "local s = string.rep('x', 2^31 - 1) return #s", &err) < 0 &&
+         has(&err, "memory limit exceeded"), "a 2 GB allocation is refused");
+    T_OK(run(L, "local t = {} for i = 1, 1e9 do t[i] = {i} end", &err) < 0 &&
+         (has(&err, "memory limit exceeded") || has(&err, "instruction limit exceeded")),
+         "unbounded table growth is stopped");
+    T_OK(c->mem_used < mem0 + (4u << 20), "memory is returned after the failure");
+
+    T_OK(run(L, "return 40 + 2", &err) == 0, "the state still works after every failure");
+    T_OK(run(L, "os = nil; string.upper = nil; return 1", &err) == 0, "a rule may scribble on its env");
+    T_OK(run(L, "return string.upper('a') == 'A' or error('shared string table')", &err) == 0,
+         "but not on the next rule's");
+    sandbox_close(L);
+
+    /* A job state is trusted: the standard libraries are there. */
+    sandbox_opts j = { SANDBOX_JOB, 0, 0, NULL, "." };
+    L = sandbox_new(&j, &err);
+    T_OK(L && run(L, "return os.time() > 0 and io.write ~= nil and prm.date('2025-01-02') or error('x')", &err) == 0,
+         "job state has os, io and the prm global");
+    T_OK(run(L, "return prm.model ~= nil or error('no prm.model')", &err) == 0, "prm.model reachable as a field");
+    sandbox_close(L);
+    unlink(path);
+    return t_done();
+}

@@ -1,0 +1,166 @@
+/* test_store.c - migrations, idempotent upserts, history only on change,
+ * the audit chain. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "tap.h"
+
+static char dbpath[256];
+
+static store *fresh(int version)
+{
+    store *s;
+    prm_error err;
+    snprintf(dbpath, sizeof dbpath, "/tmp/prmcast-test-store-%d.db", (int)getpid());
+    char b[300];
+    unlink(dbpath);
+    snprintf(b, sizeof b, "%s-wal", dbpath); unlink(b);
+    snprintf(b, sizeof b, "%s-shm", dbpath); unlink(b);
+    if (store_open_raw(dbpath, &s, &err) < 0 || store_migrate(s, version, &err) < 0) {
+        printf("# %s\n", err.msg);
+        exit(1);
+    }
+    return s;
+}
+
+static int64_t count(store *s, const char *sql)
+{
+    store_stmt *st;
+    int64_t n = -1;
+    if (store_prepare(s, sql, &st, NULL) < 0) return -1;
+    if (store_step(st, NULL) == 1) n = store_column(st, 0).i;
+    store_finalize(st);
+    return n;
+}
+
+#define TXT(x) ((store_value){ SV_TEXT, (x), 0, 0 })
+#define REAL(x) ((store_value){ SV_REAL, NULL, (x), 0 })
+#define NUL ((store_value){ SV_NULL, NULL, 0, 0 })
+
+static int upsert_partner(store *s, const char *id, const char *tier, int *written, prm_error *err)
+{
+    const store_object *o = store_object_find("partner");
+    store_value v[12] = { TXT("t"), TXT(id), TXT("Name"), TXT(tier), TXT("EMEA"), TXT("DE"),
+                          TXT("reseller"), NUL, TXT("EUR"), TXT("Active"), TXT("2024-01-01"),
+                          TXT("2024-01-01T00:00:00Z") };
+    return store_upsert(s, o, v, written, err);
+}
+
+static int upsert_deal(store *s, const char *id, const char *partner, const char *stage,
+                       const char *status, double amount, const char *updated, int *written,
+                       prm_error *err)
+{
+    const store_object *o = store_object_find("deal");
+    store_value v[20];
+    for (int i = 0; i < 20; i++) v[i] = NUL;
+    v[store_field_index(o, "source")] = TXT("t");
+    v[store_field_index(o, "external_id")] = TXT(id);
+    v[store_field_index(o, "partner_id")] = TXT(partner);
+    v[store_field_index(o, "amount")] = REAL(amount);
+    v[store_field_index(o, "stage")] = TXT(stage);
+    v[store_field_index(o, "status")] = TXT(status);
+    v[store_field_index(o, "created_at")] = TXT("2025-01-01");
+    v[store_field_index(o, "updated_at")] = TXT(updated);
+    return store_upsert(s, o, v, written, err);
+}
+
+int main(void)
+{
+    prm_error err;
+    int w;
+
+    /* Migrations from empty, and from each earlier version with data. */
+    store *s = fresh(STORE_VERSION);
+    T_EQ_INT(store_version(s), STORE_VERSION, "fresh store at the newest version");
+    store_close(s);
+    for (int v = 1; v < STORE_VERSION; v++) {
+        s = fresh(v);
+        int ok = store_version(s) == v && upsert_partner(s, "P1", "Gold", &w, &err) == 0;
+        ok = ok && store_migrate(s, STORE_VERSION, &err) == 0;
+        char name[80];
+        snprintf(name, sizeof name, "migrate v%d -> v%d keeps data", v, STORE_VERSION);
+        T_OK(ok && store_version(s) == STORE_VERSION &&
+             count(s, "SELECT count(*) FROM partners WHERE tier = 'Gold'") == 1, name);
+        store_close(s);
+    }
+    s = fresh(STORE_VERSION);
+    T_OK(store_migrate(s, STORE_VERSION, &err) == 0, "migrating a current store is a no-op");
+    store_exec(s, "PRAGMA user_version = 99", &err);
+    store_close(s);
+    T_OK(store_open(dbpath, &s, &err) < 0 && strstr(err.msg, "newer"), "refuses a newer schema");
+
+    /* Upserts. */
+    s = fresh(STORE_VERSION);
+    T_OK(upsert_partner(s, "P1", "Gold", &w, &err) == 0 && w == 1, "insert partner");
+    T_OK(upsert_partner(s, "P1", "Gold", &w, &err) == 0 && w == 0, "same partner again writes nothing");
+    T_OK(upsert_partner(s, "P1", "Platinum", &w, &err) == 0 && w == 1, "changed tier is written");
+    T_EQ_INT(count(s, "SELECT count(*) FROM partners"), 1, "still one partner");
+
+    T_OK(upsert_deal(s, "D1", "P1", "registered", "open", 1000, "2025-01-01T00:00:00Z", &w, &err) == 0 && w,
+         "insert deal");
+    T_EQ_INT(count(s, "SELECT count(*) FROM deal_history"), 1, "first history row on insert");
+    T_OK(upsert_deal(s, "D1", "P1", "registered", "open", 1000, "2025-01-01T00:00:00Z", &w, &err) == 0 && !w,
+         "identical deal: no write");
+    T_OK(upsert_deal(s, "D1", "P1", "registered", "open", 1000, "2025-01-05T00:00:00Z", &w, &err) == 0 && w,
+         "only updated_at changed: row written");
+    T_EQ_INT(count(s, "SELECT count(*) FROM deal_history"), 1, "but no history row (nothing tracked changed)");
+    T_OK(upsert_deal(s, "D1", "P1", "qualified", "open", 1000, "2025-01-10T00:00:00Z", &w, &err) == 0 && w,
+         "stage change");
+    T_OK(upsert_deal(s, "D1", "P1", "qualified", "open", 1200, "2025-01-12T00:00:00Z", &w, &err) == 0 && w,
+         "amount change");
+    T_EQ_INT(count(s, "SELECT count(*) FROM deal_history"), 3, "history rows only on change");
+    T_EQ_INT(count(s, "SELECT count(*) FROM deal_history WHERE observed_at = '2025-01-10T00:00:00Z'"
+                      " AND stage = 'qualified' AND amount = 1000"), 1, "history row holds the new state");
+
+    T_OK(upsert_deal(s, "D2", "NOPE", "registered", "open", 1, "2025-01-01T00:00:00Z", &w, &err) < 0 &&
+         strstr(err.msg, "unknown partner 'NOPE'"), "unknown partner is named");
+    T_OK(upsert_deal(s, "D2", "P1", "won-ish", "open", 1, "2025-01-01T00:00:00Z", &w, &err) < 0 &&
+         strstr(err.msg, "stage") && strstr(err.msg, "won-ish"), "bad stage is named");
+    T_OK(upsert_deal(s, "D2", "P1", "registered", "open", 1, "2025-1-1", &w, &err) < 0 &&
+         strstr(err.msg, "updated_at"), "bad instant is named");
+    T_OK(upsert_deal(s, "D2", "P1", "registered", "open", 0.0 / 0.0, "2025-01-01T00:00:00Z", &w, &err) < 0 &&
+         strstr(err.msg, "finite"), "NaN amount refused");
+    T_EQ_INT(count(s, "SELECT count(*) FROM deals"), 1, "refused records left nothing behind");
+
+    /* Sync state. */
+    char wm[64];
+    int64_t cur;
+    T_OK(store_sync_get(s, "t", "deal", wm, sizeof wm, &cur, &err) == 0 && wm[0] == 0 && cur == 0,
+         "no sync state yet");
+    store_sync_set(s, "t", "deal", "abc", 42, &err);
+    T_OK(store_sync_get(s, "t", "deal", wm, sizeof wm, &cur, &err) == 0 && strcmp(wm, "abc") == 0 && cur == 42,
+         "sync state round trip");
+
+    /* Audit chain. */
+    int64_t rows;
+    char head[65];
+    for (int i = 0; i < 5; i++) {
+        char d[32];
+        snprintf(d, sizeof d, "{\"i\":%d}", i);
+        store_audit(s, "tester", "test.action", "subject", d, &err);
+    }
+    T_OK(store_audit_verify(s, &rows, head, &err) == 0 && rows == 5, "chain of 5 verifies");
+    T_OK(store_exec(s, "UPDATE audit_log SET actor = 'mallory' WHERE id = 3", &err) < 0 &&
+         strstr(err.msg, "append-only"), "UPDATE on audit_log is refused");
+    T_OK(store_exec(s, "DELETE FROM audit_log WHERE id = 3", &err) < 0, "DELETE on audit_log is refused");
+    /* Someone with the file drops the guard and edits a row. */
+    store_exec(s, "DROP TRIGGER audit_log_no_update; UPDATE audit_log SET detail = '{\"i\":99}' WHERE id = 3", &err);
+    T_OK(store_audit_verify(s, &rows, head, &err) == 1 && strstr(err.msg, "row 3"), "edited row detected");
+    store_exec(s, "UPDATE audit_log SET detail = '{\"i\":2}' WHERE id = 3", &err);
+    T_OK(store_audit_verify(s, &rows, head, &err) == 0, "restored row verifies again");
+    store_exec(s, "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE id = 2", &err);
+    T_OK(store_audit_verify(s, &rows, head, &err) == 1 && strstr(err.msg, "row 2 missing"), "deleted row detected");
+    store_close(s);
+
+    /* Statements refuse more than one statement at a time. */
+    s = fresh(STORE_VERSION);
+    store_stmt *st;
+    T_OK(store_prepare(s, "SELECT 1; DROP TABLE deals", &st, &err) < 0 && strstr(err.msg, "one statement"),
+         "stacked statements refused");
+    store_close(s);
+    unlink(dbpath);
+    return t_done();
+}

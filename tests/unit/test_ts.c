@@ -1,0 +1,395 @@
+/* test_ts.c - the time-series core (ts.h): parameter recovery from simulated
+ * ETS series, exact answers on constants and lines, agreement with R's
+ * forecast package on classic series (fixtures, no R needed), and every
+ * degenerate input of docs/TIMESERIES.md.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tap.h"
+#include "ts.h"
+
+#include "../fixtures/ts/r_fixtures.h"
+
+/* A small deterministic normal generator for the simulations (independent of
+ * the one in the engine, so that a change there cannot hide a bug). */
+static unsigned long long lcg = 12345;
+static double unif(void)
+{
+    lcg = lcg * 6364136223846793005ULL + 1442695040888963407ULL;
+    return ((lcg >> 11) + 0.5) / 9007199254740992.0;
+}
+static double gauss(void)
+{
+    return sqrt(-2.0 * log(unif())) * cos(2.0 * M_PI * unif());
+}
+
+/* Simulates an additive-error ETS series: level, trend (damped by phi),
+ * additive season of period m (m = 1: none). */
+static void sim_additive(double *y, int n, double alpha, double beta, double gamma, double phi,
+                         double l, double b, int m, const double *s0, double sigma)
+{
+    double s[24] = {0};
+    for (int j = 0; j < m && s0; j++)
+        s[j] = s0[j];
+    for (int t = 0; t < n; t++) {
+        int p = t % m;
+        double e = sigma * gauss();
+        double season = s0 ? s[p] : 0.0;
+        y[t] = l + phi * b + season + e;
+        double lold = l;
+        l = lold + phi * b + alpha * e;
+        b = phi * b + beta * e;
+        if (s0)
+            s[p] = season + gamma * e;
+    }
+}
+
+static int finite_result(const ts_result *r)
+{
+    for (int k = 0; k < r->h; k++) {
+        if (!isfinite(r->mean[k]))
+            return 0;
+        for (int j = 0; j < r->nlevels; j++)
+            if (!isfinite(ts_lower(r, j)[k]) || !isfinite(ts_upper(r, j)[k]) ||
+                ts_lower(r, j)[k] > r->mean[k] + 1e-9 * fabs(r->mean[k]) ||
+                ts_upper(r, j)[k] < r->mean[k] - 1e-9 * fabs(r->mean[k]))
+                return 0;
+    }
+    return 1;
+}
+
+static double max_rel_diff(const double *a, const double *b, int n)
+{
+    double d = 0.0;
+    for (int i = 0; i < n; i++)
+        d = fmax(d, fabs(a[i] - b[i]) / fabs(b[i]));
+    return d;
+}
+
+static void test_qnorm(void)
+{
+    T_NEAR(ts_qnorm(0.975), 1.959963984540054, 1e-12, "qnorm(0.975)");
+    T_NEAR(ts_qnorm(0.9), 1.2815515655446004, 1e-12, "qnorm(0.9)");
+    T_NEAR(ts_qnorm(0.5), 0.0, 1e-15, "qnorm(0.5)");
+    T_NEAR(ts_qnorm(1e-10), -6.361340902404056, 1e-9, "qnorm(1e-10)");
+}
+
+static void test_recovery(void)
+{
+    prm_error err;
+    ts_ets fit;
+    double y[600];
+
+    lcg = 1;
+    sim_additive(y, 500, 0.3, 0, 0, 1.0, 100.0, 0.0, 1, NULL, 2.0);
+    T_OK(ts_ets_fit(y, 500, 1, "ANN", 0, &fit, &err) == 0, "ANN fit");
+    T_NEAR(fit.alpha, 0.3, 0.06, "ANN: alpha recovered");
+    T_NEAR(sqrt(fit.sigma2), 2.0, 0.2, "ANN: sigma recovered");
+
+    lcg = 2;
+    sim_additive(y, 500, 0.5, 0.1, 0, 1.0, 50.0, 1.0, 1, NULL, 1.0);
+    T_OK(ts_ets_fit(y, 500, 1, "AAN", 0, &fit, &err) == 0, "AAN fit");
+    T_NEAR(fit.alpha, 0.5, 0.1, "AAN: alpha recovered");
+    T_NEAR(fit.beta, 0.1, 0.05, "AAN: beta recovered");
+
+    lcg = 3;
+    double s4[4] = {10.0, -5.0, -15.0, 10.0};
+    sim_additive(y, 480, 0.2, 0, 0.3, 1.0, 200.0, 0.0, 4, s4, 2.0);
+    T_OK(ts_ets_fit(y, 480, 4, "ANA", 0, &fit, &err) == 0, "ANA fit");
+    T_NEAR(fit.alpha, 0.2, 0.07, "ANA: alpha recovered");
+    T_NEAR(fit.gamma, 0.3, 0.1, "ANA: gamma recovered");
+    /* automatic selection must see the seasonality */
+    T_OK(ts_ets_fit(y, 480, 4, "ZZZ", 0, &fit, &err) == 0 && fit.season != 'N',
+         "auto-ETS selects a seasonal model for a seasonal series");
+
+    lcg = 4;
+    sim_additive(y, 500, 0.3, 0, 0, 1.0, 100.0, 0.0, 1, NULL, 2.0);
+    T_OK(ts_ets_fit(y, 500, 1, "ZZZ", 0, &fit, &err) == 0 && fit.trend == 'N' &&
+             fit.season == 'N', "auto-ETS selects a model without trend or season for a level series");
+
+    /* damped trend: phi within its region, forecasts flatten */
+    lcg = 5;
+    sim_additive(y, 400, 0.4, 0.1, 0, 0.9, 100.0, 2.0, 1, NULL, 0.5);
+    T_OK(ts_ets_fit(y, 400, 1, "AAdN", 0, &fit, &err) == 0, "AAdN fit");
+    T_OK(fit.phi >= 0.8 && fit.phi <= 0.98 && fit.damped, "AAdN: phi in [0.8, 0.98]");
+}
+
+static void test_exact(void)
+{
+    prm_error err;
+    ts_options o;
+    ts_result r;
+    double y[60];
+    ts_options_init(&o);
+    o.h = 6;
+    for (int i = 0; i < 40; i++)
+        y[i] = 7.5;
+    for (int mth = TS_AUTO; mth <= TS_COMBO; mth++) {
+        o.method = (ts_method)mth;
+        int ok = ts_forecast(y, 40, &o, &r, &err) == 0;
+        char name[80];
+        snprintf(name, sizeof name, "constant series, method %s: constant forecast",
+                 ts_method_name(o.method));
+        T_OK(ok && r.mean[0] == 7.5 && r.mean[5] == 7.5 && ts_lower(&r, 1)[5] == 7.5 &&
+                 ts_upper(&r, 1)[5] == 7.5, name);
+        if (ok)
+            ts_result_free(&r);
+    }
+    /* a straight line: drift exactly, ETS(A,A,N) to 1e-3 */
+    for (int i = 0; i < 40; i++)
+        y[i] = 10.0 + 2.0 * i;
+    o.method = TS_DRIFT;
+    T_OK(ts_forecast(y, 40, &o, &r, &err) == 0, "drift on a line");
+    T_NEAR(r.mean[5], 10.0 + 2.0 * 45, 1e-9, "drift continues the line");
+    ts_result_free(&r);
+    o.method = TS_ETS;
+    o.ets_model = "AAN";
+    T_OK(ts_forecast(y, 40, &o, &r, &err) == 0, "ETS(A,A,N) on a line");
+    T_NEAR(r.mean[0], 90.0, 0.09, "ETS(A,A,N) continues the line, h=1");
+    T_NEAR(r.mean[5], 100.0, 0.1, "ETS(A,A,N) continues the line, h=6");
+    ts_result_free(&r);
+    o.ets_model = NULL;
+    o.method = TS_AUTO;
+    T_OK(ts_forecast(y, 40, &o, &r, &err) == 0 && r.mean[5] > r.mean[0] && r.mean[0] > 88.0,
+         "auto forecast of a line keeps rising");
+    ts_result_free(&r);
+}
+
+static void test_against_r(void)
+{
+    prm_error err;
+    for (size_t i = 0; i < sizeof r_fixtures / sizeof *r_fixtures; i++) {
+        const r_fixture *fx = &r_fixtures[i];
+        char name[160];
+        ts_ets fit;
+        int m = fx->m, h = 2 * m;
+        /* Our optimiser must reach at least R's likelihood for fixed models. */
+        const char *specs[] = {"ANN", "AAN", "MAM", "AAA"};
+        double rll[] = {fx->ll_ANN, fx->ll_AAN, fx->ll_MAM, fx->ll_AAA};
+        for (int s = 0; s < 4; s++) {
+            snprintf(name, sizeof name, "%s ETS %s: loglik >= R's (%.2f) - 0.01", fx->name,
+                     specs[s], rll[s]);
+            int ok = ts_ets_fit(fx->y, fx->n, m, specs[s], 0, &fit, &err) == 0;
+            T_OK(ok && fit.loglik >= rll[s] - 0.01, name);
+        }
+        /* Automatic selection: within 3 AICc units of R's choice (AirPassengers:
+         * R finds a slightly better ETS(M,Ad,M) optimum; we pick ETS(M,A,M)). */
+        T_OK(ts_ets_fit(fx->y, fx->n, m, "ZZZ", 0, &fit, &err) == 0, "auto-ETS fits");
+        snprintf(name, sizeof name, "%s auto-ETS AICc %.2f within 3 of R's %.2f", fx->name,
+                 fit.aicc, fx->aicc);
+        T_OK(fit.aicc <= fx->aicc + 3.0, name);
+
+        ts_options o;
+        ts_options_init(&o);
+        o.period = m;
+        o.h = h;
+        ts_result r;
+        o.method = TS_ETS;
+        T_OK(ts_forecast(fx->y, fx->n, &o, &r, &err) == 0, "auto-ETS forecast");
+        double d = max_rel_diff(r.mean, fx->auto_mean, h);
+        snprintf(name, sizeof name, "%s auto-ETS mean within 3%% of R (max %.2f%%)", fx->name,
+                 100 * d);
+        T_OK(d < 0.03, name);
+        d = fmax(max_rel_diff(ts_lower(&r, 1), fx->auto_lo95, h),
+                 max_rel_diff(ts_upper(&r, 1), fx->auto_hi95, h));
+        snprintf(name, sizeof name, "%s auto-ETS 95%% bounds within 6%% of R (max %.2f%%)",
+                 fx->name, 100 * d);
+        T_OK(d < 0.06, name);
+        ts_result_free(&r);
+
+        o.method = TS_THETA;
+        T_OK(ts_forecast(fx->y, fx->n, &o, &r, &err) == 0, "theta forecast");
+        d = max_rel_diff(r.mean, fx->theta_mean, h);
+        snprintf(name, sizeof name, "%s Theta mean within 0.05%% of thetaf (max %.4f%%)",
+                 fx->name, 100 * d);
+        T_OK(d < 5e-4, name);
+        d = fmax(max_rel_diff(ts_lower(&r, 0), fx->theta_lo80, h),
+                 max_rel_diff(ts_upper(&r, 0), fx->theta_hi80, h));
+        snprintf(name, sizeof name, "%s Theta 80%% bounds within 0.05%% of thetaf", fx->name);
+        T_OK(d < 5e-4, name);
+        ts_result_free(&r);
+
+        o.method = TS_SNAIVE;
+        T_OK(ts_forecast(fx->y, fx->n, &o, &r, &err) == 0 &&
+                 max_rel_diff(r.mean, fx->snaive_mean, h) < 1e-12, "seasonal naive equals R");
+        ts_result_free(&r);
+
+        o.method = TS_COMBO;
+        T_OK(ts_forecast(fx->y, fx->n, &o, &r, &err) == 0 && finite_result(&r) &&
+                 strncmp(r.method, "Combo(Theta,ETS(", 16) == 0, "combination forecast");
+        ts_result_free(&r);
+    }
+}
+
+static void test_degenerate(void)
+{
+    prm_error err;
+    ts_options o;
+    ts_result r;
+    double y[200];
+    ts_options_init(&o);
+    o.period = 12;
+    o.h = 18;
+
+    T_OK(ts_forecast(y, 0, &o, &r, &err) == -1 && strstr(err.msg, "empty"), "empty series: error");
+    double nan2[3] = {NAN, NAN, NAN};
+    T_OK(ts_forecast(nan2, 3, &o, &r, &err) == -1 && strstr(err.msg, "missing"),
+         "all missing: error");
+    double tail[4] = {1, 2, 3, NAN};
+    T_OK(ts_forecast(tail, 4, &o, &r, &err) == -1 && strstr(err.msg, "last value"),
+         "trailing missing: error");
+    double one[1] = {5};
+    T_OK(ts_forecast(one, 1, &o, &r, &err) == -1 && strstr(err.msg, "at least 2"),
+         "one observation: error");
+
+    /* all zeros: a constant zero forecast */
+    memset(y, 0, sizeof y);
+    T_OK(ts_forecast(y, 48, &o, &r, &err) == 0 && r.mean[17] == 0.0 && finite_result(&r) &&
+             strcmp(r.method, "Constant") == 0, "all zeros: zero forecast");
+    ts_result_free(&r);
+
+    /* interior missing values are interpolated, leading ones dropped */
+    for (int i = 0; i < 60; i++)
+        y[i] = 100 + 10 * sin(i * M_PI / 6) + i;
+    y[0] = y[1] = NAN;
+    y[20] = y[21] = y[40] = NAN;
+    T_OK(ts_forecast(y, 60, &o, &r, &err) == 0 && finite_result(&r) && r.n_filled == 3 &&
+             r.n_used == 58, "missing months: filled and forecast");
+    ts_result_free(&r);
+
+    /* negative values: multiplicative models excluded, or an error if asked for */
+    for (int i = 0; i < 60; i++)
+        y[i] = -50 + 30 * sin(i * M_PI / 6) + 0.5 * i;
+    o.method = TS_ETS;
+    T_OK(ts_forecast(y, 60, &o, &r, &err) == 0 && finite_result(&r) &&
+             r.method[4] == 'A' && r.method[strlen(r.method) - 2] != 'M',
+         "negative data: auto-ETS uses additive components");
+    ts_result_free(&r);
+    o.ets_model = "MAM";
+    T_OK(ts_forecast(y, 60, &o, &r, &err) == -1 && strstr(err.msg, "positive"),
+         "negative data with ETS(M,A,M): clear error");
+    o.ets_model = NULL;
+    for (int mth = TS_AUTO; mth <= TS_COMBO; mth++) {
+        o.method = (ts_method)mth;
+        char name[80];
+        snprintf(name, sizeof name, "negative data, method %s: finite", ts_method_name(o.method));
+        int ok = ts_forecast(y, 60, &o, &r, &err) == 0;
+        T_OK(ok && finite_result(&r), name);
+        if (ok)
+            ts_result_free(&r);
+    }
+
+    /* too short for anything but naive */
+    double s5[5] = {3, 4, 3, 5, 4};
+    o.method = TS_AUTO;
+    T_OK(ts_forecast(s5, 5, &o, &r, &err) == 0 && strcmp(r.method, "Naive") == 0 &&
+             strstr(r.note, "too short") && finite_result(&r), "5 points: naive fallback");
+    ts_result_free(&r);
+    /* 14 months: too short for a seasonal ETS (needs n >= dim + 4) */
+    for (int i = 0; i < 14; i++)
+        y[i] = 100 + 20 * sin(i * M_PI / 6) + (i % 3);
+    o.method = TS_ETS;
+    T_OK(ts_forecast(y, 14, &o, &r, &err) == 0 && finite_result(&r) &&
+             r.method[strlen(r.method) - 2] == 'N', "14 months: non-seasonal ETS");
+    ts_result_free(&r);
+    o.method = TS_SNAIVE;
+    T_OK(ts_forecast(y, 10, &o, &r, &err) == 0 && strcmp(r.method, "Naive") == 0,
+         "seasonal naive with less than a period: naive");
+    ts_result_free(&r);
+    o.ets_model = "AAA";
+    o.method = TS_ETS;
+    T_OK(ts_forecast(y, 10, &o, &r, &err) == -1 && strstr(err.msg, "seasonal"),
+         "seasonal ETS on 10 months: clear error");
+    o.ets_model = NULL;
+
+    /* intermittent demand: auto picks the Croston family */
+    for (int i = 0; i < 48; i++)
+        y[i] = (i % 4 == 1) ? 3 + (i % 7) : 0;
+    o.method = TS_AUTO;
+    T_OK(ts_forecast(y, 48, &o, &r, &err) == 0 && finite_result(&r) &&
+             (strcmp(r.method, "SBA") == 0 || strcmp(r.method, "Croston") == 0 ||
+              strcmp(r.method, "TSB") == 0) && ts_lower(&r, 1)[0] >= 0.0,
+         "intermittent series: Croston family, non-negative bounds");
+    ts_result_free(&r);
+    o.method = TS_SBA;
+    T_OK(ts_forecast(y, 48, &o, &r, &err) == 0 && r.mean[0] > 0.5 && r.mean[0] < 3.0,
+         "SBA forecast is the demand rate");
+    ts_result_free(&r);
+
+    /* extreme scales */
+    for (int i = 0; i < 60; i++)
+        y[i] = 1e12 * (1 + 0.1 * sin(i * M_PI / 6) + 0.001 * i);
+    o.method = TS_COMBO;
+    T_OK(ts_forecast(y, 60, &o, &r, &err) == 0 && finite_result(&r), "values near 1e12: finite");
+    ts_result_free(&r);
+    for (int i = 0; i < 60; i++)
+        y[i] = 1e-12 * (1 + 0.1 * sin(i * M_PI / 6) + 0.001 * i);
+    T_OK(ts_forecast(y, 60, &o, &r, &err) == 0 && finite_result(&r), "values near 1e-12: finite");
+    ts_result_free(&r);
+
+    /* a long period (weekly data, m = 52): ETS goes non-seasonal, Theta and
+     * seasonal naive still use it */
+    for (int i = 0; i < 160; i++)
+        y[i] = 50 + 10 * sin(i * 2 * M_PI / 52) + 0.1 * i;
+    o.period = 52;
+    o.method = TS_AUTO;
+    T_OK(ts_forecast(y, 160, &o, &r, &err) == 0 && finite_result(&r), "period 52: finite");
+    ts_result_free(&r);
+    o.period = 12;
+
+    /* option checks */
+    o.h = 0;
+    T_OK(ts_forecast(y, 60, &o, &r, &err) == -1 && strstr(err.msg, "horizon"), "h = 0: error");
+    o.h = 18;
+    o.levels[1] = 100;
+    T_OK(ts_forecast(y, 60, &o, &r, &err) == -1 && strstr(err.msg, "level"), "level 100: error");
+    o.levels[1] = 95;
+    o.method = TS_ETS;
+    o.ets_model = "XYZ";
+    T_OK(ts_forecast(y, 60, &o, &r, &err) == -1 && strstr(err.msg, "bad model"),
+         "bad ETS model: error");
+    o.ets_model = NULL;
+    double infy[3] = {1, INFINITY, 2};
+    T_OK(ts_forecast(infy, 3, &o, &r, &err) == -1 && strstr(err.msg, "infinite"),
+         "infinite value: error");
+}
+
+static void test_determinism(void)
+{
+    prm_error err;
+    ts_options o;
+    ts_result a, b;
+    ts_options_init(&o);
+    o.period = 12;
+    o.h = 24;
+    o.method = TS_ETS;
+    o.ets_model = "MAM"; /* intervals by simulation */
+    const r_fixture *fx = &r_fixtures[0];
+    T_OK(ts_forecast(fx->y, fx->n, &o, &a, &err) == 0, "MAM forecast (1)");
+    T_OK(ts_forecast(fx->y, fx->n, &o, &b, &err) == 0, "MAM forecast (2)");
+    T_OK(memcmp(a.upper, b.upper, sizeof(double) * 48) == 0, "same seed: identical simulated bounds");
+    /* the 95% band holds the 80% band */
+    int nested = 1;
+    for (int k = 0; k < 24; k++)
+        nested &= ts_lower(&a, 1)[k] <= ts_lower(&a, 0)[k] && ts_upper(&a, 1)[k] >= ts_upper(&a, 0)[k];
+    T_OK(nested, "95% band contains the 80% band");
+    ts_result_free(&a);
+    ts_result_free(&b);
+    T_EQ_INT(ts_method_parse("combo"), TS_COMBO, "method names parse");
+    T_EQ_INT(ts_method_parse("nope"), -1, "unknown method name");
+    T_EQ_STR(ts_method_name(TS_SNAIVE), "snaive", "method name");
+}
+
+int main(void)
+{
+    test_qnorm();
+    test_recovery();
+    test_exact();
+    test_against_r();
+    test_degenerate();
+    test_determinism();
+    return t_done();
+}
