@@ -30,7 +30,7 @@ static const char *const logistic_names[] = { "l2", "max_iter", "tol", NULL };
 static const char *const gbdt_names[] = {
     "learning_rate", "max_iter", "max_leaf_nodes", "max_depth", "min_samples_leaf",
     "l2_leaf", "max_bins", "early_stopping", "validation_fraction",
-    "n_iter_no_change", "tol", NULL
+    "n_iter_no_change", "refit", "tol", NULL
 };
 static const char *const base_names[] = { "prior_strength", NULL };
 
@@ -77,6 +77,7 @@ void model_params_init(model_params *p, model_kind kind)
     p->early_stopping = -1;
     p->validation_fraction = 0.1;
     p->n_iter_no_change = 10;
+    p->refit = 1;
     p->prior_strength = 0;
 }
 
@@ -107,6 +108,7 @@ int model_params_set(model_params *p, const char *key, double v, prm_error *err)
     else if (strcmp(key, "early_stopping") == 0) { NEED(v == -1 || v == 0 || v == 1, "-1 (auto), 0 or 1"); p->early_stopping = (int)v; }
     else if (strcmp(key, "validation_fraction") == 0) { NEED(v > 0 && v < 1, "in (0, 1)"); p->validation_fraction = v; }
     else if (strcmp(key, "n_iter_no_change") == 0) { NEED(is_int(v) && v >= 1, "an integer >= 1"); p->n_iter_no_change = (int)v; }
+    else if (strcmp(key, "refit") == 0) { NEED(v == 0 || v == 1, "0 or 1"); p->refit = (int)v; }
     else if (strcmp(key, "prior_strength") == 0) { NEED(v >= 0, ">= 0 (0: estimate)"); p->prior_strength = v; }
 #undef NEED
     return 0;
@@ -659,7 +661,7 @@ int model_save(const model *m, char **buf, size_t *len, prm_error *err)
     wr(&w, "params ");
     double pv[] = { p->l2, p->max_iter, p->tol, p->learning_rate, p->max_leaf_nodes, p->max_depth,
                     p->min_samples_leaf, p->l2_leaf, p->max_bins, p->early_stopping,
-                    p->validation_fraction, p->n_iter_no_change, p->prior_strength };
+                    p->validation_fraction, p->n_iter_no_change, p->prior_strength, p->refit };
     wr(&w, "%zu ", sizeof pv / sizeof pv[0]);
     for (size_t i = 0; i < sizeof pv / sizeof pv[0]; i++) wr_dbl(&w, pv[i]);
     wr(&w, "\nn_iter %d\nfeatures %zu\n", m->n_iter, m->nf);
@@ -836,14 +838,15 @@ int model_load(const char *buf, size_t len, model **out, prm_error *err)
     m->kind = (model_kind)kind;
     model_params_init(&m->params, m->kind);
     expect(&r, "params");
-    long long np = rd_int(&r, 13, 13, "params");
-    double pv[13] = { 0 };
+    long long np = rd_int(&r, 14, 14, "params");
+    double pv[14] = { 0 };
     for (long long i = 0; i < np && !r.bad; i++) pv[i] = rd_dbl(&r, "params");
     model_params *p = &m->params;
     p->l2 = pv[0]; p->max_iter = (int)pv[1]; p->tol = pv[2]; p->learning_rate = pv[3];
     p->max_leaf_nodes = (int)pv[4]; p->max_depth = (int)pv[5]; p->min_samples_leaf = (int)pv[6];
     p->l2_leaf = pv[7]; p->max_bins = (int)pv[8]; p->early_stopping = (int)pv[9];
     p->validation_fraction = pv[10]; p->n_iter_no_change = (int)pv[11]; p->prior_strength = pv[12];
+    p->refit = (int)pv[13];
     expect(&r, "n_iter");
     m->n_iter = (int)rd_int(&r, 0, 1 << 30, "n_iter");
     expect(&r, "features");

@@ -95,6 +95,8 @@ typedef struct model_params {
     int early_stopping;         /* -1 auto (on when n > 10000), 0 off, 1 on */
     double validation_fraction; /* last share of rows held out (0.1) */
     int n_iter_no_change;       /* 10 */
+    int refit;                  /* 1: after early stopping, boost the chosen
+                                   number of trees again on all rows (1) */
     /* baserate */
     double prior_strength;      /* pseudo-count m per level; <= 0: estimate by
                                    beta-binomial method of moments (0) */
@@ -147,7 +149,7 @@ model_kind model_get_kind(const model *m);
 size_t model_n_features(const model *m);
 const char *model_feature_name(const model *m, size_t j);
 model_col_type model_feature_type(const model *m, size_t j);
-/* gbdt: trees kept after early stopping; logistic: Newton steps; baserate: 0. */
+/* gbdt: trees in the model (after early stopping / refit); logistic: Newton steps; baserate: 0. */
 int model_n_iter(const model *m);
 /* Logistic only: the fitted terms, in the engine's design order (per input
  * column in the model's feature order: a numeric column gives "name" on the

@@ -17,7 +17,10 @@
  * - Early stopping: the LAST validation_fraction of the rows (time-ordered
  *   data: the latest rows) is held out; boosting stops when its log loss has
  *   not improved by tol for n_iter_no_change trees, and the trees after the
- *   best iteration are dropped.
+ *   best iteration are dropped. With refit (the default) the model is then
+ *   boosted again on all rows for that many trees, because on drifting
+ *   deal data the latest rows are the most valuable to learn from (on the
+ *   IBM benchmark, dropping them cost 0.02 AUC; see bench/RESULTS.md).
  * Everything is deterministic: no sampling, stable partitions, ties broken by
  * feature then bin order.
  */
@@ -50,7 +53,10 @@ typedef struct gbnode {          /* growth-time node info, parallel to the gnode
 typedef struct grower {
     const model *m;
     size_t nf, n_tr;
-    const uint8_t *B;            /* n x nf bins, row-major */
+    const uint8_t *B;            /* n x nf bins, row-major: histograms read rows */
+    const uint8_t *Bc;           /* nf x stride bins, column-major: partitions read a column */
+    size_t stride;
+    const int *nb;               /* bins in use per feature, besides the missing bin */
     const double *gr, *he;
     uint32_t *rows, *tmp;
     gnode *nodes;
@@ -72,10 +78,36 @@ static inline int goes_left(const gnode *q, int bin)
 
 /* ---- binning ---- */
 
-static int cmp_dbl(const void *a, const void *b)
+/* LSD radix sort of doubles (no NaNs) through their order-preserving bit
+ * pattern: 8 passes of 8 bits. Twice as fast as qsort at 50k values, and
+ * binning sorts every numeric column once per fit. */
+static int sort_doubles(double *x, size_t n)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    uint64_t *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    if (!a || !b) { free(a); free(b); return -1; }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t u;
+        double v = x[i] == 0 ? 0.0 : x[i];   /* -0 sorts with +0 */
+        memcpy(&u, &v, sizeof u);
+        a[i] = u >> 63 ? ~u : u | 0x8000000000000000ULL;
+    }
+    for (int shift = 0; shift < 64; shift += 8) {
+        size_t cnt[257] = { 0 };
+        for (size_t i = 0; i < n; i++) cnt[((a[i] >> shift) & 255) + 1]++;
+        if (cnt[((a[0] >> shift) & 255) + 1] == n) continue;   /* one digit value */
+        for (int k = 0; k < 256; k++) cnt[k + 1] += cnt[k];
+        for (size_t i = 0; i < n; i++) b[cnt[(a[i] >> shift) & 255]++] = a[i];
+        uint64_t *t = a;
+        a = b;
+        b = t;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t u = a[i] >> 63 ? a[i] & 0x7fffffffffffffffULL : ~a[i];
+        memcpy(&x[i], &u, sizeof u);
+    }
+    free(a);
+    free(b);
+    return 0;
 }
 
 static int bin_numeric(mfeature *f, const double *x, size_t n, int max_bins)
@@ -85,26 +117,25 @@ static int bin_numeric(mfeature *f, const double *x, size_t n, int max_bins)
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (!isnan(x[i])) s[k++] = x[i];
-    qsort(s, k, sizeof *s, cmp_dbl);
-    size_t nd = 0;   /* distinct values, compacted in place */
-    for (size_t i = 0; i < k; i++)
-        if (nd == 0 || s[i] != s[nd - 1]) s[nd++] = s[i];
+    if (k && sort_doubles(s, k) < 0) { free(s); return -1; }
+    size_t nd = 0;   /* distinct values */
+    for (size_t i = 0; i < k; i++) nd += i == 0 || s[i] != s[i - 1];
     f->edges = model_xcalloc((size_t)max_bins, sizeof *f->edges);
     if (!f->edges) { free(s); return -1; }
     f->n_edges = 0;
     if (nd <= (size_t)max_bins) {
-        for (size_t i = 0; i + 1 < nd; i++) f->edges[f->n_edges++] = s[i] + (s[i + 1] - s[i]) / 2;
+        /* one bin per value: edges at the midpoints */
+        double prev = 0;
+        for (size_t i = 0; i < k; i++) {
+            if (i > 0 && s[i] != prev) f->edges[f->n_edges++] = prev + (s[i] - prev) / 2;
+            prev = s[i];
+        }
     } else {
-        /* quantiles of the values with their multiplicity: recount */
-        size_t kk = 0;
-        for (size_t i = 0; i < n; i++)
-            if (!isnan(x[i])) s[kk++] = x[i];
-        qsort(s, kk, sizeof *s, cmp_dbl);
         for (int b = 1; b < max_bins; b++) {
-            double pos = (double)b / max_bins * (double)(kk - 1);
+            double pos = (double)b / max_bins * (double)(k - 1);
             size_t lo = (size_t)pos;
             double fr = pos - (double)lo;
-            double q = lo + 1 < kk ? s[lo] + fr * (s[lo + 1] - s[lo]) : s[lo];
+            double q = lo + 1 < k ? s[lo] + fr * (s[lo + 1] - s[lo]) : s[lo];
             if (f->n_edges == 0 || q > f->edges[f->n_edges - 1]) f->edges[f->n_edges++] = q;
         }
     }
@@ -182,10 +213,19 @@ static void hist_put(grower *w, hbin *h)
     if (h) w->pool[w->n_pool++] = h;
 }
 
+/* Zeroes only the bins in use: a full histogram is 6 KB per feature. */
+static void hist_clear(const grower *w, hbin *h)
+{
+    for (size_t j = 0; j < w->nf; j++) {
+        memset(h + j * GB_NBIN, 0, (size_t)w->nb[j] * sizeof *h);
+        memset(h + j * GB_NBIN + GB_MISSING, 0, sizeof *h);
+    }
+}
+
 static void hist_build(const grower *w, const gbnode *nd, hbin *h)
 {
     size_t nf = w->nf;
-    memset(h, 0, nf * GB_NBIN * sizeof *h);
+    hist_clear(w, h);
     for (size_t k = nd->start; k < nd->end; k++) {
         uint32_t r = w->rows[k];
         const uint8_t *b = w->B + (size_t)r * nf;
@@ -269,12 +309,14 @@ static void find_split(const grower *w, gbnode *nd)
         } else {
             ckey c[GB_NBIN];
             int nc = 0;
-            for (int b = 0; b < GB_NBIN; b++)
+            for (int b = 0; b < GB_NBIN; b++) {
+                if (b == w->nb[j]) b = GB_MISSING;
                 if (h[b].n > 0) {
                     c[nc].key = h[b].g / (h[b].h + CAT_SMOOTH);
                     c[nc].bin = b;
                     nc++;
                 }
+            }
             if (nc < 2) continue;
             qsort(c, (size_t)nc, sizeof *c, cmp_ckey);
             double gl = 0, hl = 0, nl = 0;
@@ -363,9 +405,10 @@ static int grow(grower *w)
         memcpy(q.cat_left, s.bits, sizeof q.cat_left);
         /* stable partition of the node's rows */
         size_t nl = 0, nr = 0, start = nd->start, end = nd->end;
+        const uint8_t *col = w->Bc + (size_t)s.feature * w->stride;
         for (size_t k = start; k < end; k++) {
             uint32_t r = w->rows[k];
-            if (goes_left(&q, w->B[(size_t)r * w->nf + (size_t)s.feature])) w->rows[start + nl++] = r;
+            if (goes_left(&q, col[r])) w->rows[start + nl++] = r;
             else w->tmp[nr++] = r;
         }
         memcpy(w->rows + start + nl, w->tmp, nr * sizeof *w->rows);
@@ -389,11 +432,15 @@ static int grow(grower *w)
             hbin *sh = hist_get(w);
             if (!sh) { free(ph); return -1; }
             hist_build(w, small, sh);
-            for (size_t k = 0; k < w->nf * GB_NBIN; k++) {
-                ph[k].g -= sh[k].g;
-                ph[k].h -= sh[k].h;
-                ph[k].n -= sh[k].n;
-            }
+            for (size_t j = 0; j < w->nf; j++)
+                for (int b = 0; b < GB_NBIN; b++) {
+                    if (b == w->nb[j]) b = GB_MISSING;
+                    hbin *x = &ph[j * GB_NBIN + (size_t)b];
+                    const hbin *y = &sh[j * GB_NBIN + (size_t)b];
+                    x->g -= y->g;
+                    x->h -= y->h;
+                    x->n -= y->n;
+                }
             small->hist = sh;
             big->hist = ph;
             if (ls) find_split(w, ln);
@@ -420,6 +467,56 @@ static double tree_raw(const gtree *t, const uint8_t *b)
     return q->value;
 }
 
+/* Boosts up to max_trees trees on rows [0, n_tr), watching the log loss of
+ * rows [n_tr, n) when there are any; returns the number of trees to keep
+ * (all of them without a validation slice), or -1 when out of memory. */
+static long boost(model *m, grower *w, size_t n_tr, size_t n, const double *y, double *raw,
+                  double *gr, double *he, int max_trees)
+{
+    const model_params *p = &m->params;
+    size_t nf = m->nf, n_val = n - n_tr;
+    w->n_tr = n_tr;
+    double ybar = 0;
+    for (size_t i = 0; i < n_tr; i++) ybar += y[i];
+    m->baseline = model_logit(ybar / (double)n_tr);
+    for (size_t i = 0; i < n; i++) raw[i] = m->baseline;
+    double best_loss = INFINITY;
+    size_t best_iter = 0;
+    for (int it = 0; it < max_trees; it++) {
+        for (size_t i = 0; i < n_tr; i++) {
+            double q = model_sigmoid(raw[i]);
+            gr[i] = q - y[i];
+            he[i] = q * (1 - q);
+        }
+        if (grow(w) < 0) return -1;
+        gtree *t = &m->trees[m->n_trees];
+        t->nodes = malloc(w->n_nodes * sizeof *t->nodes);
+        if (!t->nodes) return -1;
+        memcpy(t->nodes, w->nodes, w->n_nodes * sizeof *t->nodes);
+        t->n_nodes = w->n_nodes;
+        m->n_trees++;
+        for (size_t k = 0; k < w->n_nodes; k++) {
+            if (w->nodes[k].left >= 0) continue;
+            for (size_t s = w->info[k].start; s < w->info[k].end; s++) raw[w->rows[s]] += w->nodes[k].value;
+        }
+        if (!n_val) continue;
+        double loss = 0;
+        for (size_t i = n_tr; i < n; i++) {
+            raw[i] += tree_raw(t, w->B + i * nf);
+            double z = raw[i];
+            loss += (z > 0 ? z + log1p(exp(-z)) : log1p(exp(z))) - y[i] * z;
+        }
+        loss /= (double)n_val;
+        if (loss < best_loss - p->tol) {
+            best_loss = loss;
+            best_iter = m->n_trees;
+        } else if (m->n_trees - best_iter >= (size_t)p->n_iter_no_change) {
+            break;
+        }
+    }
+    return n_val ? (long)(best_iter ? best_iter : 1) : (long)m->n_trees;
+}
+
 int gbdt_fit(model *m, const model_data *d, const mview *v, size_t n, const double *y,
              prm_error *err)
 {
@@ -433,9 +530,10 @@ int gbdt_fit(model *m, const model_data *d, const mview *v, size_t n, const doub
     size_t n_tr = n - n_val;
     double ybar = 0;
     for (size_t i = 0; i < n_tr; i++) ybar += y[i];
-    ybar /= (double)n_tr;
-    if (ybar == 0 || ybar == 1)
+    if (ybar == 0 || ybar == (double)n_tr)
         return prm_error_set(err, "the training part (before the validation slice) has a single class");
+    /* bins come from the training part only, as the validation slice
+     * stands in for data the model has not seen */
     int rc = 0;
     for (size_t j = 0; j < nf && rc == 0; j++) {
         mfeature *f = &m->f[j];
@@ -448,66 +546,48 @@ int gbdt_fit(model *m, const model_data *d, const mview *v, size_t n, const doub
     memset(&w, 0, sizeof w);
     w.m = m;
     w.nf = nf;
-    w.n_tr = n_tr;
-    uint8_t *B = model_xcalloc(n * nf, 1);
-    double *raw = model_xcalloc(n, sizeof *raw), *gr = model_xcalloc(n_tr, sizeof *gr),
-           *he = model_xcalloc(n_tr, sizeof *he);
-    w.rows = model_xcalloc(n_tr, sizeof *w.rows);
-    w.tmp = model_xcalloc(n_tr, sizeof *w.tmp);
+    w.stride = n;
+    uint8_t *B = model_xcalloc(n * nf, 1), *Bc = model_xcalloc(n * nf, 1);
+    int *nb = model_xcalloc(nf, sizeof *nb);
+    double *raw = model_xcalloc(n, sizeof *raw), *gr = model_xcalloc(n, sizeof *gr),
+           *he = model_xcalloc(n, sizeof *he);
+    w.rows = model_xcalloc(n, sizeof *w.rows);
+    w.tmp = model_xcalloc(n, sizeof *w.tmp);
     /* live histograms: at most one per open leaf plus two in flight */
     w.pool = model_xcalloc((size_t)p->max_leaf_nodes * 2 + 4, sizeof *w.pool);
-    size_t cap_trees = (size_t)p->max_iter;
-    m->trees = model_xcalloc(cap_trees, sizeof *m->trees);
-    if (!B || !raw || !gr || !he || !w.rows || !w.tmp || !w.pool || !m->trees) {
+    m->trees = model_xcalloc((size_t)p->max_iter, sizeof *m->trees);
+    if (!B || !Bc || !nb || !raw || !gr || !he || !w.rows || !w.tmp || !w.pool || !m->trees) {
         rc = prm_error_set(err, "out of memory");
         goto done;
     }
     w.B = B;
+    w.Bc = Bc;
+    w.nb = nb;
     w.gr = gr;
     w.he = he;
     bin_rows(m, v, n, B);
-    m->baseline = model_logit(ybar);
-    for (size_t i = 0; i < n; i++) raw[i] = m->baseline;
-    double best_loss = INFINITY;
-    size_t best_iter = 0;
-    for (int it = 0; it < p->max_iter; it++) {
-        for (size_t i = 0; i < n_tr; i++) {
-            double q = model_sigmoid(raw[i]);
-            gr[i] = q - y[i];
-            he[i] = q * (1 - q);
-        }
-        if (grow(&w) < 0) { rc = prm_error_set(err, "out of memory"); goto done; }
-        gtree *t = &m->trees[m->n_trees];
-        t->nodes = malloc(w.n_nodes * sizeof *t->nodes);
-        if (!t->nodes) { rc = prm_error_set(err, "out of memory"); goto done; }
-        memcpy(t->nodes, w.nodes, w.n_nodes * sizeof *t->nodes);
-        t->n_nodes = w.n_nodes;
-        m->n_trees++;
-        for (size_t k = 0; k < w.n_nodes; k++) {
-            if (w.nodes[k].left >= 0) continue;
-            for (size_t s = w.info[k].start; s < w.info[k].end; s++) raw[w.rows[s]] += w.nodes[k].value;
-        }
-        if (!n_val) continue;
-        double loss = 0;
-        for (size_t i = n_tr; i < n; i++) {
-            raw[i] += tree_raw(t, B + i * nf);
-            double z = raw[i];
-            loss += (z > 0 ? z + log1p(exp(-z)) : log1p(exp(z))) - y[i] * z;
-        }
-        loss /= (double)n_val;
-        if (loss < best_loss - p->tol) {
-            best_loss = loss;
-            best_iter = m->n_trees;
-        } else if (m->n_trees - best_iter >= (size_t)p->n_iter_no_change) {
-            break;
-        }
+    for (size_t j = 0; j < nf; j++) {
+        const mfeature *f = &m->f[j];
+        nb[j] = f->type == MODEL_NUMERIC ? (int)f->n_edges + 1 : f->n_levels < 255 ? (int)f->n_levels : 255;
+        for (size_t i = 0; i < n; i++) Bc[j * n + i] = B[i * nf + j];
     }
-    if (n_val && best_iter > 0) {
-        while (m->n_trees > best_iter) free(m->trees[--m->n_trees].nodes);
+    long keep = boost(m, &w, n_tr, n, y, raw, gr, he, p->max_iter);
+    if (keep >= 0 && n_val && p->refit) {
+        /* The validation slice is the latest data, the most like what will
+         * be scored: once it has chosen the number of trees, boost that many
+         * again on every row. */
+        gbdt_free(m);
+        if (!(m->trees = model_xcalloc((size_t)keep, sizeof *m->trees))) keep = -1;
+        else keep = boost(m, &w, n, n, y, raw, gr, he, (int)keep);
     }
+    if (keep < 0) {
+        rc = prm_error_set(err, "out of memory");
+        goto done;
+    }
+    while (m->n_trees > (size_t)keep) free(m->trees[--m->n_trees].nodes);
     m->n_iter = (int)m->n_trees;
 done:
-    free(B); free(raw); free(gr); free(he); free(w.rows); free(w.tmp);
+    free(B); free(Bc); free(nb); free(raw); free(gr); free(he); free(w.rows); free(w.tmp);
     if (w.pool)
         for (size_t k = 0; k < w.n_pool; k++) free(w.pool[k]);
     free(w.pool);
