@@ -447,10 +447,14 @@ static int init_states(const double *y, int n, int m, char T, char S, double *ou
 
 /* ---- fitting ---- */
 
-/* Nelder-Mead effort.  Measured on M3 monthly (docs/TIMESERIES.md): beyond
- * these caps the AICc rarely changes in a way that changes the selection. */
+/* Nelder-Mead effort, measured on M3 (docs/TIMESERIES.md): 30 iterations
+ * per parameter, no restart.  More effort (100 or 200 per parameter, or a
+ * restart from the optimum) finds better likelihoods but forecasts no better
+ * (quarterly sMAPE 9.62 at 30/dim, 9.65 at 50, 9.69 at 200 or with one
+ * restart) and costs 2-4x the time. */
 static int g_maxit_per_dim = 30;
 static double g_abstol = 1e-5;
+static int g_restarts = 0;
 
 static int fit_one(const double *ys, int n, int mdata, spec sp, const double *init,
                    ts_ets *fit, double *lik_out)
@@ -503,6 +507,23 @@ static int fit_one(const double *ys, int n, int mdata, spec sp, const double *in
         maxit = 200;
     if (ts_nelder_mead(objective, &c, par, step, dim, maxit, g_abstol, &f0) != 0 || f0 >= TS_BIG)
         return -1;
+    for (int r = 0; r < g_restarts; r++) {
+        /* Restart from the optimum with a fresh simplex: Nelder-Mead in 17
+         * dimensions often stalls on a ridge. */
+        double f1, p1[TS_NM_MAXDIM];
+        memcpy(p1, par, (size_t)dim * sizeof(double));
+        if (ts_nelder_mead(objective, &c, p1, step, dim, maxit, g_abstol, &f1) != 0)
+            break;
+        if (f1 < f0) {
+            memcpy(par, p1, (size_t)dim * sizeof(double));
+            double gain = f0 - f1;
+            f0 = f1;
+            if (gain < 1e-3)
+                break;
+        } else {
+            break;
+        }
+    }
     double x0[NSTATE], xend[NSTATE], sse;
     unpack(&c, par, &fit->alpha, &fit->beta, &fit->gamma, &fit->phi, x0);
     double lik = filter(&c, fit->alpha, fit->beta, fit->gamma, fit->phi, x0, xend, &sse);
@@ -836,10 +857,12 @@ int ts_ets_forecast(const ts_ets *f, const ts_options *opt, ts_result *r, prm_er
 }
 
 /* For the benchmark's measurement of the optimiser effort. */
-void ts_ets_set_effort(int maxit_per_dim, double abstol)
+void ts_ets_set_effort(int maxit_per_dim, double abstol, int restarts)
 {
     if (maxit_per_dim > 0)
         g_maxit_per_dim = maxit_per_dim;
     if (abstol > 0.0)
         g_abstol = abstol;
+    if (restarts >= 0)
+        g_restarts = restarts;
 }

@@ -36,7 +36,8 @@ void ts_sort(double *x, int n);
  * when none was fitted). */
 int ts_ets_select(const double *y, int n, int period, const char *spec, int damped_only,
                   ts_ets *fit, ts_ets *best_damped, prm_error *err);
-void ts_ets_set_effort(int maxit_per_dim, double abstol);
+/* Optimiser effort (the benchmark measures it); <= 0 / < 0 keeps a value. */
+void ts_ets_set_effort(int maxit_per_dim, double abstol, int restarts);
 
 /* Theta, intermittent and baseline forecasters (y is clean: finite, n >= 2). */
 int ts_theta(const double *y, int n, int m, const ts_options *opt, ts_result *r,

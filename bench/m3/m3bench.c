@@ -2,7 +2,7 @@
  * method and scores them, with R's forecasts (r_forecast.R) and the original
  * M3 submissions, through engine/metrics.c.  Driven by bench/m3/run.sh.
  *
- *   m3bench M3_DIR SUBSET OUTDIR STEP [maxit_per_dim abstol]
+ *   m3bench M3_DIR SUBSET OUTDIR STEP [maxit_per_dim abstol [restarts]]
  *
  * Prints one markdown table.  Reads OUTDIR/r_SUBSET.csv and
  * OUTDIR/r_SUBSET_time.csv when present.  Writes OUTDIR/ours_SUBSET.csv
@@ -20,7 +20,7 @@
 #include "metrics.h"
 #include "ts.h"
 
-void ts_ets_set_effort(int maxit_per_dim, double abstol);
+void ts_ets_set_effort(int maxit_per_dim, double abstol, int restarts);
 
 #define MAXS 1500
 #define MAXN 160
@@ -330,7 +330,7 @@ int main(int argc, char **argv)
     const char *dir = argv[1], *subset = argv[2], *out = argv[3];
     int step = atoi(argv[4]);
     if (argc >= 7)
-        ts_ets_set_effort(atoi(argv[5]), atof(argv[6]));
+        ts_ets_set_effort(atoi(argv[5]), atof(argv[6]), argc >= 8 ? atoi(argv[7]) : -1);
     load(dir, subset, step < 1 ? 1 : step);
     const char *only = getenv("M3_METHODS"); /* e.g. "ets,theta" for a quick look */
     struct { const char *label; ts_method m; } ours[] = {
