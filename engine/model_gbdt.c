@@ -406,10 +406,17 @@ static int grow(grower *w)
         /* stable partition of the node's rows */
         size_t nl = 0, nr = 0, start = nd->start, end = nd->end;
         const uint8_t *col = w->Bc + (size_t)s.feature * w->stride;
+        /* branch-free: which side a row goes is a coin flip to the CPU */
+        uint8_t lut[GB_NBIN];
+        for (int b = 0; b < GB_NBIN; b++) lut[b] = (uint8_t)goes_left(&q, b);
+        uint32_t *lo = w->rows + start, *hi = w->tmp;
         for (size_t k = start; k < end; k++) {
             uint32_t r = w->rows[k];
-            if (goes_left(&q, col[r])) w->rows[start + nl++] = r;
-            else w->tmp[nr++] = r;
+            size_t l = lut[col[r]];
+            lo[nl] = r;
+            hi[nr] = r;
+            nl += l;
+            nr += 1 - l;
         }
         memcpy(w->rows + start + nl, w->tmp, nr * sizeof *w->rows);
         hbin *ph = nd->hist;
