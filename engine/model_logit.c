@@ -51,10 +51,12 @@ static size_t encode_row(const model *m, const mview *v, size_t i, uint32_t *idx
     return k;
 }
 
-static double row_loss(double eta, double y)
+/* The log loss of one row, and its probability into *q: one exp for both. */
+static double row_loss(double eta, double y, double *q)
 {
-    double l = eta > 0 ? eta + log1p(exp(-eta)) : log1p(exp(eta));
-    return l - y * eta;
+    double e = exp(-fabs(eta));
+    *q = eta >= 0 ? 1 / (1 + e) : e / (1 + e);
+    return (eta > 0 ? eta : 0) + log1p(e) - y * eta;
 }
 
 typedef struct design {
@@ -63,7 +65,8 @@ typedef struct design {
     double *val;
 } design;
 
-static double objective(const design *X, const double *y, const double *th, double l2, double *eta)
+/* The penalised loss at th; fills q with each row's probability. */
+static double objective(const design *X, const double *y, const double *th, double l2, double *q)
 {
     double f = 0;
     for (size_t i = 0; i < X->n; i++) {
@@ -71,8 +74,7 @@ static double objective(const design *X, const double *y, const double *th, doub
         const double *vx = X->val + i * X->K;
         double e = th[0];
         for (size_t s = 0; s < X->K; s++) e += th[ix[s]] * vx[s];
-        if (eta) eta[i] = e;
-        f += row_loss(e, y[i]);
+        f += row_loss(e, y[i], &q[i]);
     }
     double r = 0;
     for (size_t a = 1; a < X->P; a++) r += th[a] * th[a];
@@ -199,12 +201,13 @@ int logit_fit(model *m, const mview *v, size_t n, const double *y, prm_error *er
     X.val = model_xcalloc(n * K, sizeof *X.val);
     double *th = model_xcalloc(P, sizeof *th), *g = model_xcalloc(P, sizeof *g),
            *d = model_xcalloc(P, sizeof *d), *tn = model_xcalloc(P, sizeof *tn),
-           *eta = model_xcalloc(n, sizeof *eta), *w = model_xcalloc(n, sizeof *w),
+           *prob = model_xcalloc(n, sizeof *prob), *prob2 = model_xcalloc(n, sizeof *prob2),
+           *w = model_xcalloc(n, sizeof *w),
            *H = NULL, *work = NULL;
     int dense = P <= DENSE_MAX, rc = 0;
     if (dense) H = model_xcalloc(P * P, sizeof *H);
     else work = model_xcalloc(5 * P, sizeof *work);
-    if (!X.idx || !X.val || !th || !g || !d || !tn || !eta || !w || (dense ? !H : !work)) {
+    if (!X.idx || !X.val || !th || !g || !d || !tn || !prob || !prob2 || !w || (dense ? !H : !work)) {
         rc = prm_error_set(err, "out of memory");
         goto done;
     }
@@ -219,7 +222,7 @@ int logit_fit(model *m, const mview *v, size_t n, const double *y, prm_error *er
     for (size_t t = 0; t < T; t++) m->term_mean[t] /= (double)n;
     th[0] = model_logit(ybar);   /* start at the base rate */
     double tol = p->tol > 0 ? p->tol : 1e-8 * (double)n, l2 = p->l2;
-    double f = objective(&X, y, th, l2, eta);
+    double f = objective(&X, y, th, l2, prob);
     int it;
     for (it = 0; it < p->max_iter; it++) {
         memset(g, 0, P * sizeof *g);
@@ -227,7 +230,7 @@ int logit_fit(model *m, const mview *v, size_t n, const double *y, prm_error *er
         for (size_t i = 0; i < n; i++) {
             const uint32_t *ix = X.idx + i * K;
             const double *vx = X.val + i * K;
-            double q = model_sigmoid(eta[i]), r = q - y[i], wi = q * (1 - q);
+            double q = prob[i], r = q - y[i], wi = q * (1 - q);
             w[i] = wi;
             g[0] += r;
             for (size_t s = 0; s < K; s++) g[ix[s]] += r * vx[s];
@@ -289,20 +292,23 @@ int logit_fit(model *m, const mview *v, size_t n, const double *y, prm_error *er
         int moved = 0;
         for (int ls = 0; ls < 40; ls++) {
             for (size_t a = 0; a < P; a++) tn[a] = th[a] - step * d[a];
-            fn = objective(&X, y, tn, l2, NULL);
+            fn = objective(&X, y, tn, l2, prob2);
             if (fn <= f - 1e-4 * step * slope) { moved = 1; break; }
             step *= 0.5;
         }
         if (!moved) break;   /* no further decrease at double precision */
         memcpy(th, tn, P * sizeof *th);
-        f = objective(&X, y, th, l2, eta);
+        double *e = prob;   /* the accepted step's probabilities */
+        prob = prob2;
+        prob2 = e;
+        f = fn;
     }
     if (!isfinite(f)) { rc = prm_error_set(err, "diverged"); goto done; }
     m->n_iter = it;
     m->intercept = th[0];
     memcpy(m->coef, th + 1, T * sizeof *m->coef);
 done:
-    free(X.idx); free(X.val); free(th); free(g); free(d); free(tn); free(eta); free(w);
+    free(X.idx); free(X.val); free(th); free(g); free(d); free(tn); free(prob); free(prob2); free(w);
     free(H); free(work);
     return rc;
 }
