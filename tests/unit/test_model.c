@@ -241,6 +241,25 @@ static void test_gbdt(void)
         for (size_t j = 0; j < te.n; j += 37)
             if (pr[i] < pr[j] && pc[i] > pc[j]) mono = 0;
     T_OK(mono, "calibration: Platt is monotone");
+    /* early stopping on the last 20% of the rows, then refit on all */
+    model_params es;
+    model_params_init(&es, MODEL_GBDT);
+    T_OK(model_params_set(&es, "early_stopping", 1, &err) == 0 &&
+         model_params_set(&es, "validation_fraction", 0.2, &err) == 0 &&
+         model_params_set(&es, "max_iter", 400, &err) == 0 &&
+         model_params_set(&es, "learning_rate", 0.3, &err) == 0, "gbdt: early-stopping params");
+    model *e1 = NULL, *e2 = NULL;
+    T_OK(model_fit(MODEL_GBDT, &tr.d, tr.y, &es, &e1, &err) == 0, "gbdt: fits with early stopping");
+    if (e1) {
+        printf("# early stopping kept %d trees\n", model_n_iter(e1));
+        T_OK(model_n_iter(e1) >= 1 && model_n_iter(e1) < 400, "gbdt: early stopping stops");
+        model_predict(e1, &te.d, p3, &err);
+        T_OK(cls_auc(p3, te.y, te.n) >= 0.80, "gbdt: early-stopped model AUC >= 0.80");
+        T_OK(model_fit(MODEL_GBDT, &tr.d, tr.y, &es, &e2, &err) == 0 && same_text(e1, e2),
+             "gbdt: early stopping + refit is deterministic");
+    }
+    model_free(e1);
+    model_free(e2);
     free(pr); free(pl); free(p3); free(pc);
     model_free(m);
     synth_free(&tr);
