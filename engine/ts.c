@@ -421,7 +421,9 @@ static int ets_or_damped(const double *y, int n, const ts_options *opt, int damp
     const char *spec = opt->ets_model ? opt->ets_model : "ZZZ";
     if (damped)
         spec = "ZZZ";
-    if (ts_ets_fit(y, n, opt->period, spec, damped, &fit, err) != 0)
+    /* an explicit model is fitted as asked; a search avoids implausible ones */
+    int search = strchr(spec, 'Z') != NULL || damped;
+    if (ts_ets_select(y, n, opt->period, spec, damped, search ? opt->h : 0, &fit, NULL, err) != 0)
         return -1;
     return ts_ets_forecast(&fit, opt, r, err);
 }
@@ -470,7 +472,7 @@ static int combo(const double *y, int n, const ts_options *opt, ts_result *r, pr
     ts_result mem[3];
     double w[3];
     int nm = 0, rc = -1;
-    if (ts_ets_select(y, n, opt->period, "ZZZ", 0, &best, &damped, err) != 0)
+    if (ts_ets_select(y, n, opt->period, "ZZZ", 0, opt->h, &best, &damped, err) != 0)
         return -1;
     if (ts_theta(y, n, opt->period, opt, &mem[nm], err) != 0)
         goto done;

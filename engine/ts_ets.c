@@ -585,11 +585,27 @@ static int parse_spec(const char *s, char *e, char *t, char *d, char *se)
 int ts_ets_fit(const double *y, int n, int period, const char *specstr, int damped_only,
                ts_ets *fit, prm_error *err)
 {
-    return ts_ets_select(y, n, period, specstr, damped_only, fit, NULL, err);
+    return ts_ets_select(y, n, period, specstr, damped_only, 0, fit, NULL, err);
+}
+
+static void point_forecasts(const ts_ets *f, int h, double *out);
+
+/* Does the model, fitted on y/scale, forecast a non-positive value within h
+ * steps?  (States are still on the fitting scale, which keeps the sign.) */
+static int goes_nonpositive(const ts_ets *f, int h)
+{
+    double buf[64];
+    if (h > 64)
+        h = 64;
+    point_forecasts(f, h, buf);
+    for (int k = 0; k < h; k++)
+        if (!(buf[k] > 0.0))
+            return 1;
+    return 0;
 }
 
 int ts_ets_select(const double *y, int n, int period, const char *specstr, int damped_only,
-                  ts_ets *fit, ts_ets *best_damped, prm_error *err)
+                  int h_positive, ts_ets *fit, ts_ets *best_damped, prm_error *err)
 {
     char E, T, D, S;
     if (!specstr)
@@ -627,8 +643,9 @@ int ts_ets_select(const double *y, int n, int period, const char *specstr, int d
         ys[i] = y[i] / scale;
 
     double best = INFINITY, bestd = INFINITY;
-    ts_ets cand;
-    int found = 0;
+    ts_ets cand, best_implausible;
+    int found = 0, found_implausible = 0;
+    memset(&best_implausible, 0, sizeof best_implausible);
     if (best_damped)
         best_damped->aicc = INFINITY;
     const char errs[] = "AM", trends[] = "NAD", seas[] = "NAM";
@@ -676,6 +693,16 @@ int ts_ets_select(const double *y, int n, int period, const char *specstr, int d
                                                 : INFINITY;
                 if (!isfinite(cand.aicc))
                     continue;
+                /* Strictly positive data: a model whose forecasts cross zero
+                 * within the horizon is implausible; it competes only when
+                 * every model does (docs/TIMESERIES.md). */
+                int implausible = h_positive > 0 && positive && goes_nonpositive(&cand, h_positive);
+                if (implausible) {
+                    if (!found_implausible || cand.aicc < best_implausible.aicc)
+                        best_implausible = cand;
+                    found_implausible = 1;
+                    continue;
+                }
                 if (cand.aicc < best) {
                     best = cand.aicc;
                     *fit = cand;
@@ -689,6 +716,10 @@ int ts_ets_select(const double *y, int n, int period, const char *specstr, int d
         }
     }
     free(ys);
+    if (!found && found_implausible) {
+        *fit = best_implausible;
+        found = 1;
+    }
     if (!found)
         return prm_error_set(err, "ets: no admissible %s model could be fitted (n %d, period %d)",
                              specstr, n, m);

@@ -33,9 +33,10 @@ double ts_quantile_sorted(const double *x, int n, double p);
 void ts_sort(double *x, int n);
 
 /* ts_ets_fit that also returns the best damped-trend model (aicc INFINITY
- * when none was fitted). */
+ * when none was fitted).  h_positive > 0: for strictly positive data, pass
+ * over models whose point forecasts reach zero within h_positive steps. */
 int ts_ets_select(const double *y, int n, int period, const char *spec, int damped_only,
-                  ts_ets *fit, ts_ets *best_damped, prm_error *err);
+                  int h_positive, ts_ets *fit, ts_ets *best_damped, prm_error *err);
 /* Optimiser effort (the benchmark measures it); <= 0 / < 0 keeps a value. */
 void ts_ets_set_effort(int maxit_per_dim, double abstol, int restarts);
 
