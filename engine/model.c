@@ -230,7 +230,7 @@ static int features_init(model *m, const model_data *d, prm_error *err)
             for (size_t i = 0; i < d->n_rows; i++)
                 if (c->cat[i] >= 0) used[c->cat[i]] = 1;
             size_t nl = 0;
-            for (size_t k = 0; k < c->n_vocab; k++) nl += used[k];
+            for (size_t k = 0; k < c->n_vocab; k++) nl += used[k] != 0;
             const char **tmp = model_xcalloc(nl, sizeof *tmp);
             if (!tmp) { free(used); return prm_error_set(err, "out of memory"); }
             nl = 0;

@@ -79,8 +79,9 @@ static inline int goes_left(const gnode *q, int bin)
 /* ---- binning ---- */
 
 /* LSD radix sort of doubles (no NaNs) through their order-preserving bit
- * pattern: 8 passes of 8 bits. Twice as fast as qsort at 50k values, and
- * binning sorts every numeric column once per fit. */
+ * pattern: 8 passes of 8 bits. Binning sorts every numeric column once per
+ * fit; in a profile of the IBM benchmark qsort took 13% of the whole run,
+ * this takes 1%. */
 static int sort_doubles(double *x, size_t n)
 {
     uint64_t *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
