@@ -405,6 +405,41 @@ static void test_bad_input(void)
     T_OK(model_fit(MODEL_GBDT, &d, Y, NULL, &m, &err) < 0, "bad input: duplicate column");
 }
 
+/* Degenerate columns: all missing, constant, a label-less vocabulary. */
+static void test_degenerate(void)
+{
+    double allnan[120], constant[120], pr[120];
+    int32_t nocat[120];
+    for (int i = 0; i < 120; i++) { allnan[i] = NAN; constant[i] = 3; nocat[i] = -1; }
+    model_column cols[4] = {
+        { .name = "x1", .type = MODEL_NUMERIC, .num = X1 },
+        { .name = "nan", .type = MODEL_NUMERIC, .num = allnan },
+        { .name = "const", .type = MODEL_NUMERIC, .num = constant },
+        { .name = "nocat", .type = MODEL_CATEGORICAL, .cat = nocat, .vocab = CVOCAB, .n_vocab = 3 },
+    };
+    model_data d = { 120, 4, cols };
+    prm_error err;
+    for (int k = 0; k < 2; k++) {
+        model *m = NULL;
+        int ok = model_fit(k ? MODEL_GBDT : MODEL_LOGISTIC, &d, Y, NULL, &m, &err) == 0 &&
+                 model_predict(m, &d, pr, &err) == 0;
+        for (int i = 0; ok && i < 120; i++) ok = pr[i] > 0 && pr[i] < 1;
+        T_OK(ok, k ? "degenerate: gbdt fits all-missing and constant columns"
+                   : "degenerate: logistic fits all-missing and constant columns");
+        model_driver dr[4];
+        T_OK(m && model_explain(m, &d, 0, dr, 0, NULL, &err) == 0, "degenerate: explain with max 0");
+        model_data none = d;
+        none.n_rows = 0;
+        T_OK(m && model_predict(m, &none, pr, &err) == 0, "degenerate: predicting no rows is fine");
+        model_free(m);
+    }
+    model *m = NULL;
+    model_data keys = { 120, 1, &cols[3] };
+    T_OK(model_fit(MODEL_BASERATE, &keys, Y, NULL, &m, &err) == 0 && model_predict(m, &keys, pr, &err) == 0 &&
+         fabs(pr[0] - 56.0 / 120) < 1e-12, "degenerate: base rate of an all-missing key is the global rate");
+    model_free(m);
+}
+
 int main(void)
 {
     test_metrics();
@@ -413,5 +448,6 @@ int main(void)
     test_gbdt();
     test_baserate();
     test_bad_input();
+    test_degenerate();
     return t_done();
 }
