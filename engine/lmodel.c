@@ -37,7 +37,8 @@ typedef struct lmodel {
     model *m;
 } lmodel;
 
-/* [-0, +1, m] a block of zeroed memory owned by the holder table at `holder` */
+/* [-0, +0, m] a block of zeroed memory owned by the holder table at `holder`.
+ * may raise */
 static void *hold(lua_State *L, int holder, size_t size)
 {
     void *p = lua_newuserdatauv(L, size ? size : 1, 0);
@@ -175,6 +176,7 @@ static void read_for_model(lua_State *L, int holder, int x, const model *m, mode
     read_data(L, holder, x, specs, nc, (size_t)-1, d);
 }
 
+/* may raise */
 static model *check_model(lua_State *L, int i)
 {
     lmodel *u = luaL_checkudata(L, i, MODEL_MT);
@@ -182,13 +184,15 @@ static model *check_model(lua_State *L, int i)
     return u->m;
 }
 
-/* [-0, +1, m] wraps m (owned from now on) */
-static void push_model(lua_State *L, model *m)
+/* [-0, +1, m] a new, empty model userdata; made before fitting or loading
+ * so that a memory error raised while pushing cannot leak the model.
+ * may raise */
+static lmodel *new_model(lua_State *L)
 {
     lmodel *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->m = NULL;
     luaL_setmetatable(L, MODEL_MT);
-    u->m = m;
+    return u;
 }
 
 static const char *const fit_keys[] = { "kind", "x", "y", "categorical", "params", NULL };
@@ -292,9 +296,8 @@ static int l_model_fit(lua_State *L)
     lua_pop(L, 1);
     model_data d;
     read_data(L, holder, x, specs, nc, n, &d);
-    model *m;
-    if (model_fit((model_kind)kind, &d, y, &p, &m, &err) < 0) return luaL_error(L, "%s", err.msg);
-    push_model(L, m);
+    lmodel *u = new_model(L);
+    if (model_fit((model_kind)kind, &d, y, &p, &u->m, &err) < 0) return luaL_error(L, "%s", err.msg);
     return 1;
 }
 
@@ -317,7 +320,7 @@ static int l_model_predict(lua_State *L)
     return 1;
 }
 
-/* [-0, +1, m] */
+/* [-0, +1, m] may raise */
 static void push_driver(lua_State *L, const model_driver *dr)
 {
     lua_createtable(L, 0, 3);
@@ -439,9 +442,7 @@ static int l_model_load(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
-    lmodel *u = lua_newuserdatauv(L, sizeof *u, 0);   /* before loading: no leak if this raises */
-    u->m = NULL;
-    luaL_setmetatable(L, MODEL_MT);
+    lmodel *u = new_model(L);
     prm_error err;
     if (model_load(s, len, &u->m, &err) < 0) {
         lua_pushnil(L);
