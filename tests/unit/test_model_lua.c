@@ -7,6 +7,7 @@
 
 #include <lauxlib.h>
 #include <lualib.h>
+#include <stdlib.h>
 
 /* T(cond, name [, detail]) */
 static int l_t(lua_State *L)
@@ -90,6 +91,69 @@ static const char *const script =
     "m:close()\n"
     "raises(function() m:predict{ a = { 1 } } end, 'closed model', 'error: closed model')\n";
 
+/* Allocation-failure sweep: the binding must raise cleanly, never crash
+ * or leak (ASan checks the leaks), whichever Lua allocation fails. */
+typedef struct limit { long left; int armed; } limit;
+
+static void *limit_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    limit *l = ud;
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    if (l->armed && nsize > (ptr ? osize : 0)) {
+        if (l->left <= 0) return NULL;
+        l->left--;
+    }
+    return realloc(ptr, nsize);
+}
+
+static const char *const sweep =
+    "local model = require 'prm.model'\n"
+    "local x = { a = { 1, 2, 3, 4, 5, 6, 0/0, 8 }, t = { 'p', 'q', 'p', 'q', 'r', 'p', 'q', 'r' } }\n"
+    "local y = { 0, 1, 0, 1, 1, 0, 1, 0 }\n"
+    "for _, kind in ipairs{ 'logistic', 'gbdt' } do\n"
+    "  local m <close> = model.fit{ kind = kind, x = x, y = y, categorical = { 't' },\n"
+    "                               params = kind == 'gbdt' and { min_samples_leaf = 1, max_iter = 3 } or nil }\n"
+    "  m:predict(x)\n"
+    "  m:explain(x, 2)\n"
+    "  local m2 <close> = assert(model.load(m:save()))\n"
+    "  m2:calibrate(x, y)\n"
+    "end\n";
+
+static void test_alloc_sweep(void)
+{
+    int done = 0, crashed = 0;
+    long n;
+    for (n = 0; n < 20000 && !done; n++) {
+        limit l = { 0, 0 };
+        lua_State *L = lua_newstate(limit_alloc, &l);
+        if (!L) break;
+        luaL_openlibs(L);
+        luaL_requiref(L, "prm.model", luaopen_prm_model, 0);
+        lua_pop(L, 1);
+        if (luaL_loadbufferx(L, sweep, strlen(sweep), "@sweep.lua", "t") != LUA_OK) {
+            crashed = 1;
+            lua_close(L);
+            break;
+        }
+        l.left = n;
+        l.armed = 1;
+        int rc = lua_pcall(L, 0, 0, 0);
+        l.armed = 0;
+        if (rc == LUA_OK) done = 1;
+        else if (rc != LUA_ERRMEM && !strstr(lua_tostring(L, -1) ? lua_tostring(L, -1) : "", "memory")) {
+            printf("# allocation %ld: %s\n", n, lua_tostring(L, -1));
+            crashed = 1;
+        }
+        lua_close(L);
+    }
+    printf("# the sweep script needs %ld Lua allocations\n", n - 1);
+    T_OK(done, "alloc sweep: the script completes once allocations suffice");
+    T_OK(!crashed, "alloc sweep: every failure is a memory error, raised cleanly");
+}
+
 int main(void)
 {
     lua_State *L = luaL_newstate();
@@ -101,5 +165,6 @@ int main(void)
         lua_pcall(L, 0, 0, 0) != LUA_OK)
         t_check(0, "script runs", "model_test.lua", 0, lua_tostring(L, -1));
     lua_close(L);
+    test_alloc_sweep();
     return t_done();
 }
