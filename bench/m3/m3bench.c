@@ -361,7 +361,7 @@ int main(int argc, char **argv)
         if (strcmp(M[i].name, "R_ets") == 0 && M[i].nseries_timed == NS)
             rcpu = M[i].cpu;
     printf("\n### %s: %d series (every %d-th), h = %d\n\n", subset, NS, step, S[0].h);
-    printf("| method | sMAPE | MASE | 80%% cov | 95%% cov | wall s | CPU s | CPU / R ets |\n");
+    printf("| method | sMAPE | MASE | 80%% cov | 95%% cov | wall s | CPU s | R ets CPU / ours |\n");
     printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < NM; i++) {
         method *m = &M[i];
@@ -379,9 +379,9 @@ int main(int argc, char **argv)
             snprintf(wall, sizeof wall, "%.2f", m->wall);
             snprintf(cpu, sizeof cpu, "%.2f", m->cpu);
             if (rcpu > 0 && strncmp(m->name, "R_", 2) != 0)
-                snprintf(ratio, sizeof ratio, "1/%.0f", rcpu / fmax(m->cpu, 1e-9));
+                snprintf(ratio, sizeof ratio, "%.0fx", rcpu / fmax(m->cpu, 1e-3));
         }
-        printf("| %s%s | %.2f | %.3f | %s | %s | %s | %s | %s |\n", m->name,
+        printf("| %s%s | %.3f | %.3f | %s | %s | %s | %s | %s |\n", m->name,
                sc.nseries < NS ? " (partial)" : "", sc.smape, sc.mase, cov80, cov95, wall, cpu,
                ratio);
     }
