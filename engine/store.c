@@ -19,7 +19,7 @@ static const char *const migrations[] = {
 "CREATE TABLE partners ("
 "  id INTEGER PRIMARY KEY, source TEXT NOT NULL, external_id TEXT NOT NULL,"
 "  name TEXT, tier TEXT, region TEXT, country TEXT,"
-"  type TEXT CHECK (type IN ('distributor','reseller','referral','msp')),"
+"  type TEXT CHECK (type = 'distributor' OR type = 'reseller' OR type = 'referral' OR type = 'msp'),"
 "  parent_external_id TEXT, currency TEXT, status TEXT, joined_at TEXT, updated_at TEXT,"
 "  UNIQUE (source, external_id));"
 "CREATE TABLE deals ("
@@ -27,9 +27,8 @@ static const char *const migrations[] = {
 "  partner_id INTEGER NOT NULL REFERENCES partners(id),"
 "  account TEXT, contact_name TEXT, contact_email TEXT,"
 "  amount REAL, currency TEXT, product_family TEXT,"
-"  stage TEXT NOT NULL CHECK (stage IN ('registered','qualified','solution','proposal',"
-"        'negotiation','closed_won','closed_lost')),"
-"  status TEXT NOT NULL CHECK (status IN ('open','won','lost')),"
+"  stage TEXT NOT NULL CHECK (stage = 'registered' OR stage = 'qualified' OR stage = 'solution' OR stage = 'proposal' OR stage = 'negotiation' OR stage = 'closed_won' OR stage = 'closed_lost'),"
+"  status TEXT NOT NULL CHECK (status = 'open' OR status = 'won' OR status = 'lost'),"
 "  created_at TEXT NOT NULL, expected_close TEXT, closed_at TEXT,"
 "  partner_probability REAL CHECK (partner_probability BETWEEN 0 AND 1),"
 "  budget_confirmed INTEGER, competitor TEXT, completeness REAL, notes TEXT, updated_at TEXT,"
@@ -51,7 +50,7 @@ static const char *const migrations[] = {
 "    new.stage, new.amount, new.expected_close, new.status, new.partner_probability); END;"
 "CREATE TABLE commits ("
 "  id INTEGER PRIMARY KEY, source TEXT NOT NULL, partner_id INTEGER NOT NULL REFERENCES partners(id),"
-"  period TEXT NOT NULL, category TEXT NOT NULL CHECK (category IN ('commit','best_case','pipeline')),"
+"  period TEXT NOT NULL, category TEXT NOT NULL CHECK (category = 'commit' OR category = 'best_case' OR category = 'pipeline'),"
 "  amount REAL NOT NULL, currency TEXT, submitted_at TEXT NOT NULL,"
 "  UNIQUE (partner_id, period, category, submitted_at));"
 "CREATE TABLE quotas ("
@@ -65,7 +64,7 @@ static const char *const migrations[] = {
 "CREATE TABLE payouts ("
 "  id INTEGER PRIMARY KEY, source TEXT NOT NULL, external_id TEXT NOT NULL,"
 "  partner_id INTEGER NOT NULL REFERENCES partners(id),"
-"  kind TEXT NOT NULL CHECK (kind IN ('commission','mdf','rebate','spiff')),"
+"  kind TEXT NOT NULL CHECK (kind = 'commission' OR kind = 'mdf' OR kind = 'rebate' OR kind = 'spiff'),"
 "  amount REAL NOT NULL, currency TEXT, paid_at TEXT NOT NULL, deal_external_id TEXT,"
 "  UNIQUE (source, external_id));"
 "CREATE TABLE signals ("
@@ -313,7 +312,8 @@ int store_open_raw(const char *path, store **out, prm_error *err)
      * synchronous is durable at each checkpoint and safe against a process
      * kill, which is the failure the resume logic is written for. */
     if (store_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                      "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;", err) < 0) {
+                      "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;"
+                      "PRAGMA cache_size=-65536;", err) < 0) {
         store_close(s);
         return -1;
     }

@@ -1,0 +1,46 @@
+#!/bin/sh
+# bench/ingest.sh - ingest throughput of the 1M-deal sample export through
+# connectors/file.lua, against a peer run in the same script: pandas
+# read_csv + to_sql of the same files into SQLite.
+#
+#   sh bench/ingest.sh [DEALS]        (default 1000000; results: bench/RESULTS.md)
+#
+# Reports wall and CPU seconds, deals/s, all rows/s and peak RSS for both.
+# Single-threaded by construction (prmcast is; pandas' to_sql is).
+set -eu
+cd "$(dirname "$0")/.."
+DEALS=${1:-1000000}
+W=build/bench
+mkdir -p "$W"
+command -v python3 >/dev/null && python3 -c 'import pandas' 2>/dev/null || {
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get install -y -qq python3-pandas >/dev/null
+}
+make -s prmcast
+X="$W/export-$DEALS"
+if [ ! -f "$X/TRUTH.md" ]; then
+  ./prmcast sample --out "$X" --deals "$DEALS" >/dev/null
+fi
+ROWS=$(cat "$X"/partners.csv "$X"/deals.csv "$X"/deal_history.csv "$X"/commits.csv "$X"/quotas.csv \
+       "$X"/transactions.csv "$X"/payouts.csv "$X"/signals.csv "$X"/fx_rates.csv | wc -l)
+ROWS=$((ROWS - 9 - $(grep -c . /dev/null || true)))
+# deals.csv has quoted notes spanning two lines; count records, not lines
+DREC=$DEALS
+
+rm -f "$W"/ingest.db*
+/usr/bin/time -f "%e %U %S %M" -o "$W/ours.time" ./prmcast --db "$W/ingest.db" ingest "$X" --quiet >/dev/null 2>&1
+read -r o_wall o_user o_sys o_rss <"$W/ours.time"
+LOADED=$(sqlite3 "$W/ingest.db" "select count(*) from deals")
+
+rm -f "$W"/pandas.db
+/usr/bin/time -f "%e %U %S %M" -o "$W/pandas.time" python3 bench/ingest_pandas.py "$X" "$W/pandas.db" >"$W/pandas.out"
+read -r p_wall p_user p_sys p_rss <"$W/pandas.time"
+
+awk -v d="$DREC" -v r="$ROWS" -v ow="$o_wall" -v ou="$o_user" -v os="$o_sys" -v orss="$o_rss" \
+    -v pw="$p_wall" -v pu="$p_user" -v ps="$p_sys" -v prss="$p_rss" -v loaded="$LOADED" 'BEGIN {
+  printf "ingest of %d deals (%d rows in all files), %d deals loaded by prmcast\n", d, r, loaded
+  printf "%-10s %9s %9s %12s %12s %10s\n", "tool", "wall s", "cpu s", "deals/s", "rows/s", "peak RSS"
+  printf "%-10s %9.1f %9.1f %12.0f %12.0f %8.0f MB\n", "prmcast", ow, ou+os, d/ow, r/ow, orss/1024
+  printf "%-10s %9.1f %9.1f %12.0f %12.0f %8.0f MB\n", "pandas", pw, pu+ps, d/pw, r/pw, prss/1024
+  printf "ratio (pandas wall / prmcast wall): %.2f\n", pw/ow
+}'
