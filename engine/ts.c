@@ -172,7 +172,7 @@ static double rng_uniform(ts_rng *r)
     s[0] ^= s[3];
     s[2] ^= t;
     s[3] = rotl(s[3], 45);
-    return ((res >> 11) + 0.5) * 0x1.0p-53; /* in (0, 1) */
+    return ((double)(res >> 11) + 0.5) * 0x1.0p-53; /* in (0, 1), exact */
 }
 
 double ts_rng_normal(ts_rng *r)
@@ -516,6 +516,10 @@ static int all_finite(const ts_result *r)
 
 int ts_forecast(const double *y, int n, const ts_options *opt, ts_result *out, prm_error *err)
 {
+    prm_error local;
+    char why[96];
+    if (!err)
+        err = &local; /* the fallback note quotes the message */
     memset(out, 0, sizeof *out);
     if (check_options(opt, err) != 0)
         return -1;
@@ -570,6 +574,19 @@ int ts_forecast(const double *y, int n, const ts_options *opt, ts_result *out, p
     if (rc == 0 && !all_finite(out)) {
         ts_result_free(out);
         rc = prm_error_set(err, "ts: %s produced a non-finite forecast", ts_method_name(m));
+    }
+    /* A model that cannot be fitted to this series (rather than a model the
+     * caller named wrongly) leaves the naive forecast, with the reason. */
+    if (rc != 0 && !opt->ets_model &&
+        (m == TS_ETS || m == TS_THETA || m == TS_DAMPED || m == TS_COMBO)) {
+        snprintf(why, sizeof why, "%s failed, naive forecast: %.60s", ts_method_name(m),
+                 err->msg);
+        note = why;
+        rc = ts_baseline(c, len, opt->period, TS_NAIVE, opt, out, err);
+        if (rc == 0 && !all_finite(out)) {
+            ts_result_free(out);
+            rc = prm_error_set(err, "ts: no finite forecast for this series");
+        }
     }
 done:
     free(c);
