@@ -402,6 +402,70 @@ static void test_determinism(void)
     T_EQ_STR(ts_method_name(TS_SNAIVE), "snaive", "method name");
 }
 
+
+/* Random short, lumpy, gappy, signed and badly scaled series through every
+ * method: each call either succeeds with finite, ordered bounds or fails
+ * with a message.  (Sizes keep the binary fast under ASan.) */
+static void test_fuzz(void)
+{
+    static const int periods[] = {1, 4, 7, 12, 52};
+    double y[80];
+    int bad = 0, ok_count = 0, err_count = 0;
+    char detail[200] = "";
+    lcg = 99;
+    for (int s = 0; s < 90; s++) {
+        int n = 1 + (int)(unif() * 70);
+        int m = periods[(int)(unif() * 5)];
+        int kind = (int)(unif() * 6);
+        double scale = pow(10.0, -6 + (int)(unif() * 13));
+        double level = 0.0;
+        for (int i = 0; i < n; i++) {
+            level += gauss();
+            double v;
+            switch (kind) {
+            case 0: v = level; break;                                      /* random walk, signed */
+            case 1: v = 50 + 10 * sin(2 * M_PI * i / m) + gauss(); break;   /* seasonal */
+            case 2: v = unif() < 0.7 ? 0.0 : 1 + (int)(unif() * 9); break;  /* intermittent */
+            case 3: v = (double)(i % 3 == 0); break;                       /* 0/1 pattern */
+            case 4: v = 100 + 0.5 * i + 3 * gauss(); break;                 /* trend */
+            default: v = unif() < 0.5 ? -5.0 : 5.0; break;                  /* two values */
+            }
+            y[i] = v * scale;
+            if (unif() < 0.05)
+                y[i] = NAN;
+        }
+        for (int mth = TS_AUTO; mth <= TS_COMBO; mth++) {
+            ts_options o;
+            ts_result r;
+            prm_error err;
+            ts_options_init(&o);
+            o.period = m;
+            o.h = 1 + (int)(unif() * 24);
+            o.method = (ts_method)mth;
+            err.msg[0] = 0;
+            if (ts_forecast(y, n, &o, &r, &err) == 0) {
+                ok_count++;
+                if (!finite_result(&r) && !bad++)
+                    snprintf(detail, sizeof detail, "series %d (kind %d, n %d, m %d) %s: not finite",
+                             s, kind, n, m, r.method);
+                ts_result_free(&r);
+            } else {
+                err_count++;
+                if (getenv("FUZZ_VERBOSE"))
+                    printf("# %s: %s\n", ts_method_name(o.method), err.msg);
+                if (err.msg[0] == 0 && !bad++)
+                    snprintf(detail, sizeof detail, "series %d %s: error without a message", s,
+                             ts_method_name(o.method));
+            }
+        }
+    }
+    t_check(bad == 0, "fuzz: every result finite and ordered, every error explained", __FILE__,
+            __LINE__, detail);
+    char name[80];
+    snprintf(name, sizeof name, "fuzz: %d forecasts, %d clean errors", ok_count, err_count);
+    T_OK(ok_count > 10 * err_count, name);
+}
+
 int main(void)
 {
     test_qnorm();
@@ -410,5 +474,6 @@ int main(void)
     test_against_r();
     test_degenerate();
     test_determinism();
+    test_fuzz();
     return t_done();
 }
