@@ -39,7 +39,7 @@ if ! Rscript -e 'suppressMessages(library(forecast))' >/dev/null 2>&1; then
 fi
 
 CC=${CC:-cc}
-$CC -std=c11 -O2 -D_DEFAULT_SOURCE -D_GNU_SOURCE -Wall -Wextra -Iengine \
+$CC -std=c11 -O2 -D_DEFAULT_SOURCE -D_GNU_SOURCE -Wall -Wextra -iquote engine \
     bench/m3/m3bench.c engine/ts.c engine/ts_ets.c engine/ts_simple.c engine/metrics.c \
     engine/error.c -lm -o "$OUT/m3bench"
 
