@@ -48,7 +48,7 @@ static double *read_array(lua_State *L, int idx, const char *what, int *n)
     return v;
 }
 
-/* [-0, +1, m] an array table of v[0..n-1]; NaN becomes false */
+/* [-0, +1, m] an array table of v[0..n-1]; NaN becomes false.  may raise */
 static void push_array(lua_State *L, const double *v, int n)
 {
     lua_createtable(L, n, 0);
@@ -61,6 +61,8 @@ static void push_array(lua_State *L, const double *v, int n)
     }
 }
 
+/* The integer option `key` of the table at t, in lo..hi, or dflt when
+ * absent.  may raise */
 static int opt_int(lua_State *L, int t, const char *key, int dflt, int lo, int hi)
 {
     int ty = lua_getfield(L, t, key);
@@ -76,7 +78,8 @@ static int opt_int(lua_State *L, int t, const char *key, int dflt, int lo, int h
     return v;
 }
 
-/* raises on any key of the options table at t not in `known` */
+/* Raises on any key of the options table at t not in `known`, so that a
+ * misspelt option is not silently ignored.  may raise */
 static void check_keys(lua_State *L, int t, const char *const *known)
 {
     lua_pushnil(L);
@@ -92,7 +95,7 @@ static void check_keys(lua_State *L, int t, const char *const *known)
     }
 }
 
-/* [-0, +1, m] t[level] = array, for every level */
+/* [-0, +1, m] t[level] = array, for every level.  may raise */
 static void push_bounds(lua_State *L, const ts_result *r, const double *base)
 {
     lua_createtable(L, 0, r->nlevels);
@@ -103,6 +106,8 @@ static void push_bounds(lua_State *L, const ts_result *r, const double *base)
     }
 }
 
+/* [-0, +0, m] t.key = v for the table on top, unless v is not finite (so an
+ * undefined measure reads as nil).  may raise */
 static void set_num(lua_State *L, const char *key, double v)
 {
     if (!isfinite(v))
@@ -114,7 +119,8 @@ static void set_num(lua_State *L, const char *key, double v)
 /* ts.forecast(y, {period=, h=, method=, model=, levels=, seed=, npaths=})
  *   -> {mean, lower, upper, levels, method, params, aicc, sigma2, loglik,
  *       n, filled, note} | nil, msg
- * Misuse raises. */
+ * Misuse raises; a series that cannot be forecast returns nil, msg.
+ * may raise */
 static int l_ts_forecast(lua_State *L)
 {
     static const char *const keys[] = {"period", "h", "method", "model", "levels",
@@ -241,7 +247,7 @@ static int cmp_level(const void *a, const void *b)
  * forecast is an array of point forecasts or a table with .mean and
  * optionally .lower/.upper keyed by level (a ts.forecast result).  The first
  * min(#actual, #mean) steps are scored.  Undefined measures are nil.
- * Misuse raises. */
+ * Misuse raises.  may raise */
 static int l_ts_accuracy(lua_State *L)
 {
     static const char *const keys[] = {"period", "insample", NULL};
