@@ -235,17 +235,17 @@ int logit_fit(model *m, const mview *v, size_t n, const double *y, prm_error *er
             g[0] += r;
             for (size_t s = 0; s < K; s++) g[ix[s]] += r * vx[s];
             if (!dense) continue;
-            /* lower triangle: H[a][b] with a >= b */
+            /* Lower triangle, H[a][b] with a >= b. encode_row emits term
+             * indices in ascending order, so t <= s gives b <= a; the one
+             * exception, index 0 for a missing label, carries the value 0
+             * and adds nothing either way. */
             H[0] += wi;
             for (size_t s = 0; s < K; s++) {
                 double ws = wi * vx[s];
                 if (ws == 0) continue;
-                size_t a = ix[s];
-                H[a * P] += ws;
-                for (size_t t = 0; t < K; t++) {
-                    size_t b = ix[t];
-                    if (b <= a) H[a * P + b] += ws * vx[t];
-                }
+                double *Ha = H + (size_t)ix[s] * P;
+                Ha[0] += ws;
+                for (size_t t = 0; t <= s; t++) Ha[ix[t]] += ws * vx[t];
             }
         }
         double gmax = 0;
