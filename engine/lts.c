@@ -138,7 +138,7 @@ static int l_ts_forecast(lua_State *L)
     ts_options o;
     ts_options_init(&o);
     o.period = opt_int(L, 2, "period", 1, 1, 1000);
-    o.h = opt_int(L, 2, "h", o.period > 1 ? 2 * o.period : 10, 1, 100000);
+    o.h = opt_int(L, 2, "h", o.period > 1 ? 2 * o.period : 10, 1, 10000);
     o.npaths = opt_int(L, 2, "npaths", o.npaths, 100, 1000000);
     lua_getfield(L, 2, "seed");
     if (!lua_isnil(L, -1)) {

@@ -332,8 +332,8 @@ const char *ts_method_name(ts_method m)
 
 static int check_options(const ts_options *opt, prm_error *err)
 {
-    if (opt->h < 1 || opt->h > 100000)
-        return prm_error_set(err, "ts: horizon h must be in 1..100000, got %d", opt->h);
+    if (opt->h < 1 || opt->h > 10000)
+        return prm_error_set(err, "ts: horizon h must be in 1..10000, got %d", opt->h);
     if (opt->period < 1 || opt->period > 1000)
         return prm_error_set(err, "ts: period must be in 1..1000, got %d", opt->period);
     if (opt->nlevels < 0 || opt->nlevels > TS_MAX_LEVELS)

@@ -39,13 +39,14 @@ typedef enum ts_method {
 
 typedef struct ts_options {
     int period;            /* seasonal period m (12 monthly, 4 quarterly); 1 = none */
-    int h;                 /* forecast horizon, >= 1 */
+    int h;                 /* forecast horizon, 1..10000 */
     ts_method method;
     const char *ets_model; /* "ZZZ" (auto) or e.g. "MAdM", "ANN", "AZN"; NULL = auto */
     int nlevels;           /* interval levels in percent, each in (0, 100) */
     double levels[TS_MAX_LEVELS];
     unsigned long long seed; /* simulation seed (ETS models without analytic intervals) */
-    int npaths;            /* simulation paths, default 2000 */
+    int npaths;            /* simulation paths, default 2000 (fewer when
+                              npaths x h > 2.5M, at least 100) */
 } ts_options;
 
 typedef struct ts_param {

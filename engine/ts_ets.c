@@ -761,6 +761,9 @@ static void point_forecasts(const ts_ets *f, int h, double *out)
 static int simulate(const ts_ets *f, const ts_options *opt, ts_result *r, prm_error *err)
 {
     int h = opt->h, np = opt->npaths > 0 ? opt->npaths : 2000, m = f->m;
+    /* at most 2.5M stored values (20 MB): long horizons get fewer paths */
+    if ((long)np * h > 2500000L)
+        np = (int)(2500000L / h) > 100 ? (int)(2500000L / h) : 100;
     int off = 1 + (f->trend != 'N');
     double *paths = malloc((size_t)h * (size_t)np * sizeof(double));
     if (!paths)

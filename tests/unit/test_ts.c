@@ -362,6 +362,17 @@ static void test_degenerate(void)
     /* option checks */
     o.h = 0;
     T_OK(ts_forecast(y, 60, &o, &r, &err) == -1 && strstr(err.msg, "horizon"), "h = 0: error");
+    o.h = 10001;
+    T_OK(ts_forecast(y, 60, &o, &r, &err) == -1 && strstr(err.msg, "horizon"), "h > 10000: error");
+    /* a long horizon with simulated intervals stays within its memory cap */
+    o.h = 10000;
+    o.method = TS_ETS;
+    o.ets_model = "MNM";
+    for (int i = 0; i < 60; i++)
+        y[i] = 100 + 20 * sin(i * M_PI / 6) + (i % 5);
+    T_OK(ts_forecast(y, 60, &o, &r, &err) == 0 && finite_result(&r), "h = 10000 with simulation");
+    ts_result_free(&r);
+    o.ets_model = NULL;
     o.h = 18;
     o.levels[1] = 100;
     T_OK(ts_forecast(y, 60, &o, &r, &err) == -1 && strstr(err.msg, "level"), "level 100: error");
