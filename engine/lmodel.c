@@ -15,8 +15,8 @@
  * Columns are arrays of the same length (that of y when fitting). Numeric
  * values are numbers (booleans count 0/1); nil in the middle or 0/0 anywhere
  * is missing (a trailing nil shortens the column as # sees it, so use 0/0
- * there). Categorical values are strings, or numbers taken as labels; nil is
- * missing. Columns are sorted by name, so the model does not depend on the
+ * there). Categorical values are strings, or numbers taken as labels (3 and
+ * 3.0 are the label "3"); nil is missing. Columns are sorted by name, so the model does not depend on the
  * order pairs() visits them. Every C buffer lives in a userdata anchored on
  * the stack, so a raise anywhere frees everything through the GC.
  */
@@ -90,7 +90,13 @@ static void read_column(lua_State *L, int holder, int t, size_t n, const colspec
             continue;
         }
         if (ty == LUA_TNUMBER) {
-            lua_pushstring(L, lua_tostring(L, -1));   /* a number is its label */
+            /* a number is its label; 3 and 3.0 are the same label, so that
+             * integers from the store and floats from JSON agree */
+            lua_Number v = lua_tonumber(L, -1);
+            if (!lua_isinteger(L, -1) && v == floor(v) && fabs(v) < 9007199254740992.0)
+                lua_pushfstring(L, "%I", (LUA_INTEGER)v);
+            else
+                lua_pushstring(L, lua_tostring(L, -1));
             lua_remove(L, -2);
         } else if (ty == LUA_TBOOLEAN) {
             lua_pushstring(L, lua_toboolean(L, -1) ? "true" : "false");
