@@ -440,6 +440,62 @@ static void test_degenerate(void)
     model_free(m);
 }
 
+/* 700 partner ids put the logistic model past its dense limit (600 terms),
+ * onto Newton-CG; check the optimality conditions from its output:
+ * sum_i (p_i - y_i) x_it + l2 * w_t = 0 for every term, and for the
+ * intercept without the penalty. */
+static void test_logistic_cg(void)
+{
+    enum { N = 2800, L = 700 };
+    static double x[N], y[N], p[N];
+    static int32_t code[N];
+    static char names[L][16];
+    static const char *vocab[L];
+    lcg_state = 7;
+    for (int l = 0; l < L; l++) {
+        snprintf(names[l], sizeof names[l], "p%03d", l);
+        vocab[l] = names[l];
+    }
+    for (int i = 0; i < N; i++) {
+        code[i] = (int32_t)(i % L);
+        x[i] = urand() * 2 - 1;
+        double eta = 1.5 * x[i] + ((i % L) % 7 == 0 ? 1.0 : -0.3);
+        y[i] = urand() < 1 / (1 + exp(-eta));
+    }
+    model_column cols[2] = {
+        { .name = "partner", .type = MODEL_CATEGORICAL, .cat = code, .vocab = vocab, .n_vocab = L },
+        { .name = "x", .type = MODEL_NUMERIC, .num = x },
+    };
+    model_data d = { N, 2, cols };
+    prm_error err;
+    model *m = NULL;
+    T_OK(model_fit(MODEL_LOGISTIC, &d, y, NULL, &m, &err) == 0, "logistic CG: fits 701 terms");
+    if (!m) return;
+    double b0;
+    const double *w;
+    size_t nt;
+    model_coefs(m, &b0, &w, NULL, &nt, &err);
+    model_predict(m, &d, p, &err);
+    double mean = 0, sd = 0;
+    for (int i = 0; i < N; i++) mean += x[i] / N;
+    for (int i = 0; i < N; i++) sd += (x[i] - mean) * (x[i] - mean) / N;
+    sd = sqrt(sd);
+    double g0 = 0, gx = 0, worst = 0, glevel[L] = { 0 };
+    for (int i = 0; i < N; i++) {
+        double r = p[i] - y[i];
+        g0 += r;
+        gx += r * (x[i] - mean) / sd;
+        glevel[code[i]] += r;
+    }
+    /* the model sorts labels: p000..p699 keep their order */
+    for (int l = 0; l < L; l++) worst = fmax(worst, fabs(glevel[l] + w[l]));
+    T_EQ_INT(nt, L + 1, "logistic CG: 700 one-hot terms + x");
+    T_NEAR(g0, 0, 1e-8 * N, "logistic CG: intercept gradient is zero (the stopping rule)");
+    T_NEAR(gx + w[L], 0, 1e-8 * N, "logistic CG: x gradient is zero");
+    T_NEAR(worst, 0, 1e-8 * N, "logistic CG: every level's gradient is zero");
+    model_free(m);
+}
+
 int main(void)
 {
     test_metrics();
@@ -449,5 +505,6 @@ int main(void)
     test_baserate();
     test_bad_input();
     test_degenerate();
+    test_logistic_cg();
     return t_done();
 }
