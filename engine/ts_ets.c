@@ -613,6 +613,9 @@ int ts_ets_select(const double *y, int n, int period, const char *specstr, int d
     if (parse_spec(specstr, &E, &T, &D, &S) != 0)
         return prm_error_set(err, "ets: bad model \"%s\" (want e.g. \"ZZZ\", \"MAdM\", \"ANN\")",
                              specstr);
+    if (E == 'A' && S == 'M')
+        return prm_error_set(err, "ets: %s has additive errors with multiplicative seasonality, "
+                             "which is numerically unstable; use \"MxM\" or \"AxA\"", specstr);
     if (n < 3)
         return prm_error_set(err, "ets: need at least 3 observations, got %d", n);
     double scale = 0.0, ymin = y[0];

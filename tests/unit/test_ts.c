@@ -381,6 +381,9 @@ static void test_degenerate(void)
     o.ets_model = "XYZ";
     T_OK(ts_forecast(y, 60, &o, &r, &err) == -1 && strstr(err.msg, "bad model"),
          "bad ETS model: error");
+    o.ets_model = "AAM";
+    T_OK(ts_forecast(y, 60, &o, &r, &err) == -1 && strstr(err.msg, "unstable"),
+         "ETS(A,A,M): refused as unstable");
     o.ets_model = NULL;
     double infy[3] = {1, INFINITY, 2};
     T_OK(ts_forecast(infy, 3, &o, &r, &err) == -1 && strstr(err.msg, "infinite"),
