@@ -818,13 +818,15 @@ static char *rd_str(rbuf *r, const char *what)
     return s;
 }
 
-#define MAXCOUNT 100000000LL
 
 int model_load(const char *buf, size_t len, model **out, prm_error *err)
 {
     *out = NULL;
     rbuf r = { buf, buf + len, 0, NULL };
     char tok[64];
+    /* every counted item takes at least two bytes of text, so no count in a
+     * valid text exceeds this: corrupt counts cannot ask for huge blocks */
+    long long max_count = (long long)(len / 2) + 1;
     expect(&r, "prmcast-model");
     if (r.bad) return prm_error_set(err, "model_load: not a prmcast model");
     if (rd_int(&r, 1, 1, "version") != 1 || r.bad)
@@ -842,6 +844,14 @@ int model_load(const char *buf, size_t len, model **out, prm_error *err)
     double pv[14] = { 0 };
     for (long long i = 0; i < np && !r.bad; i++) pv[i] = rd_dbl(&r, "params");
     model_params *p = &m->params;
+    /* the integer parameters are cast below: out-of-range doubles would be
+     * undefined behaviour, so a corrupt value is refused first */
+    static const int int_slot[] = { 1, 4, 5, 6, 8, 9, 11, 13 };
+    for (size_t k = 0; k < sizeof int_slot / sizeof int_slot[0]; k++)
+        if (!(fabs(pv[int_slot[k]]) <= 1e9)) {
+            pv[int_slot[k]] = 0;
+            if (!r.bad) { r.bad = 1; r.what = "params"; }
+        }
     p->l2 = pv[0]; p->max_iter = (int)pv[1]; p->tol = pv[2]; p->learning_rate = pv[3];
     p->max_leaf_nodes = (int)pv[4]; p->max_depth = (int)pv[5]; p->min_samples_leaf = (int)pv[6];
     p->l2_leaf = pv[7]; p->max_bins = (int)pv[8]; p->early_stopping = (int)pv[9];
@@ -850,7 +860,7 @@ int model_load(const char *buf, size_t len, model **out, prm_error *err)
     expect(&r, "n_iter");
     m->n_iter = (int)rd_int(&r, 0, 1 << 30, "n_iter");
     expect(&r, "features");
-    size_t nf = (size_t)rd_int(&r, 1, 1000000, "features");
+    size_t nf = (size_t)rd_int(&r, 1, max_count, "features");
     if (!r.bad) {
         m->f = model_xcalloc(nf, sizeof *m->f);
         if (!m->f) r.bad = 1; else m->nf = nf;
@@ -870,7 +880,7 @@ int model_load(const char *buf, size_t len, model **out, prm_error *err)
             for (size_t e = 0; e < f->n_edges && !r.bad; e++) f->edges[e] = rd_dbl(&r, "edge");
         } else if (strcmp(tok, "cat") == 0) {
             f->type = MODEL_CATEGORICAL;
-            size_t nl = (size_t)rd_int(&r, 0, MAXCOUNT, "levels");
+            size_t nl = (size_t)rd_int(&r, 0, max_count, "levels");
             int has_bins = (int)rd_int(&r, 0, 1, "level bins");
             if (r.bad) break;
             if (!(f->levels = model_xcalloc(nl, sizeof *f->levels))) { r.bad = 1; break; }
@@ -888,7 +898,7 @@ int model_load(const char *buf, size_t len, model **out, prm_error *err)
     }
     if (!r.bad && m->kind == MODEL_LOGISTIC) {
         expect(&r, "terms");
-        m->n_terms = (size_t)rd_int(&r, 0, MAXCOUNT, "terms");
+        m->n_terms = (size_t)rd_int(&r, 0, max_count, "terms");
         m->intercept = rd_dbl(&r, "intercept");
         if (!r.bad) {
             m->coef = model_xcalloc(m->n_terms, sizeof *m->coef);
@@ -915,12 +925,12 @@ int model_load(const char *buf, size_t len, model **out, prm_error *err)
         if (!r.bad && m->term_start[m->nf] != m->n_terms) { r.bad = 1; r.what = "term layout"; }
     } else if (!r.bad && m->kind == MODEL_GBDT) {
         expect(&r, "trees");
-        m->n_trees = (size_t)rd_int(&r, 0, MAXCOUNT, "trees");
+        m->n_trees = (size_t)rd_int(&r, 0, max_count, "trees");
         m->baseline = rd_dbl(&r, "baseline");
         if (!r.bad && !(m->trees = model_xcalloc(m->n_trees, sizeof *m->trees))) r.bad = 1;
         for (size_t t = 0; t < m->n_trees && !r.bad; t++) {
             gtree *g = &m->trees[t];
-            size_t nn = (size_t)rd_int(&r, 1, 1 << 20, "nodes");
+            size_t nn = (size_t)rd_int(&r, 1, max_count < (1 << 20) ? max_count : (1 << 20), "nodes");
             if (r.bad || !(g->nodes = model_xcalloc(nn, sizeof *g->nodes))) { r.bad = 1; break; }
             g->n_nodes = nn;
             for (size_t k = 0; k < nn && !r.bad; k++) {
@@ -968,7 +978,7 @@ int model_load(const char *buf, size_t len, model **out, prm_error *err)
     }
     expect(&r, "calib");
     int ck = (int)rd_int(&r, 0, 2, "calib");
-    size_t cn = (size_t)rd_int(&r, 0, MAXCOUNT, "calib");
+    size_t cn = (size_t)rd_int(&r, 0, max_count, "calib");
     if (!r.bad && ck != MODEL_CALIB_NONE) {
         model_calib *c = model_xcalloc(1, sizeof *c);
         if (!c) r.bad = 1;

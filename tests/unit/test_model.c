@@ -496,6 +496,56 @@ static void test_logistic_cg(void)
     model_free(m);
 }
 
+/* model_load on every prefix and on single-byte corruptions of saved models:
+ * an error or a model, never a crash (ASan watches the reads). */
+static void test_load_fuzz(void)
+{
+    model_column cols[3];
+    model_data d = small_data(cols);
+    prm_error err;
+    int crashed_free = 1;
+    size_t tried = 0, loaded = 0;
+    for (int k = 0; k < 2; k++) {
+        model_params p;
+        model_params_init(&p, k ? MODEL_GBDT : MODEL_LOGISTIC);
+        if (k) {
+            model_params_set(&p, "max_iter", 2, &err);
+            model_params_set(&p, "max_leaf_nodes", 4, &err);
+            model_params_set(&p, "min_samples_leaf", 5, &err);
+        }
+        model *m = NULL, *x = NULL;
+        char *buf;
+        size_t len;
+        if (model_fit(k ? MODEL_GBDT : MODEL_LOGISTIC, &d, Y, &p, &m, &err) < 0) { crashed_free = 0; continue; }
+        model_calibrate(m, &d, Y, MODEL_CALIB_ISOTONIC, &err);
+        model_save(m, &buf, &len, &err);
+        char *copy = malloc(len);
+        for (size_t cut = 0; cut < len; cut++) {   /* prefixes, not NUL-terminated */
+            memcpy(copy, buf, cut);
+            if (model_load(copy, cut, &x, &err) == 0) { loaded++; model_free(x); }
+            tried++;
+        }
+        static const char subst[] = { 'x', '9', '-', ' ', '0' };
+        for (size_t at = 0; at < len; at += 3)
+            for (size_t q = 0; q < sizeof subst; q++) {
+                memcpy(copy, buf, len);
+                copy[at] = subst[q];
+                if (model_load(copy, len, &x, &err) == 0) {
+                    double pr[120];
+                    model_predict(x, &d, pr, &err);   /* a loaded model must be usable */
+                    loaded++;
+                    model_free(x);
+                }
+                tried++;
+            }
+        free(copy);
+        free(buf);
+        model_free(m);
+    }
+    printf("# load fuzz: %zu texts, %zu loaded\n", tried, loaded);
+    T_OK(crashed_free && tried > 1000, "load fuzz: truncated and corrupted texts never crash");
+}
+
 int main(void)
 {
     test_metrics();
@@ -506,5 +556,6 @@ int main(void)
     test_bad_input();
     test_degenerate();
     test_logistic_cg();
+    test_load_fuzz();
     return t_done();
 }
