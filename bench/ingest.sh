@@ -12,7 +12,9 @@ cd "$(dirname "$0")/.."
 DEALS=${1:-1000000}
 W=build/bench
 mkdir -p "$W"
-command -v python3 >/dev/null && python3 -c 'import pandas' 2>/dev/null || {
+# Debian's python3 (a pyenv or venv python may lack the Debian pandas)
+PY=/usr/bin/python3
+"$PY" -c 'import pandas' 2>/dev/null || {
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get install -y -qq python3-pandas >/dev/null
 }
@@ -33,7 +35,7 @@ read -r o_wall o_user o_sys o_rss <"$W/ours.time"
 LOADED=$(sqlite3 "$W/ingest.db" "select count(*) from deals")
 
 rm -f "$W"/pandas.db
-/usr/bin/time -f "%e %U %S %M" -o "$W/pandas.time" python3 bench/ingest_pandas.py "$X" "$W/pandas.db" >"$W/pandas.out"
+/usr/bin/time -f "%e %U %S %M" -o "$W/pandas.time" "$PY" bench/ingest_pandas.py "$X" "$W/pandas.db" >"$W/pandas.out"
 read -r p_wall p_user p_sys p_rss <"$W/pandas.time"
 
 awk -v d="$DREC" -v r="$ROWS" -v ow="$o_wall" -v ou="$o_user" -v os="$o_sys" -v orss="$o_rss" \

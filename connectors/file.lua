@@ -70,6 +70,29 @@ return {
     signal = { "Entity Type", "Entity", "Signal", "Date", "Value" },
     fx = { "Currency", "Date", "Rate to USD" },
   },
+  -- What the PRM receives for each scored deal: custom fields on the deal
+  -- registration (the send itself is the HTTP connector's job; payloads wait
+  -- in writeback_outbox).
+  writeback = function(s)
+    local names, drivers = {}, {}
+    for _, f in ipairs(s.flags) do names[#names + 1] = f.name end
+    for i = 1, math.min(3, #s.drivers) do
+      local d = s.drivers[i]
+      drivers[i] = ("%s %s"):format(d.contribution > 0 and "+" or "-", d.feature)
+    end
+    return {
+      id = s.deal,
+      custom_fields = {
+        ai_forecast_score = s.score,
+        ai_win_probability = math.floor(s.probability * 1000 + 0.5) / 1000,
+        ai_risk_flags = names,
+        ai_top_drivers = drivers,
+        ai_model_version = s.model,
+        ai_last_scored_at = s.scored_at,
+      },
+    }
+  end,
+
   map = {
     partner = function(r)
       return {

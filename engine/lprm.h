@@ -14,5 +14,6 @@ int luaopen_prm_store(lua_State *L);  /* lstorelib.c: the SQLite store */
 int luaopen_prm_csv(lua_State *L);    /* lcsvlib.c: streaming CSV reader */
 int luaopen_prm_ts(lua_State *L);     /* lts.c: time-series forecasting */
 int luaopen_prm_model(lua_State *L);  /* lmodel.c: logistic / GBDT models */
+int luaopen_prm_scoring(lua_State *L); /* lscoringlib.c: train, score */
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "job.h"
 #include "sample.h"
+#include "scoring.h"
 #include "store.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
@@ -161,6 +162,31 @@ static int cmd_ingest(int argc, char **argv)
     return run_job("ingest", chunk, argc - 1, argv + 1);
 }
 
+/* train / score: Lua drivers in prm.pipeline, run as recorded jobs. */
+static int run_pipeline(const char *name, const char *fn, int argc, char **argv)
+{
+    char chunk[256];
+    snprintf(chunk, sizeof chunk,
+             "local ok, res = require('prm.pipeline').%s({...})\n"
+             "if not ok then error(res, 0) end\nreturn res\n", fn);
+    return run_job(name, chunk, argc - 1, argv + 1);
+}
+
+static int cmd_train(int argc, char **argv) { return run_pipeline("train", "train_cli", argc, argv); }
+static int cmd_score(int argc, char **argv) { return run_pipeline("score", "score_cli", argc, argv); }
+
+static int cmd_explain(int argc, char **argv)
+{
+    if (argc != 2) return usage_error("explain", "%s", "exactly one DEAL id is expected");
+    store *s = open_db();
+    if (!s) return EXIT_FAIL;
+    prm_error err;
+    int rc = scoring_explain(s, argv[1], json_out, stdout, &err);
+    if (rc < 0) fprintf(stderr, "prmcast explain: %s\n", err.msg);
+    store_close(s);
+    return rc < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
 static int cmd_demo(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "build/sample";
@@ -299,6 +325,16 @@ static const command commands[] = {
     { "run", cmd_run, "run SCRIPT [ARG...]",
       "Run a Lua job script with the full prm API; arg[1..n] hold the arguments.\n"
       "The run is recorded in the jobs table and the audit log." },
+    { "train", cmd_train,
+      "train [--as-of DATE] [--kind auto|logistic|gbdt|baserate] [--train-quarters N] [--step-days N] [--no-activate]",
+      "Fit deal-scoring models on point-in-time snapshots, calibrate them on the next slice\n"
+      "of time, evaluate on the newest complete quarter, register every candidate and make\n"
+      "the best by held-out log loss active. Below 300 closed deals only the cold-start\n"
+      "base-rate model (tier x stage) is trained." },
+    { "score", cmd_score, "score [--as-of DATE] [--model ID] [--connector FILE] [--no-flags]",
+      "Score every open deal with the active model: probability, 1-10 score, drivers and\n"
+      "risk flags, stored per run; queues the connector's write-back payloads." },
+    { "explain", cmd_explain, "explain DEAL [--json]", "Show a deal's latest score with its drivers and flags." },
     { "status", cmd_status, "status [--json]", "What is in the store, the last syncs and jobs." },
     { "audit", cmd_audit, "audit verify [--json]",
       "Recompute the audit log's hash chain; exit 1 if any row was edited or removed." },

@@ -134,6 +134,7 @@ typedef struct partner {
     double skill, speed, sloppy, commit_bias, prob_bias, activity, cum;
     int64_t joined;
     int chronic;                               /* 1 optimistic, -1 sandbagger, 0 */
+    int sticky;                                /* never updates its probabilities */
 } partner;
 
 typedef struct world {
@@ -235,6 +236,9 @@ static void make_partners(world *w)
         if (u < 0.20) { p->chronic = 1; p->commit_bias = 1.3 + 0.3 * unif(r); p->prob_bias = 0.12; }
         else if (u < 0.35) { p->chronic = -1; p->commit_bias = 0.6 + 0.2 * unif(r); p->prob_bias = -0.08; }
         else { p->chronic = 0; p->commit_bias = exp(0.08 * norm(r)); p->prob_bias = 0.03 * norm(r); }
+        /* A quarter of partners set a probability at registration and never
+         * touch it again: the field shows what they typed on day one. */
+        p->sticky = chance(r, 0.25);
         /* Pareto-like activity: a few partners bring most deals. */
         p->activity = pow(unif(r) + 0.02, -0.8) * (p->tier == 0 ? 3 : p->tier == 1 ? 1.8 : 1) *
                       (p->type == 0 ? 2.5 : p->type == 2 ? 0.5 : 1);
@@ -404,7 +408,8 @@ static int write_deals(world *w, long ndeals, const char *dir, sample_counts *cn
         for (int s = 0; s < 5; s++) plan += stage_median[s];
         int64_t close = created + (int64_t)(plan * clamp(0.75 + 0.2 * norm(r) -
                                             (p->chronic > 0 ? 0.15 : 0), 0.3, 2.0));
-        double prob = clamp(round((stage_prob[0] + p->prob_bias) * 20) / 20, 0.05, 0.95);
+        double prob = clamp(round(((p->sticky ? 0.3 + 0.2 * unif(r) : stage_prob[0]) + p->prob_bias) * 20) / 20,
+                            0.05, 0.95);
         ev[ne++] = (event){ t, 0, amount, close, prob };
         int stage = 0, regressed = 0;
         while (ne < 60) {
@@ -425,8 +430,10 @@ static int write_deals(world *w, long ndeals, const char *dir, sample_counts *cn
                 int64_t day = t / 86400;
                 /* Quarter-end pile-up: many closes land in the last days. */
                 if (chance(r, 0.45)) {
+                    /* pushed to close by quarter end: only ever later */
                     int64_t qe = quarter_end(day);
-                    if (qe - day < 45) t = (qe - below(r, 8)) * 86400 + 3600 * 15;
+                    int64_t pushed = (qe - below(r, 8)) * 86400 + 3600 * 15;
+                    if (qe - day < 45 && pushed > t) t = pushed;
                 }
                 ev[ne] = ev[ne - 1];
                 ev[ne].t = t;
@@ -442,8 +449,9 @@ static int write_deals(world *w, long ndeals, const char *dir, sample_counts *cn
             ev[ne] = ev[ne - 1];
             ev[ne].t = t;
             ev[ne].stage = stage;
-            ev[ne].prob = clamp(round((stage_prob[stage] + p->prob_bias + 0.05 * norm(r)) * 20) / 20,
-                                0.05, 0.95);
+            if (!p->sticky)
+                ev[ne].prob = clamp(round((stage_prob[stage] + p->prob_bias + 0.05 * norm(r)) * 20) / 20,
+                                    0.05, 0.95);
             if (stage == 3 && chance(r, 0.3)) ev[ne].amount = round(amount * (0.8 + 0.4 * unif(r)) / 10) * 10;
             ne++;
         }
@@ -650,6 +658,7 @@ static int write_truth(world *w, const char *dir, const sample_opts *o, prm_erro
             "- win probability rises with tier, partner skill (truth_partners.csv), budget "
             "confirmation, field completeness and the regional economic_index; falls with "
             "competitor mentions and deal size;\n"
+            "- a quarter of partners never update the probability they typed at registration;\n"
             "- 20%% of partners commit optimistically (commit_bias 1.3-1.6) and submit probabilities "
             "~12 points high; 15%% sandbag (0.6-0.8); the bias fades over a quarter's revisions;\n"
             "- close dates slip repeatedly, ~6%% of deals regress a stage, ~45%% of closes pile up "

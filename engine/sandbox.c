@@ -24,6 +24,7 @@ static const struct builtin {
     { "prm", luaopen_prm, 1 },
     { "prm.store", luaopen_prm_store, 0 },
     { "prm.csv", luaopen_prm_csv, 0 },
+    { "prm.scoring", luaopen_prm_scoring, 0 },
     { "prm.ts", luaopen_prm_ts, 1 },
     { "prm.model", luaopen_prm_model, 1 },
     { "cjson", luaopen_cjson, 1 },

@@ -1,13 +1,13 @@
 /* store.c - see store.h. The only includer of <sqlite3.h>. */
 #include "store.h"
 
-#include <openssl/evp.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "hash.h"
 #include "timeutil.h"
 
 /* ---- schema ----------------------------------------------------------- */
@@ -98,8 +98,26 @@ static const char *const migrations[] = {
 
 /* 2 -> 3: settings (fiscal year start, base currency) */
 "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-"INSERT INTO settings VALUES ('fiscal_start_month', '1'), ('base_currency', 'USD');"
-"CREATE INDEX deal_history_observed ON deal_history (observed_at);",
+"INSERT INTO settings VALUES ('fiscal_start_month', '1'), ('base_currency', 'USD');",
+
+/* 3 -> 4: the model registry, score runs, per-deal scores, the write-back outbox */
+"CREATE TABLE models ("
+"  id INTEGER PRIMARY KEY, kind TEXT NOT NULL, version TEXT NOT NULL, created_at TEXT NOT NULL,"
+"  features TEXT NOT NULL, params TEXT, train_from TEXT, train_to TEXT, eval_to TEXT,"
+"  data_hash TEXT NOT NULL, metrics TEXT, blob TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 0);"
+"CREATE TABLE score_runs ("
+"  id INTEGER PRIMARY KEY, model_id INTEGER REFERENCES models(id), as_of TEXT NOT NULL,"
+"  started_at TEXT NOT NULL, finished_at TEXT, deals INTEGER, flagged INTEGER,"
+"  rule_errors INTEGER, status TEXT NOT NULL);"
+"CREATE TABLE scores ("
+"  run_id INTEGER NOT NULL REFERENCES score_runs(id), deal_id INTEGER NOT NULL REFERENCES deals(id),"
+"  probability REAL NOT NULL, score REAL NOT NULL, drivers TEXT, flags TEXT,"
+"  model_id INTEGER, scored_at TEXT NOT NULL, PRIMARY KEY (run_id, deal_id));"
+"CREATE INDEX scores_deal ON scores (deal_id, run_id);"
+"CREATE TABLE writeback_outbox ("
+"  id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, deal_id INTEGER NOT NULL, target TEXT NOT NULL,"
+"  payload TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending', created_at TEXT NOT NULL,"
+"  UNIQUE (run_id, deal_id, target));",
 };
 
 /* ---- objects ---------------------------------------------------------- */
@@ -580,38 +598,23 @@ int store_job_end(store *s, int64_t id, const char *status, const char *counts_j
 
 /* ---- audit chain ------------------------------------------------------ */
 
-static void hex(const unsigned char *b, unsigned n, char *out)
-{
-    static const char h[] = "0123456789abcdef";
-    for (unsigned i = 0; i < n; i++) {
-        out[2 * i] = h[b[i] >> 4];
-        out[2 * i + 1] = h[b[i] & 15];
-    }
-    out[2 * n] = 0;
-}
-
 /* The hash covers every column but itself, each length-prefixed so that no
  * two different rows can serialise to the same bytes. */
 static void row_hash(int64_t id, const char *at, const char *actor, const char *action,
                      const char *subject, const char *detail, const char *prev, char out[65])
 {
     const char *parts[] = { at, actor, action, subject, detail, prev };
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned n = 0;
+    hash_sha256 *h = hash_sha256_new();
     char buf[48];
-    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
     int len = snprintf(buf, sizeof buf, "%lld;", (long long)id);
-    EVP_DigestUpdate(c, buf, (size_t)len);
+    hash_sha256_update(h, buf, (size_t)len);
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         const char *p = parts[i] ? parts[i] : "";
         len = snprintf(buf, sizeof buf, "%zu%c", strlen(p), parts[i] ? ':' : '~');
-        EVP_DigestUpdate(c, buf, (size_t)len);
-        EVP_DigestUpdate(c, p, strlen(p));
+        hash_sha256_update(h, buf, (size_t)len);
+        hash_sha256_update(h, p, strlen(p));
     }
-    EVP_DigestFinal_ex(c, md, &n);
-    EVP_MD_CTX_free(c);
-    hex(md, n, out);
+    hash_sha256_hex(h, out);
 }
 
 static const char genesis[] = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -1,0 +1,151 @@
+-- prm.pipeline: the train / score steps as the CLI and the nightly job run
+-- them, with their printed summaries, and the write-back outbox.
+--
+--   local pipeline = require "prm.pipeline"
+--   local t = pipeline.train{ as_of = nil }             -- prints the candidates
+--   local s = pipeline.score{ connector = "connectors/file.lua" }
+local scoring = require "prm.scoring"
+local store = require "prm.store"
+local cjson = require "cjson"
+
+local M = {}
+
+local function fmt(x, f) return x and (f or "%.4f"):format(x) or "-" end
+
+function M.print_train(t, out)
+  out = out or io.stdout
+  out:write(("train as of %s: fit %s..%s (%d rows), calibrate %s..%s (%d), evaluate %s..%s (%d)\n")
+    :format(t.as_of, t.train_from, t.calib_from, t.n_fit, t.calib_from, t.eval_from, t.n_calib,
+      t.eval_from, t.eval_to, t.n_eval))
+  if t.cold_start then
+    out:write(("  cold start: %d closed deals in the fit window, base rates only\n"):format(t.closed_deals))
+  end
+  out:write(("  %-10s %6s %9s %9s %9s %9s\n"):format("model", "id", "AUC", "log loss", "Brier", "ECE"))
+  for _, c in ipairs(t.candidates) do
+    out:write(("  %-10s %6d %9s %9s %9s %9s%s\n"):format(c.kind, c.model_id, fmt(c.eval_auc),
+      fmt(c.eval_logloss), fmt(c.eval_brier), fmt(c.eval_ece),
+      c == t.best and (t.activated and "  <- best, now active" or "  <- best") or ""))
+  end
+  out:write(("  %-10s %6s %9s %9s %9s    (partner-submitted probability, %s)\n"):format(
+    "partner", "", fmt(t.partner_auc), fmt(t.partner_logloss), fmt(t.partner_brier),
+    t.partner_brier and t.best and ("Brier %.0f%% lower with the model"):format(
+      100 * (1 - t.best.eval_brier / t.partner_brier)) or "n/a"))
+end
+
+function M.train(opts)
+  local t, err = scoring.train(opts)
+  if not t then return nil, err end
+  t.activated = opts.activate ~= false
+  if not (opts and opts.quiet) then M.print_train(t) end
+  return t
+end
+
+-- lua-cjson 2.1.0 cannot tell an empty array from an empty object; in a
+-- write-back payload an empty table means an empty list ("no flags").
+local function encode(v)
+  return (cjson.encode(v):gsub(":{}", ":[]"))
+end
+
+-- Builds each scored deal's write-back payload with the connector's
+-- `writeback` function and queues it in writeback_outbox.
+function M.writeback(run_id, connector)
+  if type(connector) == "string" then
+    local ingest = require "prm.ingest"
+    local path = connector
+    if not io.open(path) and prm.root then path = prm.root .. "/" .. connector end
+    connector = ingest.load_connector(path)
+  end
+  if type(connector.writeback) ~= "function" then return 0 end
+  local db = store.default()
+  local n = 0
+  db:begin()
+  local ok, err = pcall(function()
+    for r in db:rows([[
+        SELECT s.deal_id, d.source, d.external_id, s.probability, s.score, s.drivers, s.flags,
+               s.scored_at, m.version
+          FROM scores s JOIN deals d ON d.id = s.deal_id LEFT JOIN models m ON m.id = s.model_id
+         WHERE s.run_id = ?]], run_id) do
+      local payload = connector.writeback {
+        deal = r.external_id, source = r.source, probability = r.probability, score = r.score,
+        drivers = cjson.decode(r.drivers or "[]"), flags = cjson.decode(r.flags or "[]"),
+        scored_at = r.scored_at, model = r.version,
+      }
+      if payload then
+        db:exec([[INSERT INTO writeback_outbox (run_id, deal_id, target, payload, created_at)
+                  VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, deal_id, target) DO NOTHING]],
+          run_id, r.deal_id, connector.name, encode(payload), r.scored_at)
+        n = n + 1
+      end
+    end
+  end)
+  if not ok then
+    db:rollback()
+    error("write-back mapping: " .. tostring(err), 0)
+  end
+  db:commit()
+  return n
+end
+
+function M.score(opts)
+  opts = opts or {}
+  local s, err = scoring.score { as_of = opts.as_of, model_id = opts.model_id, flags = opts.flags }
+  if not s then return nil, err end
+  s.queued = M.writeback(s.run_id, opts.connector or "connectors/file.lua")
+  if not opts.quiet then
+    io.stdout:write(("score run %d as of %s with model %d (%s): %d open deals, %d flagged,"
+      .. " mean probability %.3f, %d write-back payloads queued\n"):format(s.run_id, s.as_of,
+      s.model_id, s.model_kind, s.deals, s.flagged, s.mean_probability or 0, s.queued))
+    io.stdout:write(("  time: features %.2f s, model %.2f s, drivers/flags/store %.2f s\n"):format(
+      s.seconds_features, s.seconds_model, s.seconds_store))
+  end
+  return s
+end
+
+local function parse(args, spec)
+  local o, i = {}, 1
+  while i <= #args do
+    local a = args[i]
+    local key = a:match("^%-%-([%w%-]+)$")
+    local kind = key and spec[key]
+    if not kind then return nil, "unknown argument " .. a end
+    local name = key:gsub("%-", "_")
+    if kind == "flag" then
+      o[name], i = true, i + 1
+    else
+      local v = args[i + 1]
+      if not v then return nil, a .. " needs a value" end
+      if kind == "int" then
+        v = math.tointeger(tonumber(v))
+        if not v then return nil, a .. " needs an integer" end
+      end
+      o[name], i = v, i + 2
+    end
+  end
+  return o
+end
+
+-- `prmcast train [--as-of D] [--kind K] [--train-quarters N] [--step-days N] [--no-activate]`
+function M.train_cli(args)
+  local o, err = parse(args, { ["as-of"] = "str", kind = "str", ["train-quarters"] = "int",
+                               ["step-days"] = "int", ["no-activate"] = "flag", quiet = "flag" })
+  if not o then return false, err end
+  local t, terr = M.train { as_of = o.as_of, kind = o.kind, train_quarters = o.train_quarters,
+                            step_days = o.step_days, activate = not o.no_activate, quiet = o.quiet }
+  if not t then return false, terr end
+  return true, { model = t.best.model_id, kind = t.best.kind, eval_logloss = t.best.eval_logloss,
+                 eval_auc = t.best.eval_auc, eval_brier = t.best.eval_brier,
+                 partner_brier = t.partner_brier }
+end
+
+-- `prmcast score [--as-of D] [--model ID] [--connector F] [--no-flags]`
+function M.score_cli(args)
+  local o, err = parse(args, { ["as-of"] = "str", model = "int", connector = "str",
+                               ["no-flags"] = "flag", quiet = "flag" })
+  if not o then return false, err end
+  local s, serr = M.score { as_of = o.as_of, model_id = o.model, connector = o.connector,
+                            flags = not o.no_flags, quiet = o.quiet }
+  if not s then return false, serr end
+  return true, { run = s.run_id, deals = s.deals, flagged = s.flagged, queued = s.queued }
+end
+
+return M

@@ -1,0 +1,57 @@
+#!/bin/sh
+# Deal scoring end to end: train registers candidates and activates the best
+# by held-out log loss, training is deterministic, score stores a probability,
+# 1-10 score and drivers for every open deal and queues write-back payloads,
+# explain shows one deal; cold start on a tiny program; clear errors.
+. "$(dirname "$0")/lib.sh"
+cd "$T"
+"$P" sample --out x --partners 80 --deals 8000 --seed 5 >/dev/null
+"$P" --db s.db ingest x --quiet >/dev/null 2>&1
+"$P" --db s.db train >train.out 2>train.err; ok $? "train" "$(cat train.err)"
+ok "$(test "$(q s.db 'select count(*) from models')" = 3; echo $?)" "three candidates registered"
+ok "$(test "$(q s.db 'select count(*) from models where active = 1')" = 1; echo $?)" "exactly one active model"
+best=$(q s.db "select id from models order by json_extract(metrics, '$.eval_logloss') limit 1")
+ok "$(test "$(q s.db 'select id from models where active = 1')" = "$best"; echo $?)" "the active model has the lowest held-out log loss"
+ok "$(test "$(q s.db "select count(*) from models where data_hash glob '[0-9a-f]*' and length(data_hash) = 64 and train_from < train_to and train_to < eval_to and (json_array_length(features) > 15 or (kind = 'baserate' and json_array_length(features) = 2))")" = 3; echo $?)" "registry rows carry hash, windows and features"
+grep -q "partner" train.out; ok $? "train compares with the partner-submitted probability"
+
+"$P" --db s.db train --kind logistic --no-activate >/dev/null 2>&1
+"$P" --db s.db train --kind logistic --no-activate >/dev/null 2>&1
+ok "$(test "$(q s.db "select count(distinct blob) || '/' || count(distinct data_hash) from models where kind = 'logistic'")" = "1/1"; echo $?)" "training twice gives identical parameters and data hash"
+ok "$(test "$(q s.db 'select id from models where active = 1')" = "$best"; echo $?)" "--no-activate leaves the active model"
+
+"$P" --db s.db score >score.out 2>score.err; ok $? "score" "$(cat score.err)"
+open=$(q s.db "select count(*) from deals where status = 'open'")
+scored=$(q s.db "select deals from score_runs order by id desc limit 1")
+ok "$(test "$scored" -gt 0 && test "$scored" -ge $((open * 9 / 10)); echo $?)" "open deals scored ($scored of $open open)"
+ok "$(test "$(q s.db "select count(*) from scores where probability < 0 or probability > 1 or score < 1 or score > 10")" = 0; echo $?)" "probabilities in [0,1], scores in [1,10]"
+ok "$(test "$(q s.db "select count(*) from scores where json_array_length(drivers) between 1 and 6")" = "$scored"; echo $?)" "every score has drivers"
+ok "$(test "$(q s.db "select count(*) from writeback_outbox where json_extract(payload, '$.custom_fields.ai_forecast_score') between 1 and 10 and json_type(payload, '$.custom_fields.ai_risk_flags') = 'array'")" = "$scored"; echo $?)" "write-back payloads queued with custom fields"
+deal=$(q s.db "select d.external_id from scores s join deals d on d.id = s.deal_id order by s.probability desc limit 1")
+"$P" --db s.db explain "$deal" >explain.out; ok $? "explain a scored deal"
+grep -q "probability of close" explain.out && grep -q "drivers" explain.out; ok $? "explain shows probability and drivers"
+"$P" --db s.db explain "$deal" --json >explain.json
+printf 'local t = require("cjson").decode(io.open("explain.json"):read("a"))\nassert(t.deal and t.probability and #t.drivers > 0 and t.model.id)\n' >chk.lua
+"$P" --db s.db run chk.lua >/dev/null 2>&1; ok $? "explain --json is valid and complete"
+"$P" --db s.db explain NOPE >/dev/null 2>err; ok "$(test $? -eq 1; echo $?)" "unknown deal: exit 1"
+grep -q "has no score" err; ok $? "unknown deal named"
+"$P" --db s.db audit verify >/dev/null; ok $? "audit chain intact after train and score"
+ok "$(test "$(q s.db "select count(*) from audit_log where action in ('model.train', 'score.run')")" -ge 4; echo $?)" "train and score audited"
+
+# Point in time: scoring as of an earlier date sees only what was known then.
+"$P" --db s.db score --as-of 2025-06-30 >/dev/null 2>&1; ok $? "score as of a past date"
+ok "$(test "$(q s.db "select as_of from score_runs order by id desc limit 1")" = "2025-06-30T23:59:59Z"; echo $?)" "run records its as-of"
+
+# Cold start: a tiny program trains only the base-rate model.
+"$P" sample --out tiny --partners 12 --deals 600 --seed 3 >/dev/null
+"$P" --db t.db ingest tiny --quiet >/dev/null 2>&1
+"$P" --db t.db train >tiny.out 2>&1; ok $? "train on a tiny program" "$(cat tiny.out)"
+grep -q "cold start" tiny.out; ok $? "cold start announced"
+ok "$(test "$(q t.db "select kind from models where active = 1")" = baserate; echo $?)" "base-rate model active"
+
+"$P" --db empty.db score >/dev/null 2>err; ok "$(test $? -eq 1; echo $?)" "score without a model: exit 1"
+grep -q "no active model" err; ok $? "says to train first"
+"$P" --db empty.db train >/dev/null 2>err; ok "$(test $? -eq 1; echo $?)" "train without data: exit 1"
+grep -q "no deal history" err; ok $? "says there is no history" "$(cat err)"
+"$P" --db s.db train --kind forest >/dev/null 2>err; ok "$(test $? -eq 1; echo $?)" "unknown kind refused"
+done_testing
