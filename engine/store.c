@@ -37,17 +37,6 @@ static const char *const migrations[] = {
 "  id INTEGER PRIMARY KEY, deal_id INTEGER NOT NULL REFERENCES deals(id),"
 "  observed_at TEXT NOT NULL, stage TEXT, amount REAL, expected_close TEXT, status TEXT,"
 "  partner_probability REAL, UNIQUE (deal_id, observed_at));"
-"CREATE TRIGGER deals_history_insert AFTER INSERT ON deals BEGIN"
-"  INSERT OR IGNORE INTO deal_history (deal_id, observed_at, stage, amount, expected_close,"
-"    status, partner_probability) VALUES (new.id, COALESCE(new.updated_at, new.created_at),"
-"    new.stage, new.amount, new.expected_close, new.status, new.partner_probability); END;"
-"CREATE TRIGGER deals_history_update AFTER UPDATE ON deals"
-"  WHEN old.stage IS NOT new.stage OR old.amount IS NOT new.amount"
-"    OR old.expected_close IS NOT new.expected_close OR old.status IS NOT new.status"
-"    OR old.partner_probability IS NOT new.partner_probability BEGIN"
-"  INSERT OR REPLACE INTO deal_history (deal_id, observed_at, stage, amount, expected_close,"
-"    status, partner_probability) VALUES (new.id, COALESCE(new.updated_at, new.created_at),"
-"    new.stage, new.amount, new.expected_close, new.status, new.partner_probability); END;"
 "CREATE TABLE commits ("
 "  id INTEGER PRIMARY KEY, source TEXT NOT NULL, partner_id INTEGER NOT NULL REFERENCES partners(id),"
 "  period TEXT NOT NULL, category TEXT NOT NULL CHECK (category = 'commit' OR category = 'best_case' OR category = 'pipeline'),"
@@ -196,101 +185,65 @@ static const store_object objects[] = {
 };
 enum { NOBJ = NF(objects) };
 
-/* Upsert SQL per object: parameter ?N is field N-1 of the object. An update
- * that would change nothing is skipped by its WHERE, so a rerun writes
- * nothing and fires no history trigger. A partner reference that does not
- * resolve leaves partner_id NULL and fails NOT NULL, reported as unknown. */
-#define PARTNER_REF(k) "(SELECT id FROM partners WHERE source = ?1 AND external_id = ?" #k ")"
-static const char *const upsert_sql[NOBJ] = {
-"INSERT INTO partners (source, external_id, name, tier, region, country, type,"
-"  parent_external_id, currency, status, joined_at, updated_at)"
-" VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"
-" ON CONFLICT (source, external_id) DO UPDATE SET name=excluded.name, tier=excluded.tier,"
-"  region=excluded.region, country=excluded.country, type=excluded.type,"
-"  parent_external_id=excluded.parent_external_id, currency=excluded.currency,"
-"  status=excluded.status, joined_at=excluded.joined_at, updated_at=excluded.updated_at"
-" WHERE (name, tier, region, country, type, parent_external_id, currency, status, joined_at,"
-"  updated_at) IS NOT (excluded.name, excluded.tier, excluded.region, excluded.country,"
-"  excluded.type, excluded.parent_external_id, excluded.currency, excluded.status,"
-"  excluded.joined_at, excluded.updated_at)",
+/* How each object is stored. `cols` names the column of each field in
+ * field order (NULL: not stored; deal_change's source only resolves the
+ * deal). `key` lists the fields of the natural key. A reference field holds
+ * the referenced record's external id and is stored as its rowid. */
+enum { REF_NONE, REF_PARTNER, REF_DEAL };
+typedef struct objspec {
+    const char *cols[24];
+    int key[4], nkey;
+    int ref, ref_kind;            /* field index of the reference, or -1 */
+} objspec;
 
-"INSERT INTO deals (source, external_id, partner_id, account, contact_name, contact_email,"
-"  amount, currency, product_family, stage, status, created_at, expected_close, closed_at,"
-"  partner_probability, budget_confirmed, competitor, completeness, notes, updated_at)"
-" VALUES (?1,?2," PARTNER_REF(3) ",?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)"
-" ON CONFLICT (source, external_id) DO UPDATE SET partner_id=excluded.partner_id,"
-"  account=excluded.account, contact_name=excluded.contact_name,"
-"  contact_email=excluded.contact_email, amount=excluded.amount, currency=excluded.currency,"
-"  product_family=excluded.product_family, stage=excluded.stage, status=excluded.status,"
-"  created_at=excluded.created_at, expected_close=excluded.expected_close,"
-"  closed_at=excluded.closed_at, partner_probability=excluded.partner_probability,"
-"  budget_confirmed=excluded.budget_confirmed, competitor=excluded.competitor,"
-"  completeness=excluded.completeness, notes=excluded.notes, updated_at=excluded.updated_at"
-" WHERE (partner_id, account, contact_name, contact_email, amount, currency, product_family,"
-"  stage, status, created_at, expected_close, closed_at, partner_probability,"
-"  budget_confirmed, competitor, completeness, notes, updated_at) IS NOT"
-"  (excluded.partner_id, excluded.account, excluded.contact_name, excluded.contact_email,"
-"  excluded.amount, excluded.currency, excluded.product_family, excluded.stage,"
-"  excluded.status, excluded.created_at, excluded.expected_close, excluded.closed_at,"
-"  excluded.partner_probability, excluded.budget_confirmed, excluded.competitor,"
-"  excluded.completeness, excluded.notes, excluded.updated_at)",
-
-"INSERT INTO deal_history (deal_id, observed_at, stage, amount, expected_close, status,"
-"  partner_probability)"
-" VALUES ((SELECT id FROM deals WHERE source = ?1 AND external_id = ?2),?3,?4,?5,?6,?7,?8)"
-" ON CONFLICT (deal_id, observed_at) DO UPDATE SET stage=excluded.stage,"
-"  amount=excluded.amount, expected_close=excluded.expected_close, status=excluded.status,"
-"  partner_probability=excluded.partner_probability"
-" WHERE (stage, amount, expected_close, status, partner_probability) IS NOT"
-"  (excluded.stage, excluded.amount, excluded.expected_close, excluded.status,"
-"  excluded.partner_probability)",
-
-"INSERT INTO commits (source, partner_id, period, category, amount, currency, submitted_at)"
-" VALUES (?1," PARTNER_REF(2) ",?3,?4,?5,?6,?7)"
-" ON CONFLICT (partner_id, period, category, submitted_at) DO UPDATE SET"
-"  amount=excluded.amount, currency=excluded.currency"
-" WHERE (amount, currency) IS NOT (excluded.amount, excluded.currency)",
-
-"INSERT INTO quotas (source, partner_id, period, amount, currency, set_at)"
-" VALUES (?1," PARTNER_REF(2) ",?3,?4,?5,?6)"
-" ON CONFLICT (partner_id, period, set_at) DO UPDATE SET"
-"  amount=excluded.amount, currency=excluded.currency"
-" WHERE (amount, currency) IS NOT (excluded.amount, excluded.currency)",
-
-"INSERT INTO transactions (source, external_id, partner_id, deal_external_id, account, amount,"
-"  currency, booked_at) VALUES (?1,?2," PARTNER_REF(3) ",?4,?5,?6,?7,?8)"
-" ON CONFLICT (source, external_id) DO UPDATE SET partner_id=excluded.partner_id,"
-"  deal_external_id=excluded.deal_external_id, account=excluded.account,"
-"  amount=excluded.amount, currency=excluded.currency, booked_at=excluded.booked_at"
-" WHERE (partner_id, deal_external_id, account, amount, currency, booked_at) IS NOT"
-"  (excluded.partner_id, excluded.deal_external_id, excluded.account, excluded.amount,"
-"  excluded.currency, excluded.booked_at)",
-
-"INSERT INTO payouts (source, external_id, partner_id, kind, amount, currency, paid_at,"
-"  deal_external_id) VALUES (?1,?2," PARTNER_REF(3) ",?4,?5,?6,?7,?8)"
-" ON CONFLICT (source, external_id) DO UPDATE SET partner_id=excluded.partner_id,"
-"  kind=excluded.kind, amount=excluded.amount, currency=excluded.currency,"
-"  paid_at=excluded.paid_at, deal_external_id=excluded.deal_external_id"
-" WHERE (partner_id, kind, amount, currency, paid_at, deal_external_id) IS NOT"
-"  (excluded.partner_id, excluded.kind, excluded.amount, excluded.currency,"
-"  excluded.paid_at, excluded.deal_external_id)",
-
-"INSERT INTO signals (source, entity_type, entity, name, date, value)"
-" VALUES (?1,?2,?3,?4,?5,?6)"
-" ON CONFLICT (entity_type, entity, name, date) DO UPDATE SET value=excluded.value,"
-"  source=excluded.source WHERE value IS NOT excluded.value",
-
-"INSERT INTO fx_rates (source, currency, date, rate) VALUES (?1,?2,?3,?4)"
-" ON CONFLICT (currency, date) DO UPDATE SET rate=excluded.rate, source=excluded.source"
-" WHERE rate IS NOT excluded.rate",
+static const objspec specs[NOBJ] = {
+    { { "source", "external_id", "name", "tier", "region", "country", "type", "parent_external_id",
+        "currency", "status", "joined_at", "updated_at" }, { 0, 1 }, 2, -1, REF_NONE },
+    { { "source", "external_id", "partner_id", "account", "contact_name", "contact_email", "amount",
+        "currency", "product_family", "stage", "status", "created_at", "expected_close", "closed_at",
+        "partner_probability", "budget_confirmed", "competitor", "completeness", "notes",
+        "updated_at" }, { 0, 1 }, 2, 2, REF_PARTNER },
+    { { NULL, "deal_id", "observed_at", "stage", "amount", "expected_close", "status",
+        "partner_probability" }, { 1, 2 }, 2, 1, REF_DEAL },
+    { { "source", "partner_id", "period", "category", "amount", "currency", "submitted_at" },
+      { 1, 2, 3, 6 }, 4, 1, REF_PARTNER },
+    { { "source", "partner_id", "period", "amount", "currency", "set_at" }, { 1, 2, 5 }, 3, 1, REF_PARTNER },
+    { { "source", "external_id", "partner_id", "deal_external_id", "account", "amount", "currency",
+        "booked_at" }, { 0, 1 }, 2, 2, REF_PARTNER },
+    { { "source", "external_id", "partner_id", "kind", "amount", "currency", "paid_at",
+        "deal_external_id" }, { 0, 1 }, 2, 2, REF_PARTNER },
+    { { "source", "entity_type", "entity", "name", "date", "value" }, { 1, 2, 3, 4 }, 4, -1, REF_NONE },
+    { { "source", "currency", "date", "rate" }, { 1, 2 }, 2, -1, REF_NONE },
 };
 
+/* Deal fields whose change writes a deal_history row. */
+static const char *const tracked[] = { "stage", "amount", "expected_close", "status",
+                                       "partner_probability", NULL };
+
 /* ---- the handle ------------------------------------------------------- */
+
+typedef struct objstmts {
+    sqlite3_stmt *sel, *ins, *upd;
+} objstmts;
+
+/* Partner rowids by (source, external id): deals, commits, quotas and
+ * payouts resolve one per row. Cleared when a partner is inserted. */
+typedef struct refcache {
+    char **key;
+    int64_t *id;
+    size_t cap, n;
+} refcache;
+
+static void cache_clear(refcache *c);
 
 struct store {
     sqlite3 *db;
     char *path;
-    sqlite3_stmt *upsert[NOBJ];
+    objstmts obj[NOBJ];
+    sqlite3_stmt *find_partner, *find_deal, *hist_ins, *hist_upd;
+    refcache partners;
+    char last_deal[256];           /* history rows come grouped by deal */
+    int64_t last_deal_id;
 };
 
 struct store_stmt {
@@ -384,7 +337,18 @@ int store_open(const char *path, store **out, prm_error *err)
 void store_close(store *s)
 {
     if (!s) return;
-    for (int i = 0; i < NOBJ; i++) sqlite3_finalize(s->upsert[i]);
+    for (int i = 0; i < NOBJ; i++) {
+        sqlite3_finalize(s->obj[i].sel);
+        sqlite3_finalize(s->obj[i].ins);
+        sqlite3_finalize(s->obj[i].upd);
+    }
+    sqlite3_finalize(s->find_partner);
+    sqlite3_finalize(s->find_deal);
+    sqlite3_finalize(s->hist_ins);
+    sqlite3_finalize(s->hist_upd);
+    cache_clear(&s->partners);
+    free(s->partners.key);
+    free(s->partners.id);
     sqlite3_close_v2(s->db);
     free(s->path);
     free(s);
@@ -471,42 +435,276 @@ static int bind_value(sqlite3_stmt *st, int idx, const store_value *v)
     return SQLITE_MISUSE;
 }
 
+/* ---- reference cache -------------------------------------------------- */
+
+/* The same hash over a stored key "source\x1fext". */
+static uint64_t fnv_key(const char *k)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = k; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h;
+}
+
+static uint64_t fnv(const char *a, const char *b)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *a; a++) h = (h ^ (unsigned char)*a) * 1099511628211ULL;
+    h = (h ^ 0x1f) * 1099511628211ULL;
+    for (; *b; b++) h = (h ^ (unsigned char)*b) * 1099511628211ULL;
+    return h;
+}
+
+static void cache_clear(refcache *c)
+{
+    for (size_t i = 0; i < c->cap; i++) free(c->key[i]);
+    if (c->key) memset(c->key, 0, sizeof *c->key * c->cap);
+    c->n = 0;
+}
+
+/* Slot for (source, ext): its index, with *found telling whether it holds it. */
+static size_t cache_slot(const refcache *c, const char *source, const char *ext, int *found)
+{
+    size_t m = c->cap - 1, i = (size_t)fnv(source, ext) & m;
+    size_t sl = strlen(source);
+    for (;; i = (i + 1) & m) {
+        const char *k = c->key[i];
+        if (!k) { *found = 0; return i; }
+        if (strncmp(k, source, sl) == 0 && k[sl] == 0x1f && strcmp(k + sl + 1, ext) == 0) {
+            *found = 1;
+            return i;
+        }
+    }
+}
+
+static void cache_put(refcache *c, const char *source, const char *ext, int64_t id)
+{
+    if (2 * (c->n + 1) > c->cap) {
+        refcache g = { 0 };
+        g.cap = c->cap ? c->cap * 2 : 1024;
+        g.key = calloc(g.cap, sizeof *g.key);
+        g.id = calloc(g.cap, sizeof *g.id);
+        if (!g.key || !g.id) { free(g.key); free(g.id); return; }
+        for (size_t i = 0; i < c->cap; i++)
+            if (c->key[i]) {
+                size_t j = (size_t)fnv_key(c->key[i]) & (g.cap - 1);
+                while (g.key[j]) j = (j + 1) & (g.cap - 1);
+                g.key[j] = c->key[i];
+                g.id[j] = c->id[i];
+            }
+        free(c->key);
+        free(c->id);
+        g.n = c->n;
+        *c = g;
+    }
+    int found;
+    size_t i = cache_slot(c, source, ext, &found);
+    if (found) { c->id[i] = id; return; }
+    size_t sl = strlen(source), el = strlen(ext);
+    char *k = malloc(sl + el + 2);
+    if (!k) return;
+    memcpy(k, source, sl);
+    k[sl] = 0x1f;
+    memcpy(k + sl + 1, ext, el + 1);
+    c->key[i] = k;
+    c->id[i] = id;
+    c->n++;
+}
+
+/* ---- upserts ---------------------------------------------------------- */
+
+static int prepare_obj(store *s, int k, prm_error *err)
+{
+    const store_object *o = &objects[k];
+    const objspec *sp = &specs[k];
+    char sel[2048], ins[2048], upd[2048];
+    int a = snprintf(sel, sizeof sel, "SELECT rowid");
+    int b = snprintf(ins, sizeof ins, "INSERT INTO %s (", o->table);
+    int c = snprintf(upd, sizeof upd, "UPDATE %s SET ", o->table);
+    int first = 1, n = 0;
+    for (int i = 0; i < o->nfields; i++) {
+        if (!sp->cols[i]) continue;
+        a += snprintf(sel + a, sizeof sel - (size_t)a, ", %s", sp->cols[i]);
+        b += snprintf(ins + b, sizeof ins - (size_t)b, "%s%s", first ? "" : ", ", sp->cols[i]);
+        c += snprintf(upd + c, sizeof upd - (size_t)c, "%s%s = ?%d", first ? "" : ", ", sp->cols[i], i + 1);
+        first = 0;
+        n++;
+    }
+    a += snprintf(sel + a, sizeof sel - (size_t)a, " FROM %s WHERE ", o->table);
+    for (int j = 0; j < sp->nkey; j++)
+        a += snprintf(sel + a, sizeof sel - (size_t)a, "%s%s = ?%d", j ? " AND " : "",
+                      sp->cols[sp->key[j]], sp->key[j] + 1);
+    b += snprintf(ins + b, sizeof ins - (size_t)b, ") VALUES (");
+    first = 1;
+    for (int i = 0; i < o->nfields; i++) {
+        if (!sp->cols[i]) continue;
+        b += snprintf(ins + b, sizeof ins - (size_t)b, "%s?%d", first ? "" : ", ", i + 1);
+        first = 0;
+    }
+    snprintf(ins + b, sizeof ins - (size_t)b, ")");
+    snprintf(upd + c, sizeof upd - (size_t)c, " WHERE rowid = ?%d", o->nfields + 1);
+    (void)n;
+    objstmts *os = &s->obj[k];
+    if (sqlite3_prepare_v3(s->db, sel, -1, SQLITE_PREPARE_PERSISTENT, &os->sel, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(s->db, ins, -1, SQLITE_PREPARE_PERSISTENT, &os->ins, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(s->db, upd, -1, SQLITE_PREPARE_PERSISTENT, &os->upd, NULL) != SQLITE_OK)
+        return db_error(s, err, "preparing upsert");
+    return 0;
+}
+
+static int prep(store *s, sqlite3_stmt **st, const char *sql, prm_error *err)
+{
+    if (!*st && sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
+        return db_error(s, err, "preparing statement");
+    return 0;
+}
+
+/* Resolves (source, external id) of a partner or deal to its rowid; 0 when
+ * there is none. */
+static int resolve(store *s, int kind, const char *source, const char *ext, int64_t *id, prm_error *err)
+{
+    sqlite3_stmt *st;
+    if (kind == REF_PARTNER) {
+        if (s->partners.cap) {
+            int found;
+            size_t i = cache_slot(&s->partners, source, ext, &found);
+            if (found) { *id = s->partners.id[i]; return 0; }
+        }
+        if (prep(s, &s->find_partner, "SELECT id FROM partners WHERE source = ?1 AND external_id = ?2", err) < 0)
+            return -1;
+        st = s->find_partner;
+    } else {
+        size_t sl = strlen(source);
+        if (s->last_deal_id && strncmp(s->last_deal, source, sl) == 0 && s->last_deal[sl] == 0x1f &&
+            strcmp(s->last_deal + sl + 1, ext) == 0) {
+            *id = s->last_deal_id;
+            return 0;
+        }
+        if (prep(s, &s->find_deal, "SELECT id FROM deals WHERE source = ?1 AND external_id = ?2", err) < 0)
+            return -1;
+        st = s->find_deal;
+    }
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ext, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    *id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_error(s, err, "resolving a reference");
+    if (*id && kind == REF_PARTNER) cache_put(&s->partners, source, ext, *id);
+    size_t sl = strlen(source), el = strlen(ext);
+    if (*id && kind == REF_DEAL && sl + el + 2 <= sizeof s->last_deal) {
+        memcpy(s->last_deal, source, sl);
+        s->last_deal[sl] = 0x1f;
+        memcpy(s->last_deal + sl + 1, ext, el + 1);
+        s->last_deal_id = *id;
+    }
+    return 0;
+}
+
+static int same_value(sqlite3_stmt *st, int col, const store_value *v)
+{
+    int t = sqlite3_column_type(st, col);
+    switch (v->kind) {
+    case SV_NULL: return t == SQLITE_NULL;
+    case SV_INT: return t == SQLITE_INTEGER && sqlite3_column_int64(st, col) == v->i;
+    case SV_REAL: return t == SQLITE_FLOAT && sqlite3_column_double(st, col) == v->r;
+    case SV_TEXT:
+        return t == SQLITE_TEXT && strcmp((const char *)sqlite3_column_text(st, col), v->s) == 0;
+    }
+    return 0;
+}
+
+/* One deal_history row for the deal's state at its updated_at (or
+ * created_at): inserted, or updated when a row at that instant exists. */
+static int write_history(store *s, int64_t deal, const store_object *o, const store_value *v,
+                         prm_error *err)
+{
+    if (prep(s, &s->hist_ins, "INSERT OR IGNORE INTO deal_history (deal_id, observed_at, stage,"
+                              " amount, expected_close, status, partner_probability)"
+                              " VALUES (?1,?2,?3,?4,?5,?6,?7)", err) < 0 ||
+        prep(s, &s->hist_upd, "UPDATE deal_history SET stage = ?3, amount = ?4, expected_close = ?5,"
+                              " status = ?6, partner_probability = ?7"
+                              " WHERE deal_id = ?1 AND observed_at = ?2", err) < 0)
+        return -1;
+    int at = store_field_index(o, "updated_at");
+    if (v[at].kind == SV_NULL) at = store_field_index(o, "created_at");
+    const char *f[] = { "stage", "amount", "expected_close", "status", "partner_probability" };
+    for (int pass = 0; pass < 2; pass++) {
+        sqlite3_stmt *st = pass ? s->hist_upd : s->hist_ins;
+        sqlite3_bind_int64(st, 1, deal);
+        bind_value(st, 2, &v[at]);
+        for (int i = 0; i < 5; i++) bind_value(st, i + 3, &v[store_field_index(o, f[i])]);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) return db_error(s, err, "writing deal history");
+        if (pass == 0 && sqlite3_changes(s->db) > 0) break;
+    }
+    return 0;
+}
+
 int store_upsert(store *s, const store_object *o, const store_value *v, int *written,
                  prm_error *err)
 {
     int k = (int)(o - objects);
+    const objspec *sp = &specs[k];
     for (int i = 0; i < o->nfields; i++)
         if (check_value(&o->fields[i], &v[i], err) < 0) return -1;
-    if (!s->upsert[k] &&
-        sqlite3_prepare_v3(s->db, upsert_sql[k], -1, SQLITE_PREPARE_PERSISTENT,
-                           &s->upsert[k], NULL) != SQLITE_OK)
-        return db_error(s, err, "preparing upsert");
-    sqlite3_stmt *st = s->upsert[k];
+    if (!s->obj[k].sel && prepare_obj(s, k, err) < 0) return -1;
+
+    /* Values as stored: references resolved, FT_REAL given as an integer
+     * stored as a real (so "100" and 100.0 are not a change). */
+    store_value b[32];
     for (int i = 0; i < o->nfields; i++) {
-        /* An FT_REAL given as an integer is stored as a real, so a rerun
-         * that parses "100" as 100.0 is not a change. */
-        store_value tmp = v[i];
-        if (o->fields[i].type == FT_REAL && tmp.kind == SV_INT) {
-            tmp.kind = SV_REAL;
-            tmp.r = (double)tmp.i;
+        b[i] = v[i];
+        if (o->fields[i].type == FT_REAL && b[i].kind == SV_INT) {
+            b[i].kind = SV_REAL;
+            b[i].r = (double)b[i].i;
         }
-        bind_value(st, i + 1, &tmp);
     }
-    int rc = sqlite3_step(st);
+    if (sp->ref >= 0) {
+        int64_t id;
+        if (resolve(s, sp->ref_kind, v[0].s, v[sp->ref].s, &id, err) < 0) return -1;
+        if (!id)
+            return prm_error_set(err, "unknown %s '%s'", sp->ref_kind == REF_PARTNER ? "partner" : "deal",
+                                 v[sp->ref].s);
+        b[sp->ref].kind = SV_INT;
+        b[sp->ref].i = id;
+    }
+
+    objstmts *os = &s->obj[k];
+    for (int j = 0; j < sp->nkey; j++) bind_value(os->sel, sp->key[j] + 1, &b[sp->key[j]]);
+    int rc = sqlite3_step(os->sel);
+    int64_t rowid = 0;
+    int same = 1, track = 0;
+    if (rc == SQLITE_ROW) {
+        rowid = sqlite3_column_int64(os->sel, 0);
+        for (int i = 0, col = 1; i < o->nfields; i++) {
+            if (!sp->cols[i]) continue;
+            if (!same_value(os->sel, col++, &b[i])) {
+                same = 0;
+                if (k == 1)
+                    for (const char *const *t = tracked; *t; t++)
+                        track |= strcmp(*t, o->fields[i].name) == 0;
+            }
+        }
+    }
+    sqlite3_reset(os->sel);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_error(s, err, "upsert lookup");
+    if (rowid && same) {
+        if (written) *written = 0;
+        return 0;
+    }
+    sqlite3_stmt *st = rowid ? os->upd : os->ins;
+    for (int i = 0; i < o->nfields; i++)
+        if (sp->cols[i]) bind_value(st, i + 1, &b[i]);
+    if (rowid) sqlite3_bind_int64(st, o->nfields + 1, rowid);
+    rc = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    if (rc != SQLITE_DONE) {
-        const char *m = sqlite3_errmsg(s->db);
-        int ext = sqlite3_extended_errcode(s->db);
-        if (ext == SQLITE_CONSTRAINT_NOTNULL && strstr(m, ".partner_id")) {
-            int pi = store_field_index(o, "partner_id");
-            return prm_error_set(err, "unknown partner '%s'", pi >= 0 && v[pi].s ? v[pi].s : "?");
-        }
-        if (ext == SQLITE_CONSTRAINT_NOTNULL && strstr(m, "deal_history.deal_id"))
-            return prm_error_set(err, "unknown deal '%s'", v[1].s ? v[1].s : "?");
-        return prm_error_set(err, "%s", m);
-    }
-    if (written) *written = sqlite3_changes(s->db) > 0;
+    if (rc != SQLITE_DONE) return prm_error_set(err, "%s", sqlite3_errmsg(s->db));
+    if (!rowid) rowid = sqlite3_last_insert_rowid(s->db);
+    /* History: a new deal's first state, and every change of a tracked value. */
+    if (k == 1 && (st == os->ins || track) && write_history(s, rowid, o, b, err) < 0) return -1;
+    if (written) *written = 1;
     return 0;
 }
 
