@@ -171,8 +171,11 @@ static int rules_list(int json)
 
 /* ---- deals from the store ----------------------------------------------- */
 
-#define FX_CTE                                                                          \
-    "WITH fx AS (SELECT currency, rate FROM fx_rates f WHERE date ="                    \
+/* The latest rate of each currency (USD per unit). MATERIALIZED: inlined,
+ * the max() subquery ran once per deal (0.23 s instead of 0.03 s a tier
+ * on the 30k-deal sample). */
+#define FX_CTE                                                                     \
+    "WITH fx AS MATERIALIZED (SELECT currency, rate FROM fx_rates f WHERE date ="  \
     " (SELECT max(date) FROM fx_rates g WHERE g.currency = f.currency)) "
 #define USD "CASE WHEN d.currency IS NULL OR d.currency = 'USD' THEN d.amount ELSE d.amount * fx.rate END"
 

@@ -12,6 +12,7 @@ rules.flag{
     if deal.status ~= "open" then return false end
     local late = ctx.days_since(deal.expected_close)
     if not late or late <= p.grace_days then return false end
-    return true, ("expected close %s passed %d days ago"):format(deal.expected_close, late)
+    return true, ("expected close %s passed %d day%s ago"):format(
+      deal.expected_close, late, late == 1 and "" or "s")
   end,
 }
