@@ -45,6 +45,22 @@ static void setnum(lua_State *L, const char *k, double v)
     lua_setfield(L, -2, k);
 }
 
+/* [-0, +1, m] bins as { {lo=, hi=, n=, mean_p=, mean_y=}, ... } */
+static void push_bins(lua_State *L, const cls_bin *b, int n)
+{
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_createtable(L, 0, 5);
+        setnum(L, "lo", b[i].lo);
+        setnum(L, "hi", b[i].hi);
+        lua_pushinteger(L, (lua_Integer)b[i].count);
+        lua_setfield(L, -2, "n");
+        setnum(L, "mean_p", b[i].count ? b[i].mean_p : NAN);
+        setnum(L, "mean_y", b[i].count ? b[i].mean_y : NAN);
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
 static void check_keys(lua_State *L, int idx, const char *const *allowed, const char *fn)
 {
     if (lua_isnoneornil(L, idx)) return;
@@ -118,6 +134,8 @@ static int l_scoring_train(lua_State *L)
     setnum(L, "partner_brier", r.partner_brier);
     setnum(L, "partner_logloss", r.partner_logloss);
     setnum(L, "partner_auc", r.partner_auc);
+    push_bins(L, r.partner_rel, TRAIN_REL_BINS);
+    lua_setfield(L, -2, "partner_reliability");
     lua_createtable(L, r.ncand, 0);
     for (int i = 0; i < r.ncand; i++) {
         lua_newtable(L);
@@ -127,6 +145,8 @@ static int l_scoring_train(lua_State *L)
         setnum(L, "eval_logloss", r.cand[i].logloss);
         setnum(L, "eval_brier", r.cand[i].brier);
         setnum(L, "eval_ece", r.cand[i].ece);
+        push_bins(L, r.cand[i].rel, TRAIN_REL_BINS);
+        lua_setfield(L, -2, "reliability");
         if (i == r.best) {
             lua_pushvalue(L, -1);
             lua_setfield(L, -4, "best");

@@ -326,7 +326,7 @@ static const command commands[] = {
       "Run a Lua job script with the full prm API; arg[1..n] hold the arguments.\n"
       "The run is recorded in the jobs table and the audit log." },
     { "train", cmd_train,
-      "train [--as-of DATE] [--kind auto|logistic|gbdt|baserate] [--train-quarters N] [--step-days N] [--no-activate]",
+      "train [--as-of DATE] [--kind auto|logistic|gbdt|baserate] [--train-quarters N] [--step-days N] [--no-activate] [--reliability]",
       "Fit deal-scoring models on point-in-time snapshots, calibrate them on the next slice\n"
       "of time, evaluate on the newest complete quarter, register every candidate and make\n"
       "the best by held-out log loss active. Below 300 closed deals only the cold-start\n"

@@ -268,6 +268,7 @@ static int train_one(store *s, model_kind kind, const feat_set *fit, const feat_
     c->logloss = cls_logloss(pe, ev->label, ev->n);
     c->brier = cls_brier(pe, ev->label, ev->n);
     c->ece = cls_ece(pe, ev->label, ev->n, 10);
+    cls_reliability(pe, ev->label, ev->n, TRAIN_REL_BINS, c->rel);
     free(pe);
     int rc = register_model(s, m, &p, r, c, &dfit, &c->model_id, err);
     model_free(m);
@@ -291,6 +292,7 @@ static void partner_baseline(const feat_set *ev, train_result *r)
     r->partner_brier = k ? cls_brier(p, y, k) : NAN;
     r->partner_logloss = k ? cls_logloss(p, y, k) : NAN;
     r->partner_auc = k ? cls_auc(p, y, k) : NAN;
+    if (k) cls_reliability(p, y, k, TRAIN_REL_BINS, r->partner_rel);
     free(p);
     free(y);
 }

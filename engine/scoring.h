@@ -40,10 +40,15 @@ typedef struct train_opts {
     int activate;              /* 1: make the best active */
 } train_opts;
 
+#include "clsmetrics.h"
+
+enum { TRAIN_REL_BINS = 10 };
+
 typedef struct train_candidate {
     char kind[16];
     int64_t model_id;
     double auc, logloss, brier, ece;
+    cls_bin rel[TRAIN_REL_BINS];   /* reliability on the evaluation window */
 } train_candidate;
 
 typedef struct train_result {
@@ -53,6 +58,7 @@ typedef struct train_result {
     train_candidate cand[3];
     int ncand, best;
     double partner_brier, partner_logloss, partner_auc;   /* the manual baseline */
+    cls_bin partner_rel[TRAIN_REL_BINS];
     size_t partner_n;
     char data_hash[65];
 } train_result;

@@ -5,9 +5,13 @@
 -- Ingests the PRM export, then prints what a channel ops team checks each
 -- morning: partners by tier, the open pipeline by stage and expected-close
 -- quarter (in USD, converted at each deal's latest FX rate), and the
--- data-quality problems found. Later stages (scoring, forecast, outputs)
--- append to this same script.
+-- data-quality problems found. Then it scores every open deal: the models
+-- are retrained when the active one is older than $PRMCAST_RETRAIN_DAYS
+-- (default 7) or missing, and the scores, drivers, risk flags and write-back
+-- payloads of the run are stored. Later stages (forecast, outputs) append
+-- to this same script.
 local ingest = require "prm.ingest"
+local pipeline = require "prm.pipeline"
 local store = require "prm.store"
 
 local dir = arg[1] or os.getenv("PRMCAST_EXPORT_DIR")
@@ -36,7 +40,7 @@ for _, r in ipairs(db:query([[
 end
 
 -- Open pipeline in USD: each deal's amount at the latest rate of its currency.
-local pipeline = db:query([[
+local open_deals = db:query([[
   WITH rate AS (
     SELECT currency, rate FROM fx_rates f
      WHERE date = (SELECT max(date) FROM fx_rates g WHERE g.currency = f.currency))
@@ -46,7 +50,7 @@ local pipeline = db:query([[
    WHERE d.status = 'open']])
 local stages = { "registered", "qualified", "solution", "proposal", "negotiation" }
 local grid, quarters, qset, no_rate = {}, {}, {}, 0
-for _, r in ipairs(pipeline) do
+for _, r in ipairs(open_deals) do
   local q = r.expected_close and prm.quarter(r.expected_close) or "no date"
   if not qset[q] then qset[q] = true; quarters[#quarters + 1] = q end
   grid[r.stage] = grid[r.stage] or {}
@@ -106,5 +110,39 @@ for _, c in ipairs(checks) do
 end
 if no_rate > 0 then out:write(("  %8d  open deals left out of the USD pipeline (no FX rate)\n"):format(no_rate)) end
 
+-- Scoring.
+section("Deal scoring")
+local retrain_days = tonumber(os.getenv("PRMCAST_RETRAIN_DAYS") or "7")
+local last = db:query([[SELECT created_at FROM models WHERE active = 1 ORDER BY id DESC LIMIT 1]])[1]
+local trained
+if not last or prm.days(prm.today()) - prm.days(last.created_at:sub(1, 10)) >= retrain_days then
+  local t, terr = pipeline.train {}
+  if not t then error("train: " .. terr, 0) end
+  trained = t.best
+else
+  out:write(("  active model trained %s (retrain every %d days)\n"):format(last.created_at, retrain_days))
+end
+local s, serr = pipeline.score {}
+if not s then error("score: " .. serr, 0) end
+
+out:write("\n  score band    deals   pipeline (USD)\n")
+for _, r in ipairs(db:query([[
+    WITH rate AS (SELECT currency, rate FROM fx_rates f
+                   WHERE date = (SELECT max(date) FROM fx_rates g WHERE g.currency = f.currency))
+    SELECT CAST(s.score AS INTEGER) AS band, count(*) AS n,
+           sum(d.amount * COALESCE(r.rate, CASE WHEN d.currency = 'USD' THEN 1 END)) AS usd
+      FROM scores s JOIN deals d ON d.id = s.deal_id LEFT JOIN rate r ON r.currency = d.currency
+     WHERE s.run_id = ? GROUP BY 1 ORDER BY 1 DESC]], s.run_id)) do
+  out:write(("  %5d-%-5d %8d %16.0f\n"):format(r.band, r.band + 1, r.n, r.usd or 0))
+end
+out:write("\n  most frequent risk flags\n")
+for _, r in ipairs(db:query([[
+    SELECT json_extract(f.value, '$.name') AS flag, count(*) AS n
+      FROM scores s, json_each(s.flags) f WHERE s.run_id = ? GROUP BY 1 ORDER BY 2 DESC]], s.run_id)) do
+  out:write(("  %8d  %s\n"):format(r.n, r.flag))
+end
+
 return { ingest = { read = res.read, written = res.written, rejected = res.rejected },
-         open_pipeline_usd = grand, problems = problems }
+         open_pipeline_usd = grand, problems = problems,
+         scoring = { run = s.run_id, deals = s.deals, flagged = s.flagged,
+                     trained = trained and trained.kind or nil } }

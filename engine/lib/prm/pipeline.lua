@@ -32,11 +32,29 @@ function M.print_train(t, out)
       100 * (1 - t.best.eval_brier / t.partner_brier)) or "n/a"))
 end
 
+-- Reliability of the active model and of the partner-submitted
+-- probability on the evaluation window: predicted vs observed win rate.
+function M.print_reliability(t, out)
+  out = out or io.stdout
+  out:write(("  reliability on the evaluation window (%s model vs partner-submitted)\n"):format(t.best.kind))
+  out:write(("  %-11s %8s %9s %9s   %8s %9s %9s\n"):format("bin", "n", "model p", "won", "n", "partner p", "won"))
+  for i, b in ipairs(t.best.reliability) do
+    local q = t.partner_reliability[i]
+    out:write(("  %4.1f-%-4.1f  %8d %9s %9s   %8d %9s %9s\n"):format(b.lo, b.hi, b.n, fmt(b.mean_p, "%.3f"),
+      fmt(b.mean_y, "%.3f"), q.n, fmt(q.mean_p, "%.3f"), fmt(q.mean_y, "%.3f")))
+  end
+end
+
 function M.train(opts)
-  local t, err = scoring.train(opts)
+  opts = opts or {}
+  local t, err = scoring.train { as_of = opts.as_of, kind = opts.kind, activate = opts.activate,
+                                 train_quarters = opts.train_quarters, step_days = opts.step_days }
   if not t then return nil, err end
   t.activated = opts.activate ~= false
-  if not (opts and opts.quiet) then M.print_train(t) end
+  if not opts.quiet then
+    M.print_train(t)
+    if opts.reliability then M.print_reliability(t) end
+  end
   return t
 end
 
@@ -127,10 +145,12 @@ end
 -- `prmcast train [--as-of D] [--kind K] [--train-quarters N] [--step-days N] [--no-activate]`
 function M.train_cli(args)
   local o, err = parse(args, { ["as-of"] = "str", kind = "str", ["train-quarters"] = "int",
-                               ["step-days"] = "int", ["no-activate"] = "flag", quiet = "flag" })
+                               ["step-days"] = "int", ["no-activate"] = "flag", quiet = "flag",
+                               reliability = "flag" })
   if not o then return false, err end
   local t, terr = M.train { as_of = o.as_of, kind = o.kind, train_quarters = o.train_quarters,
-                            step_days = o.step_days, activate = not o.no_activate, quiet = o.quiet }
+                            step_days = o.step_days, activate = not o.no_activate, quiet = o.quiet,
+                            reliability = o.reliability }
   if not t then return false, terr end
   return true, { model = t.best.model_id, kind = t.best.kind, eval_logloss = t.best.eval_logloss,
                  eval_auc = t.best.eval_auc, eval_brier = t.best.eval_brier,
