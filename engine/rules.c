@@ -716,7 +716,11 @@ int rules_eval(rules *r, const rule_deal *d, const rule_ctx *c, rule_hit *hits, 
             if (lua_type(L, -1) == LUA_TSTRING) {
                 size_t len;
                 const char *s = lua_tolstring(L, -1, &len);
-                if (len >= sizeof h->reason) len = sizeof h->reason - 1;
+                if (len >= sizeof h->reason) {
+                    len = sizeof h->reason - 1;
+                    /* Cut at a character boundary, not inside a UTF-8 sequence. */
+                    while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80) len--;
+                }
                 memcpy(h->reason, s, len);
                 h->reason[len] = 0;
             } else if (lua_type(L, -1) == LUA_TNUMBER) {
