@@ -46,24 +46,32 @@ build/gen/embedded_lua.h: $(LUALIB) build/embed
 	@mkdir -p build/gen
 	build/embed $(LUALIB) > $@.tmp && mv $@.tmp $@
 
-build/obj/%.o: engine/%.c engine/*.h build/gen/embedded_lua.h
+# -MMD: each object depends on the headers it includes, and nothing else.
+build/obj/%.o: engine/%.c build/gen/embedded_lua.h
 	@mkdir -p build/obj
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "CC $<"
+	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-build/asan/%.o: engine/%.c engine/*.h build/gen/embedded_lua.h
+build/asan/%.o: engine/%.c build/gen/embedded_lua.h
 	@mkdir -p build/asan
-	$(CC) $(CFLAGS) $(SAN) -c $< -o $@
+	@echo "CC (asan) $<"
+	@$(CC) $(CFLAGS) $(SAN) -MMD -MP -c $< -o $@
+
+-include $(wildcard build/obj/*.d build/asan/*.d)
 
 prmcast: build/obj/main.o $(OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "LD $@"
+	@$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 build/tests/%: tests/unit/%.c tests/unit/tap.h $(OBJ)
 	@mkdir -p build/tests
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(OBJ) $(LDLIBS)
+	@echo "CC+LD $@"
+	@$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(OBJ) $(LDLIBS)
 
 build/asan-tests/%: tests/unit/%.c tests/unit/tap.h $(ASAN_OBJ)
 	@mkdir -p build/asan-tests
-	$(CC) $(CFLAGS) $(SAN) -Itests/unit -o $@ $< $(ASAN_OBJ) $(LDLIBS)
+	@echo "CC+LD (asan) $@"
+	@$(CC) $(CFLAGS) $(SAN) -Itests/unit -o $@ $< $(ASAN_OBJ) $(LDLIBS)
 
 unit: $(UNIT_BIN)
 asan-unit: $(ASAN_BIN)

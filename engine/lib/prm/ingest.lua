@@ -140,6 +140,21 @@ local function find_file(dir, base)
   end
 end
 
+-- Fault injection for the kill-and-rerun test: with PRMCAST_FAULT_KILL_AFTER=N
+-- the process SIGKILLs itself after reading N rows of this run (any file,
+-- mid-batch), exactly as an operator's kill -9 would land.
+local kill_after = tonumber(os.getenv("PRMCAST_FAULT_KILL_AFTER") or "")
+local rows_seen = 0
+
+local function maybe_die()
+  rows_seen = rows_seen + 1
+  if kill_after and rows_seen >= kill_after then
+    local stat = io.open("/proc/self/stat")
+    local pid = stat and stat:read("n")
+    if pid then os.execute("kill -KILL " .. math.tointeger(pid)) end
+  end
+end
+
 local function load_file(db, conn, object, path, kind, opts, summary)
   local source = opts.source
   local name = basename(path)
@@ -198,6 +213,7 @@ local function load_file(db, conn, object, path, kind, opts, summary)
       local rec, line, msg = next_rec()
       if rec == nil then break end
       if line > start then
+        if kill_after then maybe_die() end
         st.read = st.read + 1
         if rec == false then
           reject(line, msg)
