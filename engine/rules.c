@@ -624,6 +624,7 @@ int rules_nparams(const rules *r, int i) { return r->m[i].nparams; }
 long rules_errors(const rules *r, int i) { return r->m[i].errors; }
 int rules_disabled(const rules *r, int i) { return r->m[i].disabled; }
 void rules_set_log(rules *r, FILE *log) { r->log = log; }
+size_t rules_memory(const rules *r) { return sandbox_ctx_of(r->L)->mem_used; }
 
 const char *rules_severity_name(rule_severity s)
 {
@@ -668,6 +669,24 @@ void rule_ctx_init(rule_ctx *c, const char *now)
 
 /* ---- evaluation -------------------------------------------------------- */
 
+/* may raise: run protected. Forgets a switched-off rule's check, so what
+ * it holds (a table it filled until the memory cap) can be collected. */
+static int drop_check(lua_State *L)
+{
+    rules *r = lua_touserdata(L, 1);
+    int i = (int)lua_tointeger(L, 2);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->engine_ref);
+    lua_getfield(L, -1, "rules");
+    lua_call(L, 0, 1);
+    if (lua_rawgeti(L, -1, i + 1) == LUA_TTABLE) {
+        lua_pushnil(L);
+        lua_setfield(L, -2, "check");
+    }
+    luaL_unref(L, LUA_REGISTRYINDEX, r->m[i].check_ref);
+    r->m[i].check_ref = LUA_NOREF;
+    return 0;
+}
+
 static void rule_failed(rules *r, int i, const char *msg)
 {
     rule_meta *m = &r->m[i];
@@ -679,6 +698,11 @@ static void rule_failed(rules *r, int i, const char *msg)
                 m->name, (int)strcspn(msg, "\n"), msg);
     if ((c->instr_exceeded || c->mem_exceeded) && ++m->limit_fails >= RULES_MAX_LIMIT_FAILS) {
         m->disabled = 1;
+        prm_error e;
+        lua_pushcfunction(r->L, drop_check);
+        lua_pushlightuserdata(r->L, r);
+        lua_pushinteger(r->L, i);
+        if (sandbox_call(r->L, 2, 0, &e) == 0) lua_gc(r->L, LUA_GCCOLLECT);
         if (r->log)
             fprintf(r->log, "prmcast: rule %s switched off after %d limit failures\n", m->name,
                     m->limit_fails);

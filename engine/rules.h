@@ -19,7 +19,8 @@
  * (rules_errors), its first messages are kept ("rules/flags/x.lua:12: ..."),
  * the first one is logged, and the other rules and later deals go on. A rule
  * that hits the instruction or memory limit RULES_MAX_LIMIT_FAILS times is
- * switched off for the rest of the run (it would cost ~50 ms per deal).
+ * switched off for the rest of the run (it would cost ~50 ms per deal), and
+ * its check is dropped so that what it holds can be collected.
  *
  * In Lua, deal and ctx are read-only views (userdata; writing raises "deal
  * is read-only"); missing values are nil and budget_confirmed is
@@ -110,6 +111,8 @@ int rules_eval(rules *r, const rule_deal *d, const rule_ctx *c, rule_hit *hits, 
 long rules_errors(const rules *r, int i);
 const char *rules_error_msg(const rules *r, int i, int k);   /* k < RULES_KEEP_ERRORS */
 int rules_disabled(const rules *r, int i);
+/* Bytes the rule state holds now (the cap is SANDBOX_RULE_MEM). */
+size_t rules_memory(const rules *r);
 /* Where the first error of each rule is logged (default stderr; NULL: off). */
 void rules_set_log(rules *r, FILE *log);
 

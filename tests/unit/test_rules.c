@@ -387,12 +387,54 @@ static void isolation(void)
     T_OK(rules_load(missing, 1, &r, &err) < 0 && has(err.msg, "cannot read"), "a missing file is an error");
 }
 
+/* A rule that hoards memory until the cap: switched off, its hoard freed,
+ * and the other rule never misses a deal. */
+static void hoard(void)
+{
+    write_rule("hoard.lua",
+        "local rules = require 'prm.rules'\n"
+        "local keep = {}\n"
+        "rules.flag{ name = 'HOARD', description = 'keeps everything', severity = 'low', check = function(deal)\n"
+        "  keep[#keep + 1] = string.rep(deal.external_id, 200000)\n"
+        "end }\n");
+    char p[256];
+    snprintf(p, sizeof p, "%s/hoard.lua", dir);
+    const char *files[] = { p, NULL };
+    char gp[256];
+    snprintf(gp, sizeof gp, "%s/good.lua", dir);
+    files[1] = gp;
+    rules *r;
+    prm_error err;
+    if (!T_OK(rules_load(files, 2, &r, &err) == 0, "hoarding rule loads")) return;
+    rules_set_log(r, NULL);
+    rule_deal d;
+    rule_ctx c;
+    base_ctx(&c);
+    int good_hits = 0, fails = 0;
+    char id[16];
+    for (int i = 0; i < 300; i++) {
+        base_deal(&d);
+        snprintf(id, sizeof id, "D%05d", i);
+        d.external_id = id;
+        int n;
+        if (rules_eval(r, &d, &c, hits, 64, &n, &err) < 0) fails++;
+        else good_hits += n;
+    }
+    int i = rules_index(r, "HOARD");
+    T_OK(fails == 0 && good_hits == 300, "the other rule flags all 300 deals");
+    T_OK(rules_disabled(r, i) && rules_errors(r, i) == RULES_MAX_LIMIT_FAILS &&
+         has(rules_error_msg(r, i, 0), "memory limit exceeded"), "the hoarder is switched off at the cap");
+    T_OK(rules_memory(r) < (8u << 20), "and what it held is freed");
+    rules_free(r);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/prmcast-rules-%d", (int)getpid());
     mkdir(dir, 0700);
     shipped();
     isolation();
+    hoard();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
