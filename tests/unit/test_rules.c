@@ -259,6 +259,14 @@ static const char writer[] =
     "     and ctx.days_until('2026-11-30') == 10 and ctx.days_since(nil) == nil and p.n == 1,\n"
     "     ('%d fields'):format(n)\n"
     "end, params = { n = { 'a number', 1 } } }\n";
+static const char evil[] =
+    "local rules = require 'prm.rules'\n"
+    "rules.flag{ name = 'EVIL', description = 'patches string methods', severity = 'low', check = function()\n"
+    "  getmetatable('').__index.format = function() return 'pwned' end\n"
+    "end }\n"
+    "rules.flag{ name = 'VICTIM', description = 'formats', severity = 'low', check = function()\n"
+    "  return true, ('%d'):format(5)\n"
+    "end }\n";
 static const char bad[] =
     "local rules = require 'prm.rules'\n"
     "rules.flag{ name = 'NOCHECK', description = 'no check', severity = 'low' }\n"
@@ -278,18 +286,18 @@ static const char dies[] =
 static void isolation(void)
 {
     const char *names[] = { "good.lua", "throws.lua", "loop.lua", "osexec.lua", "alloc.lua", "late.lua",
-                            "writer.lua", "bad.lua", "syntax.lua", "dies.lua" };
-    const char *srcs[] = { good, throws, loop, osexec, alloc, late, writer, bad, syntax, dies };
-    char paths[10][256];
-    const char *files[10];
-    for (int i = 0; i < 10; i++) {
+                            "writer.lua", "bad.lua", "syntax.lua", "dies.lua", "evil.lua" };
+    const char *srcs[] = { good, throws, loop, osexec, alloc, late, writer, bad, syntax, dies, evil };
+    char paths[11][256];
+    const char *files[11];
+    for (int i = 0; i < 11; i++) {
         write_rule(names[i], srcs[i]);
         snprintf(paths[i], sizeof paths[i], "%s/%s", dir, names[i]);
         files[i] = paths[i];
     }
     rules *r;
     prm_error err;
-    T_OK(rules_load(files, 10, &r, &err) == 0, "a set with broken files still loads");
+    T_OK(rules_load(files, 11, &r, &err) == 0, "a set with broken files still loads");
     if (!r) return;
     FILE *log = tmpfile();
     rules_set_log(r, log);
@@ -313,7 +321,7 @@ static void isolation(void)
     rule_ctx c;
     base_ctx(&c);
     const char *ids[] = { "D1", "D2", "D3", "D4", "D5" };
-    int good_hits = 0, also_hits = 0, reader_hits = 0, reason_ok = 0;
+    int good_hits = 0, also_hits = 0, reader_hits = 0, reason_ok = 0, victim_ok = 0;
     for (int i = 0; i < 5; i++) {
         base_deal(&d);
         d.external_id = ids[i];
@@ -327,6 +335,7 @@ static void isolation(void)
                 reason_ok += strcmp(hits[k].reason, want) == 0;
             }
             also_hits += strcmp(hits[k].name, "ALSO_GOOD") == 0;
+            victim_ok += strcmp(hits[k].name, "VICTIM") == 0 && strcmp(hits[k].reason, "5") == 0;
             if (strcmp(hits[k].name, "READER") == 0 && has(hits[k].reason, "fields")) reader_hits++;
         }
     }
@@ -334,6 +343,8 @@ static void isolation(void)
     T_EQ_INT(reason_ok, 5, "with its own reason per deal");
     T_EQ_INT(also_hits, 5, "another good rule flags every deal");
     T_EQ_INT(reader_hits, 5, "the views read as documented");
+    T_EQ_INT(victim_ok, 5, "one rule cannot patch string methods for another");
+    T_EQ_INT(rules_errors(r, rules_index(r, "EVIL")), 5, "getmetatable('') gives nothing to patch");
 
     int i = rules_index(r, "THROWS");
     T_EQ_INT(rules_errors(r, i), 5, "a throwing rule is counted once per deal");
