@@ -766,3 +766,58 @@ int rules_eval(rules *r, const rule_deal *d, const rule_ctx *c, rule_hit *hits, 
     }
     return 0;
 }
+
+/* Appends s as a JSON string at out[*len]; 0, or -1 when it does not fit. */
+static int json_put(char *out, size_t cap, size_t *len, const char *s, int quote)
+{
+    size_t n = *len;
+    if (quote) {
+        if (n + 1 >= cap) return -1;
+        out[n++] = '"';
+    }
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[8];
+        int k;
+        if (quote && (c == '"' || c == '\\')) k = snprintf(esc, sizeof esc, "\\%c", c);
+        else if (quote && c < 0x20) k = snprintf(esc, sizeof esc, "\\u%04x", c);
+        else k = (esc[0] = (char)c, 1);
+        if (n + (size_t)k >= cap) return -1;
+        memcpy(out + n, esc, (size_t)k);
+        n += (size_t)k;
+    }
+    if (quote) {
+        if (n + 1 >= cap) return -1;
+        out[n++] = '"';
+    }
+    out[n] = 0;
+    *len = n;
+    return 0;
+}
+
+int rules_hits_json(const rule_hit *hits, int n, char *out, size_t cap)
+{
+    if (cap < 3) return -1;
+    size_t len = 1;
+    out[0] = '[';
+    out[1] = 0;
+    int written = 0;
+    for (int i = 0; i < n; i++) {
+        size_t mark = len;
+        if ((written && json_put(out, cap, &len, ",", 0) < 0) ||
+            json_put(out, cap, &len, "{\"name\":", 0) < 0 ||
+            json_put(out, cap, &len, hits[i].name, 1) < 0 ||
+            json_put(out, cap, &len, ",\"severity\":\"", 0) < 0 ||
+            json_put(out, cap, &len, rules_severity_name(hits[i].severity), 0) < 0 ||
+            json_put(out, cap, &len, "\",\"reason\":", 0) < 0 ||
+            json_put(out, cap, &len, hits[i].reason, 1) < 0 ||
+            json_put(out, cap, &len, "}", 0) < 0 || len + 1 >= cap) {
+            len = mark;                  /* leave it out; keep room for ']' */
+            break;
+        }
+        written++;
+    }
+    out[len++] = ']';
+    out[len] = 0;
+    return written;
+}

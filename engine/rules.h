@@ -106,6 +106,11 @@ void rules_param(const rules *r, int i, int k, const char **key, const char **do
 int rules_eval(rules *r, const rule_deal *d, const rule_ctx *c, rule_hit *hits, int max_hits,
                int *nhits, prm_error *err);
 
+/* Hits as a JSON array, [{"name":"STALLED","severity":"medium","reason":"..."}],
+ * into out (NUL-terminated). Hits that do not fit are left out, so the text
+ * is always valid JSON; returns how many were written, or -1 when cap < 3. */
+int rules_hits_json(const rule_hit *hits, int n, char *out, size_t cap);
+
 /* Errors of rule i so far, its first messages, and whether it was switched
  * off after hitting a limit. */
 long rules_errors(const rules *r, int i);

@@ -439,10 +439,25 @@ static void hoard(void)
     rules_free(r);
 }
 
+static void json(void)
+{
+    rule_hit h[2] = { { 0, "A_FLAG", RULE_HIGH, "quote \" and \\ and\nnewline" },
+                      { 1, "B", RULE_LOW, "plain" } };
+    char out[256];
+    T_EQ_INT(rules_hits_json(h, 2, out, sizeof out), 2, "hits as JSON: both written");
+    T_EQ_STR(out, "[{\"name\":\"A_FLAG\",\"severity\":\"high\",\"reason\":\"quote \\\" and \\\\ and\\u000anewline\"},"
+                  "{\"name\":\"B\",\"severity\":\"low\",\"reason\":\"plain\"}]", "escaped");
+    T_EQ_INT(rules_hits_json(h, 2, out, 90), 1, "a hit that does not fit is left out");
+    T_OK(out[strlen(out) - 1] == ']' && strstr(out, "\"B\"") == NULL, "still valid JSON");
+    T_EQ_INT(rules_hits_json(h, 0, out, 3), 0, "no hits: []");
+    T_EQ_STR(out, "[]", "empty array");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/prmcast-rules-%d", (int)getpid());
     mkdir(dir, 0700);
+    json();
     shipped();
     isolation();
     hoard();
