@@ -223,7 +223,7 @@ static const char *const tracked[] = { "stage", "amount", "expected_close", "sta
 /* ---- the handle ------------------------------------------------------- */
 
 typedef struct objstmts {
-    sqlite3_stmt *sel, *ins, *upd;
+    sqlite3_stmt *sel, *ins, *upd, *ins_new;
 } objstmts;
 
 /* Partner rowids by (source, external id): deals, commits, quotas and
@@ -341,6 +341,7 @@ void store_close(store *s)
         sqlite3_finalize(s->obj[i].sel);
         sqlite3_finalize(s->obj[i].ins);
         sqlite3_finalize(s->obj[i].upd);
+        sqlite3_finalize(s->obj[i].ins_new);
     }
     sqlite3_finalize(s->find_partner);
     sqlite3_finalize(s->find_deal);
@@ -671,6 +672,29 @@ int store_upsert(store *s, const store_object *o, const store_value *v, int *wri
     }
 
     objstmts *os = &s->obj[k];
+    if (k == 2) {
+        /* History rows are almost always new: one INSERT OR IGNORE (no
+         * statement journal, one index probe) settles them, and only a row
+         * already there at that instant takes the compare-and-update path.
+         * IGNORE is safe here: deal_history has no CHECK or NOT NULL
+         * constraint that check_value has not already enforced. */
+        if (!os->ins_new) {
+            const char *sql = sqlite3_sql(os->ins);
+            char buf[2048];
+            snprintf(buf, sizeof buf, "INSERT OR IGNORE%s", sql + strlen("INSERT"));
+            if (sqlite3_prepare_v3(s->db, buf, -1, SQLITE_PREPARE_PERSISTENT, &os->ins_new, NULL) != SQLITE_OK)
+                return db_error(s, err, "preparing history insert");
+        }
+        for (int i = 0; i < o->nfields; i++)
+            if (sp->cols[i]) bind_value(os->ins_new, i + 1, &b[i]);
+        int rc0 = sqlite3_step(os->ins_new);
+        sqlite3_reset(os->ins_new);
+        if (rc0 != SQLITE_DONE) return prm_error_set(err, "%s", sqlite3_errmsg(s->db));
+        if (sqlite3_changes(s->db) > 0) {
+            if (written) *written = 1;
+            return 0;
+        }
+    }
     for (int j = 0; j < sp->nkey; j++) bind_value(os->sel, sp->key[j] + 1, &b[sp->key[j]]);
     int rc = sqlite3_step(os->sel);
     int64_t rowid = 0;
