@@ -104,6 +104,9 @@ struct feat_world {
     int sig_kind[MAX_SIGNALS]; /* 0 region, 1 partner */
     series *sig;               /* [signal][entity]: regions or partners */
     int64_t last_t;
+    /* partner statistics of the last feat_open, for feat_view */
+    struct pstats *ps;
+    int64_t ps_at;
 };
 
 static int32_t day_of(const char *iso)
@@ -400,6 +403,8 @@ static int load_commits(store *s, feat_world *w, prm_error *err)
     return rc < 0 ? -1 : 0;
 }
 
+static void pstats_free(struct pstats *ps);
+
 int feat_load(store *s, feat_world **out, prm_error *err)
 {
     feat_world *w = calloc(1, sizeof *w);
@@ -450,6 +455,10 @@ void feat_free(feat_world *w)
     free(w->h);
     free(w->p);
     free(w->prow);
+    if (w->ps) {
+        pstats_free(w->ps);
+        free(w->ps);
+    }
     strtab *tabs[] = { &w->tiers, &w->types, &w->regions, &w->products, &w->currencies,
                        &w->sources, &w->competitors, &w->sig_names };
     for (size_t i = 0; i < sizeof tabs / sizeof tabs[0]; i++) strtab_free(tabs[i]);
@@ -559,10 +568,11 @@ void feat_stage_medians(const feat_world *w, int64_t at, double med[FEAT_STAGES]
 
 /* ---- partner statistics at an instant --------------------------------- */
 
-typedef struct pstats {
+struct pstats {
     double *win_rate, *closed, *commit_acc, *median_amount, *prob_bias;
     double *tier_median;       /* by tier */
-} pstats;
+};
+typedef struct pstats pstats;
 
 static double median_of(double *v, size_t n)
 {
@@ -875,7 +885,7 @@ int feat_snapshots(const feat_world *w, int64_t from, int64_t to, int step_days,
     return rc;
 }
 
-int feat_open(const feat_world *w, int64_t at, feat_set *out, prm_error *err)
+int feat_open(feat_world *w, int64_t at, feat_set *out, prm_error *err)
 {
     if (set_init(w, out) < 0) return prm_error_set(err, "out of memory");
     pstats ps;
@@ -892,7 +902,18 @@ int feat_open(const feat_world *w, int64_t at, feat_set *out, prm_error *err)
             break;
         }
     }
-    pstats_free(&ps);
+    /* Kept for feat_view (rules see the partner's statistics too). */
+    if (w->ps) {
+        pstats_free(w->ps);
+        free(w->ps);
+    }
+    w->ps = malloc(sizeof *w->ps);
+    if (w->ps) {
+        *w->ps = ps;
+        w->ps_at = at;
+    } else {
+        pstats_free(&ps);
+    }
     set_finish(w, out);
     return rc;
 }
@@ -958,4 +979,9 @@ void feat_view(const feat_world *w, size_t di, int64_t at, feat_deal_view *v)
     v->close_date_slips = s.slips;
     v->days_slipped = s.slipped_days;
     v->stage_regressions = s.regressions;
+    if (w->ps && w->ps_at == at && p) {
+        v->partner_win_rate = w->ps->win_rate[d->partner];
+        v->partner_median_amount = w->ps->median_amount[d->partner];
+        v->tier_median_amount = w->ps->tier_median[p->tier + 1];
+    }
 }

@@ -51,8 +51,9 @@ typedef struct feat_set {
  * before `label_cutoff`. */
 int feat_snapshots(const feat_world *w, int64_t from, int64_t to, int step_days,
                    int64_t label_cutoff, feat_set *out, prm_error *err);
-/* Scoring rows: every deal open at `at`. */
-int feat_open(const feat_world *w, int64_t at, feat_set *out, prm_error *err);
+/* Scoring rows: every deal open at `at`. The partner statistics of `at`
+ * stay in the world for feat_view. */
+int feat_open(feat_world *w, int64_t at, feat_set *out, prm_error *err);
 void feat_set_free(feat_set *fs);
 
 /* The deal's identity and derived facts at a snapshot, for rules and

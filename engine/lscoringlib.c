@@ -18,19 +18,6 @@
 #include "sandbox.h"
 #include "scoring.h"
 
-/* Optional hook set by the engine: risk flags during scoring. */
-static score_flags_fn flags_hook;
-static void *(*flags_open)(lua_State *L, prm_error *err);
-static void (*flags_close)(void *ud);
-
-void lscoring_set_flags(score_flags_fn fn, void *(*open)(lua_State *, prm_error *),
-                        void (*close)(void *))
-{
-    flags_hook = fn;
-    flags_open = open;
-    flags_close = close;
-}
-
 static struct store *db_of(lua_State *L)
 {
     sandbox_ctx *c = sandbox_ctx_of(L);
@@ -174,19 +161,19 @@ static int l_scoring_score(lua_State *L)
     }
     prm_error err;
     void *ud = NULL;
-    if (want_flags && flags_hook && flags_open) {
-        ud = flags_open(L, &err);
+    if (want_flags) {
+        ud = scoring_rules_open(sandbox_ctx_of(L)->root, &err);
         if (!ud) {
             luaL_pushfail(L);
-            lua_pushstring(L, err.msg);
+            lua_pushfstring(L, "risk rules: %s", err.msg);
             return 2;
         }
-        o.flags = flags_hook;
+        o.flags = scoring_rules_flags;
         o.flags_ud = ud;
     }
     score_result r;
     int rc = scoring_score(db_of(L), &o, &r, &err);
-    if (ud && flags_close) flags_close(ud);
+    if (ud) scoring_rules_close(ud);
     if (rc < 0) {
         luaL_pushfail(L);
         lua_pushstring(L, err.msg);

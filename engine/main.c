@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cmd_rules.h"
 #include "job.h"
 #include "sample.h"
 #include "scoring.h"
@@ -187,6 +188,11 @@ static int cmd_explain(int argc, char **argv)
     return rc < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
+static int cmd_rules_main(int argc, char **argv)
+{
+    return cmd_rules(argc, argv, db_default(), json_out);
+}
+
 static int cmd_demo(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "build/sample";
@@ -335,6 +341,9 @@ static const command commands[] = {
       "Score every open deal with the active model: probability, 1-10 score, drivers and\n"
       "risk flags, stored per run; queues the connector's write-back payloads." },
     { "explain", cmd_explain, "explain DEAL [--json]", "Show a deal's latest score with its drivers and flags." },
+    { "rules", cmd_rules_main, "rules list | rules test FILE... [--deals N] [--as-of DATE]",
+      "List the risk-flag rules in rules/flags, or run rule files on up to N (200) open deals\n"
+      "of the store (synthetic deals without one) and show which fire, with reasons and errors." },
     { "status", cmd_status, "status [--json]", "What is in the store, the last syncs and jobs." },
     { "audit", cmd_audit, "audit verify [--json]",
       "Recompute the audit log's hash chain; exit 1 if any row was edited or removed." },

@@ -105,6 +105,9 @@ int gbdt_fit(model *m, const model_data *d, const mview *v, size_t n, const doub
 void gbdt_predict(const model *m, const mview *v, size_t n, double *z);
 void gbdt_explain(const model *m, const mview *v, size_t row, double *contrib, double *base);
 void gbdt_free(model *m);
+/* 1 (default): features with few bins share joint histograms; 0 turns that
+ * off. For the unit test, which checks that both grow the same trees. */
+extern int gbdt_bundles;
 
 int base_fit(model *m, const mview *v, size_t n, const double *y, prm_error *err);
 void base_predict(const model *m, const mview *v, size_t n, double *z);

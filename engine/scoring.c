@@ -11,6 +11,7 @@
 #include "clsmetrics.h"
 #include "hash.h"
 #include "model.h"
+#include "rules.h"
 #include "store.h"
 #include "timeutil.h"
 
@@ -398,6 +399,81 @@ out:
     feat_set_free(&ev);
     feat_free(w);
     return rc;
+}
+
+/* ---- risk flags --------------------------------------------------------- */
+
+void *scoring_rules_open(const char *root, prm_error *err)
+{
+    char dir[1024], cfg[1100];
+    snprintf(dir, sizeof dir, "%s/rules/flags", root);
+    rules *r;
+    if (rules_load_dir(dir, &r, err) < 0) return NULL;
+    snprintf(cfg, sizeof cfg, "%s/rules/config.lua", root);
+    FILE *f = fopen(cfg, "r");
+    if (f) {
+        fclose(f);
+        if (rules_configure(r, cfg, err) < 0) {
+            rules_free(r);
+            return NULL;
+        }
+    }
+    return r;
+}
+
+void scoring_rules_close(void *ud)
+{
+    rules_free(ud);
+}
+
+int scoring_rules_flags(void *ud, const feat_deal_view *v, const char *today,
+                        const double med[FEAT_STAGES], char *out, size_t cap)
+{
+    rules *r = ud;
+    rule_deal d;
+    rule_deal_init(&d);
+    d.external_id = v->external_id;
+    d.partner_id = v->partner_id;
+    d.partner_tier = v->tier;
+    d.partner_type = v->partner_type;
+    d.partner_region = v->region;
+    d.account = v->account;
+    d.contact_name = v->contact_name;
+    d.contact_email = v->contact_email;
+    d.product_family = v->product_family;
+    d.stage = v->stage;
+    d.status = v->status;
+    d.currency = v->currency;
+    d.competitor = v->competitor;
+    d.notes = v->notes;
+    d.amount = v->amount;
+    d.amount_usd = v->amount_usd;
+    d.partner_probability = v->partner_probability;
+    d.completeness = v->completeness;
+    d.budget_confirmed = v->budget_confirmed;
+    d.created_at = v->created_at[0] ? v->created_at : NULL;
+    d.expected_close = v->has_close ? v->expected_close : NULL;
+    d.stage_changed_at = v->stage_changed_at[0] ? v->stage_changed_at : NULL;
+    d.updated_at = v->updated_at[0] ? v->updated_at : NULL;
+    d.age_days = v->age_days;
+    d.days_in_stage = v->days_in_stage;
+    d.close_date_slips = v->close_date_slips;
+    d.days_slipped = v->days_slipped;
+    d.stage_regressions = v->stage_regressions;
+    rule_ctx c;
+    rule_ctx_init(&c, today);
+    for (int i = 0; i < FEAT_STAGES && i < RULE_STAGES; i++) c.stage_median_days[i] = med[i];
+    c.partner_win_rate = v->partner_win_rate;
+    c.partner_median_amount = v->partner_median_amount;
+    c.tier_median_amount = v->tier_median_amount;
+    rule_hit hits[64];
+    int n = 0;
+    prm_error err;
+    /* A rule that throws is isolated and counted by the rules engine; only
+     * an engine failure reaches here. */
+    if (rules_eval(r, &d, &c, hits, 64, &n, &err) < 0) return -1;
+    if (rules_hits_json(hits, n, out, cap) < 0) return -1;
+    return n;
 }
 
 /* ---- scoring ---------------------------------------------------------- */

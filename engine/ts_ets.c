@@ -759,8 +759,34 @@ static void point_forecasts(const ts_ets *f, int h, double *out)
     }
 }
 
+/* Degrees of freedom of the innovation variance: sigma2 = SSE / (n - k),
+ * k the estimated parameters (smoothing parameters and free initial states),
+ * as R's forecast::ets. */
+static double ets_df(const ts_ets *f)
+{
+    int df = f->n - f->npar;
+    return df >= 1 ? (double)df : 1.0;
+}
+
+/* Quantile of Student's t with df degrees of freedom: the Cornish-Fisher
+ * expansion in 1/df (Abramowitz & Stegun 26.7.5), within 3e-4 of the exact
+ * value for df >= 4 at the levels used here; a fit never has df < 4
+ * (fit_one needs n >= k + 4), the bound is for safety. */
+static double qt(double p, double df)
+{
+    double x = ts_qnorm(p), x2 = x * x, v = df < 4.0 ? 4.0 : df;
+    double g1 = (x2 + 1.0) * x / 4.0;
+    double g2 = ((5.0 * x2 + 16.0) * x2 + 3.0) * x / 96.0;
+    double g3 = (((3.0 * x2 + 19.0) * x2 + 17.0) * x2 - 15.0) * x / 384.0;
+    double g4 = ((((79.0 * x2 + 776.0) * x2 + 1482.0) * x2 - 1920.0) * x2 - 945.0) * x / 92160.0;
+    return x + g1 / v + g2 / (v * v) + g3 / (v * v * v) + g4 / (v * v * v * v);
+}
+
 /* Sample paths for models without an analytic variance (M error with M
- * season): quantiles of simulated futures at each step. */
+ * season): quantiles of simulated futures at each step.  Each path draws its
+ * own innovation variance, sigma2 df / chi2(df) (chi2 by Wilson-Hilferty),
+ * so that the estimation error of sigma2 is in the intervals as in the
+ * t quantiles of the analytic classes. */
 static int simulate(const ts_ets *f, const ts_options *opt, ts_result *r, prm_error *err)
 {
     int h = opt->h, np = opt->npaths > 0 ? opt->npaths : 2000, m = f->m;
@@ -776,8 +802,11 @@ static int simulate(const ts_ets *f, const ts_options *opt, ts_result *r, prm_er
     double sigma = sqrt(f->sigma2), phi = f->damped ? f->phi : 1.0;
     double bscale = (f->trend != 'N') ? f->beta / f->alpha : 0.0;
     double ring[MAXM];
+    double df = ets_df(f), wh = 2.0 / (9.0 * df);
     for (int i = 0; i < np; i++) {
         double l = f->x[0], b = (f->trend != 'N') ? f->x[1] : 0.0;
+        double u = 1.0 - wh + sqrt(wh) * ts_rng_normal(&rng), chi = u > 0.05 ? u * u * u : 1.25e-4;
+        double sigma_i = sigma / sqrt(chi); /* chi = chi2(df) / df */
         if (f->season != 'N')
             for (int j = 0; j < m; j++)
                 ring[j] = f->x[off + m - 1 - j];
@@ -791,7 +820,7 @@ static int simulate(const ts_ets *f, const ts_options *opt, ts_result *r, prm_er
                 s = ring[p];
                 fc = q * s;
             }
-            double e = sigma * ts_rng_normal(&rng);
+            double e = sigma_i * ts_rng_normal(&rng);
             double yv = (f->error == 'A') ? fc + e : fc * (1.0 + e);
             paths[(size_t)k * (size_t)np + (size_t)i] = yv;
             double pv = yv;
@@ -888,7 +917,17 @@ int ts_ets_forecast(const ts_ets *f, const ts_options *opt, ts_result *r, prm_er
         }
         free(th);
     }
-    ts_normal_intervals(r, se);
+    /* Student-t quantiles with the df of sigma2 (its estimation error; for
+     * class 2, whose variance is not proportional to sigma2, an
+     * approximation). */
+    double df = ets_df(f);
+    for (int j = 0; j < r->nlevels; j++) {
+        double z = qt(0.5 + r->levels[j] / 200.0, df);
+        for (int k = 0; k < h; k++) {
+            r->lower[j * h + k] = r->mean[k] - z * se[k];
+            r->upper[j * h + k] = r->mean[k] + z * se[k];
+        }
+    }
     free(se);
     return 0;
 }

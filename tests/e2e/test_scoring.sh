@@ -26,6 +26,7 @@ scored=$(q s.db "select deals from score_runs order by id desc limit 1")
 ok "$(test "$scored" -gt 0 && test "$scored" -ge $((open * 9 / 10)); echo $?)" "open deals scored ($scored of $open open)"
 ok "$(test "$(q s.db "select count(*) from scores where probability < 0 or probability > 1 or score < 1 or score > 10")" = 0; echo $?)" "probabilities in [0,1], scores in [1,10]"
 ok "$(test "$(q s.db "select count(*) from scores where json_array_length(drivers) between 1 and 6")" = "$scored"; echo $?)" "every score has drivers"
+ok "$(test "$(q s.db "select count(*) from scores s, json_each(s.flags) f where json_extract(f.value, '$.name') in ('STALLED', 'REPEATED_SLIP', 'COMPETITOR_ENGAGED')")" -gt 0; echo $?)" "risk flags from the shipped rules stored with scores"
 ok "$(test "$(q s.db "select count(*) from writeback_outbox where json_extract(payload, '$.custom_fields.ai_forecast_score') between 1 and 10 and json_type(payload, '$.custom_fields.ai_risk_flags') = 'array'")" = "$scored"; echo $?)" "write-back payloads queued with custom fields"
 deal=$(q s.db "select d.external_id from scores s join deals d on d.id = s.deal_id order by s.probability desc limit 1")
 "$P" --db s.db explain "$deal" >explain.out; ok $? "explain a scored deal"
