@@ -256,6 +256,30 @@ static int rule_load(lua_State *L)
     return 1;
 }
 
+static int readonly_newindex(lua_State *L)
+{
+    return luaL_error(L, "attempt to modify a read-only module table");
+}
+
+/* [-1, +1, m] Replaces a module table on top with a fresh read-only proxy,
+ * so one rule file cannot change a module for the others: writes raise,
+ * rawset only touches the caller's own proxy, and getmetatable hides the
+ * real table. Other values pass through. */
+static int push_readonly(lua_State *L)
+{
+    if (!lua_istable(L, -1)) return 1;
+    lua_newtable(L);
+    lua_createtable(L, 0, 3);
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, readonly_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
 /* require for sandboxed code: allowed builtins, the embedded prm library,
  * and rules/lib/<name>.lua from the project, loaded as text into a fresh
  * sandbox environment. Results are cached per state. */
@@ -263,7 +287,7 @@ static int rule_require(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
     lua_getfield(L, LUA_REGISTRYINDEX, "prm.rule_loaded");
-    if (lua_getfield(L, -1, name) != LUA_TNIL) return 1;
+    if (lua_getfield(L, -1, name) != LUA_TNIL) return push_readonly(L);
     lua_pop(L, 1);
     int idx = lua_gettop(L);
     for (const struct builtin *b = builtins; b->name; b++)
@@ -299,7 +323,7 @@ done:
     }
     lua_pushvalue(L, -1);
     lua_setfield(L, idx, name);
-    return 1;
+    return push_readonly(L);
 }
 
 /* ---- the state -------------------------------------------------------- */
@@ -369,8 +393,21 @@ static int setup(lua_State *L)
     lua_pushcfunction(L, prm_index);
     lua_setfield(L, -2, "__index");
     lua_setmetatable(L, -2);
-    if (c->trust == SANDBOX_JOB) lua_setglobal(L, "prm");
-    else lua_pop(L, 1);
+    if (c->trust == SANDBOX_JOB) {
+        lua_setglobal(L, "prm");
+    } else {
+        lua_pop(L, 1);
+        /* getmetatable("").__index is the one real string table: hide the
+         * metatable, or a rule could rewrite string.format for every other
+         * rule and the engine's own Lua code. */
+        lua_pushliteral(L, "");
+        if (lua_getmetatable(L, -1)) {
+            lua_pushboolean(L, 0);
+            lua_setfield(L, -2, "__metatable");
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
     return 0;
 }
 

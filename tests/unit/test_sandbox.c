@@ -81,6 +81,13 @@ int main(void)
     T_OK(run(L, "os = nil; string.upper = nil; return 1", &err) == 0, "a rule may scribble on its env");
     T_OK(run(L, "return string.upper('a') == 'A' or error('shared string table')", &err) == 0,
          "but not on the next rule's");
+    T_OK(run(L, "return getmetatable('') == false or error('string metatable exposed')", &err) == 0,
+         "the string metatable is hidden");
+    T_OK(run(L, "local m = require('prm') m.date = nil return 1", &err) < 0 &&
+         has(&err, "read-only module"), "a required module cannot be changed");
+    T_OK(run(L, "local m = require('prm') rawset(m, 'date', 1) return 1", &err) == 0 &&
+         run(L, "return type(require('prm').date) == 'function' or error('module changed')", &err) == 0,
+         "rawset on a module only touches the caller's view");
     sandbox_close(L);
 
     /* A job state is trusted: the standard libraries are there. */
