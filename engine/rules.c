@@ -300,19 +300,9 @@ static int engine_call(rules *r, const char *fn, int nargs, int nres, prm_error 
 }
 
 /* may raise: run protected. Loads prm.rules and returns its engine side.
- * Also hides the string metatable: its __index is the real string table
- * shared by every rule, so through getmetatable("") one rule could replace
- * string.format for all the others. (Belongs in sandbox.c for every rule
- * kind; done here until it is.) */
+ * (sandbox.c hides the string metatable from every rule state.) */
 static int open_engine(lua_State *L)
 {
-    lua_pushliteral(L, "");
-    if (lua_getmetatable(L, -1)) {
-        lua_pushboolean(L, 0);
-        lua_setfield(L, -2, "__metatable");
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
     lua_getglobal(L, "require");
     lua_pushliteral(L, "prm.rules");
     lua_call(L, 1, 0);

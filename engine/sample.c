@@ -157,6 +157,15 @@ static int month_of(const world *w, int64_t day)
     return k < 0 ? 0 : k >= w->nmonths ? w->nmonths - 1 : k;
 }
 
+/* First day of the m-th month of the window. */
+static int64_t month_start(const world *w, int m)
+{
+    int y, mo, d;
+    civil_from_days(w->start, &y, &mo, &d);
+    int k = y * 12 + mo - 1 + m;
+    return days_from_civil(k / 12, k % 12 + 1, 1);
+}
+
 static int quarter_of(const world *w, int64_t day)
 {
     int fy0, q0, fy, q;
@@ -602,10 +611,7 @@ static int write_periodic(world *w, const char *dir, sample_counts *cnt, prm_err
             }
         }
         for (int m = 0; m < w->nmonths; m++) {
-            int y, mo, d;
-            civil_from_days(w->start, &y, &mo, &d);
-            int k = y * 12 + mo - 1 + m;
-            int64_t day = days_from_civil(k / 12, k % 12 + 1, 1);
+            int64_t day = month_start(w, m);
             if (day >= w->as_of) break;
             char ds[11];
             date_str(day, ds);
@@ -615,10 +621,7 @@ static int write_periodic(world *w, const char *dir, sample_counts *cnt, prm_err
         }
     }
     for (int m = 0; m < w->nmonths; m++) {
-        int y, mo, d;
-        civil_from_days(w->start, &y, &mo, &d);
-        int k = y * 12 + mo - 1 + m;
-        int64_t day = days_from_civil(k / 12, k % 12 + 1, 1);
+        int64_t day = month_start(w, m);
         if (day >= w->as_of) break;
         char ds[11];
         date_str(day, ds);
