@@ -9,7 +9,11 @@
  * - Trees grow leaf-wise (best gain first) up to max_leaf_nodes, with
  *   min_samples_leaf, max_depth and an l2 penalty on leaf values. Per node,
  *   per feature, a histogram of gradient / hessian sums; the larger child's
- *   histogram is the parent's minus the smaller child's.
+ *   histogram is the parent's minus the smaller child's. Features with few
+ *   values are bundled: a bundle's joint histogram is built from the rows and
+ *   then summed into its features' histograms, so the loop over rows does one
+ *   add per bundle rather than one per feature. The children of the split
+ *   that fills the tree get no histograms: they will not be split.
  * - Numeric splits are "bin <= t" with the missing bin sent to whichever side
  *   gains more (to the bigger child if the node had no missing values).
  *   Categorical splits sort the node's categories by g / (h + 10) and take the

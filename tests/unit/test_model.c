@@ -5,6 +5,7 @@
  */
 #include "clsmetrics.h"
 #include "model.h"
+#include "model_int.h"   /* gbdt_bundles */
 #include "tap.h"
 
 #include <stdint.h>
@@ -164,6 +165,75 @@ static void test_logistic_reference(void)
     T_OK(model_predict(m, &d2, pu, &err) == 0, "logistic: predicts an unseen label");
     T_OK(pu[0] > 0 && pu[0] < 1, "logistic: unseen label gives a probability");
     model_free(m);
+}
+
+/* Features with few values share joint histograms (bundles). Fitting with
+ * and without them must grow the same trees: only the order of the sums
+ * differs. Low-cardinality numerics with NaNs, a categorical with missing
+ * codes, and one continuous column (which stays on its own). */
+static void test_gbdt_bundles(void)
+{
+    enum { N = 5000, NC = 7 };
+    static const char *const vocab[] = { "a", "b", "c", "d", "e" };
+    model_column cols[NC];
+    double *num[NC] = { 0 }, *y = calloc(N, sizeof *y);
+    int32_t *cat = calloc(N, sizeof *cat);
+    static const char *const names[NC] = { "k3", "k5", "k7", "k2", "k9", "cat", "x" };
+    static const int card[NC] = { 3, 5, 7, 2, 9, 0, 0 };
+    lcg_state = 7;
+    for (int j = 0; j < NC; j++) {
+        cols[j] = (model_column){ .name = names[j], .type = MODEL_NUMERIC };
+        if (j == 5) {
+            cols[j].type = MODEL_CATEGORICAL;
+            cols[j].cat = cat;
+            cols[j].vocab = vocab;
+            cols[j].n_vocab = 5;
+            continue;
+        }
+        num[j] = calloc(N, sizeof *num[j]);
+        cols[j].num = num[j];
+    }
+    for (size_t i = 0; i < N; i++) {
+        double z = -0.5;
+        for (int j = 0; j < NC; j++) {
+            if (j == 5) {
+                cat[i] = urand() < 0.05 ? -1 : (int32_t)(urand() * 5);
+                z += cat[i] < 0 ? 0.5 : 0.3 * (cat[i] - 2);
+            } else if (j == 6) {
+                num[j][i] = urand() * 10;
+                z += 0.2 * num[j][i] - 1;
+            } else {
+                num[j][i] = urand() < 0.05 ? NAN : (double)(int)(urand() * card[j]);
+                z += isnan(num[j][i]) ? 0.4 : (j % 2 ? 0.4 : -0.3) * num[j][i] / card[j];
+            }
+        }
+        z += (num[0][i] == 1 && cat[i] == 2) ? 1.5 : 0;   /* an interaction */
+        y[i] = urand() < 1 / (1 + exp(-z));
+    }
+    model_data d = { .n_rows = N, .n_cols = NC, .cols = cols };
+    model_params p;
+    model_params_init(&p, MODEL_GBDT);
+    prm_error err;
+    model *a = NULL, *b = NULL;
+    double *pa = calloc(N, sizeof *pa), *pb = calloc(N, sizeof *pb);
+    gbdt_bundles = 1;
+    int ok = model_fit(MODEL_GBDT, &d, y, &p, &a, &err) == 0;
+    gbdt_bundles = 0;
+    ok = ok && model_fit(MODEL_GBDT, &d, y, &p, &b, &err) == 0;
+    gbdt_bundles = 1;
+    T_OK(ok, "gbdt bundles: fits with and without");
+    if (ok) {
+        T_EQ_INT(model_n_iter(a), model_n_iter(b), "gbdt bundles: same number of trees");
+        model_predict(a, &d, pa, &err);
+        model_predict(b, &d, pb, &err);
+        double gap = 0;
+        for (size_t i = 0; i < N; i++) gap = fmax(gap, fabs(pa[i] - pb[i]));
+        T_NEAR(gap, 0, 1e-9, "gbdt bundles: the same predictions");
+    }
+    model_free(a);
+    model_free(b);
+    for (int j = 0; j < NC; j++) free(num[j]);
+    free(cat); free(y); free(pa); free(pb);
 }
 
 static void test_gbdt(void)
@@ -552,6 +622,7 @@ int main(void)
     test_isotonic();
     test_logistic_reference();
     test_gbdt();
+    test_gbdt_bundles();
     test_baserate();
     test_bad_input();
     test_degenerate();
