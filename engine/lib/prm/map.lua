@@ -49,21 +49,38 @@ function M.number(v, col)
 end
 
 -- map.percent(value, column) -> 0..1 | nil   ("35", "35%", "0.35")
+-- Exports repeat a handful of values, so parsed results are cached (up to
+-- CACHE_MAX distinct values; past that, values are parsed each time).
+local CACHE_MAX = 4096
+local percent_cache, percent_n = {}, 0
 function M.percent(v, col)
   if v == nil then return nil end
-  local x = tonumber((tostring(v):gsub("%%%s*$", "")))
+  local x = percent_cache[v]
+  if x then return x end
+  x = tonumber(v) or tonumber((tostring(v):gsub("%%%s*$", "")))
   if not x then error(("%s: not a percentage: %q"):format(col or "probability", v), 0) end
   if x > 1 then x = x / 100 end
   if x < 0 or x > 1 then error(("%s: out of range: %q"):format(col or "probability", v), 0) end
+  if percent_n < CACHE_MAX then
+    percent_cache[v] = x
+    percent_n = percent_n + 1
+  end
   return x
 end
 
 -- map.bool(value, column) -> 1 | 0 | nil   (yes/no, true/false, 1/0, y/n)
 local truth = { yes = 1, y = 1, ["true"] = 1, ["1"] = 1, no = 0, n = 0, ["false"] = 0, ["0"] = 0 }
+local bool_cache, bool_n = {}, 0
 function M.bool(v, col)
   if v == nil then return nil end
-  local b = truth[norm(tostring(v))]
+  local b = bool_cache[v]
+  if b then return b end
+  b = truth[norm(tostring(v))]
   if b == nil then error(("%s: not yes/no: %q"):format(col or "flag", v), 0) end
+  if bool_n < CACHE_MAX then
+    bool_cache[v] = b
+    bool_n = bool_n + 1
+  end
   return b
 end
 
@@ -73,14 +90,17 @@ end
 function M.lookup(t, col)
   local n = {}
   for k, v in pairs(t) do n[norm(k)] = v end
-  local cache = {}
+  local cache, cached = {}, 0
   return function(v)
     if v == nil then return nil end
     local c = cache[v]
     if c then return c end
     c = n[norm(v)]
     if c == nil then error(("%s: unknown value %q"):format(col or "value", v), 0) end
-    cache[v] = c
+    if cached < CACHE_MAX then
+      cache[v] = c
+      cached = cached + 1
+    end
     return c
   end
 end
