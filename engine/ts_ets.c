@@ -769,9 +769,10 @@ static double ets_df(const ts_ets *f)
 }
 
 /* Quantile of Student's t with df degrees of freedom: the Cornish-Fisher
- * expansion in 1/df (Abramowitz & Stegun 26.7.5), within 3e-4 of the exact
- * value for df >= 4 at the levels used here; a fit never has df < 4
- * (fit_one needs n >= k + 4), the bound is for safety. */
+ * expansion in 1/df (Abramowitz & Stegun 26.7.5).  Relative error at the
+ * worst case df = 4 (fit_one needs n >= k + 4; the bound is for safety):
+ * 0.03% for 95% intervals, 0.2% for 99%, 1.3% for 99.9%; at df = 10 below
+ * 0.03% up to 99.9%. */
 static double qt(double p, double df)
 {
     double x = ts_qnorm(p), x2 = x * x, v = df < 4.0 ? 4.0 : df;

@@ -156,6 +156,19 @@ static void test_exact(void)
     T_OK(ts_forecast(y, 40, &o, &r, &err) == 0 && r.mean[5] > r.mean[0] && r.mean[0] > 88.0,
          "auto forecast of a line keeps rising");
     ts_result_free(&r);
+    /* ETS intervals use Student-t quantiles with n - k degrees of freedom:
+     * ETS(A,N,N) on 30 points has k = 2 (alpha, l0), so the one-step bounds
+     * are mean -+ t(0.9, 28) sigma and t(0.975, 28) sigma */
+    for (int i = 0; i < 30; i++)
+        y[i] = 100.0 + ((i * 7) % 11) - 5.0;
+    o.method = TS_ETS;
+    o.ets_model = "ANN";
+    T_OK(ts_forecast(y, 30, &o, &r, &err) == 0 && r.sigma2 > 0.0, "ETS(A,N,N) on 30 points");
+    double sd = sqrt(r.sigma2);
+    T_NEAR((ts_upper(&r, 0)[0] - r.mean[0]) / sd, 1.312527, 2e-4, "80% bound: t quantile, 28 df");
+    T_NEAR((r.mean[0] - ts_lower(&r, 1)[0]) / sd, 2.048407, 2e-4, "95% bound: t quantile, 28 df");
+    ts_result_free(&r);
+    o.ets_model = NULL;
 }
 
 static void test_against_r(void)
