@@ -79,7 +79,8 @@ asan-unit: $(ASAN_BIN)
 # Every suite: C unit tests, the same under ASan+UBSan, Lua tests inside the
 # real binary, end-to-end shell tests.  The last line is "N passed, N failed".
 test: deps
-	@$(MAKE) --no-print-directory prmcast unit asan-unit >build.log 2>&1 || { cat build.log; exit 1; }
+	@mkdir -p build
+	@$(MAKE) --no-print-directory prmcast unit asan-unit >build/build.log 2>&1 || { cat build/build.log; exit 1; }
 	@sh tests/run.sh
 
 demo: deps
@@ -91,4 +92,4 @@ demo: deps
 	./prmcast run scripts/nightly.lua build/sample
 
 clean:
-	rm -rf build prmcast build.log
+	rm -rf build prmcast
