@@ -92,10 +92,11 @@ typedef struct grower {
     const int *nb;               /* bins in use per feature, besides the missing bin */
     size_t ng;                   /* histogram groups */
     const hgroup *grp;
-    const uint8_t *Bg;           /* n x ng group codes, row-major */
+    const uint8_t *Bg;           /* n x gstride group codes, row-major */
+    size_t gstride;              /* ng rounded up to 8: a row never straddles a cache line */
     hbin *joint;                 /* ng x GB_NBIN scratch for the bundles */
     size_t marg_cost;            /* bin adds to spread the bundles over their features */
-    const double *gr, *he;
+    const double *gh;            /* row r's gradient at 2r, hessian at 2r + 1: one cache line */
     uint32_t *rows, *tmp;
     double *leaf_exp;            /* exp(-value) of each node of the last tree */
     gnode *nodes;
@@ -270,7 +271,7 @@ static void hist_rows(const grower *w, const gbnode *nd, hbin *h)
     for (size_t k = nd->start; k < nd->end; k++) {
         uint32_t r = w->rows[k];
         const uint8_t *b = w->B + (size_t)r * nf;
-        v4d add = { w->gr[r], w->he[r], 1, 0 };
+        v4d add = { w->gh[2 * r], w->gh[2 * r + 1], 1, 0 };
         for (size_t j = 0; j < nf; j++) *(v4d *)&h[j * GB_NBIN + b[j]] += add;
     }
 }
@@ -294,8 +295,8 @@ static void hist_groups(const grower *w, const gbnode *nd, hbin *h)
     }
     for (size_t k = nd->start; k < nd->end; k++) {
         uint32_t r = w->rows[k];
-        const uint8_t *b = w->Bg + (size_t)r * ng;
-        v4d add = { w->gr[r], w->he[r], 1, 0 };
+        const uint8_t *b = w->Bg + (size_t)r * w->gstride;
+        v4d add = { w->gh[2 * r], w->gh[2 * r + 1], 1, 0 };
         for (size_t s = 0; s < ng; s++) *(v4d *)&base[s][b[s]] += add;
     }
     for (size_t s = 0; s < ng; s++) {
@@ -472,8 +473,8 @@ static int grow(grower *w)
     double g4[4] = { 0 }, h4[4] = { 0 };
     size_t i = 0;
     for (; i + 4 <= w->n_tr; i += 4)
-        for (int k = 0; k < 4; k++) { g4[k] += w->gr[i + k]; h4[k] += w->he[i + k]; }
-    for (; i < w->n_tr; i++) { g4[0] += w->gr[i]; h4[0] += w->he[i]; }
+        for (int k = 0; k < 4; k++) { g4[k] += w->gh[2 * (i + k)]; h4[k] += w->gh[2 * (i + k) + 1]; }
+    for (; i < w->n_tr; i++) { g4[0] += w->gh[2 * i]; h4[0] += w->gh[2 * i + 1]; }
     double G = (g4[0] + g4[1]) + (g4[2] + g4[3]), H = (h4[0] + h4[1]) + (h4[2] + h4[3]);
     if (add_node(w, 0, w->n_tr, 0, G, H) < 0) return -1;
     if (splittable(w, &w->info[0])) {
@@ -581,7 +582,7 @@ static size_t tree_leaf(const gtree *t, const uint8_t *b)
  * time (the compiler leaves the divisions scalar otherwise): q = sigmoid(raw),
  * g = q - y, h = q (1 - q). An infinite ex gives q = 0, a zero one q = 1. */
 HIST_CLONES
-static void gradients(const double *ex, const double *y, double *gr, double *he, size_t n)
+static void gradients(const double *ex, const double *y, double *gh, size_t n)
 {
     size_t i = 0;
     const v4d one = { 1, 1, 1, 1 };
@@ -591,13 +592,14 @@ static void gradients(const double *ex, const double *y, double *gr, double *he,
         memcpy(&yy, y + i, sizeof yy);
         v4d q = one / (one + e);
         v4d g = q - yy, h = q * (one - q);
-        memcpy(gr + i, &g, sizeof g);
-        memcpy(he + i, &h, sizeof h);
+        v4d a = __builtin_shufflevector(g, h, 0, 4, 1, 5), b = __builtin_shufflevector(g, h, 2, 6, 3, 7);
+        memcpy(gh + 2 * i, &a, sizeof a);
+        memcpy(gh + 2 * i + 4, &b, sizeof b);
     }
     for (; i < n; i++) {
         double q = 1 / (1 + ex[i]);
-        gr[i] = q - y[i];
-        he[i] = q * (1 - q);
+        gh[2 * i] = q - y[i];
+        gh[2 * i + 1] = q * (1 - q);
     }
 }
 
@@ -605,7 +607,7 @@ static void gradients(const double *ex, const double *y, double *gr, double *he,
  * rows [n_tr, n) when there are any; returns the number of trees to keep
  * (all of them without a validation slice), or -1 when out of memory. */
 static long boost(model *m, grower *w, size_t n_tr, size_t n, const double *y, double *raw,
-                  double *ex, double *gr, double *he, int max_trees)
+                  double *ex, double *gh, int max_trees)
 {
     const model_params *p = &m->params;
     size_t nf = m->nf, n_val = n - n_tr;
@@ -621,7 +623,7 @@ static long boost(model *m, grower *w, size_t n_tr, size_t n, const double *y, d
     double best_loss = INFINITY;
     size_t best_iter = 0;
     for (int it = 0; it < max_trees; it++) {
-        gradients(ex, y, gr, he, n_tr);
+        gradients(ex, y, gh, n_tr);
         if (grow(w) < 0) return -1;
         gtree *t = &m->trees[m->n_trees];
         t->nodes = malloc(w->n_nodes * sizeof *t->nodes);
@@ -716,21 +718,25 @@ static int make_groups(grower *w, size_t n)
     w->ng = ng;
     w->marg_cost = cost;
     if (ng == nf) return 0;   /* nothing bundled: hist_rows only */
-    uint8_t *Bg = model_xcalloc(n * ng, 1);
+    size_t gs = (ng + 7) / 8 * 8;
+    if (gs > 8 && gs < 16) gs = 16;
+    if (gs > 16 && gs < 32) gs = 32;
+    w->gstride = gs;
+    uint8_t *Bg = model_xcalloc(n * gs, 1);
     w->joint = aligned_alloc(32, ng * GB_NBIN * sizeof(hbin));
     w->Bg = Bg;
     if (!Bg || !w->joint) return -1;
     for (size_t i = 0; i < n; i++) {
         const uint8_t *b = w->B + i * nf;
         for (size_t s = 0; s < ng; s++) {
-            if (g[s].n_feat == 1) { Bg[i * ng + s] = b[g[s].feat[0]]; continue; }
+            if (g[s].n_feat == 1) { Bg[i * gs + s] = b[g[s].feat[0]]; continue; }
             int code = 0, mul = 1;
             for (int q = 0; q < g[s].n_feat; q++) {
                 int j = g[s].feat[q], v = w->nb[j] + 1;
                 code += (b[j] == GB_MISSING ? v - 1 : b[j]) * mul;
                 mul *= v;
             }
-            Bg[i * ng + s] = (uint8_t)code;
+            Bg[i * gs + s] = (uint8_t)code;
         }
     }
     return 0;
@@ -769,22 +775,20 @@ int gbdt_fit(model *m, const model_data *d, const mview *v, size_t n, const doub
     uint8_t *B = model_xcalloc(n * nf, 1), *Bc = model_xcalloc(n * nf, 1);
     int *nb = model_xcalloc(nf, sizeof *nb);
     double *raw = model_xcalloc(n, sizeof *raw), *ex = model_xcalloc(n, sizeof *ex),
-           *gr = model_xcalloc(n, sizeof *gr),
-           *he = model_xcalloc(n, sizeof *he);
+           *gh = model_xcalloc(2 * n, sizeof *gh);
     w.rows = model_xcalloc(n, sizeof *w.rows);
     w.tmp = model_xcalloc(n, sizeof *w.tmp);
     /* live histograms: at most one per open leaf plus two in flight */
     w.pool = model_xcalloc((size_t)p->max_leaf_nodes * 2 + 4, sizeof *w.pool);
     m->trees = model_xcalloc((size_t)p->max_iter, sizeof *m->trees);
-    if (!B || !Bc || !nb || !raw || !ex || !gr || !he || !w.rows || !w.tmp || !w.pool || !m->trees) {
+    if (!B || !Bc || !nb || !raw || !ex || !gh || !w.rows || !w.tmp || !w.pool || !m->trees) {
         rc = prm_error_set(err, "out of memory");
         goto done;
     }
     w.B = B;
     w.Bc = Bc;
     w.nb = nb;
-    w.gr = gr;
-    w.he = he;
+    w.gh = gh;
     bin_rows(m, v, n, B);
     for (size_t j = 0; j < nf; j++) {
         const mfeature *f = &m->f[j];
@@ -795,14 +799,14 @@ int gbdt_fit(model *m, const model_data *d, const mview *v, size_t n, const doub
         rc = prm_error_set(err, "out of memory");
         goto done;
     }
-    long keep = boost(m, &w, n_tr, n, y, raw, ex, gr, he, p->max_iter);
+    long keep = boost(m, &w, n_tr, n, y, raw, ex, gh, p->max_iter);
     if (keep >= 0 && n_val && p->refit) {
         /* The validation slice is the latest data, the most like what will
          * be scored: once it has chosen the number of trees, boost that many
          * again on every row. */
         gbdt_free(m);
         if (!(m->trees = model_xcalloc((size_t)keep, sizeof *m->trees))) keep = -1;
-        else keep = boost(m, &w, n, n, y, raw, ex, gr, he, (int)keep);
+        else keep = boost(m, &w, n, n, y, raw, ex, gh, (int)keep);
     }
     if (keep < 0) {
         rc = prm_error_set(err, "out of memory");
@@ -811,7 +815,7 @@ int gbdt_fit(model *m, const model_data *d, const mview *v, size_t n, const doub
     while (m->n_trees > (size_t)keep) free(m->trees[--m->n_trees].nodes);
     m->n_iter = (int)m->n_trees;
 done:
-    free(B); free(Bc); free(nb); free(raw); free(ex); free(gr); free(he); free(w.rows); free(w.tmp);
+    free(B); free(Bc); free(nb); free(raw); free(ex); free(gh); free(w.rows); free(w.tmp);
     if (w.pool)
         for (size_t k = 0; k < w.n_pool; k++) free(w.pool[k]);
     free(w.pool);
