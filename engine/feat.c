@@ -269,25 +269,48 @@ static int load_deals(store *s, feat_world *w, prm_error *err)
     return rc < 0 ? -1 : 0;
 }
 
-/* History comes ordered by deal rowid, matching the deals array order. */
+static int cmp_hist_t(const void *a, const void *b)
+{
+    int64_t x = ((const fhist *)a)->t, y = ((const fhist *)b)->t;
+    return (x > y) - (x < y);
+}
+
+/* History is read in table order (a sequential scan: ordering by the
+ * (deal_id, observed_at) index would cost a table lookup per row), then
+ * grouped by deal with a counting sort and ordered in time per deal. */
 static int load_history(store *s, feat_world *w, prm_error *err)
 {
+    int64_t max_rowid = w->nd ? w->d[w->nd - 1].rowid : 0;
+    int32_t *idx = malloc(sizeof *idx * (size_t)(max_rowid + 1));
+    if (!idx) return prm_error_set(err, "out of memory");
+    for (int64_t i = 0; i <= max_rowid; i++) idx[i] = -1;
+    for (size_t i = 0; i < w->nd; i++) idx[w->d[i].rowid] = (int32_t)i;
+
     store_stmt *st;
     if (query(s, "SELECT deal_id, observed_at, stage, amount, expected_close, status,"
-                 " partner_probability FROM deal_history ORDER BY deal_id, observed_at",
-              &st, err) < 0)
+                 " partner_probability FROM deal_history", &st, err) < 0) {
+        free(idx);
         return -1;
-    size_t cap = 0, di = 0;
+    }
+    fhist *tmp = NULL;
+    int32_t *owner = NULL;
+    size_t cap = 0, n = 0;
     int rc;
     while ((rc = store_step(st, err)) == 1) {
         int64_t rowid = integer(st, 0);
-        while (di < w->nd && w->d[di].rowid < rowid) di++;
-        if (di == w->nd || w->d[di].rowid != rowid) continue;
-        if (w->nh == cap) {
+        if (rowid < 1 || rowid > max_rowid || idx[rowid] < 0) continue;
+        if (n == cap) {
             cap = cap ? cap * 2 : 16384;
-            w->h = realloc(w->h, sizeof *w->h * cap);
+            fhist *t2 = realloc(tmp, sizeof *tmp * cap);
+            int32_t *o2 = realloc(owner, sizeof *owner * cap);
+            if (t2) tmp = t2;
+            if (o2) owner = o2;
+            if (!t2 || !o2) {
+                rc = prm_error_set(err, "out of memory loading history");
+                break;
+            }
         }
-        fhist *h = &w->h[w->nh];
+        fhist *h = &tmp[n];
         h->t = instant_of(txt(st, 1));
         if (h->t == INT64_MIN) continue;
         h->stage = (int8_t)stage_index(txt(st, 2));
@@ -295,20 +318,52 @@ static int load_history(store *s, feat_world *w, prm_error *err)
         h->close_day = day_of(txt(st, 4));
         h->status = (int8_t)status_index(txt(st, 5));
         h->prob = (float)num(st, 6);
-        fdeal *d = &w->d[di];
-        if (d->hn == 0) d->h0 = w->nh;
-        d->hn++;
-        if (h->status > STATUS_OPEN && d->outcome_t == INT64_MAX) d->outcome_t = h->t;
-        if (h->status == STATUS_OPEN) d->last_open_prob = h->prob;
-        if (h->status >= 0) d->outcome = h->status;
-        if (h->t > w->last_t) w->last_t = h->t;
-        w->nh++;
+        owner[n++] = idx[rowid];
     }
     store_finalize(st);
-    /* An outcome later reopened is not an outcome. */
-    for (size_t i = 0; i < w->nd; i++)
-        if (w->d[i].outcome == STATUS_OPEN || w->d[i].outcome < 0) w->d[i].outcome_t = INT64_MAX;
-    return rc < 0 ? -1 : 0;
+    free(idx);
+    if (rc < 0) {
+        free(tmp);
+        free(owner);
+        return -1;
+    }
+    /* Counting sort by deal, then time order within each deal. */
+    for (size_t i = 0; i < n; i++) w->d[owner[i]].hn++;
+    size_t pos = 0;
+    for (size_t i = 0; i < w->nd; i++) {
+        w->d[i].h0 = pos;
+        pos += w->d[i].hn;
+        w->d[i].hn = 0;
+    }
+    w->h = malloc(sizeof *w->h * (n + 1));
+    if (!w->h) {
+        free(tmp);
+        free(owner);
+        return prm_error_set(err, "out of memory loading history");
+    }
+    for (size_t i = 0; i < n; i++) {
+        fdeal *d = &w->d[owner[i]];
+        w->h[d->h0 + d->hn++] = tmp[i];
+    }
+    w->nh = n;
+    free(tmp);
+    free(owner);
+    for (size_t i = 0; i < w->nd; i++) {
+        fdeal *d = &w->d[i];
+        fhist *h = w->h + d->h0;
+        int sorted = 1;
+        for (size_t j = 1; j < d->hn && sorted; j++) sorted = h[j - 1].t <= h[j].t;
+        if (!sorted) qsort(h, d->hn, sizeof *h, cmp_hist_t);
+        for (size_t j = 0; j < d->hn; j++) {
+            if (h[j].status > STATUS_OPEN && d->outcome_t == INT64_MAX) d->outcome_t = h[j].t;
+            if (h[j].status == STATUS_OPEN) d->last_open_prob = h[j].prob;
+            if (h[j].status >= 0) d->outcome = h[j].status;
+            if (h[j].t > w->last_t) w->last_t = h[j].t;
+        }
+        /* An outcome later reopened is not an outcome. */
+        if (d->outcome == STATUS_OPEN || d->outcome < 0) d->outcome_t = INT64_MAX;
+    }
+    return 0;
 }
 
 static int load_series(store *s, feat_world *w, prm_error *err)
