@@ -192,27 +192,40 @@ int date_parse(const char *s, date_format fmt, int64_t *secs, prm_error *err)
     return 0;
 }
 
+/* Writes n digits of v, zero-padded (called per ingested row: no printf). */
+static void put_digits(char *p, unsigned v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
 void date_iso(int64_t secs, char out[11])
 {
     int y, m, d;
     int64_t days = secs / 86400 - (secs % 86400 < 0);
     civil_from_days(days, &y, &m, &d);
-    char buf[64];   /* roomy, so the compiler can prove no truncation */
-    snprintf(buf, sizeof buf, "%04d-%02d-%02d", y, m, d);
-    memcpy(out, buf, 10);
+    put_digits(out, (unsigned)y % 10000u, 4);
+    out[4] = '-';
+    put_digits(out + 5, (unsigned)m, 2);
+    out[7] = '-';
+    put_digits(out + 8, (unsigned)d, 2);
     out[10] = 0;
 }
 
 void instant_iso(int64_t secs, char out[21])
 {
-    int y, m, d;
     int64_t days = secs / 86400 - (secs % 86400 < 0);
     int64_t rem = secs - days * 86400;
-    civil_from_days(days, &y, &m, &d);
-    char buf[80];
-    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", y, m, d,
-             (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
-    memcpy(out, buf, 20);
+    date_iso(secs, out);
+    out[10] = 'T';
+    put_digits(out + 11, (unsigned)(rem / 3600), 2);
+    out[13] = ':';
+    put_digits(out + 14, (unsigned)(rem / 60 % 60), 2);
+    out[16] = ':';
+    put_digits(out + 17, (unsigned)(rem % 60), 2);
+    out[19] = 'Z';
     out[20] = 0;
 }
 
