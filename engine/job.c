@@ -68,7 +68,7 @@ static char *counts_json(lua_State *L)
 }
 
 int job_run(store *db, const char *script, const char *chunk, int argc, char **argv,
-            prm_error *err)
+            char **counts_out, prm_error *err)
 {
     sandbox_opts o = { SANDBOX_JOB, 0, 0, db, job_root() };
     lua_State *L = sandbox_new(&o, err);
@@ -123,7 +123,8 @@ int job_run(store *db, const char *script, const char *chunk, int argc, char **a
     snprintf(detail, sizeof detail, "{\"job\":%lld,\"status\":\"%s\"}", (long long)id,
              rc == 0 ? "ok" : "failed");
     store_audit(db, actor, "job.end", script, detail, NULL);
-    free(counts);
+    if (counts_out) *counts_out = counts;
+    else free(counts);
     sandbox_close(L);
     return rc;
 }

@@ -18,8 +18,9 @@ const char *job_root(void);
 
 /* Runs `script` (a file path), or when `chunk` is given, that Lua source
  * under the name `script`. Returns 0, or -1 with err holding the script's
- * error (file:line: message). */
+ * error (file:line: message). When counts is not NULL it receives the
+ * script's result table as JSON (malloc'd; NULL if none). */
 int job_run(struct store *db, const char *script, const char *chunk, int argc,
-            char **argv, prm_error *err);
+            char **argv, char **counts, prm_error *err);
 
 #endif

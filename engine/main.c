@@ -129,15 +129,36 @@ static int cmd_sample(int argc, char **argv)
 
 /* ---- run / ingest -------------------------------------------------------- */
 
+/* With --json, the job's result table is printed as JSON (the built-in
+ * drivers are told --quiet, so stdout holds only that). */
 static int run_job(const char *script, const char *chunk, int argc, char **argv)
 {
     store *s = open_db();
     if (!s) return EXIT_FAIL;
     prm_error err;
-    int rc = job_run(s, script, chunk, argc, argv, &err);
+    char *counts = NULL;
+    int rc = job_run(s, script, chunk, argc, argv, json_out ? &counts : NULL, &err);
     if (rc < 0) fprintf(stderr, "prmcast: %s\n", err.msg);
+    else if (json_out) printf("%s\n", counts ? counts : "{}");
+    free(counts);
     store_close(s);
     return rc < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
+/* argv plus "--quiet" when --json asks for machine output; *extra owns it. */
+static char **with_quiet(int argc, char **argv, int *n, char ***extra)
+{
+    *extra = NULL;
+    *n = argc;
+    if (!json_out) return argv;
+    char **v = malloc(sizeof *v * (size_t)(argc + 2));
+    if (!v) return argv;
+    for (int i = 0; i < argc; i++) v[i] = argv[i];
+    v[argc] = "--quiet";
+    v[argc + 1] = NULL;
+    *n = argc + 1;
+    *extra = v;
+    return v;
 }
 
 static int cmd_run(int argc, char **argv)
@@ -160,7 +181,12 @@ static int cmd_ingest(int argc, char **argv)
         "local ok, res = require('prm.ingest').cli({...})\n"
         "if not ok then error(res, 0) end\n"
         "return res\n";
-    return run_job("ingest", chunk, argc - 1, argv + 1);
+    char **extra;
+    int n;
+    char **v = with_quiet(argc, argv, &n, &extra);
+    int rc = run_job("ingest", chunk, n - 1, v + 1);
+    free(extra);
+    return rc;
 }
 
 /* train / score: Lua drivers in prm.pipeline, run as recorded jobs. */
@@ -170,7 +196,12 @@ static int run_pipeline(const char *name, const char *fn, int argc, char **argv)
     snprintf(chunk, sizeof chunk,
              "local ok, res = require('prm.pipeline').%s({...})\n"
              "if not ok then error(res, 0) end\nreturn res\n", fn);
-    return run_job(name, chunk, argc - 1, argv + 1);
+    char **extra;
+    int n;
+    char **v = with_quiet(argc, argv, &n, &extra);
+    int rc = run_job(name, chunk, n - 1, v + 1);
+    free(extra);
+    return rc;
 }
 
 static int cmd_train(int argc, char **argv) { return run_pipeline("train", "train_cli", argc, argv); }

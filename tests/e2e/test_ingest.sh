@@ -84,6 +84,10 @@ printf '{"data": [1, 2' >"$J/partners.json"
 "$P" --db "$T/j2.db" ingest "$J" >/dev/null 2>"$T/j2err"
 grep -q 'partners.json: not valid JSON' "$T/j2err"; ok $? "truncated JSON file refused" "$(cat "$T/j2err")"
 
+"$P" --db "$T/j3.db" ingest "$E" --json >"$T/ingest.json" 2>/dev/null
+printf 'local t = require("cjson").decode(io.open(arg[1]):read("a"))\nassert(t.rejected == 5 and #t.files == 2)\n' >"$T/chk.lua"
+"$P" --db "$T/j3.db" run "$T/chk.lua" "$T/ingest.json" >/dev/null 2>&1; ok $? "ingest --json prints the summary as JSON"
+
 # The store's audit chain recorded the ingest and verifies.
 "$P" --db "$DB" audit verify >"$T/audit"
 ok $? "audit chain intact after ingests"

@@ -39,6 +39,10 @@ grep -q "has no score" err; ok $? "unknown deal named"
 "$P" --db s.db audit verify >/dev/null; ok $? "audit chain intact after train and score"
 ok "$(test "$(q s.db "select count(*) from audit_log where action in ('model.train', 'score.run')")" -ge 4; echo $?)" "train and score audited"
 
+"$P" --db s.db score --json >score.json 2>/dev/null
+printf 'local t = require("cjson").decode(io.open("score.json"):read("a"))\nassert(t.run and t.deals > 0 and t.queued == t.deals)\n' >chk2.lua
+"$P" --db s.db run chk2.lua >/dev/null 2>&1; ok $? "score --json prints the run as JSON only"
+
 # Point in time: scoring as of an earlier date sees only what was known then.
 "$P" --db s.db score --as-of 2025-06-30 >/dev/null 2>&1; ok $? "score as of a past date"
 ok "$(test "$(q s.db "select as_of from score_runs order by id desc limit 1")" = "2025-06-30T23:59:59Z"; echo $?)" "run records its as-of"
