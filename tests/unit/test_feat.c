@@ -11,6 +11,7 @@
 #include "feat.h"
 #include "store.h"
 #include "tap.h"
+#include "timeutil.h"
 
 static store *s;
 
@@ -84,8 +85,7 @@ static char *snapshot(int64_t t)
 static int64_t T(const char *iso)
 {
     int64_t t = 0;
-    extern int date_parse(const char *, int, int64_t *, prm_error *);
-    date_parse(iso, 1, &t, NULL);
+    date_parse(iso, DATE_ISO, &t, NULL);
     return t;
 }
 
