@@ -47,6 +47,23 @@ printf 'local t = require("cjson").decode(io.open("score.json"):read("a"))\nasse
 "$P" --db s.db score --as-of 2025-06-30 >/dev/null 2>&1; ok $? "score as of a past date"
 ok "$(test "$(q s.db "select as_of from score_runs order by id desc limit 1")" = "2025-06-30T23:59:59Z"; echo $?)" "run records its as-of"
 
+# A rule that throws fails alone: scoring goes on, other rules still flag.
+H="$T/home"; mkdir -p "$H"
+cp -r "$ROOT/rules" "$ROOT/connectors" "$H/"
+cat >"$H/rules/flags/zz_broken.lua" <<'LUA'
+local rules = require "prm.rules"
+rules.flag{ name = "ZZ_BROKEN", description = "always throws", severity = "low",
+  check = function(deal, ctx, p)
+    local x = nil
+    return x.boom
+  end }
+LUA
+PRMCAST_HOME="$H" "$P" --db s.db score >broken.out 2>broken.err; ok $? "scoring with a throwing rule succeeds" "$(cat broken.err)"
+grep -q "zz_broken.lua:5" broken.err; ok $? "the throwing rule is reported with file and line" "$(head -3 broken.err)"
+run=$(q s.db "select max(id) from score_runs")
+ok "$(test "$(q s.db "select count(*) from scores s, json_each(s.flags) f where s.run_id = $run and json_extract(f.value, '$.name') = 'REPEATED_SLIP'")" -gt 0; echo $?)" "the other rules still flag in that run"
+ok "$(test "$(q s.db "select deals from score_runs where id = $run")" = "$scored"; echo $?)" "every open deal still scored"
+
 # Cold start: a tiny program trains only the base-rate model.
 "$P" sample --out tiny --partners 12 --deals 600 --seed 3 >/dev/null
 "$P" --db t.db ingest tiny --quiet >/dev/null 2>&1
