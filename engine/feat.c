@@ -104,6 +104,7 @@ struct feat_world {
     int sig_kind[MAX_SIGNALS]; /* 0 region, 1 partner */
     series *sig;               /* [signal][entity]: regions or partners */
     int64_t last_t;
+    int fiscal_start;          /* settings.fiscal_start_month */
     /* partner statistics of the last feat_open, for feat_view */
     struct pstats *ps;
     int64_t ps_at;
@@ -196,10 +197,10 @@ static int cmp_created(const void *a, const void *b, void *ctx)
     return (x->created > y->created) - (x->created < y->created);
 }
 
-static int quarter_key(int64_t day)
+static int quarter_key(const feat_world *w, int64_t day)
 {
     int fy, q;
-    fiscal_quarter(day, 1, &fy, &q);
+    fiscal_quarter(day, w->fiscal_start, &fy, &q);
     return fy * 4 + q - 1;
 }
 
@@ -464,6 +465,17 @@ int feat_load(store *s, feat_world **out, prm_error *err)
 {
     feat_world *w = calloc(1, sizeof *w);
     if (!w) return prm_error_set(err, "out of memory");
+    /* Commit periods and evaluation quarters are fiscal quarters. */
+    w->fiscal_start = 1;
+    store_stmt *fs;
+    if (store_prepare(s, "SELECT value FROM settings WHERE key = 'fiscal_start_month'", &fs, NULL) == 0) {
+        if (store_step(fs, NULL) == 1) {
+            store_value v = store_column(fs, 0);
+            int m = v.kind == SV_TEXT ? atoi(v.s) : v.kind == SV_INT ? (int)v.i : 1;
+            if (m >= 1 && m <= 12) w->fiscal_start = m;
+        }
+        store_finalize(fs);
+    }
     if (load_partners(s, w, err) < 0 || load_deals(s, w, err) < 0 ||
         load_history(s, w, err) < 0 || load_series(s, w, err) < 0 ||
         load_commits(s, w, err) < 0) {
@@ -521,6 +533,7 @@ void feat_free(feat_world *w)
 }
 
 int64_t feat_last_observed(const feat_world *w) { return w->last_t; }
+int feat_fiscal_start(const feat_world *w) { return w->fiscal_start; }
 size_t feat_n_deals(const feat_world *w) { return w->nd; }
 const char *feat_deal_external_id(const feat_world *w, size_t i) { return w->d[i].ext; }
 const char *feat_deal_source(const feat_world *w, size_t i)
@@ -655,7 +668,7 @@ static void partner_stats(const feat_world *w, int64_t t, pstats *ps)
     double *pb = calloc(np, sizeof *pb), *pbn = calloc(np, sizeof *pbn);
     double *booked = calloc(np * 4, sizeof *booked);
     int64_t lo = t - WIN_RATE_WINDOW_DAYS * DAY;
-    int qnow = quarter_key(t / DAY);
+    int qnow = quarter_key(w, t / DAY);
     for (size_t i = 0; i < w->nd; i++) {
         const fdeal *d = &w->d[i];
         if (d->partner < 0 || d->outcome_t > t) continue;
@@ -668,7 +681,7 @@ static void partner_stats(const feat_world *w, int64_t t, pstats *ps)
             }
         }
         if (d->outcome == STATUS_WON) {
-            int k = qnow - quarter_key(d->outcome_t / DAY);
+            int k = qnow - quarter_key(w, d->outcome_t / DAY);
             if (k >= 1 && k <= 4) {
                 const fhist *h = w->h + d->h0 + d->hn - 1;
                 booked[(size_t)d->partner * 4 + (size_t)(k - 1)] += h->amount == h->amount ? h->amount : 0;
@@ -717,7 +730,7 @@ static void partner_stats(const feat_world *w, int64_t t, pstats *ps)
         int na = 0;
         for (int back = 1; back <= 4; back++) {
             int q = qnow - back;
-            int64_t qend = fiscal_quarter_start((q + 1) / 4, (q + 1) % 4 + 1, 1) * DAY;
+            int64_t qend = fiscal_quarter_start((q + 1) / 4, (q + 1) % 4 + 1, w->fiscal_start) * DAY;
             double commit = NAN;
             for (size_t c = 0; c < p->nc; c++)
                 if (p->cq[c] == q && p->ct[c] <= qend && p->ct[c] <= t) commit = p->camt[c];

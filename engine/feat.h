@@ -29,6 +29,8 @@ void feat_free(feat_world *w);
 /* The latest observation instant in the store (seconds), for defaults. */
 int64_t feat_last_observed(const feat_world *w);
 size_t feat_n_deals(const feat_world *w);
+/* The store's fiscal year start month (settings.fiscal_start_month). */
+int feat_fiscal_start(const feat_world *w);
 
 enum { FEAT_STAGES = 5 };
 

@@ -90,19 +90,19 @@ static void clip_probs(double *p, size_t n)
 
 /* ---- time windows ----------------------------------------------------- */
 
-static int64_t quarter_start_of(int64_t t)
+static int64_t quarter_start_of(int64_t t, int sm)
 {
     int fy, q;
-    fiscal_quarter(t / DAY - (t % DAY < 0), 1, &fy, &q);
-    return fiscal_quarter_start(fy, q, 1) * DAY;
+    fiscal_quarter(t / DAY - (t % DAY < 0), sm, &fy, &q);
+    return fiscal_quarter_start(fy, q, sm) * DAY;
 }
 
-static int64_t quarters_back(int64_t qstart, int n)
+static int64_t quarters_back(int64_t qstart, int n, int sm)
 {
     int fy, q;
-    fiscal_quarter(qstart / DAY, 1, &fy, &q);
+    fiscal_quarter(qstart / DAY, sm, &fy, &q);
     int k = fy * 4 + (q - 1) - n;
-    return fiscal_quarter_start(k / 4, k % 4 + 1, 1) * DAY;
+    return fiscal_quarter_start(k / 4, k % 4 + 1, sm) * DAY;
 }
 
 static int resolve_as_of(const feat_world *w, const char *as_of, int64_t *t, prm_error *err)
@@ -308,8 +308,9 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
         feat_free(w);
         return -1;
     }
-    int64_t eval_to = quarter_start_of(T), eval_from = quarters_back(eval_to, 1);
-    int64_t train_from = quarters_back(eval_from, o->train_quarters);
+    int sm = feat_fiscal_start(w);
+    int64_t eval_to = quarter_start_of(T, sm), eval_from = quarters_back(eval_to, 1, sm);
+    int64_t train_from = quarters_back(eval_from, o->train_quarters, sm);
     int64_t calib_from = eval_from - (int64_t)((double)(eval_from - train_from) * o->calib_share / DAY) * DAY;
     instant_iso(T, r->as_of);
     date_iso(train_from, r->train_from);
