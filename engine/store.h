@@ -5,8 +5,8 @@
  * list (store_object), so callers (the Lua binding, the sample loader, the
  * tests) fill values by field name and never see SQL. Upserts are keyed by
  * (source, external_id) or the object's natural key, are idempotent, and
- * write nothing when no value changed; deal history rows are written by
- * triggers only when a tracked value really changed.
+ * write nothing when no value changed; a deal's history row is written
+ * only when the deal is new or a tracked value really changed.
  */
 #ifndef PRM_STORE_H
 #define PRM_STORE_H
