@@ -252,11 +252,16 @@ static void print_query(store *s, const char *title, const char *sql)
         return;
     }
     int n = store_ncols(st), rows = 0;
-    if (!json_out) printf("\n%s\n", title);
-    else printf("\"%s\":[", title);
+    if (!json_out) {
+        printf("\n%s\n ", title);
+        for (int i = 0; i < n; i++) printf(" %-26s", store_colname(st, i));
+        printf("\n");
+    } else {
+        printf("\"%s\":[", title);
+    }
     while (store_step(st, &err) == 1) {
         if (json_out) printf("%s{", rows ? "," : "");
-        else printf("  ");
+        else printf(" ");
         for (int i = 0; i < n; i++) {
             store_value v = store_column(st, i);
             if (json_out) {
@@ -274,10 +279,10 @@ static void print_query(store *s, const char *title, const char *sql)
                     putchar('"');
                 }
             } else {
-                if (v.kind == SV_NULL) printf("%-22s", "-");
-                else if (v.kind == SV_INT) printf("%-22lld", (long long)v.i);
-                else if (v.kind == SV_REAL) printf("%-22.2f", v.r);
-                else printf("%-22.60s", v.s);
+                if (v.kind == SV_NULL) printf(" %-26s", "-");
+                else if (v.kind == SV_INT) printf(" %-26lld", (long long)v.i);
+                else if (v.kind == SV_REAL) printf(" %-26.4g", v.r);
+                else printf(" %-26.60s", v.s);
             }
         }
         if (json_out) putchar('}');
@@ -306,6 +311,8 @@ static int cmd_status(int argc, char **argv)
         "SELECT 'payouts', count(*) FROM payouts UNION ALL SELECT 'signals', count(*) FROM signals UNION ALL "
         "SELECT 'fx_rates', count(*) FROM fx_rates UNION ALL "
         "SELECT 'ingest_rejects', count(*) FROM ingest_rejects UNION ALL "
+        "SELECT 'scores', count(*) FROM scores UNION ALL "
+        "SELECT 'writeback_outbox (pending)', count(*) FROM writeback_outbox WHERE status = 'pending' UNION ALL "
         "SELECT 'audit_log', count(*) FROM audit_log");
     if (json_out) putchar(',');
     print_query(s, "syncs", "SELECT source, object, cursor, updated_at FROM sync_state"
@@ -313,6 +320,13 @@ static int cmd_status(int argc, char **argv)
     if (json_out) putchar(',');
     print_query(s, "jobs", "SELECT id, script, status, started_at, ended_at FROM jobs"
                            " ORDER BY id DESC LIMIT 10");
+    if (json_out) putchar(',');
+    print_query(s, "models", "SELECT id, kind, version, CASE active WHEN 1 THEN 'active' ELSE '' END AS state,"
+                             " round(json_extract(metrics, '$.eval_logloss'), 4) AS eval_logloss"
+                             " FROM models ORDER BY active DESC, id DESC LIMIT 5");
+    if (json_out) putchar(',');
+    print_query(s, "score_runs", "SELECT id, as_of, model_id, deals, flagged, status FROM score_runs"
+                                 " ORDER BY id DESC LIMIT 5");
     if (json_out) printf("}\n");
     store_close(s);
     return EXIT_OK;
@@ -375,7 +389,8 @@ static const command commands[] = {
     { "rules", cmd_rules_main, "rules list | rules test FILE... [--deals N] [--as-of DATE]",
       "List the risk-flag rules in rules/flags, or run rule files on up to N (200) open deals\n"
       "of the store (synthetic deals without one) and show which fire, with reasons and errors." },
-    { "status", cmd_status, "status [--json]", "What is in the store, the last syncs and jobs." },
+    { "status", cmd_status, "status [--json]",
+      "What is in the store: table sizes, the last syncs and jobs, models and score runs." },
     { "audit", cmd_audit, "audit verify [--json]",
       "Recompute the audit log's hash chain; exit 1 if any row was edited or removed." },
     { "demo", cmd_demo, "demo [DIR]",
