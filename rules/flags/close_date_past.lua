@@ -8,7 +8,7 @@ rules.flag{
   params      = {
     grace_days = { "Days past the expected close before the deal is flagged", 0 },
   },
-  check = function(deal, ctx, p)
+  when = function(deal, ctx, p)
     if deal.status ~= "open" then return false end
     local late = ctx.days_since(deal.expected_close)
     if not late or late <= p.grace_days then return false end

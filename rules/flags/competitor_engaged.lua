@@ -8,7 +8,7 @@ rules.flag{
   params      = {
     ignore = { "Comma-separated competitor values that mean none (case-insensitive)", "none,n/a,na,unknown,-" },
   },
-  check = function(deal, ctx, p)
+  when = function(deal, ctx, p)
     local c = deal.competitor
     if deal.status ~= "open" or not c then return false end
     local v = c:lower():match("^%s*(.-)%s*$")

@@ -17,7 +17,7 @@ rules.flag{
     factor    = { "Multiple of the tier's median deal amount", 5 },
     threshold = { "Amount in USD above which any low-tier deal is flagged", 250000 },
   },
-  check = function(deal, ctx, p)
+  when = function(deal, ctx, p)
     local tier, amount = deal.partner_tier, deal.amount_usd or deal.amount
     if deal.status ~= "open" or not tier or not amount then return false end
     local low = false

@@ -11,7 +11,7 @@ rules.flag{
   params      = {
     from_stage = { "First stage at which a confirmed budget is expected", "proposal" },
   },
-  check = function(deal, ctx, p)
+  when = function(deal, ctx, p)
     local at, from = ORDER[deal.stage], ORDER[p.from_stage]
     if deal.status ~= "open" or not at or not from or at < from then return false end
     if deal.budget_confirmed == true then return false end

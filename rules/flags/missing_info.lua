@@ -12,7 +12,7 @@ rules.flag{
     threshold   = { "Completeness (0..1) below which a deal is flagged", 0.6 },
     min_missing = { "Key fields missing before a deal without a completeness score is flagged", 2 },
   },
-  check = function(deal, ctx, p)
+  when = function(deal, ctx, p)
     if deal.status ~= "open" then return false end
     local missing = {}
     for _, f in ipairs(FIELDS) do

@@ -9,7 +9,7 @@ rules.flag{
     slips = { "Number of times the expected close moved later", 2 },
     days  = { "Total days the expected close moved later", 60 },
   },
-  check = function(deal, ctx, p)
+  when = function(deal, ctx, p)
     if deal.status ~= "open" then return false end
     local n, d = deal.close_date_slips, deal.days_slipped
     if n < p.slips and d < p.days then return false end

@@ -11,7 +11,7 @@ rules.flag{
     days          = { "Days without a stage change before a deal counts as stalled", 30 },
     median_factor = { "Multiple of the stage's median days in stage", 2 },
   },
-  check = function(deal, ctx, p)
+  when = function(deal, ctx, p)
     if deal.status ~= "open" then return false end
     local idle = ctx.days_since(deal.stage_changed_at or deal.created_at) or deal.days_in_stage
     local median = ctx.stage_median_days[deal.stage]

@@ -273,7 +273,7 @@ static const char bad[] =
     "rules.flag{ name = 'BADSEV', description = 'bad severity', severity = 'urgent', check = function() end }\n"
     "rules.flag{ name = 'GOOD', description = 'duplicate', severity = 'low', check = function() end }\n"
     "rules.flag{ name = 'lower', description = 'bad name', severity = 'low', check = function() end }\n"
-    "rules.flag{ name = 'EXTRA', description = 'x', severity = 'low', check = function() end, when = 1 }\n"
+    "rules.flag{ name = 'EXTRA', description = 'x', severity = 'low', check = function() end, whenever = 1 }\n"
     "rules.flag{ name = 'BADPARAM', description = 'x', severity = 'low', check = function() end, params = { n = 3 } }\n"
     "rules.flag{ name = 'ALSO_GOOD', description = 'loads despite its neighbours', severity = 'medium',\n"
     "  check = function() return true end }\n";
@@ -301,13 +301,13 @@ static void isolation(void)
     if (!r) return;
     FILE *log = tmpfile();
     rules_set_log(r, log);
-    T_OK(any_load_error(r, "bad.lua:2:", "rule 'NOCHECK': field 'check' must be a function"),
+    T_OK(any_load_error(r, "bad.lua:2:", "rule 'NOCHECK': field 'when' must be a function"),
          "missing check rejected with file, line and field");
     T_OK(any_load_error(r, "bad.lua:3:", "rule 'BADSEV': field 'severity'"), "bad severity rejected");
     T_OK(any_load_error(r, "bad.lua:4:", "field 'name' duplicates the rule declared at"),
          "duplicate name rejected");
     T_OK(any_load_error(r, "bad.lua:5:", "must match"), "bad name rejected");
-    T_OK(any_load_error(r, "bad.lua:6:", "field 'when' is not a known field"), "unknown field rejected");
+    T_OK(any_load_error(r, "bad.lua:6:", "field 'whenever' is not a known field"), "unknown field rejected");
     T_OK(any_load_error(r, "bad.lua:7:", "field 'params.n'"), "bad param rejected");
     T_OK(any_load_error(r, "syntax.lua:", "unexpected symbol") ||
          any_load_error(r, "syntax.lua:", "expected"), "syntax error reported with the file");

@@ -6,7 +6,7 @@
 --     description = "Open deal with no stage change for `days` days",
 --     severity    = "medium",                      -- "low" | "medium" | "high"
 --     params      = { days = { "Days without a stage change", 30 } },
---     check = function(deal, ctx, p)                -- a pure predicate
+--     when = function(deal, ctx, p)                 -- a pure predicate ("check" also accepted)
 --       local idle = ctx.days_since(deal.stage_changed_at)
 --       if not idle or idle < p.days then return false end
 --       return true, ("no stage change for %d days"):format(idle)
@@ -31,7 +31,10 @@ local by_name = {}
 local rejected = {}            -- messages of rejected declarations
 
 local SEVERITY = { low = true, medium = true, high = true }
-local FIELDS = { name = true, description = true, severity = true, params = true, check = true }
+-- `when` is the hook's name in the issue that defined rules; STYLE.md's
+-- examples call it `check`, and both are accepted (one of them per rule).
+local FIELDS = { name = true, description = true, severity = true, params = true, when = true,
+                 check = true }
 
 -- The first line outside this module on the stack: the rule file's call.
 local function where()
@@ -52,7 +55,7 @@ local function reject(name, field, why)
   return false
 end
 
--- rules.flag{ name=, description=, severity=, params=, check= } -> true | false
+-- rules.flag{ name=, description=, severity=, params=, when= } -> true | false
 -- Raises only when called outside the load phase.
 function M.flag(t)
   if not loading then
@@ -73,7 +76,14 @@ function M.flag(t)
   if not SEVERITY[t.severity] then
     return reject(name, "severity", 'must be "low", "medium" or "high"')
   end
-  if type(t.check) ~= "function" then return reject(name, "check", "must be a function") end
+  if t.when ~= nil and t.check ~= nil then
+    return reject(name, "when", "and 'check' are the same hook: give one of them")
+  end
+  local fn = t.when
+  if fn == nil then fn = t.check end
+  if type(fn) ~= "function" then
+    return reject(name, t.check ~= nil and "check" or "when", "must be a function")
+  end
   local params, values = {}, {}
   if t.params ~= nil then
     if type(t.params) ~= "table" then return reject(name, "params", "must be a table") end
@@ -100,7 +110,7 @@ function M.flag(t)
   end
   local r = {
     name = name, description = t.description, severity = t.severity,
-    check = t.check, params = params, values = values, file = file, line = line, at = at,
+    check = fn, params = params, values = values, file = file, line = line, at = at,
   }
   -- What check() sees as p: read-only, so a rule cannot change its own
   -- thresholds from one deal to the next by accident.
