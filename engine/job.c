@@ -98,9 +98,7 @@ int job_run(store *db, const char *script, const char *chunk, int argc, char **a
     sandbox_ctx_of(L)->job_id = id;
     char detail[160];
     snprintf(detail, sizeof detail, "{\"job\":%lld}", (long long)id);
-    const char *actor = getenv("PRMCAST_ACTOR") ? getenv("PRMCAST_ACTOR") : getenv("USER");
-    if (!actor) actor = "prmcast";
-    store_audit(db, actor, "job.start", script, detail, NULL);
+    store_audit(db, NULL, "job.start", script, detail, NULL);
 
     int rc;
     if (chunk) {
@@ -122,7 +120,7 @@ int job_run(store *db, const char *script, const char *chunk, int argc, char **a
     store_job_end(db, id, rc == 0 ? "ok" : "failed", counts, rc == 0 ? NULL : err->msg, NULL);
     snprintf(detail, sizeof detail, "{\"job\":%lld,\"status\":\"%s\"}", (long long)id,
              rc == 0 ? "ok" : "failed");
-    store_audit(db, actor, "job.end", script, detail, NULL);
+    store_audit(db, NULL, "job.end", script, detail, NULL);
     if (counts_out) *counts_out = counts;
     else free(counts);
     sandbox_close(L);

@@ -307,9 +307,7 @@ static int l_db_audit(lua_State *L)
 {
     ldb *d = check_db(L);
     prm_error err;
-    const char *actor = getenv("PRMCAST_ACTOR");
-    if (!actor) actor = getenv("USER");
-    if (store_audit(d->s, actor ? actor : "prmcast", luaL_checkstring(L, 2),
+    if (store_audit(d->s, NULL, luaL_checkstring(L, 2),
                     luaL_optstring(L, 3, NULL), luaL_optstring(L, 4, NULL), &err) < 0)
         return luaL_error(L, "%s", err.msg);
     return 0;

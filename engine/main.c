@@ -65,7 +65,7 @@ static int cmd_init(int argc, char **argv)
     store *s = open_db();
     if (!s) return EXIT_FAIL;
     prm_error err;
-    store_audit(s, getenv("USER") ? getenv("USER") : "prmcast", "store.init", store_path(s), NULL, &err);
+    store_audit(s, NULL, "store.init", store_path(s), NULL, &err);
     printf("store %s ready (schema version %d)\n", store_path(s), store_version(s));
     store_close(s);
     return EXIT_OK;

@@ -193,24 +193,13 @@ static int register_model(store *s, const model *m, const model_params *p, const
     now_iso(now);
     snprintf(version, sizeof version, "%s-%.4s%.2s%.2s-%.8s", c->kind, r->as_of, r->as_of + 5,
              r->as_of + 8, r->data_hash);
-    store_stmt *st;
-    int rc = store_prepare(s, "INSERT INTO models (kind, version, created_at, features, params,"
-                              " train_from, train_to, eval_to, data_hash, metrics, blob)"
-                              " VALUES (?,?,?,?,?,?,?,?,?,?,?)", &st, err);
-    if (rc == 0) {
-        const char *v[] = { c->kind, version, now, feats.s, params.s, r->train_from, r->eval_from,
-                            r->eval_to, r->data_hash, metrics.s, blob };
-        for (int i = 0; i < 11; i++) {
-            store_value sv = { SV_TEXT, v[i], 0, 0 };
-            store_bind(st, i + 1, &sv, NULL);
-        }
-        rc = store_step(st, err) < 0 ? -1 : 0;
-        store_finalize(st);
-    }
-    if (rc == 0 && store_prepare(s, "SELECT max(id) FROM models", &st, err) == 0) {
-        if (store_step(st, err) == 1) *id = store_column(st, 0).i;
-        store_finalize(st);
-    }
+    const char *t[] = { c->kind, version, now, feats.s, params.s, r->train_from, r->eval_from,
+                        r->eval_to, r->data_hash, metrics.s, blob };
+    store_value v[11];
+    for (int i = 0; i < 11; i++) v[i] = (store_value){ SV_TEXT, t[i], 0, 0 };
+    int rc = store_run(s, "INSERT INTO models (kind, version, created_at, features, params,"
+                          " train_from, train_to, eval_to, data_hash, metrics, blob)"
+                          " VALUES (?,?,?,?,?,?,?,?,?,?,?)", 11, v, id, err);
     free(feats.s);
     free(params.s);
     free(metrics.s);
@@ -373,22 +362,17 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
     for (int i = 1; i < r->ncand; i++)
         if (r->cand[i].logloss < r->cand[r->best].logloss) r->best = i;
     if (o->activate) {
-        store_stmt *st;
-        if (store_prepare(s, "UPDATE models SET active = (id = ?)", &st, err) < 0) {
+        store_value v = { SV_INT, NULL, 0, r->cand[r->best].model_id };
+        if (store_run(s, "UPDATE models SET active = (id = ?)", 1, &v, NULL, err) < 0) {
             store_rollback(s);
             goto out;
         }
-        store_value v = { SV_INT, NULL, 0, r->cand[r->best].model_id };
-        store_bind(st, 1, &v, NULL);
-        store_step(st, err);
-        store_finalize(st);
     }
     char detail[512];
     snprintf(detail, sizeof detail, "{\"model\":%lld,\"kind\":\"%s\",\"eval_logloss\":%.5f,"
              "\"data_hash\":\"%s\",\"active\":%s}", (long long)r->cand[r->best].model_id,
              r->cand[r->best].kind, r->cand[r->best].logloss, r->data_hash, o->activate ? "true" : "false");
-    const char *actor = getenv("PRMCAST_ACTOR") ? getenv("PRMCAST_ACTOR") : getenv("USER");
-    if (store_audit(s, actor ? actor : "prmcast", "model.train", r->cand[r->best].kind, detail, err) < 0 ||
+    if (store_audit(s, NULL, "model.train", r->cand[r->best].kind, detail, err) < 0 ||
         store_commit(s, err) < 0) {
         store_rollback(s);
         goto out;
@@ -582,18 +566,10 @@ int scoring_score(store *s, const score_opts *o, score_result *r, prm_error *err
     now_iso(now);
     date_iso(T, today);
     if (store_begin(s, err) < 0) goto out;
-    store_stmt *st;
-    if (store_prepare(s, "INSERT INTO score_runs (model_id, as_of, started_at, status)"
-                         " VALUES (?, ?, ?, 'running')", &st, err) < 0) goto fail;
     store_value v[3] = { { SV_INT, NULL, 0, r->model_id }, { SV_TEXT, r->as_of, 0, 0 },
                          { SV_TEXT, now, 0, 0 } };
-    for (int i = 0; i < 3; i++) store_bind(st, i + 1, &v[i], NULL);
-    int step = store_step(st, err);
-    store_finalize(st);
-    if (step < 0 || store_prepare(s, "SELECT max(id) FROM score_runs", &st, err) < 0) goto fail;
-    store_step(st, err);
-    r->run_id = store_column(st, 0).i;
-    store_finalize(st);
+    if (store_run(s, "INSERT INTO score_runs (model_id, as_of, started_at, status)"
+                     " VALUES (?, ?, ?, 'running')", 3, v, &r->run_id, err) < 0) goto fail;
     if (store_prepare(s, "INSERT INTO scores (run_id, deal_id, probability, score, drivers, flags,"
                          " model_id, scored_at) VALUES (?,?,?,?,?,?,?,?)", &ins, err) < 0) goto fail;
     double sum = 0;
@@ -628,20 +604,15 @@ int scoring_score(store *s, const score_opts *o, score_result *r, prm_error *err
     }
     r->deals = fs.n;
     r->mean_p = fs.n ? sum / (double)fs.n : NAN;
-    if (store_prepare(s, "UPDATE score_runs SET finished_at = ?, deals = ?, flagged = ?,"
-                         " status = 'ok' WHERE id = ?", &st, err) < 0) goto fail;
     now_iso(now);
     store_value u[4] = { { SV_TEXT, now, 0, 0 }, { SV_INT, NULL, 0, (int64_t)r->deals },
                          { SV_INT, NULL, 0, (int64_t)r->flagged }, { SV_INT, NULL, 0, r->run_id } };
-    for (int i = 0; i < 4; i++) store_bind(st, i + 1, &u[i], NULL);
-    step = store_step(st, err);
-    store_finalize(st);
-    if (step < 0) goto fail;
+    if (store_run(s, "UPDATE score_runs SET finished_at = ?, deals = ?, flagged = ?,"
+                     " status = 'ok' WHERE id = ?", 4, u, NULL, err) < 0) goto fail;
     char detail[256];
     snprintf(detail, sizeof detail, "{\"run\":%lld,\"model\":%lld,\"deals\":%zu,\"flagged\":%zu}",
              (long long)r->run_id, (long long)r->model_id, r->deals, r->flagged);
-    const char *actor = getenv("PRMCAST_ACTOR") ? getenv("PRMCAST_ACTOR") : getenv("USER");
-    if (store_audit(s, actor ? actor : "prmcast", "score.run", r->as_of, detail, err) < 0) goto fail;
+    if (store_audit(s, NULL, "score.run", r->as_of, detail, err) < 0) goto fail;
     if (store_commit(s, err) < 0) goto fail;
     r->seconds_store = seconds_since(&t0);
     rc = 0;

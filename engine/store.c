@@ -742,8 +742,8 @@ static void now_iso(char out[21])
     instant_iso((int64_t)time(NULL), out);
 }
 
-/* Runs one parameterised statement to completion; texts may be NULL. */
-static int run(store *s, const char *sql, prm_error *err, int n, const store_value *v)
+int store_run(store *s, const char *sql, int n, const store_value *v, int64_t *rowid,
+              prm_error *err)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
@@ -752,8 +752,10 @@ static int run(store *s, const char *sql, prm_error *err, int n, const store_val
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) return db_error(s, err, "store");
+    if (rowid) *rowid = sqlite3_last_insert_rowid(s->db);
     return 0;
 }
+
 
 static store_value T(const char *s) { store_value v = { s ? SV_TEXT : SV_NULL, s, 0, 0 }; return v; }
 static store_value I(int64_t i) { store_value v = { SV_INT, NULL, 0, i }; return v; }
@@ -784,19 +786,19 @@ int store_sync_set(store *s, const char *source, const char *object, const char 
     char now[21];
     now_iso(now);
     store_value v[] = { T(source), T(object), T(watermark), I(cursor), T(now) };
-    return run(s, "INSERT INTO sync_state (source, object, watermark, cursor, updated_at)"
+    return store_run(s, "INSERT INTO sync_state (source, object, watermark, cursor, updated_at)"
                   " VALUES (?1,?2,?3,?4,?5) ON CONFLICT (source, object) DO UPDATE SET"
                   " watermark=excluded.watermark, cursor=excluded.cursor,"
-                  " updated_at=excluded.updated_at", err, 5, v);
+                  " updated_at=excluded.updated_at", 5, v, NULL, err);
 }
 
 int store_reject(store *s, const char *source, const char *file, int64_t line,
                  const char *reason, int64_t job, prm_error *err)
 {
     store_value v[] = { T(source), T(file), I(line), T(reason), job ? I(job) : T(NULL) };
-    return run(s, "INSERT INTO ingest_rejects (source, file, line, reason, job_id)"
+    return store_run(s, "INSERT INTO ingest_rejects (source, file, line, reason, job_id)"
                   " VALUES (?1,?2,?3,?4,?5) ON CONFLICT (source, file, line) DO UPDATE SET"
-                  " reason=excluded.reason, job_id=excluded.job_id", err, 5, v);
+                  " reason=excluded.reason, job_id=excluded.job_id", 5, v, NULL, err);
 }
 
 int store_job_start(store *s, const char *script, const char *args, int64_t *id, prm_error *err)
@@ -804,11 +806,8 @@ int store_job_start(store *s, const char *script, const char *args, int64_t *id,
     char now[21];
     now_iso(now);
     store_value v[] = { T(script), T(args), T(now) };
-    if (run(s, "INSERT INTO jobs (script, args, started_at, status) VALUES (?1,?2,?3,'running')",
-            err, 3, v) < 0)
-        return -1;
-    *id = sqlite3_last_insert_rowid(s->db);
-    return 0;
+    return store_run(s, "INSERT INTO jobs (script, args, started_at, status) VALUES (?1,?2,?3,'running')",
+                     3, v, id, err);
 }
 
 int store_job_end(store *s, int64_t id, const char *status, const char *counts_json,
@@ -817,8 +816,8 @@ int store_job_end(store *s, int64_t id, const char *status, const char *counts_j
     char now[21];
     now_iso(now);
     store_value v[] = { T(now), T(status), T(counts_json), T(error), I(id) };
-    return run(s, "UPDATE jobs SET ended_at=?1, status=?2, counts=?3, error=?4 WHERE id=?5",
-               err, 5, v);
+    return store_run(s, "UPDATE jobs SET ended_at=?1, status=?2, counts=?3, error=?4 WHERE id=?5",
+                     5, v, NULL, err);
 }
 
 /* ---- audit chain ------------------------------------------------------ */
@@ -866,12 +865,15 @@ int store_audit(store *s, const char *actor, const char *action, const char *sub
     }
     sqlite3_finalize(st);
     char now[21], hash[65];
+    if (!actor) actor = getenv("PRMCAST_ACTOR");
+    if (!actor) actor = getenv("USER");
+    if (!actor) actor = "prmcast";
     now_iso(now);
     row_hash(id, now, actor, action, subject, detail_json, prev, hash);
     store_value v[] = { I(id), T(now), T(actor), T(action), T(subject), T(detail_json),
                         T(prev), T(hash) };
-    if (run(s, "INSERT INTO audit_log (id, at, actor, action, subject, detail, prev_hash, hash)"
-               " VALUES (?1,?2,?3,?4,?5,?6,?7,?8)", err, 8, v) < 0) {
+    if (store_run(s, "INSERT INTO audit_log (id, at, actor, action, subject, detail, prev_hash, hash)"
+               " VALUES (?1,?2,?3,?4,?5,?6,?7,?8)", 8, v, NULL, err) < 0) {
         store_exec(s, "ROLLBACK TO audit; RELEASE audit", NULL);
         return -1;
     }

@@ -83,7 +83,8 @@ int store_job_end(store *s, int64_t id, const char *status, const char *counts_j
                   const char *error, prm_error *err);
 
 /* Appends to the audit log: each row carries the SHA-256 of the previous
- * row's hash and its own content. */
+ * row's hash and its own content. A NULL actor means whoever runs the
+ * process: $PRMCAST_ACTOR, else $USER, else "prmcast". */
 int store_audit(store *s, const char *actor, const char *action, const char *subject,
                 const char *detail_json, prm_error *err);
 /* Recomputes the chain. *rows gets the rows checked; on a break returns 1
@@ -101,6 +102,10 @@ const char *store_colname(store_stmt *st, int i);
 store_value store_column(store_stmt *st, int i);    /* valid until next step */
 int store_nparams(store_stmt *st);
 void store_finalize(store_stmt *st);
+/* Runs one statement with n bound values to completion; *rowid (may be
+ * NULL) gets the last inserted rowid. */
+int store_run(store *s, const char *sql, int n, const store_value *v, int64_t *rowid,
+              prm_error *err);
 /* Runs SQL with no parameters and no rows (schema, PRAGMA). */
 int store_exec(store *s, const char *sql, prm_error *err);
 
