@@ -314,19 +314,20 @@ static int cmd_status(int argc, char **argv)
         "SELECT 'scores', count(*) FROM scores UNION ALL "
         "SELECT 'writeback_outbox (pending)', count(*) FROM writeback_outbox WHERE status = 'pending' UNION ALL "
         "SELECT 'audit_log', count(*) FROM audit_log");
-    if (json_out) putchar(',');
-    print_query(s, "syncs", "SELECT source, object, cursor, updated_at FROM sync_state"
-                            " ORDER BY updated_at DESC, object LIMIT 20");
-    if (json_out) putchar(',');
-    print_query(s, "jobs", "SELECT id, script, status, started_at, ended_at FROM jobs"
-                           " ORDER BY id DESC LIMIT 10");
-    if (json_out) putchar(',');
-    print_query(s, "models", "SELECT id, kind, version, CASE active WHEN 1 THEN 'active' ELSE '' END AS state,"
-                             " round(json_extract(metrics, '$.eval_logloss'), 4) AS eval_logloss"
-                             " FROM models ORDER BY active DESC, id DESC LIMIT 5");
-    if (json_out) putchar(',');
-    print_query(s, "score_runs", "SELECT id, as_of, model_id, deals, flagged, status FROM score_runs"
-                                 " ORDER BY id DESC LIMIT 5");
+    static const char *const sections[][2] = {
+        { "syncs", "SELECT source, object, cursor, updated_at FROM sync_state"
+                   " ORDER BY updated_at DESC, object LIMIT 20" },
+        { "jobs", "SELECT id, script, status, started_at, ended_at FROM jobs ORDER BY id DESC LIMIT 10" },
+        { "models", "SELECT id, kind, version, CASE active WHEN 1 THEN 'active' ELSE '' END AS state,"
+                    " round(json_extract(metrics, '$.eval_logloss'), 4) AS eval_logloss"
+                    " FROM models ORDER BY active DESC, id DESC LIMIT 5" },
+        { "score_runs", "SELECT id, as_of, model_id, deals, flagged, status FROM score_runs"
+                        " ORDER BY id DESC LIMIT 5" },
+    };
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
+        if (json_out) putchar(',');
+        print_query(s, sections[i][0], sections[i][1]);
+    }
     if (json_out) printf("}\n");
     store_close(s);
     return EXIT_OK;

@@ -59,6 +59,23 @@ static int digits12(const char **p)
     return v;
 }
 
+/* Reads "HH:MM[:SS]" and adds it to *t; one-digit hours when loose
+ * (US exports write 9:05). Returns -1 on anything else. */
+static int clock_time(const char **p, int loose, int64_t *t)
+{
+    int hh = loose ? digits12(p) : digits(p, 2);
+    if (hh < 0 || hh > 23 || *(*p)++ != ':') return -1;
+    int mi = digits(p, 2);
+    if (mi < 0 || mi > 59) return -1;
+    int ss = 0;
+    if (**p == ':') {
+        (*p)++;
+        if ((ss = digits(p, 2)) < 0 || ss > 60) return -1;
+    }
+    *t += hh * 3600 + mi * 60 + ss;
+    return 0;
+}
+
 static int valid_ymd(int y, int m, int d)
 {
     return y >= 1900 && y <= 2200 && m >= 1 && m <= 12 && d >= 1 && d <= days_in_month(y, m);
@@ -76,21 +93,11 @@ static int parse_iso(const char *s, int64_t *secs)
     int64_t t = days_from_civil(y, m, d) * 86400;
     if (*p == 'T' || *p == ' ') {
         p++;
-        int hh = digits(&p, 2);
-        if (hh < 0 || hh > 23 || *p++ != ':') return -1;
-        int mi = digits(&p, 2);
-        if (mi < 0 || mi > 59) return -1;
-        int ss = 0;
-        if (*p == ':') {
-            p++;
-            ss = digits(&p, 2);
-            if (ss < 0 || ss > 60) return -1;
-        }
+        if (clock_time(&p, 0, &t) < 0) return -1;
         if (*p == '.') {                 /* fractional seconds are dropped */
             p++;
             while (isdigit((unsigned char)*p)) p++;
         }
-        t += hh * 3600 + mi * 60 + ss;
         if (*p == 'Z') {
             p++;
         } else if (*p == '+' || *p == '-') {
@@ -123,16 +130,7 @@ static int parse_slashed(const char *s, int us, int64_t *secs)
     int64_t t = days_from_civil(y, m, d) * 86400;
     if (*p == ' ') {                     /* "03/07/2025 14:05[:09]" */
         p++;
-        int hh = digits12(&p);
-        if (hh < 0 || hh > 23 || *p++ != ':') return -1;
-        int mi = digits(&p, 2);
-        if (mi < 0 || mi > 59) return -1;
-        int ss = 0;
-        if (*p == ':') {
-            p++;
-            if ((ss = digits(&p, 2)) < 0 || ss > 60) return -1;
-        }
-        t += hh * 3600 + mi * 60 + ss;
+        if (clock_time(&p, 1, &t) < 0) return -1;
     }
     if (*p) return -1;
     *secs = t;
