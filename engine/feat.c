@@ -108,6 +108,7 @@ struct feat_world {
     /* partner statistics of the last feat_open, for feat_view */
     struct pstats *ps;
     int64_t ps_at;
+    double ps_med[FEAT_STAGES];   /* stage medians of that feat_open */
 };
 
 static int32_t day_of(const char *iso)
@@ -534,6 +535,7 @@ void feat_free(feat_world *w)
 
 int64_t feat_last_observed(const feat_world *w) { return w->last_t; }
 int feat_fiscal_start(const feat_world *w) { return w->fiscal_start; }
+const double *feat_open_medians(const feat_world *w) { return w->ps_med; }
 size_t feat_n_deals(const feat_world *w) { return w->nd; }
 const char *feat_deal_external_id(const feat_world *w, size_t i) { return w->d[i].ext; }
 const char *feat_deal_source(const feat_world *w, size_t i)
@@ -959,7 +961,7 @@ int feat_open(feat_world *w, int64_t at, feat_set *out, prm_error *err)
     pstats ps;
     pstats_alloc(w, &ps);
     partner_stats(w, at, &ps);
-    double med[FEAT_STAGES];
+    double *med = w->ps_med;
     feat_stage_medians(w, at, med);
     int rc = 0;
     for (size_t i = 0; i < w->nd; i++) {

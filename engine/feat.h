@@ -74,6 +74,8 @@ typedef struct feat_deal_view {
 } feat_deal_view;
 
 void feat_view(const feat_world *w, size_t deal, int64_t at, feat_deal_view *v);
+/* The stage medians the last feat_open used (for the rules' context). */
+const double *feat_open_medians(const feat_world *w);
 /* Median days spent in each open stage, over stage spells completed before `at`. */
 void feat_stage_medians(const feat_world *w, int64_t at, double med[FEAT_STAGES]);
 const char *feat_deal_external_id(const feat_world *w, size_t deal);

@@ -560,8 +560,7 @@ int scoring_score(store *s, const score_opts *o, score_result *r, prm_error *err
     clip_probs(p, fs.n);
     r->seconds_model = seconds_since(&t0);
 
-    double med[FEAT_STAGES];
-    feat_stage_medians(w, T, med);
+    const double *med = feat_open_medians(w);
     char now[21], today[11];
     now_iso(now);
     date_iso(T, today);
