@@ -154,7 +154,7 @@ static char **with_quiet(int argc, char **argv, int *n, char ***extra)
     char **v = malloc(sizeof *v * (size_t)(argc + 2));
     if (!v) return argv;
     for (int i = 0; i < argc; i++) v[i] = argv[i];
-    v[argc] = "--quiet";
+    v[argc] = (char *)"--quiet";
     v[argc + 1] = NULL;
     *n = argc + 1;
     *extra = v;
@@ -485,7 +485,7 @@ int main(int argc, char **argv)
     }
     for (int k = 1; k < cargc && (strcmp(c->name, "run") != 0 || k < 2); k++)
         if (strcmp(cargv[k], "--help") == 0 || strcmp(cargv[k], "-h") == 0) {
-            char *h[] = { "help", (char *)c->name };
+            char *h[] = { (char *)"help", (char *)c->name };
             return cmd_help(2, h);
         }
     return c->fn(cargc, cargv);
