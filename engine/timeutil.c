@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int64_t days_from_civil(int y, int m, int d)
 {
@@ -243,4 +244,52 @@ int64_t fiscal_quarter_start(int fy, int q, int start_month)
     int m = start_month + (q - 1) * 3;
     while (m > 12) { m -= 12; y++; }
     return days_from_civil(y, m, 1);
+}
+
+/* ---- the clock --------------------------------------------------------- */
+
+static int64_t pinned;
+static int is_pinned;
+
+int clock_parse(const char *text, int64_t *secs, prm_error *err)
+{
+    if (!text || !*text) return prm_error_set(err, "empty date");
+    if (date_parse(text, DATE_AUTO, secs, err) < 0) return -1;
+    /* A date without a time of day means its end: "as of 2026-11-20"
+     * includes what happened on the 20th. */
+    const char *p = text;
+    while (*p == ' ') p++;
+    if ((strchr(p, '-') || strchr(p, '/') || strchr(p, '.')) && !strchr(p, ':') && strlen(p) <= 10 &&
+        *secs % 86400 == 0)
+        *secs += 86399;
+    return 0;
+}
+
+void clock_pin(int64_t secs)
+{
+    pinned = secs;
+    is_pinned = secs != 0;
+}
+
+int clock_pin_text(const char *text, prm_error *err)
+{
+    int64_t t;
+    if (clock_parse(text, &t, err) < 0) return -1;
+    clock_pin(t);
+    return 0;
+}
+
+int clock_pinned(void)
+{
+    const char *env = getenv("PRMCAST_NOW");
+    return is_pinned || (env && *env);
+}
+
+int64_t clock_now(void)
+{
+    if (is_pinned) return pinned;
+    const char *env = getenv("PRMCAST_NOW");
+    int64_t t;
+    if (env && *env && clock_parse(env, &t, NULL) == 0) return t;
+    return (int64_t)time(NULL);
 }

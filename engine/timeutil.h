@@ -33,4 +33,20 @@ void fiscal_quarter(int64_t days, int start_month, int *fy, int *q);
 /* First day (days since epoch) of fiscal quarter fy/q and of the next one. */
 int64_t fiscal_quarter_start(int fy, int q, int start_month);
 
+/* ---- the engine's one clock ------------------------------------------
+ * Every "now" the engine uses or writes (as-of of train/score/rules,
+ * scored_at, jobs, runs, outbox, sync state, audit) comes from here, so a
+ * run pinned to an instant is reproducible byte for byte. The instant is,
+ * in order: what clock_pin set (the CLI's --as-of), $PRMCAST_NOW, the wall
+ * clock. A bare date means the END of that day (23:59:59Z) in both. */
+int64_t clock_now(void);
+/* Parses an as-of text (ISO/US/EU date or instant, epoch): a bare date is
+ * the end of its day. Returns 0, or -1 with err naming the text. */
+int clock_parse(const char *text, int64_t *secs, prm_error *err);
+/* Pins the clock (0 unpins); clock_pin_text parses with clock_parse. */
+void clock_pin(int64_t secs);
+int clock_pin_text(const char *text, prm_error *err);
+/* 1 when the clock is pinned (clock_pin or $PRMCAST_NOW). */
+int clock_pinned(void);
+
 #endif

@@ -1,0 +1,49 @@
+/* store_int.h - what the store_*.c files share: the handle's layout and
+ * a few helpers. Not a contract: only store*.c and outbox/settings code in
+ * store_*.c include it, and they are the only includers of <sqlite3.h>. */
+#ifndef PRM_STORE_INT_H
+#define PRM_STORE_INT_H
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+struct upsert_state;                     /* store_upsert.c */
+
+struct store {
+    sqlite3 *db;
+    char *path;
+    int readonly;
+    struct upsert_state *up;
+};
+
+struct store_stmt {
+    sqlite3_stmt *st;
+    store *s;
+};
+
+int store_db_error(store *s, prm_error *err, const char *what);
+int store_bind_value(sqlite3_stmt *st, int idx, const store_value *v);
+void store_upsert_free(struct upsert_state *u);
+/* The engine clock as ISO text (timeutil.h clock_now). */
+void store_now_iso(char out[21]);
+/* A persistent prepared statement cached in *st (prepared on first use). */
+int store_prep(store *s, sqlite3_stmt **st, const char *sql, prm_error *err);
+
+static inline store_value sv_text(const char *s)
+{
+    store_value v = { s ? SV_TEXT : SV_NULL, s, 0, 0 };
+    return v;
+}
+static inline store_value sv_int(int64_t i)
+{
+    store_value v = { SV_INT, NULL, 0, i };
+    return v;
+}
+static inline store_value sv_real(double r)
+{
+    store_value v = { SV_REAL, NULL, r, 0 };
+    return v;
+}
+
+#endif

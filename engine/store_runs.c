@@ -1,0 +1,77 @@
+/* store_runs.c - the store API for what is not ingest: sync state, rejected
+ * rows, jobs, the model registry, score runs and scores. */
+#include "store_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "timeutil.h"
+
+/* ---- sync state, rejects, jobs ---------------------------------------- */
+
+
+#define T sv_text
+#define I sv_int
+
+int store_sync_get(store *s, const char *source, const char *object, char *watermark,
+                   size_t wlen, int64_t *cursor, prm_error *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT watermark, cursor FROM sync_state"
+                           " WHERE source = ?1 AND object = ?2", -1, &st, NULL) != SQLITE_OK)
+        return store_db_error(s, err, "reading sync state");
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, object, -1, SQLITE_STATIC);
+    if (watermark && wlen) watermark[0] = 0;
+    *cursor = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char *w = sqlite3_column_text(st, 0);
+        if (w && watermark && wlen) snprintf(watermark, wlen, "%s", (const char *)w);
+        *cursor = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+int store_sync_set(store *s, const char *source, const char *object, const char *watermark,
+                   int64_t cursor, prm_error *err)
+{
+    char now[21];
+    store_now_iso(now);
+    store_value v[] = { T(source), T(object), T(watermark), I(cursor), T(now) };
+    return store_run(s, "INSERT INTO sync_state (source, object, watermark, cursor, updated_at)"
+                  " VALUES (?1,?2,?3,?4,?5) ON CONFLICT (source, object) DO UPDATE SET"
+                  " watermark=excluded.watermark, cursor=excluded.cursor,"
+                  " updated_at=excluded.updated_at", 5, v, NULL, err);
+}
+
+int store_reject(store *s, const char *source, const char *file, int64_t line,
+                 const char *reason, int64_t job, prm_error *err)
+{
+    store_value v[] = { T(source), T(file), I(line), T(reason), job ? I(job) : T(NULL) };
+    return store_run(s, "INSERT INTO ingest_rejects (source, file, line, reason, job_id)"
+                  " VALUES (?1,?2,?3,?4,?5) ON CONFLICT (source, file, line) DO UPDATE SET"
+                  " reason=excluded.reason, job_id=excluded.job_id", 5, v, NULL, err);
+}
+
+int store_job_start(store *s, const char *script, const char *args, int64_t *id, prm_error *err)
+{
+    char now[21];
+    store_now_iso(now);
+    store_value v[] = { T(script), T(args), T(now) };
+    return store_run(s, "INSERT INTO jobs (script, args, started_at, status) VALUES (?1,?2,?3,'running')",
+                     3, v, id, err);
+}
+
+int store_job_end(store *s, int64_t id, const char *status, const char *counts_json,
+                  const char *error, prm_error *err)
+{
+    char now[21];
+    store_now_iso(now);
+    store_value v[] = { T(now), T(status), T(counts_json), T(error), I(id) };
+    return store_run(s, "UPDATE jobs SET ended_at=?1, status=?2, counts=?3, error=?4 WHERE id=?5",
+                     5, v, NULL, err);
+}
+

@@ -1,0 +1,630 @@
+/* store_upsert.c - the objects the store keeps and store_upsert: validate
+ * a record against its field list, resolve references, look it up by its
+ * natural key, compare, then insert, update or write nothing; history rows
+ * for deals (deal_history) and attribute history (attr_history) for deal
+ * and partner attributes, written only on change. */
+#include "store_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain.h"
+#include "timeutil.h"
+
+/* ---- objects ---------------------------------------------------------- */
+
+#define partner_types domain_partner_types
+#define stages domain_stage_names
+#define statuses domain_status_names
+#define categories domain_commit_categories
+#define payout_kinds domain_payout_kinds
+
+#define F(n, t, r) { n, t, r, NULL }
+#define FA(n, t, r, a) { n, t, r, a }
+#define NF(a) ((int)(sizeof(a) / sizeof(a[0])))
+
+static const store_field partner_f[] = {
+    F("source", FT_TEXT, 1), F("external_id", FT_TEXT, 1), F("name", FT_TEXT, 0),
+    F("tier", FT_TEXT, 0), F("region", FT_TEXT, 0), F("country", FT_TEXT, 0),
+    FA("type", FT_TEXT, 0, partner_types), F("parent_id", FT_TEXT, 0),
+    F("currency", FT_TEXT, 0), F("status", FT_TEXT, 0), F("joined_at", FT_DATE, 0),
+    F("updated_at", FT_INSTANT, 0),
+};
+static const store_field deal_f[] = {
+    F("source", FT_TEXT, 1), F("external_id", FT_TEXT, 1), F("partner_id", FT_TEXT, 1),
+    F("account", FT_TEXT, 0), F("contact_name", FT_TEXT, 0), F("contact_email", FT_TEXT, 0),
+    F("amount", FT_REAL, 0), F("currency", FT_TEXT, 0), F("product_family", FT_TEXT, 0),
+    FA("stage", FT_TEXT, 1, stages), FA("status", FT_TEXT, 1, statuses),
+    F("created_at", FT_DATE, 1), F("expected_close", FT_DATE, 0), F("closed_at", FT_DATE, 0),
+    F("partner_probability", FT_REAL, 0), F("budget_confirmed", FT_INT, 0),
+    F("competitor", FT_TEXT, 0), F("completeness", FT_REAL, 0), F("notes", FT_TEXT, 0),
+    F("updated_at", FT_INSTANT, 0),
+};
+static const store_field change_f[] = {
+    F("source", FT_TEXT, 1), F("deal_id", FT_TEXT, 1), F("observed_at", FT_INSTANT, 1),
+    FA("stage", FT_TEXT, 0, stages), F("amount", FT_REAL, 0), F("expected_close", FT_DATE, 0),
+    FA("status", FT_TEXT, 0, statuses), F("partner_probability", FT_REAL, 0),
+};
+static const store_field commit_f[] = {
+    F("source", FT_TEXT, 1), F("partner_id", FT_TEXT, 1), F("period", FT_TEXT, 1),
+    FA("category", FT_TEXT, 1, categories), F("amount", FT_REAL, 1), F("currency", FT_TEXT, 0),
+    F("submitted_at", FT_INSTANT, 1),
+};
+static const store_field quota_f[] = {
+    F("source", FT_TEXT, 1), F("partner_id", FT_TEXT, 1), F("period", FT_TEXT, 1),
+    F("amount", FT_REAL, 1), F("currency", FT_TEXT, 0), F("set_at", FT_INSTANT, 1),
+};
+static const store_field transaction_f[] = {
+    F("source", FT_TEXT, 1), F("external_id", FT_TEXT, 1), F("partner_id", FT_TEXT, 1),
+    F("deal_id", FT_TEXT, 0), F("account", FT_TEXT, 0), F("amount", FT_REAL, 1),
+    F("currency", FT_TEXT, 0), F("booked_at", FT_DATE, 1),
+};
+static const store_field payout_f[] = {
+    F("source", FT_TEXT, 1), F("external_id", FT_TEXT, 1), F("partner_id", FT_TEXT, 1),
+    FA("kind", FT_TEXT, 1, payout_kinds), F("amount", FT_REAL, 1), F("currency", FT_TEXT, 0),
+    F("paid_at", FT_DATE, 1), F("deal_id", FT_TEXT, 0),
+};
+static const store_field signal_f[] = {
+    F("source", FT_TEXT, 1), F("entity_type", FT_TEXT, 1), F("entity", FT_TEXT, 1),
+    F("name", FT_TEXT, 1), F("date", FT_DATE, 1), F("value", FT_REAL, 1),
+};
+static const store_field fx_f[] = {
+    F("source", FT_TEXT, 1), F("currency", FT_TEXT, 1), F("date", FT_DATE, 1),
+    F("rate", FT_REAL, 1),
+};
+
+static const store_object objects[] = {
+    { "partner", "partners", partner_f, NF(partner_f) },
+    { "deal", "deals", deal_f, NF(deal_f) },
+    { "deal_change", "deal_history", change_f, NF(change_f) },
+    { "commit", "commits", commit_f, NF(commit_f) },
+    { "quota", "quotas", quota_f, NF(quota_f) },
+    { "transaction", "transactions", transaction_f, NF(transaction_f) },
+    { "payout", "payouts", payout_f, NF(payout_f) },
+    { "signal", "signals", signal_f, NF(signal_f) },
+    { "fx", "fx_rates", fx_f, NF(fx_f) },
+};
+enum { NOBJ = NF(objects) };
+
+/* How each object is stored. `cols` names the column of each field in
+ * field order (NULL: not stored; deal_change's source only resolves the
+ * deal). `key` lists the fields of the natural key. A reference field holds
+ * the referenced record's external id and is stored as its rowid. */
+enum { REF_NONE, REF_PARTNER, REF_DEAL };
+typedef struct objspec {
+    const char *cols[24];
+    int key[4], nkey;
+    int ref, ref_kind;            /* field index of the reference, or -1 */
+} objspec;
+
+static const objspec specs[NOBJ] = {
+    { { "source", "external_id", "name", "tier", "region", "country", "type", "parent_external_id",
+        "currency", "status", "joined_at", "updated_at" }, { 0, 1 }, 2, -1, REF_NONE },
+    { { "source", "external_id", "partner_id", "account", "contact_name", "contact_email", "amount",
+        "currency", "product_family", "stage", "status", "created_at", "expected_close", "closed_at",
+        "partner_probability", "budget_confirmed", "competitor", "completeness", "notes",
+        "updated_at" }, { 0, 1 }, 2, 2, REF_PARTNER },
+    { { NULL, "deal_id", "observed_at", "stage", "amount", "expected_close", "status",
+        "partner_probability" }, { 1, 2 }, 2, 1, REF_DEAL },
+    { { "source", "partner_id", "period", "category", "amount", "currency", "submitted_at" },
+      { 1, 2, 3, 6 }, 4, 1, REF_PARTNER },
+    { { "source", "partner_id", "period", "amount", "currency", "set_at" }, { 1, 2, 5 }, 3, 1, REF_PARTNER },
+    { { "source", "external_id", "partner_id", "deal_external_id", "account", "amount", "currency",
+        "booked_at" }, { 0, 1 }, 2, 2, REF_PARTNER },
+    { { "source", "external_id", "partner_id", "kind", "amount", "currency", "paid_at",
+        "deal_external_id" }, { 0, 1 }, 2, 2, REF_PARTNER },
+    { { "source", "entity_type", "entity", "name", "date", "value" }, { 1, 2, 3, 4 }, 4, -1, REF_NONE },
+    { { "source", "currency", "date", "rate" }, { 1, 2 }, 2, -1, REF_NONE },
+};
+
+/* Deal fields whose change writes a deal_history row. */
+/* Attributes whose changes are kept in attr_history, per object index
+ * (0 partner, 1 deal): what features, rules, roll-up and segments read
+ * besides the pipeline fields above. */
+static const char *const attr_tracked[2][8] = {
+    { "tier", "type", "region", "parent_id", "status", "currency", NULL },
+    { "product_family", "currency", "budget_confirmed", "competitor", "completeness", NULL },
+};
+
+static const char *const tracked[] = { "stage", "amount", "expected_close", "status",
+                                       "partner_probability", NULL };
+
+
+typedef struct objstmts {
+    sqlite3_stmt *sel, *ins, *upd, *ins_new;
+} objstmts;
+
+/* Partner rowids by (source, external id): deals, commits, quotas and
+ * payouts resolve one per row. Cleared when a partner is inserted. */
+typedef struct refcache {
+    char **key;
+    int64_t *id;
+    size_t cap, n;
+} refcache;
+
+struct upsert_state {
+    objstmts obj[NOBJ];
+    sqlite3_stmt *find_partner, *find_deal, *hist_ins, *hist_upd, *attr_ins, *attr_any;
+    refcache partners;
+    char last_deal[256];           /* history rows come grouped by deal */
+    int64_t last_deal_id;
+};
+
+static void cache_clear(refcache *c);
+
+void store_upsert_free(struct upsert_state *u)
+{
+    if (!u) return;
+    for (int i = 0; i < NOBJ; i++) {
+        sqlite3_finalize(u->obj[i].sel);
+        sqlite3_finalize(u->obj[i].ins);
+        sqlite3_finalize(u->obj[i].upd);
+        sqlite3_finalize(u->obj[i].ins_new);
+    }
+    sqlite3_finalize(u->find_partner);
+    sqlite3_finalize(u->find_deal);
+    sqlite3_finalize(u->hist_ins);
+    sqlite3_finalize(u->hist_upd);
+    sqlite3_finalize(u->attr_ins);
+    sqlite3_finalize(u->attr_any);
+    cache_clear(&u->partners);
+    free(u->partners.key);
+    free(u->partners.id);
+    free(u);
+}
+
+/* ---- upserts ---------------------------------------------------------- */
+
+const store_object *store_objects(int *n)
+{
+    *n = NOBJ;
+    return objects;
+}
+
+const store_object *store_object_find(const char *name)
+{
+    for (int i = 0; i < NOBJ; i++)
+        if (strcmp(objects[i].name, name) == 0) return &objects[i];
+    return NULL;
+}
+
+int store_field_index(const store_object *o, const char *name)
+{
+    for (int i = 0; i < o->nfields; i++)
+        if (strcmp(o->fields[i].name, name) == 0) return i;
+    return -1;
+}
+
+static int check_value(const store_field *f, const store_value *v, prm_error *err)
+{
+    if (v->kind == SV_NULL) {
+        if (f->required) return prm_error_set(err, "missing required field '%s'", f->name);
+        return 0;
+    }
+    switch (f->type) {
+    case FT_REAL:
+        if (v->kind == SV_TEXT) return prm_error_set(err, "field '%s' must be a number", f->name);
+        if (v->kind == SV_REAL && !(v->r == v->r && v->r - v->r == 0))
+            return prm_error_set(err, "field '%s' is not finite", f->name);
+        break;
+    case FT_INT:
+        if (v->kind != SV_INT) return prm_error_set(err, "field '%s' must be an integer", f->name);
+        break;
+    case FT_DATE:
+    case FT_INSTANT: {
+        /* Dates reach the store already normalised (prm.date in the
+         * mapping); this guards the format so text order stays time order. */
+        int64_t t;
+        size_t len = v->kind == SV_TEXT ? strlen(v->s) : 0;
+        if (v->kind != SV_TEXT || (len != 10 && len != 20) || date_parse(v->s, DATE_ISO, &t, NULL) < 0)
+            return prm_error_set(err, "field '%s' must be an ISO %s (YYYY-MM-DD%s)", f->name,
+                                 f->type == FT_DATE ? "date" : "instant",
+                                 f->type == FT_DATE ? "" : "THH:MM:SSZ");
+        break;
+    }
+    case FT_TEXT:
+        if (v->kind != SV_TEXT) return prm_error_set(err, "field '%s' must be text", f->name);
+        if (f->allowed) {
+            for (const char *const *a = f->allowed; *a; a++)
+                if (strcmp(*a, v->s) == 0) return 0;
+            return prm_error_set(err, "field '%s' has unknown value \"%.40s\"", f->name, v->s);
+        }
+        break;
+    }
+    return 0;
+}
+
+
+/* ---- reference cache -------------------------------------------------- */
+
+/* The same hash over a stored key "source\x1fext". */
+static uint64_t fnv_key(const char *k)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = k; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h;
+}
+
+static uint64_t fnv(const char *a, const char *b)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *a; a++) h = (h ^ (unsigned char)*a) * 1099511628211ULL;
+    h = (h ^ 0x1f) * 1099511628211ULL;
+    for (; *b; b++) h = (h ^ (unsigned char)*b) * 1099511628211ULL;
+    return h;
+}
+
+static void cache_clear(refcache *c)
+{
+    for (size_t i = 0; i < c->cap; i++) free(c->key[i]);
+    if (c->key) memset(c->key, 0, sizeof *c->key * c->cap);
+    c->n = 0;
+}
+
+/* Slot for (source, ext): its index, with *found telling whether it holds it. */
+static size_t cache_slot(const refcache *c, const char *source, const char *ext, int *found)
+{
+    size_t m = c->cap - 1, i = (size_t)fnv(source, ext) & m;
+    size_t sl = strlen(source);
+    for (;; i = (i + 1) & m) {
+        const char *k = c->key[i];
+        if (!k) { *found = 0; return i; }
+        if (strncmp(k, source, sl) == 0 && k[sl] == 0x1f && strcmp(k + sl + 1, ext) == 0) {
+            *found = 1;
+            return i;
+        }
+    }
+}
+
+static void cache_put(refcache *c, const char *source, const char *ext, int64_t id)
+{
+    if (2 * (c->n + 1) > c->cap) {
+        refcache g = { 0 };
+        g.cap = c->cap ? c->cap * 2 : 1024;
+        g.key = calloc(g.cap, sizeof *g.key);
+        g.id = calloc(g.cap, sizeof *g.id);
+        if (!g.key || !g.id) { free(g.key); free(g.id); return; }
+        for (size_t i = 0; i < c->cap; i++)
+            if (c->key[i]) {
+                size_t j = (size_t)fnv_key(c->key[i]) & (g.cap - 1);
+                while (g.key[j]) j = (j + 1) & (g.cap - 1);
+                g.key[j] = c->key[i];
+                g.id[j] = c->id[i];
+            }
+        free(c->key);
+        free(c->id);
+        g.n = c->n;
+        *c = g;
+    }
+    int found;
+    size_t i = cache_slot(c, source, ext, &found);
+    if (found) { c->id[i] = id; return; }
+    size_t sl = strlen(source), el = strlen(ext);
+    char *k = malloc(sl + el + 2);
+    if (!k) return;
+    memcpy(k, source, sl);
+    k[sl] = 0x1f;
+    memcpy(k + sl + 1, ext, el + 1);
+    c->key[i] = k;
+    c->id[i] = id;
+    c->n++;
+}
+
+/* ---- upserts ---------------------------------------------------------- */
+
+static int prepare_obj(store *s, int k, prm_error *err)
+{
+    const store_object *o = &objects[k];
+    const objspec *sp = &specs[k];
+    char sel[2048], ins[2048], upd[2048];
+    int a = snprintf(sel, sizeof sel, "SELECT rowid");
+    int b = snprintf(ins, sizeof ins, "INSERT INTO %s (", o->table);
+    int c = snprintf(upd, sizeof upd, "UPDATE %s SET ", o->table);
+    int first = 1, n = 0;
+    for (int i = 0; i < o->nfields; i++) {
+        if (!sp->cols[i]) continue;
+        a += snprintf(sel + a, sizeof sel - (size_t)a, ", %s", sp->cols[i]);
+        b += snprintf(ins + b, sizeof ins - (size_t)b, "%s%s", first ? "" : ", ", sp->cols[i]);
+        c += snprintf(upd + c, sizeof upd - (size_t)c, "%s%s = ?%d", first ? "" : ", ", sp->cols[i], i + 1);
+        first = 0;
+        n++;
+    }
+    a += snprintf(sel + a, sizeof sel - (size_t)a, " FROM %s WHERE ", o->table);
+    for (int j = 0; j < sp->nkey; j++)
+        a += snprintf(sel + a, sizeof sel - (size_t)a, "%s%s = ?%d", j ? " AND " : "",
+                      sp->cols[sp->key[j]], sp->key[j] + 1);
+    b += snprintf(ins + b, sizeof ins - (size_t)b, ") VALUES (");
+    first = 1;
+    for (int i = 0; i < o->nfields; i++) {
+        if (!sp->cols[i]) continue;
+        b += snprintf(ins + b, sizeof ins - (size_t)b, "%s?%d", first ? "" : ", ", i + 1);
+        first = 0;
+    }
+    snprintf(ins + b, sizeof ins - (size_t)b, ")");
+    snprintf(upd + c, sizeof upd - (size_t)c, " WHERE rowid = ?%d", o->nfields + 1);
+    (void)n;
+    objstmts *os = &s->up->obj[k];
+    if (sqlite3_prepare_v3(s->db, sel, -1, SQLITE_PREPARE_PERSISTENT, &os->sel, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(s->db, ins, -1, SQLITE_PREPARE_PERSISTENT, &os->ins, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(s->db, upd, -1, SQLITE_PREPARE_PERSISTENT, &os->upd, NULL) != SQLITE_OK)
+        return store_db_error(s, err, "preparing upsert");
+    return 0;
+}
+
+
+/* Resolves (source, external id) of a partner or deal to its rowid; 0 when
+ * there is none. */
+static int resolve(store *s, int kind, const char *source, const char *ext, int64_t *id, prm_error *err)
+{
+    sqlite3_stmt *st;
+    if (kind == REF_PARTNER) {
+        if (s->up->partners.cap) {
+            int found;
+            size_t i = cache_slot(&s->up->partners, source, ext, &found);
+            if (found) { *id = s->up->partners.id[i]; return 0; }
+        }
+        if (store_prep(s, &s->up->find_partner, "SELECT id FROM partners WHERE source = ?1 AND external_id = ?2", err) < 0)
+            return -1;
+        st = s->up->find_partner;
+    } else {
+        size_t sl = strlen(source);
+        if (s->up->last_deal_id && strncmp(s->up->last_deal, source, sl) == 0 && s->up->last_deal[sl] == 0x1f &&
+            strcmp(s->up->last_deal + sl + 1, ext) == 0) {
+            *id = s->up->last_deal_id;
+            return 0;
+        }
+        if (store_prep(s, &s->up->find_deal, "SELECT id FROM deals WHERE source = ?1 AND external_id = ?2", err) < 0)
+            return -1;
+        st = s->up->find_deal;
+    }
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ext, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    *id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_db_error(s, err, "resolving a reference");
+    if (*id && kind == REF_PARTNER) cache_put(&s->up->partners, source, ext, *id);
+    size_t sl = strlen(source), el = strlen(ext);
+    if (*id && kind == REF_DEAL && sl + el + 2 <= sizeof s->up->last_deal) {
+        memcpy(s->up->last_deal, source, sl);
+        s->up->last_deal[sl] = 0x1f;
+        memcpy(s->up->last_deal + sl + 1, ext, el + 1);
+        s->up->last_deal_id = *id;
+    }
+    return 0;
+}
+
+static int same_value(sqlite3_stmt *st, int col, const store_value *v)
+{
+    int t = sqlite3_column_type(st, col);
+    switch (v->kind) {
+    case SV_NULL: return t == SQLITE_NULL;
+    case SV_INT: return t == SQLITE_INTEGER && sqlite3_column_int64(st, col) == v->i;
+    case SV_REAL: return t == SQLITE_FLOAT && sqlite3_column_double(st, col) == v->r;
+    case SV_TEXT:
+        return t == SQLITE_TEXT && strcmp((const char *)sqlite3_column_text(st, col), v->s) == 0;
+    }
+    return 0;
+}
+
+/* One deal_history row for the deal's state at its updated_at (or
+ * created_at): inserted, or updated when a row at that instant exists. */
+static int write_history(store *s, int64_t deal, const store_object *o, const store_value *v,
+                         prm_error *err)
+{
+    if (store_prep(s, &s->up->hist_ins, "INSERT OR IGNORE INTO deal_history (deal_id, observed_at, stage,"
+                              " amount, expected_close, status, partner_probability)"
+                              " VALUES (?1,?2,?3,?4,?5,?6,?7)", err) < 0 ||
+        store_prep(s, &s->up->hist_upd, "UPDATE deal_history SET stage = ?3, amount = ?4, expected_close = ?5,"
+                              " status = ?6, partner_probability = ?7"
+                              " WHERE deal_id = ?1 AND observed_at = ?2", err) < 0)
+        return -1;
+    int at = store_field_index(o, "updated_at");
+    if (v[at].kind == SV_NULL) at = store_field_index(o, "created_at");
+    const char *f[] = { "stage", "amount", "expected_close", "status", "partner_probability" };
+    for (int pass = 0; pass < 2; pass++) {
+        sqlite3_stmt *st = pass ? s->up->hist_upd : s->up->hist_ins;
+        sqlite3_bind_int64(st, 1, deal);
+        store_bind_value(st, 2, &v[at]);
+        for (int i = 0; i < 5; i++) store_bind_value(st, i + 3, &v[store_field_index(o, f[i])]);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) return store_db_error(s, err, "writing deal history");
+        if (pass == 0 && sqlite3_changes(s->db) > 0) break;
+    }
+    return 0;
+}
+
+/* ---- attribute history ------------------------------------------------ */
+
+typedef struct attr_change {
+    int field;
+    char old[256];
+    int old_null;
+} attr_change;
+
+/* Column c as text into out ("" and *null = 1 for NULL). */
+static void column_text(sqlite3_stmt *st, int c, char *out, size_t cap, int *null)
+{
+    *null = 0;
+    switch (sqlite3_column_type(st, c)) {
+    case SQLITE_NULL: *null = 1; out[0] = 0; break;
+    case SQLITE_INTEGER: snprintf(out, cap, "%lld", (long long)sqlite3_column_int64(st, c)); break;
+    case SQLITE_FLOAT: snprintf(out, cap, "%.17g", sqlite3_column_double(st, c)); break;
+    default: snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, c)); break;
+    }
+}
+
+static void value_text(const store_value *v, char *out, size_t cap, int *null)
+{
+    *null = 0;
+    switch (v->kind) {
+    case SV_NULL: *null = 1; out[0] = 0; break;
+    case SV_INT: snprintf(out, cap, "%lld", (long long)v->i); break;
+    case SV_REAL: snprintf(out, cap, "%.17g", v->r); break;
+    case SV_TEXT: snprintf(out, cap, "%s", v->s); break;
+    }
+}
+
+static int attr_put(store *s, const char *entity, int64_t id, const char *field, const char *at,
+                    const char *val, int null, prm_error *err)
+{
+    if (store_prep(s, &s->up->attr_ins, "INSERT OR REPLACE INTO attr_history (entity, entity_id,"
+                   " field, observed_at, value) VALUES (?1, ?2, ?3, ?4, ?5)", err) < 0)
+        return -1;
+    sqlite3_stmt *st = s->up->attr_ins;
+    sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, id);
+    sqlite3_bind_text(st, 3, field, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, at, -1, SQLITE_STATIC);
+    if (null) sqlite3_bind_null(st, 5);
+    else sqlite3_bind_text(st, 5, val, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : store_db_error(s, err, "writing attribute history");
+}
+
+/* A record's attributes changed: keep the change. The first change of an
+ * attribute also records the value it had before, observed at the old
+ * record's updated_at (or since ever), so the value as of any past instant
+ * can be rebuilt; attributes that never change cost no rows (the current
+ * row is their whole history). */
+static int write_attrs(store *s, int k, int64_t id, const store_object *o, const store_value *b,
+                       const attr_change *ch, int nch, const char *old_at, prm_error *err)
+{
+    const char *entity = k == 0 ? "partner" : "deal";
+    int at_i = store_field_index(o, "updated_at");
+    char now[21];
+    const char *at = b[at_i].kind == SV_TEXT ? b[at_i].s : (store_now_iso(now), now);
+    if (store_prep(s, &s->up->attr_any, "SELECT 1 FROM attr_history WHERE entity = ?1 AND"
+                   " entity_id = ?2 AND field = ?3 LIMIT 1", err) < 0)
+        return -1;
+    for (int c = 0; c < nch; c++) {
+        const char *field = o->fields[ch[c].field].name;
+        sqlite3_stmt *q = s->up->attr_any;
+        sqlite3_bind_text(q, 1, entity, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, id);
+        sqlite3_bind_text(q, 3, field, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(q);
+        sqlite3_reset(q);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_db_error(s, err, "attribute history");
+        if (rc == SQLITE_DONE &&
+            attr_put(s, entity, id, field, old_at[0] ? old_at : "1970-01-01T00:00:00Z", ch[c].old,
+                     ch[c].old_null, err) < 0)
+            return -1;
+        char val[256];
+        int null;
+        value_text(&b[ch[c].field], val, sizeof val, &null);
+        if (attr_put(s, entity, id, field, at, val, null, err) < 0) return -1;
+    }
+    return 0;
+}
+
+int store_upsert(store *s, const store_object *o, const store_value *v, int *written,
+                 prm_error *err)
+{
+    int k = (int)(o - objects);
+    const objspec *sp = &specs[k];
+    for (int i = 0; i < o->nfields; i++)
+        if (check_value(&o->fields[i], &v[i], err) < 0) return -1;
+    if (!s->up && !(s->up = calloc(1, sizeof *s->up))) return prm_error_set(err, "out of memory");
+    if (!s->up->obj[k].sel && prepare_obj(s, k, err) < 0) return -1;
+
+    /* Values as stored: references resolved, FT_REAL given as an integer
+     * stored as a real (so "100" and 100.0 are not a change). */
+    store_value b[32];
+    for (int i = 0; i < o->nfields; i++) {
+        b[i] = v[i];
+        if (o->fields[i].type == FT_REAL && b[i].kind == SV_INT) {
+            b[i].kind = SV_REAL;
+            b[i].r = (double)b[i].i;
+        }
+    }
+    if (sp->ref >= 0) {
+        int64_t id;
+        if (resolve(s, sp->ref_kind, v[0].s, v[sp->ref].s, &id, err) < 0) return -1;
+        if (!id)
+            return prm_error_set(err, "unknown %s '%s'", sp->ref_kind == REF_PARTNER ? "partner" : "deal",
+                                 v[sp->ref].s);
+        b[sp->ref].kind = SV_INT;
+        b[sp->ref].i = id;
+    }
+
+    objstmts *os = &s->up->obj[k];
+    if (k == 2) {
+        /* History rows are almost always new: one INSERT OR IGNORE (no
+         * statement journal, one index probe) settles them, and only a row
+         * already there at that instant takes the compare-and-update path.
+         * IGNORE is safe here: deal_history has no CHECK or NOT NULL
+         * constraint that check_value has not already enforced. */
+        if (!os->ins_new) {
+            const char *sql = sqlite3_sql(os->ins);
+            char buf[2048];
+            snprintf(buf, sizeof buf, "INSERT OR IGNORE%s", sql + strlen("INSERT"));
+            if (sqlite3_prepare_v3(s->db, buf, -1, SQLITE_PREPARE_PERSISTENT, &os->ins_new, NULL) != SQLITE_OK)
+                return store_db_error(s, err, "preparing history insert");
+        }
+        for (int i = 0; i < o->nfields; i++)
+            if (sp->cols[i]) store_bind_value(os->ins_new, i + 1, &b[i]);
+        int rc0 = sqlite3_step(os->ins_new);
+        sqlite3_reset(os->ins_new);
+        if (rc0 != SQLITE_DONE) return prm_error_set(err, "%s", sqlite3_errmsg(s->db));
+        if (sqlite3_changes(s->db) > 0) {
+            if (written) *written = 1;
+            return 0;
+        }
+    }
+    for (int j = 0; j < sp->nkey; j++) store_bind_value(os->sel, sp->key[j] + 1, &b[sp->key[j]]);
+    int rc = sqlite3_step(os->sel);
+    int64_t rowid = 0;
+    int same = 1, track = 0;
+    /* Old values of changed attributes, copied before the statement resets. */
+    attr_change ch[8];
+    int nch = 0;
+    char old_at[24] = "";
+    if (rc == SQLITE_ROW) {
+        rowid = sqlite3_column_int64(os->sel, 0);
+        for (int i = 0, col = 1; i < o->nfields; i++) {
+            if (!sp->cols[i]) continue;
+            int c = col++;
+            if (k <= 1 && strcmp(o->fields[i].name, "updated_at") == 0 &&
+                sqlite3_column_type(os->sel, c) == SQLITE_TEXT)
+                snprintf(old_at, sizeof old_at, "%s", (const char *)sqlite3_column_text(os->sel, c));
+            if (!same_value(os->sel, c, &b[i])) {
+                same = 0;
+                if (k == 1)
+                    for (const char *const *t = tracked; *t; t++)
+                        track |= strcmp(*t, o->fields[i].name) == 0;
+                if (k <= 1 && nch < 8)
+                    for (const char *const *t = attr_tracked[k]; *t; t++)
+                        if (strcmp(*t, o->fields[i].name) == 0) {
+                            ch[nch].field = i;
+                            column_text(os->sel, c, ch[nch].old, sizeof ch[nch].old, &ch[nch].old_null);
+                            nch++;
+                        }
+            }
+        }
+    }
+    sqlite3_reset(os->sel);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_db_error(s, err, "upsert lookup");
+    if (rowid && same) {
+        if (written) *written = 0;
+        return 0;
+    }
+    sqlite3_stmt *st = rowid ? os->upd : os->ins;
+    for (int i = 0; i < o->nfields; i++)
+        if (sp->cols[i]) store_bind_value(st, i + 1, &b[i]);
+    if (rowid) sqlite3_bind_int64(st, o->nfields + 1, rowid);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE) return prm_error_set(err, "%s", sqlite3_errmsg(s->db));
+    if (!rowid) rowid = sqlite3_last_insert_rowid(s->db);
+    /* History: a new deal's first state, and every change of a tracked value. */
+    if (k == 1 && (st == os->ins || track) && write_history(s, rowid, o, b, err) < 0) return -1;
+    if (nch && write_attrs(s, k, rowid, o, b, ch, nch, old_at, err) < 0) return -1;
+    if (written) *written = 1;
+    return 0;
+}
+
