@@ -122,6 +122,17 @@ prmcast: build/obj/main.o $(OBJ) build/libcore.a
 	@echo "LD $@"
 	@$(CC) $(ALL_CFLAGS) -o $@ build/obj/main.o $(OBJ) build/libcore.a $(LDLIBS)
 
+# The test build: the same engine with the fault-injection hook
+# (prm.engine.fault) that the kill-and-rerun tests use; never installed.
+build/fault/lprmlib.o: engine/lprmlib.c build/gen/embedded_lua.h build/gen/version.h | check-deps
+	@mkdir -p build/fault
+	@echo "CC (fault) $<"
+	@$(CC) $(ALL_CFLAGS) -DPRM_FAULT_INJECTION -c $< -o $@
+
+build/prmcast-fault: build/obj/main.o $(filter-out build/obj/lprmlib.o,$(OBJ)) build/fault/lprmlib.o build/libcore.a
+	@echo "LD $@"
+	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
 # The core's tests: no Lua or SQLite on the include path or the link line.
 $(CORE_TESTS:tests/unit/%.c=build/tests/%): build/tests/%: tests/unit/%.c tests/unit/tap.h build/libcore.a
 	@mkdir -p build/tests
@@ -150,7 +161,7 @@ asan-unit: $(ASAN_BIN)
 # real binary, end-to-end shell tests.  The last line is "N passed, N failed".
 test: deps
 	@mkdir -p build
-	@$(MAKE) --no-print-directory prmcast unit asan-unit >build/build.log 2>&1 || { cat build/build.log; exit 1; }
+	@$(MAKE) --no-print-directory prmcast build/prmcast-fault unit asan-unit >build/build.log 2>&1 || { cat build/build.log; exit 1; }
 	@sh tests/run.sh
 
 demo: deps

@@ -345,6 +345,63 @@ static int l_prm_redact(lua_State *L)
     return 1;
 }
 
+/* ---- prm.engine: the engine's own loaders (job states only) ------------- */
+
+/* engine.load(path, kind [, chunkname]) -> value the file returns | nil, msg
+ * Loads a script at a trust kind ("connector", "rule", "prompt",
+ * "scenario"): a fresh sandboxed environment, text only, then runs it. */
+static int l_engine_load(lua_State *L)
+{
+    static const char *const names[] = { "job", "connector", "rule", "prompt", "scenario", NULL };
+    const char *path = luaL_checkstring(L, 1);
+    int kind = luaL_checkoption(L, 2, NULL, names);
+    const char *chunk = luaL_optstring(L, 3, NULL);
+    prm_error err;
+    lua_settop(L, 3);
+    if (sandbox_loadfile(L, path, chunk, (sandbox_kind)kind, &err) < 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err.msg);
+        return 2;
+    }
+    if (sandbox_call(L, 0, 1, &err) < 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err.msg);
+        return 2;
+    }
+    return 1;
+}
+
+#ifdef PRM_FAULT_INJECTION
+#include <signal.h>
+/* engine.fault(point): the test build's kill switch. With
+ * PRMCAST_FAULT_KILL_AFTER=N the process SIGKILLs itself at the N-th call,
+ * exactly as an operator's kill -9 would land. Not in release builds. */
+static int l_engine_fault(lua_State *L)
+{
+    static long seen, after = -1;
+    (void)luaL_checkstring(L, 1);
+    if (after < 0) {
+        const char *e = getenv("PRMCAST_FAULT_KILL_AFTER");
+        after = e && *e ? atol(e) : 0;
+    }
+    if (after > 0 && ++seen >= after) raise(SIGKILL);
+    return 0;
+}
+#endif
+
+int luaopen_prm_engine(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        { "load", l_engine_load },
+#ifdef PRM_FAULT_INJECTION
+        { "fault", l_engine_fault },
+#endif
+        { NULL, NULL },
+    };
+    luaL_newlib(L, fns);
+    return 1;
+}
+
 int luaopen_prm(lua_State *L)
 {
     static const luaL_Reg fns[] = {

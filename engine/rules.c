@@ -421,56 +421,13 @@ static void take_rejected(rules *r)
     lua_pop(r->L, 1);
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *nb = realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
-/* Pushes the chunk of `path`, named after its display name, with the fresh
- * environment sandbox_load gives a rule file. sandbox_load names chunks by
- * the path as given (often absolute, then cut to "..." by Lua), so the
- * text is loaded a second time under the short name and the environment
- * moved over. */
+/* Pushes the chunk of `path`, named after its display name, with a fresh
+ * rule environment. */
 static int load_chunk(lua_State *L, const char *path, const char *shown, prm_error *err)
 {
-    size_t len;
-    char *buf = read_file(path, &len);
-    if (!buf) return prm_error_set(err, "%s: cannot read", shown);
     char chunk[512];
     snprintf(chunk, sizeof chunk, "@%s", shown);
-    int rc = luaL_loadbufferx(L, buf, len, chunk, "t");
-    free(buf);
-    if (rc != LUA_OK) {
-        prm_error_set(err, "%s", lua_tostring(L, -1));
-        lua_pop(L, 1);
-        return -1;
-    }
-    if (sandbox_load(L, path, err) < 0) {
-        lua_pop(L, 1);
-        return -1;
-    }
-    lua_getupvalue(L, -1, 1);            /* the fresh _ENV */
-    lua_setupvalue(L, -3, 1);
-    lua_pop(L, 1);
-    return 0;
+    return sandbox_loadfile(L, path, chunk, SANDBOX_RULE, err);
 }
 
 static int load_file(rules *r, const char *path)

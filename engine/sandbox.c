@@ -10,33 +10,61 @@
 #include <string.h>
 
 #include "lprm.h"
+#include "timeutil.h"
 #include "embedded_lua.h"   /* generated from engine/lib/prm (build/gen) */
 
 int luaopen_cjson(lua_State *L);
 
-/* The allow-list: the only modules require can produce from C. `rule_ok`
- * marks those a sandboxed rule may require. */
+/* The builtins: the only modules require can produce from C. Which kind
+ * may require which is the kinds table below. */
 static const struct builtin {
     const char *name;
     lua_CFunction open;
-    int rule_ok;
 } builtins[] = {
-    { "prm", luaopen_prm, 1 },
-    { "prm.store", luaopen_prm_store, 0 },
-    { "prm.csv", luaopen_prm_csv, 0 },
-    { "prm.scoring", luaopen_prm_scoring, 0 },
-    { "prm.ts", luaopen_prm_ts, 1 },
-    { "prm.model", luaopen_prm_model, 1 },
-    { "cjson", luaopen_cjson, 1 },
-    { NULL, NULL, 0 },
+    { "prm", luaopen_prm },
+    { "prm.store", luaopen_prm_store },
+    { "prm.csv", luaopen_prm_csv },
+    { "prm.scoring", luaopen_prm_scoring },
+    { "prm.engine", luaopen_prm_engine },
+    { "prm.ts", luaopen_prm_ts },
+    { "prm.model", luaopen_prm_model },
+    { "cjson", luaopen_cjson },
+    { NULL, NULL },
 };
 
-/* Embedded Lua modules that sandboxed code may require as well. */
-static int lualib_rule_ok(const char *name)
+/* ---- the trust kinds ---------------------------------------------------- */
+
+static const char *const connector_mods[] = { "prm", "prm.map", "cjson", "prm.http", NULL };
+/* prm.ts and prm.model are not for per-deal rules: one forecast or fit is
+ * seconds of C work the instruction budget cannot see (issue 8). */
+static const char *const rule_mods[] = { "prm", "prm.rules", "prm.map", "cjson", NULL };
+static const char *const prompt_mods[] = { "prm", "cjson", NULL };
+static const char *const scenario_mods[] = { "prm", "prm.ts", "prm.model", "cjson", NULL };
+
+static const sandbox_kind_spec kinds[SANDBOX_NKINDS] = {
+    [SANDBOX_JOB] = { "job", NULL, 0, 0 },
+    /* Connectors run inside the ingest job's state (a separate state would
+     * copy every record across): they share its limits. */
+    [SANDBOX_CONNECTOR] = { "connector", connector_mods, 0, 0 },
+    [SANDBOX_RULE] = { "rule", rule_mods, SANDBOX_RULE_MEM, SANDBOX_RULE_INSTR },
+    /* A prompt shapes text from a run's facts: a tenth of a rule's memory,
+     * the same budget per call. */
+    [SANDBOX_PROMPT] = { "prompt", prompt_mods, 16u << 20, SANDBOX_RULE_INSTR },
+    /* A scenario re-runs forecasts: more memory, 100x a rule's budget. */
+    [SANDBOX_SCENARIO] = { "scenario", scenario_mods, 256u << 20, 100 * SANDBOX_RULE_INSTR },
+};
+
+const sandbox_kind_spec *sandbox_kind_spec_of(sandbox_kind k)
 {
-    static const char *const ok[] = { "prm.rules", "prm.map", "prm.period", NULL };
-    for (const char *const *p = ok; *p; p++)
-        if (strcmp(*p, name) == 0) return 1;
+    return k >= 0 && k < SANDBOX_NKINDS ? &kinds[k] : &kinds[SANDBOX_RULE];
+}
+
+static int kind_allows(sandbox_kind k, const char *name)
+{
+    const char *const *m = sandbox_kind_spec_of(k)->modules;
+    if (!m) return 1;
+    for (; *m; m++)
+        if (strcmp(*m, name) == 0) return 1;
     return 0;
 }
 
@@ -156,11 +184,11 @@ static int blocked_global(lua_State *L)
     return luaL_error(L, "blocked function: %s", lua_tostring(L, lua_upvalueindex(1)));
 }
 
-static int rule_require(lua_State *L);
+static int kind_require(lua_State *L);
 static int rule_load(lua_State *L);
 
 /* [-0, +1, m] */
-static void push_rule_env(lua_State *L)
+void sandbox_push_env(lua_State *L, sandbox_kind kind)
 {
     lua_newtable(L);
     for (const char *const *g = safe_globals; *g; g++) {
@@ -200,9 +228,11 @@ static void push_rule_env(lua_State *L)
         lua_pushcclosure(L, blocked_global, 1);
         lua_setfield(L, -2, *b);
     }
-    lua_pushcfunction(L, rule_require);
+    lua_pushinteger(L, kind);
+    lua_pushcclosure(L, kind_require, 1);
     lua_setfield(L, -2, "require");
-    lua_pushcfunction(L, rule_load);
+    lua_pushinteger(L, kind);
+    lua_pushcclosure(L, rule_load, 1);
     lua_setfield(L, -2, "load");
     lua_pushvalue(L, -1);
     lua_setfield(L, -2, "_G");
@@ -214,19 +244,67 @@ static int set_env(lua_State *L, int fn)
     return lua_setupvalue(L, fn, 1) != NULL;
 }
 
-int sandbox_load(lua_State *L, const char *path, prm_error *err)
+static char *read_all(const char *path, size_t *len)
 {
-    sandbox_ctx *c = sandbox_ctx_of(L);
-    if (luaL_loadfilex(L, path, "t") != LUA_OK) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 8192, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap) break;
+        char *nb = realloc(buf, cap * 2);
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+int sandbox_loadfile(lua_State *L, const char *path, const char *chunkname, sandbox_kind kind,
+                     prm_error *err)
+{
+    char name[1024];
+    if (!chunkname) {
+        snprintf(name, sizeof name, "@%s", path);
+        chunkname = name;
+    }
+    size_t len;
+    char *buf = read_all(path, &len);
+    if (!buf) return prm_error_set(err, "%s: cannot read (%s)", chunkname[0] == '@' ? chunkname + 1 : path,
+                                   "missing or unreadable");
+    /* A "#!" first line, as luaL_loadfile skips it. */
+    size_t skip = 0;
+    if (len > 1 && buf[0] == '#')
+        while (skip < len && buf[skip] != '\n') skip++;
+    int rc = luaL_loadbufferx(L, buf + skip, len - skip, chunkname, "t");
+    free(buf);
+    if (rc != LUA_OK) {
         prm_error_set(err, "%s", lua_tostring(L, -1));
         lua_pop(L, 1);
         return -1;
     }
-    if (c->trust == SANDBOX_RULE) {
-        push_rule_env(L);
+    if (kind != SANDBOX_JOB) {
+        sandbox_push_env(L, kind);
         set_env(L, -2);
     }
     return 0;
+}
+
+int sandbox_load(lua_State *L, const char *path, prm_error *err)
+{
+    return sandbox_loadfile(L, path, NULL, sandbox_ctx_of(L)->trust, err);
 }
 
 int sandbox_dofile(lua_State *L, const char *path, int nres, prm_error *err)
@@ -239,6 +317,7 @@ int sandbox_dofile(lua_State *L, const char *path, int nres, prm_error *err)
  * the chunk gets a fresh sandbox environment unless one is given. */
 static int rule_load(lua_State *L)
 {
+    sandbox_kind kind = (sandbox_kind)lua_tointeger(L, lua_upvalueindex(1));
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
     const char *name = luaL_optstring(L, 2, "=(load)");
@@ -250,7 +329,7 @@ static int rule_load(lua_State *L)
     if (lua_gettop(L) >= 5 && !lua_isnil(L, 4)) {
         lua_pushvalue(L, 4);
     } else {
-        push_rule_env(L);
+        sandbox_push_env(L, kind);
     }
     set_env(L, -2);
     return 1;
@@ -280,49 +359,89 @@ static int push_readonly(lua_State *L)
     return 1;
 }
 
-/* require for sandboxed code: allowed builtins, the embedded prm library,
- * and rules/lib/<name>.lua from the project, loaded as text into a fresh
- * sandbox environment. Results are cached per state. */
-static int rule_require(lua_State *L)
+static int blocked_clock(lua_State *L)
 {
+    return luaL_error(L, "blocked function: %s (sandboxed scripts get the time from ctx.now)",
+                      lua_tostring(L, lua_upvalueindex(1)));
+}
+
+/* [-1, +1, m] The prm module as sandboxed kinds see it: a proxy whose
+ * wall-clock functions raise. */
+static void push_prm_face(lua_State *L)
+{
+    lua_newtable(L);                     /* overrides */
+    static const char *const clock_fns[] = { "now", "today", NULL };
+    for (const char *const *f = clock_fns; *f; f++) {
+        lua_pushfstring(L, "prm.%s", *f);
+        lua_pushcclosure(L, blocked_clock, 1);
+        lua_setfield(L, -2, *f);
+    }
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+    lua_remove(L, -2);
+}
+
+/* require for sandboxed code: the kind's modules (builtins and the
+ * embedded prm library), and for rules rules/lib/<name>.lua from the
+ * project, loaded as text into a fresh environment. Results are cached
+ * per state and kind; each caller gets a read-only view. */
+static int kind_require(lua_State *L)
+{
+    sandbox_kind kind = (sandbox_kind)lua_tointeger(L, lua_upvalueindex(1));
     const char *name = luaL_checkstring(L, 1);
     lua_getfield(L, LUA_REGISTRYINDEX, "prm.rule_loaded");
-    if (lua_getfield(L, -1, name) != LUA_TNIL) return push_readonly(L);
+    lua_pushfstring(L, "%d:%s", (int)kind, name);
+    const char *key = lua_tostring(L, -1);
+    int keyidx = lua_gettop(L);
+    if (lua_getfield(L, -2, key) != LUA_TNIL) return push_readonly(L);
     lua_pop(L, 1);
-    int idx = lua_gettop(L);
+    int idx = keyidx - 1;
+    const char *kn = sandbox_kind_spec_of(kind)->name;
     for (const struct builtin *b = builtins; b->name; b++)
         if (strcmp(b->name, name) == 0) {
-            if (!b->rule_ok) return luaL_error(L, "module '%s' is not available to rules", name);
+            if (!kind_allows(kind, name))
+                return luaL_error(L, "module '%s' is not available to %ss", name, kn);
             luaL_requiref(L, name, b->open, 0);
+            if (strcmp(name, "prm") == 0) push_prm_face(L);
             goto done;
         }
     for (int i = 0; lualib[i].name; i++)
         if (strcmp(lualib[i].name, name) == 0) {
-            if (!lualib_rule_ok(name)) return luaL_error(L, "module '%s' is not available to rules", name);
+            if (!kind_allows(kind, name))
+                return luaL_error(L, "module '%s' is not available to %ss", name, kn);
             lua_getglobal(L, "require");       /* the real require: preload has it */
+            if (lua_isnil(L, -1)) {
+                lua_pop(L, 1);
+                lua_getfield(L, LUA_REGISTRYINDEX, "prm.real_require");
+            }
             lua_pushstring(L, name);
             lua_call(L, 1, 1);
             goto done;
         }
-    if (strncmp(name, "rules.lib.", 10) == 0 && !strstr(name, "..") && !strchr(name, '/')) {
-        char path[1024];
+    if (kind == SANDBOX_RULE && strncmp(name, "rules.lib.", 10) == 0 && !strstr(name, "..") &&
+        !strchr(name, '/')) {
+        char path[1024], chunk[1100];
         sandbox_ctx *c = sandbox_ctx_of(L);
         snprintf(path, sizeof path, "%s/rules/lib/%s.lua", c->root, name + 10);
-        if (luaL_loadfilex(L, path, "t") != LUA_OK) return lua_error(L);
-        push_rule_env(L);
-        set_env(L, -2);
+        snprintf(chunk, sizeof chunk, "@rules/lib/%s.lua", name + 10);
+        prm_error e;
+        if (sandbox_loadfile(L, path, chunk, kind, &e) < 0) return luaL_error(L, "%s", e.msg);
         lua_pushstring(L, name);
         lua_call(L, 1, 1);
         goto done;
     }
-    return luaL_error(L, "module '%s' not found (rules may require prm modules and rules.lib.*)", name);
+    if (kind == SANDBOX_RULE)
+        return luaL_error(L, "module '%s' not found (rules may require prm modules and rules.lib.*)", name);
+    return luaL_error(L, "module '%s' is not available to %ss", name, kn);
 done:
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         lua_pushboolean(L, 1);
     }
     lua_pushvalue(L, -1);
-    lua_setfield(L, idx, name);
+    lua_setfield(L, idx, key);
     return push_readonly(L);
 }
 
@@ -382,6 +501,8 @@ static int setup(lua_State *L)
     lua_pop(L, 1);
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "prm.rule_loaded");
+    lua_getglobal(L, "require");
+    lua_setfield(L, LUA_REGISTRYINDEX, "prm.real_require");
 
     /* The global `prm` with lazy submodules. */
     lua_getglobal(L, "require");
@@ -422,6 +543,7 @@ lua_State *sandbox_new(const sandbox_opts *o, prm_error *err)
     c->db = o->db;
     c->mem_limit = o->mem_limit;
     c->instr_limit = o->instr_limit;
+    c->now = clock_now();
     snprintf(c->root, sizeof c->root, "%s", o->root ? o->root : ".");
     lua_State *L = lua_newstate(l_alloc, c);
     if (!L) {

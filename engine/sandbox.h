@@ -2,15 +2,22 @@
  * allow-list, loader and the one protected call every engine->Lua call
  * goes through.
  *
- * Two trust levels (DESIGN.md):
- *   SANDBOX_JOB   jobs and connectors: Lua's standard libraries plus every
- *                 prm module, including the store.
- *   SANDBOX_RULE  risk flags, triggers, thresholds, prompts: a fresh _ENV
- *                 with an allow-list of base functions, string/table/math/
- *                 utf8, no os/io/debug/package, text-only load, require
- *                 limited to allowed prm modules and the rules/ tree, an
- *                 instruction budget per call and a memory cap. A blocked
- *                 function raises "blocked function: os.execute".
+ * Trust kinds (one table in sandbox.c says what each may use):
+ *   SANDBOX_JOB        jobs (`prmcast run`, the CLI's drivers): Lua's standard
+ *                      libraries plus every prm module, including the store.
+ *   SANDBOX_CONNECTOR  connectors/<prm>.lua: the mapping helpers (prm, prm.map,
+ *                      cjson) and prm.http; no io, os, package or debug.
+ *   SANDBOX_RULE       risk flags, triggers, thresholds: prm, prm.rules,
+ *                      prm.map, cjson and rules.lib.*; time only from ctx.now.
+ *   SANDBOX_PROMPT     LLM prompt templates: prm, cjson.
+ *   SANDBOX_SCENARIO   what-if scripts: prm, prm.ts, prm.model, cjson.
+ * Every kind but JOB gets a fresh _ENV per file with an allow-list of base
+ * functions and copies of string (no dump), table, math, utf8; os, io, debug,
+ * package and coroutine raise "blocked function: os.execute"; load is text
+ * only; prm.now and prm.today raise (their time is ctx.now, the as-of
+ * instant). A state's memory cap and per-call instruction budget are its
+ * kind's (sandbox_kind_spec); a sandboxed _ENV loaded into a job's state
+ * (a connector inside the ingest job) shares the job's limits.
  */
 #ifndef PRM_SANDBOX_H
 #define PRM_SANDBOX_H
@@ -22,25 +29,39 @@
 
 struct store;
 
-typedef enum { SANDBOX_JOB, SANDBOX_RULE } sandbox_trust;
+typedef enum {
+    SANDBOX_JOB, SANDBOX_CONNECTOR, SANDBOX_RULE, SANDBOX_PROMPT, SANDBOX_SCENARIO, SANDBOX_NKINDS
+} sandbox_kind;
+typedef sandbox_kind sandbox_trust;       /* the old name */
+
+typedef struct sandbox_kind_spec {
+    const char *name;                     /* "rule" */
+    const char *const *modules;           /* what require may give (NULL-terminated) */
+    size_t mem_limit;                     /* bytes; 0 = unlimited */
+    long instr_limit;                     /* VM instructions per sandbox_call; 0 = unlimited */
+} sandbox_kind_spec;
+
+const sandbox_kind_spec *sandbox_kind_spec_of(sandbox_kind k);
 
 typedef struct sandbox_opts {
-    sandbox_trust trust;
+    sandbox_kind trust;
     size_t mem_limit;          /* bytes; 0 = unlimited (jobs) */
     long instr_limit;          /* VM instructions per sandbox_call; 0 = unlimited */
     struct store *db;          /* the store the prm.store module opens onto; may be NULL */
     const char *root;          /* project root for require; NULL = "." */
 } sandbox_opts;
 
-/* Per-state context, reached with sandbox_ctx(L) (lua_getextraspace). */
+/* The engine context of a state, reached with sandbox_ctx_of(L)
+ * (lua_getextraspace): store, project root, as-of clock, job. */
 typedef struct sandbox_ctx {
-    sandbox_trust trust;
+    sandbox_kind trust;
     struct store *db;
     size_t mem_used, mem_limit;
     long instr_limit, instr_used;
     int mem_exceeded, instr_exceeded;
     long errors;               /* errors caught by sandbox_call */
     int64_t job_id;
+    int64_t now;               /* the as-of instant (clock_now at creation) */
     char root[512];
 } sandbox_ctx;
 
@@ -61,9 +82,17 @@ sandbox_ctx *sandbox_ctx_of(lua_State *L);
  * returned. */
 int sandbox_call(lua_State *L, int nargs, int nres, prm_error *err);
 
-/* Loads a script file as text (never bytecode); in a rule state its _ENV is
- * a fresh sandbox environment. Pushes the chunk. */
+/* Loads a script file once, as text (never bytecode), under the chunk name
+ * `chunkname` ("@rules/flags/x.lua"; NULL: "@" + path), and gives it a
+ * fresh environment of `kind` unless kind is SANDBOX_JOB. Pushes the chunk;
+ * on failure pushes nothing and returns -1 with "file:line: message". */
+int sandbox_loadfile(lua_State *L, const char *path, const char *chunkname, sandbox_kind kind,
+                     prm_error *err);
+/* sandbox_loadfile with the state's own kind and the path as name. */
 int sandbox_load(lua_State *L, const char *path, prm_error *err);
+/* [-0, +1, m] a fresh environment table of `kind` (for chunks the caller
+ * loads itself). */
+void sandbox_push_env(lua_State *L, sandbox_kind kind);
 /* sandbox_load + sandbox_call with nres results. */
 int sandbox_dofile(lua_State *L, const char *path, int nres, prm_error *err);
 

@@ -125,9 +125,10 @@ static const char *now_iso(char out[21])
     return out;
 }
 
-static void hash_set(const feat_set *fs, char out[65])
+static int hash_set(const feat_set *fs, char out[65])
 {
     hash_sha256 *h = hash_sha256_new();
+    if (!h) return -1;
     for (size_t c = 0; c < fs->data.n_cols; c++) {
         const model_column *col = &fs->data.cols[c];
         hash_sha256_update(h, col->name, strlen(col->name) + 1);
@@ -135,7 +136,7 @@ static void hash_set(const feat_set *fs, char out[65])
         else hash_sha256_update(h, col->cat, sizeof(int32_t) * fs->n);
     }
     hash_sha256_update(h, fs->label, sizeof(double) * fs->n);
-    hash_sha256_hex(h, out);
+    return hash_sha256_hex(h, out);
 }
 
 /* The base-rate model sees tier (outer key) and stage only. */
@@ -330,7 +331,10 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
                       r->eval_from, r->eval_to);
         goto out;
     }
-    hash_set(&fit, r->data_hash);
+    if (hash_set(&fit, r->data_hash) < 0) {
+        prm_error_set(err, "cannot hash the training data (out of memory)");
+        goto out;
+    }
     partner_baseline(&ev, r);
 
     model_kind kinds[3];

@@ -91,6 +91,14 @@ int store_audit(store *s, const char *actor, const char *action, const char *sub
  * and names the first bad row in err; 0 when intact; -1 on error. */
 int store_audit_verify(store *s, int64_t *rows, char head[65], prm_error *err);
 
+/* Settings (store_settings.c). store_setting copies the value into out and
+ * returns 1, or 0 when the key is unset, -1 on error. The typed readers
+ * check the value and name it when it is wrong. */
+int store_setting(store *s, const char *key, char *out, size_t cap, prm_error *err);
+int store_setting_set(store *s, const char *key, const char *value, prm_error *err);
+int store_fiscal_start(store *s, int *month, prm_error *err);      /* 1..12, default 1 */
+int store_base_currency(store *s, char out[4], prm_error *err);    /* default "USD" */
+
 /* Statements for scripts and reports: SQL text comes from the caller,
  * values are always bound, never spliced. */
 int store_prepare(store *s, const char *sql, store_stmt **out, prm_error *err);

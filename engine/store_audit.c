@@ -15,11 +15,15 @@
 
 /* The hash covers every column but itself, each length-prefixed so that no
  * two different rows can serialise to the same bytes. */
-static void row_hash(int64_t id, const char *at, const char *actor, const char *action,
-                     const char *subject, const char *detail, const char *prev, char out[65])
+static int row_hash(int64_t id, const char *at, const char *actor, const char *action,
+                    const char *subject, const char *detail, const char *prev, char out[65])
 {
     const char *parts[] = { at, actor, action, subject, detail, prev };
     hash_sha256 *h = hash_sha256_new();
+    if (!h) {
+        out[0] = 0;
+        return -1;
+    }
     char buf[48];
     int len = snprintf(buf, sizeof buf, "%lld;", (long long)id);
     hash_sha256_update(h, buf, (size_t)len);
@@ -29,7 +33,7 @@ static void row_hash(int64_t id, const char *at, const char *actor, const char *
         hash_sha256_update(h, buf, (size_t)len);
         hash_sha256_update(h, p, strlen(p));
     }
-    hash_sha256_hex(h, out);
+    return hash_sha256_hex(h, out);
 }
 
 static const char genesis[] = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -60,7 +64,11 @@ int store_audit(store *s, const char *actor, const char *action, const char *sub
     if (!actor) actor = getenv("USER");
     if (!actor) actor = "prmcast";
     store_now_iso(now);
-    row_hash(id, now, actor, action, subject, detail_json, prev, hash);
+    /* An audit row without its hash would break the chain silently. */
+    if (row_hash(id, now, actor, action, subject, detail_json, prev, hash) < 0) {
+        store_exec(s, "ROLLBACK TO audit; RELEASE audit", NULL);
+        return prm_error_set(err, "audit: cannot compute the row hash (out of memory)");
+    }
     store_value v[] = { I(id), T(now), T(actor), T(action), T(subject), T(detail_json),
                         T(prev), T(hash) };
     if (store_run(s, "INSERT INTO audit_log (id, at, actor, action, subject, detail, prev_hash, hash)"
@@ -86,7 +94,10 @@ int store_audit_verify(store *s, int64_t *rows, char head[65], prm_error *err)
         const char *c[7];
         for (int i = 0; i < 7; i++) c[i] = (const char *)sqlite3_column_text(st, i + 1);
         char h[65];
-        row_hash(id, c[0], c[1], c[2], c[3], c[4], c[5] ? c[5] : "", h);
+        if (row_hash(id, c[0], c[1], c[2], c[3], c[4], c[5] ? c[5] : "", h) < 0) {
+            sqlite3_finalize(st);
+            return prm_error_set(err, "audit verify: cannot compute hashes (out of memory)");
+        }
         n++;
         if (id != expect) {
             bad = prm_error_set(err, "audit row %lld missing (next row is %lld)",

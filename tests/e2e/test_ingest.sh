@@ -88,6 +88,16 @@ grep -q 'partners.json: not valid JSON' "$T/j2err"; ok $? "truncated JSON file r
 printf 'local t = require("cjson").decode(io.open(arg[1]):read("a"))\nassert(t.rejected == 5 and #t.files == 2)\n' >"$T/chk.lua"
 "$P" --db "$T/j3.db" run "$T/chk.lua" "$T/ingest.json" >/dev/null 2>&1; ok $? "ingest --json prints the summary as JSON"
 
+# A connector is sandboxed: no os, no io, and it is told so with its file.
+mkdir -p "$T/hc"
+printf 'os.execute("touch %s/pwned")\nreturn {}\n' "$T" >"$T/hc/evil.lua"
+"$P" --db "$T/hc.db" ingest "$E" --connector "$T/hc/evil.lua" >/dev/null 2>"$T/hcerr"
+ok "$(test $? -ne 0 && test ! -e "$T/pwned"; echo $?)" "a connector calling os.execute fails and runs nothing"
+grep -q 'evil.lua:1: blocked function: os.execute' "$T/hcerr"; ok $? "the connector's blocked call is named with file and line" "$(cat "$T/hcerr")"
+printf 'local f = io.open("/etc/passwd")\nreturn {}\n' >"$T/hc/evil2.lua"
+"$P" --db "$T/hc.db" ingest "$E" --connector "$T/hc/evil2.lua" >/dev/null 2>"$T/hcerr2"
+grep -q 'blocked function: io.open' "$T/hcerr2"; ok $? "a connector cannot open files" "$(cat "$T/hcerr2")"
+
 # The store's audit chain recorded the ingest and verifies.
 "$P" --db "$DB" audit verify >"$T/audit"
 ok $? "audit chain intact after ingests"

@@ -36,7 +36,7 @@ rand() { od -An -N4 -tu4 /dev/urandom | tr -d ' '; }
 kills=0
 for round in 1 2 3; do
   at=$(( $(rand) % (total / 3) + 1 ))
-  PRMCAST_FAULT_KILL_AFTER=$at "$P" --db "$T/b.db" ingest "$T/x" --quiet --batch 500 >/dev/null 2>&1
+  PRMCAST_FAULT_KILL_AFTER=$at "$ROOT/build/prmcast-fault" --db "$T/b.db" ingest "$T/x" --quiet --batch 500 >/dev/null 2>&1
   rc=$?
   [ "$rc" -eq 137 ] && kills=$((kills + 1))
   echo "# round $round: SIGKILL after $at rows (exit $rc)"
@@ -52,4 +52,7 @@ sqlite3 "$T/b.db" 'PRAGMA integrity_check' | grep -qx ok
 ok $? "SQLite integrity check after kills"
 "$P" --db "$T/b.db" audit verify >/dev/null
 ok $? "audit chain intact after kills"
+# The release binary has no fault hook: the same variable changes nothing.
+PRMCAST_FAULT_KILL_AFTER=5 "$P" --db "$T/c.db" ingest "$T/x" --quiet --batch 500 >/dev/null 2>&1
+ok $? "the release prmcast ignores PRMCAST_FAULT_KILL_AFTER (no fault hook)"
 done_testing

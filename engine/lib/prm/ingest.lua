@@ -53,10 +53,15 @@ function M.check_connector(c, path)
   return c
 end
 
+-- Connectors load at the connector trust kind: a sandboxed environment
+-- with the mapping helpers (prm, prm.map, cjson, prm.http) and no io/os.
+local engine = require "prm.engine"
 function M.load_connector(path)
-  local chunk, err = loadfile(path, "t")
-  if not chunk then error(err, 0) end
-  return M.check_connector(chunk(), path)
+  local shown = path
+  if prm.root and path:sub(1, #prm.root + 1) == prm.root .. "/" then shown = path:sub(#prm.root + 2) end
+  local c, err = engine.load(path, "connector", "@" .. shown)
+  if c == nil and err then error(err, 0) end
+  return M.check_connector(c, shown)
 end
 
 local function exists(path)
@@ -140,20 +145,10 @@ local function find_file(dir, base)
   end
 end
 
--- Fault injection for the kill-and-rerun test: with PRMCAST_FAULT_KILL_AFTER=N
--- the process SIGKILLs itself after reading N rows of this run (any file,
--- mid-batch), exactly as an operator's kill -9 would land.
-local kill_after = tonumber(os.getenv("PRMCAST_FAULT_KILL_AFTER") or "")
-local rows_seen = 0
-
-local function maybe_die()
-  rows_seen = rows_seen + 1
-  if kill_after and rows_seen >= kill_after then
-    local stat = io.open("/proc/self/stat")
-    local pid = stat and stat:read("n")
-    if pid then os.execute("kill -KILL " .. math.tointeger(pid)) end
-  end
-end
+-- Fault injection for the kill-and-rerun test: only the test build
+-- (build/prmcast-fault) has engine.fault; with PRMCAST_FAULT_KILL_AFTER=N
+-- it SIGKILLs the process at the N-th row read (any file, mid-batch).
+local fault = engine.fault
 
 local function load_file(db, conn, object, path, kind, opts, summary)
   local source = opts.source
@@ -213,7 +208,7 @@ local function load_file(db, conn, object, path, kind, opts, summary)
       local rec, line, msg = next_rec()
       if rec == nil then break end
       if line > start then
-        if kill_after then maybe_die() end
+        if fault then fault("ingest.row") end
         st.read = st.read + 1
         if rec == false then
           reject(line, msg)

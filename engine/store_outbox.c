@@ -1,0 +1,215 @@
+/* store_outbox.c - outbox.h over the store's writeback_outbox table. */
+#include "outbox.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+#include "store_int.h"
+#include "timeutil.h"
+
+static int in_txn(store *s) { return !sqlite3_get_autocommit(s->db); }
+
+static int step_done(store *s, sqlite3_stmt *st, prm_error *err, const char *what)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store_db_error(s, err, what);
+}
+
+static int prepare(store *s, const char *sql, sqlite3_stmt **st, prm_error *err)
+{
+    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
+        return store_db_error(s, err, "outbox");
+    return 0;
+}
+
+static void sha(const char *text, char out[65])
+{
+    hash_sha256 *h = hash_sha256_new();
+    if (!h) {
+        out[0] = 0;
+        return;
+    }
+    hash_sha256_update(h, text, strlen(text));
+    hash_sha256_hex(h, out);
+}
+
+int outbox_queue(store *s, int64_t run_id, int64_t deal_id, const char *deal_ext, const char *target,
+                 const char *payload, const char *compare_hash, int *queued, prm_error *err)
+{
+    char h[65];
+    if (!compare_hash) {
+        sha(payload, h);
+        compare_hash = h;
+    }
+    if (!compare_hash[0]) return prm_error_set(err, "outbox: cannot hash the payload (out of memory)");
+    *queued = 0;
+    sqlite3_stmt *st;
+    /* The last delivered payload for this deal: identical means nothing to send. */
+    if (prepare(s, "SELECT payload_hash FROM writeback_outbox WHERE target = ?1 AND deal_id = ?2"
+                   " AND status = 'sent' ORDER BY id DESC LIMIT 1", &st, err) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, deal_id);
+    int rc = sqlite3_step(st);
+    int same = rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT &&
+               strcmp((const char *)sqlite3_column_text(st, 0), compare_hash) == 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_db_error(s, err, "outbox lookup");
+    /* Whatever is still pending for the deal is superseded either way. */
+    if (prepare(s, "UPDATE writeback_outbox SET status = 'superseded' WHERE target = ?1 AND"
+                   " deal_id = ?2 AND status = 'pending' AND run_id <> ?3", &st, err) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, deal_id);
+    sqlite3_bind_int64(st, 3, run_id);
+    if (step_done(s, st, err, "outbox supersede") < 0) return -1;
+    if (same) return 0;
+    char key[256], now[21];
+    snprintf(key, sizeof key, "%s:%s:%lld", target, deal_ext, (long long)run_id);
+    store_now_iso(now);
+    if (prepare(s, "INSERT INTO writeback_outbox (run_id, deal_id, target, payload, status, created_at,"
+                   " idempotency_key, payload_hash, next_attempt_at) VALUES (?1, ?2, ?3, ?4, 'pending',"
+                   " ?5, ?6, ?7, ?5) ON CONFLICT (run_id, deal_id, target) DO NOTHING", &st, err) < 0)
+        return -1;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int64(st, 2, deal_id);
+    sqlite3_bind_text(st, 3, target, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, payload, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, compare_hash, -1, SQLITE_STATIC);
+    if (step_done(s, st, err, "outbox queue") < 0) return -1;
+    *queued = sqlite3_changes(s->db) > 0;
+    return 0;
+}
+
+int outbox_claim(store *s, const char *target, int limit, outbox_item **items, int *n, prm_error *err)
+{
+    *items = NULL;
+    *n = 0;
+    if (limit < 1) return 0;
+    int own = !in_txn(s);
+    if (own && store_begin(s, err) < 0) return -1;
+    char now[21], lease[21];
+    int64_t t = clock_now();
+    instant_iso(t, now);
+    instant_iso(t - OUTBOX_LEASE_SECONDS, lease);
+    sqlite3_stmt *st;
+    if (prepare(s, "SELECT o.id, o.run_id, o.deal_id, o.target, d.external_id, o.idempotency_key,"
+                   " o.payload, o.attempts FROM writeback_outbox o JOIN deals d ON d.id = o.deal_id"
+                   " WHERE o.target = ?1 AND ((o.status = 'pending' AND (o.next_attempt_at IS NULL OR"
+                   " o.next_attempt_at <= ?2)) OR (o.status = 'sending' AND o.claimed_at <= ?3))"
+                   " ORDER BY o.id LIMIT ?4", &st, err) < 0)
+        goto fail;
+    sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, lease, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, limit);
+    outbox_item *v = calloc((size_t)limit, sizeof *v);
+    if (!v) {
+        sqlite3_finalize(st);
+        prm_error_set(err, "out of memory");
+        goto fail;
+    }
+    int k = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && k < limit) {
+        outbox_item *it = &v[k];
+        it->id = sqlite3_column_int64(st, 0);
+        it->run_id = sqlite3_column_int64(st, 1);
+        it->deal_id = sqlite3_column_int64(st, 2);
+        snprintf(it->target, sizeof it->target, "%s", (const char *)sqlite3_column_text(st, 3));
+        snprintf(it->deal, sizeof it->deal, "%s", (const char *)sqlite3_column_text(st, 4));
+        const unsigned char *key = sqlite3_column_text(st, 5);
+        snprintf(it->key, sizeof it->key, "%s", key ? (const char *)key : "");
+        const unsigned char *p = sqlite3_column_text(st, 6);
+        it->payload = strdup(p ? (const char *)p : "{}");
+        it->attempts = sqlite3_column_int(st, 7) + 1;
+        if (!it->payload) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        k++;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        outbox_free(v, k);
+        store_db_error(s, err, "outbox claim");
+        goto fail;
+    }
+    for (int i = 0; i < k; i++) {
+        if (prepare(s, "UPDATE writeback_outbox SET status = 'sending', claimed_at = ?1,"
+                       " attempts = attempts + 1 WHERE id = ?2", &st, err) < 0) {
+            outbox_free(v, k);
+            goto fail;
+        }
+        sqlite3_bind_text(st, 1, now, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, v[i].id);
+        if (step_done(s, st, err, "outbox claim") < 0) {
+            outbox_free(v, k);
+            goto fail;
+        }
+    }
+    if (own && store_commit(s, err) < 0) {
+        outbox_free(v, k);
+        goto fail;
+    }
+    *items = v;
+    *n = k;
+    return 0;
+fail:
+    if (own) store_rollback(s);
+    return -1;
+}
+
+int outbox_ack(store *s, int64_t id, prm_error *err)
+{
+    char now[21];
+    store_now_iso(now);
+    store_value v[] = { sv_text(now), sv_int(id) };
+    return store_run(s, "UPDATE writeback_outbox SET status = 'sent', sent_at = ?1, last_error = NULL"
+                        " WHERE id = ?2", 2, v, NULL, err);
+}
+
+int outbox_fail(store *s, int64_t id, const char *error, int permanent, int retry_after,
+                int max_attempts, prm_error *err)
+{
+    if (max_attempts <= 0) max_attempts = OUTBOX_MAX_ATTEMPTS;
+    char at[21];
+    instant_iso(clock_now() + (retry_after > 0 ? retry_after : 0), at);
+    store_value v[] = { sv_text(error), sv_text(at), sv_int(permanent ? 1 : 0), sv_int(max_attempts),
+                        sv_int(id) };
+    return store_run(s, "UPDATE writeback_outbox SET last_error = ?1, next_attempt_at = ?2,"
+                        " status = CASE WHEN ?3 = 1 OR attempts >= ?4 THEN 'dead' ELSE 'pending' END"
+                        " WHERE id = ?5", 5, v, NULL, err);
+}
+
+int outbox_count(store *s, const char *target, outbox_counts *c, prm_error *err)
+{
+    memset(c, 0, sizeof *c);
+    sqlite3_stmt *st;
+    if (prepare(s, "SELECT status, count(*) FROM writeback_outbox WHERE ?1 IS NULL OR target = ?1"
+                   " GROUP BY status", &st, err) < 0)
+        return -1;
+    if (target) sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(st, 0);
+        long n = (long)sqlite3_column_int64(st, 1);
+        if (!k) continue;
+        if (strcmp(k, "pending") == 0) c->pending = n;
+        else if (strcmp(k, "sending") == 0) c->sending = n;
+        else if (strcmp(k, "sent") == 0) c->sent = n;
+        else if (strcmp(k, "superseded") == 0) c->superseded = n;
+        else if (strcmp(k, "dead") == 0) c->dead = n;
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+void outbox_free(outbox_item *items, int n)
+{
+    for (int i = 0; items && i < n; i++) free(items[i].payload);
+    free(items);
+}
