@@ -8,7 +8,7 @@
  * per rule how many deals fired with a few example reasons, and every load
  * problem and rule error with file and line.
  */
-#include "cmd_rules.h"
+#include "cli.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -482,7 +482,12 @@ static int parse_int(const char *s, int *out)
 static int rules_test(int argc, char **argv, const char *db_path, int json)
 {
     int limit = 200;
-    const char *as_of = getenv("PRMCAST_NOW");
+    const char *as_of = NULL;
+    char clock_day[11];
+    if (clock_pinned()) {
+        date_iso(clock_now(), clock_day);
+        as_of = clock_day;
+    }
     const char **files = calloc((size_t)argc + 1, sizeof *files);
     int nfiles = 0;
     if (!files) return 1;
@@ -670,8 +675,12 @@ static int rules_test(int argc, char **argv, const char *db_path, int json)
     return rc;
 }
 
-int cmd_rules(int argc, char **argv, const char *db_path, int json_out)
+int cmd_rules(int argc, char **argv, const cli *c);
+
+int cmd_rules(int argc, char **argv, const cli *c)
 {
+    const char *db_path = c->db_path;
+    int json_out = c->json;
     if (argc >= 2 && strcmp(argv[1], "list") == 0) {
         if (argc > 2) {
             fprintf(stderr, "prmcast rules list: unexpected argument '%s'\n", argv[2]);

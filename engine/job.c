@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <errno.h>
 #include <unistd.h>
 
 #include "sandbox.h"
@@ -32,21 +34,16 @@ const char *job_root(void)
 }
 
 /* The fiscal year start lives in the store's settings; periods follow it. */
-static void apply_settings(lua_State *L, store *db)
+static int apply_settings(lua_State *L, store *db, prm_error *err)
 {
-    store_stmt *st;
-    if (store_prepare(db, "SELECT value FROM settings WHERE key = 'fiscal_start_month'", &st, NULL) < 0)
-        return;
-    if (store_step(st, NULL) == 1) {
-        store_value v = store_column(st, 0);
-        int m = v.kind == SV_TEXT ? atoi(v.s) : v.kind == SV_INT ? (int)v.i : 0;
-        if (m >= 1 && m <= 12 && lua_getglobal(L, "prm") == LUA_TTABLE) {
-            lua_pushinteger(L, m);
-            lua_setfield(L, -2, "fiscal_start_month");
-        }
-        lua_settop(L, 0);
+    int m;
+    if (store_fiscal_start(db, &m, err) < 0) return -1;
+    if (lua_getglobal(L, "prm") == LUA_TTABLE) {
+        lua_pushinteger(L, m);
+        lua_setfield(L, -2, "fiscal_start_month");
     }
-    store_finalize(st);
+    lua_settop(L, 0);
+    return 0;
 }
 
 /* Encodes the script's result table as JSON with lua-cjson; NULL if none. */
@@ -67,13 +64,125 @@ static char *counts_json(lua_State *L)
     return s;
 }
 
-int job_run(store *db, const char *script, const char *chunk, int argc, char **argv,
-            char **counts_out, prm_error *err)
+static lua_State *job_state(store *db, prm_error *err)
 {
     sandbox_opts o = { SANDBOX_JOB, 0, 0, db, job_root() };
     lua_State *L = sandbox_new(&o, err);
+    if (!L) return NULL;
+    if (apply_settings(L, db, err) < 0) {
+        sandbox_close(L);
+        return NULL;
+    }
+    return L;
+}
+
+static int job_begin(store *db, lua_State *L, const char *script, int argc, char **argv, int64_t *id,
+                     prm_error *err)
+{
+    char args[1024] = "";
+    for (int i = 0; i < argc; i++) {
+        size_t n = strlen(args);
+        snprintf(args + n, sizeof args - n, "%s%s", i ? " " : "", argv[i]);
+    }
+    job_reap(db, NULL);
+    if (store_job_start(db, script, args, (int64_t)getpid(), id, err) < 0) return -1;
+    sandbox_ctx_of(L)->job_id = *id;
+    char detail[160];
+    snprintf(detail, sizeof detail, "{\"job\":%lld}", (long long)*id);
+    return store_audit(db, NULL, "job.start", script, detail, err);
+}
+
+/* A job that returns with its own transaction still open did not finish
+ * its work: roll back and record it failed, never ok. */
+static int job_finish(store *db, const char *script, int64_t id, int rc, const char *counts,
+                      prm_error *err)
+{
+    if (store_in_transaction(db)) {
+        store_rollback(db);
+        if (rc == 0) {
+            prm_error_set(err, "%s: returned with a transaction still open (rolled back)", script);
+            rc = -1;
+        }
+    }
+    store_job_end(db, id, rc == 0 ? "ok" : "failed", rc == 0 ? counts : NULL, rc == 0 ? NULL : err->msg, NULL);
+    char detail[160];
+    snprintf(detail, sizeof detail, "{\"job\":%lld,\"status\":\"%s\"}", (long long)id,
+             rc == 0 ? "ok" : "failed");
+    store_audit(db, NULL, "job.end", script, detail, NULL);
+    return rc;
+}
+
+int job_reap(store *db, prm_error *err)
+{
+    store_stmt *st;
+    if (store_prepare(db, "SELECT id, pid FROM jobs WHERE status = 'running'", &st, err) < 0) return -1;
+    int64_t dead[64];
+    int n = 0;
+    while (store_step(st, NULL) == 1 && n < 64) {
+        store_value id = store_column(st, 0), pid = store_column(st, 1);
+        /* No pid (older rows), or no such process: the job died. */
+        if (pid.kind != SV_INT || pid.i <= 0 || (kill((pid_t)pid.i, 0) < 0 && errno == ESRCH) ||
+            pid.i == (int64_t)getpid())
+            dead[n++] = id.i;
+    }
+    store_finalize(st);
+    for (int i = 0; i < n; i++)
+        store_job_end(db, dead[i], "killed", NULL,
+                      "the process ended without finishing (killed?); a rerun resumes", NULL);
+    return n;
+}
+
+int job_call(store *db, const char *name, const char *module, const char *fn, int argc, char **argv,
+             char **counts_out, char **text_out, prm_error *err)
+{
+    if (counts_out) *counts_out = NULL;
+    if (text_out) *text_out = NULL;
+    lua_State *L = job_state(db, err);
     if (!L) return -1;
-    apply_settings(L, db);
+    int64_t id;
+    if (job_begin(db, L, name, argc, argv, &id, err) < 0) {
+        sandbox_close(L);
+        return -1;
+    }
+    /* require(module)[fn] */
+    lua_getglobal(L, "require");
+    lua_pushstring(L, module);
+    int rc = sandbox_call(L, 1, 1, err);
+    char *counts = NULL, *text = NULL;
+    if (rc == 0) {
+        lua_getfield(L, -1, fn);
+        lua_remove(L, -2);
+        lua_createtable(L, argc, 0);
+        for (int i = 0; i < argc; i++) {
+            lua_pushstring(L, argv[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        rc = sandbox_call(L, 1, 3, err);
+    }
+    if (rc == 0) {
+        if (!lua_toboolean(L, -3)) {
+            prm_error_set(err, "%s", lua_isstring(L, -2) ? lua_tostring(L, -2) : "failed");
+            rc = -1;
+        } else {
+            if (lua_isstring(L, -1)) text = strdup(lua_tostring(L, -1));
+            lua_pop(L, 1);
+            counts = counts_json(L);
+        }
+    }
+    rc = job_finish(db, name, id, rc, counts, err);
+    if (counts_out) *counts_out = counts;
+    else free(counts);
+    if (text_out) *text_out = text;
+    else free(text);
+    sandbox_close(L);
+    return rc;
+}
+
+int job_run(store *db, const char *script, const char *chunk, int argc, char **argv,
+            char **counts_out, prm_error *err)
+{
+    lua_State *L = job_state(db, err);
+    if (!L) return -1;
 
     /* arg, as the lua interpreter builds it */
     lua_createtable(L, argc, 1);
@@ -85,21 +194,11 @@ int job_run(store *db, const char *script, const char *chunk, int argc, char **a
     }
     lua_setglobal(L, "arg");
 
-    char args[1024] = "";
-    for (int i = 0; i < argc; i++) {
-        size_t n = strlen(args);
-        snprintf(args + n, sizeof args - n, "%s%s", i ? " " : "", argv[i]);
-    }
     int64_t id;
-    if (store_job_start(db, script, args, &id, err) < 0) {
+    if (job_begin(db, L, script, argc, argv, &id, err) < 0) {
         sandbox_close(L);
         return -1;
     }
-    sandbox_ctx_of(L)->job_id = id;
-    char detail[160];
-    snprintf(detail, sizeof detail, "{\"job\":%lld}", (long long)id);
-    store_audit(db, NULL, "job.start", script, detail, NULL);
-
     int rc;
     if (chunk) {
         rc = luaL_loadbufferx(L, chunk, strlen(chunk), script, "t") == LUA_OK ? 0 : -1;
@@ -115,12 +214,7 @@ int job_run(store *db, const char *script, const char *chunk, int argc, char **a
         rc = sandbox_call(L, argc, 1, err);
     }
     char *counts = rc == 0 ? counts_json(L) : NULL;
-    /* A script that failed inside a transaction must not leave it open. */
-    store_rollback(db);
-    store_job_end(db, id, rc == 0 ? "ok" : "failed", counts, rc == 0 ? NULL : err->msg, NULL);
-    snprintf(detail, sizeof detail, "{\"job\":%lld,\"status\":\"%s\"}", (long long)id,
-             rc == 0 ? "ok" : "failed");
-    store_audit(db, NULL, "job.end", script, detail, NULL);
+    rc = job_finish(db, script, id, rc, counts, err);
     if (counts_out) *counts_out = counts;
     else free(counts);
     sandbox_close(L);

@@ -23,4 +23,16 @@ const char *job_root(void);
 int job_run(struct store *db, const char *script, const char *chunk, int argc,
             char **argv, char **counts, prm_error *err);
 
+/* Runs a driver of the embedded library as a recorded job: calls
+ * require(module)[fn]({argv...}), which returns true, result[, text] or
+ * false, message. *counts gets the result as JSON and *text the text the
+ * driver rendered (both malloc'd; NULL when absent). The engine prints;
+ * the driver does not. */
+int job_call(struct store *db, const char *name, const char *module, const char *fn, int argc,
+             char **argv, char **counts, char **text, prm_error *err);
+
+/* Jobs left 'running' by a process that no longer exists (a kill -9) are
+ * marked 'killed' with a note; returns how many. */
+int job_reap(struct store *db, prm_error *err);
+
 #endif

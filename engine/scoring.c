@@ -105,15 +105,13 @@ static int64_t quarters_back(int64_t qstart, int n, int sm)
     return fiscal_quarter_start(k / 4, k % 4 + 1, sm) * DAY;
 }
 
+/* The as-of instant: the option, else the engine clock (--as-of,
+ * $PRMCAST_NOW, the wall clock). */
 static int resolve_as_of(const feat_world *w, const char *as_of, int64_t *t, prm_error *err)
 {
-    if (as_of) {
-        if (date_parse(as_of, DATE_AUTO, t, err) < 0) return prm_error_prefix(err, "--as-of: ");
-        if (strlen(as_of) == 10) *t += DAY - 1;       /* a date means its end */
-        return 0;
-    }
     if (feat_last_observed(w) <= 0) return prm_error_set(err, "the store has no deal history yet");
-    *t = feat_last_observed(w) + 1;
+    if (as_of) return clock_parse(as_of, t, err) < 0 ? prm_error_prefix(err, "as of: ") : 0;
+    *t = clock_now();
     return 0;
 }
 
@@ -121,7 +119,7 @@ static int resolve_as_of(const feat_world *w, const char *as_of, int64_t *t, prm
 
 static const char *now_iso(char out[21])
 {
-    instant_iso((int64_t)time(NULL), out);
+    instant_iso(clock_now(), out);
     return out;
 }
 

@@ -253,6 +253,8 @@ const char *store_path(const store *s) { return s->path; }
 
 int store_begin(store *s, prm_error *err) { return store_exec(s, "BEGIN IMMEDIATE", err); }
 int store_commit(store *s, prm_error *err) { return store_exec(s, "COMMIT", err); }
+int store_in_transaction(store *s) { return !sqlite3_get_autocommit(s->db); }
+
 void store_rollback(store *s)
 {
     if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);

@@ -58,6 +58,7 @@ const char *store_path(const store *s);
 int store_begin(store *s, prm_error *err);
 int store_commit(store *s, prm_error *err);
 void store_rollback(store *s);
+int store_in_transaction(store *s);
 
 const store_object *store_object_find(const char *name);
 const store_object *store_objects(int *n);
@@ -77,7 +78,7 @@ int store_sync_set(store *s, const char *source, const char *object,
 int store_reject(store *s, const char *source, const char *file, int64_t line,
                  const char *reason, int64_t job, prm_error *err);
 
-int store_job_start(store *s, const char *script, const char *args, int64_t *id,
+int store_job_start(store *s, const char *script, const char *args, int64_t pid, int64_t *id,
                     prm_error *err);
 int store_job_end(store *s, int64_t id, const char *status, const char *counts_json,
                   const char *error, prm_error *err);

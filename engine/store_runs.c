@@ -56,13 +56,14 @@ int store_reject(store *s, const char *source, const char *file, int64_t line,
                   " reason=excluded.reason, job_id=excluded.job_id", 5, v, NULL, err);
 }
 
-int store_job_start(store *s, const char *script, const char *args, int64_t *id, prm_error *err)
+int store_job_start(store *s, const char *script, const char *args, int64_t pid, int64_t *id,
+                    prm_error *err)
 {
     char now[21];
     store_now_iso(now);
-    store_value v[] = { T(script), T(args), T(now) };
-    return store_run(s, "INSERT INTO jobs (script, args, started_at, status) VALUES (?1,?2,?3,'running')",
-                     3, v, id, err);
+    store_value v[] = { T(script), T(args), T(now), I(pid) };
+    return store_run(s, "INSERT INTO jobs (script, args, started_at, status, pid)"
+                        " VALUES (?1,?2,?3,'running',?4)", 4, v, id, err);
 }
 
 int store_job_end(store *s, int64_t id, const char *status, const char *counts_json,

@@ -19,8 +19,9 @@ if not dir then error("usage: prmcast run scripts/nightly.lua EXPORT_DIR [--conn
 local args = { dir }
 for i = 2, #arg do args[#args + 1] = arg[i] end
 
-local ok, res = ingest.cli(args)
+local ok, res, text = ingest.cli(args)
 if not ok then error(res, 0) end
+if text then io.stdout:write(text) end
 
 local db = store.default()
 local out = io.stdout

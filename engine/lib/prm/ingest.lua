@@ -299,8 +299,10 @@ function M.run(opts)
   return summary
 end
 
-function M.print_summary(s, out)
-  out = out or io.stdout
+-- The summary as text (the caller prints it: library code does not).
+function M.format_summary(s)
+  local buf = {}
+  local out = { write = function(_, ...) for _, x in ipairs { ... } do buf[#buf + 1] = x end end }
   out:write(("ingest %s via %s (source %s)\n"):format(s.dir, s.connector, s.source))
   out:write(("  %-22s %-12s %9s %9s %9s %9s  %s\n"):format("file", "object", "read", "written",
     "unchanged", "rejected", "status"))
@@ -311,6 +313,7 @@ function M.print_summary(s, out)
   end
   out:write(("  %-22s %-12s %9d %9d %9d %9d  %.1f s CPU\n"):format("total", "", s.read, s.written,
     s.unchanged, s.rejected, s.cpu_seconds))
+  return table.concat(buf)
 end
 
 -- The `prmcast ingest DIR [--connector F] [--source S] [--batch N] [--quiet]`
@@ -340,11 +343,10 @@ function M.cli(args)
   if not opts.dir then return false, "DIR is required" end
   local ok, res = pcall(M.run, opts)
   if not ok then return false, res end
-  if not opts.quiet then M.print_summary(res) end
   if res.failed > 0 then
     return false, ("%d file(s) could not be ingested"):format(res.failed)
   end
-  return true, res
+  return true, res, not opts.quiet and M.format_summary(res) or nil
 end
 
 return M

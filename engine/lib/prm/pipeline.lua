@@ -45,6 +45,13 @@ function M.print_reliability(t, out)
   end
 end
 
+-- A writer that collects text (the CLI prints what the drivers render).
+local function collector()
+  local buf = {}
+  return { write = function(_, ...) for _, x in ipairs { ... } do buf[#buf + 1] = x end end,
+           text = function() return table.concat(buf) end }
+end
+
 function M.train(opts)
   opts = opts or {}
   local t, err = scoring.train { as_of = opts.as_of, kind = opts.kind, activate = opts.activate,
@@ -52,8 +59,8 @@ function M.train(opts)
   if not t then return nil, err end
   t.activated = opts.activate ~= false
   if not opts.quiet then
-    M.print_train(t)
-    if opts.reliability then M.print_reliability(t) end
+    M.print_train(t, opts.out)
+    if opts.reliability then M.print_reliability(t, opts.out) end
   end
   return t
 end
@@ -110,10 +117,11 @@ function M.score(opts)
   if not s then return nil, err end
   s.queued = M.writeback(s.run_id, opts.connector or "connectors/file.lua")
   if not opts.quiet then
-    io.stdout:write(("score run %d as of %s with model %d (%s): %d open deals, %d flagged,"
+    local out = opts.out or io.stdout
+    out:write(("score run %d as of %s with model %d (%s): %d open deals, %d flagged,"
       .. " mean probability %.3f, %d write-back payloads queued\n"):format(s.run_id, s.as_of,
       s.model_id, s.model_kind, s.deals, s.flagged, s.mean_probability or 0, s.queued))
-    io.stdout:write(("  time: features %.2f s, model %.2f s, drivers/flags/store %.2f s\n"):format(
+    out:write(("  time: features %.2f s, model %.2f s, drivers/flags/store %.2f s\n"):format(
       s.seconds_features, s.seconds_model, s.seconds_store))
   end
   return s
@@ -148,13 +156,14 @@ function M.train_cli(args)
                                ["step-days"] = "int", ["no-activate"] = "flag", quiet = "flag",
                                reliability = "flag" })
   if not o then return false, err end
+  local out = collector()
   local t, terr = M.train { as_of = o.as_of, kind = o.kind, train_quarters = o.train_quarters,
                             step_days = o.step_days, activate = not o.no_activate, quiet = o.quiet,
-                            reliability = o.reliability }
+                            reliability = o.reliability, out = out }
   if not t then return false, terr end
   return true, { model = t.best.model_id, kind = t.best.kind, eval_logloss = t.best.eval_logloss,
                  eval_auc = t.best.eval_auc, eval_brier = t.best.eval_brier,
-                 partner_brier = t.partner_brier }
+                 partner_brier = t.partner_brier }, out.text()
 end
 
 -- `prmcast score [--as-of D] [--model ID] [--connector F] [--no-flags]`
@@ -162,10 +171,11 @@ function M.score_cli(args)
   local o, err = parse(args, { ["as-of"] = "str", model = "int", connector = "str",
                                ["no-flags"] = "flag", quiet = "flag" })
   if not o then return false, err end
+  local out = collector()
   local s, serr = M.score { as_of = o.as_of, model_id = o.model, connector = o.connector,
-                            flags = not o.no_flags, quiet = o.quiet }
+                            flags = not o.no_flags, quiet = o.quiet, out = out }
   if not s then return false, serr end
-  return true, { run = s.run_id, deals = s.deals, flagged = s.flagged, queued = s.queued }
+  return true, { run = s.run_id, deals = s.deals, flagged = s.flagged, queued = s.queued }, out.text()
 end
 
 return M

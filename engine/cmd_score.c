@@ -1,0 +1,27 @@
+/* cmd_score.c - `prmcast score`. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+#include "job.h"
+#include "store.h"
+
+int cmd_score(int argc, char **argv, const cli *c);
+
+int cmd_score(int argc, char **argv, const cli *c)
+{
+    prm_error err;
+    store *s = cli_store(c, 1, &err);
+    if (!s) return cli_fail(c, "score", "%s", err.msg);
+    char *counts = NULL, *text = NULL;
+    int rc = job_call(s, "score", "prm.pipeline", "score_cli", argc - 1, argv + 1, &counts, &text, &err);
+    store_close(s);
+    if (rc == 0) {
+        if (c->json) printf("%s\n", counts ? counts : "{}");
+        else if (text) fputs(text, stdout);
+    }
+    free(counts);
+    free(text);
+    if (rc < 0) return cli_fail(c, "score", "%s", err.msg);
+    return EXIT_OK;
+}
