@@ -234,14 +234,15 @@ static void set_int(lua_State *L, const char *k, int v)
 static int fill_views(lua_State *L)
 {
     rules *r = lua_touserdata(L, 1);
-    const rule_deal *d = lua_touserdata(L, 2);
+    const deal_view *d = lua_touserdata(L, 2);
     const rule_ctx *c = lua_touserdata(L, 3);
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->deal_tab);
     set_str(L, "external_id", d->external_id);
     set_str(L, "partner_id", d->partner_id);
-    set_str(L, "partner_tier", d->partner_tier);
+    set_str(L, "partner_tier", d->tier);
     set_str(L, "partner_type", d->partner_type);
-    set_str(L, "partner_region", d->partner_region);
+    set_str(L, "partner_region", d->region);
+    set_str(L, "partner_parent", d->parent_id);
     set_str(L, "account", d->account);
     set_str(L, "contact_name", d->contact_name);
     set_str(L, "contact_email", d->contact_email);
@@ -252,7 +253,8 @@ static int fill_views(lua_State *L)
     set_str(L, "competitor", d->competitor);
     set_str(L, "notes", d->notes);
     set_num(L, "amount", d->amount);
-    set_num(L, "amount_usd", d->amount_usd);
+    set_num(L, "amount_base", d->amount_base);
+    set_num(L, "amount_usd", d->amount_base);     /* the name rules were written with */
     set_num(L, "partner_probability", d->partner_probability);
     set_num(L, "completeness", d->completeness);
     if (d->budget_confirmed < 0) lua_pushnil(L);
@@ -610,13 +612,6 @@ const char *rules_error_msg(const rules *r, int i, int k)
     return k >= 0 && k < RULES_KEEP_ERRORS ? r->m[i].msgs[k] : NULL;
 }
 
-void rule_deal_init(rule_deal *d)
-{
-    memset(d, 0, sizeof *d);
-    d->amount = d->amount_usd = d->partner_probability = d->completeness = NAN;
-    d->budget_confirmed = -1;
-}
-
 void rule_ctx_init(rule_ctx *c, const char *now)
 {
     memset(c, 0, sizeof *c);
@@ -667,7 +662,7 @@ static void rule_failed(rules *r, int i, const char *msg)
     }
 }
 
-int rules_eval(rules *r, const rule_deal *d, const rule_ctx *c, rule_hit *hits, int max_hits,
+int rules_eval(rules *r, const deal_view *d, const rule_ctx *c, rule_hit *hits, int max_hits,
                int *nhits, prm_error *err)
 {
     lua_State *L = r->L;

@@ -39,17 +39,9 @@ typedef struct rules rules;
 
 typedef enum { RULE_LOW, RULE_MEDIUM, RULE_HIGH } rule_severity;
 
-/* One deal as rules see it. Strings may be NULL (missing); doubles are NaN
- * when missing. Dates are ISO "YYYY-MM-DD" (instants accepted). */
-typedef struct rule_deal {
-    const char *external_id, *partner_id, *partner_tier, *partner_type, *partner_region,
-        *account, *contact_name, *contact_email, *product_family, *stage, *status,
-        *currency, *competitor, *notes;
-    double amount, amount_usd, partner_probability, completeness;
-    int budget_confirmed;              /* 1 yes, 0 no, -1 unknown */
-    const char *created_at, *expected_close, *closed_at, *stage_changed_at, *updated_at;
-    int age_days, days_in_stage, close_date_slips, days_slipped, stage_regressions;
-} rule_deal;
+/* Deals reach rules as the one deal view of features and explanations
+ * (world.h deal_view): strings NULL or "" when missing, doubles NaN. */
+#include "world.h"
 
 enum { RULE_STAGES = 5 };              /* registered, qualified, solution, proposal, negotiation */
 
@@ -103,7 +95,7 @@ void rules_param(const rules *r, int i, int k, const char **key, const char **do
  * max_hits; with max_hits >= rules_count none is dropped). A throwing rule
  * is not an error here: see rules_errors. Returns -1 only when the engine
  * cannot build the deal view (memory). */
-int rules_eval(rules *r, const rule_deal *d, const rule_ctx *c, rule_hit *hits, int max_hits,
+int rules_eval(rules *r, const deal_view *d, const rule_ctx *c, rule_hit *hits, int max_hits,
                int *nhits, prm_error *err);
 
 /* Hits as a JSON array, [{"name":"STALLED","severity":"medium","reason":"..."}],
@@ -121,9 +113,6 @@ size_t rules_memory(const rules *r);
 /* Where the first error of each rule is logged (default stderr; NULL: off). */
 void rules_set_log(rules *r, FILE *log);
 
-/* A deal with every field missing: strings NULL, doubles NaN, ints 0,
- * budget_confirmed -1. */
-void rule_deal_init(rule_deal *d);
 void rule_ctx_init(rule_ctx *c, const char *now);
 
 #endif

@@ -107,9 +107,9 @@ static int64_t quarters_back(int64_t qstart, int n, int sm)
 
 /* The as-of instant: the option, else the engine clock (--as-of,
  * $PRMCAST_NOW, the wall clock). */
-static int resolve_as_of(const feat_world *w, const char *as_of, int64_t *t, prm_error *err)
+static int resolve_as_of(const world *w, const char *as_of, int64_t *t, prm_error *err)
 {
-    if (feat_last_observed(w) <= 0) return prm_error_set(err, "the store has no deal history yet");
+    if (world_last_observed(w) <= 0) return prm_error_set(err, "the store has no deal history yet");
     if (as_of) return clock_parse(as_of, t, err) < 0 ? prm_error_prefix(err, "as of: ") : 0;
     *t = clock_now();
     return 0;
@@ -289,14 +289,14 @@ static void partner_baseline(const feat_set *ev, train_result *r)
 int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err)
 {
     memset(r, 0, sizeof *r);
-    feat_world *w;
-    if (feat_load(s, &w, err) < 0) return -1;
+    world *w;
+    if (world_load(s, &w, err) < 0) return -1;
     int64_t T;
     if (resolve_as_of(w, o->as_of, &T, err) < 0) {
-        feat_free(w);
+        world_free(w);
         return -1;
     }
-    int sm = feat_fiscal_start(w);
+    int sm = world_fiscal_start(w);
     int64_t eval_to = quarter_start_of(T, sm), eval_from = quarters_back(eval_to, 1, sm);
     int64_t train_from = quarters_back(eval_from, o->train_quarters, sm);
     int64_t calib_from = eval_from - (int64_t)((double)(eval_from - train_from) * o->calib_share / DAY) * DAY;
@@ -318,7 +318,7 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
     r->n_fit = fit.n;
     r->n_calib = cal.n;
     r->n_eval = ev.n;
-    r->closed_deals = distinct_deals(&fit, feat_n_deals(w));
+    r->closed_deals = distinct_deals(&fit, world_n_deals(w));
     if (fit.n == 0 || !both_classes(fit.label, fit.n)) {
         prm_error_set(err, "not enough history to train: %zu training rows between %s and %s"
                            " (need won and lost deals)", fit.n, r->train_from, r->calib_from);
@@ -384,7 +384,7 @@ out:
     feat_set_free(&fit);
     feat_set_free(&cal);
     feat_set_free(&ev);
-    feat_free(w);
+    world_free(w);
     return rc;
 }
 
@@ -413,40 +413,10 @@ void scoring_rules_close(void *ud)
     rules_free(ud);
 }
 
-int scoring_rules_flags(void *ud, const feat_deal_view *v, const char *today,
+int scoring_rules_flags(void *ud, const deal_view *v, const char *today,
                         const double med[FEAT_STAGES], char *out, size_t cap)
 {
     rules *r = ud;
-    rule_deal d;
-    rule_deal_init(&d);
-    d.external_id = v->external_id;
-    d.partner_id = v->partner_id;
-    d.partner_tier = v->tier;
-    d.partner_type = v->partner_type;
-    d.partner_region = v->region;
-    d.account = v->account;
-    d.contact_name = v->contact_name;
-    d.contact_email = v->contact_email;
-    d.product_family = v->product_family;
-    d.stage = v->stage;
-    d.status = v->status;
-    d.currency = v->currency;
-    d.competitor = v->competitor;
-    d.notes = v->notes;
-    d.amount = v->amount;
-    d.amount_usd = v->amount_usd;
-    d.partner_probability = v->partner_probability;
-    d.completeness = v->completeness;
-    d.budget_confirmed = v->budget_confirmed;
-    d.created_at = v->created_at[0] ? v->created_at : NULL;
-    d.expected_close = v->has_close ? v->expected_close : NULL;
-    d.stage_changed_at = v->stage_changed_at[0] ? v->stage_changed_at : NULL;
-    d.updated_at = v->updated_at[0] ? v->updated_at : NULL;
-    d.age_days = v->age_days;
-    d.days_in_stage = v->days_in_stage;
-    d.close_date_slips = v->close_date_slips;
-    d.days_slipped = v->days_slipped;
-    d.stage_regressions = v->stage_regressions;
     rule_ctx c;
     rule_ctx_init(&c, today);
     for (int i = 0; i < FEAT_STAGES && i < RULE_STAGES; i++) c.stage_median_days[i] = med[i];
@@ -458,7 +428,7 @@ int scoring_rules_flags(void *ud, const feat_deal_view *v, const char *today,
     prm_error err;
     /* A rule that throws is isolated and counted by the rules engine; only
      * an engine failure reaches here. */
-    if (rules_eval(r, &d, &c, hits, 64, &n, &err) < 0) return -1;
+    if (rules_eval(r, v, &c, hits, 64, &n, &err) < 0) return -1;
     if (rules_hits_json(hits, n, out, cap) < 0) return -1;
     return n;
 }
@@ -535,8 +505,8 @@ int scoring_score(store *s, const score_opts *o, score_result *r, prm_error *err
     clock_gettime(CLOCK_MONOTONIC, &t0);
     model *m = NULL;
     if (load_model(s, o->model_id, &m, &r->model_id, r->model_kind, err) < 0) return -1;
-    feat_world *w;
-    if (feat_load(s, &w, err) < 0) {
+    world *w;
+    if (world_load(s, &w, err) < 0) {
         model_free(m);
         return -1;
     }
@@ -562,7 +532,7 @@ int scoring_score(store *s, const score_opts *o, score_result *r, prm_error *err
     clip_probs(p, fs.n);
     r->seconds_model = seconds_since(&t0);
 
-    const double *med = feat_open_medians(w);
+    const double *med = feat_medians(w);
     char now[21], today[11];
     now_iso(now);
     date_iso(T, today);
@@ -582,7 +552,7 @@ int scoring_score(store *s, const score_opts *o, score_result *r, prm_error *err
         drivers_json(&dj, dr, k, o->drivers);
         int nflags = 0;
         if (o->flags) {
-            feat_deal_view view;
+            deal_view view;
             feat_view(w, fs.deal[i], T, &view);
             char buf[4096];
             nflags = o->flags(o->flags_ud, &view, today, med, buf, sizeof buf);
@@ -594,7 +564,7 @@ int scoring_score(store *s, const score_opts *o, score_result *r, prm_error *err
         /* The 1-10 score: 1 + 9p, one decimal. */
         double score = round((1 + 9 * p[i]) * 10) / 10;
         store_value row[8] = {
-            { SV_INT, NULL, 0, r->run_id }, { SV_INT, NULL, 0, feat_deal_rowid(w, fs.deal[i]) },
+            { SV_INT, NULL, 0, r->run_id }, { SV_INT, NULL, 0, world_deal_rowid(w, fs.deal[i]) },
             { SV_REAL, NULL, p[i], 0 }, { SV_REAL, NULL, score, 0 }, { SV_TEXT, dj.s, 0, 0 },
             { SV_TEXT, fj.s, 0, 0 }, { SV_INT, NULL, 0, r->model_id }, { SV_TEXT, now, 0, 0 },
         };
@@ -627,7 +597,7 @@ out:
     free(p);
     free(dr);
     feat_set_free(&fs);
-    feat_free(w);
+    world_free(w);
     model_free(m);
     return rc;
 }

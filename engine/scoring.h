@@ -68,13 +68,13 @@ int scoring_train(struct store *s, const train_opts *o, train_result *r, prm_err
 
 /* Risk flags for one deal: the rules engine (or NULL for none). Writes a
  * JSON array into out and returns how many flags fired, or -1. */
-typedef int (*score_flags_fn)(void *ud, const feat_deal_view *v, const char *today,
+typedef int (*score_flags_fn)(void *ud, const deal_view *v, const char *today,
                               const double stage_median[FEAT_STAGES], char *out, size_t cap);
 
 /* The shipped risk-flag rules (the .lua files in rules/flags under the root,
  * with rules/config.lua overrides when present) as a score_flags_fn. */
 void *scoring_rules_open(const char *root, prm_error *err);
-int scoring_rules_flags(void *ud, const feat_deal_view *v, const char *today,
+int scoring_rules_flags(void *ud, const deal_view *v, const char *today,
                         const double stage_median[FEAT_STAGES], char *out, size_t cap);
 void scoring_rules_close(void *ud);
 

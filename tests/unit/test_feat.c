@@ -57,10 +57,10 @@ static void change(const char *id, const char *at, const char *stage, const char
 /* Features of every open deal as of t, as text, one line per deal. */
 static char *snapshot(int64_t t)
 {
-    feat_world *w;
+    world *w;
     feat_set fs;
     prm_error err;
-    if (feat_load(s, &w, &err) < 0 || feat_open(w, t, &fs, &err) < 0) {
+    if (world_load(s, &w, &err) < 0 || feat_open(w, t, &fs, &err) < 0) {
         printf("# %s\n", err.msg);
         return strdup("");
     }
@@ -68,7 +68,7 @@ static char *snapshot(int64_t t)
     char *out = malloc(cap);
     out[0] = 0;
     for (size_t r = 0; r < fs.n; r++) {
-        n += (size_t)snprintf(out + n, cap - n, "%s:", feat_deal_external_id(w, fs.deal[r]));
+        n += (size_t)snprintf(out + n, cap - n, "%s:", world_deal_id(w, fs.deal[r]));
         for (size_t c = 0; c < fs.data.n_cols && n < cap - 64; c++) {
             const model_column *col = &fs.data.cols[c];
             if (col->type == MODEL_NUMERIC) n += (size_t)snprintf(out + n, cap - n, " %s=%.9g", col->name, col->num[r]);
@@ -78,7 +78,7 @@ static char *snapshot(int64_t t)
         n += (size_t)snprintf(out + n, cap - n, "\n");
     }
     feat_set_free(&fs);
-    feat_free(w);
+    world_free(w);
     return out;
 }
 
@@ -149,15 +149,15 @@ int main(void)
          "a later instant does see the new facts");
 
     /* Training labels only from outcomes observed before the cutoff. */
-    feat_world *w;
+    world *w;
     feat_set fs;
-    feat_load(s, &w, &err);
+    world_load(s, &w, &err);
     feat_snapshots(w, T("2025-01-01T00:00:00Z"), T("2025-04-01T00:00:00Z"), 7,
                    T("2025-04-10T00:00:00Z"), &fs, &err);
     int d1 = 0, d2 = 0;
     for (size_t i = 0; i < fs.n; i++) {
-        d1 += strcmp(feat_deal_external_id(w, fs.deal[i]), "D1") == 0;
-        d2 += strcmp(feat_deal_external_id(w, fs.deal[i]), "D2") == 0;
+        d1 += strcmp(world_deal_id(w, fs.deal[i]), "D1") == 0;
+        d2 += strcmp(world_deal_id(w, fs.deal[i]), "D2") == 0;
     }
     T_OK(d1 == 0, "D1 (won after the cutoff) gives no training row before it");
     T_OK(d2 > 0, "D2 (lost before the cutoff) gives training rows");
@@ -171,7 +171,7 @@ int main(void)
     for (size_t i = 0; i < fs.n; i++) won_rows += fs.label[i] == 1.0;
     T_OK(won_rows > 0, "with a later cutoff D1's snapshots join, labelled won");
     feat_set_free(&fs);
-    feat_free(w);
+    world_free(w);
 
     free(before);
     free(after);

@@ -25,12 +25,12 @@ static void write_rule(const char *name, const char *src)
 }
 
 /* An unremarkable open deal at proposal with everything filled in. */
-static void base_deal(rule_deal *d)
+static void base_deal(deal_view *d)
 {
-    rule_deal_init(d);
+    deal_view_init(d);
     d->external_id = "D1";
     d->partner_id = "P1";
-    d->partner_tier = "Gold";
+    d->tier = "Gold";
     d->partner_type = "reseller";
     d->account = "Acme";
     d->contact_name = "Ann";
@@ -39,12 +39,12 @@ static void base_deal(rule_deal *d)
     d->stage = "proposal";
     d->status = "open";
     d->currency = "USD";
-    d->amount = d->amount_usd = 50000;
+    d->amount = d->amount_base = 50000;
     d->completeness = 0.9;
     d->budget_confirmed = 1;
-    d->created_at = "2026-09-01";
-    d->expected_close = "2026-12-15";
-    d->stage_changed_at = "2026-11-01";
+    snprintf(d->created_at, sizeof d->created_at, "%s", "2026-09-01");
+    snprintf(d->expected_close, sizeof d->expected_close, "%s", "2026-12-15");
+    snprintf(d->stage_changed_at, sizeof d->stage_changed_at, "%s", "2026-11-01");
     d->days_in_stage = 19;
 }
 
@@ -59,7 +59,7 @@ static void base_ctx(rule_ctx *c)
 
 /* Runs r on d; returns the hit of rule `name`, or NULL. */
 static rule_hit hits[64];
-static const rule_hit *fires(rules *r, const rule_deal *d, const rule_ctx *c, const char *name)
+static const rule_hit *fires(rules *r, const deal_view *d, const rule_ctx *c, const char *name)
 {
     int n = 0;
     prm_error err;
@@ -93,7 +93,7 @@ static void shipped(void)
         int k = rules_index(r, names[i]);
         T_OK(k >= 0 && *rules_description(r, k) && rules_nparams(r, k) >= 1, names[i]);
     }
-    rule_deal d;
+    deal_view d;
     rule_ctx c;
     base_deal(&d);
     base_ctx(&c);
@@ -102,15 +102,15 @@ static void shipped(void)
 
     const rule_hit *h;
     base_deal(&d);
-    d.stage_changed_at = "2026-09-01";             /* 80 days */
+    snprintf(d.stage_changed_at, sizeof d.stage_changed_at, "%s", "2026-09-01");             /* 80 days */
     h = fires(r, &d, &c, "STALLED");
     T_OK(h && has(h->reason, "80 days") && h->severity == RULE_MEDIUM, "STALLED fires after 80 idle days");
-    d.stage_changed_at = "2026-11-01";
+    snprintf(d.stage_changed_at, sizeof d.stage_changed_at, "%s", "2026-11-01");
     T_OK(!fires(r, &d, &c, "STALLED"), "STALLED quiet after 19 days");
     c.stage_median_days[3] = 50;                   /* proposal: 2 x 50 = 100 */
-    d.stage_changed_at = "2026-09-01";
+    snprintf(d.stage_changed_at, sizeof d.stage_changed_at, "%s", "2026-09-01");
     T_OK(!fires(r, &d, &c, "STALLED"), "STALLED: a slow stage median raises the limit");
-    d.stage_changed_at = "2026-07-01";
+    snprintf(d.stage_changed_at, sizeof d.stage_changed_at, "%s", "2026-07-01");
     h = fires(r, &d, &c, "STALLED");
     T_OK(h && has(h->reason, "limit 100") && has(h->reason, "median 50"), "STALLED reason has the limit");
     base_ctx(&c);
@@ -153,12 +153,12 @@ static void shipped(void)
     T_OK(!fires(r, &d, &c, "COMPETITOR_ENGAGED"), "COMPETITOR_ENGAGED: empty is no competitor");
 
     base_deal(&d);
-    d.expected_close = "2026-10-01";
+    snprintf(d.expected_close, sizeof d.expected_close, "%s", "2026-10-01");
     h = fires(r, &d, &c, "CLOSE_DATE_PAST");
     T_OK(h && has(h->reason, "50 days ago"), "CLOSE_DATE_PAST fires 50 days late");
-    d.expected_close = "2026-11-20";
+    snprintf(d.expected_close, sizeof d.expected_close, "%s", "2026-11-20");
     T_OK(!fires(r, &d, &c, "CLOSE_DATE_PAST"), "CLOSE_DATE_PAST quiet on the day");
-    d.expected_close = NULL;
+    d.expected_close[0] = 0;
     T_OK(!fires(r, &d, &c, "CLOSE_DATE_PAST"), "CLOSE_DATE_PAST quiet without a date");
 
     base_deal(&d);
@@ -173,18 +173,18 @@ static void shipped(void)
     T_OK(!fires(r, &d, &c, "REPEATED_SLIP"), "REPEATED_SLIP quiet on one short slip");
 
     base_deal(&d);
-    d.partner_tier = "Silver";
-    d.amount_usd = 480000;
+    d.tier = "Silver";
+    d.amount_base = 480000;
     h = fires(r, &d, &c, "LARGE_DEAL_LOW_TIER");
     T_OK(h && has(h->reason, "480,000") && has(h->reason, "12.0x"), "LARGE_DEAL_LOW_TIER vs tier median");
     c.tier_median_amount = NAN;
     h = fires(r, &d, &c, "LARGE_DEAL_LOW_TIER");
     T_OK(h && has(h->reason, "above 250,000"), "LARGE_DEAL_LOW_TIER fixed threshold");
     base_ctx(&c);
-    d.partner_tier = "Gold";
+    d.tier = "Gold";
     T_OK(!fires(r, &d, &c, "LARGE_DEAL_LOW_TIER"), "LARGE_DEAL_LOW_TIER quiet for Gold");
-    d.partner_tier = "registered";
-    d.amount_usd = 100000;
+    d.tier = "registered";
+    d.amount_base = 100000;
     T_OK(!fires(r, &d, &c, "LARGE_DEAL_LOW_TIER"), "LARGE_DEAL_LOW_TIER quiet below 5x");
 
     /* Params from a config file. */
@@ -200,7 +200,7 @@ static void shipped(void)
     }
     T_EQ_STR(val, "90", "config overrides the param");
     base_deal(&d);
-    d.stage_changed_at = "2026-09-01";
+    snprintf(d.stage_changed_at, sizeof d.stage_changed_at, "%s", "2026-09-01");
     T_OK(!fires(r, &d, &c, "STALLED"), "STALLED uses the configured days");
     write_rule("config.lua", "return { NOPE = {}, STALLED = { days = 'x', weeks = 2 } }\n");
     T_OK(rules_configure(r, cfg, &err) < 0 && has(err.msg, "unknown rule 'NOPE'") &&
@@ -317,7 +317,7 @@ static void isolation(void)
     T_OK(rules_index(r, "GOOD") >= 0 && rules_index(r, "NOCHECK") < 0, "only valid rules are listed");
     T_OK(has(rules_file(r, rules_index(r, "GOOD")), "good.lua:2"), "a rule knows its file and line");
 
-    rule_deal d;
+    deal_view d;
     rule_ctx c;
     base_ctx(&c);
     const char *ids[] = { "D1", "D2", "D3", "D4", "D5" };
@@ -418,7 +418,7 @@ static void hoard(void)
     prm_error err;
     if (!T_OK(rules_load(files, 2, &r, &err) == 0, "hoarding rule loads")) return;
     rules_set_log(r, NULL);
-    rule_deal d;
+    deal_view d;
     rule_ctx c;
     base_ctx(&c);
     int good_hits = 0, fails = 0;

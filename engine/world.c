@@ -1,0 +1,885 @@
+/* world.c - see world.h. Reads the store once (through store.h, never
+ * sqlite3.h) into arrays with as-of indices: history slices per deal in
+ * time order, attribute changes per deal and partner, FX and signal
+ * curves by day, commit and quota revisions per partner. */
+#include "world_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain.h"
+#include "store.h"
+#include "timeutil.h"
+
+int world_intern(strtab *t, const char *s)
+{
+    if (!s) return -1;
+    for (int i = 0; i < t->n; i++)
+        if (strcmp(t->s[i], s) == 0) return i;
+    if (t->n == t->cap) {
+        int nc = t->cap ? t->cap * 2 : 16;
+        char **ns = realloc(t->s, sizeof *t->s * (size_t)nc);
+        if (!ns) return -1;
+        t->s = ns;
+        t->cap = nc;
+    }
+    char *copy = strdup(s);
+    if (!copy) return -1;
+    t->s[t->n] = copy;
+    return t->n++;
+}
+
+static void strtab_free(strtab *t)
+{
+    for (int i = 0; i < t->n; i++) free(t->s[i]);
+    free(t->s);
+}
+
+static int32_t day_of(const char *iso)
+{
+    int64_t t;
+    if (!iso || date_parse(iso, DATE_ISO, &t, NULL) < 0) return INT32_MIN;
+    return (int32_t)(t / DAY - (t % DAY < 0));
+}
+
+static int64_t instant_of(const char *iso)
+{
+    int64_t t;
+    if (!iso || date_parse(iso, DATE_ISO, &t, NULL) < 0) return INT64_MIN;
+    return t;
+}
+
+
+static void series_add(series *s, int32_t day, double v)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 16;
+        s->day = realloc(s->day, sizeof *s->day * s->cap);
+        s->v = realloc(s->v, sizeof *s->v * s->cap);
+    }
+    s->day[s->n] = day;
+    s->v[s->n++] = v;
+}
+
+double world_series_at(const series *s, int32_t day)
+{
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->day[mid] <= day) lo = mid + 1; else hi = mid;
+    }
+    return lo ? s->v[lo - 1] : NAN;
+}
+
+static const char *txt(store_stmt *st, int i)
+{
+    store_value v = store_column(st, i);
+    return v.kind == SV_TEXT ? v.s : NULL;
+}
+
+static double num(store_stmt *st, int i)
+{
+    store_value v = store_column(st, i);
+    return v.kind == SV_REAL ? v.r : v.kind == SV_INT ? (double)v.i : NAN;
+}
+
+static int64_t integer(store_stmt *st, int i)
+{
+    store_value v = store_column(st, i);
+    return v.kind == SV_INT ? v.i : v.kind == SV_REAL ? (int64_t)v.r : 0;
+}
+
+static int query(store *s, const char *sql, store_stmt **st, prm_error *err)
+{
+    return store_prepare(s, sql, st, err);
+}
+
+static int partner_index(const world *w, int64_t rowid)
+{
+    if (rowid < 1 || rowid > w->max_prow) return -1;
+    return (int)w->prow[rowid] - 1;
+}
+
+static int cmp_created(const void *a, const void *b, void *ctx)
+{
+    const world *w = ctx;
+    const wdeal *x = &w->d[*(const size_t *)a], *y = &w->d[*(const size_t *)b];
+    return (x->created > y->created) - (x->created < y->created);
+}
+
+int world_quarter_key(const world *w, int64_t day)
+{
+    int fy, q;
+    fiscal_quarter(day, w->fiscal_start, &fy, &q);
+    return fy * 4 + q - 1;
+}
+
+
+static int partner_by_ext(const world *w, const char *ext)
+{
+    for (size_t i = 0; i < w->np; i++)
+        if (strcmp(w->p[i].ext, ext) == 0) return (int)i;
+    return -1;
+}
+
+static int cmp_hist_t(const void *a, const void *b);
+
+/* The current row is authoritative for now:
+ *  - a current row that says won/lost while the newest history row says
+ *    open is a conflict (history stamped after the close: a slip recorded
+ *    at 10:00 of a deal closed at 08:00). The current row becomes the
+ *    newest observation, so the deal is closed now, and the conflict is
+ *    counted and reported, not guessed away;
+ *  - a current row newer than every history row that differs from the
+ *    newest is simply a newer observation and is added at its updated_at;
+ *  - an older current row (history written after it) adds nothing.
+ * The slice has room for one more row (load_history reserves it). */
+static void reconcile(world *w, wdeal *d, const whist *cur)
+{
+    if (cur->stage < 0 || cur->status < 0) return;
+    whist *h = w->h + d->h0;
+    if (!d->hn) {
+        whist add = *cur;
+        if (add.t == INT64_MIN) add.t = d->created != INT32_MIN ? (int64_t)d->created * DAY : 0;
+        h[d->hn++] = add;
+        return;
+    }
+    const whist *last = &h[d->hn - 1];
+    int same = last->stage == cur->stage && last->status == cur->status &&
+               (last->amount == cur->amount || (last->amount != last->amount && cur->amount != cur->amount)) &&
+               last->close_day == cur->close_day;
+    if (same) return;
+    whist add = *cur;
+    if (cur->status != STATUS_OPEN && last->status == STATUS_OPEN) {
+        add.t = last->t > cur->t || cur->t == INT64_MIN ? last->t : cur->t;
+        if (w->conflicts < 3)
+            snprintf(w->conflict_ex[w->conflicts], sizeof w->conflict_ex[0], "%s", d->ext);
+        w->conflicts++;
+        d->conflict = 1;
+        h[d->hn++] = add;
+    } else if (cur->t != INT64_MIN && cur->t > last->t) {
+        h[d->hn++] = add;
+    }
+}
+
+static int load_partners(store *s, world *w, prm_error *err)
+{
+    store_stmt *st;
+    if (query(s, "SELECT id, external_id, tier, type, region, status, currency, parent_external_id"
+                 " FROM partners ORDER BY id", &st, err) < 0)
+        return -1;
+    char **parent_ext = NULL;
+    size_t cap = 0;
+    int rc;
+    while ((rc = store_step(st, err)) == 1) {
+        if (w->np == cap) {
+            size_t nc = cap ? cap * 2 : 256;
+            wpartner *np = realloc(w->p, sizeof *w->p * nc);
+            char **pe = realloc(parent_ext, sizeof *pe * nc);
+            if (np) w->p = np;
+            if (pe) parent_ext = pe;
+            if (!np || !pe) {
+                rc = prm_error_set(err, "out of memory loading partners");
+                break;
+            }
+            cap = nc;
+        }
+        wpartner *p = &w->p[w->np];
+        parent_ext[w->np++] = txt(st, 7) ? strdup(txt(st, 7)) : NULL;
+        memset(p, 0, sizeof *p);
+        p->rowid = integer(st, 0);
+        p->ext = strdup(txt(st, 1) ? txt(st, 1) : "");
+        p->tier = world_intern(&w->tiers, txt(st, 2));
+        p->type = world_intern(&w->types, txt(st, 3));
+        p->region = world_intern(&w->regions, txt(st, 4));
+        p->status = world_intern(&w->pstatuses, txt(st, 5));
+        p->currency = world_intern(&w->currencies, txt(st, 6));
+        p->parent = -1;
+        if (p->rowid > w->max_prow) w->max_prow = p->rowid;
+    }
+    store_finalize(st);
+    if (rc >= 0) {
+        w->prow = calloc((size_t)w->max_prow + 1, sizeof *w->prow);
+        if (!w->prow) rc = prm_error_set(err, "out of memory loading partners");
+    }
+    if (rc >= 0) {
+        for (size_t i = 0; i < w->np; i++) w->prow[w->p[i].rowid] = (int64_t)i + 1;
+        for (size_t i = 0; i < w->np; i++)
+            if (parent_ext[i]) w->p[i].parent = partner_by_ext(w, parent_ext[i]);
+    }
+    for (size_t i = 0; i < w->np; i++) free(parent_ext[i]);
+    free(parent_ext);
+    return rc < 0 ? -1 : 0;
+}
+
+static int load_deals(store *s, world *w, whist **cur, prm_error *err)
+{
+    size_t cur_n = 0, cur_cap = 0;
+    *cur = NULL;
+    store_stmt *st;
+    if (query(s, "SELECT id, source, external_id, partner_id, product_family, currency,"
+                 " budget_confirmed, competitor, completeness, created_at,"
+                 " account IS NOT NULL, contact_name IS NOT NULL, contact_email IS NOT NULL,"
+                 " stage, status, amount, expected_close, partner_probability, updated_at, closed_at"
+                 " FROM deals ORDER BY id", &st, err) < 0)
+        return -1;
+    size_t cap = 0;
+    int rc;
+    while ((rc = store_step(st, err)) == 1) {
+        if (w->nd == cap) {
+            size_t nc = cap ? cap * 2 : 4096;
+            wdeal *nd = realloc(w->d, sizeof *w->d * nc);
+            if (!nd) {
+                rc = prm_error_set(err, "out of memory loading deals");
+                break;
+            }
+            w->d = nd;
+            cap = nc;
+        }
+        wdeal *d = &w->d[w->nd++];
+        memset(d, 0, sizeof *d);
+        d->rowid = integer(st, 0);
+        d->source = world_intern(&w->sources, txt(st, 1));
+        d->ext = strdup(txt(st, 2) ? txt(st, 2) : "");
+        d->partner = partner_index(w, integer(st, 3));
+        d->product = world_intern(&w->products, txt(st, 4));
+        d->currency = world_intern(&w->currencies, txt(st, 5));
+        store_value b = store_column(st, 6);
+        d->budget = b.kind == SV_INT ? (b.i ? 1 : 0) : -1;
+        d->competitor = world_intern(&w->competitors, txt(st, 7));
+        d->completeness = num(st, 8);
+        d->created = day_of(txt(st, 9));
+        d->present = (uint8_t)((integer(st, 10) ? 1 : 0) | (integer(st, 11) ? 2 : 0) |
+                               (integer(st, 12) ? 4 : 0));
+        d->outcome = -1;
+        d->outcome_t = INT64_MAX;
+        d->last_open_prob = NAN;
+        d->closed_day = day_of(txt(st, 19));
+        /* The current row, kept aside to reconcile with history. */
+        if (cur_n == cur_cap) {
+            size_t nc = cur_cap ? cur_cap * 2 : 4096;
+            whist *ncur = realloc(*cur, sizeof **cur * nc);
+            if (!ncur) {
+                rc = prm_error_set(err, "out of memory loading deals");
+                break;
+            }
+            *cur = ncur;
+            cur_cap = nc;
+        }
+        whist *c = &(*cur)[cur_n++];
+        c->stage = (int8_t)domain_stage(txt(st, 13));
+        c->status = (int8_t)domain_status(txt(st, 14));
+        c->amount = num(st, 15);
+        c->close_day = day_of(txt(st, 16));
+        c->prob = (float)num(st, 17);
+        c->t = instant_of(txt(st, 18));
+    }
+    store_finalize(st);
+    return rc < 0 ? -1 : 0;
+}
+
+static int cmp_hist_t(const void *a, const void *b)
+{
+    int64_t x = ((const whist *)a)->t, y = ((const whist *)b)->t;
+    return (x > y) - (x < y);
+}
+
+/* History is read in table order (a sequential scan: ordering by the
+ * (deal_id, observed_at) index would cost a table lookup per row), then
+ * grouped by deal with a counting sort and ordered in time per deal. */
+static int load_history(store *s, world *w, const whist *cur, prm_error *err)
+{
+    int64_t max_rowid = w->nd ? w->d[w->nd - 1].rowid : 0;
+    int32_t *idx = malloc(sizeof *idx * (size_t)(max_rowid + 1));
+    if (!idx) return prm_error_set(err, "out of memory");
+    for (int64_t i = 0; i <= max_rowid; i++) idx[i] = -1;
+    for (size_t i = 0; i < w->nd; i++) idx[w->d[i].rowid] = (int32_t)i;
+
+    store_stmt *st;
+    if (query(s, "SELECT deal_id, observed_at, stage, amount, expected_close, status,"
+                 " partner_probability FROM deal_history", &st, err) < 0) {
+        free(idx);
+        return -1;
+    }
+    whist *tmp = NULL;
+    int32_t *owner = NULL;
+    size_t cap = 0, n = 0;
+    int rc;
+    while ((rc = store_step(st, err)) == 1) {
+        int64_t rowid = integer(st, 0);
+        if (rowid < 1 || rowid > max_rowid || idx[rowid] < 0) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16384;
+            whist *t2 = realloc(tmp, sizeof *tmp * cap);
+            int32_t *o2 = realloc(owner, sizeof *owner * cap);
+            if (t2) tmp = t2;
+            if (o2) owner = o2;
+            if (!t2 || !o2) {
+                rc = prm_error_set(err, "out of memory loading history");
+                break;
+            }
+        }
+        whist *h = &tmp[n];
+        h->t = instant_of(txt(st, 1));
+        if (h->t == INT64_MIN) continue;
+        h->stage = (int8_t)domain_stage(txt(st, 2));
+        h->amount = num(st, 3);
+        h->close_day = day_of(txt(st, 4));
+        h->status = (int8_t)domain_status(txt(st, 5));
+        h->prob = (float)num(st, 6);
+        owner[n++] = idx[rowid];
+    }
+    store_finalize(st);
+    free(idx);
+    if (rc < 0) {
+        free(tmp);
+        free(owner);
+        return -1;
+    }
+    /* Counting sort by deal, then time order within each deal. */
+    for (size_t i = 0; i < n; i++) w->d[owner[i]].hn++;
+    size_t pos = 0;
+    for (size_t i = 0; i < w->nd; i++) {
+        w->d[i].h0 = pos;
+        pos += w->d[i].hn;
+        w->d[i].hn = 0;
+    }
+    /* Room for one reconciling observation per deal. */
+    w->h = malloc(sizeof *w->h * (n + w->nd + 1));
+    if (!w->h) {
+        free(tmp);
+        free(owner);
+        return prm_error_set(err, "out of memory loading history");
+    }
+    /* Each deal's slice gets one spare slot at its end (shifted by index). */
+    for (size_t i = 0; i < w->nd; i++) w->d[i].h0 += i;
+    for (size_t i = 0; i < n; i++) {
+        wdeal *d = &w->d[owner[i]];
+        w->h[d->h0 + d->hn++] = tmp[i];
+    }
+    w->nh = n + w->nd;
+    free(tmp);
+    free(owner);
+    for (size_t i = 0; i < w->nd; i++) {
+        wdeal *d = &w->d[i];
+        whist *h = w->h + d->h0;
+        int sorted = 1;
+        for (size_t j = 1; j < d->hn && sorted; j++) sorted = h[j - 1].t <= h[j].t;
+        if (!sorted) qsort(h, d->hn, sizeof *h, cmp_hist_t);
+        reconcile(w, d, &cur[i]);
+        for (size_t j = 0; j < d->hn; j++) {
+            if (h[j].status > STATUS_OPEN && d->outcome_t == INT64_MAX) d->outcome_t = h[j].t;
+            if (h[j].status == STATUS_OPEN) d->last_open_prob = h[j].prob;
+            if (h[j].status >= 0) d->outcome = h[j].status;
+            if (h[j].t > w->last_t) w->last_t = h[j].t;
+        }
+        /* An outcome later reopened is not an outcome. */
+        if (d->outcome == STATUS_OPEN || d->outcome < 0) d->outcome_t = INT64_MAX;
+    }
+    return 0;
+}
+
+static int load_series(store *s, world *w, prm_error *err)
+{
+    store_stmt *st;
+    /* Every currency the fx table names, so the base currency has a series. */
+    if (query(s, "SELECT DISTINCT currency FROM fx_rates", &st, err) < 0) return -1;
+    while (store_step(st, NULL) == 1) world_intern(&w->currencies, txt(st, 0));
+    store_finalize(st);
+    world_intern(&w->currencies, w->base);
+    w->base_ccy = world_intern(&w->currencies, w->base);
+    w->fx = calloc((size_t)w->currencies.n + 1, sizeof *w->fx);
+    if (!w->fx) return prm_error_set(err, "out of memory loading FX rates");
+    if (query(s, "SELECT currency, date, rate FROM fx_rates ORDER BY currency, date", &st, err) < 0)
+        return -1;
+    int rc;
+    while ((rc = store_step(st, err)) == 1) {
+        const char *c = txt(st, 0);
+        for (int i = 0; i < w->currencies.n; i++)
+            if (c && strcmp(w->currencies.s[i], c) == 0) series_add(&w->fx[i], day_of(txt(st, 1)), num(st, 2));
+    }
+    store_finalize(st);
+    if (rc < 0) return -1;
+
+    /* Every region- and partner-level signal becomes a feature. */
+    if (query(s, "SELECT DISTINCT entity_type, name FROM signals WHERE entity_type IN"
+                 " ('region', 'partner') ORDER BY 1, 2", &st, err) < 0)
+        return -1;
+    while ((rc = store_step(st, err)) == 1 && w->sig_names.n < MAX_SIGNALS) {
+        char key[160];
+        snprintf(key, sizeof key, "signal_%s_%s", txt(st, 0), txt(st, 1));
+        w->sig_kind[w->sig_names.n] = strcmp(txt(st, 0), "partner") == 0;
+        world_intern(&w->sig_names, key);
+    }
+    store_finalize(st);
+    if (rc < 0) return -1;
+    size_t per = (size_t)(w->regions.n > (int)w->np ? w->regions.n : (int)w->np) + 1;
+    w->sig = calloc((size_t)w->sig_names.n * per + 1, sizeof *w->sig);
+    if (query(s, "SELECT entity_type, entity, name, date, value FROM signals"
+                 " WHERE entity_type IN ('region', 'partner') ORDER BY entity_type, entity, name, date",
+              &st, err) < 0)
+        return -1;
+    const char *last_ent = NULL;
+    int ent = -1;
+    char entbuf[128] = "";
+    while ((rc = store_step(st, err)) == 1) {
+        char key[160];
+        const char *et = txt(st, 0), *e = txt(st, 1);
+        snprintf(key, sizeof key, "signal_%s_%s", et, txt(st, 2));
+        int k = -1;
+        for (int i = 0; i < w->sig_names.n; i++)
+            if (strcmp(w->sig_names.s[i], key) == 0) k = i;
+        if (k < 0 || !e) continue;
+        if (!last_ent || strcmp(entbuf, e) != 0) {
+            snprintf(entbuf, sizeof entbuf, "%s", e);
+            last_ent = entbuf;
+            ent = -1;
+            if (strcmp(et, "region") == 0) {
+                for (int i = 0; i < w->regions.n; i++)
+                    if (strcmp(w->regions.s[i], e) == 0) ent = i;
+            } else {
+                for (size_t i = 0; i < w->np; i++)
+                    if (strcmp(w->p[i].ext, e) == 0) { ent = (int)i; break; }
+            }
+        }
+        if (ent >= 0) series_add(&w->sig[(size_t)k * per + (size_t)ent], day_of(txt(st, 3)), num(st, 4));
+    }
+    store_finalize(st);
+    return rc < 0 ? -1 : 0;
+}
+
+static int load_commits(store *s, world *w, prm_error *err)
+{
+    store_stmt *st;
+    if (query(s, "SELECT partner_id, period, amount, submitted_at FROM commits"
+                 " WHERE category = 'commit' ORDER BY partner_id, period, submitted_at", &st, err) < 0)
+        return -1;
+    int rc;
+    size_t *cap = calloc(w->np + 1, sizeof *cap);
+    if (!cap) {
+        store_finalize(st);
+        return prm_error_set(err, "out of memory loading commits");
+    }
+    while ((rc = store_step(st, err)) == 1) {
+        int pi = partner_index(w, integer(st, 0));
+        int fy, q;
+        const char *per = txt(st, 1);
+        if (pi < 0 || !per || sscanf(per, "%d-Q%d", &fy, &q) != 2) continue;
+        wpartner *p = &w->p[pi];
+        if (p->nc == cap[pi]) {
+            size_t nc = cap[pi] ? cap[pi] * 2 : 16;
+            int32_t *nq = realloc(p->cq, sizeof *p->cq * nc);
+            if (nq) p->cq = nq;
+            double *na = realloc(p->camt, sizeof *p->camt * nc);
+            if (na) p->camt = na;
+            int64_t *nt = realloc(p->ct, sizeof *p->ct * nc);
+            if (nt) p->ct = nt;
+            if (!nq || !na || !nt) {
+                rc = prm_error_set(err, "out of memory loading commits");
+                break;
+            }
+            cap[pi] = nc;
+        }
+        p->cq[p->nc] = fy * 4 + q - 1;
+        p->camt[p->nc] = num(st, 2);
+        p->ct[p->nc] = instant_of(txt(st, 3));
+        p->nc++;
+    }
+    free(cap);
+    store_finalize(st);
+    return rc < 0 ? -1 : 0;
+}
+
+
+/* Attribute changes: attr_history rows of deals and partners, by entity in
+ * time order. Values are interned like the current rows' (or parsed). */
+static int load_attrs(store *s, world *w, prm_error *err)
+{
+    static const char *const names[A_COUNT] = {
+        "tier", "type", "region", "parent_id", "status", "currency",
+        "product_family", "currency", "budget_confirmed", "competitor", "completeness",
+    };
+    store_stmt *st;
+    if (query(s, "SELECT entity, entity_id, field, observed_at, value FROM attr_history"
+                 " ORDER BY entity, entity_id, observed_at", &st, err) < 0)
+        return -1;
+    int64_t *drow = NULL;          /* deal rowid -> index, built on first use */
+    int64_t max_drow = w->nd ? w->d[w->nd - 1].rowid : 0;
+    size_t cap = 0;
+    int rc;
+    int64_t last_ent = -1, last_kind = -1;
+    while ((rc = store_step(st, err)) == 1) {
+        const char *ent = txt(st, 0), *field = txt(st, 2), *val = txt(st, 4);
+        int64_t id = integer(st, 1);
+        int deal = ent && strcmp(ent, "deal") == 0;
+        int f = -1;
+        for (int k = deal ? A_PRODUCT : A_TIER; k < (deal ? A_COUNT : A_PRODUCT); k++)
+            if (field && strcmp(names[k], field) == 0) f = k;
+        if (f < 0) continue;
+        long idx;
+        if (deal) {
+            if (!drow) {
+                drow = malloc(sizeof *drow * (size_t)(max_drow + 1));
+                if (!drow) { rc = prm_error_set(err, "out of memory"); break; }
+                for (int64_t i = 0; i <= max_drow; i++) drow[i] = -1;
+                for (size_t i = 0; i < w->nd; i++) drow[w->d[i].rowid] = (int64_t)i;
+            }
+            idx = id >= 1 && id <= max_drow ? (long)drow[id] : -1;
+        } else {
+            idx = partner_index(w, id);
+        }
+        if (idx < 0) continue;
+        if (w->na == cap) {
+            size_t nc = cap ? cap * 2 : 1024;
+            wattr *na = realloc(w->a, sizeof *w->a * nc);
+            if (!na) { rc = prm_error_set(err, "out of memory loading attribute history"); break; }
+            w->a = na;
+            cap = nc;
+        }
+        wattr *a = &w->a[w->na];
+        a->t = instant_of(txt(st, 3));
+        a->field = f;
+        a->dv = NAN;
+        a->iv = -1;
+        switch (f) {
+        case A_TIER: a->iv = world_intern(&w->tiers, val); break;
+        case A_TYPE: a->iv = world_intern(&w->types, val); break;
+        case A_REGION: a->iv = world_intern(&w->regions, val); break;
+        case A_PARENT: a->iv = val ? partner_by_ext(w, val) : -1; break;
+        case A_PSTATUS: a->iv = world_intern(&w->pstatuses, val); break;
+        case A_PCURRENCY: case A_CURRENCY: a->iv = world_intern(&w->currencies, val); break;
+        case A_PRODUCT: a->iv = world_intern(&w->products, val); break;
+        case A_BUDGET: a->iv = val ? atoi(val) != 0 : -1; break;
+        case A_COMPETITOR: a->iv = world_intern(&w->competitors, val); break;
+        case A_COMPLETENESS: a->dv = val ? strtod(val, NULL) : NAN; break;
+        }
+        /* rows arrive grouped by entity: open a new slice on a change */
+        int64_t kind = deal ? 1 : 0;
+        if (idx != last_ent || kind != last_kind) {
+            if (deal) { w->d[idx].a0 = w->na; w->d[idx].an = 0; }
+            else { w->p[idx].a0 = w->na; w->p[idx].an = 0; }
+            last_ent = idx;
+            last_kind = kind;
+        }
+        if (deal) w->d[idx].an++;
+        else w->p[idx].an++;
+        w->na++;
+    }
+    store_finalize(st);
+    free(drow);
+    return rc < 0 ? -1 : 0;
+}
+
+static int load_quotas(store *s, world *w, prm_error *err)
+{
+    store_stmt *st;
+    if (query(s, "SELECT partner_id, period, amount, set_at FROM quotas ORDER BY partner_id, period, set_at",
+              &st, err) < 0)
+        return -1;
+    int rc;
+    size_t *cap = calloc(w->np + 1, sizeof *cap);
+    if (!cap) {
+        store_finalize(st);
+        return prm_error_set(err, "out of memory loading quotas");
+    }
+    while ((rc = store_step(st, err)) == 1) {
+        int pi = partner_index(w, integer(st, 0));
+        int fy, q;
+        const char *per = txt(st, 1);
+        if (pi < 0 || !per || sscanf(per, "%d-Q%d", &fy, &q) != 2) continue;
+        wpartner *p = &w->p[pi];
+        if (p->nq == cap[pi]) {
+            size_t nc = cap[pi] ? cap[pi] * 2 : 16;
+            int32_t *qq = realloc(p->qq, sizeof *qq * nc);
+            if (qq) p->qq = qq;
+            double *qa = realloc(p->qamt, sizeof *qa * nc);
+            if (qa) p->qamt = qa;
+            int64_t *qt = realloc(p->qt, sizeof *qt * nc);
+            if (qt) p->qt = qt;
+            if (!qq || !qa || !qt) { rc = prm_error_set(err, "out of memory loading quotas"); break; }
+            cap[pi] = nc;
+        }
+        p->qq[p->nq] = fy * 4 + q - 1;
+        p->qamt[p->nq] = num(st, 2);
+        p->qt[p->nq] = instant_of(txt(st, 3));
+        p->nq++;
+    }
+    free(cap);
+    store_finalize(st);
+    return rc < 0 ? -1 : 0;
+}
+
+int world_load(store *s, world **out, prm_error *err)
+{
+    world *w = calloc(1, sizeof *w);
+    if (!w) return prm_error_set(err, "out of memory");
+    whist *cur = NULL;
+    if (store_fiscal_start(s, &w->fiscal_start, err) < 0 ||
+        store_base_currency(s, w->base, err) < 0) {
+        free(w);
+        return -1;
+    }
+    w->base_ccy = -1;
+    if (load_partners(s, w, err) < 0 || load_deals(s, w, &cur, err) < 0 ||
+        load_history(s, w, cur, err) < 0 || load_series(s, w, err) < 0 ||
+        load_commits(s, w, err) < 0 || load_quotas(s, w, err) < 0 || load_attrs(s, w, err) < 0) {
+        free(cur);
+        world_free(w);
+        return prm_error_prefix(err, "loading the store: ");
+    }
+    free(cur);
+    /* Each partner's deals by creation day, for trailing medians. */
+    size_t *cnt = calloc(w->np + 1, sizeof *cnt);
+    if (!cnt) {
+        world_free(w);
+        return prm_error_set(err, "out of memory");
+    }
+    for (size_t i = 0; i < w->nd; i++)
+        if (w->d[i].partner >= 0) cnt[w->d[i].partner]++;
+    for (size_t i = 0; i < w->np; i++) {
+        w->p[i].deals = malloc(sizeof(size_t) * (cnt[i] + 1));
+        if (!w->p[i].deals) {
+            free(cnt);
+            world_free(w);
+            return prm_error_set(err, "out of memory");
+        }
+    }
+    for (size_t i = 0; i < w->nd; i++)
+        if (w->d[i].partner >= 0) {
+            wpartner *p = &w->p[w->d[i].partner];
+            p->deals[p->nd++] = i;
+        }
+    for (size_t i = 0; i < w->np; i++)
+        qsort_r(w->p[i].deals, w->p[i].nd, sizeof(size_t), cmp_created, w);
+    free(cnt);
+    *out = w;
+    return 0;
+}
+
+void world_free(world *w)
+{
+    if (!w) return;
+    if (w->feat_cache && w->feat_cache_free) w->feat_cache_free(w->feat_cache);
+    for (size_t i = 0; i < w->nd; i++) free(w->d[i].ext);
+    for (size_t i = 0; i < w->np; i++) {
+        free(w->p[i].ext);
+        free(w->p[i].deals);
+        free(w->p[i].cq);
+        free(w->p[i].camt);
+        free(w->p[i].ct);
+        free(w->p[i].qq);
+        free(w->p[i].qamt);
+        free(w->p[i].qt);
+    }
+    if (w->fx)
+        for (int i = 0; i <= w->currencies.n; i++) { free(w->fx[i].day); free(w->fx[i].v); }
+    if (w->sig) {
+        size_t per = (size_t)(w->regions.n > (int)w->np ? w->regions.n : (int)w->np) + 1;
+        for (size_t i = 0; i < (size_t)w->sig_names.n * per; i++) { free(w->sig[i].day); free(w->sig[i].v); }
+    }
+    free(w->fx);
+    free(w->sig);
+    free(w->d);
+    free(w->h);
+    free(w->a);
+    free(w->p);
+    free(w->prow);
+    strtab *tabs[] = { &w->tiers, &w->types, &w->regions, &w->products, &w->currencies,
+                       &w->sources, &w->competitors, &w->sig_names, &w->pstatuses };
+    for (size_t i = 0; i < sizeof tabs / sizeof tabs[0]; i++) strtab_free(tabs[i]);
+    free(w);
+}
+
+int32_t world_attr_i(const world *w, size_t a0, size_t an, int field, int64_t t, int32_t cur)
+{
+    const wattr *a = w->a + a0;
+    int found = 0;
+    int32_t first = cur, best = cur;
+    for (size_t i = 0; i < an; i++) {
+        if (a[i].field != field) continue;
+        if (!found) first = a[i].iv;
+        found = 1;
+        if (a[i].t <= t) best = a[i].iv;
+        else break;
+    }
+    if (!found) return cur;
+    /* before the first value: the first stands in */
+    for (size_t i = 0; i < an; i++)
+        if (a[i].field == field) return a[i].t <= t ? best : first;
+    return cur;
+}
+
+double world_attr_d(const world *w, size_t a0, size_t an, int field, int64_t t, double cur)
+{
+    const wattr *a = w->a + a0;
+    int found = 0;
+    double first = cur, best = cur;
+    int64_t t0 = 0;
+    for (size_t i = 0; i < an; i++) {
+        if (a[i].field != field) continue;
+        if (!found) {
+            first = a[i].dv;
+            t0 = a[i].t;
+        }
+        found = 1;
+        if (a[i].t <= t) best = a[i].dv;
+        else break;
+    }
+    if (!found) return cur;
+    return t0 <= t ? best : first;
+}
+
+int world_state_at(const world *w, const wdeal *d, int64_t t, wstate *s)
+{
+    const whist *h = w->h + d->h0;
+    size_t lo = 0, hi = d->hn;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (h[mid].t <= t) lo = mid + 1; else hi = mid;
+    }
+    if (lo == 0) return 0;
+    memset(s, 0, sizeof *s);
+    s->now = &h[lo - 1];
+    s->stage_since = h[0].t;
+    for (size_t i = 1; i < lo; i++) {
+        if (h[i].stage != h[i - 1].stage) {
+            s->stage_since = h[i].t;
+            if (h[i].stage >= 0 && h[i].stage < STAGE_OPEN_COUNT && h[i - 1].stage >= 0 &&
+                h[i].stage < h[i - 1].stage)
+                s->regressions++;
+        }
+        if (h[i].close_day != INT32_MIN && h[i - 1].close_day != INT32_MIN &&
+            h[i].close_day > h[i - 1].close_day) {
+            s->slips++;
+            s->slipped_days += h[i].close_day - h[i - 1].close_day;
+        }
+    }
+    return 1;
+}
+
+int world_open_at(const world *w, const wdeal *d, int64_t t, wstate *s)
+{
+    if (d->created != INT32_MIN && (int64_t)d->created * DAY > t) return 0;
+    if (!world_state_at(w, d, t, s)) return 0;
+    return s->now->status == STATUS_OPEN && s->now->stage >= 0 && s->now->stage < STAGE_OPEN_COUNT;
+}
+
+
+double world_amount_base(const world *w, const wdeal *d, double amount, int32_t day)
+{
+    if (!(amount == amount)) return NAN;
+    int c = wd_currency(w, d, (int64_t)day * DAY);
+    if (c < 0 || c == w->base_ccy) return amount;
+    double to_usd = world_series_at(&w->fx[c], day);
+    if (w->base_ccy < 0 || strcmp(w->base, "USD") == 0) return amount * to_usd;
+    double base_usd = world_series_at(&w->fx[w->base_ccy], day);
+    return amount * to_usd / base_usd;
+}
+
+double world_fx(const world *w, const char *currency, int64_t day)
+{
+    if (!currency || strcmp(currency, w->base) == 0) return 1;
+    for (int i = 0; i < w->currencies.n; i++)
+        if (strcmp(w->currencies.s[i], currency) == 0) {
+            double to_usd = i == w->base_ccy ? 1 : world_series_at(&w->fx[i], (int32_t)day);
+            if (strcmp(w->base, "USD") == 0) return strcmp(currency, "USD") == 0 ? 1 : to_usd;
+            double base_usd = world_series_at(&w->fx[w->base_ccy], (int32_t)day);
+            return (strcmp(currency, "USD") == 0 ? 1 : to_usd) / base_usd;
+        }
+    return NAN;
+}
+
+size_t world_n_deals(const world *w) { return w->nd; }
+size_t world_n_partners(const world *w) { return w->np; }
+int64_t world_last_observed(const world *w) { return w->last_t; }
+int world_fiscal_start(const world *w) { return w->fiscal_start; }
+const char *world_base_currency(const world *w) { return w->base; }
+const char *world_deal_id(const world *w, size_t i) { return w->d[i].ext; }
+const char *world_deal_source(const world *w, size_t i)
+{
+    return w->d[i].source >= 0 ? w->sources.s[w->d[i].source] : "";
+}
+int64_t world_deal_rowid(const world *w, size_t i) { return w->d[i].rowid; }
+
+size_t world_conflicts(const world *w, const char **example)
+{
+    if (example) *example = w->conflicts ? w->conflict_ex[0] : NULL;
+    return w->conflicts;
+}
+
+long world_find_deal(const world *w, const char *id)
+{
+    for (size_t i = 0; i < w->nd; i++)
+        if (strcmp(w->d[i].ext, id) == 0) return (long)i;
+    return -1;
+}
+
+int world_deal_open(const world *w, size_t d, int64_t t)
+{
+    wstate s;
+    return world_open_at(w, &w->d[d], t, &s);
+}
+
+void deal_view_init(deal_view *v)
+{
+    memset(v, 0, sizeof *v);
+    v->amount = v->amount_base = v->partner_probability = v->completeness = NAN;
+    v->partner_win_rate = v->partner_median_amount = v->tier_median_amount = NAN;
+    v->budget_confirmed = -1;
+    v->stage_index = -1;
+}
+
+static const char *name_of(const strtab *t, int i) { return i >= 0 && i < t->n ? t->s[i] : NULL; }
+
+void world_view(const world *w, size_t di, int64_t at, deal_view *v)
+{
+    static const char provided[] = "(provided)";
+    const wdeal *d = &w->d[di];
+    const wpartner *p = d->partner >= 0 ? &w->p[d->partner] : NULL;
+    deal_view_init(v);
+    v->external_id = d->ext;
+    v->partner_id = p ? p->ext : NULL;
+    if (p) {
+        v->tier = name_of(&w->tiers, wp_tier(w, p, at));
+        v->partner_type = name_of(&w->types, wp_type(w, p, at));
+        v->region = name_of(&w->regions, wp_region(w, p, at));
+        int parent = wp_parent(w, p, at);
+        v->parent_id = parent >= 0 ? w->p[parent].ext : NULL;
+    }
+    /* Names and emails are not kept in memory (PII, and size); rules see
+     * whether they were provided. */
+    v->account = d->present & 1 ? provided : NULL;
+    v->contact_name = d->present & 2 ? provided : NULL;
+    v->contact_email = d->present & 4 ? provided : NULL;
+    v->product_family = name_of(&w->products, wd_product(w, d, at));
+    v->currency = name_of(&w->currencies, wd_currency(w, d, at));
+    v->competitor = name_of(&w->competitors, wd_competitor(w, d, at));
+    v->budget_confirmed = wd_budget(w, d, at);
+    v->completeness = wd_completeness(w, d, at);
+    if (d->created != INT32_MIN) date_iso((int64_t)d->created * DAY, v->created_at);
+    wstate s;
+    if (!world_state_at(w, d, at, &s)) return;
+    v->known = 1;
+    const whist *h = s.now;
+    int32_t today = (int32_t)(at / DAY);
+    v->stage = h->stage >= 0 ? domain_stage_names[h->stage] : NULL;
+    v->stage_index = h->stage;
+    v->status = h->status >= 0 ? domain_status_names[h->status] : NULL;
+    v->amount = h->amount;
+    v->amount_base = world_amount_base(w, d, h->amount, today);
+    v->partner_probability = h->prob;
+    if (h->close_day != INT32_MIN) {
+        date_iso((int64_t)h->close_day * DAY, v->expected_close);
+        v->has_close = 1;
+    }
+    if (h->status > STATUS_OPEN) date_iso(h->t, v->closed_at);
+    instant_iso(s.stage_since, v->stage_changed_at);
+    instant_iso(h->t, v->updated_at);
+    v->age_days = d->created != INT32_MIN ? today - d->created : 0;
+    v->days_in_stage = (int)((at - s.stage_since) / DAY);
+    v->close_date_slips = s.slips;
+    v->days_slipped = s.slipped_days;
+    v->stage_regressions = s.regressions;
+}

@@ -1,0 +1,172 @@
+/* world_int.h - the layout of a world (world.h), for the files that
+ * compute over it at full speed (world.c, feat.c). Not a contract. */
+#ifndef PRM_WORLD_INT_H
+#define PRM_WORLD_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "world.h"
+
+#define DAY 86400LL
+enum { MAX_SIGNALS = 8 };
+
+typedef struct strtab {
+    char **s;
+    int n, cap;
+} strtab;
+
+/* One observation of a deal's pipeline fields. */
+typedef struct whist {
+    int64_t t;
+    double amount;
+    int32_t close_day;         /* INT32_MIN: none */
+    float prob;                /* NaN: none */
+    int8_t stage, status;
+} whist;
+
+/* One value of an attribute from attr_history (interned index or number). */
+enum {
+    A_TIER, A_TYPE, A_REGION, A_PARENT, A_PSTATUS, A_PCURRENCY,       /* partner */
+    A_PRODUCT, A_CURRENCY, A_BUDGET, A_COMPETITOR, A_COMPLETENESS,    /* deal */
+    A_COUNT
+};
+typedef struct wattr {
+    int64_t t;
+    int32_t field, iv;         /* iv: interned index / partner index / 0-1; -1 none */
+    double dv;                 /* A_COMPLETENESS */
+} wattr;
+
+typedef struct wdeal {
+    int64_t rowid;
+    char *ext;
+    int partner, source, product, currency, competitor;   /* interned, -1 none (current row) */
+    int8_t budget;             /* 1, 0, -1 (current row) */
+    uint8_t present;           /* bit 0 account, 1 contact, 2 email */
+    double completeness;
+    int32_t created;           /* day */
+    int32_t closed_day;        /* current row's closed_at, INT32_MIN none */
+    size_t h0, hn;             /* history slice */
+    size_t a0, an;             /* attribute history slice (most deals: none) */
+    int8_t outcome;            /* STATUS_* of the last observation */
+    int64_t outcome_t;         /* first observation of the outcome; INT64_MAX if open */
+    float last_open_prob;      /* the partner's probability just before the outcome */
+    uint8_t conflict;          /* current row disagreed with history (reconciled) */
+} wdeal;
+
+typedef struct wpartner {
+    int64_t rowid;
+    char *ext;
+    int tier, type, region, status, currency;   /* current row, interned */
+    int parent;                /* partner index of the current parent, -1 none */
+    size_t a0, an;
+    size_t *deals;             /* indices, by created day */
+    size_t nd;
+    /* commits of category 'commit': quarter key, amount, submitted */
+    int32_t *cq;
+    double *camt;
+    int64_t *ct;
+    size_t nc;
+    /* quota revisions: quarter key, amount (base currency at set time), set */
+    int32_t *qq;
+    double *qamt;
+    int64_t *qt;
+    size_t nq;
+} wpartner;
+
+typedef struct series {        /* one signal or FX curve: days ascending */
+    int32_t *day;
+    double *v;
+    size_t n, cap;
+} series;
+
+struct world {
+    wdeal *d;
+    size_t nd;
+    whist *h;
+    size_t nh;
+    wattr *a;
+    size_t na;
+    wpartner *p;
+    size_t np;
+    int64_t *prow;             /* partner rowid -> index + 1 (0: none) */
+    int64_t max_prow;
+    strtab tiers, types, regions, products, currencies, sources, competitors, pstatuses;
+    series *fx;                /* by currency index: units of USD per unit (fx_rates) */
+    int base_ccy;              /* currency index of the base currency, -1 when unseen */
+    char base[4];
+    strtab sig_names;          /* "signal_region_economic_index" */
+    int sig_kind[MAX_SIGNALS]; /* 0 region, 1 partner */
+    series *sig;               /* [signal][entity]: regions or partners */
+    int64_t last_t;
+    int fiscal_start;          /* settings.fiscal_start_month */
+    size_t conflicts;
+    char conflict_ex[3][32];
+    /* feat.c keeps what the last feat_open computed here (owner: feat.c) */
+    void *feat_cache;
+    void (*feat_cache_free)(void *);
+};
+
+int world_intern(strtab *t, const char *s);
+
+/* Latest value at or before `day`; NaN when none. */
+double world_series_at(const series *s, int32_t day);
+
+/* An attribute of a deal or partner as of t: the last attr_history value at
+ * or before t; before the first one, the first (what the store first knew
+ * stands in for earlier times: stable when later history arrives); with
+ * no history, the current row's value `cur`. */
+int32_t world_attr_i(const world *w, size_t a0, size_t an, int field, int64_t t, int32_t cur);
+double world_attr_d(const world *w, size_t a0, size_t an, int field, int64_t t, double cur);
+
+static inline int wd_product(const world *w, const wdeal *d, int64_t t)
+{
+    return d->an ? world_attr_i(w, d->a0, d->an, A_PRODUCT, t, d->product) : d->product;
+}
+static inline int wd_currency(const world *w, const wdeal *d, int64_t t)
+{
+    return d->an ? world_attr_i(w, d->a0, d->an, A_CURRENCY, t, d->currency) : d->currency;
+}
+static inline int wd_budget(const world *w, const wdeal *d, int64_t t)
+{
+    return d->an ? world_attr_i(w, d->a0, d->an, A_BUDGET, t, d->budget) : d->budget;
+}
+static inline int wd_competitor(const world *w, const wdeal *d, int64_t t)
+{
+    return d->an ? world_attr_i(w, d->a0, d->an, A_COMPETITOR, t, d->competitor) : d->competitor;
+}
+static inline double wd_completeness(const world *w, const wdeal *d, int64_t t)
+{
+    return d->an ? world_attr_d(w, d->a0, d->an, A_COMPLETENESS, t, d->completeness) : d->completeness;
+}
+static inline int wp_tier(const world *w, const wpartner *p, int64_t t)
+{
+    return p->an ? world_attr_i(w, p->a0, p->an, A_TIER, t, p->tier) : p->tier;
+}
+static inline int wp_type(const world *w, const wpartner *p, int64_t t)
+{
+    return p->an ? world_attr_i(w, p->a0, p->an, A_TYPE, t, p->type) : p->type;
+}
+static inline int wp_region(const world *w, const wpartner *p, int64_t t)
+{
+    return p->an ? world_attr_i(w, p->a0, p->an, A_REGION, t, p->region) : p->region;
+}
+static inline int wp_parent(const world *w, const wpartner *p, int64_t t)
+{
+    return p->an ? world_attr_i(w, p->a0, p->an, A_PARENT, t, p->parent) : p->parent;
+}
+
+/* The state of a deal at an instant, from its history. */
+typedef struct wstate {
+    const whist *now;          /* latest observation at or before t */
+    int64_t stage_since;
+    int slips, slipped_days, regressions;
+} wstate;
+
+int world_state_at(const world *w, const wdeal *d, int64_t t, wstate *s);
+int world_open_at(const world *w, const wdeal *d, int64_t t, wstate *s);
+/* amount (in the deal's currency as of day) in the base currency; NaN without a rate */
+double world_amount_base(const world *w, const wdeal *d, double amount, int32_t day);
+int world_quarter_key(const world *w, int64_t day);
+
+#endif
