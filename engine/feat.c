@@ -441,6 +441,19 @@ int feat_open(world *w, int64_t at, feat_set *out, prm_error *err)
     return rc;
 }
 
+int feat_one(world *w, size_t deal, int64_t at, feat_set *out, prm_error *err)
+{
+    if (set_init(w, out) < 0) return prm_error_set(err, "out of memory");
+    if (feat_prepare(w, at, err) < 0) return -1;
+    featcache *c = w->feat_cache;
+    wstate s;
+    int rc = 0;
+    if (!world_open_at(w, &w->d[deal], at, &s)) rc = prm_error_set(err, "the deal is not open then");
+    else if (add_row(w, out, deal, at, &s, &c->ps, c->med, NAN) < 0) rc = prm_error_set(err, "out of memory");
+    set_finish(w, out);
+    return rc;
+}
+
 void feat_set_free(feat_set *fs)
 {
     if (fs->num)

@@ -43,6 +43,8 @@ int feat_snapshots(const world *w, int64_t from, int64_t to, int step_days,
 /* Scoring rows: every deal open at `at`. The partner statistics of `at`
  * stay in the world for feat_view. */
 int feat_open(world *w, int64_t at, feat_set *out, prm_error *err);
+/* The scoring row of one deal open at `at`. */
+int feat_one(world *w, size_t deal, int64_t at, feat_set *out, prm_error *err);
 void feat_set_free(feat_set *fs);
 
 /* Partner statistics and stage medians as of `at` (feat_open does it;

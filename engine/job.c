@@ -112,6 +112,30 @@ static int job_finish(store *db, const char *script, int64_t id, int rc, const c
     return rc;
 }
 
+int job_open(store *db, const char *name, int argc, char **argv, int64_t *id, prm_error *err)
+{
+    char args[1024] = "";
+    for (int i = 0; i < argc; i++) {
+        size_t n = strlen(args);
+        snprintf(args + n, sizeof args - n, "%s%s", i ? " " : "", argv[i]);
+    }
+    job_reap(db, NULL);
+    if (store_job_start(db, name, args, (int64_t)getpid(), id, err) < 0) return -1;
+    char detail[160];
+    snprintf(detail, sizeof detail, "{\"job\":%lld}", (long long)*id);
+    return store_audit(db, NULL, "job.start", name, detail, err);
+}
+
+int job_close(store *db, const char *name, int64_t id, int ok, const char *counts, const char *error)
+{
+    if (store_in_transaction(db)) store_rollback(db);
+    store_job_end(db, id, ok ? "ok" : "failed", ok ? counts : NULL, ok ? NULL : error, NULL);
+    char detail[160];
+    snprintf(detail, sizeof detail, "{\"job\":%lld,\"status\":\"%s\"}", (long long)id,
+             ok ? "ok" : "failed");
+    return store_audit(db, NULL, "job.end", name, detail, NULL);
+}
+
 int job_reap(store *db, prm_error *err)
 {
     store_stmt *st;

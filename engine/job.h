@@ -8,6 +8,8 @@
 #ifndef PRM_JOB_H
 #define PRM_JOB_H
 
+#include <stdint.h>
+
 #include "error.h"
 
 struct store;
@@ -30,6 +32,12 @@ int job_run(struct store *db, const char *script, const char *chunk, int argc,
  * the driver does not. */
 int job_call(struct store *db, const char *name, const char *module, const char *fn, int argc,
              char **argv, char **counts, char **text, prm_error *err);
+
+/* A command run in C recorded as a job like the Lua ones: job_open at the
+ * start (row in jobs, audit entry), job_close with the outcome. */
+int job_open(struct store *db, const char *name, int argc, char **argv, int64_t *id, prm_error *err);
+int job_close(struct store *db, const char *name, int64_t id, int ok, const char *counts_json,
+              const char *error);
 
 /* Jobs left 'running' by a process that no longer exists (a kill -9) are
  * marked 'killed' with a note; returns how many. */

@@ -17,4 +17,12 @@ int luaopen_prm_model(lua_State *L);  /* lmodel.c: logistic / GBDT models */
 int luaopen_prm_scoring(lua_State *L); /* lscoringlib.c: train, score */
 int luaopen_prm_engine(lua_State *L); /* lprmlib.c: the engine's loaders (jobs only) */
 
+/* Encodes the Lua value at idx as JSON into j (json.h): sorted object keys,
+ * an empty table as [], keys named in skip (NULL-terminated, may be NULL)
+ * left out at any depth. 0, or -1 with err. [-0, +0, m] */
+struct json;
+struct prm_error;
+int lprm_json_encode(lua_State *L, int idx, struct json *j, const char *const *skip,
+                     struct prm_error *err);
+
 #endif

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "json.h"
 #include "lprm.h"
 #include "sandbox.h"
 #include "timeutil.h"
@@ -345,6 +346,178 @@ static int l_prm_redact(lua_State *L)
     return 1;
 }
 
+/* ---- JSON from Lua values ---------------------------------------------- */
+
+static int is_array(lua_State *L, int idx, lua_Integer *n)
+{
+    lua_Integer count = 0, max = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        lua_Integer k = lua_tointeger(L, -1);
+        if (k > max) max = k;
+        count++;
+    }
+    *n = max;
+    return max == count;
+}
+
+static int skipped(const char *k, const char *const *skip)
+{
+    for (; skip && *skip; skip++)
+        if (strcmp(*skip, k) == 0) return 1;
+    return 0;
+}
+
+/* [-0, +0, m] */
+static int encode(lua_State *L, int idx, json *j, const char *const *skip, int depth, prm_error *err)
+{
+    idx = lua_absindex(L, idx);
+    if (depth > 20) return prm_error_set(err, "JSON: nested more than 20 levels (a cycle?)");
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL: json_null(j); return 0;
+    case LUA_TBOOLEAN: json_bool(j, lua_toboolean(L, idx)); return 0;
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) json_int(j, lua_tointeger(L, idx));
+        else json_num(j, lua_tonumber(L, idx));
+        return 0;
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        json_strn(j, s, n);
+        return 0;
+    }
+    case LUA_TTABLE: break;
+    default:
+        return prm_error_set(err, "JSON: cannot encode a %s value", luaL_typename(L, idx));
+    }
+    if (!lua_checkstack(L, 4)) return prm_error_set(err, "JSON: Lua stack overflow");
+    lua_Integer n;
+    /* An empty table is a list: payloads hold lists of flags and drivers
+     * far more often than empty objects (lua-cjson cannot tell either). */
+    if (is_array(L, idx, &n)) {
+        json_arr(j);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, idx, i);
+            int rc = encode(L, -1, j, skip, depth + 1, err);
+            lua_pop(L, 1);
+            if (rc < 0) return -1;
+        }
+        json_end(j);
+        return 0;
+    }
+    /* Keys in sorted order: the same table always gives the same text (the
+     * outbox compares payloads by hash). */
+    lua_newtable(L);
+    int keys = lua_gettop(L);
+    lua_Integer nk = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, keys, ++nk);
+        } else if (lua_type(L, -1) != LUA_TNUMBER) {
+            lua_pop(L, 2);
+            return prm_error_set(err, "JSON: object keys must be strings");
+        } else {
+            lua_pushvalue(L, -1);
+            lua_pushfstring(L, "%s", lua_tostring(L, -1));
+            lua_remove(L, -2);
+            lua_rawseti(L, keys, ++nk);
+        }
+    }
+    /* insertion sort: payload objects have a handful of keys */
+    for (lua_Integer a = 2; a <= nk; a++)
+        for (lua_Integer b = a; b > 1; b--) {
+            lua_rawgeti(L, keys, b - 1);
+            lua_rawgeti(L, keys, b);
+            if (strcmp(lua_tostring(L, -2), lua_tostring(L, -1)) <= 0) {
+                lua_pop(L, 2);
+                break;
+            }
+            lua_rawseti(L, keys, b - 1);
+            lua_rawseti(L, keys, b);
+        }
+    json_obj(j);
+    for (lua_Integer a = 1; a <= nk; a++) {
+        lua_rawgeti(L, keys, a);
+        const char *k = lua_tostring(L, -1);
+        if (skipped(k, skip)) {
+            lua_pop(L, 1);
+            continue;
+        }
+        json_key(j, k);
+        lua_pushvalue(L, -1);
+        lua_gettable(L, idx);
+        if (lua_isnil(L, -1)) {
+            /* a numeric key written as text */
+            lua_pop(L, 1);
+            lua_pushinteger(L, (lua_Integer)strtoll(k, NULL, 10));
+            lua_gettable(L, idx);
+        }
+        int rc = encode(L, -1, j, skip, depth + 1, err);
+        lua_pop(L, 2);
+        if (rc < 0) {
+            lua_settop(L, keys - 1);
+            return -1;
+        }
+    }
+    json_end(j);
+    lua_settop(L, keys - 1);
+    return 0;
+}
+
+int lprm_json_encode(lua_State *L, int idx, json *j, const char *const *skip, prm_error *err)
+{
+    if (encode(L, idx, j, skip, 0, err) < 0) return -1;
+    if (json_failed(j)) return prm_error_set(err, "JSON: out of memory");
+    return 0;
+}
+
+/* prm.json(value) -> text | nil, msg   (sorted keys; an empty table is []) */
+static int l_prm_json(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    json j;
+    json_init(&j);
+    prm_error err;
+    if (lprm_json_encode(L, 1, &j, NULL, &err) < 0) {
+        json_free(&j);
+        luaL_pushfail(L);
+        lua_pushstring(L, err.msg);
+        return 2;
+    }
+    lua_pushstring(L, json_cstr(&j));
+    json_free(&j);
+    return 1;
+}
+
+/* prm.safe(text) -> text with control characters shown as \xHH */
+static int l_prm_safe(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f) {
+            char esc[8];
+            snprintf(esc, sizeof esc, "\\x%02x", c);
+            luaL_addstring(&b, esc);
+        } else {
+            luaL_addchar(&b, (char)c);
+        }
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
 /* ---- prm.engine: the engine's own loaders (job states only) ------------- */
 
 /* engine.load(path, kind [, chunkname]) -> value the file returns | nil, msg
@@ -411,7 +584,7 @@ int luaopen_prm(lua_State *L)
         { "quarter_add", l_prm_quarter_add }, { "month", l_prm_month },
         { "money", l_prm_money }, { "log", l_prm_log }, { "debug", l_prm_debug },
         { "info", l_prm_info }, { "warn", l_prm_warn }, { "error", l_prm_error },
-        { "redact", l_prm_redact }, { NULL, NULL },
+        { "redact", l_prm_redact }, { "json", l_prm_json }, { "safe", l_prm_safe }, { NULL, NULL },
     };
     lua_newtable(L);
     lua_pushvalue(L, -1);               /* upvalue: the module, for fiscal_start_month */

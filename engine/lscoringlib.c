@@ -144,37 +144,28 @@ static int l_scoring_train(lua_State *L)
     return 1;
 }
 
-/* scoring.score{as_of=, model_id=, flags=true} -> result | nil, msg */
+/* scoring.score{as_of=, model_id=, flags=true, connector="connectors/file.lua"}
+ *   -> result | nil, msg
+ * One score run in C: scores, drivers, risk flags and the connector's
+ * write-back payloads, committed together. */
 static int l_scoring_score(lua_State *L)
 {
-    static const char *const keys[] = { "as_of", "model_id", "flags", NULL };
+    static const char *const keys[] = { "as_of", "model_id", "flags", "connector", NULL };
     check_keys(L, 1, keys, "scoring.score");
     score_opts o;
     score_opts_init(&o);
     o.as_of = opt_str(L, 1, "as_of", NULL);
     o.model_id = opt_int(L, 1, "model_id", 0);
-    int want_flags = 1;
+    o.connector = opt_str(L, 1, "connector", NULL);
+    o.flags = 1;
     if (!lua_isnoneornil(L, 1)) {
         lua_getfield(L, 1, "flags");
-        if (!lua_isnil(L, -1)) want_flags = lua_toboolean(L, -1);
+        if (!lua_isnil(L, -1)) o.flags = lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
     prm_error err;
-    void *ud = NULL;
-    if (want_flags) {
-        ud = scoring_rules_open(sandbox_ctx_of(L)->root, &err);
-        if (!ud) {
-            luaL_pushfail(L);
-            lua_pushfstring(L, "risk rules: %s", err.msg);
-            return 2;
-        }
-        o.flags = scoring_rules_flags;
-        o.flags_ud = ud;
-    }
     score_result r;
-    int rc = scoring_score(db_of(L), &o, &r, &err);
-    if (ud) scoring_rules_close(ud);
-    if (rc < 0) {
+    if (scoring_score(db_of(L), &o, &r, &err) < 0) {
         luaL_pushfail(L);
         lua_pushstring(L, err.msg);
         return 2;
@@ -183,9 +174,22 @@ static int l_scoring_score(lua_State *L)
     lua_pushinteger(L, r.run_id); lua_setfield(L, -2, "run_id");
     lua_pushinteger(L, r.model_id); lua_setfield(L, -2, "model_id");
     lua_pushstring(L, r.model_kind); lua_setfield(L, -2, "model_kind");
+    lua_pushstring(L, r.model_version); lua_setfield(L, -2, "model_version");
     lua_pushstring(L, r.as_of); lua_setfield(L, -2, "as_of");
     lua_pushinteger(L, (lua_Integer)r.deals); lua_setfield(L, -2, "deals");
     lua_pushinteger(L, (lua_Integer)r.flagged); lua_setfield(L, -2, "flagged");
+    lua_pushinteger(L, (lua_Integer)r.queued); lua_setfield(L, -2, "queued");
+    lua_pushinteger(L, (lua_Integer)r.unchanged); lua_setfield(L, -2, "unchanged");
+    lua_pushstring(L, r.target); lua_setfield(L, -2, "target");
+    lua_pushinteger(L, (lua_Integer)r.rule_errors); lua_setfield(L, -2, "rule_errors");
+    lua_pushinteger(L, r.rule_problems); lua_setfield(L, -2, "rule_problems");
+    lua_pushinteger(L, r.rules_disabled); lua_setfield(L, -2, "rules_disabled");
+    lua_pushinteger(L, (lua_Integer)r.conflicts); lua_setfield(L, -2, "conflicts");
+    if (r.conflict_example[0]) {
+        lua_pushstring(L, r.conflict_example);
+        lua_setfield(L, -2, "conflict_example");
+    }
+    lua_pushstring(L, r.warnings); lua_setfield(L, -2, "warnings");
     setnum(L, "mean_probability", r.mean_p);
     setnum(L, "seconds_features", r.seconds_features);
     setnum(L, "seconds_model", r.seconds_model);

@@ -14,6 +14,14 @@
 #include "rules.h"
 #include "store.h"
 #include "timeutil.h"
+#include "world.h"
+#include "json.h"
+#include "job.h"
+#include "lprm.h"
+#include "outbox.h"
+#include "sandbox.h"
+#include <lauxlib.h>
+#include <unistd.h>
 
 #define DAY 86400LL
 
@@ -31,52 +39,6 @@ void score_opts_init(score_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->drivers = 6;
-}
-
-/* ---- a small JSON writer ---------------------------------------------- */
-
-typedef struct jbuf {
-    char *s;
-    size_t n, cap;
-} jbuf;
-
-static void jput(jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void jput(jbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    for (;;) {
-        va_start(ap, fmt);
-        int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) return;
-        if (b->s && b->n + (size_t)k < b->cap) {
-            b->n += (size_t)k;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap * 2 : 256) + (size_t)k;
-        char *p = realloc(b->s, cap);
-        if (!p) return;
-        b->s = p;
-        b->cap = cap;
-    }
-}
-
-static void jstr(jbuf *b, const char *s)
-{
-    jput(b, "\"");
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') jput(b, "\\%c", c);
-        else if (c < 0x20) jput(b, "\\u%04x", c);
-        else jput(b, "%c", c);
-    }
-    jput(b, "\"");
-}
-
-static void jnum(jbuf *b, double x)
-{
-    if (x == x && isfinite(x)) jput(b, "%.6g", x);
-    else jput(b, "null");
 }
 
 /* Isotonic calibration can map the top or bottom block to exactly 1 or 0;
@@ -148,18 +110,29 @@ static model_data baserate_view(const feat_set *fs, model_column two[2])
     return d;
 }
 
-static void params_json(jbuf *b, const model_params *p)
+static void params_json(json *j, const model_params *p)
 {
+    json_obj(j);
     switch (p->kind) {
-    case MODEL_LOGISTIC: jput(b, "{\"l2\":%g,\"max_iter\":%d}", p->l2, p->max_iter); break;
-    case MODEL_GBDT:
-        jput(b, "{\"learning_rate\":%g,\"max_iter\":%d,\"max_leaf_nodes\":%d,\"min_samples_leaf\":%d,"
-                "\"max_bins\":%d,\"early_stopping\":%d,\"validation_fraction\":%g}",
-             p->learning_rate, p->max_iter, p->max_leaf_nodes, p->min_samples_leaf, p->max_bins,
-             p->early_stopping, p->validation_fraction);
+    case MODEL_LOGISTIC:
+        json_key(j, "l2"); json_num(j, p->l2);
+        json_key(j, "max_iter"); json_int(j, p->max_iter);
         break;
-    case MODEL_BASERATE: jput(b, "{\"prior_strength\":%g,\"keys\":[\"tier\",\"stage\"]}", p->prior_strength); break;
+    case MODEL_GBDT:
+        json_key(j, "learning_rate"); json_num(j, p->learning_rate);
+        json_key(j, "max_iter"); json_int(j, p->max_iter);
+        json_key(j, "max_leaf_nodes"); json_int(j, p->max_leaf_nodes);
+        json_key(j, "min_samples_leaf"); json_int(j, p->min_samples_leaf);
+        json_key(j, "max_bins"); json_int(j, p->max_bins);
+        json_key(j, "early_stopping"); json_int(j, p->early_stopping);
+        json_key(j, "validation_fraction"); json_num(j, p->validation_fraction);
+        break;
+    case MODEL_BASERATE:
+        json_key(j, "prior_strength"); json_num(j, p->prior_strength);
+        json_key(j, "keys"); json_arr(j); json_str(j, "tier"); json_str(j, "stage"); json_end(j);
+        break;
     }
+    json_end(j);
 }
 
 static int register_model(store *s, const model *m, const model_params *p, const train_result *r,
@@ -168,40 +141,45 @@ static int register_model(store *s, const model *m, const model_params *p, const
     char *blob = NULL;
     size_t len;
     if (model_save(m, &blob, &len, err) < 0) return -1;
-    jbuf feats = { 0 }, params = { 0 }, metrics = { 0 };
-    jput(&feats, "[");
-    for (size_t i = 0; i < d->n_cols; i++) {
-        if (i) jput(&feats, ",");
-        jstr(&feats, d->cols[i].name);
-    }
-    jput(&feats, "]");
+    json feats, params, metrics;
+    json_init(&feats);
+    json_init(&params);
+    json_init(&metrics);
+    json_arr(&feats);
+    for (size_t i = 0; i < d->n_cols; i++) json_str(&feats, d->cols[i].name);
+    json_end(&feats);
     params_json(&params, p);
-    jput(&metrics, "{\"eval_auc\":");
-    jnum(&metrics, c->auc);
-    jput(&metrics, ",\"eval_logloss\":");
-    jnum(&metrics, c->logloss);
-    jput(&metrics, ",\"eval_brier\":");
-    jnum(&metrics, c->brier);
-    jput(&metrics, ",\"eval_ece\":");
-    jnum(&metrics, c->ece);
-    jput(&metrics, ",\"partner_probability_brier\":");
-    jnum(&metrics, r->partner_brier);
-    jput(&metrics, ",\"n_fit\":%zu,\"n_calib\":%zu,\"n_eval\":%zu,\"calibrated\":%s}", r->n_fit,
-         r->n_calib, r->n_eval, model_calib_get_kind(m) == MODEL_CALIB_NONE ? "false" : "true");
+    json_obj(&metrics);
+    json_key(&metrics, "eval_auc"); json_num_fmt(&metrics, c->auc, "%.6g");
+    json_key(&metrics, "eval_logloss"); json_num_fmt(&metrics, c->logloss, "%.6g");
+    json_key(&metrics, "eval_brier"); json_num_fmt(&metrics, c->brier, "%.6g");
+    json_key(&metrics, "eval_ece"); json_num_fmt(&metrics, c->ece, "%.6g");
+    json_key(&metrics, "partner_probability_brier"); json_num_fmt(&metrics, r->partner_brier, "%.6g");
+    json_key(&metrics, "n_fit"); json_int(&metrics, (int64_t)r->n_fit);
+    json_key(&metrics, "n_calib"); json_int(&metrics, (int64_t)r->n_calib);
+    json_key(&metrics, "n_eval"); json_int(&metrics, (int64_t)r->n_eval);
+    json_key(&metrics, "calibrated"); json_bool(&metrics, model_calib_get_kind(m) != MODEL_CALIB_NONE);
+    json_key(&metrics, "eval_from"); json_str(&metrics, r->eval_from);
+    json_end(&metrics);
     char now[21], version[64];
     now_iso(now);
     snprintf(version, sizeof version, "%s-%.4s%.2s%.2s-%.8s", c->kind, r->as_of, r->as_of + 5,
              r->as_of + 8, r->data_hash);
-    const char *t[] = { c->kind, version, now, feats.s, params.s, r->train_from, r->eval_from,
-                        r->eval_to, r->data_hash, metrics.s, blob };
-    store_value v[11];
-    for (int i = 0; i < 11; i++) v[i] = (store_value){ SV_TEXT, t[i], 0, 0 };
-    int rc = store_run(s, "INSERT INTO models (kind, version, created_at, features, params,"
+    int rc;
+    if (json_failed(&feats) || json_failed(&params) || json_failed(&metrics)) {
+        rc = prm_error_set(err, "out of memory");
+    } else {
+        const char *t[] = { c->kind, version, now, json_cstr(&feats), json_cstr(&params), r->train_from,
+                            r->eval_from, r->eval_to, r->data_hash, json_cstr(&metrics), blob };
+        store_value v[11];
+        for (int i = 0; i < 11; i++) v[i] = (store_value){ SV_TEXT, t[i], 0, 0 };
+        rc = store_run(s, "INSERT INTO models (kind, version, created_at, features, params,"
                           " train_from, train_to, eval_to, data_hash, metrics, blob)"
                           " VALUES (?,?,?,?,?,?,?,?,?,?,?)", 11, v, id, err);
-    free(feats.s);
-    free(params.s);
-    free(metrics.s);
+    }
+    json_free(&feats);
+    json_free(&params);
+    json_free(&metrics);
     free(blob);
     return rc;
 }
@@ -363,19 +341,52 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
     r->best = 0;
     for (int i = 1; i < r->ncand; i++)
         if (r->cand[i].logloss < r->cand[r->best].logloss) r->best = i;
-    if (o->activate) {
+    /* A model that did worse on the same evaluation window than the active
+     * one does not replace it unless asked (train --kind baserate after a
+     * good gbdt, say). */
+    int activate = o->activate != 0;
+    if (o->activate == 1) {
+        store_stmt *q;
+        if (store_prepare(s, "SELECT id, kind, json_extract(metrics, '$.eval_logloss') FROM models"
+                             " WHERE active = 1 AND eval_to = ?1 ORDER BY id DESC LIMIT 1", &q, err) < 0) {
+            store_rollback(s);
+            goto out;
+        }
+        store_value evto = { SV_TEXT, r->eval_to, 0, 0 };
+        store_bind(q, 1, &evto, NULL);
+        if (store_step(q, NULL) == 1) {
+            store_value ll = store_column(q, 2);
+            double act = ll.kind == SV_REAL ? ll.r : ll.kind == SV_INT ? (double)ll.i : NAN;
+            if (act == act && act < r->cand[r->best].logloss) {
+                activate = 0;
+                snprintf(r->note, sizeof r->note, "kept the active model %lld (%s, log loss %.4f on the same"
+                         " evaluation window) over %s (%.4f); --force-activate to switch",
+                         (long long)store_column(q, 0).i, store_column(q, 1).s, act,
+                         r->cand[r->best].kind, r->cand[r->best].logloss);
+            }
+        }
+        store_finalize(q);
+    }
+    r->activated = activate;
+    if (activate) {
         store_value v = { SV_INT, NULL, 0, r->cand[r->best].model_id };
         if (store_run(s, "UPDATE models SET active = (id = ?)", 1, &v, NULL, err) < 0) {
             store_rollback(s);
             goto out;
         }
     }
-    char detail[512];
-    snprintf(detail, sizeof detail, "{\"model\":%lld,\"kind\":\"%s\",\"eval_logloss\":%.5f,"
-             "\"data_hash\":\"%s\",\"active\":%s}", (long long)r->cand[r->best].model_id,
-             r->cand[r->best].kind, r->cand[r->best].logloss, r->data_hash, o->activate ? "true" : "false");
-    if (store_audit(s, NULL, "model.train", r->cand[r->best].kind, detail, err) < 0 ||
-        store_commit(s, err) < 0) {
+    json det;
+    json_init(&det);
+    json_obj(&det);
+    json_key(&det, "model"); json_int(&det, r->cand[r->best].model_id);
+    json_key(&det, "kind"); json_str(&det, r->cand[r->best].kind);
+    json_key(&det, "eval_logloss"); json_num_fmt(&det, r->cand[r->best].logloss, "%.5f");
+    json_key(&det, "data_hash"); json_str(&det, r->data_hash);
+    json_key(&det, "active"); json_bool(&det, activate);
+    json_end(&det);
+    int arc = store_audit(s, NULL, "model.train", r->cand[r->best].kind, json_cstr(&det), err);
+    json_free(&det);
+    if (arc < 0 || store_commit(s, err) < 0) {
         store_rollback(s);
         goto out;
     }
@@ -390,21 +401,47 @@ out:
 
 /* ---- risk flags --------------------------------------------------------- */
 
-void *scoring_rules_open(const char *root, prm_error *err)
+/* The shipped rules with rules/config.lua applied. One behaviour for every
+ * caller: a file that fails to load, a rejected declaration or a bad config
+ * entry is reported (in *warn, one line each) and counted; the valid parts
+ * apply and the run goes on. NULL only when no rule could be loaded. */
+static rules *open_rules(const char *root, char *warn, size_t cap, int *problems)
 {
     char dir[1024], cfg[1100];
     snprintf(dir, sizeof dir, "%s/rules/flags", root);
     rules *r;
-    if (rules_load_dir(dir, &r, err) < 0) return NULL;
+    prm_error err;
+    size_t used = strlen(warn);
+    if (rules_load_dir(dir, &r, &err) < 0) {
+        snprintf(warn + used, cap - used, "risk rules: %s\n", err.msg);
+        (*problems)++;
+        return NULL;
+    }
+    rules_set_log(r, NULL);
+    for (int k = 0; k < rules_load_errors(r); k++) {
+        used = strlen(warn);
+        snprintf(warn + used, cap - used, "risk rules: %s\n", rules_load_error(r, k));
+        (*problems)++;
+    }
     snprintf(cfg, sizeof cfg, "%s/rules/config.lua", root);
     FILE *f = fopen(cfg, "r");
     if (f) {
         fclose(f);
-        if (rules_configure(r, cfg, err) < 0) {
-            rules_free(r);
-            return NULL;
+        if (rules_configure(r, cfg, &err) < 0) {
+            used = strlen(warn);
+            snprintf(warn + used, cap - used, "risk rules: %s (the valid entries apply)\n", err.msg);
+            (*problems)++;
         }
     }
+    return r;
+}
+
+void *scoring_rules_open(const char *root, prm_error *err)
+{
+    char warn[2048] = "";
+    int problems = 0;
+    rules *r = open_rules(root, warn, sizeof warn, &problems);
+    if (!r) prm_error_set(err, "%s", warn);
     return r;
 }
 
@@ -413,33 +450,39 @@ void scoring_rules_close(void *ud)
     rules_free(ud);
 }
 
-int scoring_rules_flags(void *ud, const deal_view *v, const char *today,
-                        const double med[FEAT_STAGES], char *out, size_t cap)
+static int eval_flags(rules *r, const deal_view *v, const char *today, const double med[FEAT_STAGES],
+                      rule_hit *hits, int max, int *n, prm_error *err)
 {
-    rules *r = ud;
     rule_ctx c;
     rule_ctx_init(&c, today);
     for (int i = 0; i < FEAT_STAGES && i < RULE_STAGES; i++) c.stage_median_days[i] = med[i];
     c.partner_win_rate = v->partner_win_rate;
     c.partner_median_amount = v->partner_median_amount;
     c.tier_median_amount = v->tier_median_amount;
+    /* A rule that throws is isolated and counted by the rules engine; only
+     * an engine failure reaches here. */
+    return rules_eval(r, v, &c, hits, max, n, err);
+}
+
+int scoring_rules_flags(void *ud, const deal_view *v, const char *today,
+                        const double med[FEAT_STAGES], char *out, size_t cap)
+{
     rule_hit hits[64];
     int n = 0;
     prm_error err;
-    /* A rule that throws is isolated and counted by the rules engine; only
-     * an engine failure reaches here. */
-    if (rules_eval(r, v, &c, hits, 64, &n, &err) < 0) return -1;
+    if (eval_flags(ud, v, today, med, hits, 64, &n, &err) < 0) return -1;
     if (rules_hits_json(hits, n, out, cap) < 0) return -1;
     return n;
 }
 
 /* ---- scoring ---------------------------------------------------------- */
 
-static int load_model(store *s, int64_t want, model **m, int64_t *id, char kind[16], prm_error *err)
+static int load_model(store *s, int64_t want, model **m, int64_t *id, char kind[16], char version[64],
+                      prm_error *err)
 {
     store_stmt *st;
-    const char *sql = want ? "SELECT id, kind, blob FROM models WHERE id = ?"
-                           : "SELECT id, kind, blob FROM models WHERE active = 1 ORDER BY id DESC LIMIT 1";
+    const char *sql = want ? "SELECT id, kind, blob, version FROM models WHERE id = ?"
+                           : "SELECT id, kind, blob, version FROM models WHERE active = 1 ORDER BY id DESC LIMIT 1";
     if (store_prepare(s, sql, &st, err) < 0) return -1;
     if (want) {
         store_value v = { SV_INT, NULL, 0, want };
@@ -456,6 +499,8 @@ static int load_model(store *s, int64_t want, model **m, int64_t *id, char kind[
     }
     *id = store_column(st, 0).i;
     snprintf(kind, 16, "%s", store_column(st, 1).s);
+    store_value ver = store_column(st, 3);
+    snprintf(version, 64, "%s", ver.kind == SV_TEXT ? ver.s : "");
     store_value b = store_column(st, 2);
     rc = model_load(b.s, strlen(b.s), m, err);
     store_finalize(st);
@@ -471,119 +516,422 @@ static double seconds_since(struct timespec *t0)
     return d;
 }
 
-static void drivers_json(jbuf *b, const model_driver *dr, int k, int keep)
+/* The strongest `keep/2` pushing up and `keep/2` pushing down. */
+static int pick_drivers(const model_driver *dr, int k, int keep, model_driver *out)
 {
-    /* The strongest `keep/2` pushing up and `keep/2` pushing down. */
-    int up = 0, down = 0, first = 1;
-    jput(b, "[");
+    int up = 0, down = 0, n = 0;
     for (int i = 0; i < k; i++) {
         int pos = dr[i].contribution > 0;
         if (dr[i].contribution == 0) continue;
         if (pos ? up >= keep / 2 : down >= keep / 2) continue;
         if (pos) up++; else down++;
-        jput(b, "%s{\"feature\":", first ? "" : ",");
-        first = 0;
-        jstr(b, dr[i].feature);
-        jput(b, ",\"contribution\":");
-        jnum(b, dr[i].contribution);
-        if (dr[i].level) {
-            jput(b, ",\"level\":");
-            jstr(b, dr[i].level);
-        } else {
-            jput(b, ",\"value\":");
-            jnum(b, dr[i].value);
-        }
-        jput(b, "}");
+        out[n++] = dr[i];
     }
-    jput(b, "]");
+    return n;
 }
 
-int scoring_score(store *s, const score_opts *o, score_result *r, prm_error *err)
+static void drivers_json(json *j, const model_driver *dr, int n)
 {
-    memset(r, 0, sizeof *r);
+    json_arr(j);
+    for (int i = 0; i < n; i++) {
+        json_obj(j);
+        json_key(j, "feature");
+        json_str(j, dr[i].feature);
+        json_key(j, "contribution");
+        json_num_fmt(j, dr[i].contribution, "%.6g");
+        if (dr[i].level) {
+            json_key(j, "level");
+            json_str(j, dr[i].level);
+        } else {
+            json_key(j, "value");
+            json_num_fmt(j, dr[i].value, "%.6g");
+        }
+        json_end(j);
+    }
+    json_end(j);
+}
+
+static void flags_json(json *j, const rule_hit *h, int n)
+{
+    json_arr(j);
+    for (int i = 0; i < n; i++) {
+        json_obj(j);
+        json_key(j, "name");
+        json_str(j, h[i].name);
+        json_key(j, "severity");
+        json_str(j, rules_severity_name(h[i].severity));
+        json_key(j, "reason");
+        json_str(j, h[i].reason);
+        json_end(j);
+    }
+    json_end(j);
+}
+
+/* ---- the connector's write-back mapping, sandboxed ---------------------- */
+
+typedef struct wbconn {
+    lua_State *L;
+    int fn_ref;                /* connector.writeback */
+    char name[64];
+    const char *skip[9];       /* keys left out of the comparison hash */
+    char skipbuf[8][48];
+} wbconn;
+
+static void wb_close(wbconn *c)
+{
+    if (c && c->L) sandbox_close(c->L);
+    if (c) c->L = NULL;
+}
+
+/* Loads the connector at the connector kind (no io/os) in its own state:
+ * its writeback(s) builds each deal's payload. 0 when it has none (c->L
+ * NULL), -1 on a load error. */
+static int wb_open(wbconn *c, const char *path, const char *shown, prm_error *err)
+{
+    memset(c, 0, sizeof *c);
+    c->fn_ref = LUA_NOREF;
+    sandbox_opts o = { SANDBOX_CONNECTOR, 64u << 20, SANDBOX_RULE_INSTR, NULL, job_root() };
+    c->L = sandbox_new(&o, err);
+    if (!c->L) return -1;
+    char chunk[1100];
+    snprintf(chunk, sizeof chunk, "@%s", shown);
+    if (sandbox_loadfile(c->L, path, chunk, SANDBOX_CONNECTOR, err) < 0 || sandbox_call(c->L, 0, 1, err) < 0) {
+        wb_close(c);
+        return prm_error_prefix(err, "connector: ");
+    }
+    lua_State *L = c->L;
+    if (!lua_istable(L, -1)) {
+        wb_close(c);
+        return prm_error_set(err, "connector %s: must return a table", shown);
+    }
+    lua_getfield(L, -1, "name");
+    snprintf(c->name, sizeof c->name, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "connector");
+    lua_pop(L, 1);
+    /* Fields that change every run without changing anything for the PRM. */
+    int ns = 0;
+    c->skip[ns] = "ai_last_scored_at";
+    snprintf(c->skipbuf[ns], sizeof c->skipbuf[0], "%s", "ai_last_scored_at");
+    c->skip[ns] = c->skipbuf[ns];
+    ns++;
+    lua_getfield(L, -1, "writeback_volatile");
+    if (lua_istable(L, -1))
+        for (int i = 1; ns < 8 && lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+            snprintf(c->skipbuf[ns], sizeof c->skipbuf[0], "%s", lua_tostring(L, -1));
+            c->skip[ns] = c->skipbuf[ns];
+            ns++;
+            lua_pop(L, 1);
+        }
+    lua_settop(L, 1);
+    c->skip[ns] = NULL;
+    lua_getfield(L, -1, "writeback");
+    if (lua_isnil(L, -1)) {
+        wb_close(c);
+        return 0;
+    }
+    if (!lua_isfunction(L, -1)) {
+        wb_close(c);
+        return prm_error_set(err, "%s: field 'writeback' must be a function", shown);
+    }
+    c->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_settop(L, 0);
+    return 0;
+}
+
+typedef struct wbdeal {
+    const char *deal, *source, *scored_at, *model, *as_of;
+    double probability, score;
+    const model_driver *dr;
+    int ndr;
+    const rule_hit *hits;
+    int nhits;
+} wbdeal;
+
+/* may raise: run protected. Builds the argument table s of writeback(s). */
+static int wb_push_arg(lua_State *L)
+{
+    const wbdeal *d = lua_touserdata(L, 1);
+    lua_createtable(L, 0, 10);
+    lua_pushstring(L, d->deal); lua_setfield(L, -2, "deal");
+    lua_pushstring(L, d->source); lua_setfield(L, -2, "source");
+    lua_pushnumber(L, d->probability); lua_setfield(L, -2, "probability");
+    lua_pushnumber(L, d->score); lua_setfield(L, -2, "score");
+    lua_pushstring(L, d->scored_at); lua_setfield(L, -2, "scored_at");
+    lua_pushstring(L, d->as_of); lua_setfield(L, -2, "as_of");
+    lua_pushstring(L, d->model); lua_setfield(L, -2, "model");
+    lua_createtable(L, d->ndr, 0);
+    for (int i = 0; i < d->ndr; i++) {
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, d->dr[i].feature); lua_setfield(L, -2, "feature");
+        lua_pushnumber(L, d->dr[i].contribution); lua_setfield(L, -2, "contribution");
+        if (d->dr[i].level) lua_pushstring(L, d->dr[i].level);
+        else if (d->dr[i].value == d->dr[i].value) lua_pushnumber(L, d->dr[i].value);
+        else lua_pushnil(L);
+        lua_setfield(L, -2, d->dr[i].level ? "level" : "value");
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "drivers");
+    lua_createtable(L, d->nhits, 0);
+    for (int i = 0; i < d->nhits; i++) {
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, d->hits[i].name); lua_setfield(L, -2, "name");
+        lua_pushstring(L, rules_severity_name(d->hits[i].severity)); lua_setfield(L, -2, "severity");
+        lua_pushstring(L, d->hits[i].reason); lua_setfield(L, -2, "reason");
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "flags");
+    return 1;
+}
+
+/* The payload of one deal as JSON (*payload) and the hash it is compared
+ * by; 1 when writeback returned one, 0 when it returned nil/false. */
+static int wb_payload(wbconn *c, const wbdeal *d, json *payload, char hash[65], prm_error *err)
+{
+    lua_State *L = c->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->fn_ref);
+    lua_pushcfunction(L, wb_push_arg);
+    lua_pushlightuserdata(L, (void *)d);
+    if (sandbox_call(L, 1, 1, err) < 0) {
+        lua_pop(L, 1);
+        return prm_error_prefix(err, "connector writeback for %s: ", d->deal);
+    }
+    if (sandbox_call(L, 1, 1, err) < 0) return prm_error_prefix(err, "connector writeback for %s: ", d->deal);
+    int rc = 0;
+    if (lua_toboolean(L, -1)) {
+        json_reset(payload);
+        json cmp;
+        json_init(&cmp);
+        if (lprm_json_encode(L, -1, payload, NULL, err) < 0 || lprm_json_encode(L, -1, &cmp, c->skip, err) < 0) {
+            rc = prm_error_prefix(err, "connector writeback for %s: ", d->deal);
+        } else {
+            hash_sha256 *h = hash_sha256_new();
+            hash_sha256_update(h, json_cstr(&cmp), strlen(json_cstr(&cmp)));
+            rc = hash_sha256_hex(h, hash) < 0 ? prm_error_set(err, "out of memory hashing a payload") : 1;
+        }
+        json_free(&cmp);
+    }
+    lua_settop(L, 0);
+    return rc;
+}
+
+/* ---- the scorer --------------------------------------------------------- */
+
+struct scorer {
+    store *s;
+    model *m;
+    world *w;
+    rules *r;
+    wbconn wb;
+    int64_t T;
+    char as_of[21], today[11], now[21];
+    int drivers;
+    score_result res;
+};
+
+int scorer_open(store *s, const score_opts *o, scorer **out, prm_error *err)
+{
+    *out = NULL;
+    scorer *sc = calloc(1, sizeof *sc);
+    if (!sc) return prm_error_set(err, "out of memory");
+    sc->s = s;
+    sc->drivers = o->drivers > 0 ? o->drivers : 6;
+    score_result *r = &sc->res;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    model *m = NULL;
-    if (load_model(s, o->model_id, &m, &r->model_id, r->model_kind, err) < 0) return -1;
-    world *w;
-    if (world_load(s, &w, err) < 0) {
-        model_free(m);
+    char version[64];
+    if (load_model(s, o->model_id, &sc->m, &r->model_id, r->model_kind, version, err) < 0) goto fail;
+    snprintf(r->model_version, sizeof r->model_version, "%s", version);
+    if (world_load(s, &sc->w, err) < 0) goto fail;
+    if (resolve_as_of(sc->w, o->as_of, &sc->T, err) < 0) goto fail;
+    instant_iso(sc->T, sc->as_of);
+    date_iso(sc->T, sc->today);
+    /* Every timestamp of the run is the engine clock: a run pinned to an
+     * instant writes the same bytes twice. */
+    now_iso(sc->now);
+    snprintf(r->as_of, sizeof r->as_of, "%s", sc->as_of);
+    const char *ex;
+    r->conflicts = world_conflicts(sc->w, &ex);
+    if (ex) snprintf(r->conflict_example, sizeof r->conflict_example, "%s", ex);
+    if (feat_prepare(sc->w, sc->T, err) < 0) goto fail;
+    if (o->flags) sc->r = open_rules(job_root(), r->warnings, sizeof r->warnings, &r->rule_problems);
+    if (o->connector) {
+        char path[1100];
+        const char *shown = o->connector;
+        if (o->connector[0] == '/' || access(o->connector, R_OK) == 0)
+            snprintf(path, sizeof path, "%s", o->connector);
+        else
+            snprintf(path, sizeof path, "%s/%s", job_root(), o->connector);
+        if (wb_open(&sc->wb, path, shown, err) < 0) goto fail;
+        snprintf(r->target, sizeof r->target, "%s", sc->wb.L ? sc->wb.name : "");
+    }
+    r->seconds_features = seconds_since(&t0);
+    *out = sc;
+    return 0;
+fail:
+    scorer_close(sc);
+    return -1;
+}
+
+void scorer_close(scorer *sc)
+{
+    if (!sc) return;
+    wb_close(&sc->wb);
+    rules_free(sc->r);
+    world_free(sc->w);
+    model_free(sc->m);
+    free(sc);
+}
+
+const score_result *scorer_result(const scorer *sc) { return &sc->res; }
+
+/* Scores row i of fs (deal fs->deal[i]) into d. */
+static int score_row(scorer *sc, const feat_set *fs, size_t i, double p, scored_deal *d, prm_error *err)
+{
+    memset(d, 0, sizeof *d);
+    size_t nf = model_n_features(sc->m);
+    model_driver *dr = malloc(sizeof *dr * (nf + 1));
+    if (!dr) return prm_error_set(err, "out of memory");
+    double base;
+    int k = model_explain(sc->m, &fs->data, i, dr, nf, &base, err);
+    if (k < 0) {
+        free(dr);
         return -1;
     }
-    int64_t T;
+    d->ndrivers = pick_drivers(dr, k, sc->drivers, d->drivers);
+    free(dr);
+    d->deal = fs->deal[i];
+    d->probability = p;
+    /* The 1-10 score: 1 + 9p, one decimal. */
+    d->score = round((1 + 9 * p) * 10) / 10;
+    feat_view(sc->w, fs->deal[i], sc->T, &d->view);
+    if (sc->r) {
+        const double *med = feat_medians(sc->w);
+        if (eval_flags(sc->r, &d->view, sc->today, med, d->hits, SCORE_MAX_FLAGS, &d->nhits, err) < 0) return -1;
+    }
+    return 0;
+}
+
+int scorer_deal(scorer *sc, const char *external_id, scored_deal *out, prm_error *err)
+{
+    long i = world_find_deal(sc->w, external_id);
+    if (i < 0) return prm_error_set(err, "unknown deal '%s'", external_id);
+    if (!world_deal_open(sc->w, (size_t)i, sc->T))
+        return prm_error_set(err, "deal '%s' is not open as of %s", external_id, sc->as_of);
+    feat_set fs;
+    if (feat_one(sc->w, (size_t)i, sc->T, &fs, err) < 0) return -1;
+    double p;
+    int rc = model_predict(sc->m, &fs.data, &p, err);
+    if (rc == 0) {
+        clip_probs(&p, 1);
+        rc = score_row(sc, &fs, 0, p, out, err);
+    }
+    feat_set_free(&fs);
+    return rc;
+}
+
+int scorer_run(scorer *sc, score_result *res, prm_error *err)
+{
+    score_result *r = &sc->res;
+    store *s = sc->s;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     feat_set fs;
     memset(&fs, 0, sizeof fs);
     double *p = NULL;
-    model_driver *dr = NULL;
-    jbuf dj = { 0 }, fj = { 0 };
     store_stmt *ins = NULL;
+    json dj, fj, pj;
+    json_init(&dj);
+    json_init(&fj);
+    json_init(&pj);
     int rc = -1;
-    if (resolve_as_of(w, o->as_of, &T, err) < 0 || feat_open(w, T, &fs, err) < 0) goto out;
-    instant_iso(T, r->as_of);
-    r->seconds_features = seconds_since(&t0);
-    size_t nf = model_n_features(m);
+    if (feat_open(sc->w, sc->T, &fs, err) < 0) goto out;
     p = malloc(sizeof(double) * (fs.n + 1));
-    dr = malloc(sizeof *dr * (nf + 1));
-    if (!p || !dr) {
+    if (!p) {
         prm_error_set(err, "out of memory");
         goto out;
     }
-    if (model_predict(m, &fs.data, p, err) < 0) goto out;
+    if (model_predict(sc->m, &fs.data, p, err) < 0) goto out;
     clip_probs(p, fs.n);
     r->seconds_model = seconds_since(&t0);
 
-    const double *med = feat_medians(w);
-    char now[21], today[11];
-    now_iso(now);
-    date_iso(T, today);
+    /* Scores, the run and its write-back payloads commit together: a kill
+     * at any point leaves either all of them or none. */
     if (store_begin(s, err) < 0) goto out;
-    store_value v[3] = { { SV_INT, NULL, 0, r->model_id }, { SV_TEXT, r->as_of, 0, 0 },
-                         { SV_TEXT, now, 0, 0 } };
+    store_value v[3] = { { SV_INT, NULL, 0, r->model_id }, { SV_TEXT, sc->as_of, 0, 0 },
+                         { SV_TEXT, sc->now, 0, 0 } };
     if (store_run(s, "INSERT INTO score_runs (model_id, as_of, started_at, status)"
                      " VALUES (?, ?, ?, 'running')", 3, v, &r->run_id, err) < 0) goto fail;
     if (store_prepare(s, "INSERT INTO scores (run_id, deal_id, probability, score, drivers, flags,"
                          " model_id, scored_at) VALUES (?,?,?,?,?,?,?,?)", &ins, err) < 0) goto fail;
     double sum = 0;
     for (size_t i = 0; i < fs.n; i++) {
-        dj.n = fj.n = 0;
-        double base;
-        int k = model_explain(m, &fs.data, i, dr, nf, &base, err);
-        if (k < 0) goto fail;
-        drivers_json(&dj, dr, k, o->drivers);
-        int nflags = 0;
-        if (o->flags) {
-            deal_view view;
-            feat_view(w, fs.deal[i], T, &view);
-            char buf[4096];
-            nflags = o->flags(o->flags_ud, &view, today, med, buf, sizeof buf);
-            jput(&fj, "%s", nflags >= 0 ? buf : "[]");
-        } else {
-            jput(&fj, "[]");
+        scored_deal d;
+        if (score_row(sc, &fs, i, p[i], &d, err) < 0) goto fail;
+        json_reset(&dj);
+        json_reset(&fj);
+        drivers_json(&dj, d.drivers, d.ndrivers);
+        flags_json(&fj, d.hits, d.nhits);
+        if (json_failed(&dj) || json_failed(&fj)) {
+            prm_error_set(err, "out of memory");
+            goto fail;
         }
-        r->flagged += nflags > 0;
-        /* The 1-10 score: 1 + 9p, one decimal. */
-        double score = round((1 + 9 * p[i]) * 10) / 10;
+        r->flagged += d.nhits > 0;
+        int64_t rowid = world_deal_rowid(sc->w, d.deal);
         store_value row[8] = {
-            { SV_INT, NULL, 0, r->run_id }, { SV_INT, NULL, 0, world_deal_rowid(w, fs.deal[i]) },
-            { SV_REAL, NULL, p[i], 0 }, { SV_REAL, NULL, score, 0 }, { SV_TEXT, dj.s, 0, 0 },
-            { SV_TEXT, fj.s, 0, 0 }, { SV_INT, NULL, 0, r->model_id }, { SV_TEXT, now, 0, 0 },
+            { SV_INT, NULL, 0, r->run_id }, { SV_INT, NULL, 0, rowid },
+            { SV_REAL, NULL, d.probability, 0 }, { SV_REAL, NULL, d.score, 0 },
+            { SV_TEXT, json_cstr(&dj), 0, 0 }, { SV_TEXT, json_cstr(&fj), 0, 0 },
+            { SV_INT, NULL, 0, r->model_id }, { SV_TEXT, sc->now, 0, 0 },
         };
         for (int c = 0; c < 8; c++) store_bind(ins, c + 1, &row[c], NULL);
         if (store_step(ins, err) < 0) goto fail;
         store_reset(ins);
-        sum += p[i];
+        sum += d.probability;
+        if (sc->wb.L) {
+            wbdeal wd = { world_deal_id(sc->w, d.deal), world_deal_source(sc->w, d.deal), sc->now,
+                          r->model_version, sc->as_of, d.probability, d.score, d.drivers, d.ndrivers,
+                          d.hits, d.nhits };
+            char hash[65];
+            int has = wb_payload(&sc->wb, &wd, &pj, hash, err);
+            if (has < 0) goto fail;
+            int queued = 0;
+            if (has && outbox_queue(s, r->run_id, rowid, wd.deal, sc->wb.name, json_cstr(&pj), hash,
+                                    &queued, err) < 0)
+                goto fail;
+            r->queued += queued;
+            r->unchanged += has && !queued;
+        }
     }
     r->deals = fs.n;
     r->mean_p = fs.n ? sum / (double)fs.n : NAN;
-    now_iso(now);
-    store_value u[4] = { { SV_TEXT, now, 0, 0 }, { SV_INT, NULL, 0, (int64_t)r->deals },
-                         { SV_INT, NULL, 0, (int64_t)r->flagged }, { SV_INT, NULL, 0, r->run_id } };
-    if (store_run(s, "UPDATE score_runs SET finished_at = ?, deals = ?, flagged = ?,"
-                     " status = 'ok' WHERE id = ?", 4, u, NULL, err) < 0) goto fail;
-    char detail[256];
-    snprintf(detail, sizeof detail, "{\"run\":%lld,\"model\":%lld,\"deals\":%zu,\"flagged\":%zu}",
-             (long long)r->run_id, (long long)r->model_id, r->deals, r->flagged);
-    if (store_audit(s, NULL, "score.run", r->as_of, detail, err) < 0) goto fail;
+    for (int i = 0; sc->r && i < rules_count(sc->r); i++) {
+        r->rule_errors += rules_errors(sc->r, i);
+        r->rules_disabled += rules_disabled(sc->r, i);
+        if (rules_errors(sc->r, i)) {
+            size_t used = strlen(r->warnings);
+            snprintf(r->warnings + used, sizeof r->warnings - used, "rule %s failed on %ld deal(s)%s: %s\n",
+                     rules_name(sc->r, i), rules_errors(sc->r, i),
+                     rules_disabled(sc->r, i) ? " and was switched off" : "",
+                     rules_error_msg(sc->r, i, 0) ? rules_error_msg(sc->r, i, 0) : "");
+        }
+    }
+    store_value u[7] = { { SV_TEXT, sc->now, 0, 0 }, { SV_INT, NULL, 0, (int64_t)r->deals },
+                         { SV_INT, NULL, 0, (int64_t)r->flagged },
+                         { SV_INT, NULL, 0, (int64_t)(r->rule_errors + r->rule_problems) },
+                         { SV_INT, NULL, 0, (int64_t)r->queued }, { SV_INT, NULL, 0, r->run_id } };
+    if (store_run(s, "UPDATE score_runs SET finished_at = ?, deals = ?, flagged = ?, rule_errors = ?,"
+                     " queued = ?, status = 'ok' WHERE id = ?", 6, u, NULL, err) < 0) goto fail;
+    json a;
+    json_init(&a);
+    json_obj(&a);
+    json_key(&a, "run"); json_int(&a, r->run_id);
+    json_key(&a, "model"); json_int(&a, r->model_id);
+    json_key(&a, "deals"); json_int(&a, (int64_t)r->deals);
+    json_key(&a, "flagged"); json_int(&a, (int64_t)r->flagged);
+    json_key(&a, "queued"); json_int(&a, (int64_t)r->queued);
+    json_end(&a);
+    int arc = store_audit(s, NULL, "score.run", sc->as_of, json_cstr(&a), err);
+    json_free(&a);
+    if (arc < 0) goto fail;
     if (store_commit(s, err) < 0) goto fail;
     r->seconds_store = seconds_since(&t0);
     rc = 0;
@@ -592,24 +940,32 @@ fail:
     store_rollback(s);
 out:
     store_finalize(ins);
-    free(dj.s);
-    free(fj.s);
+    json_free(&dj);
+    json_free(&fj);
+    json_free(&pj);
     free(p);
-    free(dr);
     feat_set_free(&fs);
-    world_free(w);
-    model_free(m);
+    if (res) *res = *r;
     return rc;
 }
 
-int scoring_explain(store *s, const char *deal, int json, FILE *out, prm_error *err)
+int scoring_score(store *s, const score_opts *o, score_result *r, prm_error *err)
 {
+    memset(r, 0, sizeof *r);
+    scorer *sc;
+    if (scorer_open(s, o, &sc, err) < 0) return -1;
+    int rc = scorer_run(sc, r, err);
+    scorer_close(sc);
+    return rc;
+}
+
+int scoring_explain(store *s, const char *deal, explain_result *x, prm_error *err)
+{
+    memset(x, 0, sizeof *x);
     store_stmt *st;
-    if (store_prepare(s, "SELECT d.external_id, d.stage, d.amount, d.currency, p.external_id, p.tier,"
-                         " s.probability, s.score, s.drivers, s.flags, s.run_id, r.as_of, m.id,"
-                         " m.kind, m.version, d.partner_probability"
-                         " FROM deals d JOIN partners p ON p.id = d.partner_id"
-                         " JOIN scores s ON s.deal_id = d.id JOIN score_runs r ON r.id = s.run_id"
+    if (store_prepare(s, "SELECT d.external_id, s.probability, s.score, s.drivers, s.flags, s.run_id,"
+                         " r.as_of, m.id, m.kind, m.version, s.scored_at"
+                         " FROM deals d JOIN scores s ON s.deal_id = d.id JOIN score_runs r ON r.id = s.run_id"
                          " LEFT JOIN models m ON m.id = s.model_id"
                          " WHERE d.external_id = ? ORDER BY s.run_id DESC LIMIT 1", &st, err) < 0)
         return -1;
@@ -621,25 +977,51 @@ int scoring_explain(store *s, const char *deal, int json, FILE *out, prm_error *
         if (rc == 0) prm_error_set(err, "deal '%s' has no score (unknown deal, or not open when last scored)", deal);
         return -1;
     }
-    store_value c[16];
-    for (int i = 0; i < 16; i++) c[i] = store_column(st, i);
-    if (json) {
-        fprintf(out, "{\"deal\":\"%s\",\"probability\":%.6f,\"score\":%.1f,\"drivers\":%s,\"flags\":%s,"
-                     "\"run\":%lld,\"as_of\":\"%s\",\"model\":{\"id\":%lld,\"kind\":\"%s\",\"version\":\"%s\"}}\n",
-                c[0].s, c[6].r, c[7].r, c[8].s ? c[8].s : "[]", c[9].s ? c[9].s : "[]",
-                (long long)c[10].i, c[11].s, (long long)c[12].i, c[13].s ? c[13].s : "",
-                c[14].s ? c[14].s : "");
-    } else {
-        fprintf(out, "deal %s  (partner %s, %s tier)  stage %s  amount %.0f %s\n", c[0].s, c[4].s,
-                c[5].s ? c[5].s : "-", c[1].s, c[2].kind == SV_NULL ? NAN : c[2].kind == SV_INT ? (double)c[2].i : c[2].r,
-                c[3].s ? c[3].s : "");
-        fprintf(out, "  probability of close %.1f%%   score %.1f / 10", 100 * c[6].r, c[7].r);
-        if (c[15].kind != SV_NULL)
-            fprintf(out, "   (partner says %.0f%%)", 100 * (c[15].kind == SV_INT ? (double)c[15].i : c[15].r));
-        fprintf(out, "\n  model %s (id %lld), run %lld as of %s\n", c[14].s ? c[14].s : "?",
-                (long long)c[12].i, (long long)c[10].i, c[11].s);
-        fprintf(out, "  drivers (log-odds): %s\n  flags: %s\n", c[8].s ? c[8].s : "[]", c[9].s ? c[9].s : "[]");
-    }
+    store_value c[11];
+    for (int i = 0; i < 11; i++) c[i] = store_column(st, i);
+    snprintf(x->deal, sizeof x->deal, "%s", c[0].s);
+    x->probability = c[1].kind == SV_REAL ? c[1].r : (double)c[1].i;
+    x->score = c[2].kind == SV_REAL ? c[2].r : (double)c[2].i;
+    x->drivers = strdup(c[3].kind == SV_TEXT ? c[3].s : "[]");
+    x->flags = strdup(c[4].kind == SV_TEXT ? c[4].s : "[]");
+    x->run_id = c[5].i;
+    snprintf(x->as_of, sizeof x->as_of, "%s", c[6].kind == SV_TEXT ? c[6].s : "");
+    x->model_id = c[7].kind == SV_INT ? c[7].i : 0;
+    snprintf(x->model_kind, sizeof x->model_kind, "%s", c[8].kind == SV_TEXT ? c[8].s : "");
+    snprintf(x->model_version, sizeof x->model_version, "%s", c[9].kind == SV_TEXT ? c[9].s : "");
+    snprintf(x->scored_at, sizeof x->scored_at, "%s", c[10].kind == SV_TEXT ? c[10].s : "");
     store_finalize(st);
+    if (!x->drivers || !x->flags) {
+        explain_free(x);
+        return prm_error_set(err, "out of memory");
+    }
+    /* The deal as it was when scored (the run's as-of) and as it is now. */
+    world *w;
+    if (world_load(s, &w, err) < 0) {
+        explain_free(x);
+        return -1;
+    }
+    x->world = w;
+    long i = world_find_deal(w, deal);
+    int64_t then;
+    if (i < 0 || clock_parse(x->as_of, &then, NULL) < 0) {
+        explain_free(x);
+        return prm_error_set(err, "deal '%s': cannot rebuild it as of %s", deal, x->as_of);
+    }
+    world_view(w, (size_t)i, then, &x->then);
+    world_view(w, (size_t)i, clock_now(), &x->now);
+    x->changed = strcmp(x->then.stage ? x->then.stage : "", x->now.stage ? x->now.stage : "") != 0 ||
+                 strcmp(x->then.status ? x->then.status : "", x->now.status ? x->now.status : "") != 0 ||
+                 strcmp(x->then.expected_close, x->now.expected_close) != 0 ||
+                 !(x->then.amount == x->now.amount || (x->then.amount != x->then.amount && x->now.amount != x->now.amount));
     return 0;
+}
+
+void explain_free(explain_result *x)
+{
+    free(x->drivers);
+    free(x->flags);
+    world_free(x->world);
+    x->drivers = x->flags = NULL;
+    x->world = NULL;
 }

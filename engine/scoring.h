@@ -22,6 +22,8 @@
 
 #include "error.h"
 #include "feat.h"
+#include "model.h"
+#include "rules.h"
 
 struct store;
 
@@ -37,7 +39,8 @@ typedef struct train_opts {
     int step_days;             /* snapshot spacing, 14 */
     double calib_share;        /* 0.2 */
     const char *kind;          /* "auto" (all candidates), or one kind */
-    int activate;              /* 1: make the best active */
+    int activate;              /* 0: register only; 1: make the best active unless the active
+                                  model did better on the same evaluation window; 2: always */
 } train_opts;
 
 #include "clsmetrics.h"
@@ -61,6 +64,8 @@ typedef struct train_result {
     cls_bin partner_rel[TRAIN_REL_BINS];
     size_t partner_n;
     char data_hash[65];
+    int activated;             /* the best became the active model */
+    char note[256];            /* why it did not, when it did not */
 } train_result;
 
 void train_opts_init(train_opts *o);
@@ -79,26 +84,72 @@ int scoring_rules_flags(void *ud, const deal_view *v, const char *today,
 void scoring_rules_close(void *ud);
 
 typedef struct score_opts {
-    const char *as_of;         /* NULL: the last observation */
+    const char *as_of;         /* NULL: the engine clock */
     int64_t model_id;          /* 0: the active model */
-    score_flags_fn flags;
-    void *flags_ud;
+    int flags;                 /* 1: run the shipped risk rules (rules/flags, rules/config.lua) */
+    const char *connector;     /* its writeback(s) builds each deal's payload; NULL: none */
     int drivers;               /* drivers kept per deal (6: top 3 up, top 3 down) */
 } score_opts;
 
+enum { SCORE_MAX_FLAGS = 32, SCORE_MAX_DRIVERS = 16 };
+
 typedef struct score_result {
     int64_t run_id, model_id;
-    char as_of[21], model_kind[16];
-    size_t deals, flagged;
+    char as_of[21], model_kind[16], model_version[64], target[64];
+    size_t deals, flagged, queued, unchanged;
+    long rule_errors;          /* rule evaluations that raised */
+    int rules_disabled, rule_problems;   /* switched off; load/config problems */
+    size_t conflicts;          /* deals whose current row disagreed with history */
+    char conflict_example[32];
+    char warnings[2048];       /* one line per problem, for the caller to print */
     double mean_p, seconds_features, seconds_model, seconds_store;
 } score_result;
 
+/* One deal scored: probability, score, drivers, flags and the view the
+ * rules saw. */
+typedef struct scored_deal {
+    size_t deal;               /* world index */
+    double probability, score;
+    model_driver drivers[SCORE_MAX_DRIVERS];
+    int ndrivers;
+    rule_hit hits[SCORE_MAX_FLAGS];
+    int nhits;
+    deal_view view;
+} scored_deal;
+
 void score_opts_init(score_opts *o);
+
+/* A scorer keeps a model, the rules, the connector's write-back mapping and
+ * a world as of T, and scores one deal (the webhook server's case) or the
+ * whole open pipeline. */
+typedef struct scorer scorer;
+int scorer_open(struct store *s, const score_opts *o, scorer **out, prm_error *err);
+/* One deal, not stored. */
+int scorer_deal(scorer *sc, const char *external_id, scored_deal *out, prm_error *err);
+/* Every deal open at T: one score run, its scores and its write-back
+ * payloads (outbox.h) in one transaction. *r (may be NULL) gets the result. */
+int scorer_run(scorer *sc, score_result *r, prm_error *err);
+const score_result *scorer_result(const scorer *sc);
+void scorer_close(scorer *sc);
+
+/* scorer_open + scorer_run + scorer_close. */
 int scoring_score(struct store *s, const score_opts *o, score_result *r, prm_error *err);
 
-/* Prints one deal's latest score: probability, score, drivers, flags,
- * model and run; JSON when json is set. Returns 0, or -1 (unknown deal,
- * never scored). */
-int scoring_explain(struct store *s, const char *deal, int json, FILE *out, prm_error *err);
+/* A deal's latest score and the deal as it was at that run's as-of, with
+ * its current state beside it. Strings of the views point into x->world:
+ * explain_free releases both. */
+typedef struct explain_result {
+    char deal[128], as_of[21], scored_at[21], model_kind[16], model_version[64];
+    int64_t run_id, model_id;
+    double probability, score;
+    char *drivers, *flags;     /* JSON text as stored */
+    deal_view then, now;
+    int changed;               /* then and now differ in stage, status, close or amount */
+    world *world;
+} explain_result;
+
+/* 0, or -1 (unknown deal, never scored). */
+int scoring_explain(struct store *s, const char *deal, explain_result *x, prm_error *err);
+void explain_free(explain_result *x);
 
 #endif

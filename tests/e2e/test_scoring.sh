@@ -75,5 +75,5 @@ ok "$(test "$(q t.db "select kind from models where active = 1")" = baserate; ec
 grep -q "no active model" err; ok $? "says to train first"
 "$P" --db empty.db train >/dev/null 2>err; ok "$(test $? -eq 1; echo $?)" "train without data: exit 1"
 grep -q "no deal history" err; ok $? "says there is no history" "$(cat err)"
-"$P" --db s.db train --kind forest >/dev/null 2>err; ok "$(test $? -eq 1; echo $?)" "unknown kind refused"
+"$P" --db s.db train --kind forest >/dev/null 2>err; ok "$(test $? -eq 2; echo $?)" "unknown kind refused as a usage error (exit 2)"
 done_testing

@@ -6,7 +6,6 @@
 --   local s = pipeline.score{ connector = "connectors/file.lua" }
 local scoring = require "prm.scoring"
 local store = require "prm.store"
-local cjson = require "cjson"
 
 local M = {}
 
@@ -65,65 +64,30 @@ function M.train(opts)
   return t
 end
 
--- lua-cjson 2.1.0 cannot tell an empty array from an empty object; in a
--- write-back payload an empty table means an empty list ("no flags").
-local function encode(v)
-  return (cjson.encode(v):gsub(":{}", ":[]"))
-end
-
--- Builds each scored deal's write-back payload with the connector's
--- `writeback` function and queues it in writeback_outbox.
-function M.writeback(run_id, connector)
-  if type(connector) == "string" then
-    local ingest = require "prm.ingest"
-    local path = connector
-    if not io.open(path) and prm.root then path = prm.root .. "/" .. connector end
-    connector = ingest.load_connector(path)
+-- The score run is C's (scoring.score): scores, drivers, flags and the
+-- connector's write-back payloads commit together. This renders it.
+function M.format_score(s)
+  local out = collector()
+  if s.warnings and s.warnings ~= "" then out:write(s.warnings) end
+  if s.conflicts and s.conflicts > 0 then
+    out:write(("note: %d deal(s) had a current row that disagreed with their history (e.g. %s);"
+      .. " the current row was taken as the newest state\n"):format(s.conflicts, s.conflict_example or "?"))
   end
-  if type(connector.writeback) ~= "function" then return 0 end
-  local db = store.default()
-  local n = 0
-  db:begin()
-  local ok, err = pcall(function()
-    for r in db:rows([[
-        SELECT s.deal_id, d.source, d.external_id, s.probability, s.score, s.drivers, s.flags,
-               s.scored_at, m.version
-          FROM scores s JOIN deals d ON d.id = s.deal_id LEFT JOIN models m ON m.id = s.model_id
-         WHERE s.run_id = ?]], run_id) do
-      local payload = connector.writeback {
-        deal = r.external_id, source = r.source, probability = r.probability, score = r.score,
-        drivers = cjson.decode(r.drivers or "[]"), flags = cjson.decode(r.flags or "[]"),
-        scored_at = r.scored_at, model = r.version,
-      }
-      if payload then
-        db:exec([[INSERT INTO writeback_outbox (run_id, deal_id, target, payload, created_at)
-                  VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, deal_id, target) DO NOTHING]],
-          run_id, r.deal_id, connector.name, encode(payload), r.scored_at)
-        n = n + 1
-      end
-    end
-  end)
-  if not ok then
-    db:rollback()
-    error("write-back mapping: " .. tostring(err), 0)
-  end
-  db:commit()
-  return n
+  out:write(("score run %d as of %s with model %d (%s): %d open deals, %d flagged,"
+    .. " mean probability %.3f, %d write-back payloads queued%s\n"):format(s.run_id, s.as_of,
+    s.model_id, s.model_kind, s.deals, s.flagged, s.mean_probability or 0, s.queued,
+    s.unchanged > 0 and (" (%d unchanged since the last delivery)"):format(s.unchanged) or ""))
+  out:write(("  time: features %.2f s, model %.2f s, drivers/flags/store %.2f s\n"):format(
+    s.seconds_features, s.seconds_model, s.seconds_store))
+  return out.text()
 end
 
 function M.score(opts)
   opts = opts or {}
-  local s, err = scoring.score { as_of = opts.as_of, model_id = opts.model_id, flags = opts.flags }
+  local s, err = scoring.score { as_of = opts.as_of, model_id = opts.model_id, flags = opts.flags,
+                                 connector = opts.connector or "connectors/file.lua" }
   if not s then return nil, err end
-  s.queued = M.writeback(s.run_id, opts.connector or "connectors/file.lua")
-  if not opts.quiet then
-    local out = opts.out or io.stdout
-    out:write(("score run %d as of %s with model %d (%s): %d open deals, %d flagged,"
-      .. " mean probability %.3f, %d write-back payloads queued\n"):format(s.run_id, s.as_of,
-      s.model_id, s.model_kind, s.deals, s.flagged, s.mean_probability or 0, s.queued))
-    out:write(("  time: features %.2f s, model %.2f s, drivers/flags/store %.2f s\n"):format(
-      s.seconds_features, s.seconds_model, s.seconds_store))
-  end
+  if not opts.quiet then (opts.out or io.stdout):write(M.format_score(s)) end
   return s
 end
 
@@ -175,7 +139,9 @@ function M.score_cli(args)
   local s, serr = M.score { as_of = o.as_of, model_id = o.model, connector = o.connector,
                             flags = not o.no_flags, quiet = o.quiet, out = out }
   if not s then return false, serr end
-  return true, { run = s.run_id, deals = s.deals, flagged = s.flagged, queued = s.queued }, out.text()
+  return true, { run = s.run_id, deals = s.deals, flagged = s.flagged, queued = s.queued,
+                 rule_errors = s.rule_errors, rule_problems = s.rule_problems,
+                 conflicts = s.conflicts }, out.text()
 end
 
 return M
