@@ -87,7 +87,7 @@ $(POISON):
 	@echo '#error "the numeric core must not include $(notdir $@)"' > $@
 
 # -MMD: each object depends on the headers it includes, and nothing else.
-build/obj/%.o: engine/%.c build/gen/embedded_lua.h build/gen/version.h | check-deps
+build/obj/%.o: engine/%.c build/gen/embedded_lua.h | check-deps build/gen/version.h
 	@mkdir -p build/obj
 	@echo "CC $<"
 	@$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
@@ -97,7 +97,7 @@ build/core/%.o: engine/%.c $(POISON)
 	@echo "CC (core) $<"
 	@$(CC) $(CORE_CFLAGS) -MMD -MP -c $< -o $@
 
-build/asan/%.o: engine/%.c build/gen/embedded_lua.h build/gen/version.h | check-deps
+build/asan/%.o: engine/%.c build/gen/embedded_lua.h | check-deps build/gen/version.h
 	@mkdir -p build/asan
 	@echo "CC (asan) $<"
 	@$(CC) $(ALL_CFLAGS) $(SAN) -MMD -MP -c $< -o $@
@@ -124,7 +124,7 @@ prmcast: build/obj/main.o $(OBJ) build/libcore.a
 
 # The test build: the same engine with the fault-injection hook
 # (prm.engine.fault) that the kill-and-rerun tests use; never installed.
-build/fault/lprmlib.o: engine/lprmlib.c build/gen/embedded_lua.h build/gen/version.h | check-deps
+build/fault/lprmlib.o: engine/lprmlib.c build/gen/embedded_lua.h | check-deps build/gen/version.h
 	@mkdir -p build/fault
 	@echo "CC (fault) $<"
 	@$(CC) $(ALL_CFLAGS) -DPRM_FAULT_INJECTION -c $< -o $@

@@ -427,7 +427,12 @@ static int write_deals(world *w, long ndeals, const char *dir, sample_counts *cn
             /* Close-date slips: each time the planned close passes while
              * the deal is open, the partner pushes it out. */
             while (close * 86400 < nt && ne < 58) {
+                /* The partner pushes the date out the morning it passes,
+                 * and never after the deal's next move: history stays in
+                 * time order (a slip stamped after a close reopened it). */
                 int64_t st = close * 86400 + 3600 * 10;
+                if (st >= nt) st = nt - 1;
+                if (st <= ev[ne - 1].t) st = ev[ne - 1].t + 1;
                 close += 14 + below(r, 32);
                 ev[ne] = ev[ne - 1];
                 ev[ne].t = st;
