@@ -133,6 +133,13 @@ build/prmcast-fault: build/obj/main.o $(filter-out build/obj/lprmlib.o,$(OBJ)) b
 	@echo "LD $@"
 	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
+# The whole engine under ASan+UBSan: the Lua tests run in it too, so the
+# bindings are checked as scripts drive them.
+build/asan/main.o: engine/main.c build/gen/embedded_lua.h | check-deps build/gen/version.h
+build/prmcast-asan: build/asan/main.o $(ASAN_OBJ) build/libcore-asan.a
+	@echo "LD $@"
+	@$(CC) $(ALL_CFLAGS) $(SAN) -o $@ build/asan/main.o $(ASAN_OBJ) build/libcore-asan.a $(LDLIBS)
+
 # The core's tests: no Lua or SQLite on the include path or the link line.
 $(CORE_TESTS:tests/unit/%.c=build/tests/%): build/tests/%: tests/unit/%.c tests/unit/tap.h build/libcore.a
 	@mkdir -p build/tests
@@ -161,7 +168,7 @@ asan-unit: $(ASAN_BIN)
 # real binary, end-to-end shell tests.  The last line is "N passed, N failed".
 test: deps
 	@mkdir -p build
-	@$(MAKE) --no-print-directory prmcast build/prmcast-fault unit asan-unit >build/build.log 2>&1 || { cat build/build.log; exit 1; }
+	@$(MAKE) --no-print-directory prmcast build/prmcast-fault build/prmcast-asan unit asan-unit >build/build.log 2>&1 || { cat build/build.log; exit 1; }
 	@sh tests/run.sh
 
 demo: deps

@@ -207,17 +207,7 @@ static const char *const fit_keys[] = { "kind", "x", "y", "categorical", "params
 static int l_model_fit(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
-    lua_pushnil(L);
-    while (lua_next(L, 1)) {
-        int ok = 0;
-        if (lua_type(L, -2) == LUA_TSTRING)
-            for (int k = 0; fit_keys[k]; k++) ok |= strcmp(lua_tostring(L, -2), fit_keys[k]) == 0;
-        if (!ok) {
-            lua_pushvalue(L, -2);
-            return luaL_error(L, "model.fit: unknown key '%s'", luaL_tolstring(L, -1, NULL));
-        }
-        lua_pop(L, 1);
-    }
+    lprm_check_options(L, 1, "model.fit", fit_keys);
     lua_getfield(L, 1, "kind");
     const char *kname = lua_isnil(L, -1) ? "logistic" : lua_tostring(L, -1);
     int kind = kname && lua_type(L, -1) != LUA_TNUMBER ? model_kind_parse(kname) : -1;

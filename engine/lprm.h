@@ -17,6 +17,11 @@ int luaopen_prm_model(lua_State *L);  /* lmodel.c: logistic / GBDT models */
 int luaopen_prm_scoring(lua_State *L); /* lscoringlib.c: train, score */
 int luaopen_prm_engine(lua_State *L); /* lprmlib.c: the engine's loaders (jobs only) */
 
+/* The one options-table checker of the bindings: raises "fn: unknown
+ * option 'key'" for any key of the table at idx not in keys (NULL-ended);
+ * nothing when the argument is none or nil. may raise */
+void lprm_check_options(lua_State *L, int idx, const char *fn, const char *const *keys);
+
 /* Encodes the Lua value at idx as JSON into j (json.h): sorted object keys,
  * an empty table as [], keys named in skip (NULL-terminated, may be NULL)
  * left out at any depth. 0, or -1 with err. [-0, +0, m] */

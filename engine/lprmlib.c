@@ -346,6 +346,26 @@ static int l_prm_redact(lua_State *L)
     return 1;
 }
 
+/* ---- option tables ------------------------------------------------------ */
+
+void lprm_check_options(lua_State *L, int idx, const char *fn, const char *const *keys)
+{
+    if (lua_isnoneornil(L, idx)) return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    idx = lua_absindex(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        int ok = 0;
+        for (int i = 0; k && keys[i]; i++) ok |= strcmp(k, keys[i]) == 0;
+        if (!ok) {
+            if (k) luaL_error(L, "%s: unknown option '%s'", fn, k);
+            luaL_error(L, "%s: option keys must be names, not a %s", fn, luaL_typename(L, -1));
+        }
+    }
+}
+
 /* ---- JSON from Lua values ---------------------------------------------- */
 
 static int is_array(lua_State *L, int idx, lua_Integer *n)

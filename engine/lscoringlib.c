@@ -48,20 +48,6 @@ static void push_bins(lua_State *L, const cls_bin *b, int n)
     }
 }
 
-static void check_keys(lua_State *L, int idx, const char *const *allowed, const char *fn)
-{
-    if (lua_isnoneornil(L, idx)) return;
-    luaL_checktype(L, idx, LUA_TTABLE);
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
-        int ok = 0;
-        for (const char *const *a = allowed; *a; a++) ok |= strcmp(*a, k) == 0;
-        if (!ok) luaL_error(L, "%s: unknown option '%s'", fn, k);
-        lua_pop(L, 1);
-    }
-}
-
 static const char *opt_str(lua_State *L, int idx, const char *k, const char *def)
 {
     if (lua_isnoneornil(L, idx)) return def;
@@ -85,7 +71,7 @@ static int l_scoring_train(lua_State *L)
 {
     static const char *const keys[] = { "as_of", "kind", "train_quarters", "step_days",
                                         "activate", NULL };
-    check_keys(L, 1, keys, "scoring.train");
+    lprm_check_options(L, 1, "scoring.train", keys);
     train_opts o;
     train_opts_init(&o);
     o.as_of = opt_str(L, 1, "as_of", NULL);
@@ -151,7 +137,7 @@ static int l_scoring_train(lua_State *L)
 static int l_scoring_score(lua_State *L)
 {
     static const char *const keys[] = { "as_of", "model_id", "flags", "connector", NULL };
-    check_keys(L, 1, keys, "scoring.score");
+    lprm_check_options(L, 1, "scoring.score", keys);
     score_opts o;
     score_opts_init(&o);
     o.as_of = opt_str(L, 1, "as_of", NULL);

@@ -78,23 +78,6 @@ static int opt_int(lua_State *L, int t, const char *key, int dflt, int lo, int h
     return v;
 }
 
-/* Raises on any key of the options table at t not in `known`, so that a
- * misspelt option is not silently ignored.  may raise */
-static void check_keys(lua_State *L, int t, const char *const *known)
-{
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        lua_pop(L, 1);
-        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        int ok = 0;
-        for (int i = 0; k && known[i]; i++)
-            if (strcmp(k, known[i]) == 0)
-                ok = 1;
-        if (!ok)
-            luaL_error(L, "unknown option '%s'", k ? k : luaL_typename(L, -1));
-    }
-}
-
 /* [-0, +1, m] t[level] = array, for every level.  may raise */
 static void push_bounds(lua_State *L, const ts_result *r, const double *base)
 {
@@ -134,7 +117,7 @@ static int l_ts_forecast(lua_State *L)
         lua_newtable(L);
         lua_replace(L, 2);
     }
-    check_keys(L, 2, keys);
+    lprm_check_options(L, 2, "ts.forecast", keys);
     ts_options o;
     ts_options_init(&o);
     o.period = opt_int(L, 2, "period", 1, 1, 1000);
@@ -257,7 +240,7 @@ static int l_ts_accuracy(lua_State *L)
     luaL_checktype(L, 2, LUA_TTABLE);
     if (!lua_isnil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
-        check_keys(L, 3, keys);
+        lprm_check_options(L, 3, "ts.accuracy", keys);
     }
     int period = 1;
     double *in = NULL;

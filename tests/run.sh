@@ -6,7 +6,7 @@
 # crash, a sanitizer report) counts as one failure of its own.
 #   C unit tests          build/tests/test_*
 #   same, ASan + UBSan    build/asan-tests/test_*
-#   Lua tests             tests/lua/test_*.lua inside the real binary
+#   Lua tests             tests/lua/test_*.lua inside the real binary, and its ASan build
 #   end-to-end            tests/e2e/test_*.sh
 cd "$(dirname "$0")/.." || exit 2
 export PRMCAST_HOME="$PWD"
@@ -47,6 +47,10 @@ for t in build/asan-tests/test_*; do
 done
 for t in tests/lua/test_*.lua; do
   [ -f "$t" ] && run_suite "lua $(basename "$t")" sh -c "rm -f '$out/lua.db'* && ./prmcast --db '$out/lua.db' run '$t'"
+done
+# The same scripts in the ASan+UBSan build of the whole engine.
+for t in tests/lua/test_*.lua; do
+  [ -f "$t" ] && [ -x build/prmcast-asan ] && run_suite "lua (asan) $(basename "$t")" sh -c "rm -f '$out/lua-asan.db'* && ./build/prmcast-asan --db '$out/lua-asan.db' run '$t'"
 done
 for t in tests/e2e/test_*.sh; do
   [ -f "$t" ] && run_suite "e2e $(basename "$t")" sh "$t"
