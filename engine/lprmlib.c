@@ -17,12 +17,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "domain.h"
 #include "json.h"
 #include "lprm.h"
 #include "sandbox.h"
 #include "timeutil.h"
 
-#define PRM_VERSION "0.1.0"
+#include "version.h"   /* build/gen: git describe */
 
 /* [-0, +0, v] */
 static date_format check_format(lua_State *L, int arg)
@@ -104,18 +105,12 @@ static int l_prm_from_days(lua_State *L)
     return 1;
 }
 
-/* prm.now() -> instant: $PRMCAST_NOW when set (reproducible runs, tests,
- * backtests "as of" a date), else the clock. */
+/* prm.now() -> instant: the engine clock (--as-of, $PRMCAST_NOW, else the
+ * wall clock; timeutil.h), for jobs. Sandboxed kinds get ctx.now instead. */
 static int64_t now_secs(lua_State *L)
 {
-    const char *env = getenv("PRMCAST_NOW");
-    int64_t t;
-    if (env && *env) {
-        if (date_parse(env, DATE_AUTO, &t, NULL) < 0)
-            luaL_error(L, "PRMCAST_NOW is not a date: \"%s\"", env);
-        return t;
-    }
-    return (int64_t)time(NULL);
+    (void)L;
+    return clock_now();
 }
 
 static int l_prm_now(lua_State *L)
@@ -611,6 +606,23 @@ int luaopen_prm(lua_State *L)
     luaL_setfuncs(L, fns, 1);
     lua_pushliteral(L, PRM_VERSION);
     lua_setfield(L, -2, "version");
+    /* prm.stages = { "registered", ..., open = { registered = 1, ... }, index = { ... } } */
+    lua_createtable(L, STAGE_COUNT, 2);
+    lua_createtable(L, 0, STAGE_OPEN_COUNT);
+    lua_createtable(L, 0, STAGE_COUNT);
+    for (int i = 0; i < STAGE_COUNT; i++) {
+        lua_pushstring(L, domain_stage_names[i]);
+        lua_rawseti(L, -4, i + 1);
+        lua_pushinteger(L, i + 1);
+        lua_setfield(L, -2, domain_stage_names[i]);
+        if (i < STAGE_OPEN_COUNT) {
+            lua_pushinteger(L, i + 1);
+            lua_setfield(L, -3, domain_stage_names[i]);
+        }
+    }
+    lua_setfield(L, -3, "index");
+    lua_setfield(L, -2, "open");
+    lua_setfield(L, -2, "stages");
     const char *fs = getenv("PRMCAST_FISCAL_START");
     lua_pushinteger(L, fs && atoi(fs) >= 1 && atoi(fs) <= 12 ? atoi(fs) : 1);
     lua_setfield(L, -2, "fiscal_start_month");

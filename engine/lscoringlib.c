@@ -17,6 +17,10 @@
 #include "lprm.h"
 #include "sandbox.h"
 #include "scoring.h"
+#include "timeutil.h"
+#include "world.h"
+#include <stdio.h>
+#include <stdlib.h>
 
 static struct store *db_of(lua_State *L)
 {
@@ -183,10 +187,69 @@ static int l_scoring_score(lua_State *L)
     return 1;
 }
 
+/* scoring.pipeline{as_of=} -> { base = "USD", as_of = , cells = { {stage=, quarter=, deals=,
+ *   amount=, no_rate=}, ... } } | nil, msg
+ * The open pipeline as the world knows it at the instant (world.h): the
+ * nightly summary's numbers come from the same facts as scoring. */
+static int l_scoring_pipeline(lua_State *L)
+{
+    static const char *const keys[] = { "as_of", NULL };
+    lprm_check_options(L, 1, "scoring.pipeline", keys);
+    const char *as_of = opt_str(L, 1, "as_of", NULL);
+    prm_error err;
+    int64_t t = clock_now();
+    if (as_of && clock_parse(as_of, &t, &err) < 0) return luaL_error(L, "scoring.pipeline: %s", err.msg);
+    world *w;
+    if (world_load(db_of(L), &w, &err) < 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err.msg);
+        return 2;
+    }
+    pipeline_cell *c;
+    size_t n;
+    if (world_pipeline(w, t, &c, &n, &err) < 0) {
+        world_free(w);
+        luaL_pushfail(L);
+        lua_pushstring(L, err.msg);
+        return 2;
+    }
+    /* Move everything into C locals before anything can raise. */
+    char base[4];
+    snprintf(base, sizeof base, "%s", world_base_currency(w));
+    world_free(w);
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, base);
+    lua_setfield(L, -2, "base");
+    char at[21];
+    instant_iso(t, at);
+    lua_pushstring(L, at);
+    lua_setfield(L, -2, "as_of");
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_createtable(L, 0, 5);
+        lua_pushstring(L, feat_stage_name(c[i].stage));
+        lua_setfield(L, -2, "stage");
+        if (c[i].fy) lua_pushfstring(L, "%d-Q%d", c[i].fy, c[i].q);
+        else lua_pushliteral(L, "no date");
+        lua_setfield(L, -2, "quarter");
+        lua_pushinteger(L, (lua_Integer)c[i].deals);
+        lua_setfield(L, -2, "deals");
+        lua_pushnumber(L, c[i].amount);
+        lua_setfield(L, -2, "amount");
+        lua_pushinteger(L, (lua_Integer)c[i].no_rate);
+        lua_setfield(L, -2, "no_rate");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    free(c);
+    lua_setfield(L, -2, "cells");
+    return 1;
+}
+
 int luaopen_prm_scoring(lua_State *L)
 {
     static const luaL_Reg fns[] = {
-        { "train", l_scoring_train }, { "score", l_scoring_score }, { NULL, NULL },
+        { "train", l_scoring_train }, { "score", l_scoring_score },
+        { "pipeline", l_scoring_pipeline }, { NULL, NULL },
     };
     luaL_newlib(L, fns);
     return 1;

@@ -883,3 +883,42 @@ void world_view(const world *w, size_t di, int64_t at, deal_view *v)
     v->days_slipped = s.slipped_days;
     v->stage_regressions = s.regressions;
 }
+
+int world_pipeline(const world *w, int64_t t, pipeline_cell **cells, size_t *n, prm_error *err)
+{
+    size_t cap = 64, k = 0;
+    pipeline_cell *c = calloc(cap, sizeof *c);
+    if (!c) return prm_error_set(err, "out of memory");
+    for (size_t i = 0; i < w->nd; i++) {
+        wstate s;
+        if (!world_open_at(w, &w->d[i], t, &s)) continue;
+        const whist *h = s.now;
+        int fy = 0, q = 0;
+        if (h->close_day != INT32_MIN) fiscal_quarter(h->close_day, w->fiscal_start, &fy, &q);
+        size_t j = 0;
+        while (j < k && !(c[j].stage == h->stage && c[j].fy == fy && c[j].q == q)) j++;
+        if (j == k) {
+            if (k == cap) {
+                pipeline_cell *nc = realloc(c, sizeof *c * cap * 2);
+                if (!nc) {
+                    free(c);
+                    return prm_error_set(err, "out of memory");
+                }
+                c = nc;
+                cap *= 2;
+            }
+            memset(&c[k], 0, sizeof c[k]);
+            c[k].stage = h->stage;
+            c[k].fy = fy;
+            c[k].q = q;
+            k++;
+        }
+        c[j].deals++;
+        double a = world_amount_base(w, &w->d[i], h->amount, (int32_t)(t / DAY));
+        if (h->amount == h->amount && a != a) c[j].no_rate++;
+        else if (a == a) c[j].amount += a;
+    }
+    *cells = c;
+    *n = k;
+    return 0;
+}

@@ -80,6 +80,16 @@ typedef struct deal_view {
 } deal_view;
 
 void deal_view_init(deal_view *v);
+
+/* The open pipeline at T by stage and fiscal quarter of the expected close
+ * (fy 0: no date), in the base currency; deals whose currency has no rate
+ * by T are counted in no_rate and left out of amount. */
+typedef struct pipeline_cell {
+    int stage, fy, q;
+    size_t deals, no_rate;
+    double amount;
+} pipeline_cell;
+int world_pipeline(const world *w, int64_t t, pipeline_cell **cells, size_t *n, prm_error *err);
 /* Deal d as known at T (its identity, attributes, state and base-currency
  * amount); v->known = 0 when it did not exist yet. */
 void world_view(const world *w, size_t d, int64_t t, deal_view *v);

@@ -4,7 +4,7 @@
 --
 -- Ingests the PRM export, then prints what a channel ops team checks each
 -- morning: partners by tier, the open pipeline by stage and expected-close
--- quarter (in USD, converted at each deal's latest FX rate), and the
+-- quarter (in the store's base currency, at FX as of the run), and the
 -- data-quality problems found. Then it scores every open deal: the models
 -- are retrained when the active one is older than $PRMCAST_RETRAIN_DAYS
 -- (default 7) or missing, and the scores, drivers, risk flags and write-back
@@ -13,6 +13,7 @@
 local ingest = require "prm.ingest"
 local pipeline = require "prm.pipeline"
 local store = require "prm.store"
+local scoring = require "prm.scoring"
 
 local dir = arg[1] or os.getenv("PRMCAST_EXPORT_DIR")
 if not dir then error("usage: prmcast run scripts/nightly.lua EXPORT_DIR [--connector FILE]", 0) end
@@ -40,29 +41,20 @@ for _, r in ipairs(db:query([[
   out:write(("  %-12s %8d %8d %8d %8d %8d\n"):format(r.tier, r.n, r.d, r.r, r.f, r.m))
 end
 
--- Open pipeline in USD: each deal's amount at the latest rate of its currency.
-local open_deals = db:query([[
-  WITH rate AS (
-    SELECT currency, rate FROM fx_rates f
-     WHERE date = (SELECT max(date) FROM fx_rates g WHERE g.currency = f.currency))
-  SELECT d.stage, d.expected_close, d.amount, d.amount * COALESCE(r.rate, CASE WHEN d.currency = 'USD'
-         OR d.currency IS NULL THEN 1 END) AS usd
-    FROM deals d LEFT JOIN rate r ON r.currency = d.currency
-   WHERE d.status = 'open']])
-local stages = { "registered", "qualified", "solution", "proposal", "negotiation" }
+-- The open pipeline as the engine knows it now (the world: each deal's
+-- state and currency as of the run, FX as of the run, in the base currency).
+local pipe = assert(scoring.pipeline {})
+local stages = {}
+for i = 1, #prm.stages do if prm.stages.open[prm.stages[i]] then stages[#stages + 1] = prm.stages[i] end end
 local grid, quarters, qset, no_rate = {}, {}, {}, 0
-for _, r in ipairs(open_deals) do
-  local q = r.expected_close and prm.quarter(r.expected_close) or "no date"
-  if not qset[q] then qset[q] = true; quarters[#quarters + 1] = q end
-  grid[r.stage] = grid[r.stage] or {}
-  if r.usd then
-    grid[r.stage][q] = (grid[r.stage][q] or 0) + r.usd
-  elseif r.amount then
-    no_rate = no_rate + 1
-  end
+for _, c in ipairs(pipe.cells) do
+  if not qset[c.quarter] then qset[c.quarter] = true; quarters[#quarters + 1] = c.quarter end
+  grid[c.stage] = grid[c.stage] or {}
+  grid[c.stage][c.quarter] = (grid[c.stage][c.quarter] or 0) + c.amount
+  no_rate = no_rate + c.no_rate
 end
 table.sort(quarters)
-section("Open pipeline by stage and expected-close quarter (USD)")
+section(("Open pipeline by stage and expected-close quarter (%s)"):format(pipe.base))
 out:write(("  %-12s"):format("stage"))
 for _, q in ipairs(quarters) do out:write(("%14s"):format(q)) end
 out:write(("%14s\n"):format("total"))
@@ -101,7 +93,8 @@ local checks = {
                           AND q.external_id = p.parent_external_id)]] },
   { "currencies without an FX rate", [[
     SELECT count(DISTINCT currency) AS n FROM deals d WHERE currency IS NOT NULL
-       AND currency <> 'USD' AND NOT EXISTS (SELECT 1 FROM fx_rates f WHERE f.currency = d.currency)]] },
+       AND currency <> (SELECT value FROM settings WHERE key = 'base_currency')
+       AND NOT EXISTS (SELECT 1 FROM fx_rates f WHERE f.currency = d.currency)]] },
 }
 local problems = {}
 for _, c in ipairs(checks) do
@@ -109,7 +102,9 @@ for _, c in ipairs(checks) do
   problems[c[1]] = n
   out:write(("  %8d  %s\n"):format(n, c[1]))
 end
-if no_rate > 0 then out:write(("  %8d  open deals left out of the USD pipeline (no FX rate)\n"):format(no_rate)) end
+if no_rate > 0 then
+  out:write(("  %8d  open deals left out of the %s pipeline (no FX rate)\n"):format(no_rate, pipe.base))
+end
 
 -- Scoring.
 section("Deal scoring")
@@ -126,15 +121,11 @@ end
 local s, serr = pipeline.score {}
 if not s then error("score: " .. serr, 0) end
 
-out:write("\n  score band    deals   pipeline (USD)\n")
+out:write("\n  score band    deals   expected wins\n")
 for _, r in ipairs(db:query([[
-    WITH rate AS (SELECT currency, rate FROM fx_rates f
-                   WHERE date = (SELECT max(date) FROM fx_rates g WHERE g.currency = f.currency))
-    SELECT CAST(s.score AS INTEGER) AS band, count(*) AS n,
-           sum(d.amount * COALESCE(r.rate, CASE WHEN d.currency = 'USD' THEN 1 END)) AS usd
-      FROM scores s JOIN deals d ON d.id = s.deal_id LEFT JOIN rate r ON r.currency = d.currency
-     WHERE s.run_id = ? GROUP BY 1 ORDER BY 1 DESC]], s.run_id)) do
-  out:write(("  %5d-%-5d %8d %16.0f\n"):format(r.band, r.band + 1, r.n, r.usd or 0))
+    SELECT CAST(s.score AS INTEGER) AS band, count(*) AS n, sum(s.probability) AS wins
+      FROM scores s WHERE s.run_id = ? GROUP BY 1 ORDER BY 1 DESC]], s.run_id)) do
+  out:write(("  %5d-%-5d %8d %15.1f\n"):format(r.band, r.band + 1, r.n, r.wins or 0))
 end
 out:write("\n  most frequent risk flags\n")
 for _, r in ipairs(db:query([[
@@ -144,6 +135,6 @@ for _, r in ipairs(db:query([[
 end
 
 return { ingest = { read = res.read, written = res.written, rejected = res.rejected },
-         open_pipeline_usd = grand, problems = problems,
+         open_pipeline = grand, base_currency = pipe.base, problems = problems,
          scoring = { run = s.run_id, deals = s.deals, flagged = s.flagged,
                      trained = trained and trained.kind or nil } }
