@@ -1,5 +1,5 @@
 /* mc.h - the forecast's numeric core: Monte Carlo over open deals, the
- * period-effect estimator (issue 9; method and
+ * period-effect estimator, and the close-timing model (issue 9; method and
  * measurements in docs/FORECAST.md).
  *
  * Plain arrays and structs in, status out; no Lua, no SQLite. The forecast
@@ -199,5 +199,51 @@ typedef struct mc_effect {
 int mc_effect_estimate(const mc_period_obs *obs, size_t n, size_t n_groups,
                        double prior_periods, mc_effect *out, prm_error *err);
 void mc_effect_free(mc_effect *e);
+
+/* ---- close timing (mc_timing.c): when deals really close relative to the
+ * date stated at a snapshot ----
+ *
+ * Training rows are snapshots of deals that went on to win (slip observed)
+ * or were still open at the cut-off (censored): slip = actual close day -
+ * stated close day at the snapshot, entry = snapshot day - stated close day
+ * (the deal was open at the snapshot, so slip >= entry: delayed entry).
+ * The slip is binned (bin_days wide from slip_min; the last bin is
+ * "slip_max or later") and a discrete hazard is fitted per cell, shrunk
+ * down the hierarchy
+ *     all rows -> context (stage, age bucket, slips so far)
+ *              -> tier x context -> partner x context
+ * as h = (events + m h_parent) / (at risk + m), m = prior. */
+typedef struct mc_timing_row {
+    int32_t stage, age_bucket, n_slips;   /* >= 0 */
+    int32_t tier, partner;                /* >= 0, or -1 unknown */
+    int32_t slip;                         /* days; the last seen when censored */
+    int32_t entry;                        /* days; INT32_MIN = no delayed entry */
+    int32_t censored;                     /* 1: slip > this value only */
+} mc_timing_row;
+
+typedef struct mc_timing_params {
+    int32_t slip_min, slip_max;   /* (-28, 364) */
+    int32_t bin_days;             /* (7) */
+    double prior;                 /* pseudo at-risk count per level (20) */
+} mc_timing_params;
+
+typedef struct mc_timing mc_timing;
+
+void mc_timing_params_init(mc_timing_params *p);
+int mc_timing_fit(const mc_timing_row *rows, size_t n, const mc_timing_params *p,
+                  mc_timing **out, prm_error *err);
+void mc_timing_free(mc_timing *t);
+int mc_timing_n_bins(const mc_timing *t);
+/* The slip distribution of a snapshot described by q (slip, entry and
+ * censored are ignored), from the deepest level with data: pmf[0..n_bins),
+ * bin b covers days [slip_min + b*bin_days, +bin_days), the last bin the
+ * rest. *level (may be NULL): 0 all, 1 context, 2 tier, 3 partner. */
+int mc_timing_pmf(const mc_timing *t, const mc_timing_row *q, double *pmf, int *level,
+                  prm_error *err);
+/* P(lo <= slip < hi | slip >= entry), days relative to the stated close
+ * date; hi = INT32_MAX includes the last bin. Days inside a bin share its
+ * mass evenly. Returns NaN when the entry is past every bin with mass. */
+double mc_timing_p_window(const mc_timing *t, const mc_timing_row *q, int32_t lo, int32_t hi,
+                          int32_t entry);
 
 #endif

@@ -1,6 +1,7 @@
 /* test_mc.c - mc.h: the Monte Carlo against closed forms (independent and
  * correlated), every draw summing, attainment from the same draws, the
- * period-effect estimator. Links libcore.a only; no test depends on timing. */
+ * period-effect estimator, and the close-timing model recovering a planted
+ * slip pattern. Links libcore.a only; no test depends on timing. */
 #include "mc.h"
 #include "rng.h"
 #include "tap.h"
@@ -457,6 +458,8 @@ static void test_effect_estimate(void)
     T_NEAR(d, 10 * 0.25 + 100 * 0.5 * 0.16, 1e-12, "period moments: sensitivity");
 }
 
+void test_timing(void);
+
 int main(void)
 {
     test_two_deals();
@@ -466,5 +469,149 @@ int main(void)
     test_correlation_widens();
     test_errors();
     test_effect_estimate();
+    test_timing();
     return t_done();
+}
+
+/* ---- close timing ---- */
+
+/* Planted slips (weeks): stage 0 closes 0, 2, 4 or 8 weeks late with
+ * 0.30/0.30/0.25/0.15; stage 1 0, 1 or 3 weeks late with 0.6/0.3/0.1;
+ * partner 7 (tier 1) always 4 weeks later than its stage says. The day
+ * inside the week is uniform. */
+static const int st0_d[4] = { 0, 14, 28, 56 };
+static const double st0_p[4] = { 0.30, 0.30, 0.25, 0.15 };
+static const int st1_d[3] = { 0, 7, 21 };
+static const double st1_p[3] = { 0.6, 0.3, 0.1 };
+
+static int draw_slip(rng *g, int stage)
+{
+    double u = rng_uniform(g), c = 0;
+    const int *d = stage ? st1_d : st0_d;
+    const double *p = stage ? st1_p : st0_p;
+    int n = stage ? 3 : 4;
+    for (int k = 0; k < n; k++) {
+        c += p[k];
+        if (u < c) return d[k];
+    }
+    return d[n - 1];
+}
+
+void test_timing(void)
+{
+    enum { N = 120000 };
+    static mc_timing_row rows[N];
+    rng g;
+    rng_seed(&g, 12);
+    int ncens = 0;
+    for (int i = 0; i < N; i++) {
+        int stage = (int)rng_below(&g, 2), partner = (int)rng_below(&g, 40);
+        if (i % 5 == 0) partner = 7;
+        int slip = draw_slip(&g, stage) + (partner == 7 ? 28 : 0) + (int)rng_below(&g, 7);
+        /* the snapshot is 30 days before the stated date; the cut-off falls
+         * 0..80 days after the stated date, so long slips are often censored */
+        int cutoff = (int)rng_below(&g, 81);
+        rows[i] = (mc_timing_row){ .stage = stage, .age_bucket = 0, .n_slips = 0,
+                                   .tier = partner % 3, .partner = partner, .entry = -30 };
+        if (slip > cutoff) {
+            rows[i].slip = cutoff;
+            rows[i].censored = 1;
+            ncens++;
+        } else {
+            rows[i].slip = slip;
+        }
+    }
+    T_OK(ncens > N / 5, "timing: the synthetic program has censored rows (a fifth or more)");
+    mc_timing_params p;
+    mc_timing_params_init(&p);
+    mc_timing *t;
+    prm_error err;
+    if (mc_timing_fit(rows, N, &p, &t, &err) != 0) { T_OK(0, err.msg); return; }
+    int B = mc_timing_n_bins(t);
+    T_EQ_INT(B, 57, "timing: 56 weekly bins from -28 to 364 and a tail");
+    double *pmf = malloc((size_t)B * sizeof *pmf);
+    /* a partner with no rows of its own: its context (and tier) */
+    mc_timing_row q = { .stage = 0, .tier = 2, .partner = 1000 };
+    int level = -1;
+    mc_timing_pmf(t, &q, pmf, &level, &err);
+    T_EQ_INT(level, 2, "timing: an unseen partner uses its tier's cell");
+    double worst = 0;
+    for (int k = 0; k < 4; k++) {
+        int b = (st0_d[k] + 28) / 7;
+        double d = fabs(pmf[b] - st0_p[k]);
+        if (d > worst) worst = d;
+    }
+    char msg[120];
+    snprintf(msg, sizeof msg, "timing: stage 0's slip pattern recovered (worst bin off by %.3f)", worst);
+    T_OK(worst < 0.01, msg);
+    q.stage = 1;
+    mc_timing_pmf(t, &q, pmf, &level, &err);
+    worst = 0;
+    for (int k = 0; k < 3; k++) {
+        double d = fabs(pmf[(st1_d[k] + 28) / 7] - st1_p[k]);
+        if (d > worst) worst = d;
+    }
+    snprintf(msg, sizeof msg, "timing: stage 1's slip pattern recovered (worst bin off by %.3f)", worst);
+    T_OK(worst < 0.01, msg);
+    /* partner 7 (24,000 rows): its own 28-day delay. The 0.01 bounds fail
+     * when censored rows' partial weeks are dropped (0.012-0.020 then). */
+    q.partner = 7;
+    q.tier = 1;
+    mc_timing_pmf(t, &q, pmf, &level, &err);
+    T_EQ_INT(level, 3, "timing: a partner with rows uses its own cell");
+    worst = 0;
+    for (int k = 0; k < 3; k++) {
+        double d = fabs(pmf[(st1_d[k] + 28 + 28) / 7] - st1_p[k]);
+        if (d > worst) worst = d;
+    }
+    snprintf(msg, sizeof msg, "timing: partner 7's extra 28 days recovered (worst bin off by %.3f)", worst);
+    T_OK(worst < 0.01, msg);
+    /* windows, days relative to the stated date */
+    q.partner = 3;
+    q.tier = 0;
+    double pw = mc_timing_p_window(t, &q, 0, 21, INT32_MIN);
+    T_NEAR(pw, 0.9, 0.03, "timing: P(close within 3 weeks of the date | stage 1) = 0.9");
+    pw = mc_timing_p_window(t, &q, 21, 28, 14);
+    /* truth 1; the late bins have few rows at risk in tier 0, so the prior
+     * pulls toward the context, which holds partner 7's later slips */
+    T_OK(pw > 0.9 && pw <= 1, "timing: open 14 days late at stage 1, it closes in week 3 (> 0.9)");
+    q.partner = 7;
+    q.tier = 1;
+    pw = mc_timing_p_window(t, &q, INT32_MIN, 28, INT32_MIN);
+    T_NEAR(pw, 0.0, 0.02, "timing: partner 7 never closes within 4 weeks");
+    pw = mc_timing_p_window(t, &q, INT32_MIN, INT32_MAX, INT32_MIN);
+    T_NEAR(pw, 1.0, 1e-12, "timing: the whole line has probability 1");
+    /* Dropping the censored rows would bias stage 0 toward short slips:
+     * the censoring is what the model handles. */
+    static mc_timing_row obs[N];
+    size_t no = 0;
+    for (int i = 0; i < N; i++)
+        if (!rows[i].censored) obs[no++] = rows[i];
+    mc_timing *naive;
+    if (mc_timing_fit(obs, no, &p, &naive, &err) == 0) {
+        q = (mc_timing_row){ .stage = 0, .tier = 2, .partner = 1000 };
+        mc_timing_pmf(naive, &q, pmf, NULL, &err);
+        T_OK(pmf[(56 + 28) / 7] < 0.15 - 0.05, "timing: without the censored rows, the 56-day slips are under-counted");
+        mc_timing_free(naive);
+    }
+    /* a small partner (tier 0, 20 rows, all 56 days late) is shrunk, not believed */
+    static mc_timing_row more[N + 20];
+    memcpy(more, rows, sizeof rows);
+    for (int i = 0; i < 20; i++)
+        more[N + i] = (mc_timing_row){ .stage = 0, .tier = 0, .partner = 500, .slip = 56,
+                                       .entry = -30 };
+    mc_timing *t2;
+    if (mc_timing_fit(more, N + 20, &p, &t2, &err) == 0) {
+        q = (mc_timing_row){ .stage = 0, .tier = 0, .partner = 500 };
+        mc_timing_pmf(t2, &q, pmf, &level, &err);
+        double p56 = pmf[(56 + 28) / 7];
+        T_OK(level == 3 && p56 > 0.2 && p56 < 0.8,
+             "timing: 20 rows of a new partner move its pmf part of the way (shrinkage)");
+        mc_timing_free(t2);
+    }
+    mc_timing_row bad = { .stage = -1 };
+    T_OK(mc_timing_fit(&bad, 1, &p, &t2, &err) == -1 && strstr(err.msg, "row 0"),
+         "timing: a bad row is an error naming it");
+    free(pmf);
+    mc_timing_free(t);
 }
