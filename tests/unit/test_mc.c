@@ -458,10 +458,27 @@ static void test_effect_estimate(void)
     T_NEAR(d, 10 * 0.25 + 100 * 0.5 * 0.16, 1e-12, "period moments: sensitivity");
 }
 
+static void test_quantiles(void)
+{
+    double x[5] = { 4, 1, 3, 2, 5 };
+    T_NEAR(mc_quantile(x, 5, 0.1), 1.4, 1e-12, "type-7 quantile: P10 of 1..5 is 1.4");
+    T_NEAR(mc_quantile(x, 5, 0.5), 3, 1e-12, "type-7 quantile: the median");
+    T_NEAR(mc_quantile(x, 5, 1.0), 5, 1e-12, "type-7 quantile: P100 is the maximum");
+    double d[1000];
+    for (int i = 0; i < 1000; i++) d[i] = (i * 7919) % 1000;  /* 0..999, shuffled */
+    mc_summary sm;
+    prm_error err;
+    T_OK(mc_summarise(d, 1000, NULL, &sm, &err) == 0 && fabs(sm.p10 - 99.9) < 1e-9 &&
+         fabs(sm.p50 - 499.5) < 1e-9 && fabs(sm.p90 - 899.1) < 1e-9 && fabs(sm.mean - 499.5) < 1e-9,
+         "mc_summarise: P10/P50/P90 and mean of 0..999");
+    T_OK(isnan(sm.closed), "mc_summarise: no split for a roll-up");
+}
+
 void test_timing(void);
 
 int main(void)
 {
+    test_quantiles();
     test_two_deals();
     test_marginals();
     test_sums_and_reproducibility();
