@@ -375,15 +375,15 @@ static int check_input(const mc_input *in, const mc_options *opt, prm_error *err
         return prm_error_set(err, "mc: too many segments, partners or deals");
     if (in->n_deals && (!in->p_win || !in->amount || !in->segment))
         return prm_error_set(err, "mc: p_win, amount and segment are required");
-    if (!(in->global_sd >= 0) || !isfinite(in->global_sd))
-        return prm_error_set(err, "mc: global_sd %g (want a finite value >= 0)", in->global_sd);
+    /* 20 logits is far past any period effect, and keeps exp(-c) finite. */
+    if (!(in->global_sd >= 0 && in->global_sd <= 20))
+        return prm_error_set(err, "mc: global_sd %g outside 0..20", in->global_sd);
     if (!(in->unreg_rho >= -1 && in->unreg_rho <= 1))
         return prm_error_set(err, "mc: unreg_rho %g outside [-1, 1]", in->unreg_rho);
     if (in->n_groups && !in->group_sd) return prm_error_set(err, "mc: group_sd missing");
     for (size_t k = 0; k < in->n_groups; k++)
-        if (!(in->group_sd[k] >= 0) || !isfinite(in->group_sd[k]))
-            return prm_error_set(err, "mc: group %zu: sd %g (want a finite value >= 0)", k,
-                                 in->group_sd[k]);
+        if (!(in->group_sd[k] >= 0 && in->group_sd[k] <= 20))
+            return prm_error_set(err, "mc: group %zu: sd %g outside 0..20", k, in->group_sd[k]);
     for (size_t k = 0; k < in->n_segments; k++) {
         const mc_segment *s = &in->segments[k];
         if (!isfinite(s->closed)) return prm_error_set(err, "mc: segment %zu: closed %g", k, s->closed);

@@ -92,9 +92,9 @@ typedef struct mc_input {
     const mc_dist *mults;
     size_t n_segments;
     const mc_segment *segments;
-    double global_sd;         /* sd of the shared logit effect */
+    double global_sd;         /* sd of the shared logit effect, 0..20 */
     size_t n_groups;
-    const double *group_sd;   /* n_groups sds of the per-group effects */
+    const double *group_sd;   /* n_groups sds of the per-group effects, 0..20 */
     double unreg_rho;         /* correlation of unregistered with g, in [-1, 1] */
     size_t n_partners;
     const double *partner_closed; /* NULL = 0 */

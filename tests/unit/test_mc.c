@@ -413,6 +413,10 @@ static void test_errors(void)
     T_OK(mc_run(&in, &o, &r, &err) == -1 && strstr(err.msg, "segment 3"),
          "a segment out of range is an error naming it");
     seg[1] = 0;
+    in.global_sd = INFINITY;
+    T_OK(mc_run(&in, &o, &r, &err) == -1 && strstr(err.msg, "global_sd"),
+         "an infinite effect sd is an error");
+    in.global_sd = 0;
     o.n_sims = 0;
     T_OK(mc_run(&in, &o, &r, &err) == -1 && strstr(err.msg, "n_sims"), "0 simulations is an error");
 }
