@@ -281,9 +281,10 @@ typedef struct deal_acc {
 /* Simulates deal i over every simulation. pass 1 scatters into segrow and
  * prow (may be NULL); pass 2 regenerates the same draws and accumulates
  * against the final total and segment rows. */
-static void run_deal(const mc_input *in, const order *o, const alias *al, int S, uint64_t seed,
-                     size_t i, int pass, double *segrow, double *prow, const double *total,
-                     deal_acc *acc, mc_result *res)
+static inline __attribute__((always_inline)) void
+run_deal(const mc_input *in, const order *o, const alias *al, int S, uint64_t seed, size_t i,
+         const int pass, double *segrow, double *prow, const double *total, deal_acc *acc,
+         mc_result *res)
 {
     double pw = in->p_win[i], pc = in->p_close ? in->p_close[i] : 1, amt = in->amount[i];
     if (!(pw > 0) || !(pc > 0) || !(amt > 0)) return;
@@ -341,7 +342,7 @@ static void run_deal(const mc_input *in, const order *o, const alias *al, int S,
             double x = al ? amt * alias_draw(al, &r) : amt;
             if (pass == 1) {
                 segrow[s] += x;
-                if (prow) prow[s] += x;
+                prow[s] += x;
                 a1 += x;
                 a2 += x * x;
             } else {
@@ -364,6 +365,19 @@ static void run_deal(const mc_input *in, const order *o, const alias *al, int S,
         res->n_wins += wins;
         res->n_exact += exact;
     }
+}
+
+/* One copy per pass, so the pass test leaves the inner loop. */
+static void run_deal1(const mc_input *in, const order *o, const alias *al, int S, uint64_t seed,
+                      size_t i, double *segrow, double *prow, deal_acc *acc, mc_result *res)
+{
+    run_deal(in, o, al, S, seed, i, 1, segrow, prow, NULL, acc, res);
+}
+
+static void run_deal2(const mc_input *in, const order *o, const alias *al, int S, uint64_t seed,
+                      size_t i, double *segrow, const double *total, deal_acc *acc)
+{
+    run_deal(in, o, al, S, seed, i, 2, segrow, NULL, total, acc, NULL);
 }
 
 static int check_input(const mc_input *in, const mc_options *opt, prm_error *err)
@@ -493,7 +507,7 @@ int mc_run(const mc_input *in, const mc_options *opt, mc_result *out, prm_error 
     order *ord = NULL;
     dkey *dk = NULL;
     ckey *ck = NULL;
-    double *prow = NULL, *scratch = NULL, *zstd = NULL, *pipe = NULL;
+    double *prow = NULL, *trash = NULL, *scratch = NULL, *zstd = NULL, *pipe = NULL;
     deal_acc *acc = NULL;
 
     out->n_sims = S;
@@ -515,6 +529,7 @@ int mc_run(const mc_input *in, const mc_options *opt, mc_result *out, prm_error 
     dk = malloc((N ? N : 1) * sizeof *dk);
     ck = malloc(SS * sizeof *ck);
     prow = calloc(SS, sizeof *prow);
+    trash = calloc(SS, sizeof *trash);
     scratch = malloc(SS * sizeof *scratch);
     zstd = malloc(SS * sizeof *zstd);
     pipe = calloc(K, sizeof *pipe);
@@ -522,7 +537,7 @@ int mc_run(const mc_input *in, const mc_options *opt, mc_result *out, prm_error 
     if (!out->total || !out->seg || !out->shift || !out->seg_sum || !out->deal_mean ||
         !out->deal_var || !out->deal_cov_total || !out->deal_cov_segment || !out->partner ||
         (opt->keep_partner_draws && P && !out->partner_draws) || !al || !ord || !dk || !ck ||
-        !prow || !scratch || !zstd || !pipe || !acc) {
+        !prow || !trash || !scratch || !zstd || !pipe || !acc) {
         prm_error_set(err, "mc: out of memory (%d sims, %zu segments, %zu deals)", S, K, N);
         goto done;
     }
@@ -585,8 +600,9 @@ int mc_run(const mc_input *in, const mc_options *opt, mc_result *out, prm_error 
         size_t i = dk[x].i, k = (size_t)dk[x].seg;
         int g = in->segments[k].group;
         const alias *a = in->mult && in->mult[i] >= 0 ? &al[in->mult[i]] : NULL;
-        run_deal(in, &ord[g < 0 ? G : (size_t)g], a, S, opt->seed, i, 1, out->seg + k * SS,
-                 dk[x].partner >= 0 ? prow : NULL, NULL, &acc[i], out);
+        /* deals without a partner scatter into a row nobody reads */
+        run_deal1(in, &ord[g < 0 ? G : (size_t)g], a, S, opt->seed, i, out->seg + k * SS,
+                  dk[x].partner >= 0 ? prow : trash, &acc[i], out);
         double mean = acc[i].sum / S;
         out->deal_mean[i] = mean;
         double v = acc[i].sumsq / S - mean * mean;
@@ -655,8 +671,8 @@ int mc_run(const mc_input *in, const mc_options *opt, mc_result *out, prm_error 
             size_t i = dk[x].i, k = (size_t)in->segment[i];
             int g = in->segments[k].group;
             const alias *a = in->mult && in->mult[i] >= 0 ? &al[in->mult[i]] : NULL;
-            run_deal(in, &ord[g < 0 ? G : (size_t)g], a, S, opt->seed, i, 2, out->seg + k * SS,
-                     NULL, out->total, &acc[i], out);
+            run_deal2(in, &ord[g < 0 ? G : (size_t)g], a, S, opt->seed, i, out->seg + k * SS,
+                      out->total, &acc[i]);
             out->deal_cov_total[i] = acc[i].xt / S - out->deal_mean[i] * out->total_sum.mean;
             out->deal_cov_segment[i] = acc[i].xs / S - out->deal_mean[i] * out->seg_sum[k].mean;
         }
@@ -671,7 +687,7 @@ done:
         for (size_t g = 0; g <= G; g++) {
             free(ord[g].perm); free(ord[g].c); free(ord[g].ec);
         }
-    free(al); free(ord); free(dk); free(ck); free(prow); free(scratch); free(zstd); free(pipe);
+    free(al); free(ord); free(dk); free(ck); free(prow); free(trash); free(scratch); free(zstd); free(pipe);
     free(acc);
     if (rc < 0) mc_result_free(out);
     return rc;
