@@ -311,7 +311,7 @@ int ts_nelder_mead(ts_objective f, void *ctx, double *par, const double *step, i
 
 static const char *const method_names[] = {
     "auto", "ets", "theta", "croston", "croston_classic", "sba", "tsb",
-    "naive", "snaive", "drift", "mean", "damped", "combo", NULL};
+    "naive", "snaive", "drift", "mean", "damped", "combo", "arima", NULL};
 
 int ts_method_parse(const char *name)
 {
@@ -323,7 +323,7 @@ int ts_method_parse(const char *name)
 
 const char *ts_method_name(ts_method m)
 {
-    if ((int)m < 0 || (int)m > TS_COMBO)
+    if ((int)m < 0 || (int)m > TS_METHOD_LAST)
         return "?";
     return method_names[m];
 }
@@ -342,7 +342,7 @@ static int check_options(const ts_options *opt, prm_error *err)
     for (int j = 0; j < opt->nlevels; j++)
         if (!(opt->levels[j] > 0.0 && opt->levels[j] < 100.0))
             return prm_error_set(err, "ts: interval level %g is not in (0, 100)", opt->levels[j]);
-    if ((int)opt->method < 0 || (int)opt->method > TS_COMBO)
+    if ((int)opt->method < 0 || (int)opt->method > TS_METHOD_LAST)
         return prm_error_set(err, "ts: unknown method %d", (int)opt->method);
     if (opt->npaths < 0 || opt->npaths > 1000000)
         return prm_error_set(err, "ts: npaths must be in 0..1000000, got %d", opt->npaths);
@@ -462,6 +462,15 @@ static int combine(ts_result *mem, const double *w, int nm, const ts_options *op
     return 0;
 }
 
+static int arima_auto(const double *y, int n, const ts_options *opt, ts_result *r,
+                      prm_error *err)
+{
+    ts_arima fit;
+    if (ts_arima_auto(y, n, opt->period, &fit, err) != 0)
+        return -1;
+    return ts_arima_forecast(&fit, y, n, opt, r, err);
+}
+
 /* Theta averaged with the ETS pair (the AICc-best model and the AICc-best
  * damped-trend model): weights 1/2, 1/4, 1/4.  Chosen by measurement on M3
  * (docs/TIMESERIES.md): better than the equal-weight mean of the three
@@ -546,7 +555,8 @@ int ts_forecast(const double *y, int n, const ts_options *opt, ts_result *out, p
     }
     if (m == TS_AUTO)
         m = share_zero_at_least(c, len, 0.3) ? TS_CROSTON : TS_COMBO;
-    if (len < MIN_N_MODEL && (m == TS_ETS || m == TS_THETA || m == TS_DAMPED || m == TS_COMBO)) {
+    if (len < MIN_N_MODEL && (m == TS_ETS || m == TS_THETA || m == TS_DAMPED || m == TS_COMBO ||
+                             m == TS_ARIMA)) {
         note = "series too short for a model: naive forecast";
         m = TS_NAIVE;
     }
@@ -560,6 +570,9 @@ int ts_forecast(const double *y, int n, const ts_options *opt, ts_result *out, p
         break;
     case TS_COMBO:
         rc = combo(c, len, opt, out, err);
+        break;
+    case TS_ARIMA:
+        rc = arima_auto(c, len, opt, out, err);
         break;
     case TS_CROSTON:
     case TS_CROSTON_CLASSIC:
@@ -578,7 +591,7 @@ int ts_forecast(const double *y, int n, const ts_options *opt, ts_result *out, p
     /* A model that cannot be fitted to this series (rather than a model the
      * caller named wrongly) leaves the naive forecast, with the reason. */
     if (rc != 0 && !opt->ets_model &&
-        (m == TS_ETS || m == TS_THETA || m == TS_DAMPED || m == TS_COMBO)) {
+        (m == TS_ETS || m == TS_THETA || m == TS_DAMPED || m == TS_COMBO || m == TS_ARIMA)) {
         snprintf(why, sizeof why, "%s failed, naive forecast: %.60s", ts_method_name(m),
                  err->msg);
         note = why;
