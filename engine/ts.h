@@ -34,7 +34,7 @@ typedef enum ts_method {
     TS_CROSTON_CLASSIC, TS_SBA, TS_TSB,
     TS_NAIVE, TS_SNAIVE, TS_DRIFT, TS_MEAN,
     TS_DAMPED,     /* ETS restricted to damped-trend models, by AICc */
-    TS_COMBO,      /* mean of auto-ETS, Theta and damped ETS */
+    TS_COMBO,      /* equal-weight mean of auto-ETS, auto-ARIMA and Theta ("EAT") */
     TS_ARIMA       /* seasonal ARIMA, orders chosen as forecast::auto.arima */
 } ts_method;
 #define TS_METHOD_LAST TS_ARIMA
