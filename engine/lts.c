@@ -137,8 +137,9 @@ static int l_ts_forecast(lua_State *L)
         const char *name = lua_tostring(L, -1);
         int mth = name ? ts_method_parse(name) : -1;
         if (mth < 0)
-            luaL_error(L, "option 'method': unknown method '%s' (want auto, ets, theta, croston, "
-                       "sba, tsb, croston_classic, naive, snaive, drift, mean, damped, combo)",
+            luaL_error(L, "option 'method': unknown method '%s' (want auto, ets, theta, arima, "
+                       "croston, sba, tsb, croston_classic, naive, snaive, drift, mean, damped, "
+                       "combo)",
                        name ? name : luaL_typename(L, -1));
         o.method = (ts_method)mth;
     }

@@ -311,7 +311,7 @@ int ts_nelder_mead(ts_objective f, void *ctx, double *par, const double *step, i
 
 static const char *const method_names[] = {
     "auto", "ets", "theta", "croston", "croston_classic", "sba", "tsb",
-    "naive", "snaive", "drift", "mean", "damped", "combo", NULL};
+    "naive", "snaive", "drift", "mean", "damped", "combo", "arima", NULL};
 
 int ts_method_parse(const char *name)
 {
@@ -323,7 +323,7 @@ int ts_method_parse(const char *name)
 
 const char *ts_method_name(ts_method m)
 {
-    if ((int)m < 0 || (int)m > TS_COMBO)
+    if ((int)m < 0 || (int)m > TS_METHOD_LAST)
         return "?";
     return method_names[m];
 }
@@ -342,7 +342,7 @@ static int check_options(const ts_options *opt, prm_error *err)
     for (int j = 0; j < opt->nlevels; j++)
         if (!(opt->levels[j] > 0.0 && opt->levels[j] < 100.0))
             return prm_error_set(err, "ts: interval level %g is not in (0, 100)", opt->levels[j]);
-    if ((int)opt->method < 0 || (int)opt->method > TS_COMBO)
+    if ((int)opt->method < 0 || (int)opt->method > TS_METHOD_LAST)
         return prm_error_set(err, "ts: unknown method %d", (int)opt->method);
     if (opt->npaths < 0 || opt->npaths > 1000000)
         return prm_error_set(err, "ts: npaths must be in 0..1000000, got %d", opt->npaths);
@@ -462,33 +462,34 @@ static int combine(ts_result *mem, const double *w, int nm, const ts_options *op
     return 0;
 }
 
-/* Theta averaged with the ETS pair (the AICc-best model and the AICc-best
- * damped-trend model): weights 1/2, 1/4, 1/4.  Chosen by measurement on M3
- * (docs/TIMESERIES.md): better than the equal-weight mean of the three
- * (monthly 13.33 vs ..., quarterly 8.90 vs 8.97) and than the median. */
+static int arima_auto(const double *y, int n, const ts_options *opt, ts_result *r,
+                      prm_error *err)
+{
+    ts_arima fit;
+    if (ts_arima_auto(y, n, opt->period, &fit, err) != 0)
+        return -1;
+    return ts_arima_forecast(&fit, y, n, opt, r, err);
+}
+
+/* The "EAT" combination: the equal-weight mean of auto-ETS, auto-ARIMA and
+ * Theta (Hyndman's published M3 benchmark; Petropoulos & Svetunkov 2020).
+ * Fixed from the literature, not chosen on our evaluation data.  A member
+ * that cannot be fitted is left out and the others are averaged. */
 static int combo(const double *y, int n, const ts_options *opt, ts_result *r, prm_error *err)
 {
-    ts_ets best, damped;
+    ts_ets best;
     ts_result mem[3];
-    double w[3];
+    double w[3] = {1.0, 1.0, 1.0};
     int nm = 0, rc = -1;
-    if (ts_ets_select(y, n, opt->period, "ZZZ", 0, opt->h, &best, &damped, err) != 0)
-        return -1;
-    if (ts_theta(y, n, opt->period, opt, &mem[nm], err) != 0)
-        goto done;
-    w[nm++] = 2.0;
-    if (ts_ets_forecast(&best, opt, &mem[nm], err) != 0)
-        goto done;
-    w[nm++] = 1.0;
-    if (isfinite(damped.aicc)) {
-        if (ts_ets_forecast(&damped, opt, &mem[nm], err) != 0)
-            goto done;
-        w[nm++] = 1.0;
-    } else {
-        w[1] = 2.0; /* no damped model could be fitted: Theta and ETS equally */
-    }
-    rc = combine(mem, w, nm, opt, r, err);
-done:
+    if (ts_ets_select(y, n, opt->period, "ZZZ", 0, opt->h, &best, NULL, err) == 0 &&
+        ts_ets_forecast(&best, opt, &mem[nm], err) == 0)
+        nm++;
+    if (arima_auto(y, n, opt, &mem[nm], err) == 0)
+        nm++;
+    if (ts_theta(y, n, opt->period, opt, &mem[nm], err) == 0)
+        nm++;
+    if (nm > 0)
+        rc = combine(mem, w, nm, opt, r, err);
     for (int i = 0; i < nm; i++)
         ts_result_free(&mem[i]);
     return rc;
@@ -546,7 +547,8 @@ int ts_forecast(const double *y, int n, const ts_options *opt, ts_result *out, p
     }
     if (m == TS_AUTO)
         m = share_zero_at_least(c, len, 0.3) ? TS_CROSTON : TS_COMBO;
-    if (len < MIN_N_MODEL && (m == TS_ETS || m == TS_THETA || m == TS_DAMPED || m == TS_COMBO)) {
+    if (len < MIN_N_MODEL && (m == TS_ETS || m == TS_THETA || m == TS_DAMPED || m == TS_COMBO ||
+                             m == TS_ARIMA)) {
         note = "series too short for a model: naive forecast";
         m = TS_NAIVE;
     }
@@ -560,6 +562,9 @@ int ts_forecast(const double *y, int n, const ts_options *opt, ts_result *out, p
         break;
     case TS_COMBO:
         rc = combo(c, len, opt, out, err);
+        break;
+    case TS_ARIMA:
+        rc = arima_auto(c, len, opt, out, err);
         break;
     case TS_CROSTON:
     case TS_CROSTON_CLASSIC:
@@ -578,7 +583,7 @@ int ts_forecast(const double *y, int n, const ts_options *opt, ts_result *out, p
     /* A model that cannot be fitted to this series (rather than a model the
      * caller named wrongly) leaves the naive forecast, with the reason. */
     if (rc != 0 && !opt->ets_model &&
-        (m == TS_ETS || m == TS_THETA || m == TS_DAMPED || m == TS_COMBO)) {
+        (m == TS_ETS || m == TS_THETA || m == TS_DAMPED || m == TS_COMBO || m == TS_ARIMA)) {
         snprintf(why, sizeof why, "%s failed, naive forecast: %.60s", ts_method_name(m),
                  err->msg);
         note = why;

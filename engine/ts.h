@@ -34,8 +34,10 @@ typedef enum ts_method {
     TS_CROSTON_CLASSIC, TS_SBA, TS_TSB,
     TS_NAIVE, TS_SNAIVE, TS_DRIFT, TS_MEAN,
     TS_DAMPED,     /* ETS restricted to damped-trend models, by AICc */
-    TS_COMBO       /* mean of auto-ETS, Theta and damped ETS */
+    TS_COMBO,      /* equal-weight mean of auto-ETS, auto-ARIMA and Theta ("EAT") */
+    TS_ARIMA       /* seasonal ARIMA, orders chosen as forecast::auto.arima */
 } ts_method;
+#define TS_METHOD_LAST TS_ARIMA
 
 typedef struct ts_options {
     int period;            /* seasonal period m (12 monthly, 4 quarterly); 1 = none */
@@ -81,7 +83,8 @@ const double *ts_lower(const ts_result *r, int j);
 const double *ts_upper(const ts_result *r, int j);
 
 /* Parses "auto", "ets", "theta", "croston", "sba", "tsb", "croston_classic",
- * "naive", "snaive", "drift", "mean", "damped", "combo"; -1 when unknown. */
+ * "naive", "snaive", "drift", "mean", "damped", "combo", "arima"; -1 when
+ * unknown. */
 int ts_method_parse(const char *name);
 const char *ts_method_name(ts_method m);
 
@@ -119,5 +122,46 @@ int ts_seasonal_test(const double *y, int n, int m);
 /* Classical multiplicative (or additive) decomposition as R's decompose():
  * fills figure[0..m-1], the seasonal index of the position of y[0], y[1], ... */
 int ts_decompose(const double *y, int n, int m, int multiplicative, double *figure);
+
+/* ---- ARIMA (ts_arima.c) ---- */
+
+#define TS_ARIMA_MAX_P 5       /* p, q <= 5 */
+#define TS_ARIMA_MAX_SP 2      /* P, Q <= 2 */
+#define TS_ARIMA_MAX_PERIOD 24 /* seasonal ARIMA only for m <= 24 */
+#define TS_ARIMA_NMODELS 94    /* stepwise search budget, as auto.arima */
+
+/* ARIMA(p,d,q)(P,D,Q)m; with a constant, mu is the mean of the differenced
+ * series (the mean for d + D = 0; the drift per period for d = 1, D = 0;
+ * m times the drift for D = 1, d = 0). */
+typedef struct ts_arima {
+    int p, d, q, P, D, Q, m;     /* m = 1 for non-seasonal models */
+    int constant;
+    double phi[TS_ARIMA_MAX_P], theta[TS_ARIMA_MAX_P];
+    double sphi[TS_ARIMA_MAX_SP], stheta[TS_ARIMA_MAX_SP];
+    double mu, sigma2, loglik, aic, aicc, bic;
+    int n;                       /* observations */
+    int nmodels;                 /* models the search fitted (0: fixed orders) */
+} ts_arima;
+
+/* Fits the orders {p, d, q, P, D, Q} (seasonal ones with period m) by CSS
+ * then exact maximum likelihood; constant needs d + D <= 1. */
+int ts_arima_fit(const double *y, int n, int m, const int order[6], int constant,
+                 ts_arima *fit, prm_error *err);
+/* Chooses d (KPSS), D (seasonal strength) and the orders (stepwise AICc)
+ * as forecast::auto.arima; the chosen model is fitted by exact ML. */
+int ts_arima_auto(const double *y, int n, int m, ts_arima *fit, prm_error *err);
+/* Point forecasts and normal intervals of a fit to the same y. */
+int ts_arima_forecast(const ts_arima *fit, const double *y, int n, const ts_options *opt,
+                      ts_result *r, prm_error *err);
+/* "ARIMA(0,1,1)(0,1,1)[12]", "ARIMA(1,1,0) with drift" */
+void ts_arima_name(const ts_arima *fit, char *buf, int size);
+/* KPSS level-stationarity statistic (Bartlett lag trunc(3 sqrt(n) / 13)). */
+double ts_kpss(const double *x, int n);
+/* Differences needed by the 5% KPSS test (0..2), as forecast::ndiffs. */
+int ts_ndiffs(const double *x, int n);
+/* Seasonal strength max(0, 1 - var(R) / var(S + R)) of a classical additive
+ * decomposition (0 when n <= 2m), and nsdiffs: strength > 0.64. */
+double ts_seasonal_strength(const double *y, int n, int m);
+int ts_nsdiffs(const double *y, int n, int m);
 
 #endif

@@ -330,8 +330,13 @@ int ts_decompose(const double *y, int n, int m, int multiplicative, double *figu
         tr /= m;
         double v;
         if (multiplicative) {
-            if (tr == 0.0)
+            /* R's decompose divides: 0/0 is NaN and mean(na.rm = TRUE)
+             * drops it; only a zero trend under a non-zero value fails */
+            if (tr == 0.0) {
+                if (y[t] == 0.0)
+                    continue;
                 return -1;
+            }
             v = y[t] / tr;
         } else {
             v = y[t] - tr;

@@ -50,21 +50,29 @@ int ts_theta(const double *y, int n, int m, const ts_options *opt, ts_result *r,
     if (!x)
         return prm_error_set(err, "theta: out of memory");
     double fig[256];
-    int seasonal = 0, positive = 1;
+    int seasonal = 0, additive = 0;
     for (int i = 0; i < n; i++)
-        if (!(y[i] > 0.0))
-            positive = 0;
-    /* A multiplicative decomposition needs positive data; otherwise Theta runs
-     * without seasonal adjustment (documented fallback). */
-    if (positive && m > 1 && m <= 256 && ts_seasonal_test(y, n, m) &&
-        ts_decompose(y, n, m, 1, fig) == 0) {
+        if (y[i] < 0.0)
+            additive = 1;
+    /* R's test and multiplicative decomposition, which zeros do not break
+     * (0/0 terms are dropped); negative values would make the seasonal
+     * indexes meaningless, so there the decomposition is additive (not in
+     * R, documented). */
+    if (m > 1 && m <= 256 && ts_seasonal_test(y, n, m) &&
+        ts_decompose(y, n, m, !additive, fig) == 0) {
         seasonal = 1;
-        for (int i = 0; i < m; i++)
-            if (fabs(fig[i]) < 1e-4)
-                seasonal = 0;
+        /* A season that is zero every year has an index of 0.  thetaf then
+         * leaves the data unadjusted but still multiplies the forecasts by
+         * the indexes; we decompose additively instead (documented). */
+        for (int i = 0; i < m && !additive; i++)
+            if (!(fabs(fig[i]) >= 1e-4)) {
+                additive = 1;
+                if (ts_decompose(y, n, m, 0, fig) != 0)
+                    seasonal = 0;
+            }
     }
     for (int i = 0; i < n; i++)
-        x[i] = seasonal ? y[i] / fig[i % m] : y[i];
+        x[i] = !seasonal ? y[i] : additive ? y[i] - fig[i % m] : y[i] / fig[i % m];
     ts_ets ses;
     if (ts_ets_fit(x, n, 1, "ANN", 0, &ses, err) != 0) {
         free(x);
@@ -92,7 +100,9 @@ int ts_theta(const double *y, int n, int m, const ts_options *opt, ts_result *r,
     }
     for (int k = 0; k < opt->h; k++) {
         double f = ses.x[0] + b * (k + tail);
-        if (seasonal)
+        if (seasonal && additive)
+            f += fig[(n + k) % m];
+        else if (seasonal)
             f *= fig[(n + k) % m];
         r->mean[k] = f;
         se[k] = sqrt(ses.sigma2) * sqrt(k * alpha * alpha + 1.0);
@@ -102,7 +112,7 @@ int ts_theta(const double *y, int n, int m, const ts_options *opt, ts_result *r,
     snprintf(r->method, sizeof r->method, "Theta");
     ts_add_param(r, "alpha", ses.alpha);
     ts_add_param(r, "drift", b);
-    ts_add_param(r, "seasonal", seasonal);
+    ts_add_param(r, "seasonal", seasonal ? (additive ? 2 : 1) : 0);
     r->sigma2 = ses.sigma2;
     return 0;
 }
