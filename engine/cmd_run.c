@@ -146,6 +146,7 @@ int cmd_ingest(int argc, char **argv, const cli *c)
     store *s = cli_store(c, 1, &err);
     if (!s) return cli_fail(c, "ingest", "%s", err.msg);
     char *counts = NULL, *text = NULL;
+    cli_progress(c, "ingesting %s...", argv[1]);
     int rc = job_call(s, "ingest", "prm.ingest", "cli", argc - 1, argv + 1, &counts, &text, &err);
     store_close(s);
     if (rc == 0) {

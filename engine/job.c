@@ -79,17 +79,9 @@ static lua_State *job_state(store *db, prm_error *err)
 static int job_begin(store *db, lua_State *L, const char *script, int argc, char **argv, int64_t *id,
                      prm_error *err)
 {
-    char args[1024] = "";
-    for (int i = 0; i < argc; i++) {
-        size_t n = strlen(args);
-        snprintf(args + n, sizeof args - n, "%s%s", i ? " " : "", argv[i]);
-    }
-    job_reap(db, NULL);
-    if (store_job_start(db, script, args, (int64_t)getpid(), id, err) < 0) return -1;
+    if (job_open(db, script, argc, argv, id, err) < 0) return -1;
     sandbox_ctx_of(L)->job_id = *id;
-    char detail[160];
-    snprintf(detail, sizeof detail, "{\"job\":%lld}", (long long)*id);
-    return store_audit(db, NULL, "job.start", script, detail, err);
+    return 0;
 }
 
 /* A job that returns with its own transaction still open did not finish

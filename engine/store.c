@@ -211,8 +211,18 @@ int store_version(store *s)
 
 int store_migrate(store *s, int version, prm_error *err)
 {
-    int cur = store_version(s);
-    if (cur < 0) return store_db_error(s, err, "reading schema version");
+    sqlite3_stmt *st;
+    int cur = -1, rc = SQLITE_ERROR;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) cur = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+    }
+    if (rc != SQLITE_ROW)
+        return prm_error_set(err, "store %s: cannot read its schema version: %s (not a SQLite database?)",
+                             s->path, sqlite3_errmsg(s->db));
+    if (cur < 0)
+        return prm_error_set(err, "store %s has schema version %d: not a prmcast store", s->path, cur);
     if (cur > STORE_VERSION)
         return prm_error_set(err, "store %s has schema version %d, newer than this prmcast (%d)",
                              s->path, cur, STORE_VERSION);
