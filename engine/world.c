@@ -37,17 +37,50 @@ static void strtab_free(strtab *t)
     free(t->s);
 }
 
+/* The store keeps dates as "YYYY-MM-DD" and instants as
+ * "YYYY-MM-DDTHH:MM:SSZ" (store_upsert checks it), so the millions of
+ * history rows a world reads take a fixed-position fast path; anything
+ * else goes through date_parse. */
+static int dig2(const char *p) { return (p[0] - '0') * 10 + (p[1] - '0'); }
+static int all_digits(const char *p, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (p[i] < '0' || p[i] > '9') return 0;
+    return 1;
+}
+
+static int fast_iso(const char *s, int64_t *t)
+{
+    size_t n = strlen(s);
+    if ((n != 10 && n != 20) || !all_digits(s, 4) || s[4] != '-' || !all_digits(s + 5, 2) || s[7] != '-' ||
+        !all_digits(s + 8, 2))
+        return -1;
+    int y = dig2(s) * 100 + dig2(s + 2), m = dig2(s + 5), d = dig2(s + 8);
+    if (m < 1 || m > 12 || d < 1 || d > 31) return -1;
+    int64_t secs = days_from_civil(y, m, d) * DAY;
+    if (n == 20) {
+        if (s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != 'Z' || !all_digits(s + 11, 2) ||
+            !all_digits(s + 14, 2) || !all_digits(s + 17, 2))
+            return -1;
+        int hh = dig2(s + 11), mi = dig2(s + 14), ss = dig2(s + 17);
+        if (hh > 23 || mi > 59 || ss > 60) return -1;
+        secs += hh * 3600 + mi * 60 + ss;
+    }
+    *t = secs;
+    return 0;
+}
+
 static int32_t day_of(const char *iso)
 {
     int64_t t;
-    if (!iso || date_parse(iso, DATE_ISO, &t, NULL) < 0) return INT32_MIN;
+    if (!iso || (fast_iso(iso, &t) < 0 && date_parse(iso, DATE_ISO, &t, NULL) < 0)) return INT32_MIN;
     return (int32_t)(t / DAY - (t % DAY < 0));
 }
 
 static int64_t instant_of(const char *iso)
 {
     int64_t t;
-    if (!iso || date_parse(iso, DATE_ISO, &t, NULL) < 0) return INT64_MIN;
+    if (!iso || (fast_iso(iso, &t) < 0 && date_parse(iso, DATE_ISO, &t, NULL) < 0)) return INT64_MIN;
     return t;
 }
 
