@@ -16,6 +16,7 @@ int cmd_score(int argc, char **argv, const cli *c)
 {
     score_opts o;
     score_opts_init(&o);
+    int quiet = 0;
     o.flags = 1;
     o.connector = "connectors/file.lua";
     for (int i = 1; i < argc; i++) {
@@ -33,6 +34,8 @@ int cmd_score(int argc, char **argv, const cli *c)
             o.flags = 0;
         } else if (strcmp(a, "--no-writeback") == 0) {
             o.connector = NULL;
+        } else if (strcmp(a, "--quiet") == 0) {
+            quiet = 1;
         } else {
             return cli_usage(c, "score", "%s '%s'", a[0] == '-' ? "unknown option" : "unexpected argument", a);
         }
@@ -81,7 +84,7 @@ int cmd_score(int argc, char **argv, const cli *c)
                 r.conflicts, r.conflict_example);
     if (c->json) {
         printf("%s\n", json_cstr(&j));
-    } else {
+    } else if (!quiet) {
         printf("score run %lld as of %s with model %lld (%s): %zu open deals, %zu flagged,"
                " mean probability %.3f, %zu write-back payloads queued", (long long)r.run_id, r.as_of,
                (long long)r.model_id, r.model_kind, r.deals, r.flagged, isnan(r.mean_p) ? 0 : r.mean_p,

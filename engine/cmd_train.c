@@ -38,7 +38,7 @@ int cmd_train(int argc, char **argv, const cli *c)
 {
     train_opts o;
     train_opts_init(&o);
-    int reliability = 0;
+    int reliability = 0, quiet = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long x;
@@ -60,6 +60,8 @@ int cmd_train(int argc, char **argv, const cli *c)
             o.activate = 2;
         } else if (strcmp(a, "--reliability") == 0) {
             reliability = 1;
+        } else if (strcmp(a, "--quiet") == 0) {
+            quiet = 1;
         } else {
             return cli_usage(c, "train", "%s '%s'", a[0] == '-' ? "unknown option" : "unexpected argument", a);
         }
@@ -127,6 +129,7 @@ int cmd_train(int argc, char **argv, const cli *c)
         return EXIT_OK;
     }
     json_free(&j);
+    if (quiet) return EXIT_OK;
     printf("train as of %s: fit %s..%s (%zu rows), calibrate %s..%s (%zu), evaluate %s..%s (%zu)\n",
            r.as_of, r.train_from, r.calib_from, r.n_fit, r.calib_from, r.eval_from, r.n_calib,
            r.eval_from, r.eval_to, r.n_eval);

@@ -51,13 +51,13 @@ static const command commands[] = {
       "The run is recorded in the jobs table and the audit log." },
     { "train", cmd_train,
       "train [--as-of DATE] [--kind auto|logistic|gbdt|baserate] [--train-quarters N] [--step-days N]"
-      " [--no-activate] [--force-activate] [--reliability]",
+      " [--no-activate] [--force-activate] [--reliability] [--quiet]",
       "Fit deal-scoring models on point-in-time snapshots, calibrate them on the next slice\n"
       "of time, evaluate on the newest complete quarter, register every candidate and make\n"
       "the best by held-out log loss active (a model worse than the active one on the same\n"
       "evaluation window is not activated without --force-activate). Below 300 closed deals\n"
       "only the cold-start base-rate model (tier x stage) is trained." },
-    { "score", cmd_score, "score [--as-of DATE] [--model ID] [--connector FILE] [--no-flags]",
+    { "score", cmd_score, "score [--as-of DATE] [--model ID] [--connector FILE] [--no-flags] [--no-writeback] [--quiet]",
       "Score every open deal with the active model: probability, 1-10 score, drivers and\n"
       "risk flags, stored per run together with the connector's write-back payloads." },
     { "explain", cmd_explain, "explain DEAL [--json]",

@@ -254,6 +254,9 @@ void store_close(store *s)
 {
     if (!s) return;
     store_upsert_free(s->up);
+    sqlite3_finalize(s->ob_last);
+    sqlite3_finalize(s->ob_sup);
+    sqlite3_finalize(s->ob_ins);
     sqlite3_close_v2(s->db);
     free(s->path);
     free(s);

@@ -46,34 +46,38 @@ int outbox_queue(store *s, int64_t run_id, int64_t deal_id, const char *deal_ext
     }
     if (!compare_hash[0]) return prm_error_set(err, "outbox: cannot hash the payload (out of memory)");
     *queued = 0;
-    sqlite3_stmt *st;
-    /* The last delivered payload for this deal: identical means nothing to send. */
-    if (prepare(s, "SELECT payload_hash FROM writeback_outbox WHERE target = ?1 AND deal_id = ?2"
-                   " AND status = 'sent' ORDER BY id DESC LIMIT 1", &st, err) < 0)
+    /* Three statements per queued deal, prepared once per store handle (a
+     * score run queues one per open deal). */
+    if (store_prep(s, &s->ob_last, "SELECT payload_hash FROM writeback_outbox WHERE target = ?1 AND"
+                   " deal_id = ?2 AND status = 'sent' ORDER BY id DESC LIMIT 1", err) < 0 ||
+        store_prep(s, &s->ob_sup, "UPDATE writeback_outbox SET status = 'superseded' WHERE target = ?1"
+                   " AND deal_id = ?2 AND status = 'pending' AND run_id <> ?3", err) < 0 ||
+        store_prep(s, &s->ob_ins, "INSERT INTO writeback_outbox (run_id, deal_id, target, payload, status,"
+                   " created_at, idempotency_key, payload_hash, next_attempt_at) VALUES (?1, ?2, ?3, ?4,"
+                   " 'pending', ?5, ?6, ?7, ?5) ON CONFLICT (run_id, deal_id, target) DO NOTHING", err) < 0)
         return -1;
+    /* The last delivered payload for this deal: identical means nothing to send. */
+    sqlite3_stmt *st = s->ob_last;
     sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, deal_id);
     int rc = sqlite3_step(st);
     int same = rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT &&
                strcmp((const char *)sqlite3_column_text(st, 0), compare_hash) == 0;
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_db_error(s, err, "outbox lookup");
     /* Whatever is still pending for the deal is superseded either way. */
-    if (prepare(s, "UPDATE writeback_outbox SET status = 'superseded' WHERE target = ?1 AND"
-                   " deal_id = ?2 AND status = 'pending' AND run_id <> ?3", &st, err) < 0)
-        return -1;
+    st = s->ob_sup;
     sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, deal_id);
     sqlite3_bind_int64(st, 3, run_id);
-    if (step_done(s, st, err, "outbox supersede") < 0) return -1;
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return store_db_error(s, err, "outbox supersede");
     if (same) return 0;
     char key[256], now[21];
     snprintf(key, sizeof key, "%s:%s:%lld", target, deal_ext, (long long)run_id);
     store_now_iso(now);
-    if (prepare(s, "INSERT INTO writeback_outbox (run_id, deal_id, target, payload, status, created_at,"
-                   " idempotency_key, payload_hash, next_attempt_at) VALUES (?1, ?2, ?3, ?4, 'pending',"
-                   " ?5, ?6, ?7, ?5) ON CONFLICT (run_id, deal_id, target) DO NOTHING", &st, err) < 0)
-        return -1;
+    st = s->ob_ins;
     sqlite3_bind_int64(st, 1, run_id);
     sqlite3_bind_int64(st, 2, deal_id);
     sqlite3_bind_text(st, 3, target, -1, SQLITE_STATIC);
@@ -81,7 +85,9 @@ int outbox_queue(store *s, int64_t run_id, int64_t deal_id, const char *deal_ext
     sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 7, compare_hash, -1, SQLITE_STATIC);
-    if (step_done(s, st, err, "outbox queue") < 0) return -1;
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return store_db_error(s, err, "outbox queue");
     *queued = sqlite3_changes(s->db) > 0;
     return 0;
 }

@@ -14,6 +14,8 @@
 set -eu
 cd "$(dirname "$0")/../.."
 DEALS=${1:-1000000}
+# The sample is an export as of 2026-11-20: score and train as of that day.
+export PRMCAST_NOW=${PRMCAST_NOW:-2026-11-20}
 W=build/bench
 mkdir -p "$W"
 make -s prmcast
