@@ -278,9 +278,9 @@ typedef struct deal_acc {
     double xt, xs;            /* pass 2: sum of x * total, x * segment */
 } deal_acc;
 
-/* Simulates deal i over every simulation. pass 1 scatters into segrow and
- * prow (may be NULL); pass 2 regenerates the same draws and accumulates
- * against the final total and segment rows. */
+/* Simulates deal i over every simulation. Pass 1 scatters into segrow and
+ * prow (the partner's running row, or a spare one); pass 2 regenerates the
+ * same draws and accumulates them against the final total and segment rows. */
 static inline __attribute__((always_inline)) void
 run_deal(const mc_input *in, const order *o, const alias *al, int S, uint64_t seed, size_t i,
          const int pass, double *segrow, double *prow, const double *total, deal_acc *acc,
