@@ -25,8 +25,10 @@
  *    exact corrections (K = 8 measured best, see MASK_BITS).
  * 4. A win draws its amount multiplier from an alias table (one draw) and
  *    adds to the simulation's segment row, the partner's running row, and
- *    the deal's moments. Deals are processed grouped by partner, so partner
- *    totals need one row of scratch, not n_partners x n_sims.
+ *    the deal's moments. Rows are kept in the group's sorted order while
+ *    simulating (a word's wins touch 512 bytes) and put back in simulation
+ *    order once. Deals are processed grouped by partner, so partner totals
+ *    need one row of scratch per shift group, not n_partners x n_sims.
  */
 #include "mc.h"
 
