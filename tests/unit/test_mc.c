@@ -318,9 +318,14 @@ static void test_attribution(void)
         amt[i] = 100 + 10 * i;
         seg[i] = i % 2;
     }
-    mc_segment sg[2] = { { .group = -1 }, { .group = -1 } };
-    mc_input in = { .n_deals = N, .p_win = pw, .amount = amt, .segment = seg, .n_segments = 2,
-                    .segments = sg, .global_sd = 0.5 };
+    /* two shift groups, so both passes go through two sort orders */
+    mc_segment sg[2] = { { .group = 0 }, { .group = 1 } };
+    double gsd[2] = { 0.4, 0.2 };
+    int32_t part[N];
+    for (int i = 0; i < N; i++) part[i] = i % 3 == 0 ? -1 : i % 5;
+    mc_input in = { .n_deals = N, .p_win = pw, .amount = amt, .segment = seg, .partner = part,
+                    .n_segments = 2, .segments = sg, .global_sd = 0.5, .n_groups = 2,
+                    .group_sd = gsd, .n_partners = 5 };
     mc_result r;
     const int S = 5000;
     if (run(&in, S, 4, 1, 0, &r) != 0) { T_OK(0, "attribution: run"); return; }
