@@ -25,8 +25,10 @@
  *    exact corrections (K = 8 measured best, see MASK_BITS).
  * 4. A win draws its amount multiplier from an alias table (one draw) and
  *    adds to the simulation's segment row, the partner's running row, and
- *    the deal's moments. Deals are processed grouped by partner, so partner
- *    totals need one row of scratch, not n_partners x n_sims.
+ *    the deal's moments. Rows are kept in the group's sorted order while
+ *    simulating (a word's wins touch 512 bytes) and put back in simulation
+ *    order once. Deals are processed grouped by partner, so partner totals
+ *    need one row of scratch per shift group, not n_partners x n_sims.
  */
 #include "mc.h"
 
@@ -278,9 +280,12 @@ typedef struct deal_acc {
     double xt, xs;            /* pass 2: sum of x * total, x * segment */
 } deal_acc;
 
-/* Simulates deal i over every simulation. pass 1 scatters into segrow and
- * prow (may be NULL); pass 2 regenerates the same draws and accumulates
- * against the final total and segment rows. */
+/* Simulates deal i over every simulation. Every row here is in the shift
+ * group's position order (simulations sorted by effect), so the 64 wins of
+ * a word land in one 512-byte stretch instead of anywhere in an 80 KB row.
+ * Pass 1 scatters into segrow and prow (the partner's running row for this
+ * group, or a spare one); pass 2 regenerates the same draws and accumulates
+ * them against the final total and segment rows. */
 static inline __attribute__((always_inline)) void
 run_deal(const mc_input *in, const order *o, const alias *al, int S, uint64_t seed, size_t i,
          const int pass, double *segrow, double *prow, const double *total, deal_acc *acc,
@@ -291,7 +296,6 @@ run_deal(const mc_input *in, const order *o, const alias *al, int S, uint64_t se
     double ez = pw >= 1 ? 0 : (1 - pw) / pw;     /* exp(-logit(p_win)) */
     rng r;
     rng_seed(&r, mix64(mix64(seed) ^ (in->key ? in->key[i] : (uint64_t)i)));
-    const uint32_t *perm = o->perm;
     const double *ec = o->ec;
     const size_t nw = ((size_t)S + 63) / 64;
     const double scale = (double)(1u << MASK_BITS);
@@ -338,7 +342,7 @@ run_deal(const mc_input *in, const order *o, const alias *al, int S, uint64_t se
             int b = __builtin_ctzll(m);
             m &= m - 1;
             wins++;
-            uint32_t s = perm[base + (size_t)b];
+            size_t s = base + (size_t)b;
             double x = al ? amt * alias_draw(al, &r) : amt;
             if (pass == 1) {
                 segrow[s] += x;
@@ -507,8 +511,9 @@ int mc_run(const mc_input *in, const mc_options *opt, mc_result *out, prm_error 
     order *ord = NULL;
     dkey *dk = NULL;
     ckey *ck = NULL;
-    double *prow = NULL, *trash = NULL, *scratch = NULL, *zstd = NULL, *pipe = NULL;
+    double *prow = NULL, *pg = NULL, *trash = NULL, *scratch = NULL, *segpos = NULL, *totpos = NULL, *zstd = NULL, *pipe = NULL;
     deal_acc *acc = NULL;
+    unsigned char *pused = NULL;
 
     out->n_sims = S;
     out->n_segments = K;
@@ -529,6 +534,8 @@ int mc_run(const mc_input *in, const mc_options *opt, mc_result *out, prm_error 
     dk = malloc((N ? N : 1) * sizeof *dk);
     ck = malloc(SS * sizeof *ck);
     prow = calloc(SS, sizeof *prow);
+    pg = calloc((G + 1) * SS, sizeof *pg);
+    pused = calloc(G + 1, 1);
     trash = calloc(SS, sizeof *trash);
     scratch = malloc(SS * sizeof *scratch);
     zstd = malloc(SS * sizeof *zstd);
@@ -537,7 +544,7 @@ int mc_run(const mc_input *in, const mc_options *opt, mc_result *out, prm_error 
     if (!out->total || !out->seg || !out->shift || !out->seg_sum || !out->deal_mean ||
         !out->deal_var || !out->deal_cov_total || !out->deal_cov_segment || !out->partner ||
         (opt->keep_partner_draws && P && !out->partner_draws) || !al || !ord || !dk || !ck ||
-        !prow || !trash || !scratch || !zstd || !pipe || !acc) {
+        !prow || !pg || !pused || !trash || !scratch || !zstd || !pipe || !acc) {
         prm_error_set(err, "mc: out of memory (%d sims, %zu segments, %zu deals)", S, K, N);
         goto done;
     }
@@ -591,6 +598,15 @@ int mc_run(const mc_input *in, const mc_options *opt, mc_result *out, prm_error 
     size_t pstart = 0;
     for (size_t x = 0; x <= N; x++) {
         if (x > 0 && (x == N || dk[x].partner != dk[x - 1].partner) && dk[x - 1].partner >= 0) {
+            /* the partner's rows per group, back into simulation order */
+            for (size_t g = 0; g <= G; g++) {
+                if (!pused[g]) continue;
+                double *row = pg + g * SS;
+                const uint32_t *perm = ord[g].perm;
+                for (size_t pos = 0; pos < SS; pos++) prow[perm[pos]] += row[pos];
+                memset(row, 0, SS * sizeof *row);
+                pused[g] = 0;
+            }
             partner_stats(in, (size_t)dk[x - 1].partner, prow, S, scratch, x - pstart,
                           opt->partner_quantiles, out);
             memset(prow, 0, SS * sizeof *prow);
@@ -598,16 +614,25 @@ int mc_run(const mc_input *in, const mc_options *opt, mc_result *out, prm_error 
         if (x == N) break;
         if (x == 0 || dk[x].partner != dk[x - 1].partner) pstart = x;
         size_t i = dk[x].i, k = (size_t)dk[x].seg;
-        int g = in->segments[k].group;
+        size_t g = in->segments[k].group < 0 ? G : (size_t)in->segments[k].group;
         const alias *a = in->mult && in->mult[i] >= 0 ? &al[in->mult[i]] : NULL;
         /* deals without a partner scatter into a row nobody reads */
-        run_deal1(in, &ord[g < 0 ? G : (size_t)g], a, S, opt->seed, i, out->seg + k * SS,
-                  dk[x].partner >= 0 ? prow : trash, &acc[i], out);
+        if (dk[x].partner >= 0) pused[g] = 1;
+        run_deal1(in, &ord[g], a, S, opt->seed, i, out->seg + k * SS,
+                  dk[x].partner >= 0 ? pg + g * SS : trash, &acc[i], out);
         double mean = acc[i].sum / S;
         out->deal_mean[i] = mean;
         double v = acc[i].sumsq / S - mean * mean;
         out->deal_var[i] = v > 0 ? v : 0;
         out->deal_cov_total[i] = out->deal_cov_segment[i] = NAN;
+    }
+    /* Segment rows back into simulation order. */
+    for (size_t k = 0; k < K; k++) {
+        int g = in->segments[k].group;
+        const uint32_t *perm = ord[g < 0 ? G : (size_t)g].perm;
+        double *row = out->seg + k * SS;
+        for (size_t pos = 0; pos < SS; pos++) scratch[perm[pos]] = row[pos];
+        memcpy(row, scratch, SS * sizeof *row);
     }
     /* Partners without deals still get their closed revenue and quota. */
     for (size_t j = 0; j < P; j++)
@@ -665,14 +690,28 @@ int mc_run(const mc_input *in, const mc_options *opt, mc_result *out, prm_error 
 
     /* Pass 2 (optional): the same draws again, against the final rows. */
     if (opt->covariance) {
-        /* In pass 1's order: a segment's row stays in cache across its
-         * deals (input order cost 2.4x the time of pass 1, measured). */
+        /* The final rows in each group's position order; deals in pass 1's
+         * order, so a segment's row stays in cache across its deals (input
+         * order cost 2.4x the time of pass 1, measured). */
+        segpos = malloc(K * SS * sizeof *segpos);
+        totpos = malloc((G + 1) * SS * sizeof *totpos);
+        if (!segpos || !totpos) {
+            prm_error_set(err, "mc: out of memory (covariance pass)");
+            goto done;
+        }
+        for (size_t g = 0; g <= G; g++)
+            for (size_t pos = 0; pos < SS; pos++)
+                totpos[g * SS + pos] = out->total[ord[g].perm[pos]];
+        for (size_t k = 0; k < K; k++) {
+            int g = in->segments[k].group;
+            const uint32_t *perm = ord[g < 0 ? G : (size_t)g].perm;
+            for (size_t pos = 0; pos < SS; pos++) segpos[k * SS + pos] = out->seg[k * SS + perm[pos]];
+        }
         for (size_t x = 0; x < N; x++) {
             size_t i = dk[x].i, k = (size_t)in->segment[i];
-            int g = in->segments[k].group;
+            size_t g = in->segments[k].group < 0 ? G : (size_t)in->segments[k].group;
             const alias *a = in->mult && in->mult[i] >= 0 ? &al[in->mult[i]] : NULL;
-            run_deal2(in, &ord[g < 0 ? G : (size_t)g], a, S, opt->seed, i, out->seg + k * SS,
-                      out->total, &acc[i]);
+            run_deal2(in, &ord[g], a, S, opt->seed, i, segpos + k * SS, totpos + g * SS, &acc[i]);
             out->deal_cov_total[i] = acc[i].xt / S - out->deal_mean[i] * out->total_sum.mean;
             out->deal_cov_segment[i] = acc[i].xs / S - out->deal_mean[i] * out->seg_sum[k].mean;
         }
@@ -687,7 +726,7 @@ done:
         for (size_t g = 0; g <= G; g++) {
             free(ord[g].perm); free(ord[g].c); free(ord[g].ec);
         }
-    free(al); free(ord); free(dk); free(ck); free(prow); free(trash); free(scratch); free(zstd); free(pipe);
+    free(al); free(ord); free(dk); free(ck); free(prow); free(pg); free(pused); free(trash); free(segpos); free(totpos); free(scratch); free(zstd); free(pipe);
     free(acc);
     if (rc < 0) mc_result_free(out);
     return rc;

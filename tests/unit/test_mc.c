@@ -318,9 +318,14 @@ static void test_attribution(void)
         amt[i] = 100 + 10 * i;
         seg[i] = i % 2;
     }
-    mc_segment sg[2] = { { .group = -1 }, { .group = -1 } };
-    mc_input in = { .n_deals = N, .p_win = pw, .amount = amt, .segment = seg, .n_segments = 2,
-                    .segments = sg, .global_sd = 0.5 };
+    /* two shift groups, so both passes go through two sort orders */
+    mc_segment sg[2] = { { .group = 0 }, { .group = 1 } };
+    double gsd[2] = { 0.4, 0.2 };
+    int32_t part[N];
+    for (int i = 0; i < N; i++) part[i] = i % 3 == 0 ? -1 : i % 5;
+    mc_input in = { .n_deals = N, .p_win = pw, .amount = amt, .segment = seg, .partner = part,
+                    .n_segments = 2, .segments = sg, .global_sd = 0.5, .n_groups = 2,
+                    .group_sd = gsd, .n_partners = 5 };
     mc_result r;
     const int S = 5000;
     if (run(&in, S, 4, 1, 0, &r) != 0) { T_OK(0, "attribution: run"); return; }
@@ -342,6 +347,38 @@ static void test_attribution(void)
     }
     T_OK(own, "a deal's own variance is a^2 q (1 - q) of its simulated rate");
     T_OK(r.deal_cov_total[N - 1] > r.deal_cov_total[0], "the big, uncertain deal moves the total most");
+    mc_result_free(&r);
+}
+
+/* Every deal has a partner and nothing else is added: in every simulation
+ * the partner totals sum to the total, across three shift orders. */
+static void test_partner_rows(void)
+{
+    enum { N = 600, K = 3, P = 7 };
+    double pw[N], amt[N];
+    int32_t seg[N], part[N];
+    for (int i = 0; i < N; i++) {
+        pw[i] = 0.1 + 0.8 * (i % 10) / 10.0;
+        amt[i] = 10 + i;
+        seg[i] = i % K;
+        part[i] = (i / 3) % P;
+    }
+    mc_segment sg[K] = { { .group = 0 }, { .group = 1 }, { .group = -1 } };
+    double gsd[2] = { 0.7, 0.3 };
+    mc_input in = { .n_deals = N, .p_win = pw, .amount = amt, .segment = seg, .partner = part,
+                    .n_segments = K, .segments = sg, .global_sd = 0.4, .n_groups = 2,
+                    .group_sd = gsd, .n_partners = P };
+    mc_result r;
+    const int S = 3000;
+    if (run(&in, S, 31, 0, 1, &r) != 0) { T_OK(0, "partner rows: run"); return; }
+    double worst = 0;
+    for (int s = 0; s < S; s++) {
+        double t = 0;
+        for (int j = 0; j < P; j++) t += r.partner_draws[(size_t)j * S + s];
+        double d = fabs(t - r.total[s]) / (1 + r.total[s]);
+        if (d > worst) worst = d;
+    }
+    T_OK(worst < 1e-12, "in every simulation the partner totals sum to the total");
     mc_result_free(&r);
 }
 
@@ -487,6 +524,7 @@ int main(void)
     test_marginals();
     test_sums_and_reproducibility();
     test_attribution();
+    test_partner_rows();
     test_correlation_widens();
     test_errors();
     test_effect_estimate();
