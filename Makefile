@@ -187,6 +187,7 @@ bench: deps
 	sh bench/scoring/pipeline.sh
 	sh bench/scoring/ibm.sh
 	sh bench/m3/run.sh
+	sh bench/montecarlo/run.sh
 
 clean:
 	rm -rf build prmcast

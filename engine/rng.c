@@ -18,20 +18,6 @@ void rng_seed(rng *r, uint64_t seed)
     r->spare = 0;
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t rng_next(rng *r)
-{
-    uint64_t *s = r->s, res = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return res;
-}
-
 double rng_uniform(rng *r)
 {
     return ((double)(rng_next(r) >> 11) + 0.5) * 0x1.0p-53;

@@ -28,7 +28,19 @@ typedef struct rng {
 } rng;
 
 void rng_seed(rng *r, uint64_t seed);
-uint64_t rng_next(rng *r);                       /* 64 random bits */
+/* 64 random bits. Inline: the Monte Carlo draws ~1e9 of them (10-12% of
+ * its CPU time was the call, measured with callgrind). */
+static inline uint64_t rng_next(rng *r)
+{
+    uint64_t *s = r->s, x = s[1] * 5, res = ((x << 7) | (x >> 57)) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = (s[3] << 45) | (s[3] >> 19);
+    return res;
+}
 double rng_uniform(rng *r);                      /* (0, 1) */
 /* An integer in [0, n); n >= 1. Lemire's multiply-shift (bias < n / 2^64). */
 uint64_t rng_below(rng *r, uint64_t n);
