@@ -15,5 +15,6 @@ int luaopen_prm_csv(lua_State *L);    /* lcsvlib.c: streaming CSV reader */
 int luaopen_prm_ts(lua_State *L);     /* lts.c: time-series forecasting */
 int luaopen_prm_model(lua_State *L);  /* lmodel.c: logistic / GBDT models */
 int luaopen_prm_scoring(lua_State *L); /* lscoringlib.c: train, score */
+int luaopen_prm_http(lua_State *L);   /* lhttplib.c: HTTP client, paginators */
 
 #endif

@@ -27,6 +27,7 @@ static const struct builtin {
     { "prm.scoring", luaopen_prm_scoring, 0 },
     { "prm.ts", luaopen_prm_ts, 1 },
     { "prm.model", luaopen_prm_model, 1 },
+    { "prm.http", luaopen_prm_http, 0 },
     { "cjson", luaopen_cjson, 1 },
     { NULL, NULL, 0 },
 };
