@@ -509,9 +509,10 @@ int http_request_send(http_client *c, const http_request *r, http_response *resp
     }
     /* libcurl would send "Expect: 100-continue" for large bodies. */
     if (r->body) hdrs = curl_slist_append(hdrs, "Expect:");
-    int rc = -1;
+    int rc = -1, errors = 0;
     char last[512] = "";
     for (int attempt = 0;; attempt++) {
+        int thr = 0;
         buf body = { NULL, 0, 0, c->max_body, 0 };
         free_headers(resp);
         free(resp->body);
@@ -548,7 +549,7 @@ int http_request_send(http_client *c, const http_request *r, http_response *resp
             resp->body = body.p;
             resp->body_len = body.n;
             c->st.bytes += (long)body.n;
-            int thr = is_throttle(c, resp->status, resp->body);
+            thr = is_throttle(c, resp->status, resp->body);
             log_attempt(c, method, url, resp->status, thr ? " throttled" : NULL, body.n,
                         resp->ms, attempt);
             if (!thr && resp->status < 500) {
@@ -572,9 +573,12 @@ int http_request_send(http_client *c, const http_request *r, http_response *resp
             }
             snprintf(last, sizeof last, "HTTP %ld%s", resp->status, thr ? " (throttled)" : "");
         }
-        if (attempt >= c->retries) {
-            prm_error_set(err, "%s %s: giving up after %d attempts: %s", method, resp->url,
-                          attempt + 1, last);
+        /* Throttling is the API asking for patience, not failing: it is
+         * bounded by the budget (and Retry-After's cap), not the per-request
+         * retries, so a storm can be ridden out. */
+        if (!thr && errors++ >= c->retries) {
+            prm_error_set(err, "%s %s: giving up after %d attempt%s: %s", method, resp->url,
+                          attempt + 1, attempt ? "s" : "", last);
             break;
         }
         if (c->budget_left <= 0) {

@@ -45,7 +45,7 @@ typedef struct http_opts {
     const char *user, *password;      /* HTTP basic auth; may be NULL */
     const http_throttle *throttle;    /* NULL: { 429 } */
     int nthrottle;
-    int retries;                      /* per request; < 0: 4 */
+    int retries;                      /* per request, for errors (not throttling); < 0: 4 */
     int budget;                       /* retries per client lifetime; < 0: 50 */
     long timeout_ms;                  /* whole request; 0: 60000 */
     long connect_timeout_ms;          /* 0: 10000 */

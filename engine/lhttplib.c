@@ -477,7 +477,7 @@ static int fail_page(lua_State *L, lpages *lp, long status, const char *fmt, ...
     va_list ap;
     va_start(ap, fmt);
     lp->done = 1;
-    luaL_pushfail(L);
+    lua_pushboolean(L, 0);     /* false, not nil: a generic for would stop silently */
     lua_pushvfstring(L, fmt, ap);
     va_end(ap);
     lua_pushinteger(L, status);
@@ -533,8 +533,10 @@ static int pages_next(lua_State *L)
     char link[2048] = "";
     const char *lh = http_response_header(&resp, "link");
     if (lh) link_next(lh, link, sizeof link);
-    const char *ctype = http_response_header(&resp, "content-type");
-    int html = ctype && strstr(ctype, "html");
+    char ctype[128];
+    const char *ct = http_response_header(&resp, "content-type");
+    snprintf(ctype, sizeof ctype, "%s", ct ? ct : "");
+    int html = strstr(ctype, "html") != NULL;
     const char *b = resp.body;
     while (*b == ' ' || *b == '\n' || *b == '\r' || *b == '\t') b++;
     if (html || (*b != '{' && *b != '[')) {

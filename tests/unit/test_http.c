@@ -269,6 +269,20 @@ int main(void)
         http_client_free(c);
     }
 
+    {   /* throttling past the per-request retries is bounded by the budget only */
+        static const char *const t0 =
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 0\r\nContent-Length: 0\r\n\r\n";
+        reply s[] = { { t0, 0 }, { t0, 0 }, { t0, 0 }, { t0, 0 }, { ok_hello, 0 } };
+        script(s, 5);
+        http_opts o = { .retries = 1, .budget = 10 };
+        http_client *c = client(&o);
+        http_request rq = { NULL, "/storm", NULL, NULL, NULL, 0 };
+        int rc = http_request_send(c, &rq, &r, &err);
+        T_OK(rc == 0 && r.attempts == 5, "a storm of 4 throttles ridden out with retries = 1");
+        http_response_free(&r);
+        http_client_free(c);
+    }
+
     {   /* the budget runs out before the per-request retries do */
         reply s[] = { { s503, 0 }, { s503, 0 }, { s503, 0 }, { s503, 0 }, { s503, 0 } };
         script(s, 5);
