@@ -530,6 +530,12 @@ static int pages_next(lua_State *L)
         return fail_page(L, lp, status, "%s: page %d of %s: HTTP %d: %s", object, (int)page, url,
                          (int)status, red);
     }
+    lua_createtable(L, 0, resp.nheaders);
+    for (int i = 0; i < resp.nheaders; i++) {
+        lua_pushstring(L, resp.headers[i].value);
+        lua_setfield(L, -2, resp.headers[i].name);
+    }
+    int hdrs = lua_gettop(L);
     char link[2048] = "";
     const char *lh = http_response_header(&resp, "link");
     if (lh) link_next(lh, link, sizeof link);
@@ -605,6 +611,8 @@ static int pages_next(lua_State *L)
     lua_setfield(L, -2, "url");
     lua_pushinteger(L, status);
     lua_setfield(L, -2, "status");
+    lua_pushvalue(L, hdrs);
+    lua_setfield(L, -2, "headers");
     return 1;
 }
 
@@ -613,7 +621,7 @@ static int pages_next(lua_State *L)
  *          limit=, limit_param=, cursor_param=, offset_param=, page_param=, first_page=,
  *          items = "data.items", has_more=, key = "key", total=, next=, done=,
  *          resume = page.state }
- *   -> iterator over pages { items, doc, page, state, last, url, status };
+ *   -> iterator over pages { items, doc, page, state, last, url, status, headers };
  *      a failed page yields false, msg, status and ends the iteration. */
 static int l_client_pages(lua_State *L)
 {

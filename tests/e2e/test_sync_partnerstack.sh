@@ -24,7 +24,7 @@ export PARTNERSTACK_BASE_URL="$PEER_URL"
 
 sync() {   # sync DB [options] : runs the sync, stderr appended to the logs
   db=$1; shift
-  "$P" --db "$db" run "$ROOT/tests/e2e/sync.lua" connectors/partnerstack.lua "$@" \
+  "$P" --db "$db" run "$ROOT/tests/e2e/sync.lua" connectors/partnerstack.lua --backoff 0.01 "$@" \
     >"$T/out" 2>"$T/err"
   rc=$?
   cat "$T/out" "$T/err" >>"$LOGS"

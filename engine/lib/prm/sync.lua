@@ -88,12 +88,18 @@ function M.env(c, getenv)
   getenv = getenv or os.getenv
   local e, secrets = {}, {}
   for name, spec in pairs(c.env or {}) do
-    local var = spec[1]
-    local v = getenv(var)
-    if v == "" then v = nil end
+    -- The first variable set of those listed wins (SALESFORCE_INSTANCE_URL,
+    -- then SALESFORCE_BASE_URL), then the default.
+    local v
+    for _, var in ipairs(spec) do
+      v = getenv(var)
+      if v == "" then v = nil end
+      if v then break end
+    end
     if v == nil then v = spec.default end
     if v == nil and spec.required then
-      error(("%s: environment variable %s is not set"):format(c.name, var), 0)
+      error(("%s: environment variable %s is not set"):format(c.name,
+        table.concat(spec, " or ")), 0)
     end
     e[name] = v
     if spec.secret and v then secrets[#secrets + 1] = v end
@@ -210,6 +216,10 @@ local function sync_object(db, client, conn, o, opts, st)
       end
       st.pages = st.pages + 1
       run.pages = run.pages + 1
+      for _, hname in ipairs(conn.log_headers or {}) do
+        local v = page.headers[hname]
+        if v then prm.info("%s page %d: %s: %s", key, page.page, hname, v) end
+      end
       for i, raw in ipairs(page.items) do
         st.read = st.read + 1
         local line = (page.page - 1) * limit + i
@@ -272,7 +282,7 @@ end
 -- ---- the run -------------------------------------------------------------------
 
 -- sync.run{ connector = path|table, full =, since =, batch =, source =, only = {object...},
---           quiet =, budget =, db = } -> summary
+--           quiet =, budget =, backoff =, db = } -> summary
 function M.run(opts)
   assert(type(opts) == "table" and opts.connector, "sync.run{connector=...} expected")
   local db = opts.db or store.default()
@@ -290,6 +300,7 @@ function M.run(opts)
   local copts = conn.client(env)
   copts.secrets = copts.secrets or secrets
   if opts.budget then copts.budget = opts.budget end
+  if opts.backoff then copts.backoff = opts.backoff end
   if copts.log == nil then
     copts.log = function(line) prm.info("http %s", line) end
   end
@@ -308,7 +319,12 @@ function M.run(opts)
       end
       if st.status == "failed" then
         summary.failed = summary.failed + 1
-        if st.http_status == 401 or st.http_status == 403 then
+        if st.http_status == 0 then
+          -- No answer at all (refused, unresolvable, retries spent on
+          -- timeouts): the other objects would only wait for the same.
+          summary.error = st.error
+          break
+        elseif st.http_status == 401 or st.http_status == 403 then
           -- Wrong credentials fail every object alike: say so once, plainly.
           local vars = {}
           for _, spec in pairs(conn.env or {}) do
@@ -351,15 +367,19 @@ function M.print_summary(s, out)
 end
 
 -- `prmcast ingest connectors/<prm>.lua [--full] [--since T] [--batch N] [--budget N]
--- [--object NAME]... [--quiet]` -> true, summary | false, message
+-- [--backoff SECONDS] [--object NAME]... [--quiet]` -> true, summary | false, message
 function M.cli(args)
   local opts, i = {}, 1
   while i <= #args do
     local a = args[i]
-    if a == "--since" or a == "--batch" or a == "--budget" or a == "--object" or a == "--source" then
+    if a == "--since" or a == "--batch" or a == "--budget" or a == "--object" or a == "--source"
+       or a == "--backoff" then
       local v = args[i + 1]
       if not v then return false, a .. " needs a value" end
-      if a == "--batch" or a == "--budget" then
+      if a == "--backoff" then
+        opts.backoff = tonumber(v)
+        if not opts.backoff or opts.backoff <= 0 then return false, "--backoff needs seconds > 0" end
+      elseif a == "--batch" or a == "--budget" then
         local nv = math.tointeger(tonumber(v))
         if not nv or nv < (a == "--batch" and 1 or 0) then
           return false, a .. " needs a " .. (a == "--batch" and "positive" or "non-negative")
