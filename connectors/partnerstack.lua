@@ -158,6 +158,17 @@ return {
         }
       end,
     }),
+    -- Not PartnerStack's: an FX-rate feed the finance team publishes as CSV
+    -- (Currency, Date, Rate to USD) at the URL in FX_RATES_URL, fetched
+    -- without the PRM's credentials and mapped like an export file; skipped
+    -- when the variable is unset. A tenant's custom object (commits, quotas,
+    -- MDF) is declared the same way as the lists above: path, pages,
+    -- watermark, map.
+    { name = "fx", object = "fx", document = "csv", url = "FX_RATES_URL",
+      map = function(r)
+        return { currency = r["Currency"], date = map.date(r["Date"], "auto", "Date"),
+                 rate = map.number(r["Rate to USD"], "Rate to USD") }
+      end },
   },
 
   -- Write-back: only these deal fields are the vendor's; the sender never

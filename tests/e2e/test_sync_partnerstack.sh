@@ -34,6 +34,7 @@ sync() {   # sync DB [options] : runs the sync, stderr appended to the logs
 # ---- full sync = file ingest -------------------------------------------------
 sync "$T/a.db"
 ok $? "full sync" "$(tail -3 "$T/err")"
+cp "$T/out" "$T/out.first"
 grep -q "deal .* synced" "$T/out"
 ok $? "deals synced" "$(cat "$T/out")"
 ok "$(test "$(q "$T/a.db" 'SELECT count(*) FROM deals')" -gt 2500; echo $?)" "deals stored"
@@ -48,6 +49,16 @@ q "$T/a.db" "SELECT watermark FROM sync_state WHERE object = 'deal'" | grep -q '
 ok $? "deal watermark stored"
 ok "$(test "$(q "$T/a.db" "SELECT count(*) FROM sync_state WHERE object LIKE '%#run' AND watermark IS NOT NULL")" -eq 0; echo $?)" \
    "no unfinished run left behind"
+
+# ---- a document object: an FX-rate CSV feed at a URL --------------------------------
+FX_RATES_URL="$PEER_URL/__peer/feeds/fx_rates.csv" sync "$T/a.db" --object fx
+ok $? "FX feed synced" "$(tail -2 "$T/err")"
+sqlite3 "$T/a.db" "SELECT currency, date, rate FROM fx_rates ORDER BY 1, 2" >"$T/a.fx"
+sqlite3 "$T/f.db" "SELECT currency, date, rate FROM fx_rates ORDER BY 1, 2" >"$T/f.fx"
+cmp -s "$T/a.fx" "$T/f.fx" && test -s "$T/a.fx"
+ok $? "FX rates from the feed equal the export's"
+grep -q "fx .* skipped (FX_RATES_URL not set)" "$T/out.first"
+ok $? "without FX_RATES_URL the feed is skipped" "$(cat "$T/out.first")"
 
 # ---- rerun and incremental -------------------------------------------------------
 sync "$T/a.db"
@@ -169,6 +180,27 @@ ok $? "the peer saw bad credentials"
 PARTNERSTACK_SECRET_KEY= sync "$T/c.db"
 grep -q "PARTNERSTACK_SECRET_KEY is not set" "$T/err"
 ok $? "a missing key is named"
+
+# ---- the write endpoint (for the outbox sender) ------------------------------------
+d1=$(q "$T/a.db" "SELECT external_id FROM deals WHERE status = 'open' ORDER BY external_id LIMIT 1")
+: >"$PEER_LOG"
+"$P" --db "$T/a.db" run "$ROOT/tests/e2e/writeback_probe.lua" connectors/partnerstack.lua "$d1" \
+  >"$T/wb" 2>>"$LOGS"
+ok "$(test "$(cat "$T/wb")" = "$(printf '200\t400')"; echo $?)" "PATCH with vendor fields 200, an undeclared field 400" "$(cat "$T/wb")"
+python3 - "$PEER_LOG" "$d1" <<'PY'
+import json, sys
+log = [json.loads(l) for l in open(sys.argv[1])]
+w = [e for e in log if e["method"] == "PATCH"]
+assert len(w) == 2, w
+assert w[0]["path"] == "/api/v2/deals/" + sys.argv[2] and w[0]["status"] == 200
+assert w[0]["idempotency_key"].endswith("-run-1")
+names = {f["api_name"] for f in w[0]["body"]["fields"]}
+assert names == {"ai_forecast_score", "ai_risk_flags", "ai_close_probability", "ai_model_version",
+                 "ai_last_scored_at", "ai_drivers"}, names
+assert set(w[0]["body"]) == {"fields"}, w[0]["body"]
+assert w[1]["status"] == 400
+PY
+ok $? "the peer logged one write with only vendor-owned fields and its Idempotency-Key"
 
 # ---- no secret anywhere ------------------------------------------------------------
 b64=$(printf '%s:%s' "$PUB" "$SECRET" | base64)

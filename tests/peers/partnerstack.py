@@ -115,6 +115,14 @@ class PartnerStack:
             items.sort(key=lambda x: (x.get("created_at") or 0, x["key"]), reverse=True)
         self.by_key = {name: {x["key"]: x for x in items} for name, items in self.lists.items()}
 
+    def position(self, name):
+        """key -> place in the list's order (rebuilt when a record was added)."""
+        cache = getattr(self, "_pos", {})
+        if len(cache.get(name, {})) != len(self.lists[name]):
+            cache[name] = {x["key"]: i for i, x in enumerate(self.lists[name])}
+            self._pos = cache
+        return cache[name]
+
     # -- peer hooks ----------------------------------------------------------
     def throttle(self, h, retry_after):
         h.reply(429, {"message": "Too many requests", "status": "429"},
@@ -190,14 +198,15 @@ class PartnerStack:
                         [x for x in items if (x.get(field) or 0) <= t]
         start = 0
         if "starting_after" in q:
-            keys = [x["key"] for x in items]
             if q["starting_after"] not in self.by_key[name]:
                 return self.error(h, 400, "starting_after: no such key")
-            # A key filtered out since: continue after its place in the full order.
-            full = [x["key"] for x in self.lists[name]]
-            pos = full.index(q["starting_after"])
-            after = set(full[pos + 1:])
-            start = next((i for i, k in enumerate(keys) if k in after), len(keys))
+            pos = self.position(name)[q["starting_after"]]
+            if items is self.lists[name]:
+                start = pos + 1
+            else:
+                # A key filtered out since: continue after its place in the full order.
+                order = self.position(name)
+                start = next((i for i, x in enumerate(items) if order[x["key"]] > pos), len(items))
         page_items = items[start:start + limit]
         page = start // limit + 1
         out = []

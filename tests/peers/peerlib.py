@@ -20,7 +20,8 @@ fault stays on the same page across reruns until it is switched off.
 
 POST /__peer/update {"object": "deals", "key": K, "set": {...}} changes a
 record (and its update time: "updated_at" in epoch ms, default now).
-GET /__peer/stats returns counters. Every request is appended to --log as
+GET /__peer/stats returns counters; GET /__peer/feeds/<file>.csv serves that
+file of the export (a document feed such as fx_rates.csv), without auth. Every request is appended to --log as
 one JSON line: method, path, query, auth ("ok"/"bad"/"none"), status, and
 for writes the parsed body and the Idempotency-Key. The log never holds the
 credentials themselves.
@@ -187,6 +188,15 @@ class Handler(BaseHTTPRequestHandler):
             ok = self.api.update(b["object"], b["key"], b.get("set", {}),
                                  b.get("updated_at") or int(time.time() * 1000))
             return self.reply(200 if ok else 404, {"ok": ok})
+        if path.startswith("/__peer/feeds/") and self.method == "GET":
+            # A document published beside the API (an FX-rate feed): the
+            # export's file of that name, as text/csv.
+            name = os.path.basename(path)
+            f = os.path.join(peer.args.data, name)
+            if not name.endswith(".csv") or not os.path.exists(f):
+                return self.reply(404, {"message": "no such feed"})
+            with open(f, "rb") as fh:
+                return self.reply(200, fh.read(), "text/csv")
         if path == "/__peer/stats":
             return self.reply(200, peer.stats)
         return self.reply(404, {"message": "no such control"})
