@@ -202,6 +202,11 @@ assert w[1]["status"] == 400
 PY
 ok $? "the peer logged one write with only vendor-owned fields and its Idempotency-Key"
 
+# ---- the Link-header paginator (a generic list on the peer) ------------------------
+"$P" --db "$T/a.db" run "$ROOT/tests/e2e/link_probe.lua" "$PEER_URL" >"$T/link" 2>>"$LOGS"
+ok "$(test "$(cat "$T/link")" = "$(printf '3\t25\tL000\tL024')"; echo $?)" \
+   "Link rel=next followed: 3 pages, 25 items, none twice" "$(cat "$T/link")"
+
 # ---- no secret anywhere ------------------------------------------------------------
 b64=$(printf '%s:%s' "$PUB" "$SECRET" | base64)
 ! grep -q -e "$SECRET" -e "$b64" "$LOGS" "$PEER_LOG"

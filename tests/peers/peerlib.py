@@ -197,6 +197,22 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(404, {"message": "no such feed"})
             with open(f, "rb") as fh:
                 return self.reply(200, fh.read(), "text/csv")
+        if path == "/__peer/linked" and self.method == "GET":
+            # A generic list paged by Link headers (GitHub style), for the
+            # Link paginator: ?page=N&per_page=M over `total` items.
+            page = int(self.query.get("page", "1"))
+            per = int(self.query.get("per_page", "10"))
+            total = int(self.query.get("total", "25"))
+            items = [{"key": "L%03d" % i} for i in range((page - 1) * per,
+                                                        min(page * per, total))]
+            host = "http://%s:%d" % self.server.server_address[:2]
+            links = []
+            if page * per < total:
+                links.append('<%s/__peer/linked?page=%d&per_page=%d&total=%d>; rel="next"'
+                             % (host, page + 1, per, total))
+            links.append('<%s/__peer/linked?page=1&per_page=%d&total=%d>; rel="first"'
+                         % (host, per, total))
+            return self.reply(200, items, headers={"Link": ", ".join(links)})
         if path == "/__peer/stats":
             return self.reply(200, peer.stats)
         return self.reply(404, {"message": "no such control"})

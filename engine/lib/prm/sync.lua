@@ -77,13 +77,25 @@ local function exists(p)
   return false
 end
 
+-- Connectors load at the connector trust kind (no io, no os) where the
+-- engine offers it (prm.engine.load, issue 7); otherwise as a plain chunk.
+local has_engine, engine = pcall(require, "prm.engine")
 function M.load_connector(path)
   if not exists(path) and prm.root and exists(prm.root .. "/" .. path) then
     path = prm.root .. "/" .. path
   end
+  local shown = path
+  if prm.root and path:sub(1, #prm.root + 1) == prm.root .. "/" then
+    shown = path:sub(#prm.root + 2)
+  end
+  if has_engine and type(engine) == "table" and engine.load then
+    local c, err = engine.load(path, "connector", "@" .. shown)
+    if c == nil and err then error(err, 0) end
+    return M.check_connector(c, shown)
+  end
   local chunk, err = loadfile(path, "t")
   if not chunk then error(err, 0) end
-  return M.check_connector(chunk(), path)
+  return M.check_connector(chunk(), shown)
 end
 
 -- The connector's environment variables -> { name = value }.
