@@ -207,6 +207,32 @@ ok $? "the peer logged one write with only vendor-owned fields and its Idempoten
 ok "$(test "$(cat "$T/link")" = "$(printf '3\t25\tL000\tL024')"; echo $?)" \
    "Link rel=next followed: 3 pages, 25 items, none twice" "$(cat "$T/link")"
 
+# ---- a resume cursor that no longer exists ------------------------------------------
+faults '{"slow_ms": 40}'
+rm -f "$T/g.db"*
+"$P" --db "$T/g.db" run "$ROOT/tests/e2e/sync.lua" connectors/partnerstack.lua --batch 250 \
+  >/dev/null 2>>"$LOGS" &
+pid=$!
+i=0
+while [ $i -lt 300 ]; do
+  st=$(q "$T/g.db" "SELECT watermark FROM sync_state WHERE object = 'deal#run' AND watermark IS NOT NULL" 2>/dev/null)
+  [ -n "$st" ] && break
+  sleep 0.02; i=$((i + 1))
+done
+kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+faults '{}'
+# Read the cursor after the kill: the run may have committed another batch.
+st=$(q "$T/g.db" "SELECT watermark FROM sync_state WHERE object = 'deal#run'")
+gone=$(echo "$st" | sed -n 's/.*"state":"[0-9]* [0-9]* \([^"]*\)".*/\1/p')
+ok "$(test -n "$gone"; echo $?)" "killed with a saved deal cursor ($gone)"
+curl -s -X POST --data "{\"object\": \"deals\", \"key\": \"$gone\"}" "$PEER_URL/__peer/delete" >/dev/null
+sync "$T/g.db" --batch 250
+ok $? "the rerun completes although its cursor record was deleted" "$(tail -2 "$T/err")"
+grep -q "deal: cannot resume after page [0-9]* (.*HTTP 400.*); restarting the run's pages" "$T/err"
+ok $? "and says it restarted the run's pages" "$(head -c 600 "$T/err")"
+ok "$(test "$(q "$T/g.db" "SELECT count(*) FROM deals")" -eq "$(q "$T/u.db" "SELECT count(*) FROM deals")"; echo $?)" \
+   "no deal missed"
+
 # ---- no secret anywhere ------------------------------------------------------------
 b64=$(printf '%s:%s' "$PUB" "$SECRET" | base64)
 ! grep -q -e "$SECRET" -e "$b64" "$LOGS" "$PEER_LOG"

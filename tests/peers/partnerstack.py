@@ -140,6 +140,14 @@ class PartnerStack:
         rec["updated_at"] = updated_ms
         return True
 
+    def delete(self, obj, key):
+        rec = self.by_key.get(obj, {}).pop(key, None)
+        if rec is None:
+            return False
+        self.lists[obj].remove(rec)
+        self._pos = {}
+        return True
+
     def error(self, h, status, msg):
         h.reply(status, {"message": msg, "status": str(status)})
 

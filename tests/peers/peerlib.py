@@ -20,7 +20,8 @@ fault stays on the same page across reruns until it is switched off.
 
 POST /__peer/update {"object": "deals", "key": K, "set": {...}} changes a
 record (and its update time: "updated_at" in epoch ms, default now).
-GET /__peer/stats returns counters; GET /__peer/feeds/<file>.csv serves that
+POST /__peer/delete {"object": ..., "key": K} removes a record (peers that
+implement it). GET /__peer/stats returns counters; GET /__peer/feeds/<file>.csv serves that
 file of the export (a document feed such as fx_rates.csv), without auth. Every request is appended to --log as
 one JSON line: method, path, query, auth ("ok"/"bad"/"none"), status, and
 for writes the parsed body and the Idempotency-Key. The log never holds the
@@ -213,6 +214,10 @@ class Handler(BaseHTTPRequestHandler):
             links.append('<%s/__peer/linked?page=1&per_page=%d&total=%d>; rel="first"'
                          % (host, per, total))
             return self.reply(200, items, headers={"Link": ", ".join(links)})
+        if path == "/__peer/delete" and self.method == "POST":
+            b = self.body_json()
+            ok = self.api.delete(b["object"], b["key"])
+            return self.reply(200 if ok else 404, {"ok": ok})
         if path == "/__peer/stats":
             return self.reply(200, peer.stats)
         return self.reply(404, {"message": "no such control"})

@@ -224,11 +224,29 @@ local function sync_object(db, client, conn, o, opts, st)
   local failure, status
   local ok, err = pcall(function()
     local last_state = run.state
-    for page, perr, pstatus in client:pages(spec) do
+    local fresh = true           -- no page fetched yet by this process
+    local iter = client:pages(spec)
+    while true do
+      local page, perr, pstatus = iter()
+      if page == nil then break end
+      if not page and fresh and spec.resume and (pstatus == 400 or pstatus == 404
+                                                 or pstatus == 410) then
+        -- The saved cursor is gone (a deleted record's key, an expired
+        -- Salesforce query locator): restart this run's pages from the top.
+        -- Its since is kept, so nothing is missed; records seen again are
+        -- unchanged upserts.
+        prm.warn("%s: cannot resume after page %d (%s); restarting the run's pages",
+                 key, run.pages, perr)
+        spec.resume, run.state, last_state = nil, nil, nil
+        iter = client:pages(spec)
+        fresh = false
+        goto continue
+      end
       if not page then
         failure, status = perr, pstatus
         break
       end
+      fresh = false
       st.pages = st.pages + 1
       run.pages = run.pages + 1
       for _, hname in ipairs(conn.log_headers or {}) do
@@ -237,7 +255,7 @@ local function sync_object(db, client, conn, o, opts, st)
       end
       for i, raw in ipairs(page.items) do
         st.read = st.read + 1
-        local line = (page.page - 1) * limit + i
+        local line = (page.page - 1) * (limit > 0 and limit or 100000) + i
         local function reject(why)
           st.rejected = st.rejected + 1
           local id = type(raw) == "table" and (raw.key or raw.id or raw.Id) or nil
@@ -277,6 +295,7 @@ local function sync_object(db, client, conn, o, opts, st)
       elseif n >= batch then
         save(page.state, false)
       end
+      ::continue::
     end
     if failure then
       -- Keep the good pages before the failure; the failed one is retried.
