@@ -234,6 +234,21 @@ int main(void)
         http_client_free(c);
     }
 
+    {   /* backoff doubles: 100, 200, 400 ms steps, each at least half its step */
+        reply s[] = { { s503, 0 }, { s503, 0 }, { s503, 0 }, { ok_hello, 0 } };
+        script(s, 4);
+        http_opts o = { .retries = 4, .budget = 10, .backoff_ms = 100, .backoff_max_ms = 10000 };
+        http_client *c = client(&o);
+        http_request rq = { NULL, "/backoff", NULL, NULL, NULL, 0 };
+        double t0 = now_ms();
+        int rc = http_request_send(c, &rq, &r, &err);
+        double dt = now_ms() - t0;
+        T_OK(rc == 0 && r.attempts == 4, "three 503s then 200");
+        T_OK(dt >= 350, "exponential backoff: waited >= 50 + 100 + 200 ms");
+        http_response_free(&r);
+        http_client_free(c);
+    }
+
     {   /* 429 with Retry-After: 1 waits about a second, not the 2 ms backoff */
         reply s[] = { { s429, 0 }, { ok_hello, 0 } };
         script(s, 2);
@@ -337,7 +352,7 @@ int main(void)
         T_OK(rc == 0 && strstr(srv.last_request, "PATCH /d/") &&
              strstr(srv.last_request, "{\"v\":1}"), "PATCH sends its body");
         T_OK(strstr(srv.last_request, "Authorization: Basic ") != NULL, "basic auth sent");
-        T_OK(strstr(logbuf, "api_key=***&x=1") != NULL, logbuf);
+        T_OK(strstr(logbuf, "api_key=***&x=1") != NULL, "secret query parameter masked in the log");
         T_OK(!strstr(logbuf, "qsecret") && !strstr(logbuf, "envsecret") &&
              !strstr(logbuf, "hdrsecret") && !strstr(logbuf, "basicsecret"),
              "no secret in the log line");
