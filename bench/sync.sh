@@ -18,7 +18,8 @@ if [ ! -f "$X/TRUTH.md" ]; then
   ./prmcast sample --out "$X" --deals "$DEALS" >/dev/null
 fi
 rm -f "$W/sync.port"
-python3 tests/peers/partnerstack.py --data "$X" --port-file "$W/sync.port" >/dev/null 2>&1 &
+PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
+"$PY" tests/peers/partnerstack.py --data "$X" --port-file "$W/sync.port" >/dev/null 2>&1 &
 PEER=$!
 trap 'kill $PEER 2>/dev/null' EXIT
 i=0

@@ -6,13 +6,16 @@
 #   peer_update '{"object": "deals", "key": "D0000001", "set": {"stage": "Closed Won"}}'
 #
 # The peer listens on a free port the kernel picks; it is killed on exit.
+# Debian's python3 when present: a pyenv shim costs seconds per start.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
 PEERS=""
 trap 'for p in $PEERS; do kill "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
 
 start_peer() {   # start_peer NAME DATA_DIR
   PEER_LOG="$T/peer-$1.log"
   rm -f "$T/peer-$1.port"
-  python3 "$ROOT/tests/peers/$1.py" --data "$2" --log "$PEER_LOG" \
+  "$PY" "$ROOT/tests/peers/$1.py" --data "$2" --log "$PEER_LOG" \
     --port-file "$T/peer-$1.port" >/dev/null 2>"$T/peer-$1.err" &
   PEER_PID=$!
   PEERS="$PEERS $PEER_PID"

@@ -36,7 +36,7 @@ grep -q "/api/v1/deals?limit=200&page=5 200" "$T/err"
 ok $? "page/limit pages until a short page"
 
 wm=$(q "$T/a.db" "SELECT watermark FROM sync_state WHERE source = 'allbound' AND object = 'deal'")
-later=$(python3 -c "import datetime as d;print(int((d.datetime.strptime('$wm','%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=d.timezone.utc)+d.timedelta(hours=1)).timestamp()*1000))")
+later=$("$PY" -c "import datetime as d;print(int((d.datetime.strptime('$wm','%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=d.timezone.utc)+d.timedelta(hours=1)).timestamp()*1000))")
 d1=$(q "$T/a.db" "SELECT external_id FROM deals WHERE status = 'open' ORDER BY external_id LIMIT 1")
 peer_update "{\"object\": \"deals\", \"key\": \"$d1\", \"set\": {\"amount\": \"1234.50\"}, \"updated_at\": $later}"
 : >"$PEER_LOG"

@@ -36,7 +36,7 @@ grep -q "/api/objects/v1/Opportunity?fields=Id%2CAccountId.*&take=100&skip=1100 
 ok $? "offset pages: skip/take up to the count"
 
 wm=$(q "$T/a.db" "SELECT watermark FROM sync_state WHERE source = 'impartner' AND object = 'deal'")
-later=$(python3 -c "import datetime as d;print(int((d.datetime.strptime('$wm','%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=d.timezone.utc)+d.timedelta(hours=1)).timestamp()*1000))")
+later=$("$PY" -c "import datetime as d;print(int((d.datetime.strptime('$wm','%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=d.timezone.utc)+d.timedelta(hours=1)).timestamp()*1000))")
 for d in $(q "$T/a.db" "SELECT external_id FROM deals WHERE status = 'open' ORDER BY external_id LIMIT 2"); do
   peer_update "{\"object\": \"Opportunity\", \"key\": \"$d\", \"set\": {\"Stage\": \"Closed Lost\"}, \"updated_at\": $later}"
 done

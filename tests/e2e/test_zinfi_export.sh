@@ -3,10 +3,12 @@
 # connectors/zinfi.lua ingests to the same partners and deals as the
 # generic export through connectors/file.lua.
 . "$(dirname "$0")/lib.sh"
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
 "$P" sample --out "$T/x" --partners 20 --deals 600 --seed 21 >/dev/null
 ok $? "sample written"
 mkdir -p "$T/z"
-python3 - "$T/x" "$T/z" <<'PY'
+"$PY" - "$T/x" "$T/z" <<'PY'
 import csv, sys
 src, dst = sys.argv[1], sys.argv[2]
 ren = {
