@@ -29,5 +29,6 @@ struct json;
 struct prm_error;
 int lprm_json_encode(lua_State *L, int idx, struct json *j, const char *const *skip,
                      struct prm_error *err);
+int luaopen_prm_http(lua_State *L);   /* lhttplib.c: HTTP client, paginators */
 
 #endif

@@ -309,9 +309,12 @@ static int do_log(lua_State *L, int level, int first)
     static const char *const names[] = { "DEBUG", "INFO", "WARN", "ERROR" };
     if (level < log_threshold()) return 0;
     format_args(L, first);
+    /* Read the message before luaL_buffinit: it may push a placeholder, and
+     * -1 is then no longer the message. */
+    const char *msg = lua_tostring(L, -1);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    redact(&b, lua_tostring(L, -1));
+    redact(&b, msg);
     luaL_pushresult(&b);
     char ts[21];
     instant_iso((int64_t)time(NULL), ts);

@@ -28,6 +28,7 @@ static const struct builtin {
     { "prm.engine", luaopen_prm_engine },
     { "prm.ts", luaopen_prm_ts },
     { "prm.model", luaopen_prm_model },
+    { "prm.http", luaopen_prm_http },
     { "cjson", luaopen_cjson },
     { NULL, NULL },
 };

@@ -1,0 +1,171 @@
+-- connectors/salesforce.lua: Salesforce PRM (Experience Cloud partner
+-- portals): partner accounts and deal registrations as Opportunities with
+-- PartnerAccountId, synced by prm.sync over the REST API.
+--
+--   SALESFORCE_INSTANCE_URL (or SALESFORCE_BASE_URL)  https://<domain>.my.salesforce.com
+--   SALESFORCE_ACCESS_TOKEN   an OAuth access token (the connector does not run the OAuth flow)
+--   SALESFORCE_API_VERSION    default 59.0
+--   SALESFORCE_BATCH_SIZE     records per query batch, 200..2000 (default 2000)
+--
+-- Confirmed from the public REST API reference: Bearer auth; GET
+-- /services/data/vNN.N/query?q=<SOQL> answering {totalSize, done, records,
+-- nextRecordsUrl}, the rest of a result at nextRecordsUrl until done; the
+-- Sforce-Query-Options: batchSize header; SOQL datetime literals unquoted
+-- (SystemModstamp > 2026-01-01T00:00:00Z); Sforce-Limit-Info on responses
+-- (logged per page); 403 REQUEST_LIMIT_EXCEEDED when the org's API limit is
+-- spent (the throttle rule); PATCH /sobjects/Opportunity/{Id} -> 204;
+-- standard fields Opportunity.PartnerAccountId, StageName, Amount,
+-- CloseDate, ForecastCategoryName, IsClosed, IsWon, CurrencyIsoCode (with
+-- multi-currency), Description, Account.IsPartner.
+--
+-- The tenant's to adjust: every field ending __c (tier, region, partner
+-- type and status on Account; contact, product, partner probability,
+-- budget, competitor and closed date on Opportunity; the AI write-back
+-- fields), the stage names, and deleted records (queryAll and IsDeleted are
+-- not used: a deleted Opportunity stays as last seen).
+local map = require "prm.map"
+
+local stage = map.lookup({
+  ["prospecting"] = "registered", ["registered"] = "registered",
+  ["qualification"] = "qualified", ["qualified"] = "qualified",
+  ["needs analysis"] = "solution", ["value proposition"] = "solution",
+  ["id. decision makers"] = "solution", ["solution design"] = "solution",
+  ["perception analysis"] = "proposal", ["proposal/price quote"] = "proposal",
+  ["proposal sent"] = "proposal", ["negotiation/review"] = "negotiation",
+  ["negotiation"] = "negotiation", ["closed won"] = "closed_won", ["closed lost"] = "closed_lost",
+}, "StageName")
+
+local partner_type = map.lookup({
+  ["distributor"] = "distributor", ["reseller"] = "reseller", ["var"] = "reseller",
+  ["referral"] = "referral", ["msp"] = "msp",
+}, "Partner_Type__c")
+
+local function bool(v, col)
+  if v == nil then return nil end
+  if type(v) == "boolean" then return v and 1 or 0 end
+  return map.bool(v, col)
+end
+
+local function completeness(d)
+  local need = { d.account, d.contact_name, d.contact_email, d.amount, d.product_family,
+                 d.expected_close, d.budget_confirmed }
+  local have = 0
+  for i = 1, 7 do
+    if need[i] ~= nil then have = have + 1 end
+  end
+  return have / 7
+end
+
+-- The vendor-owned Opportunity fields, canonical name -> the tenant's API name.
+local VENDOR_FIELDS = {
+  ai_forecast_score = "AI_Forecast_Score__c", ai_risk_flags = "AI_Risk_Flags__c",
+  ai_last_scored_at = "AI_Last_Scored_At__c", ai_close_probability = "AI_Close_Probability__c",
+  ai_model_version = "AI_Model_Version__c", ai_drivers = "AI_Drivers__c",
+}
+
+local ACCOUNT = { "Id", "Name", "Partner_Tier__c", "Region__c", "BillingCountry",
+                  "Partner_Type__c", "ParentId", "CurrencyIsoCode", "Partner_Status__c",
+                  "Partner_Since__c", "CreatedDate", "LastModifiedDate", "SystemModstamp" }
+local OPPORTUNITY = { "Id", "PartnerAccountId", "Account.Name", "Contact_Name__c",
+                      "Contact_Email__c", "Amount", "CurrencyIsoCode", "Product_Family__c",
+                      "StageName", "IsClosed", "IsWon", "ForecastCategoryName", "CloseDate",
+                      "Closed_Date__c", "Partner_Probability__c", "Budget_Confirmed__c",
+                      "Competitor__c", "Description", "CreatedDate", "LastModifiedDate",
+                      "SystemModstamp" }
+
+-- An incremental SOQL query: ordered by SystemModstamp so a batch boundary
+-- never skips a record.
+local function soql(fields, object, where)
+  return function(since)
+    local w = {}
+    if where then w[#w + 1] = where end
+    if since then w[#w + 1] = "SystemModstamp > " .. since end
+    return { query = { q = ("SELECT %s FROM %s%s ORDER BY SystemModstamp, Id"):format(
+      table.concat(fields, ", "), object, #w > 0 and (" WHERE " .. table.concat(w, " AND ")) or "") } }
+  end
+end
+
+local pages = { paginator = "next_url", items = "records", done = "done", next = "nextRecordsUrl" }
+local watermark = { field = "SystemModstamp", format = "soql" }
+
+local version = "59.0"
+
+return {
+  name = "salesforce",
+  source = "salesforce",
+  env = {
+    base_url = { "SALESFORCE_INSTANCE_URL", "SALESFORCE_BASE_URL", required = true },
+    token = { "SALESFORCE_ACCESS_TOKEN", required = true, secret = true },
+    version = { "SALESFORCE_API_VERSION", default = version },
+    batch_size = { "SALESFORCE_BATCH_SIZE", default = "2000" },
+  },
+  client = function(e)
+    version = e.version
+    return { base_url = e.base_url, headers = { Authorization = "Bearer " .. e.token,
+             Accept = "application/json",
+             ["Sforce-Query-Options"] = "batchSize=" .. e.batch_size },
+             throttle = { { status = 403, body = "REQUEST_LIMIT_EXCEEDED" } } }
+  end,
+  log_headers = { "sforce-limit-info" },
+  overlap = 300,
+
+  objects = {
+    { name = "partner", object = "partner", path = "/services/data/v59.0/query",
+      request = function(since)
+        local r = soql(ACCOUNT, "Account", "IsPartner = true")(since)
+        r.path = "/services/data/v" .. version .. "/query"
+        return r
+      end,
+      pages = pages, watermark = watermark,
+      map = function(r)
+        return {
+          external_id = r.Id, name = r.Name, tier = r.Partner_Tier__c, region = r.Region__c,
+          country = r.BillingCountry, type = partner_type(r.Partner_Type__c),
+          parent_id = r.ParentId, currency = r.CurrencyIsoCode, status = r.Partner_Status__c,
+          joined_at = map.date(r.Partner_Since__c or r.CreatedDate, "auto", "Partner_Since__c"),
+          updated_at = map.instant(r.LastModifiedDate, "auto", "LastModifiedDate"),
+        }
+      end },
+    { name = "deal", object = "deal", path = "/services/data/v59.0/query",
+      request = function(since)
+        local r = soql(OPPORTUNITY, "Opportunity", nil)(since)
+        r.path = "/services/data/v" .. version .. "/query"
+        return r
+      end,
+      pages = pages, watermark = watermark,
+      map = function(r)
+        -- A deal registration is an Opportunity with a partner account.
+        if r.PartnerAccountId == nil then return false end
+        local s = stage(r.StageName)
+        if r.IsWon == true then s = "closed_won"
+        elseif r.IsClosed == true then s = "closed_lost" end
+        local d = {
+          external_id = r.Id, partner_id = r.PartnerAccountId,
+          account = r.Account and r.Account.Name, contact_name = r.Contact_Name__c,
+          contact_email = r.Contact_Email__c, amount = map.money(r.Amount, 1, "Amount"),
+          currency = r.CurrencyIsoCode, product_family = r.Product_Family__c, stage = s,
+          status = s == "closed_won" and "won" or s == "closed_lost" and "lost" or "open",
+          created_at = map.date(r.CreatedDate, "auto", "CreatedDate"),
+          expected_close = map.date(r.CloseDate, "iso", "CloseDate"),
+          closed_at = map.date(r.Closed_Date__c, "iso", "Closed_Date__c"),
+          partner_probability = map.percent(r.Partner_Probability__c, "Partner_Probability__c"),
+          budget_confirmed = bool(r.Budget_Confirmed__c, "Budget_Confirmed__c"),
+          competitor = r.Competitor__c, notes = r.Description,
+          updated_at = map.instant(r.LastModifiedDate, "auto", "LastModifiedDate"),
+        }
+        d.completeness = completeness(d)
+        return d
+      end },
+  },
+
+  vendor_fields = VENDOR_FIELDS,
+  -- PATCH one Opportunity with only the vendor-owned fields; 204 on success.
+  writeback_request = function(deal_id, values)
+    local body = {}
+    for name, api in pairs(VENDOR_FIELDS) do
+      if values[name] ~= nil then body[api] = values[name] end
+    end
+    return { method = "PATCH", path = ("/services/data/v%s/sobjects/Opportunity/%s"):format(
+      version, deal_id), body = body }
+  end,
+}

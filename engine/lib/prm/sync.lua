@@ -1,0 +1,538 @@
+-- prm.sync: the sync driver. Pulls a PRM's objects over HTTP through a
+-- connector (connectors/<prm>.lua) into the store, incrementally and
+-- kill-safely.
+--
+--   local sync = require "prm.sync"
+--   local summary = sync.run{ connector = "connectors/partnerstack.lua" }
+--   sync.run{ connector = ..., full = true }           -- ignore watermarks
+--   sync.run{ connector = ..., since = "2026-01-01" }  -- from this instant
+--
+-- Per object: the request carries an updated-since filter in the
+-- connector's format (epoch ms, ISO without zone, SOQL datetime), taken from
+-- the stored watermark minus the connector's overlap window; pages are
+-- mapped and upserted, `batch` records per transaction; each transaction
+-- also stores where the run is (paginator state, newest update seen), and
+-- the last one moves the watermark. A kill -9 at any point, then a rerun,
+-- resumes after the last committed batch and ends in the state of an
+-- uninterrupted run. A malformed page stops that object with an error that
+-- names the object, the URL (without secrets) and the page; nothing past
+-- the last good page is marked synced, so the next run retries it.
+local prm = require "prm"
+local http = require "prm.http"
+local store = require "prm.store"
+local cjson = require "cjson"
+
+local M = {}
+
+-- Records per transaction. A page of 250 PartnerStack deals maps and
+-- upserts in ~3 ms; 1000 records per commit keep the commit cost (~1 ms in
+-- WAL mode) under a tenth of the work and lose little to a kill.
+M.batch = 1000
+M.overlap = 300          -- seconds, when the connector does not say
+
+local known = {}
+for _, o in ipairs(store.objects()) do known[o] = true end
+
+-- ---- connectors -----------------------------------------------------------
+
+function M.check_connector(c, path)
+  local function bad(field, what)
+    error(("%s: field '%s' must be %s"):format(path, field, what), 0)
+  end
+  if type(c) ~= "table" then error(path .. ": a connector must return a table", 0) end
+  if type(c.name) ~= "string" then bad("name", "a string") end
+  if type(c.objects) ~= "table" or #c.objects == 0 then bad("objects", "a non-empty list") end
+  if type(c.client) ~= "function" then bad("client", "a function(env) returning client options") end
+  if c.env ~= nil and type(c.env) ~= "table" then bad("env", "a table") end
+  for i, o in ipairs(c.objects) do
+    local f = ("objects[%d]"):format(i)
+    if type(o) ~= "table" then bad(f, "a table") end
+    if not known[o.object] then
+      bad(f .. ".object", "a store object (" .. table.concat(store.objects(), ", ") .. ")")
+    end
+    if o.document ~= nil then
+      if o.document ~= "csv" and o.document ~= "json" then bad(f .. ".document", '"csv" or "json"') end
+      if type(o.url) ~= "string" then bad(f .. ".url", "the name of the variable holding its URL") end
+    elseif type(o.path) ~= "string" and type(o.request) ~= "function" then
+      bad(f .. ".path", "a string (or .request a function)")
+    end
+    if type(o.map) ~= "function" then bad(f .. ".map", "a function") end
+    if o.pages ~= nil and type(o.pages) ~= "table" then bad(f .. ".pages", "a table") end
+    local w = o.watermark
+    if w ~= nil then
+      if type(w) ~= "table" or type(w.field) ~= "string" then
+        bad(f .. ".watermark", "a table with field=, format= and param= or query=")
+      end
+      if not M.formats[w.format or "iso_z"] then
+        bad(f .. ".watermark.format", "one of epoch_ms, epoch_s, iso, iso_z, soql, date")
+      end
+    end
+  end
+  return c
+end
+
+local function exists(p)
+  local f = io.open(p, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+-- Connectors load at the connector trust kind (no io, no os) where the
+-- engine offers it (prm.engine.load, issue 7); otherwise as a plain chunk.
+local has_engine, engine = pcall(require, "prm.engine")
+function M.load_connector(path)
+  if not exists(path) and prm.root and exists(prm.root .. "/" .. path) then
+    path = prm.root .. "/" .. path
+  end
+  local shown = path
+  if prm.root and path:sub(1, #prm.root + 1) == prm.root .. "/" then
+    shown = path:sub(#prm.root + 2)
+  end
+  if has_engine and type(engine) == "table" and engine.load then
+    local c, err = engine.load(path, "connector", "@" .. shown)
+    if c == nil and err then error(err, 0) end
+    return M.check_connector(c, shown)
+  end
+  local chunk, err = loadfile(path, "t")
+  if not chunk then error(err, 0) end
+  return M.check_connector(chunk(), shown)
+end
+
+-- The connector's environment variables -> { name = value }.
+function M.env(c, getenv)
+  getenv = getenv or os.getenv
+  local e, secrets = {}, {}
+  for name, spec in pairs(c.env or {}) do
+    -- The first variable set of those listed wins (SALESFORCE_INSTANCE_URL,
+    -- then SALESFORCE_BASE_URL), then the default.
+    local v
+    for _, var in ipairs(spec) do
+      v = getenv(var)
+      if v == "" then v = nil end
+      if v then break end
+    end
+    if v == nil then v = spec.default end
+    if v == nil and spec.required then
+      error(("%s: environment variable %s is not set"):format(c.name,
+        table.concat(spec, " or ")), 0)
+    end
+    e[name] = v
+    if spec.secret and v then secrets[#secrets + 1] = v end
+  end
+  return e, secrets
+end
+
+-- ---- time formats ----------------------------------------------------------
+
+local function epoch_s(iso)
+  local d, h, mi, s = iso:match("^(%d%d%d%d%-%d%d%-%d%d)T(%d%d):(%d%d):(%d%d)")
+  return prm.days(d) * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(s)
+end
+
+local function iso_of(secs)
+  local days = secs // 86400
+  local r = secs - days * 86400
+  return ("%sT%02d:%02d:%02dZ"):format(prm.from_days(days), r // 3600, r % 3600 // 60, r % 60)
+end
+
+-- Canonical instants ("YYYY-MM-DDTHH:MM:SSZ") into a connector's format.
+M.formats = {
+  epoch_ms = function(t) return math.tointeger(epoch_s(t) * 1000) end,
+  epoch_s = function(t) return math.tointeger(epoch_s(t)) end,
+  iso = function(t) return t:sub(1, 19) end,
+  iso_z = function(t) return t end,
+  soql = function(t) return t end,
+  date = function(t) return t:sub(1, 10) end,
+}
+local parse_fmt = { epoch_ms = "epoch_ms", epoch_s = "epoch_s", iso = "auto", iso_z = "auto",
+                    soql = "auto", date = "auto" }
+
+-- ---- records ---------------------------------------------------------------
+
+-- cjson.null -> nil, all the way down (a mapping sees absent values as nil).
+local function clean(t)
+  for k, v in pairs(t) do
+    if v == cjson.null then t[k] = nil
+    elseif type(v) == "table" then clean(v) end
+  end
+  return t
+end
+
+-- ---- one object --------------------------------------------------------------
+
+local function sync_object(db, client, conn, o, opts, st)
+  local source = opts.source
+  local key = o.name or o.object
+  local run_key = key .. "#run"
+  local wm = db:sync_get(source, key)
+  local run_json = db:sync_get(source, run_key)
+  local run = run_json and cjson.decode(run_json) or nil
+  if run then
+    st.resumed = run.pages
+  else
+    local since = nil
+    if opts.since then
+      since = opts.since
+    elseif not opts.full and wm then
+      since = iso_of(epoch_s(wm) - (conn.overlap or M.overlap))
+    end
+    run = { since = since, state = nil, max = nil, pages = 0 }
+  end
+  st.since = run.since
+
+  local w = o.watermark
+  local fmt = w and (w.format or "iso_z")
+  local query = {}
+  for k, v in pairs(o.query or {}) do query[k] = v end
+  local req = { path = o.path, method = o.method, headers = o.headers, body = o.body }
+  if o.request then
+    -- A connector that builds its own request (a SOQL query, a filter).
+    local r = o.request(run.since and M.formats[fmt](run.since), run.since)
+    for k, v in pairs(r.query or {}) do query[k] = v end
+    req.path = r.path or req.path
+    req.method = r.method or req.method
+    req.body = r.body or req.body
+  elseif w and run.since and w.param then
+    query[w.param] = M.formats[fmt](run.since)
+  end
+
+  local spec = { path = req.path, method = req.method, headers = req.headers, body = req.body,
+                 query = query, object = key, resume = run.state }
+  for k, v in pairs(o.pages or { paginator = "none" }) do spec[k] = v end
+  local limit = spec.limit or 0
+  local mapfn = o.map
+  local ctx = { source = source, object = o.object }
+  local batch = opts.batch or M.batch
+  local n = 0
+
+  local function save(state, done)
+    if done then
+      if run.max and (not wm or run.max > wm) then wm = run.max end
+      db:sync_set(source, key, wm, 0)
+      db:sync_set(source, run_key, nil, 0)
+    else
+      db:sync_set(source, run_key, cjson.encode { since = run.since, state = state,
+                                                   max = run.max, pages = run.pages },
+                  run.pages)
+    end
+    db:commit()
+    db:begin()
+    n = 0
+  end
+
+  db:begin()
+  local failure, status
+  local ok, err = pcall(function()
+    local last_state = run.state
+    local fresh = true           -- no page fetched yet by this process
+    local iter = client:pages(spec)
+    while true do
+      local page, perr, pstatus = iter()
+      if page == nil then break end
+      if not page and fresh and spec.resume and (pstatus == 400 or pstatus == 404
+                                                 or pstatus == 410) then
+        -- The saved cursor is gone (a deleted record's key, an expired
+        -- Salesforce query locator): restart this run's pages from the top.
+        -- Its since is kept, so nothing is missed; records seen again are
+        -- unchanged upserts.
+        prm.warn("%s: cannot resume after page %d (%s); restarting the run's pages",
+                 key, run.pages, perr)
+        spec.resume, run.state, last_state = nil, nil, nil
+        iter = client:pages(spec)
+        fresh = false
+        goto continue
+      end
+      if not page then
+        failure, status = perr, pstatus
+        break
+      end
+      fresh = false
+      st.pages = st.pages + 1
+      run.pages = run.pages + 1
+      for _, hname in ipairs(conn.log_headers or {}) do
+        local v = page.headers[hname]
+        if v then prm.info("%s page %d: %s: %s", key, page.page, hname, v) end
+      end
+      for i, raw in ipairs(page.items) do
+        st.read = st.read + 1
+        local line = (page.page - 1) * (limit > 0 and limit or 100000) + i
+        local function reject(why)
+          st.rejected = st.rejected + 1
+          local id = type(raw) == "table" and (raw.key or raw.id or raw.Id) or nil
+          db:reject(source, o.path or key, line,
+                    id and ("%s %s: %s"):format(key, tostring(id), why) or why)
+        end
+        if type(raw) ~= "table" then
+          reject("record is not a JSON object")
+        else
+          clean(raw)
+          local okm, rec, why = pcall(mapfn, raw, ctx)
+          if not okm then
+            reject(tostring(rec))
+          elseif rec == false then
+            st.skipped = st.skipped + 1
+          elseif rec == nil then
+            reject(why or "rejected by the mapping")
+          else
+            if rec.source == nil then rec.source = source end
+            local written, uerr = db:upsert(o.object, rec)
+            if written == nil then reject(uerr)
+            elseif written then st.written = st.written + 1
+            else st.unchanged = st.unchanged + 1 end
+          end
+          local t = w and raw[w.field]
+          if t ~= nil then
+            local inst = prm.instant(t, parse_fmt[fmt])
+            if inst and (not run.max or inst > run.max) then run.max = inst end
+          end
+        end
+        n = n + 1
+      end
+      last_state = page.state
+      if page.last then
+        save(nil, true)
+        st.status = "synced"
+      elseif n >= batch then
+        save(page.state, false)
+      end
+      ::continue::
+    end
+    if failure then
+      -- Keep the good pages before the failure; the failed one is retried.
+      if n > 0 then save(last_state, false) end
+    end
+  end)
+  db:rollback()
+  if not ok then error(("%s: %s"):format(key, tostring(err)), 0) end
+  if failure then
+    st.status = "failed"
+    st.error = failure
+    st.http_status = status
+  end
+  st.watermark = wm
+  return st
+end
+
+-- ---- documents ----------------------------------------------------------------
+
+-- An object that is one CSV or JSON document at a URL (an FX-rate feed, a
+-- finance team's published sheet): fetched whole through a client of its
+-- own, without the PRM's credentials, and mapped like an export file. The
+-- URL comes from the environment variable `o.url` names; unset, the object
+-- is skipped. Upserts are idempotent, so a refetch writes only what changed.
+local function sync_document(db, o, opts, st, log)
+  local url = os.getenv(o.url)
+  if not url or url == "" then
+    st.status = "skipped (" .. o.url .. " not set)"
+    return st
+  end
+  local c <close> = http.client{ log = log, backoff = opts.backoff, budget = opts.budget }
+  local r, err, status = c:request{ path = url }
+  st.pages = 1
+  if not r or r.status ~= 200 then
+    st.error = ("%s: %s"):format(st.object, err or ("HTTP %d from %s"):format(r.status, r.url))
+    st.http_status = status or (r and r.status)
+    return st
+  end
+  local rows, close = {}, function() end
+  if o.document == "csv" then
+    local tmp = os.tmpname()
+    local f = assert(io.open(tmp, "wb"))
+    f:write(r.body)
+    f:close()
+    local reader, cerr = require("prm.csv").open(tmp)
+    os.remove(tmp)         -- the reader keeps the open file
+    if not reader then
+      st.error = ("%s: %s is not CSV: %s"):format(st.object, r.url, cerr)
+      return st
+    end
+    rows, close = function() return reader:read() end, function() reader:close() end
+  else
+    local ok, doc = pcall(cjson.decode, r.body)
+    if not ok then
+      st.error = ("%s: %s is not JSON: %s"):format(st.object, r.url, doc)
+      return st
+    end
+    local arr = o.items and doc[o.items] or doc
+    local i = 0
+    rows = function()
+      i = i + 1
+      if arr[i] == nil then return nil end
+      return type(arr[i]) == "table" and clean(arr[i]) or false, i, "record is not an object"
+    end
+  end
+  local source, batch, n = opts.source, opts.batch or M.batch, 0
+  local ctx = { source = source, object = o.object, url = r.url }
+  db:begin()
+  local ok, perr = pcall(function()
+    while true do
+      local rec, line, why = rows()
+      if rec == nil then break end
+      st.read = st.read + 1
+      local out, okm
+      if rec == false then okm, out = false, why
+      else okm, out, why = pcall(o.map, rec, ctx) end
+      if not okm or out == nil then
+        st.rejected = st.rejected + 1
+        db:reject(source, o.url, line, tostring(okm and (why or "rejected by the mapping") or out))
+      elseif out == false then
+        st.skipped = st.skipped + 1
+      else
+        if out.source == nil then out.source = source end
+        local w, uerr = db:upsert(o.object, out)
+        if w == nil then
+          st.rejected = st.rejected + 1
+          db:reject(source, o.url, line, uerr)
+        elseif w then st.written = st.written + 1
+        else st.unchanged = st.unchanged + 1 end
+      end
+      n = n + 1
+      if n >= batch then db:commit() db:begin() n = 0 end
+    end
+  end)
+  close()
+  if not ok then
+    db:rollback()
+    error(("%s: %s"):format(st.object, tostring(perr)), 0)
+  end
+  db:commit()
+  st.status = "synced"
+  return st
+end
+
+-- ---- the run -------------------------------------------------------------------
+
+-- sync.run{ connector = path|table, full =, since =, batch =, source =, only = {object...},
+--           quiet =, budget =, backoff =, db = } -> summary
+function M.run(opts)
+  assert(type(opts) == "table" and opts.connector, "sync.run{connector=...} expected")
+  local db = opts.db or store.default()
+  local conn = opts.connector
+  local path = type(conn) == "string" and conn or "(connector table)"
+  if type(conn) == "string" then conn = M.load_connector(conn)
+  else M.check_connector(conn, path) end
+  opts.source = opts.source or conn.source or conn.name
+  if opts.since then
+    local t, err = prm.instant(opts.since)
+    if not t then error("--since: " .. tostring(err), 0) end
+    opts.since = t
+  end
+  local env, secrets = M.env(conn)
+  local copts = conn.client(env)
+  copts.secrets = copts.secrets or secrets
+  if opts.budget then copts.budget = opts.budget end
+  if opts.backoff then copts.backoff = opts.backoff end
+  if copts.log == nil then
+    copts.log = function(line) prm.info("http %s", line) end
+  end
+  local client <close> = http.client(copts)
+  local summary = { connector = conn.name, source = opts.source, objects = {}, pages = 0,
+                    read = 0, written = 0, unchanged = 0, rejected = 0, skipped = 0, failed = 0 }
+  local t0 = os.clock()
+  for _, o in ipairs(conn.objects) do
+    if not opts.only or opts.only[o.name or o.object] then
+      local st = { object = o.name or o.object, path = o.path, pages = 0, read = 0, written = 0,
+                   unchanged = 0, rejected = 0, skipped = 0, status = "failed" }
+      if o.document then sync_document(db, o, opts, st, copts.log)
+      else sync_object(db, client, conn, o, opts, st) end
+      summary.objects[#summary.objects + 1] = st
+      for _, k in ipairs { "pages", "read", "written", "unchanged", "rejected", "skipped" } do
+        summary[k] = summary[k] + st[k]
+      end
+      if st.status == "failed" then
+        summary.failed = summary.failed + 1
+        if st.http_status == 0 then
+          -- No answer at all (refused, unresolvable, retries spent on
+          -- timeouts): the other objects would only wait for the same.
+          summary.error = st.error
+          break
+        elseif st.http_status == 401 or st.http_status == 403 then
+          -- Wrong credentials fail every object alike: say so once, plainly.
+          local vars = {}
+          for _, spec in pairs(conn.env or {}) do
+            if spec.required then vars[#vars + 1] = spec[1] end
+          end
+          table.sort(vars)
+          summary.error = ("%s: authentication failed (HTTP %d); check %s: %s"):format(conn.name,
+            st.http_status, table.concat(vars, ", "), st.error)
+          break
+        end
+        summary.error = summary.error or st.error
+      end
+    end
+  end
+  local hs = client:stats()
+  summary.requests, summary.retries, summary.throttled = hs.requests, hs.retries, hs.throttled
+  summary.budget_left = hs.budget_left
+  summary.cpu_seconds = os.clock() - t0
+  if summary.error then summary.error = client:redact(summary.error) end
+  db:audit("sync", conn.name, cjson.encode { source = opts.source, read = summary.read,
+    written = summary.written, rejected = summary.rejected, failed = summary.failed,
+    requests = summary.requests, retries = summary.retries })
+  return summary
+end
+
+function M.print_summary(s, out)
+  out = out or io.stdout
+  out:write(("sync %s (source %s): %d requests, %d retries (%d throttled), budget left %d\n")
+    :format(s.connector, s.source, s.requests, s.retries, s.throttled, s.budget_left))
+  out:write(("  %-14s %6s %8s %8s %9s %8s %8s  %s\n"):format("object", "pages", "read", "written",
+    "unchanged", "rejected", "skipped", "status"))
+  for _, o in ipairs(s.objects) do
+    out:write(("  %-14s %6d %8d %8d %9d %8d %8d  %s%s%s\n"):format(o.object, o.pages, o.read,
+      o.written, o.unchanged, o.rejected, o.skipped, o.status,
+      o.since and (" since " .. o.since) or "",
+      o.resumed and (" (resumed after page %d)"):format(o.resumed) or ""))
+  end
+  out:write(("  %-14s %6d %8d %8d %9d %8d %8d  %.1f s CPU\n"):format("total", s.pages, s.read,
+    s.written, s.unchanged, s.rejected, s.skipped, s.cpu_seconds))
+end
+
+-- `prmcast ingest connectors/<prm>.lua [--full] [--since T] [--batch N] [--budget N]
+-- [--backoff SECONDS] [--object NAME]... [--quiet]` -> true, summary | false, message
+function M.cli(args)
+  local opts, i = {}, 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--since" or a == "--batch" or a == "--budget" or a == "--object" or a == "--source"
+       or a == "--backoff" then
+      local v = args[i + 1]
+      if not v then return false, a .. " needs a value" end
+      if a == "--backoff" then
+        opts.backoff = tonumber(v)
+        if not opts.backoff or opts.backoff <= 0 then return false, "--backoff needs seconds > 0" end
+      elseif a == "--batch" or a == "--budget" then
+        local nv = math.tointeger(tonumber(v))
+        if not nv or nv < (a == "--batch" and 1 or 0) then
+          return false, a .. " needs a " .. (a == "--batch" and "positive" or "non-negative")
+            .. " integer"
+        end
+        opts[a:sub(3)] = nv
+      elseif a == "--object" then
+        opts.only = opts.only or {}
+        opts.only[v] = true
+      else
+        opts[a:sub(3)] = v
+      end
+      i = i + 2
+    elseif a == "--full" then
+      opts.full, i = true, i + 1
+    elseif a == "--quiet" then
+      opts.quiet, i = true, i + 1
+    elseif a:sub(1, 2) == "--" then
+      return false, "unknown option " .. a
+    elseif opts.connector then
+      return false, "unexpected argument " .. a
+    else
+      opts.connector, i = a, i + 1
+    end
+  end
+  if not opts.connector then return false, "CONNECTOR is required" end
+  local ok, res = pcall(M.run, opts)
+  if not ok then return false, prm.redact(tostring(res)) end
+  if not opts.quiet then M.print_summary(res) end
+  if res.failed > 0 then return false, res.error end
+  return true, res
+end
+
+return M

@@ -1,0 +1,90 @@
+#!/bin/sh
+# Impartner over HTTP against tests/peers/impartner.py: skip/take offset
+# pages with a total count; full sync = file ingest; incremental by an
+# Updated filter; kill -9 and rerun; a throttling storm; a page with a
+# mistyped count stops the object; wrong key fails cleanly; no secret in logs.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/peers.sh"
+
+KEY=imp_live_Kq2v9WcX7uN3
+export PEER_API_KEY=$KEY PEER_TENANT_ID=4711 IMPARTNER_API_KEY=$KEY IMPARTNER_TENANT_ID=4711
+LOGS="$T/all-logs"
+: >"$LOGS"
+"$P" sample --out "$T/x" --partners 25 --deals 1200 --seed 9 >/dev/null
+ok $? "sample written"
+start_peer impartner "$T/x"
+ok $? "Impartner peer started"
+export IMPARTNER_BASE_URL="$PEER_URL"
+
+sync() {
+  db=$1; shift
+  "$P" --db "$db" run "$ROOT/tests/e2e/sync.lua" connectors/impartner.lua --backoff 0.01 "$@" \
+    >"$T/out" 2>"$T/err"
+  rc=$?
+  cat "$T/out" "$T/err" >>"$LOGS"
+  return $rc
+}
+pd() { dump_current "$1" | grep -E '^(P|D)\|'; }
+
+sync "$T/a.db"
+ok $? "full sync" "$(tail -3 "$T/err")"
+"$P" --db "$T/f.db" ingest "$T/x" --quiet >/dev/null 2>&1
+pd "$T/a.db" >"$T/a.pd"; pd "$T/f.db" >"$T/f.pd"
+cmp -s "$T/a.pd" "$T/f.pd"
+ok $? "full sync equals a file ingest (partners, deals)" "$(diff "$T/a.pd" "$T/f.pd" | head -4)"
+grep -q "/api/objects/v1/Opportunity?fields=Id%2CAccountId.*&take=100&skip=1100 200" "$T/err"
+ok $? "offset pages: skip/take up to the count"
+
+wm=$(q "$T/a.db" "SELECT watermark FROM sync_state WHERE source = 'impartner' AND object = 'deal'")
+later=$("$PY" -c "import datetime as d;print(int((d.datetime.strptime('$wm','%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=d.timezone.utc)+d.timedelta(hours=1)).timestamp()*1000))")
+for d in $(q "$T/a.db" "SELECT external_id FROM deals WHERE status = 'open' ORDER BY external_id LIMIT 2"); do
+  peer_update "{\"object\": \"Opportunity\", \"key\": \"$d\", \"set\": {\"Stage\": \"Closed Lost\"}, \"updated_at\": $later}"
+done
+: >"$PEER_LOG"
+sync "$T/a.db"
+ok $? "incremental sync"
+awk '$1 == "deal" { exit !($4 == 2) }' "$T/out"
+ok $? "exactly the 2 changed deals written" "$(cat "$T/out")"
+grep -q "\"filter\": \"Updated > '20[0-9-]*T[0-9:]*'\"" "$PEER_LOG"
+ok $? "the filter is Updated > 'ISO without zone'"
+
+sync "$T/u.db" --batch 150
+dump_all "$T/u.db" >"$T/u.dump"
+faults '{"slow_ms": 50}'
+rand() { od -An -N2 -tu2 /dev/urandom | tr -d ' '; }
+kills=0
+for round in 1 2; do
+  "$P" --db "$T/k.db" run "$ROOT/tests/e2e/sync.lua" connectors/impartner.lua --batch 150 \
+    >/dev/null 2>>"$LOGS" &
+  pid=$!
+  ms=$(( $(rand) % 400 + 50 ))
+  sleep "$(printf '0.%03d' "$ms")"
+  kill -9 "$pid" 2>/dev/null && kills=$((kills + 1))
+  wait "$pid" 2>/dev/null
+done
+faults '{}'
+ok "$(test "$kills" -ge 1; echo $?)" "syncs killed mid-run ($kills of 2)"
+sync "$T/k.db" --batch 150
+ok $? "rerun after kills"
+dump_all "$T/k.db" >"$T/k.dump"
+cmp -s "$T/u.dump" "$T/k.dump"
+ok $? "killed-and-rerun store equals the uninterrupted one" "$(diff "$T/u.dump" "$T/k.dump" | head -4)"
+
+faults '{"throttle": 4, "retry_after": "0"}'
+sync "$T/t.db" --budget 5
+ok $? "a 429 storm ridden out within the budget"
+faults '{"wrong_type_page": 3, "object": "Opportunity"}'
+sync "$T/m.db"
+ok "$(test $? -ne 0; echo $?)" "a page with a mistyped count fails"
+grep -q "deal: malformed page 3 of $PEER_URL/api/objects/v1/Opportunity?.*take=100&skip=200: the total count is missing or not a number" "$T/err"
+ok $? "naming object, URL and page" "$(grep -a malformed "$T/err" | head -1)"
+ok "$(test "$(q "$T/m.db" "SELECT count(*) FROM deals")" -eq 200; echo $?)" "nothing past the good pages"
+faults '{}'
+
+IMPARTNER_API_KEY=imp_live_WRONGkey_0042 sync "$T/c.db"
+ok "$(test $? -ne 0; echo $?)" "a wrong key fails"
+grep -q "authentication failed (HTTP 401); check IMPARTNER_API_KEY, IMPARTNER_BASE_URL, IMPARTNER_TENANT_ID" "$T/err"
+ok $? "clearly" "$(tail -1 "$T/err")"
+! grep -q -e "WRONGkey_0042" -e "Kq2v9WcX7uN3" "$LOGS" "$PEER_LOG"
+ok $? "no secret in any log line ($(wc -l <"$LOGS") lines)"
+done_testing

@@ -1,0 +1,240 @@
+#!/bin/sh
+# PartnerStack over HTTP against tests/peers/partnerstack.py: a full sync
+# equals a file ingest of the same export; an incremental sync picks up
+# exactly the changed records; kill -9 at random points then a rerun equals
+# an uninterrupted run; a throttling storm is ridden out within the budget
+# and a longer one fails cleanly; malformed pages stop the object with a
+# clear error and no advance; wrong credentials fail without echoing the
+# secret; no secret in any log line.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/peers.sh"
+
+SECRET=sk_live_Zq81xVw0pLm27
+PUB=pk_live_4Hc9TnR2
+export PEER_PUBLIC_KEY=$PUB PEER_SECRET_KEY=$SECRET
+export PARTNERSTACK_PUBLIC_KEY=$PUB PARTNERSTACK_SECRET_KEY=$SECRET
+LOGS="$T/all-logs"
+: >"$LOGS"
+
+"$P" sample --out "$T/x" --partners 40 --deals 1500 --seed 11 >/dev/null
+ok $? "sample written"
+start_peer partnerstack "$T/x"
+ok $? "PartnerStack peer started ($PEER_URL)"
+export PARTNERSTACK_BASE_URL="$PEER_URL"
+
+sync() {   # sync DB [options] : runs the sync, stderr appended to the logs
+  db=$1; shift
+  "$P" --db "$db" run "$ROOT/tests/e2e/sync.lua" connectors/partnerstack.lua --backoff 0.01 "$@" \
+    >"$T/out" 2>"$T/err"
+  rc=$?
+  cat "$T/out" "$T/err" >>"$LOGS"
+  return $rc
+}
+
+# ---- full sync = file ingest -------------------------------------------------
+sync "$T/a.db"
+ok $? "full sync" "$(tail -3 "$T/err")"
+cp "$T/out" "$T/out.first"
+grep -q "deal .* synced" "$T/out"
+ok $? "deals synced" "$(cat "$T/out")"
+ok "$(test "$(q "$T/a.db" 'SELECT count(*) FROM deals')" -gt 1200; echo $?)" "deals stored"
+"$P" --db "$T/f.db" ingest "$T/x" --quiet >/dev/null 2>&1
+dump_current "$T/a.db" >"$T/a.cur"
+dump_current "$T/f.db" >"$T/f.cur"
+cmp -s "$T/a.cur" "$T/f.cur"
+ok $? "full sync equals a file ingest of the same data" "$(diff "$T/a.cur" "$T/f.cur" | head -6)"
+grep -q "GET $PEER_URL/api/v2/deals?limit=250&starting_after=" "$T/err"
+ok $? "requests logged with method and URL, cursor pagination"
+q "$T/a.db" "SELECT watermark FROM sync_state WHERE object = 'deal'" | grep -q '^20[0-9-]*T'
+ok $? "deal watermark stored"
+ok "$(test "$(q "$T/a.db" "SELECT count(*) FROM sync_state WHERE object LIKE '%#run' AND watermark IS NOT NULL")" -eq 0; echo $?)" \
+   "no unfinished run left behind"
+
+# ---- a document object: an FX-rate CSV feed at a URL --------------------------------
+FX_RATES_URL="$PEER_URL/__peer/feeds/fx_rates.csv" sync "$T/a.db" --object fx
+ok $? "FX feed synced" "$(tail -2 "$T/err")"
+sqlite3 "$T/a.db" "SELECT currency, date, rate FROM fx_rates ORDER BY 1, 2" >"$T/a.fx"
+sqlite3 "$T/f.db" "SELECT currency, date, rate FROM fx_rates ORDER BY 1, 2" >"$T/f.fx"
+cmp -s "$T/a.fx" "$T/f.fx" && test -s "$T/a.fx"
+ok $? "FX rates from the feed equal the export's"
+grep -q "fx .* skipped (FX_RATES_URL not set)" "$T/out.first"
+ok $? "without FX_RATES_URL the feed is skipped" "$(cat "$T/out.first")"
+
+# ---- rerun and incremental -------------------------------------------------------
+sync "$T/a.db"
+ok $? "second sync"
+ok "$(grep -c 'starting_after' "$T/err" | awk '{print ($1 < 3) ? 0 : 1}')" "second sync fetches only the overlap window"
+awk '$1 == "total" { exit !($4 == 0) }' "$T/out"
+ok $? "nothing written when nothing changed" "$(tail -1 "$T/out")"
+wm=$(q "$T/a.db" "SELECT watermark FROM sync_state WHERE object = 'deal'")
+later=$("$PY" -c "import datetime as d;print(int((d.datetime.strptime('$wm','%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=d.timezone.utc)+d.timedelta(hours=2)).timestamp()*1000))")
+open3=$(q "$T/a.db" "SELECT external_id FROM deals WHERE status = 'open' ORDER BY external_id LIMIT 3")
+for d in $open3; do
+  peer_update "{\"object\": \"deals\", \"key\": \"$d\", \"set\": {\"stage\": \"Negotiation\", \"amount\": 4242400}, \"updated_at\": $later}"
+done
+peer_update "{\"object\": \"partnerships\", \"key\": \"pshp_P00002\", \"set\": {\"group\": {\"key\": \"gold\", \"name\": \"Gold\"}}, \"updated_at\": $later}"
+hist0=$(q "$T/a.db" "SELECT count(*) FROM deal_history")
+: >"$PEER_LOG"
+sync "$T/a.db"
+ok $? "incremental sync"
+awk '$1 == "deal" { exit !($4 == 3) } ' "$T/out"
+ok $? "incremental sync wrote exactly the 3 changed deals" "$(cat "$T/out")"
+awk '$1 == "partner" { exit !($4 == 1) } ' "$T/out"
+ok $? "and the 1 changed partner"
+ok "$(test "$(q "$T/a.db" "SELECT count(*) FROM deals WHERE amount = 42424 AND stage = 'negotiation'")" -eq 3; echo $?)" "changes stored"
+ok "$(test "$(q "$T/a.db" "SELECT count(*) FROM deal_history")" -eq $((hist0 + 3)); echo $?)" "one history row per changed deal"
+grep -q '"min_updated"' "$PEER_LOG"
+ok $? "incremental requests carry min_updated"
+ok "$(test "$(q "$T/a.db" "SELECT tier FROM partners WHERE external_id = 'P00002'")" = Gold; echo $?)" "partner tier change synced"
+
+# ---- kill -9 at random points, then rerun ----------------------------------------
+sync "$T/u.db" --batch 300
+ok $? "uninterrupted reference sync"
+dump_all "$T/u.db" >"$T/u.dump"
+faults '{"slow_ms": 40}'
+rand() { od -An -N2 -tu2 /dev/urandom | tr -d ' '; }
+kills=0
+for round in 1 2 3; do
+  "$P" --db "$T/k.db" run "$ROOT/tests/e2e/sync.lua" connectors/partnerstack.lua --batch 300 \
+    >/dev/null 2>>"$LOGS" &
+  pid=$!
+  ms=$(( $(rand) % 500 + 50 ))
+  sleep "$(printf '0.%03d' "$ms")"
+  kill -9 "$pid" 2>/dev/null && kills=$((kills + 1))
+  wait "$pid" 2>/dev/null
+  echo "# round $round: kill -9 after $ms ms"
+done
+faults '{}'
+ok "$(test "$kills" -ge 2; echo $?)" "syncs killed mid-run ($kills of 3)"
+sync "$T/k.db" --batch 300
+ok $? "rerun after kills completes"
+dump_all "$T/k.db" >"$T/k.dump"
+cmp -s "$T/u.dump" "$T/k.dump"
+ok $? "killed-and-rerun store equals the uninterrupted one" "$(diff "$T/u.dump" "$T/k.dump" | head -5)"
+sqlite3 "$T/k.db" 'PRAGMA integrity_check' | grep -qx ok
+ok $? "SQLite integrity after kills"
+
+# ---- throttling -------------------------------------------------------------------
+faults '{"throttle": 6, "retry_after": "0"}'
+sync "$T/t.db" --budget 10
+ok $? "a throttling storm of 6 is ridden out with a budget of 10" "$(tail -2 "$T/err")"
+grep -q "6 retries (6 throttled), budget left 4" "$T/out"
+ok $? "retries and budget reported" "$(head -1 "$T/out")"
+grep -q ' 429 .* throttled' "$T/err"
+ok $? "throttled responses logged"
+faults '{"throttle": 100, "retry_after": "0"}'
+sync "$T/t2.db" --budget 3
+rc=$?
+ok "$(test $rc -ne 0; echo $?)" "a storm past the budget fails the sync"
+grep -q "retry budget exhausted" "$T/err"
+ok $? "with 'retry budget exhausted'" "$(tail -2 "$T/err")"
+ok "$(test -z "$(q "$T/t2.db" "SELECT watermark FROM sync_state WHERE object = 'partner'")"; echo $?)" "and no watermark moved"
+faults '{}'
+
+# ---- malformed pages ------------------------------------------------------------
+for fault in truncate_page html_page wrong_type_page; do
+  rm -f "$T/m.db"*
+  faults "{\"$fault\": 2, \"object\": \"deals\"}"
+  sync "$T/m.db"
+  rc=$?
+  ok "$(test $rc -ne 0; echo $?)" "$fault: the sync fails"
+  case $fault in
+    truncate_page) want="invalid or truncated JSON" ;;
+    html_page) want="not JSON (text/html" ;;
+    wrong_type_page) want="'data.items' is an object, not a list" ;;
+  esac
+  grep -q "deal: malformed page 2 of $PEER_URL/api/v2/deals?limit=250&starting_after=D[0-9]*: $want" "$T/err"
+  ok $? "$fault: error names object, URL and page" "$(grep malformed "$T/err" | head -2)"
+  ok "$(test -z "$(q "$T/m.db" "SELECT watermark FROM sync_state WHERE object = 'deal'")"; echo $?)" "$fault: deal watermark not advanced"
+  ok "$(test "$(q "$T/m.db" "SELECT count(*) FROM deals")" -eq 250; echo $?)" "$fault: only the good page stored"
+done
+q "$T/m.db" "SELECT watermark FROM sync_state WHERE object = 'payout'" | grep -q '^20'
+ok $? "the other objects still synced"
+faults '{}'
+sync "$T/m.db"
+ok $? "after the fault clears, the rerun completes"
+dump_current "$T/m.db" >"$T/m.cur"
+dump_current "$T/u.db" >"$T/u.cur"
+cmp -s "$T/m.cur" "$T/u.cur"
+ok $? "and equals a clean sync" "$(diff "$T/m.cur" "$T/u.cur" | head -4)"
+
+# ---- bad records -------------------------------------------------------------------
+rm -f "$T/r.db"*
+faults '{"bad_records": 2, "object": "deals"}'
+sync "$T/r.db"
+ok $? "mistyped records do not fail the sync"
+ok "$(test "$(q "$T/r.db" "SELECT count(*) FROM ingest_rejects WHERE source = 'partnerstack' AND reason LIKE 'deal D%amount%'")" -eq 2; echo $?)" \
+   "the 2 mistyped deals are rejected with key and field"
+faults '{}'
+
+# ---- credentials -----------------------------------------------------------------
+PARTNERSTACK_SECRET_KEY=wrong_Secret_77aa1 sync "$T/c.db"
+rc=$?
+ok "$(test $rc -ne 0; echo $?)" "wrong credentials fail"
+grep -q "authentication failed (HTTP 401); check PARTNERSTACK_PUBLIC_KEY, PARTNERSTACK_SECRET_KEY" "$T/err"
+ok $? "with a clear message" "$(tail -1 "$T/err")"
+! grep -q "wrong_Secret_77aa1" "$T/err"
+ok $? "that does not echo the secret"
+grep -q '"auth": "bad"' "$PEER_LOG"
+ok $? "the peer saw bad credentials"
+PARTNERSTACK_SECRET_KEY= sync "$T/c.db"
+grep -q "PARTNERSTACK_SECRET_KEY is not set" "$T/err"
+ok $? "a missing key is named"
+
+# ---- the write endpoint (for the outbox sender) ------------------------------------
+d1=$(q "$T/a.db" "SELECT external_id FROM deals WHERE status = 'open' ORDER BY external_id LIMIT 1")
+: >"$PEER_LOG"
+"$P" --db "$T/a.db" run "$ROOT/tests/e2e/writeback_probe.lua" connectors/partnerstack.lua "$d1" \
+  >"$T/wb" 2>>"$LOGS"
+ok "$(test "$(cat "$T/wb")" = "$(printf '200\t400')"; echo $?)" "PATCH with vendor fields 200, an undeclared field 400" "$(cat "$T/wb")"
+"$PY" - "$PEER_LOG" "$d1" <<'PY'
+import json, sys
+log = [json.loads(l) for l in open(sys.argv[1])]
+w = [e for e in log if e["method"] == "PATCH"]
+assert len(w) == 2, w
+assert w[0]["path"] == "/api/v2/deals/" + sys.argv[2] and w[0]["status"] == 200
+assert w[0]["idempotency_key"].endswith("-run-1")
+names = {f["api_name"] for f in w[0]["body"]["fields"]}
+assert names == {"ai_forecast_score", "ai_risk_flags", "ai_close_probability", "ai_model_version",
+                 "ai_last_scored_at", "ai_drivers"}, names
+assert set(w[0]["body"]) == {"fields"}, w[0]["body"]
+assert w[1]["status"] == 400
+PY
+ok $? "the peer logged one write with only vendor-owned fields and its Idempotency-Key"
+
+# ---- the Link-header paginator (a generic list on the peer) ------------------------
+"$P" --db "$T/a.db" run "$ROOT/tests/e2e/link_probe.lua" "$PEER_URL" >"$T/link" 2>>"$LOGS"
+ok "$(test "$(cat "$T/link")" = "$(printf '3\t25\tL000\tL024')"; echo $?)" \
+   "Link rel=next followed: 3 pages, 25 items, none twice" "$(cat "$T/link")"
+
+# ---- a resume cursor that no longer exists ------------------------------------------
+faults '{"slow_ms": 40}'
+rm -f "$T/g.db"*
+"$P" --db "$T/g.db" run "$ROOT/tests/e2e/sync.lua" connectors/partnerstack.lua --batch 250 \
+  >/dev/null 2>>"$LOGS" &
+pid=$!
+i=0
+while [ $i -lt 300 ]; do
+  st=$(q "$T/g.db" "SELECT watermark FROM sync_state WHERE object = 'deal#run' AND watermark IS NOT NULL" 2>/dev/null)
+  [ -n "$st" ] && break
+  sleep 0.02; i=$((i + 1))
+done
+kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+faults '{}'
+# Read the cursor after the kill: the run may have committed another batch.
+st=$(q "$T/g.db" "SELECT watermark FROM sync_state WHERE object = 'deal#run'")
+gone=$(echo "$st" | sed -n 's/.*"state":"[0-9]* [0-9]* \([^"]*\)".*/\1/p')
+ok "$(test -n "$gone"; echo $?)" "killed with a saved deal cursor ($gone)"
+curl -s -X POST --data "{\"object\": \"deals\", \"key\": \"$gone\"}" "$PEER_URL/__peer/delete" >/dev/null
+sync "$T/g.db" --batch 250
+ok $? "the rerun completes although its cursor record was deleted" "$(tail -2 "$T/err")"
+grep -q "deal: cannot resume after page [0-9]* (.*HTTP 400.*); restarting the run's pages" "$T/err"
+ok $? "and says it restarted the run's pages" "$(head -c 600 "$T/err")"
+ok "$(test "$(q "$T/g.db" "SELECT count(*) FROM deals")" -eq "$(q "$T/u.db" "SELECT count(*) FROM deals")"; echo $?)" \
+   "no deal missed"
+
+# ---- no secret anywhere ------------------------------------------------------------
+b64=$(printf '%s:%s' "$PUB" "$SECRET" | base64)
+! grep -q -e "$SECRET" -e "$b64" "$LOGS" "$PEER_LOG"
+ok $? "no secret in any log line ($(wc -l <"$LOGS") lines)"
+done_testing

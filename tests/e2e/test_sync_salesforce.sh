@@ -1,0 +1,102 @@
+#!/bin/sh
+# Salesforce over HTTP against tests/peers/salesforce.py: SOQL with
+# nextRecordsUrl; full sync = file ingest; incremental by SystemModstamp;
+# kill -9 and rerun; 403 REQUEST_LIMIT_EXCEEDED ridden out; a malformed
+# batch stops with a clear error; a bad token fails cleanly; no secret in logs.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/peers.sh"
+
+TOKEN='00DPEER!AQ8AQ.s3cr3tT0ken_91zz'
+export PEER_ACCESS_TOKEN=$TOKEN SALESFORCE_ACCESS_TOKEN=$TOKEN SALESFORCE_BATCH_SIZE=500
+LOGS="$T/all-logs"
+: >"$LOGS"
+"$P" sample --out "$T/x" --partners 30 --deals 1500 --seed 5 >/dev/null
+ok $? "sample written"
+start_peer salesforce "$T/x"
+ok $? "Salesforce peer started"
+export SALESFORCE_INSTANCE_URL="$PEER_URL"
+
+sync() {
+  db=$1; shift
+  "$P" --db "$db" run "$ROOT/tests/e2e/sync.lua" connectors/salesforce.lua --backoff 0.01 "$@" >"$T/out" 2>"$T/err"
+  rc=$?
+  cat "$T/out" "$T/err" >>"$LOGS"
+  return $rc
+}
+pd() { dump_current "$1" | grep -E '^(P|D)\|'; }
+
+sync "$T/a.db"
+ok $? "full sync" "$(tail -3 "$T/err")"
+"$P" --db "$T/f.db" ingest "$T/x" --quiet >/dev/null 2>&1
+pd "$T/a.db" >"$T/a.pd"; pd "$T/f.db" >"$T/f.pd"
+cmp -s "$T/a.pd" "$T/f.pd"
+ok $? "full sync equals a file ingest (partners, deals)" "$(diff "$T/a.pd" "$T/f.pd" | head -4)"
+ok "$(test "$(grep -c 'query/01gPEER' "$T/err")" -ge 2; echo $?)" "batches followed through nextRecordsUrl"
+grep -q 'sforce-limit-info: api-usage=' "$T/err"
+ok $? "Sforce-Limit-Info logged"
+
+wm=$(q "$T/a.db" "SELECT watermark FROM sync_state WHERE source = 'salesforce' AND object = 'deal'")
+later=$("$PY" -c "import datetime as d;print(int((d.datetime.strptime('$wm','%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=d.timezone.utc)+d.timedelta(hours=1)).timestamp()*1000))")
+for d in $(q "$T/a.db" "SELECT external_id FROM deals WHERE status = 'open' ORDER BY external_id LIMIT 2"); do
+  peer_update "{\"object\": \"Opportunity\", \"key\": \"$d\", \"set\": {\"StageName\": \"Closed Won\", \"IsClosed\": true, \"IsWon\": true}, \"updated_at\": $later}"
+done
+: >"$PEER_LOG"
+sync "$T/a.db"
+ok $? "incremental sync"
+awk '$1 == "deal" { exit !($4 == 2) }' "$T/out"
+ok $? "exactly the 2 changed opportunities written" "$(cat "$T/out")"
+grep -q 'SystemModstamp > 20' "$PEER_LOG"
+ok $? "the SOQL carries SystemModstamp > watermark - overlap"
+ok "$(test "$(q "$T/a.db" "SELECT count(*) FROM deals WHERE status = 'won' AND updated_at > '$wm'")" -eq 2; echo $?)" "won deals stored"
+
+sync "$T/u.db"
+dump_all "$T/u.db" >"$T/u.dump"
+faults '{"slow_ms": 60}'
+rand() { od -An -N2 -tu2 /dev/urandom | tr -d ' '; }
+kills=0
+for round in 1 2; do
+  "$P" --db "$T/k.db" run "$ROOT/tests/e2e/sync.lua" connectors/salesforce.lua --batch 200 \
+    >/dev/null 2>>"$LOGS" &
+  pid=$!
+  ms=$(( $(rand) % 350 + 50 ))
+  sleep "$(printf '0.%03d' "$ms")"
+  kill -9 "$pid" 2>/dev/null && kills=$((kills + 1))
+  wait "$pid" 2>/dev/null
+done
+faults '{}'
+ok "$(test "$kills" -ge 1; echo $?)" "syncs killed mid-run ($kills of 2)"
+sync "$T/k.db" --batch 200
+ok $? "rerun after kills"
+dump_all "$T/k.db" >"$T/k.dump"
+cmp -s "$T/u.dump" "$T/k.dump"
+ok $? "killed-and-rerun store equals the uninterrupted one" "$(diff "$T/u.dump" "$T/k.dump" | head -4)"
+
+faults '{"throttle": 5}'
+sync "$T/t.db" --budget 8
+ok $? "403 REQUEST_LIMIT_EXCEEDED storm ridden out" "$(tail -2 "$T/err")"
+grep -q "5 retries (5 throttled)" "$T/out"
+ok $? "throttles counted" "$(head -1 "$T/out")"
+faults '{}'
+
+faults '{"truncate_page": 2, "object": "Opportunity"}'
+sync "$T/m.db"
+ok "$(test $? -ne 0; echo $?)" "a truncated batch fails the sync"
+grep -q "deal: malformed page 2 of $PEER_URL/services/data/v59.0/query/01gPEER[0-9]*-500: invalid or truncated JSON" "$T/err"
+ok $? "error names object, URL and page" "$(grep -a malformed "$T/err" | head -1)"
+ok "$(test -z "$(q "$T/m.db" "SELECT watermark FROM sync_state WHERE object = 'deal'")"; echo $?)" "no advance"
+faults '{}'
+sync "$T/m.db"
+ok $? "rerun after the fault"
+pd "$T/m.db" >"$T/m.pd"; pd "$T/u.db" >"$T/u.pd"
+cmp -s "$T/m.pd" "$T/u.pd"
+ok $? "ends equal to a clean sync"
+
+SALESFORCE_ACCESS_TOKEN='00DPEER!wrongTokenValue_5521' sync "$T/c.db"
+ok "$(test $? -ne 0; echo $?)" "a bad token fails"
+grep -q "authentication failed (HTTP 401).*INVALID_SESSION_ID\|authentication failed (HTTP 401)" "$T/err"
+ok $? "clearly" "$(tail -1 "$T/err")"
+! grep -q "wrongTokenValue_5521" "$T/err"
+ok $? "without echoing the token"
+! grep -q -e "s3cr3tT0ken_91zz" "$LOGS" "$PEER_LOG"
+ok $? "no secret in any log line ($(wc -l <"$LOGS") lines)"
+done_testing
