@@ -71,7 +71,7 @@ void cli_text(FILE *f, const char *s, int width)
     int n = 0;
     for (const unsigned char *p = (const unsigned char *)(s ? s : "-"); *p; p++) {
         if (width > 0 && n >= width) break;
-        if (*p < 0x20 || *p == 0x7f) {
+        if (cli_text_unsafe(*p)) {
             n += fprintf(f, "\\x%02x", *p);
         } else {
             fputc(*p, f);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "lprm.h"
 #include "sandbox.h"
 #include "timeutil.h"
@@ -313,9 +314,13 @@ static int do_log(lua_State *L, int level, int first)
     static const char *const names[] = { "DEBUG", "INFO", "WARN", "ERROR" };
     if (level < log_threshold()) return 0;
     format_args(L, first);
+    /* Take the message before luaL_buffinit: in 5.4 it pushes a placeholder,
+     * so -1 is no longer the message afterwards (issue 8: SIGSEGV). The
+     * string stays anchored at its slot below the buffer. */
+    const char *msg = lua_tostring(L, -1);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    redact(&b, lua_tostring(L, -1));
+    redact(&b, msg ? msg : "");
     luaL_pushresult(&b);
     char ts[21];
     instant_iso((int64_t)time(NULL), ts);
@@ -341,6 +346,29 @@ static int l_prm_redact(lua_State *L)
     const char *s = luaL_checkstring(L, 1);
     luaL_buffinit(L, &b);
     redact(&b, s);
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* prm.safe(text) -> text with control characters (ANSI escapes, CR, NUL)
+ * shown as \xHH, as the CLI's text outputs print export data; non-strings
+ * go through tostring. */
+static int l_prm_safe(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_tolstring(L, 1, &len);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (cli_text_unsafe(ch)) {
+            char esc[5];
+            snprintf(esc, sizeof esc, "\\x%02x", ch);
+            luaL_addstring(&b, esc);
+        } else {
+            luaL_addchar(&b, (char)ch);
+        }
+    }
     luaL_pushresult(&b);
     return 1;
 }
@@ -411,7 +439,7 @@ int luaopen_prm(lua_State *L)
         { "quarter_add", l_prm_quarter_add }, { "month", l_prm_month },
         { "money", l_prm_money }, { "log", l_prm_log }, { "debug", l_prm_debug },
         { "info", l_prm_info }, { "warn", l_prm_warn }, { "error", l_prm_error },
-        { "redact", l_prm_redact }, { NULL, NULL },
+        { "redact", l_prm_redact }, { "safe", l_prm_safe }, { NULL, NULL },
     };
     lua_newtable(L);
     lua_pushvalue(L, -1);               /* upvalue: the module, for fiscal_start_month */

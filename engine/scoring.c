@@ -8,7 +8,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "clsmetrics.h"
+#include "json.h"
 #include "hash.h"
 #include "model.h"
 #include "rules.h"
@@ -632,7 +634,7 @@ out:
     return rc;
 }
 
-int scoring_explain(store *s, const char *deal, int json, FILE *out, prm_error *err)
+int scoring_explain(store *s, const char *deal, int as_json, FILE *out, prm_error *err)
 {
     store_stmt *st;
     if (store_prepare(s, "SELECT d.external_id, d.stage, d.amount, d.currency, p.external_id, p.tier,"
@@ -653,22 +655,58 @@ int scoring_explain(store *s, const char *deal, int json, FILE *out, prm_error *
     }
     store_value c[16];
     for (int i = 0; i < 16; i++) c[i] = store_column(st, i);
-    if (json) {
-        fprintf(out, "{\"deal\":\"%s\",\"probability\":%.6f,\"score\":%.1f,\"drivers\":%s,\"flags\":%s,"
-                     "\"run\":%lld,\"as_of\":\"%s\",\"model\":{\"id\":%lld,\"kind\":\"%s\",\"version\":\"%s\"}}\n",
-                c[0].s, c[6].r, c[7].r, c[8].s ? c[8].s : "[]", c[9].s ? c[9].s : "[]",
-                (long long)c[10].i, c[11].s, (long long)c[12].i, c[13].s ? c[13].s : "",
-                c[14].s ? c[14].s : "");
+    /* Export data (ids, tier, stage, currency, reasons) goes through the
+     * JSON writer or cli_text: raw control and ANSI escape bytes from an
+     * export must not reach a terminal or break the JSON (issue 8). */
+    if (as_json) {
+        json j;
+        json_init(&j);
+        json_obj(&j);
+        json_key(&j, "deal"); json_str(&j, c[0].s);
+        json_key(&j, "probability"); json_num_fmt(&j, c[6].r, "%.6f");
+        json_key(&j, "score"); json_num_fmt(&j, c[7].r, "%.1f");
+        json_key(&j, "drivers"); json_raw(&j, c[8].s ? c[8].s : "[]");
+        json_key(&j, "flags"); json_raw(&j, c[9].s ? c[9].s : "[]");
+        json_key(&j, "run"); json_int(&j, c[10].i);
+        json_key(&j, "as_of"); json_str(&j, c[11].s);
+        json_key(&j, "model");
+        json_obj(&j);
+        json_key(&j, "id"); json_int(&j, c[12].i);
+        json_key(&j, "kind"); json_str(&j, c[13].s ? c[13].s : "");
+        json_key(&j, "version"); json_str(&j, c[14].s ? c[14].s : "");
+        json_end(&j);
+        json_end(&j);
+        int failed = json_failed(&j);
+        if (!failed) fprintf(out, "%s\n", json_cstr(&j));
+        json_free(&j);
+        if (failed) {
+            store_finalize(st);
+            return prm_error_set(err, "out of memory");
+        }
     } else {
-        fprintf(out, "deal %s  (partner %s, %s tier)  stage %s  amount %.0f %s\n", c[0].s, c[4].s,
-                c[5].s ? c[5].s : "-", c[1].s, c[2].kind == SV_NULL ? NAN : c[2].kind == SV_INT ? (double)c[2].i : c[2].r,
-                c[3].s ? c[3].s : "");
+        fputs("deal ", out);
+        cli_text(out, c[0].s, 0);
+        fputs("  (partner ", out);
+        cli_text(out, c[4].s, 0);
+        fputs(", ", out);
+        cli_text(out, c[5].s, 0);
+        fputs(" tier)  stage ", out);
+        cli_text(out, c[1].s, 0);
+        fprintf(out, "  amount %.0f ", c[2].kind == SV_NULL ? NAN : c[2].kind == SV_INT ? (double)c[2].i : c[2].r);
+        if (c[3].s) cli_text(out, c[3].s, 0);
+        fputc('\n', out);
         fprintf(out, "  probability of close %.1f%%   score %.1f / 10", 100 * c[6].r, c[7].r);
         if (c[15].kind != SV_NULL)
             fprintf(out, "   (partner says %.0f%%)", 100 * (c[15].kind == SV_INT ? (double)c[15].i : c[15].r));
-        fprintf(out, "\n  model %s (id %lld), run %lld as of %s\n", c[14].s ? c[14].s : "?",
-                (long long)c[12].i, (long long)c[10].i, c[11].s);
-        fprintf(out, "  drivers (log-odds): %s\n  flags: %s\n", c[8].s ? c[8].s : "[]", c[9].s ? c[9].s : "[]");
+        fputs("\n  model ", out);
+        cli_text(out, c[14].s ? c[14].s : "?", 0);
+        fprintf(out, " (id %lld), run %lld as of ", (long long)c[12].i, (long long)c[10].i);
+        cli_text(out, c[11].s, 0);
+        fputs("\n  drivers (log-odds): ", out);
+        cli_text(out, c[8].s ? c[8].s : "[]", 0);
+        fputs("\n  flags: ", out);
+        cli_text(out, c[9].s ? c[9].s : "[]", 0);
+        fputc('\n', out);
     }
     store_finalize(st);
     return 0;
