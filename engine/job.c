@@ -66,7 +66,7 @@ static char *counts_json(lua_State *L)
 
 static lua_State *job_state(store *db, prm_error *err)
 {
-    sandbox_opts o = { SANDBOX_JOB, 0, 0, db, job_root() };
+    sandbox_opts o = { SANDBOX_JOB, 0, 0, db, job_root(), 0, 0 };
     lua_State *L = sandbox_new(&o, err);
     if (!L) return NULL;
     if (apply_settings(L, db, err) < 0) {
