@@ -80,11 +80,12 @@ static lua_Integer opt_int(lua_State *L, int idx, const char *k, lua_Integer def
     return v;
 }
 
-/* scoring.train{as_of=, kind=, train_quarters=, step_days=, activate=} -> result | nil, msg */
+/* scoring.train{as_of=, kind=, train_quarters=, step_days=, activate=, force_activate=}
+ *   -> result | nil, msg */
 static int l_scoring_train(lua_State *L)
 {
     static const char *const keys[] = { "as_of", "kind", "train_quarters", "step_days",
-                                        "activate", NULL };
+                                        "activate", "force_activate", NULL };
     check_keys(L, 1, keys, "scoring.train");
     train_opts o;
     train_opts_init(&o);
@@ -95,6 +96,9 @@ static int l_scoring_train(lua_State *L)
     if (!lua_isnoneornil(L, 1)) {
         lua_getfield(L, 1, "activate");
         if (!lua_isnil(L, -1)) o.activate = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        lua_getfield(L, 1, "force_activate");
+        o.force_activate = lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
     luaL_argcheck(L, o.train_quarters >= 1 && o.train_quarters <= 40, 1, "train_quarters must be 1..40");
@@ -118,6 +122,11 @@ static int l_scoring_train(lua_State *L)
     lua_pushinteger(L, (lua_Integer)r.closed_deals); lua_setfield(L, -2, "closed_deals");
     lua_pushboolean(L, r.cold_start); lua_setfield(L, -2, "cold_start");
     lua_pushstring(L, r.data_hash); lua_setfield(L, -2, "data_hash");
+    lua_pushboolean(L, r.activated); lua_setfield(L, -2, "activated");
+    if (r.kept_model_id > 0) {
+        lua_pushinteger(L, (lua_Integer)r.kept_model_id); lua_setfield(L, -2, "kept_model_id");
+        setnum(L, "kept_logloss", r.kept_logloss);
+    }
     setnum(L, "partner_brier", r.partner_brier);
     setnum(L, "partner_logloss", r.partner_logloss);
     setnum(L, "partner_auc", r.partner_auc);

@@ -27,6 +27,7 @@ void train_opts_init(train_opts *o)
     o->calib_share = 0.2;
     o->kind = "auto";
     o->activate = 1;
+    o->force_activate = 0;
 }
 
 void score_opts_init(score_opts *o)
@@ -365,7 +366,33 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
     r->best = 0;
     for (int i = 1; i < r->ncand; i++)
         if (r->cand[i].logloss < r->cand[r->best].logloss) r->best = i;
-    if (o->activate) {
+    /* Activating a model worse than the active one on the same evaluation
+     * window needs force_activate: `train --kind baserate` silently
+     * replaced a better model (issue 8). */
+    int activate = o->activate;
+    if (activate && !o->force_activate) {
+        store_stmt *q;
+        if (store_prepare(s, "SELECT id, json_extract(metrics, '$.eval_logloss') FROM models"
+                             " WHERE active = 1 AND train_to = ? AND eval_to = ?", &q, err) < 0) {
+            store_rollback(s);
+            goto out;
+        }
+        store_value a = { SV_TEXT, r->eval_from, 0, 0 }, b = { SV_TEXT, r->eval_to, 0, 0 };
+        store_bind(q, 1, &a, NULL);
+        store_bind(q, 2, &b, NULL);
+        if (store_step(q, NULL) == 1) {
+            store_value id = store_column(q, 0), ll = store_column(q, 1);
+            double cur = ll.kind == SV_REAL ? ll.r : ll.kind == SV_INT ? (double)ll.i : NAN;
+            if (!isnan(cur) && cur < r->cand[r->best].logloss) {
+                activate = 0;
+                r->kept_model_id = id.i;
+                r->kept_logloss = cur;
+            }
+        }
+        store_finalize(q);
+    }
+    r->activated = activate;
+    if (activate) {
         store_value v = { SV_INT, NULL, 0, r->cand[r->best].model_id };
         if (store_run(s, "UPDATE models SET active = (id = ?)", 1, &v, NULL, err) < 0) {
             store_rollback(s);
@@ -375,7 +402,7 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
     char detail[512];
     snprintf(detail, sizeof detail, "{\"model\":%lld,\"kind\":\"%s\",\"eval_logloss\":%.5f,"
              "\"data_hash\":\"%s\",\"active\":%s}", (long long)r->cand[r->best].model_id,
-             r->cand[r->best].kind, r->cand[r->best].logloss, r->data_hash, o->activate ? "true" : "false");
+             r->cand[r->best].kind, r->cand[r->best].logloss, r->data_hash, activate ? "true" : "false");
     if (store_audit(s, NULL, "model.train", r->cand[r->best].kind, detail, err) < 0 ||
         store_commit(s, err) < 0) {
         store_rollback(s);

@@ -38,6 +38,9 @@ typedef struct train_opts {
     double calib_share;        /* 0.2 */
     const char *kind;          /* "auto" (all candidates), or one kind */
     int activate;              /* 1: make the best active */
+    /* 0: a best model worse (higher held-out log loss) than the active one
+     * on the same evaluation window is registered but not activated. */
+    int force_activate;
 } train_opts;
 
 #include "clsmetrics.h"
@@ -61,6 +64,9 @@ typedef struct train_result {
     cls_bin partner_rel[TRAIN_REL_BINS];
     size_t partner_n;
     char data_hash[65];
+    int activated;             /* the best was made active */
+    int64_t kept_model_id;     /* > 0: the better active model kept */
+    double kept_logloss;
 } train_result;
 
 void train_opts_init(train_opts *o);
