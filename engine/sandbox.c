@@ -687,8 +687,18 @@ static int blocked_clock(lua_State *L)
                       lua_tostring(L, lua_upvalueindex(1)));
 }
 
+/* __index of the prm face: the module's own fields only. Going through the
+ * module's metatable would reach its lazy submodules (prm_index) and hand
+ * a rule prm.ts, prm.model and prm.store past the kinds table. */
+static int raw_field(lua_State *L)
+{
+    lua_settop(L, 2);
+    lua_rawget(L, lua_upvalueindex(1));
+    return 1;
+}
+
 /* [-1, +1, m] The prm module as sandboxed kinds see it: a proxy whose
- * wall-clock functions raise. */
+ * wall-clock functions raise and that has no lazy submodules. */
 static void push_prm_face(lua_State *L)
 {
     lua_newtable(L);                     /* overrides */
@@ -700,6 +710,7 @@ static void push_prm_face(lua_State *L)
     }
     lua_createtable(L, 0, 1);
     lua_pushvalue(L, -3);
+    lua_pushcclosure(L, raw_field, 1);
     lua_setfield(L, -2, "__index");
     lua_setmetatable(L, -2);
     lua_remove(L, -2);
