@@ -50,6 +50,12 @@ ok "$(test "$(raw ex.out)" = 0; echo $?)" "explain output has no raw ESC or CR"
 python3 -c 'import json; d=json.load(open("ex.json")); assert d["deal"] and any("\x1b" in f["reason"] for f in d["flags"])'
 ok $? "explain --json is valid JSON with the reason"
 
+# A job's own report (ingest names the directory it read) goes through the same escaping.
+cp -r x "x${esc}[31m"
+"$P" --db i.db ingest "x${esc}[31m" >ing.out 2>/dev/null; ok $? "ingest of a directory with an escape in its name"
+grep -qF 'x\x1b[31m' ing.out; ok $? "its report shows the name escaped" "$(head -2 ing.out)"
+ok "$(test "$(raw ing.out)" = 0; echo $?)" "ingest's report has no raw ESC or CR"
+
 # A sync cursor (it comes from the source) with escapes, shown by status.
 sqlite3 s.db "update sync_state set cursor = 'c'||char(27)||'[31m'||char(13)"
 "$P" --db s.db status >st.out 2>&1; ok $? "status runs"
