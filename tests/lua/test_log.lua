@@ -45,6 +45,20 @@ out = child("PRMCAST_LOG=error")
 t.ok(out:find('ERROR bad "thing"', 1, true) and not out:find("hello world", 1, true)
   and not out:find("careful", 1, true), "PRMCAST_LOG=error keeps errors only", out)
 os.remove(job)
+
+-- A 4 MiB message with secrets in the environment: redaction is linear and
+-- the line is cut at 16 KiB with the size.
+job = t.tmpfile([[
+local s = ("x"):rep(4 << 20) .. "s3cr3t-value"
+prm.info("%s", s)
+return 1
+]])
+local t0 = os.time()
+out = child("PRMTEST_API_TOKEN=s3cr3t-value A_KEY=abcdefgh B_SECRET=12345678")
+t.ok(out:find("... (4194316 bytes)", 1, true), "a long message is cut, with its size", out:sub(-200))
+t.ok(#out < 20000, "to about 16 KiB", #out)
+t.ok(os.time() - t0 < 5, "in bounded time")
+os.remove(job)
 os.remove("build/test-out/log-child.db")
 
 t.eq(prm.safe("a\27[31mb\rc"), "a\\x1b[31mb\\x0dc", "prm.safe escapes ESC and CR")
