@@ -36,7 +36,8 @@
  *   setmetatable refuses a metatable with __gc (and a __gc added later is
  *   never called: Lua marks objects only at setmetatable).
  * Not bounded: the engine's own C bindings reachable from rules (prm.date,
- *   cjson, prm.map) are linear in their input, which the caps above bound;
+ *   cjson, prm.map) are linear in their input, which the caps above bound
+ *   (prm.info & co. cut a line at 16 KiB and redact in O(length x secrets));
  *   a connector's method calls on strings use the job's stock string
  *   table (only its _ENV copies are bounded); the bounded matcher accepts
  *   the stock pattern syntax but a gsub over a 4 MiB subject may need more
