@@ -71,7 +71,7 @@ void cli_text(FILE *f, const char *s, int width)
     int n = 0;
     for (const unsigned char *p = (const unsigned char *)(s ? s : "-"); *p; p++) {
         if (width > 0 && n >= width) break;
-        if (*p < 0x20 || *p == 0x7f) {
+        if (cli_text_unsafe(*p)) {
             n += fprintf(f, "\\x%02x", *p);
         } else {
             fputc(*p, f);
@@ -79,6 +79,14 @@ void cli_text(FILE *f, const char *s, int width)
         }
     }
     for (; width > 0 && n < width; n++) fputc(' ', f);
+}
+
+void cli_lines(FILE *f, const char *text)
+{
+    for (const unsigned char *p = (const unsigned char *)(text ? text : ""); *p; p++) {
+        if (cli_text_unsafe(*p) && *p != '\n' && *p != '\t') fprintf(f, "\\x%02x", *p);
+        else fputc(*p, f);
+    }
 }
 
 int cli_int(const cli *c, const char *cmd, const char *opt, const char *text, long lo, long hi, long *out)

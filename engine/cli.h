@@ -42,6 +42,11 @@ struct store *cli_store(const cli *c, int create, prm_error *err);
  * as \xHH, so export data cannot rewrite the terminal. width > 0 pads or
  * cuts to that many bytes. */
 void cli_text(FILE *f, const char *s, int width);
+/* Multi-line text from a job (ingest, train, score reports) the same way,
+ * keeping its newlines and tabs. */
+void cli_lines(FILE *f, const char *text);
+/* The one rule for what cli_text escapes (also prm.safe in Lua). */
+static inline int cli_text_unsafe(unsigned char ch) { return ch < 0x20 || ch == 0x7f; }
 
 /* Option parsing helpers: an integer in [lo, hi]; -1 with a usage message
  * naming the option otherwise. */

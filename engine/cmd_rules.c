@@ -87,6 +87,14 @@ static void print_load_errors(const rules *r, int json)
     for (int k = 0; k < n; k++) fprintf(stderr, "prmcast rules: %s\n", rules_load_error(r, k));
 }
 
+/* Export or rule text at least w columns wide, never cut (cli_text's width
+ * would cut). */
+static void pad_text(const char *s, int w)
+{
+    cli_text(stdout, s, 0);
+    for (int n = s ? (int)strlen(s) : 1; n < w; n++) putchar(' ');
+}
+
 /* ---- list --------------------------------------------------------------- */
 
 static int rules_list(int json)
@@ -131,13 +139,21 @@ static int rules_list(int json)
             fputs("]}", stdout);
             continue;
         }
-        printf("%-22s %-7s %s\n    %s\n", rules_name(r, i), rules_severity_name(rules_severity(r, i)),
-               rules_file(r, i), rules_description(r, i));
+        pad_text(rules_name(r, i), 22);
+        printf(" %-7s ", rules_severity_name(rules_severity(r, i)));
+        cli_text(stdout, rules_file(r, i), 0);
+        fputs("\n    ", stdout);
+        cli_text(stdout, rules_description(r, i), 0);
+        putchar('\n');
         for (int k = 0; k < rules_nparams(r, i); k++) {
             rules_param(r, i, k, &key, &doc, &val);
             char kv[128];
             snprintf(kv, sizeof kv, "%s = %s", key, val);
-            printf("      %-26s %s\n", kv, doc);
+            fputs("      ", stdout);
+            pad_text(kv, 26);
+            putchar(' ');
+            cli_text(stdout, doc, 0);
+            putchar('\n');
         }
     }
     if (json) {
@@ -408,13 +424,21 @@ static int rules_test(int argc, char **argv, const char *db_path, int json)
             fputs("]}", stdout);
             continue;
         }
-        printf("%-22s %-7s fired on %ld of %d deal(s)%s\n", rules_name(r, i),
-               rules_severity_name(rules_severity(r, i)), tl[i].fired, ndeals,
-               ne ? "" : "");
-        for (int k = 0; k < tl[i].nex; k++) printf("    %-14s %s\n", tl[i].ex_deal[k], tl[i].ex_reason[k]);
+        /* Deal ids and reasons are export data: cli_text (issue 8). */
+        pad_text(rules_name(r, i), 22);
+        printf(" %-7s fired on %ld of %d deal(s)\n", rules_severity_name(rules_severity(r, i)),
+               tl[i].fired, ndeals);
+        for (int k = 0; k < tl[i].nex; k++) {
+            fputs("    ", stdout);
+            pad_text(tl[i].ex_deal[k], 14);
+            putchar(' ');
+            cli_text(stdout, tl[i].ex_reason[k], 0);
+            putchar('\n');
+        }
         if (ne) {
-            printf("    ERROR on %ld deal(s)%s: %s\n", ne, rules_disabled(r, i) ? " (switched off)" : "",
-                   rules_error_msg(r, i, 0));
+            printf("    ERROR on %ld deal(s)%s: ", ne, rules_disabled(r, i) ? " (switched off)" : "");
+            cli_text(stdout, rules_error_msg(r, i, 0), 0);
+            putchar('\n');
         }
     }
     if (json) {

@@ -151,7 +151,7 @@ int cmd_ingest(int argc, char **argv, const cli *c)
     store_close(s);
     if (rc == 0) {
         if (c->json) printf("%s\n", counts ? counts : "{}");
-        else if (text) fputs(text, stdout);
+        else if (text) cli_lines(stdout, text);   /* may hold export data */
     }
     free(counts);
     free(text);

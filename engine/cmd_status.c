@@ -66,7 +66,9 @@ int cmd_status(int argc, char **argv, const cli *c)
         json_key(&j, "schema_version");
         json_int(&j, store_version(s));
     } else {
-        printf("store %s (schema version %d)\n", store_path(s), store_version(s));
+        fputs("store ", stdout);
+        cli_text(stdout, store_path(s), 0);
+        printf(" (schema version %d)\n", store_version(s));
     }
     static const char *const sections[][2] = {
         { "tables",

@@ -19,6 +19,7 @@
 
 #include "domain.h"
 #include "json.h"
+#include "cli.h"
 #include "lprm.h"
 #include "sandbox.h"
 #include "timeutil.h"
@@ -264,31 +265,42 @@ static int log_threshold(void)
 }
 
 /* Secrets come from the environment (*_TOKEN, *_KEY, *_SECRET, *_PASSWORD)
- * and must never reach a log: any occurrence of their values is masked. */
-static void redact(luaL_Buffer *b, const char *msg)
+ * and must never reach a log: any occurrence of their values is masked.
+ * The secrets are collected once per message, so the scan is O(length x
+ * secrets), not O(length x environment): a rule logging a 4 MiB string
+ * took seconds of C work no hook could stop. */
+enum { MAX_SECRETS = 32 };
+
+static void redact(luaL_Buffer *b, const char *msg, size_t len)
 {
     extern char **environ;
-    const char *p = msg;
-    while (*p) {
-        size_t best = 0;
-        for (char **e = environ; *e; e++) {
-            const char *eq = strchr(*e, '=');
-            if (!eq || eq[1] == 0 || strlen(eq + 1) < 4) continue;
-            size_t klen = (size_t)(eq - *e);
-            int secret = 0;
-            static const char *const sfx[] = { "_TOKEN", "_KEY", "_SECRET", "_PASSWORD", NULL };
-            for (const char *const *s = sfx; *s; s++) {
-                size_t sl = strlen(*s);
-                if (klen >= sl && strncmp(*e + klen - sl, *s, sl) == 0) secret = 1;
+    const char *sv[MAX_SECRETS];
+    size_t sl[MAX_SECRETS];
+    int ns = 0;
+    static const char *const sfx[] = { "_TOKEN", "_KEY", "_SECRET", "_PASSWORD", NULL };
+    for (char **e = environ; *e && ns < MAX_SECRETS; e++) {
+        const char *eq = strchr(*e, '=');
+        if (!eq || strlen(eq + 1) < 4) continue;
+        size_t klen = (size_t)(eq - *e);
+        for (const char *const *x = sfx; *x; x++) {
+            size_t xl = strlen(*x);
+            if (klen >= xl && strncmp(*e + klen - xl, *x, xl) == 0) {
+                sv[ns] = eq + 1;
+                sl[ns++] = strlen(eq + 1);
+                break;
             }
-            size_t vl = strlen(eq + 1);
-            if (secret && strncmp(p, eq + 1, vl) == 0 && vl > best) best = vl;
         }
+    }
+    size_t i = 0;
+    while (i < len) {
+        size_t best = 0;
+        for (int k = 0; k < ns; k++)
+            if (sl[k] > best && sl[k] <= len - i && memcmp(msg + i, sv[k], sl[k]) == 0) best = sl[k];
         if (best) {
             luaL_addstring(b, "[REDACTED]");
-            p += best;
+            i += best;
         } else {
-            luaL_addchar(b, *p++);
+            luaL_addchar(b, msg[i++]);
         }
     }
 }
@@ -309,12 +321,22 @@ static int do_log(lua_State *L, int level, int first)
     static const char *const names[] = { "DEBUG", "INFO", "WARN", "ERROR" };
     if (level < log_threshold()) return 0;
     format_args(L, first);
-    /* Read the message before luaL_buffinit: it may push a placeholder, and
-     * -1 is then no longer the message. */
-    const char *msg = lua_tostring(L, -1);
+    /* Take the message before luaL_buffinit: in 5.4 it pushes a placeholder,
+     * so -1 is no longer the message afterwards (issue 8: SIGSEGV). The
+     * string stays anchored at its slot below the buffer. */
+    size_t len = 0;
+    const char *msg = lua_tolstring(L, -1, &len);
+    /* A log line is for people: the first LOG_MAX bytes, and the size. */
+    enum { LOG_MAX = 16384 };
+    size_t shown = len > LOG_MAX ? LOG_MAX : len;
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    redact(&b, msg);
+    redact(&b, msg ? msg : "", msg ? shown : 0);
+    if (shown < len) {
+        char more[64];
+        snprintf(more, sizeof more, "... (%zu bytes)", len);
+        luaL_addstring(&b, more);
+    }
     luaL_pushresult(&b);
     char ts[21];
     instant_iso((int64_t)time(NULL), ts);
@@ -337,9 +359,33 @@ static int l_prm_error(lua_State *L) { return do_log(L, 3, 1); }
 static int l_prm_redact(lua_State *L)
 {
     luaL_Buffer b;
-    const char *s = luaL_checkstring(L, 1);
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
     luaL_buffinit(L, &b);
-    redact(&b, s);
+    redact(&b, s, len);
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* prm.safe(text) -> text with control characters (ANSI escapes, CR, NUL)
+ * shown as \xHH, as the CLI's text outputs print export data; non-strings
+ * go through tostring. */
+static int l_prm_safe(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_tolstring(L, 1, &len);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (cli_text_unsafe(ch)) {
+            char esc[5];
+            snprintf(esc, sizeof esc, "\\x%02x", ch);
+            luaL_addstring(&b, esc);
+        } else {
+            luaL_addchar(&b, (char)ch);
+        }
+    }
     luaL_pushresult(&b);
     return 1;
 }
@@ -512,27 +558,6 @@ static int l_prm_json(lua_State *L)
     }
     lua_pushstring(L, json_cstr(&j));
     json_free(&j);
-    return 1;
-}
-
-/* prm.safe(text) -> text with control characters shown as \xHH */
-static int l_prm_safe(lua_State *L)
-{
-    size_t n;
-    const char *s = luaL_checklstring(L, 1, &n);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f) {
-            char esc[8];
-            snprintf(esc, sizeof esc, "\\x%02x", c);
-            luaL_addstring(&b, esc);
-        } else {
-            luaL_addchar(&b, (char)c);
-        }
-    }
-    luaL_pushresult(&b);
     return 1;
 }
 

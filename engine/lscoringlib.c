@@ -74,7 +74,7 @@ static lua_Integer opt_int(lua_State *L, int idx, const char *k, lua_Integer def
 static int l_scoring_train(lua_State *L)
 {
     static const char *const keys[] = { "as_of", "kind", "train_quarters", "step_days",
-                                        "activate", NULL };
+                                        "activate", "force_activate", NULL };
     lprm_check_options(L, 1, "scoring.train", keys);
     train_opts o;
     train_opts_init(&o);
@@ -85,6 +85,9 @@ static int l_scoring_train(lua_State *L)
     if (!lua_isnoneornil(L, 1)) {
         lua_getfield(L, 1, "activate");
         if (!lua_isnil(L, -1)) o.activate = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        lua_getfield(L, 1, "force_activate");
+        if (lua_toboolean(L, -1) && o.activate) o.activate = 2;
         lua_pop(L, 1);
     }
     luaL_argcheck(L, o.train_quarters >= 1 && o.train_quarters <= 40, 1, "train_quarters must be 1..40");
@@ -108,6 +111,11 @@ static int l_scoring_train(lua_State *L)
     lua_pushinteger(L, (lua_Integer)r.closed_deals); lua_setfield(L, -2, "closed_deals");
     lua_pushboolean(L, r.cold_start); lua_setfield(L, -2, "cold_start");
     lua_pushstring(L, r.data_hash); lua_setfield(L, -2, "data_hash");
+    lua_pushboolean(L, r.activated); lua_setfield(L, -2, "activated");
+    if (r.note[0]) {
+        lua_pushstring(L, r.note);
+        lua_setfield(L, -2, "note");
+    }
     setnum(L, "partner_brier", r.partner_brier);
     setnum(L, "partner_logloss", r.partner_logloss);
     setnum(L, "partner_auc", r.partner_auc);

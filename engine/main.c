@@ -68,8 +68,10 @@ static const command commands[] = {
       "of the store as of a date (synthetic deals without one) and show which fire." },
     { "status", cmd_status, "status [--json]",
       "What is in the store: table sizes, the last syncs and jobs, models and score runs." },
-    { "audit", cmd_audit, "audit verify [--json]",
-      "Recompute the audit log's hash chain; exit 1 if any row was edited or removed." },
+    { "audit", cmd_audit, "audit verify [--expect HASH] [--json] | audit head",
+      "Recompute the audit log's hash chain (HMAC with $PRMCAST_AUDIT_KEY when set); exit 1 if any row\n"
+      "was edited or removed, or the recorded head HASH (printed by every job, and by 'audit head')\n"
+      "is no longer in the chain." },
     { "demo", cmd_demo, "demo [DIR]",
       "Generate the sample export into DIR (default build/sample) and run the nightly job." },
     { NULL, NULL, NULL, NULL },

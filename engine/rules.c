@@ -461,7 +461,7 @@ int rules_load(const char *const *files, int nfiles, rules **out, prm_error *err
     r->log = stderr;
     r->engine_ref = r->deal_tab = r->deal_view = r->ctx_tab = r->ctx_view = LUA_NOREF;
     r->med_tab = r->partner_tab = LUA_NOREF;
-    sandbox_opts o = { SANDBOX_RULE, SANDBOX_RULE_MEM, SANDBOX_RULE_INSTR, NULL, job_root() };
+    sandbox_opts o = { SANDBOX_RULE, SANDBOX_RULE_MEM, SANDBOX_RULE_INSTR, NULL, job_root(), 0, 0 };
     r->L = sandbox_new(&o, err);
     if (!r->L) {
         free(r);
@@ -649,7 +649,14 @@ static void rule_failed(rules *r, int i, const char *msg)
     if (m->errors == 1 && r->log)
         fprintf(r->log, "prmcast: rule %s failed: %.*s (further failures are counted)\n",
                 m->name, (int)strcspn(msg, "\n"), msg);
-    if ((c->instr_exceeded || c->mem_exceeded) && ++m->limit_fails >= RULES_MAX_LIMIT_FAILS) {
+    /* Time, depth and size limits are switched off at once: one such call
+     * costs up to the deadline, and the next deal would cost it again.
+     * Instruction and memory limits get RULES_MAX_LIMIT_FAILS chances. */
+    sandbox_limit hit = c->limit_hit;
+    int now = hit == SANDBOX_LIMIT_TIME || hit == SANDBOX_LIMIT_DEPTH || hit == SANDBOX_LIMIT_SIZE;
+    if (now || hit == SANDBOX_LIMIT_INSTR || hit == SANDBOX_LIMIT_MEM) m->limit_fails++;
+    if (now || m->limit_fails >= RULES_MAX_LIMIT_FAILS) {
+        if (!m->limit_fails) return;
         m->disabled = 1;
         prm_error e;
         lua_pushcfunction(r->L, drop_check);
@@ -657,8 +664,8 @@ static void rule_failed(rules *r, int i, const char *msg)
         lua_pushinteger(r->L, i);
         if (sandbox_call(r->L, 2, 0, &e) == 0) lua_gc(r->L, LUA_GCCOLLECT);
         if (r->log)
-            fprintf(r->log, "prmcast: rule %s switched off after %d limit failures\n", m->name,
-                    m->limit_fails);
+            fprintf(r->log, "prmcast: rule %s (%s) switched off for this run after %d limit failure%s\n",
+                    m->name, m->file, m->limit_fails, m->limit_fails == 1 ? "" : "s");
     }
 }
 

@@ -18,9 +18,11 @@
  * budget; a rule that throws fails only for that deal: it is counted
  * (rules_errors), its first messages are kept ("rules/flags/x.lua:12: ..."),
  * the first one is logged, and the other rules and later deals go on. A rule
- * that hits the instruction or memory limit RULES_MAX_LIMIT_FAILS times is
- * switched off for the rest of the run (it would cost ~50 ms per deal), and
- * its check is dropped so that what it holds can be collected.
+ * that hits the time, depth, string/table size or pattern limit is switched
+ * off for the rest of the run at once (each try costs up to the deadline);
+ * one that hits the instruction or memory limit after RULES_MAX_LIMIT_FAILS
+ * times (~50 ms per deal); its check is then dropped so that what it holds
+ * can be collected. The switch-off is logged with the rule's file.
  *
  * In Lua, deal and ctx are read-only views (userdata; writing raises "deal
  * is read-only"); missing values are nil and budget_confirmed is

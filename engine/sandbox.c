@@ -1,13 +1,59 @@
 /* sandbox.c - see sandbox.h. Shaped after Suricata's util-lua-sandbox.c
  * (allocator limit, instruction limit, allow-list) and lua.c's docall
- * (message handler with traceback). */
+ * (message handler with traceback) and laction (a signal that sets a hook).
+ *
+ * What bounds a sandboxed call, honestly (rule defaults; issue 8):
+ * - memory: the allocator refuses growth past 64 MiB (exact accounting).
+ * - Lua work: a count hook, 10M VM instructions per sandbox_call (~50 ms),
+ *   re-armed at count 1 once spent so the script's own pcall cannot go on.
+ * - depth: call/return hooks count nested calls, 200 per sandbox_call (the
+ *   C-call limit of stock Lua, LUAI_MAXCCALLS, is also 200; the shipped
+ *   rules nest < 10). Lua-to-Lua calls have no other limit in stock 5.4
+ *   but the 1M-slot stack: deep recursion cost 3 s per deal before.
+ * - wall clock: 1000 ms per sandbox_call, C work included. A watchdog
+ *   thread signals the thread; the handler only sets a hook (see "the
+ *   wall-clock deadline" below), so the stop happens at the next Lua
+ *   instruction or function call - C work in a loop (1000 x upper() on
+ *   3 MB, ~10 s otherwise) stops within ~1 s + one C call. Why 1000 ms
+ *   and not 250: on the test VM page faults cost ~50 us, a rule touching
+ *   20 MB of fresh strings took 0.29 s (more under ASan), and a spurious
+ *   time-out switches a rule off for the run; the shipped rules take
+ *   ~5 us each. Cost: publishing the deadline is a vDSO clock read and two
+ *   atomic stores; with the depth hooks, the 7 shipped rules went from
+ *   ~30 to ~40-55 us per deal (noisy VM).
+ * - one C function that loops without calling back cannot be interrupted
+ *   by any hook. Those reachable from sandboxed code are bounded before
+ *   they run (sandbox_str.c): pattern matching runs on our own matcher
+ *   with 4M steps per call (~27 ms at ~7 ns a step; the stock matcher is
+ *   exponential on ("a*"):rep(12).."b"); plain find is memmem (linear);
+ *   string subjects and results of find/match/gmatch/gsub/rep/upper/lower/
+ *   reverse/format and load's chunks are capped at 4 MiB (deal fields are
+ *   < 10 KB; the memory-hoarding test builds 1.2 MB strings); table.move/
+ *   concat/unpack/insert/remove/sort at 4M elements (the most a 64 MiB cap
+ *   can hold as 16-byte values; __len may claim more).
+ * - finalizers run with hooks off (lgc.c GCTM), inside any allocation, GC
+ *   step or lua_close, so nothing could stop a looping one: sandboxed
+ *   setmetatable refuses a metatable with __gc (and a __gc added later is
+ *   never called: Lua marks objects only at setmetatable).
+ * Not bounded: the engine's own C bindings reachable from rules (prm.date,
+ *   cjson, prm.map) are linear in their input, which the caps above bound
+ *   (prm.info & co. cut a line at 16 KiB and redact in O(length x secrets));
+ *   a connector's method calls on strings use the job's stock string
+ *   table (only its _ENV copies are bounded); the bounded matcher accepts
+ *   the stock pattern syntax but a gsub over a 4 MiB subject may need more
+ *   than 4M steps and is then refused as "pattern too complex". */
 #include "sandbox.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lprm.h"
 #include "timeutil.h"
@@ -42,17 +88,24 @@ static const char *const rule_mods[] = { "prm", "prm.rules", "prm.map", "cjson",
 static const char *const prompt_mods[] = { "prm", "cjson", NULL };
 static const char *const scenario_mods[] = { "prm", "prm.ts", "prm.model", "cjson", NULL };
 
+/*                 name        modules        memory       instructions  time ms  depth  string  steps  span */
 static const sandbox_kind_spec kinds[SANDBOX_NKINDS] = {
-    [SANDBOX_JOB] = { "job", NULL, 0, 0 },
+    [SANDBOX_JOB] = { "job", NULL, 0, 0, 0, 0, 0, 0, 0 },
     /* Connectors run inside the ingest job's state (a separate state would
-     * copy every record across): they share its limits. */
-    [SANDBOX_CONNECTOR] = { "connector", connector_mods, 0, 0 },
-    [SANDBOX_RULE] = { "rule", rule_mods, SANDBOX_RULE_MEM, SANDBOX_RULE_INSTR },
+     * copy every record across): they share its memory, budget and clock,
+     * and only their own _ENV's string and table functions are bounded
+     * (method calls on strings use the job's string table). */
+    [SANDBOX_CONNECTOR] = { "connector", connector_mods, 0, 0, 0, 0, 0, SANDBOX_RULE_STEPS, 0 },
+    [SANDBOX_RULE] = { "rule", rule_mods, SANDBOX_RULE_MEM, SANDBOX_RULE_INSTR, SANDBOX_RULE_TIME_MS,
+                       SANDBOX_RULE_DEPTH, SANDBOX_RULE_STR, SANDBOX_RULE_STEPS, SANDBOX_RULE_SPAN },
     /* A prompt shapes text from a run's facts: a tenth of a rule's memory,
      * the same budget per call. */
-    [SANDBOX_PROMPT] = { "prompt", prompt_mods, 16u << 20, SANDBOX_RULE_INSTR },
+    [SANDBOX_PROMPT] = { "prompt", prompt_mods, 16u << 20, SANDBOX_RULE_INSTR, SANDBOX_RULE_TIME_MS,
+                         SANDBOX_RULE_DEPTH, SANDBOX_RULE_STR, SANDBOX_RULE_STEPS, SANDBOX_RULE_SPAN },
     /* A scenario re-runs forecasts: more memory, 100x a rule's budget. */
-    [SANDBOX_SCENARIO] = { "scenario", scenario_mods, 256u << 20, 100 * SANDBOX_RULE_INSTR },
+    [SANDBOX_SCENARIO] = { "scenario", scenario_mods, 256u << 20, 100 * SANDBOX_RULE_INSTR,
+                           100 * SANDBOX_RULE_TIME_MS, SANDBOX_RULE_DEPTH, 16 * SANDBOX_RULE_STR,
+                           10 * SANDBOX_RULE_STEPS, 16 * SANDBOX_RULE_SPAN },
 };
 
 const sandbox_kind_spec *sandbox_kind_spec_of(sandbox_kind k)
@@ -96,23 +149,213 @@ static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-/* Counted every HOOK_EVERY instructions. Once the budget is spent the hook
- * re-arms to fire on every instruction, so a script's own pcall cannot
- * swallow the error and carry on (Redis's timeout hook). */
+/* Counted every HOOK_EVERY instructions. Once a limit is hit the hook
+ * re-arms to fire on every instruction and call, so a script's own pcall
+ * cannot swallow the error and carry on (Redis's timeout hook). */
 enum { HOOK_EVERY = 1000 };
 
-static void instr_hook(lua_State *L, lua_Debug *ar)
+static void limit_hook(lua_State *L, lua_Debug *ar);
+static int msg_handler(lua_State *L);
+
+/* [-0, +1, m] "file:line: " of the innermost Lua function running: a
+ * hook may fire at the call of a C function, where luaL_where has none. */
+static void push_where(lua_State *L)
 {
-    (void)ar;
-    sandbox_ctx *c = sandbox_ctx_of(L);
-    c->instr_used += c->instr_exceeded ? 1 : HOOK_EVERY;
-    if (c->instr_used > c->instr_limit) {
-        if (!c->instr_exceeded) {
-            c->instr_exceeded = 1;
-            lua_sethook(L, instr_hook, LUA_MASKCOUNT, 1);
+    lua_Debug d;
+    for (int lv = 0; lua_getstack(L, lv, &d); lv++) {
+        if (lua_getinfo(L, "Sl", &d) && d.currentline > 0) {
+            lua_pushfstring(L, "%s:%d: ", d.short_src, d.currentline);
+            return;
         }
-        luaL_error(L, "instruction limit exceeded (%I instructions)", (lua_Integer)c->instr_limit);
     }
+    lua_pushliteral(L, "");
+}
+
+/* may raise: the message of the limit that stops this call. */
+static void raise_stop(lua_State *L, sandbox_ctx *c)
+{
+    push_where(L);
+    if (c->limit_hit == SANDBOX_LIMIT_TIME)
+        lua_pushfstring(L, "time limit exceeded (%d ms)", (int)c->time_limit_ms);
+    else if (c->limit_hit == SANDBOX_LIMIT_DEPTH)
+        lua_pushfstring(L, "recursion limit exceeded (%d levels)", c->depth_limit);
+    else
+        lua_pushfstring(L, "instruction limit exceeded (%I instructions)", (lua_Integer)c->instr_limit);
+    lua_concat(L, 2);
+    lua_error(L);
+}
+
+/* may raise */
+static void stop(lua_State *L, sandbox_ctx *c, sandbox_limit what)
+{
+    c->limit_hit = what;
+    lua_sethook(L, limit_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+    raise_stop(L, c);
+}
+
+static int stopping(const sandbox_ctx *c)
+{
+    return c->limit_hit == SANDBOX_LIMIT_TIME || c->limit_hit == SANDBOX_LIMIT_DEPTH ||
+           c->limit_hit == SANDBOX_LIMIT_INSTR;
+}
+
+/* may raise (it is the point). Count events spend the instruction budget;
+ * call and return events count the depth; once a limit is hit every event
+ * raises again - except the return hooks and the call of sandbox_call's
+ * own message handler, where a raise would turn the message into "error
+ * in error handling". */
+static void limit_hook(lua_State *L, lua_Debug *ar)
+{
+    sandbox_ctx *c = sandbox_ctx_of(L);
+    if (c->time_exceeded && c->limit_hit != SANDBOX_LIMIT_TIME) {
+        if (ar->event == LUA_HOOKRET) return;
+        stop(L, c, SANDBOX_LIMIT_TIME);
+    }
+    if (stopping(c)) {
+        if (ar->event == LUA_HOOKRET) return;
+        if (ar->event == LUA_HOOKCALL && lua_getinfo(L, "f", ar)) {
+            int handler = lua_tocfunction(L, -1) == msg_handler;
+            lua_pop(L, 1);
+            if (handler) return;
+        }
+        raise_stop(L, c);
+    }
+    switch (ar->event) {
+    case LUA_HOOKCALL:
+        if (!c->depth_limit || ++c->depth <= c->depth_limit) return;
+        /* Frames unwound by an error return no hook, so the count may be
+         * high: check the real stack and resync (amortised: only here). */
+        lua_Debug d;
+        if (lua_getstack(L, c->depth_base + c->depth_limit, &d)) stop(L, c, SANDBOX_LIMIT_DEPTH);
+        int n = c->depth_base;
+        while (lua_getstack(L, n, &d)) n++;
+        c->depth = n - c->depth_base;
+        return;
+    case LUA_HOOKRET:
+        if (c->depth > 0) c->depth--;
+        return;
+    case LUA_HOOKCOUNT:
+        if (!c->instr_limit) return;
+        c->instr_used += HOOK_EVERY;
+        if (c->instr_used > c->instr_limit) {
+            c->instr_exceeded = 1;
+            stop(L, c, SANDBOX_LIMIT_INSTR);
+        }
+        return;
+    default:
+        return;
+    }
+}
+
+static void set_hook(lua_State *L, sandbox_ctx *c)
+{
+    if (!c->instr_limit && !c->depth_limit && !c->time_limit_ms) return;
+    int mask = (c->instr_limit ? LUA_MASKCOUNT : 0) | (c->depth_limit ? LUA_MASKCALL | LUA_MASKRET : 0);
+    lua_sethook(L, mask ? limit_hook : NULL, mask, HOOK_EVERY);
+}
+
+/* ---- the wall-clock deadline -------------------------------------------
+ * A watchdog thread ticks every WATCH_TICK_MS and compares the clock with
+ * the deadline each engine thread publishes when it enters a timed
+ * sandbox_call (two atomic stores and a vDSO clock read: a POSIX timer
+ * armed per call cost ~18 us in two syscalls, 6x a rule evaluation). Past
+ * the deadline it sends DEADLINE_SIG to that thread, whose handler only
+ * calls lua_sethook on the state being run - what lua.c's SIGINT handler
+ * does, and the one thing the Lua manual says may be done asynchronously -
+ * so the hook raises at the next instruction or call, including the first
+ * one after a long C function returns. Generations keep a late signal from
+ * stopping the next call. A realtime signal, not SIGALRM: libcurl's
+ * resolver uses alarm(). */
+#define DEADLINE_SIG (SIGRTMIN + 2)
+enum { WATCH_TICK_MS = 5, WATCH_SLOTS = 64 };
+
+typedef struct watch_slot {
+    _Atomic int64_t deadline_ns;       /* 0: no timed call running */
+    _Atomic unsigned gen, kill_gen;
+    pthread_t thread;
+} watch_slot;
+
+static watch_slot slots[WATCH_SLOTS];
+static _Atomic int nslots;
+static pthread_once_t watch_once = PTHREAD_ONCE_INIT;
+static int watch_ok;
+
+static _Thread_local struct armed {
+    lua_State *L;
+    sandbox_ctx *c;
+    unsigned gen;
+} armed;
+static _Thread_local watch_slot *my_slot;
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void on_deadline(int sig)
+{
+    (void)sig;
+    lua_State *L = armed.L;
+    if (!L || !my_slot || armed.gen != atomic_load(&my_slot->kill_gen)) return;
+    armed.c->time_exceeded = 1;
+    lua_sethook(L, limit_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+static void *watchdog(void *arg)
+{
+    (void)arg;
+    struct timespec tick = { 0, WATCH_TICK_MS * 1000000L };
+    for (;;) {
+        nanosleep(&tick, NULL);
+        int64_t now = mono_ns();
+        int n = atomic_load(&nslots);
+        for (int i = 0; i < n && i < WATCH_SLOTS; i++) {
+            watch_slot *w = &slots[i];
+            unsigned g = atomic_load(&w->gen);
+            int64_t d = atomic_load(&w->deadline_ns);
+            if (!d || now < d || atomic_load(&w->gen) != g || atomic_load(&w->kill_gen) == g) continue;
+            atomic_store(&w->kill_gen, g);
+            pthread_kill(w->thread, DEADLINE_SIG);
+        }
+    }
+    return NULL;
+}
+
+static void watch_start(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_deadline;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(DEADLINE_SIG, &sa, NULL) < 0) return;
+    /* The watchdog itself never takes the signal. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t t;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&at, 64 << 10);
+    watch_ok = pthread_create(&t, &at, watchdog, NULL) == 0;
+    pthread_attr_destroy(&at);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* 1 when this thread can take deadlines (the watchdog runs, a slot is free). */
+static int watch_ready(void)
+{
+    pthread_once(&watch_once, watch_start);
+    if (!watch_ok) return 0;
+    if (my_slot) return 1;
+    int i = atomic_fetch_add(&nslots, 1);
+    if (i >= WATCH_SLOTS) return 0;
+    slots[i].thread = pthread_self();
+    my_slot = &slots[i];
+    return 1;
 }
 
 static int l_panic(lua_State *L)
@@ -144,14 +387,54 @@ int sandbox_call(lua_State *L, int nargs, int nres, prm_error *err)
     c->instr_used = 0;
     c->instr_exceeded = 0;
     c->mem_exceeded = 0;
-    if (c->instr_limit) lua_sethook(L, instr_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    c->limit_hit = SANDBOX_LIMIT_NONE;
+    int saved_depth = c->depth, saved_base = c->depth_base;
+    if (c->depth_limit) {
+        lua_Debug d;
+        int n = 0;
+        while (lua_getstack(L, n, &d)) n++;
+        c->depth_base = n;
+        c->depth = 0;
+    }
+    /* The deadline is absolute, so a nested timed call (a rule state run
+     * from a job's call) puts the outer one back on the way out. */
+    struct armed outer = armed;
+    int64_t outer_deadline = 0;
+    int timed = c->time_limit_ms > 0 && my_slot;
+    if (timed) {
+        outer_deadline = atomic_load(&my_slot->deadline_ns);
+        c->time_exceeded = 0;
+        armed.L = NULL;                  /* no signal acts on a half-set pair */
+        armed.c = c;
+        armed.gen = atomic_fetch_add(&my_slot->gen, 1) + 1;
+        armed.L = L;
+        atomic_store(&my_slot->deadline_ns, mono_ns() + (int64_t)c->time_limit_ms * 1000000);
+    }
+    set_hook(L, c);
     int rc = lua_pcall(L, nargs, nres, base);
-    if (c->instr_limit) lua_sethook(L, instr_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    if (timed) {
+        atomic_store(&my_slot->deadline_ns, 0);
+        armed.L = NULL;
+        if (outer.L) {
+            outer.gen = atomic_fetch_add(&my_slot->gen, 1) + 1;
+            armed.c = outer.c;
+            armed.gen = outer.gen;
+            armed.L = outer.L;
+            atomic_store(&my_slot->deadline_ns, outer_deadline);
+        }
+    }
+    set_hook(L, c);
+    c->depth = saved_depth;
+    c->depth_base = saved_base;
     lua_remove(L, base);
-    if (rc == LUA_OK) return 0;
+    if (rc == LUA_OK) {
+        c->limit_hit = SANDBOX_LIMIT_NONE;
+        return 0;
+    }
     c->errors++;
     const char *msg = lua_tostring(L, -1);
     if (rc == LUA_ERRMEM || c->mem_exceeded) {
+        c->limit_hit = SANDBOX_LIMIT_MEM;
         prm_error_set(err, "memory limit exceeded (%zu MiB)%s%s", c->mem_limit >> 20,
                       msg && rc != LUA_ERRMEM ? ": " : "", msg && rc != LUA_ERRMEM ? msg : "");
     } else {
@@ -188,6 +471,32 @@ static int blocked_global(lua_State *L)
 static int kind_require(lua_State *L);
 static int rule_load(lua_State *L);
 
+/* setmetatable(t, mt) for sandboxed code: the stock behaviour, except that
+ * a metatable with a __gc field is refused. Finalizers run with hooks off
+ * (lgc.c GCTM), inside any allocation, lua_gc or lua_close: a looping one
+ * could never be stopped. A __gc added to mt later does not count: Lua
+ * marks an object for finalization only when its metatable is set. */
+static int safe_setmetatable(lua_State *L)
+{
+    int t = lua_type(L, 2);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+    if (t == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        int has_gc = lua_rawget(L, 2) != LUA_TNIL;
+        lua_pop(L, 1);
+        if (has_gc) {
+            sandbox_ctx_of(L)->limit_hit = SANDBOX_LIMIT_SIZE;
+            return luaL_error(L, "setmetatable: __gc metamethods are not allowed in sandboxed code");
+        }
+    }
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+        return luaL_error(L, "cannot change a protected metatable");
+    lua_settop(L, 2);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
 /* [-0, +1, m] */
 void sandbox_push_env(lua_State *L, sandbox_kind kind)
 {
@@ -212,8 +521,16 @@ void sandbox_push_env(lua_State *L, sandbox_kind kind)
             }
         }
         lua_remove(L, -2);
+        /* In a sandboxed state the real string and table libraries are
+         * already bounded (setup); in a job's state bound the copies. */
+        if (sandbox_ctx_of(L)->trust == SANDBOX_JOB) {
+            if (strcmp(*g, "string") == 0) sandbox_bound_string(L, -1, kind);
+            if (strcmp(*g, "table") == 0) sandbox_bound_table(L, -1, kind);
+        }
         lua_setfield(L, -2, *g);
     }
+    lua_pushcfunction(L, safe_setmetatable);
+    lua_setfield(L, -2, "setmetatable");
     for (const char *const *b = blocked_libs; *b; b++) {
         lua_newtable(L);
         lua_newtable(L);
@@ -322,6 +639,12 @@ static int rule_load(lua_State *L)
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
     const char *name = luaL_optstring(L, 2, "=(load)");
+    size_t lim = sandbox_kind_spec_of(kind)->str_limit;
+    if (lim && len > lim) {
+        sandbox_ctx_of(L)->limit_hit = SANDBOX_LIMIT_SIZE;
+        return luaL_error(L, "load: chunk of %I bytes exceeds the %s limit of %d MiB", (lua_Integer)len,
+                          sandbox_kind_spec_of(kind)->name, (int)(lim >> 20));
+    }
     if (luaL_loadbufferx(L, s, len, name, "t") != LUA_OK) {
         luaL_pushfail(L);
         lua_insert(L, -2);
@@ -366,8 +689,18 @@ static int blocked_clock(lua_State *L)
                       lua_tostring(L, lua_upvalueindex(1)));
 }
 
+/* __index of the prm face: the module's own fields only. Going through the
+ * module's metatable would reach its lazy submodules (prm_index) and hand
+ * a rule prm.ts, prm.model and prm.store past the kinds table. */
+static int raw_field(lua_State *L)
+{
+    lua_settop(L, 2);
+    lua_rawget(L, lua_upvalueindex(1));
+    return 1;
+}
+
 /* [-1, +1, m] The prm module as sandboxed kinds see it: a proxy whose
- * wall-clock functions raise. */
+ * wall-clock functions raise and that has no lazy submodules. */
 static void push_prm_face(lua_State *L)
 {
     lua_newtable(L);                     /* overrides */
@@ -379,6 +712,7 @@ static void push_prm_face(lua_State *L)
     }
     lua_createtable(L, 0, 1);
     lua_pushvalue(L, -3);
+    lua_pushcclosure(L, raw_field, 1);
     lua_setfield(L, -2, "__index");
     lua_setmetatable(L, -2);
     lua_remove(L, -2);
@@ -519,6 +853,14 @@ static int setup(lua_State *L)
         lua_setglobal(L, "prm");
     } else {
         lua_pop(L, 1);
+        /* The real string and table libraries, bounded: method calls on
+         * strings ("x"):find(...) reach the string table through the
+         * string metatable, not through a rule's _ENV. */
+        lua_getglobal(L, "string");
+        sandbox_bound_string(L, -1, c->trust);
+        lua_getglobal(L, "table");
+        sandbox_bound_table(L, -1, c->trust);
+        lua_pop(L, 2);
         /* getmetatable("").__index is the one real string table: hide the
          * metatable, or a rule could rewrite string.format for every other
          * rule and the engine's own Lua code. */
@@ -564,6 +906,15 @@ lua_State *sandbox_new(const sandbox_opts *o, prm_error *err)
     }
     c->mem_limit = saved;
     c->errors = 0;
+    /* The kind's wall clock and depth, after setup (which is ours). */
+    const sandbox_kind_spec *k = sandbox_kind_spec_of(o->trust);
+    c->time_limit_ms = o->time_limit_ms > 0 ? o->time_limit_ms : o->time_limit_ms < 0 ? 0 : k->time_limit_ms;
+    c->depth_limit = o->depth_limit > 0 ? o->depth_limit : o->depth_limit < 0 ? 0 : k->depth_limit;
+    if (c->time_limit_ms && !watch_ready()) {
+        sandbox_close(L);
+        prm_error_set(err, "cannot create the sandbox's deadline timer");
+        return NULL;
+    }
     return L;
 }
 
@@ -571,6 +922,10 @@ void sandbox_close(lua_State *L)
 {
     if (!L) return;
     sandbox_ctx *c = sandbox_ctx_of(L);
+    if (armed.c == c) {
+        armed.L = NULL;
+        armed.c = NULL;
+    }
     lua_close(L);
     free(c);
 }

@@ -8,7 +8,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "clsmetrics.h"
+#include "json.h"
 #include "hash.h"
 #include "model.h"
 #include "rules.h"
@@ -590,7 +592,7 @@ static int wb_open(wbconn *c, const char *path, const char *shown, prm_error *er
 {
     memset(c, 0, sizeof *c);
     c->fn_ref = LUA_NOREF;
-    sandbox_opts o = { SANDBOX_CONNECTOR, 64u << 20, SANDBOX_RULE_INSTR, NULL, job_root() };
+    sandbox_opts o = { SANDBOX_CONNECTOR, 64u << 20, SANDBOX_RULE_INSTR, NULL, job_root(), 0, 0 };
     c->L = sandbox_new(&o, err);
     if (!c->L) return -1;
     char chunk[1100];

@@ -128,6 +128,11 @@ static const char *const migrations[] = {
 "ALTER TABLE jobs ADD COLUMN pid INTEGER;"
 "ALTER TABLE score_runs ADD COLUMN queued INTEGER;"
 "ALTER TABLE score_runs ADD COLUMN superseded INTEGER;",
+
+/* 5 -> 6 (harden, issue 8: keyed audit chain): each audit row says how its
+ * hash was made - 'sha256' (every row before this step) or 'hmac-sha256'
+ * (keyed by $PRMCAST_AUDIT_KEY, which is never stored). */
+"ALTER TABLE audit_log ADD COLUMN alg TEXT NOT NULL DEFAULT 'sha256';",
 };
 
 

@@ -44,7 +44,7 @@ typedef struct store_value {
     int64_t i;
 } store_value;
 
-enum { STORE_VERSION = 5 };          /* newest schema version */
+enum { STORE_VERSION = 6 };          /* newest schema version */
 
 int store_open(const char *path, store **out, prm_error *err);
 /* Opens without migrating; store_migrate brings it to `version`. Tests use
@@ -83,14 +83,29 @@ int store_job_start(store *s, const char *script, const char *args, int64_t pid,
 int store_job_end(store *s, int64_t id, const char *status, const char *counts_json,
                   const char *error, prm_error *err);
 
-/* Appends to the audit log: each row carries the SHA-256 of the previous
- * row's hash and its own content. A NULL actor means whoever runs the
- * process: $PRMCAST_ACTOR, else $USER, else "prmcast". */
+/* Appends to the audit log: each row carries a hash over the previous
+ * row's hash and its own content. With $PRMCAST_AUDIT_KEY set (never
+ * stored) the hash is HMAC-SHA-256 under that key (alg 'hmac-sha256'), so
+ * an edited chain cannot be recomputed without the key; without it plain
+ * SHA-256 (alg 'sha256'). A NULL actor means whoever runs the process:
+ * $PRMCAST_ACTOR, else $USER, else "prmcast". */
 int store_audit(store *s, const char *actor, const char *action, const char *subject,
                 const char *detail_json, prm_error *err);
 /* Recomputes the chain. *rows gets the rows checked; on a break returns 1
- * and names the first bad row in err; 0 when intact; -1 on error. */
+ * and names the first bad row in err; 0 when intact; -1 on error. With
+ * the key set, keyed rows are checked with it, a plain row after a keyed
+ * one and a plain head are breaks (recomputed without the key); keyed rows
+ * without the key cannot be checked and are a break too. */
 int store_audit_verify(store *s, int64_t *rows, char head[65], prm_error *err);
+/* The same, and `expect` (a head recorded earlier, outside the store: the
+ * line every job prints) must be the hash of a row of the chain - deleting
+ * the last rows, or all of them, is caught. *after gets the rows appended
+ * since it. expect NULL: store_audit_verify. */
+int store_audit_verify_expect(store *s, const char *expect, int64_t *rows, int64_t *after,
+                              char head[65], prm_error *err);
+/* The head without verifying: the last row's hash and the row count (the
+ * all-zero genesis and 0 for an empty log). */
+int store_audit_head(store *s, char head[65], int64_t *rows, prm_error *err);
 
 /* Settings (store_settings.c). store_setting copies the value into out and
  * returns 1, or 0 when the key is unset, -1 on error. The typed readers

@@ -22,7 +22,9 @@ for i = 2, #arg do args[#args + 1] = arg[i] end
 
 local ok, res, text = ingest.cli(args)
 if not ok then error(res, 0) end
-if text then io.stdout:write(text) end
+-- Export data reaches these lines: prm.safe shows control and ANSI escape
+-- characters as \xHH (issue 8), line by line so the layout stays.
+if text then io.stdout:write((text:gsub("[^\n]+", prm.safe))) end
 
 local db = store.default()
 local out = io.stdout
@@ -38,7 +40,7 @@ for _, r in ipairs(db:query([[
            sum(type = 'referral') AS f, sum(type = 'msp') AS m
       FROM partners GROUP BY 1
      ORDER BY CASE tier WHEN 'Platinum' THEN 1 WHEN 'Gold' THEN 2 WHEN 'Silver' THEN 3 ELSE 4 END]])) do
-  out:write(("  %-12s %8d %8d %8d %8d %8d\n"):format(r.tier, r.n, r.d, r.r, r.f, r.m))
+  out:write(("  %-12s %8d %8d %8d %8d %8d\n"):format(prm.safe(r.tier), r.n, r.d, r.r, r.f, r.m))
 end
 
 -- The open pipeline as the engine knows it now (the world: each deal's
@@ -131,7 +133,7 @@ out:write("\n  most frequent risk flags\n")
 for _, r in ipairs(db:query([[
     SELECT json_extract(f.value, '$.name') AS flag, count(*) AS n
       FROM scores s, json_each(s.flags) f WHERE s.run_id = ? GROUP BY 1 ORDER BY 2 DESC]], s.run_id)) do
-  out:write(("  %8d  %s\n"):format(r.n, r.flag))
+  out:write(("  %8d  %s\n"):format(r.n, prm.safe(r.flag)))
 end
 
 return { ingest = { read = res.read, written = res.written, rejected = res.rejected },

@@ -19,6 +19,15 @@ grep -q "partner" train.out; ok $? "train compares with the partner-submitted pr
 "$P" --db s.db train --kind logistic --no-activate >/dev/null 2>&1
 ok "$(test "$(q s.db "select count(distinct blob) || '/' || count(distinct data_hash) from models where kind = 'logistic'")" = "1/1"; echo $?)" "training twice gives identical parameters and data hash"
 ok "$(test "$(q s.db 'select id from models where active = 1')" = "$best"; echo $?)" "--no-activate leaves the active model"
+# A worse model on the same evaluation window is not activated without --force-activate (issue 8).
+"$P" --db s.db train --kind baserate >br.out 2>&1; ok $? "train --kind baserate" "$(cat br.out)"
+ok "$(test "$(q s.db 'select id from models where active = 1')" = "$best"; echo $?)" "a worse baserate does not replace the better active model"
+grep -q "kept the active model $best (.*) on the same evaluation window" br.out; ok $? "and train says why" "$(cat br.out)"
+"$P" --db s.db train --kind baserate --force-activate >/dev/null 2>&1
+ok "$(test "$(q s.db "select kind from models where active = 1")" = baserate; echo $?)" "--force-activate activates it anyway"
+"$P" --db s.db train >/dev/null 2>&1
+ok "$(test "$(q s.db "select kind from models where active = 1")" != baserate; echo $?)" "a better model replaces a worse active one without the flag"
+best=$(q s.db 'select id from models where active = 1')
 
 "$P" --db s.db score >score.out 2>score.err; ok $? "score" "$(cat score.err)"
 open=$(q s.db "select count(*) from deals where status = 'open'")

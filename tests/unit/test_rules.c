@@ -231,7 +231,8 @@ static const char osexec[] =
 static const char alloc[] =
     "local rules = require 'prm.rules'\n"
     "rules.flag{ name = 'ALLOC', description = 'eats memory', severity = 'low', check = function()\n"
-    "  return #string.rep('x', 1 << 30) > 0\n"
+    "  local s = ('x'):rep(4 << 20)\n"
+    "  return #(s .. s .. s .. s .. s .. s .. s .. s .. s .. s .. s .. s .. s .. s .. s .. s .. s) > 0\n"
     "end }\n";
 static const char late[] =
     "local rules = require 'prm.rules'\n"

@@ -30,7 +30,7 @@ int main(void)
 {
     snprintf(path, sizeof path, "/tmp/prmcast-rule-%d.lua", (int)getpid());
     prm_error err;
-    sandbox_opts o = { SANDBOX_RULE, SANDBOX_RULE_MEM, SANDBOX_RULE_INSTR, NULL, "." };
+    sandbox_opts o = { SANDBOX_RULE, SANDBOX_RULE_MEM, SANDBOX_RULE_INSTR, NULL, ".", 0, 0 };
     lua_State *L = sandbox_new(&o, &err);
     T_OK(L != NULL, "rule state created");
     sandbox_ctx *c = sandbox_ctx_of(L);
@@ -71,12 +71,47 @@ int main(void)
 
     size_t mem0 = c->mem_used;
     T_OK(run(L, "local s = string.rep('x', 2^31 - 1) return #s", &err) < 0 &&
-         has(&err, "memory limit exceeded"), "a 2 GB allocation is refused");
+         has(&err, "string.rep: result of 2147483647 bytes exceeds the rule limit of 4 MiB") &&
+         c->limit_hit == SANDBOX_LIMIT_SIZE, "a 2 GB string.rep is refused before any work");
+    T_OK(run(L, "local s = ('x'):rep(4 << 20) return #(s .. s .. s .. s .. s .. s .. s .. s .. s .. s .. s .. s .. s .. s .. s .. s .. s)", &err) < 0 &&
+         has(&err, "memory limit exceeded") && c->limit_hit == SANDBOX_LIMIT_MEM,
+         "a 68 MiB concatenation meets the memory cap");
     T_OK(run(L, "local t = {} for i = 1, 1e9 do t[i] = {i} end", &err) < 0 &&
-         (has(&err, "memory limit exceeded") || has(&err, "instruction limit exceeded")),
+         (has(&err, "memory limit exceeded") || has(&err, "instruction limit exceeded") ||
+          has(&err, "time limit exceeded")),
          "unbounded table growth is stopped");
     T_OK(c->mem_used < mem0 + (4u << 20), "memory is returned after the failure");
 
+    /* Limits on C-level work (issue 8); tests/sandbox has one file per attack. */
+    T_OK(run(L, "return ('a'):rep(25):find(('a*'):rep(12) .. 'b')", &err) < 0 &&
+         has(&err, "string.find: pattern too complex") && has(&err, ".lua:1:"),
+         "pattern backtracking is stopped, with file:line");
+    T_OK(run(L, "return string.find(('a'):rep(25), ('a*'):rep(12) .. 'b')", &err) < 0 &&
+         has(&err, "pattern too complex"), "through string.find too");
+    T_OK(run(L, "return ('k=v; x=y'):gsub('(%w+)=(%w+)', '%2=%1') == 'v=k; y=x' or error('gsub')", &err) == 0,
+         "ordinary patterns still work");
+    T_OK(run(L, "return table.move({}, 1, 1 << 40, 1, {})", &err) < 0 &&
+         has(&err, "table.move: 1099511627776 elements exceed the rule limit"), "table.move is bounded");
+    T_OK(run(L, "return #table.concat({1, 2, 3}, ',') == 5 and table.unpack({1, 2}) == 1 or error('x')", &err) == 0,
+         "small table functions still work");
+    T_OK(run(L, "local function f() return 1 + f() end return f()", &err) < 0 &&
+         has(&err, "recursion limit exceeded (200 levels)") && c->limit_hit == SANDBOX_LIMIT_DEPTH,
+         "deep recursion stops at the depth limit");
+    T_OK(run(L, "local function f(n) if n == 0 then return 0 end return 1 + f(n - 1) end return f(150)", &err) == 0,
+         "150 levels are fine");
+    T_OK(run(L, "for i = 1, 50 do pcall(function() local function f() return f() + 1 end f() end) end", &err) < 0 &&
+         has(&err, "recursion limit exceeded"), "a pcall cannot swallow the depth limit");
+    T_OK(run(L, "local function f(n) if n == 0 then error('x') end return f(n - 1) + 1 end\n"
+                "for i = 1, 300 do pcall(f, 100) end\n"
+                "local function g(n) if n == 0 then return 0 end return 1 + g(n - 1) end return g(150)", &err) == 0,
+         "errors unwinding 100 frames 300 times do not add up to the limit");
+    T_OK(run(L, "setmetatable({}, {__gc = function() end})", &err) < 0 &&
+         has(&err, "__gc metamethods are not allowed"), "no __gc from sandboxed code");
+    T_OK(run(L, "local s = ('x'):rep(3 << 20) for i = 1, 1000 do s:upper() end", &err) < 0 &&
+         has(&err, "time limit exceeded (1000 ms)") && has(&err, ".lua:1:") && c->limit_hit == SANDBOX_LIMIT_TIME,
+         "C work in a loop meets the wall-clock limit");
+    T_OK(run(L, "local f = load((' '):rep(4 << 20) .. 'x = 1')", &err) < 0 && has(&err, "load: chunk of"),
+         "load of a huge chunk is refused");
     T_OK(run(L, "return 40 + 2", &err) == 0, "the state still works after every failure");
     T_OK(run(L, "os = nil; string.upper = nil; return 1", &err) == 0, "a rule may scribble on its env");
     T_OK(run(L, "return string.upper('a') == 'A' or error('shared string table')", &err) == 0,
@@ -91,7 +126,7 @@ int main(void)
     sandbox_close(L);
 
     /* A job state is trusted: the standard libraries are there. */
-    sandbox_opts j = { SANDBOX_JOB, 0, 0, NULL, "." };
+    sandbox_opts j = { SANDBOX_JOB, 0, 0, NULL, ".", 0, 0 };
     L = sandbox_new(&j, &err);
     T_OK(L && run(L, "return os.time() > 0 and io.write ~= nil and prm.date('2025-01-02') or error('x')", &err) == 0,
          "job state has os, io and the prm global");

@@ -155,6 +155,35 @@ int main(void)
     T_OK(store_audit_verify(s, &rows, head, &err) == 1 && strstr(err.msg, "row 2 missing"), "deleted row detected");
     store_close(s);
 
+    /* Keyed chain (issue 8): HMAC under $PRMCAST_AUDIT_KEY, head anchored outside. */
+    s = fresh(STORE_VERSION);
+    setenv("PRMCAST_AUDIT_KEY", "k3y-for-the-test", 1);
+    for (int i = 0; i < 4; i++) store_audit(s, "tester", "test.action", "subject", "{}", &err);
+    char recorded[65];
+    int64_t nrows, after;
+    T_OK(store_audit_head(s, recorded, &nrows, &err) == 0 && nrows == 4 && strlen(recorded) == 64,
+         "audit head: the last hash and the row count");
+    T_OK(store_audit_verify_expect(s, recorded, &rows, &after, head, &err) == 0 && after == 0 &&
+         strcmp(head, recorded) == 0, "keyed chain verifies against its recorded head");
+    store_audit(s, "tester", "test.action", "subject", "{}", &err);
+    T_OK(store_audit_verify_expect(s, recorded, &rows, &after, head, &err) == 0 && after == 1,
+         "a row appended after the recorded head is fine");
+    setenv("PRMCAST_AUDIT_KEY", "another-key", 1);
+    T_OK(store_audit_verify(s, &rows, head, &err) == 1 && strstr(err.msg, "row 1: content"),
+         "a different key fails at the first row");
+    unsetenv("PRMCAST_AUDIT_KEY");
+    T_OK(store_audit_verify(s, &rows, head, &err) == 1 && strstr(err.msg, "set PRMCAST_AUDIT_KEY"),
+         "keyed rows without the key: not verified");
+    setenv("PRMCAST_AUDIT_KEY", "k3y-for-the-test", 1);
+    store_exec(s, "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE id >= 4", &err);
+    T_OK(store_audit_verify(s, &rows, head, &err) == 0, "a truncated chain still links");
+    T_OK(store_audit_verify_expect(s, recorded, &rows, &after, head, &err) == 1 &&
+         strstr(err.msg, "not in the chain"), "but the recorded head is gone");
+    store_exec(s, "DROP TRIGGER audit_log_no_update; UPDATE audit_log SET alg = 'sha256' WHERE id = 3", &err);
+    T_OK(store_audit_verify(s, &rows, head, &err) == 1, "relabelling a keyed row as sha256 fails");
+    unsetenv("PRMCAST_AUDIT_KEY");
+    store_close(s);
+
     /* Statements refuse more than one statement at a time. */
     s = fresh(STORE_VERSION);
     store_stmt *st;

@@ -25,6 +25,7 @@ function M.print_train(t, out)
       fmt(c.eval_logloss), fmt(c.eval_brier), fmt(c.eval_ece),
       c == t.best and (t.activated and "  <- best, now active" or "  <- best") or ""))
   end
+  if t.note then out:write("  not activated: ", t.note, "\n") end
   out:write(("  %-10s %6s %9s %9s %9s    (partner-submitted probability, %s)\n"):format(
     "partner", "", fmt(t.partner_auc), fmt(t.partner_logloss), fmt(t.partner_brier),
     t.partner_brier and t.best and ("Brier %.0f%% lower with the model"):format(
@@ -54,9 +55,9 @@ end
 function M.train(opts)
   opts = opts or {}
   local t, err = scoring.train { as_of = opts.as_of, kind = opts.kind, activate = opts.activate,
+                                 force_activate = opts.force_activate,
                                  train_quarters = opts.train_quarters, step_days = opts.step_days }
   if not t then return nil, err end
-  t.activated = opts.activate ~= false
   if not opts.quiet then
     M.print_train(t, opts.out)
     if opts.reliability then M.print_reliability(t, opts.out) end
@@ -114,15 +115,17 @@ local function parse(args, spec)
   return o
 end
 
--- `prmcast train [--as-of D] [--kind K] [--train-quarters N] [--step-days N] [--no-activate]`
+-- `prmcast train [--as-of D] [--kind K] [--train-quarters N] [--step-days N] [--no-activate]
+--  [--force-activate]`
 function M.train_cli(args)
   local o, err = parse(args, { ["as-of"] = "str", kind = "str", ["train-quarters"] = "int",
                                ["step-days"] = "int", ["no-activate"] = "flag", quiet = "flag",
-                               reliability = "flag" })
+                               reliability = "flag", ["force-activate"] = "flag" })
   if not o then return false, err end
   local out = collector()
   local t, terr = M.train { as_of = o.as_of, kind = o.kind, train_quarters = o.train_quarters,
                             step_days = o.step_days, activate = not o.no_activate, quiet = o.quiet,
+                            force_activate = o.force_activate,
                             reliability = o.reliability, out = out }
   if not t then return false, terr end
   return true, { model = t.best.model_id, kind = t.best.kind, eval_logloss = t.best.eval_logloss,
