@@ -16,6 +16,43 @@ int cmd_sample(int argc, char **argv, const cli *c);
 int cmd_run(int argc, char **argv, const cli *c);
 int cmd_ingest(int argc, char **argv, const cli *c);
 int cmd_demo(int argc, char **argv, const cli *c);
+int cmd_writeback(int argc, char **argv, const cli *c);
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* Runs a driver of the embedded library as a job and prints its text or,
+ * with --json, its result. */
+static int drive(const cli *c, const char *cmd, const char *module, int argc, char **argv)
+{
+    prm_error err;
+    store *s = cli_store(c, 1, &err);
+    if (!s) return cli_fail(c, cmd, "%s", err.msg);
+    char *counts = NULL, *text = NULL;
+    int rc = job_call(s, cmd, module, "cli", argc, argv, &counts, &text, &err);
+    store_close(s);
+    if (rc == 0) {
+        if (c->json) printf("%s\n", counts ? counts : "{}");
+        else if (text) fputs(text, stdout);
+    }
+    free(counts);
+    free(text);
+    if (rc < 0) {
+        int usage = strstr(err.msg, "unknown option") || strstr(err.msg, "needs a") ||
+                    strstr(err.msg, "unexpected argument") || strstr(err.msg, "is required");
+        return usage ? cli_usage(c, cmd, "%s", err.msg) : cli_fail(c, cmd, "%s", err.msg);
+    }
+    return EXIT_OK;
+}
+
+int cmd_writeback(int argc, char **argv, const cli *c)
+{
+    if (argc < 2) return cli_usage(c, "writeback", "CONNECTOR is required (e.g. connectors/partnerstack.lua)");
+    return drive(c, "writeback", "prm.writeback", argc - 1, argv + 1);
+}
 
 int cmd_init(int argc, char **argv, const cli *c)
 {
@@ -132,7 +169,13 @@ int cmd_run(int argc, char **argv, const cli *c)
 
 int cmd_ingest(int argc, char **argv, const cli *c)
 {
-    if (argc < 2) return cli_usage(c, "ingest", "DIR is required");
+    if (argc < 2) return cli_usage(c, "ingest", "DIR (an export folder) or CONNECTOR.lua is required");
+    /* An HTTP connector: a sync through prm.sync. */
+    struct stat cst;
+    if (ends_with(argv[1], ".lua") && stat(argv[1], &cst) == 0 && S_ISREG(cst.st_mode)) {
+        cli_progress(c, "syncing through %s...", argv[1]);
+        return drive(c, "ingest", "prm.sync", argc - 1, argv + 1);
+    }
     /* The driver is prm.ingest (compiled in); it parses its own options so
      * scripts can call it with the same words, and returns its summary and
      * the rendered text. */

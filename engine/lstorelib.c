@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "lprm.h"
+#include "outbox.h"
 #include "sandbox.h"
 #include "store.h"
 
@@ -313,6 +314,74 @@ static int l_db_audit(lua_State *L)
     return 0;
 }
 
+/* db:outbox_claim(target, limit [, peek]) -> { {id=, run=, deal=, key=, payload=, attempts=}, ... }
+ * Claims due write-back items (outbox.h); peek = true lists them without
+ * claiming. Raises on store errors. */
+static int l_db_outbox_claim(lua_State *L)
+{
+    ldb *d = check_db(L);
+    const char *target = luaL_checkstring(L, 2);
+    int limit = (int)luaL_optinteger(L, 3, 100);
+    int peek = lua_toboolean(L, 4);
+    luaL_argcheck(L, limit >= 1 && limit <= 100000, 3, "limit must be 1..100000");
+    outbox_item *it;
+    int n;
+    prm_error err;
+    if ((peek ? outbox_peek : outbox_claim)(d->s, target, limit, &it, &n, &err) < 0)
+        return luaL_error(L, "%s", err.msg);
+    /* Copy into C-owned space first: nothing below may raise with it unfreed
+     * except the table pushes, which are done with it still referenced. */
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_createtable(L, 0, 6);
+        lua_pushinteger(L, it[i].id); lua_setfield(L, -2, "id");
+        lua_pushinteger(L, it[i].run_id); lua_setfield(L, -2, "run");
+        lua_pushstring(L, it[i].deal); lua_setfield(L, -2, "deal");
+        lua_pushstring(L, it[i].key); lua_setfield(L, -2, "key");
+        lua_pushstring(L, it[i].payload); lua_setfield(L, -2, "payload");
+        lua_pushinteger(L, it[i].attempts); lua_setfield(L, -2, "attempts");
+        lua_rawseti(L, -2, i + 1);
+    }
+    outbox_free(it, n);
+    return 1;
+}
+
+/* db:outbox_ack(id) */
+static int l_db_outbox_ack(lua_State *L)
+{
+    ldb *d = check_db(L);
+    prm_error err;
+    if (outbox_ack(d->s, luaL_checkinteger(L, 2), &err) < 0) return luaL_error(L, "%s", err.msg);
+    return 0;
+}
+
+/* db:outbox_fail(id, error, permanent, retry_after_seconds [, max_attempts]) */
+static int l_db_outbox_fail(lua_State *L)
+{
+    ldb *d = check_db(L);
+    prm_error err;
+    if (outbox_fail(d->s, luaL_checkinteger(L, 2), luaL_checkstring(L, 3), lua_toboolean(L, 4),
+                    (int)luaL_optinteger(L, 5, 60), (int)luaL_optinteger(L, 6, 0), &err) < 0)
+        return luaL_error(L, "%s", err.msg);
+    return 0;
+}
+
+/* db:outbox_count([target]) -> { pending=, sending=, sent=, superseded=, dead= } */
+static int l_db_outbox_count(lua_State *L)
+{
+    ldb *d = check_db(L);
+    outbox_counts c;
+    prm_error err;
+    if (outbox_count(d->s, luaL_optstring(L, 2, NULL), &c, &err) < 0) return luaL_error(L, "%s", err.msg);
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, c.pending); lua_setfield(L, -2, "pending");
+    lua_pushinteger(L, c.sending); lua_setfield(L, -2, "sending");
+    lua_pushinteger(L, c.sent); lua_setfield(L, -2, "sent");
+    lua_pushinteger(L, c.superseded); lua_setfield(L, -2, "superseded");
+    lua_pushinteger(L, c.dead); lua_setfield(L, -2, "dead");
+    return 1;
+}
+
 static int l_db_path(lua_State *L)
 {
     lua_pushstring(L, store_path(check_db(L)->s));
@@ -385,7 +454,9 @@ int luaopen_prm_store(lua_State *L)
         { "commit", l_db_commit }, { "rollback", l_db_rollback },
         { "sync_get", l_db_sync_get }, { "sync_set", l_db_sync_set },
         { "reject", l_db_reject }, { "audit", l_db_audit }, { "path", l_db_path },
-        { "close", l_db_close }, { NULL, NULL },
+        { "close", l_db_close }, { "outbox_claim", l_db_outbox_claim },
+        { "outbox_ack", l_db_outbox_ack }, { "outbox_fail", l_db_outbox_fail },
+        { "outbox_count", l_db_outbox_count }, { NULL, NULL },
     };
     static const luaL_Reg fns[] = {
         { "open", l_store_open }, { "default", l_store_default },

@@ -25,6 +25,7 @@ int cmd_explain(int, char **, const cli *);
 int cmd_rules(int, char **, const cli *);
 int cmd_status(int, char **, const cli *);
 int cmd_audit(int, char **, const cli *);
+int cmd_writeback(int, char **, const cli *);
 
 typedef struct command {
     const char *name;
@@ -41,11 +42,17 @@ static const command commands[] = {
       "deterministic per seed. Defaults: 300 partners, 30000 deals, 12 quarters, seed 42,\n"
       "as of 2026-11-20." },
     { "ingest", cmd_ingest,
-      "ingest DIR [--connector FILE] [--source NAME] [--batch N] [--quiet]",
+      "ingest DIR [--connector FILE] [--source NAME] [--batch N] [--quiet]\n"
+      "           ingest connectors/<prm>.lua [--full] [--since T] [--object NAME] [--budget N]",
       "Ingest a PRM export folder (CSV, JSON or JSON Lines files) through a connector\n"
-      "(default connectors/file.lua). Incremental and resumable: rerunning after an\n"
-      "interruption continues from the last committed batch. Bad rows are reported\n"
-      "with file, line and reason, and stored in ingest_rejects." },
+      "(default connectors/file.lua), or sync a PRM's API through an HTTP connector\n"
+      "(credentials from the environment variables it names). Incremental and\n"
+      "resumable: rerunning after an interruption continues from the last committed\n"
+      "batch. Bad rows are reported with file, line and reason, and stored in ingest_rejects." },
+    { "writeback", cmd_writeback, "writeback connectors/<prm>.lua [--dry-run] [--limit N] [--max-attempts N]",
+      "Send the queued scores to the PRM: each payload once (Idempotency-Key per deal and\n"
+      "run), only the connector's vendor-owned fields, retried with backoff, dead letters\n"
+      "after a refusal or N attempts. --dry-run prints the requests without sending." },
     { "run", cmd_run, "run SCRIPT [ARG...]",
       "Run a Lua job script with the full prm API; arg[1..n] hold the arguments.\n"
       "The run is recorded in the jobs table and the audit log." },

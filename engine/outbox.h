@@ -52,6 +52,9 @@ int outbox_queue(struct store *s, int64_t run_id, int64_t deal_id, const char *d
  * malloc'd (outbox_free). */
 int outbox_claim(struct store *s, const char *target, int limit, outbox_item **items, int *n,
                  prm_error *err);
+/* The due items as claim would take them, without claiming (--dry-run). */
+int outbox_peek(struct store *s, const char *target, int limit, outbox_item **items, int *n,
+                prm_error *err);
 int outbox_ack(struct store *s, int64_t id, prm_error *err);
 /* permanent: dead now. Otherwise pending again after retry_after seconds,
  * or dead when the item has had max_attempts (0: OUTBOX_MAX_ATTEMPTS). */

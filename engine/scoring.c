@@ -627,8 +627,40 @@ static int wb_open(wbconn *c, const char *path, const char *shown, prm_error *er
     c->skip[ns] = NULL;
     lua_getfield(L, -1, "writeback");
     if (lua_isnil(L, -1)) {
-        wb_close(c);
-        return 0;
+        /* An HTTP connector declares the request (writeback_request) and its
+         * vendor-owned fields; the values are the canonical six. */
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "writeback_request");
+        int http = lua_isfunction(L, -1);
+        lua_pop(L, 1);
+        if (!http) {
+            wb_close(c);
+            return 0;
+        }
+        static const char builder[] =
+            "return function(s)\n"
+            "  local names, drivers = {}, {}\n"
+            "  for _, f in ipairs(s.flags) do names[#names + 1] = f.name end\n"
+            "  for i = 1, math.min(3, #s.drivers) do\n"
+            "    local d = s.drivers[i]\n"
+            "    drivers[i] = (d.contribution > 0 and '+ ' or '- ') .. d.feature\n"
+            "  end\n"
+            "  return { ai_forecast_score = s.score,\n"
+            "           ai_close_probability = math.floor(s.probability * 1000 + 0.5) / 1000,\n"
+            "           ai_risk_flags = table.concat(names, ','), ai_drivers = table.concat(drivers, '; '),\n"
+            "           ai_model_version = s.model, ai_last_scored_at = s.scored_at }\n"
+            "end\n";
+        if (luaL_loadbufferx(L, builder, strlen(builder), "=[engine]/writeback", "t") != LUA_OK) {
+            prm_error_set(err, "%s", lua_tostring(L, -1));
+            wb_close(c);
+            return -1;
+        }
+        sandbox_push_env(L, SANDBOX_CONNECTOR);
+        lua_setupvalue(L, -2, 1);
+        if (sandbox_call(L, 0, 1, err) < 0) {
+            wb_close(c);
+            return -1;
+        }
     }
     if (!lua_isfunction(L, -1)) {
         wb_close(c);

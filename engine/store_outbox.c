@@ -92,7 +92,21 @@ int outbox_queue(store *s, int64_t run_id, int64_t deal_id, const char *deal_ext
     return 0;
 }
 
+static int take(store *s, const char *target, int limit, int claim, outbox_item **items, int *n,
+                prm_error *err);
+
 int outbox_claim(store *s, const char *target, int limit, outbox_item **items, int *n, prm_error *err)
+{
+    return take(s, target, limit, 1, items, n, err);
+}
+
+int outbox_peek(store *s, const char *target, int limit, outbox_item **items, int *n, prm_error *err)
+{
+    return take(s, target, limit, 0, items, n, err);
+}
+
+static int take(store *s, const char *target, int limit, int claim, outbox_item **items, int *n,
+                prm_error *err)
 {
     *items = NULL;
     *n = 0;
@@ -145,7 +159,7 @@ int outbox_claim(store *s, const char *target, int limit, outbox_item **items, i
         store_db_error(s, err, "outbox claim");
         goto fail;
     }
-    for (int i = 0; i < k; i++) {
+    for (int i = 0; claim && i < k; i++) {
         if (prepare(s, "UPDATE writeback_outbox SET status = 'sending', claimed_at = ?1,"
                        " attempts = attempts + 1 WHERE id = ?2", &st, err) < 0) {
             outbox_free(v, k);

@@ -2,7 +2,10 @@
 --
 --   prmcast run scripts/nightly.lua EXPORT_DIR [--connector FILE]
 --
--- Ingests the PRM export, then prints what a channel ops team checks each
+--   prmcast run scripts/nightly.lua connectors/partnerstack.lua   (an HTTP connector: sync,
+--                                                                 and write the scores back)
+--
+-- Ingests the PRM export (or syncs the PRM), then prints what a channel ops team checks each
 -- morning: partners by tier, the open pipeline by stage and expected-close
 -- quarter (in the store's base currency, at FX as of the run), and the
 -- data-quality problems found. Then it scores every open deal: the models
@@ -120,7 +123,7 @@ if not last or prm.days(prm.today()) - prm.days(last.created_at:sub(1, 10)) >= r
 else
   out:write(("  active model trained %s (retrain every %d days)\n"):format(last.created_at, retrain_days))
 end
-local s, serr = pipeline.score {}
+local s, serr = pipeline.score { connector = http_connector and dir or nil }
 if not s then error("score: " .. serr, 0) end
 
 out:write("\n  score band    deals   expected wins\n")
@@ -136,7 +139,17 @@ for _, r in ipairs(db:query([[
   out:write(("  %8d  %s\n"):format(r.n, prm.safe(r.flag)))
 end
 
-return { ingest = { read = res.read, written = res.written, rejected = res.rejected },
+-- Scores back to the PRM: the outbox drained through the connector.
+local sent
+if http_connector then
+  local wok, wres, wtext = require("prm.writeback").cli { dir }
+  if not wok then error("writeback: " .. tostring(wres), 0) end
+  section("Write-back")
+  out:write("  ", wtext)
+  sent = wres.sent
+end
+
+return { ingest = { read = res.read, written = res.written, rejected = res.rejected }, sent = sent,
          open_pipeline = grand, base_currency = pipe.base, problems = problems,
          scoring = { run = s.run_id, deals = s.deals, flagged = s.flagged,
                      trained = trained and trained.kind or nil } }

@@ -530,9 +530,17 @@ function M.cli(args)
   if not opts.connector then return false, "CONNECTOR is required" end
   local ok, res = pcall(M.run, opts)
   if not ok then return false, prm.redact(tostring(res)) end
-  if not opts.quiet then M.print_summary(res) end
-  if res.failed > 0 then return false, res.error end
-  return true, res
+  local text
+  if not opts.quiet then
+    local buf = {}
+    M.print_summary(res, { write = function(_, ...) for _, x in ipairs { ... } do buf[#buf + 1] = x end end })
+    text = table.concat(buf)
+  end
+  if res.failed > 0 then
+    if text then io.stderr:write(text) end
+    return false, res.error
+  end
+  return true, res, text
 end
 
 return M
