@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "domain.h"
+#include "mc.h"
 #include "timeutil.h"
 #include "world_int.h"
 
@@ -16,10 +17,11 @@ enum { PARTNER_MEDIAN_WINDOW = 200 };
 
 const char *feat_stage_name(int i) { return i >= 0 && i < STAGE_COUNT ? domain_stage_names[i] : "?"; }
 
-static int cmp_double(const void *a, const void *b)
+/* The numeric core's one quantile (R type 7; the median of an even count
+ * is the mean of the middle two). */
+static double median_of(double *v, size_t n)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    return n ? mc_quantile(v, n, 0.5) : NAN;
 }
 
 void feat_stage_medians(const world *w, int64_t at, double med[FEAT_STAGES])
@@ -55,9 +57,7 @@ void feat_stage_medians(const world *w, int64_t at, double med[FEAT_STAGES])
         if (n[k] == 0) {
             med[k] = 14;                        /* no history: two weeks */
         } else {
-            size_t m = n[k];                    /* bounded by CAP */
-            qsort(buf[k], m, sizeof(double), cmp_double);
-            med[k] = m % 2 ? buf[k][m / 2] : 0.5 * (buf[k][m / 2 - 1] + buf[k][m / 2]);
+            med[k] = median_of(buf[k], n[k]);  /* n bounded by CAP */
             if (med[k] < 1) med[k] = 1;
         }
         free(buf[k]);
@@ -73,12 +73,6 @@ struct pstats {
 };
 typedef struct pstats pstats;
 
-static double median_of(double *v, size_t n)
-{
-    if (!n) return NAN;
-    qsort(v, n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* Win rates shrunk toward the tier's rate with an empirical-Bayes
  * beta-binomial prior (method of moments per tier), over outcomes observed

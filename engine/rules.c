@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "domain.h"
 #include "job.h"
 #include "sandbox.h"
 #include "timeutil.h"
@@ -46,9 +47,6 @@ struct rules {
     int now_ok;
 };
 
-static const char *const stage_names[RULE_STAGES] = {
-    "registered", "qualified", "solution", "proposal", "negotiation",
-};
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -81,20 +79,17 @@ static void add_load_error(rules *r, const char *msg)
     if (m) r->load_errs[r->nload_errs++] = m;
 }
 
-/* Days since 1970 of an ISO date or instant ("YYYY-MM-DD..."); -1 if not one. */
+/* Days since 1970 of an ISO date or instant ("YYYY-MM-DD..."): the date
+ * part through timeutil's one ISO parser; -1 if not one. */
 static int parse_day(const char *s, int64_t *out)
 {
     if (!s || strlen(s) < 10) return -1;
-    for (int i = 0; i < 10; i++) {
-        if (i == 4 || i == 7) {
-            if (s[i] != '-') return -1;
-        } else if (s[i] < '0' || s[i] > '9') {
-            return -1;
-        }
-    }
-    int y = atoi(s), m = (s[5] - '0') * 10 + (s[6] - '0'), d = (s[8] - '0') * 10 + (s[9] - '0');
-    if (m < 1 || m > 12 || d < 1 || d > 31) return -1;
-    *out = days_from_civil(y, m, d);
+    char day[11];
+    memcpy(day, s, 10);
+    day[10] = 0;
+    int64_t t;
+    if (date_parse(day, DATE_ISO, &t, NULL) < 0) return -1;
+    *out = t / 86400;
     return 0;
 }
 
@@ -278,7 +273,7 @@ static int fill_views(lua_State *L)
     set_num(L, "tier_median_amount", c->tier_median_amount);
     lua_pop(L, 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->med_tab);
-    for (int i = 0; i < RULE_STAGES; i++) set_num(L, stage_names[i], c->stage_median_days[i]);
+    for (int i = 0; i < RULE_STAGES; i++) set_num(L, domain_stage_names[i], c->stage_median_days[i]);
     lua_pop(L, 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->partner_tab);
     set_num(L, "win_rate", c->partner_win_rate);
