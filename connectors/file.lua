@@ -38,6 +38,14 @@ local partner_type = map.lookup({
   ["managed service provider"] = "msp",
 }, "Partner Type")
 
+-- The scale of bare numbers in the Partner Probability column: this PRM
+-- writes whole percents ("40" is 40%). A value with '%' is a percent
+-- whatever the scale; a PRM that writes fractions ("0.4") declares 1.
+local PROBABILITY_SCALE = 100
+
+-- Dates are read with "auto": ISO dates and instants, epoch seconds or
+-- milliseconds, US month/day/year. A PRM writing day/month/year says "eu".
+
 -- What a channel manager needs on a registration before it can be worked.
 local required = { "Account Name", "Contact Name", "Contact Email", "Deal Amount", "Product",
                    "Expected Close Date", "Budget Confirmed" }
@@ -99,7 +107,7 @@ return {
         external_id = r["Partner ID"], name = r["Partner Name"], tier = r["Tier"],
         region = r["Region"], country = r["Country"],
         type = partner_type(r["Partner Type"]), parent_id = r["Parent Partner ID"],
-        currency = r["Currency"], status = r["Status"],
+        currency = map.currency(r["Currency"], "Currency"), status = r["Status"],
         joined_at = map.date(r["Join Date"], "auto", "Join Date"),
         updated_at = map.instant(r["Last Modified"], "auto", "Last Modified"),
       }
@@ -111,12 +119,12 @@ return {
         external_id = r["Deal ID"], partner_id = r["Partner ID"],
         account = r["Account Name"], contact_name = r["Contact Name"],
         contact_email = r["Contact Email"],
-        amount = map.money(r["Deal Amount"], 1, "Deal Amount"), currency = r["Currency"],
+        amount = map.money(r["Deal Amount"], 1, "Deal Amount"), currency = map.currency(r["Currency"], "Currency"),
         product_family = r["Product"], stage = s, status = status_of[s] or "open",
-        created_at = map.date(r["Created Date"], "iso", "Created Date"),
-        expected_close = map.date(r["Expected Close Date"], "us", "Expected Close Date"),
-        closed_at = map.date(r["Closed Date"], "iso", "Closed Date"),
-        partner_probability = map.percent(r["Partner Probability"], "Partner Probability"),
+        created_at = map.date(r["Created Date"], "auto", "Created Date"),
+        expected_close = map.date(r["Expected Close Date"], "auto", "Expected Close Date"),
+        closed_at = map.date(r["Closed Date"], "auto", "Closed Date"),
+        partner_probability = map.percent(r["Partner Probability"], PROBABILITY_SCALE, "Partner Probability"),
         budget_confirmed = map.bool(r["Budget Confirmed"], "Budget Confirmed"),
         competitor = r["Competitor"], notes = r["Notes"],
         completeness = map.completeness(r, required),
@@ -131,8 +139,8 @@ return {
         observed_at = map.instant(r["Changed At"], "auto", "Changed At"),
         stage = s, status = s and (status_of[s] or "open"),
         amount = map.money(r["Deal Amount"], 1, "Deal Amount"),
-        expected_close = map.date(r["Expected Close Date"], "us", "Expected Close Date"),
-        partner_probability = map.percent(r["Partner Probability"], "Partner Probability"),
+        expected_close = map.date(r["Expected Close Date"], "auto", "Expected Close Date"),
+        partner_probability = map.percent(r["Partner Probability"], PROBABILITY_SCALE, "Partner Probability"),
       }
     end,
 
@@ -140,7 +148,7 @@ return {
       return {
         partner_id = r["Partner ID"], period = period(r["Period"], "Period"),
         category = category(r["Forecast Category"]),
-        amount = map.money(r["Amount"], 1, "Amount"), currency = r["Currency"],
+        amount = map.money(r["Amount"], 1, "Amount"), currency = map.currency(r["Currency"], "Currency"),
         submitted_at = map.instant(r["Submitted At"], "auto", "Submitted At"),
       }
     end,
@@ -148,7 +156,7 @@ return {
     quota = function(r)
       return {
         partner_id = r["Partner ID"], period = period(r["Period"], "Period"),
-        amount = map.money(r["Quota"], 1, "Quota"), currency = r["Currency"],
+        amount = map.money(r["Quota"], 1, "Quota"), currency = map.currency(r["Currency"], "Currency"),
         set_at = map.instant(r["Set At"], "auto", "Set At"),
       }
     end,
@@ -157,7 +165,7 @@ return {
       return {
         external_id = r["Transaction ID"], partner_id = r["Partner ID"], deal_id = r["Deal ID"],
         account = r["Account Name"], amount = map.money(r["Amount"], 1, "Amount"),
-        currency = r["Currency"], booked_at = map.date(r["Booked Date"], "iso", "Booked Date"),
+        currency = map.currency(r["Currency"], "Currency"), booked_at = map.date(r["Booked Date"], "auto", "Booked Date"),
       }
     end,
 
@@ -165,8 +173,8 @@ return {
     payout = function(r)
       return {
         external_id = r["Payout ID"], partner_id = r["Partner ID"], kind = payout_kind(r["Type"]),
-        amount = map.money(r["Amount (cents)"], 0.01, "Amount (cents)"), currency = r["Currency"],
-        paid_at = map.date(r["Paid Date"], "iso", "Paid Date"), deal_id = r["Deal ID"],
+        amount = map.money(r["Amount (cents)"], 0.01, "Amount (cents)"), currency = map.currency(r["Currency"], "Currency"),
+        paid_at = map.date(r["Paid Date"], "auto", "Paid Date"), deal_id = r["Deal ID"],
       }
     end,
 
@@ -179,7 +187,7 @@ return {
 
     fx = function(r)
       return {
-        currency = r["Currency"], date = map.date(r["Date"], "auto", "Date"),
+        currency = map.currency(r["Currency"], "Currency"), date = map.date(r["Date"], "auto", "Date"),
         rate = map.number(r["Rate to USD"], "Rate to USD"),
       }
     end,

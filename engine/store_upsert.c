@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "currency.h"
 #include "domain.h"
 #include "timeutil.h"
 
@@ -225,6 +226,8 @@ static int check_value(const store_field *f, const store_value *v, prm_error *er
     }
     case FT_TEXT:
         if (v->kind != SV_TEXT) return prm_error_set(err, "field '%s' must be text", f->name);
+        if (f->name[0] == 'c' && strcmp(f->name, "currency") == 0 && !currency_valid(v->s))
+            return prm_error_set(err, "field '%s' is not an ISO 4217 currency code: \"%.40s\"", f->name, v->s);
         if (f->allowed) {
             for (const char *const *a = f->allowed; *a; a++)
                 if (strcmp(*a, v->s) == 0) return 0;
