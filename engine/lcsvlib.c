@@ -23,12 +23,16 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "json.h"
+#include "jsonscan.h"
 #include "lprm.h"
 
 #define CSV_MT "prm.csv.reader"
 
-/* libcsv's parser state before a row's first character (libcsv.c) */
+/* libcsv's parser states (libcsv.c): before a row's first character, and
+ * inside a field (with p.quoted: inside a quoted field). */
 #define CSV_ROW_NOT_BEGUN 0
+#define CSV_FIELD_BEGUN 2
 
 typedef struct lcsv {
     FILE *f;
@@ -37,10 +41,16 @@ typedef struct lcsv {
     char *line;
     size_t cap;
     long lineno, row_start;
+    off_t line_off;            /* file offset of the line read last */
+    int in_quote;              /* a quoted field is open at the end of the line */
+    long quote_line;           /* the line on which that quote opened */
+    off_t quote_off;           /* and that line's offset */
+    char row_err[200];         /* the row's first bad field, "" when none */
     size_t max_record, record_bytes;
     char **hnames;             /* header names, for the field callback */
     int nheader;
     int in_header;
+    unsigned char delim;
     /* parse-time state, valid during one read() */
     lua_State *L;
     int rec_idx;               /* stack index of the record being filled */
@@ -64,21 +74,41 @@ static void cb_field(void *s, size_t len, void *data)
         while (len && (*p == ' ' || *p == '\t')) { p++; len--; }
         while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
         char **h = realloc(r->hnames, sizeof *h * (size_t)(i + 1));
-        if (!h) return;
+        if (!h) { luaL_error(L, "out of memory"); return; }
         r->hnames = h;
         h[i] = strndup(p, len);
+        if (!h[i]) { r->nheader = i; luaL_error(L, "out of memory"); }
+        r->nheader = i + 1;
         return;
     }
-    if (i < r->nheader && s && len)
-        { lua_pushlstring(L, s, len); lua_setfield(L, r->rec_idx, r->hnames[i]); }
+    if (i < r->nheader && s && len) {
+        /* A NUL would truncate the value where it is stored, and invalid
+         * UTF-8 would break every JSON output later: the row is refused. */
+        size_t bad;
+        if (!r->row_err[0] && memchr(s, 0, len))
+            snprintf(r->row_err, sizeof r->row_err, "NUL byte in column '%.60s' (byte %zu of the value)",
+                     r->hnames[i], (size_t)((const char *)memchr(s, 0, len) - (const char *)s) + 1);
+        else if (!r->row_err[0] && !utf8_valid(s, len, &bad))
+            snprintf(r->row_err, sizeof r->row_err, "invalid UTF-8 in column '%.60s' (byte %zu of the value)",
+                     r->hnames[i], bad + 1);
+        lua_pushlstring(L, s, len);
+        lua_setfield(L, r->rec_idx, r->hnames[i]);
+    }
 }
 
+/* may raise (memory) */
 static void enqueue(lcsv *r, long line, char *err)
 {
     if (r->qtail == r->qcap) {
         int n = r->qcap ? r->qcap * 2 : 8;
-        r->qline = realloc(r->qline, sizeof *r->qline * (size_t)n);
-        r->qerr = realloc(r->qerr, sizeof *r->qerr * (size_t)n);
+        long *ql = realloc(r->qline, sizeof *r->qline * (size_t)n);
+        if (ql) r->qline = ql;
+        char **qe = ql ? realloc(r->qerr, sizeof *r->qerr * (size_t)n) : NULL;
+        if (qe) r->qerr = qe;
+        if (!ql || !qe) {
+            free(err);
+            luaL_error(r->L, "out of memory");
+        }
         r->qcap = n;
     }
     r->qline[r->qtail] = line;
@@ -96,7 +126,9 @@ static void cb_row(int c, void *data)
         r->in_header = 0;
     } else {
         char *err = NULL;
-        if (r->nfields != r->nheader) {
+        if (r->row_err[0]) {
+            err = strdup(r->row_err);
+        } else if (r->nfields != r->nheader) {
             char buf[96];
             snprintf(buf, sizeof buf, "expected %d fields, found %d", r->nheader, r->nfields);
             err = strdup(buf);
@@ -112,6 +144,8 @@ static void cb_row(int c, void *data)
     }
     r->nfields = 0;
     r->record_bytes = 0;
+    r->row_err[0] = 0;
+    r->in_quote = 0;
 }
 
 static void reset_parser(lcsv *r)
@@ -121,43 +155,104 @@ static void reset_parser(lcsv *r)
     r->parser_live = 1;
     r->nfields = 0;
     r->record_bytes = 0;
+    r->row_err[0] = 0;
+    r->in_quote = 0;
+}
+
+/* A quote opened on line q never closed (the file ended, or the record
+ * outgrew max_record): without care everything after it would be one
+ * field. The row is rejected naming the line and what it swallowed, and
+ * reading starts again on the line after the quote's, so the rows that
+ * follow are read as rows. Each recovery moves past a later line than the
+ * one before, so this ends. may raise (memory) */
+static void recover_quote(lcsv *r, const char *why)
+{
+    char buf[300];
+    long q = r->in_quote ? r->quote_line : r->row_start;
+    off_t qoff = r->in_quote ? r->quote_off : r->line_off;
+    if (q == r->row_start)
+        snprintf(buf, sizeof buf, "unclosed quote opened on line %ld: %s, taking lines %ld-%ld into"
+                 " one field; the row is rejected and reading resumes on line %ld",
+                 q, why, q, r->lineno, q + 1);
+    else
+        snprintf(buf, sizeof buf, "unclosed quote opened on line %ld (row from line %ld): %s, taking"
+                 " lines %ld-%ld into one field; the row is rejected and reading resumes on line %ld",
+                 q, r->row_start, why, q, r->lineno, q + 1);
+    char *e = strdup(buf);
+    if (!e) luaL_error(r->L, "out of memory");
+    enqueue(r, r->row_start, e);
+    lua_newtable(r->L);
+    lua_replace(r->L, r->rec_idx);
+    reset_parser(r);
+    csv_set_delim(&r->p, r->delim);
+    r->eof = 0;
+    clearerr(r->f);
+    if (fseeko(r->f, qoff, SEEK_SET) != 0 || getline(&r->line, &r->cap, r->f) < 0) {
+        r->eof = 1;
+        return;
+    }
+    r->lineno = q;
 }
 
 /* Feeds one more physical line; at end of file flushes the last record.
  * Returns 0, or -1 at end of input. may raise (memory) */
 static int feed(lcsv *r)
 {
+    off_t off = ftello(r->f);
     ssize_t n = getline(&r->line, &r->cap, r->f);
     if (n < 0) {
         if (!r->eof) {
             r->eof = 1;
-            if (csv_fini(&r->p, cb_field, cb_row, r) != 0 && !r->in_header)
-                enqueue(r, r->row_start, strdup("unterminated quoted field at end of file"));
+            if (r->in_quote && !r->in_header) {
+                recover_quote(r, "the file ended inside it");
+                return 0;
+            }
+            if (csv_fini(&r->p, cb_field, cb_row, r) != 0 && !r->in_header) {
+                char *e = strdup("malformed last row");
+                if (!e) luaL_error(r->L, "out of memory");
+                enqueue(r, r->row_start, e);
+            }
         }
         return -1;
     }
+    r->line_off = off;
     r->lineno++;
     const char *s = r->line;
     if (r->lineno == 1 && n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) { s += 3; n -= 3; }
     if (r->p.pstate == CSV_ROW_NOT_BEGUN) r->row_start = r->lineno;
     r->record_bytes += (size_t)n;
-    if (r->record_bytes > r->max_record) {
-        /* A runaway quote would otherwise swallow the rest of the file. */
-        char buf[128];
-        snprintf(buf, sizeof buf, "record longer than %zu bytes (unbalanced quote?)", r->max_record);
-        enqueue(r, r->row_start, strdup(buf));
-        lua_newtable(r->L);
-        lua_replace(r->L, r->rec_idx);
-        reset_parser(r);
+    if (r->record_bytes > r->max_record && !r->in_header) {
+        /* Only an open quote lets a record span lines. */
+        char why[80];
+        snprintf(why, sizeof why, "the record outgrew %zu bytes", r->max_record);
+        recover_quote(r, why);
         return 0;
     }
     if (csv_parse(&r->p, s, (size_t)n, cb_field, cb_row, r) != (size_t)n) {
-        char buf[128];
-        snprintf(buf, sizeof buf, "malformed CSV: %s", csv_strerror(csv_error(&r->p)));
-        enqueue(r, r->row_start, strdup(buf));
+        char buf[200];
+        if (csv_error(&r->p) == CSV_EPARSE)
+            snprintf(buf, sizeof buf, "malformed CSV on line %ld: a quote inside a field (quote the"
+                     " field and double the quote); the rest of the row is rejected", r->lineno);
+        else
+            snprintf(buf, sizeof buf, "malformed CSV on line %ld: %s", r->lineno,
+                     csv_strerror(csv_error(&r->p)));
+        char *e = strdup(buf);
+        if (!e) luaL_error(r->L, "out of memory");
+        enqueue(r, r->row_start, e);
         lua_newtable(r->L);
         lua_replace(r->L, r->rec_idx);
         reset_parser(r);
+        csv_set_delim(&r->p, r->delim);
+        return 0;
+    }
+    if (r->p.pstate == CSV_FIELD_BEGUN && r->p.quoted) {
+        if (!r->in_quote) {
+            r->in_quote = 1;
+            r->quote_line = r->lineno;
+            r->quote_off = r->line_off;
+        }
+    } else {
+        r->in_quote = 0;
     }
     return 0;
 }
@@ -315,7 +410,8 @@ static int l_csv_open(lua_State *L)
     lua_newtable(L);
     lua_setiuservalue(L, 1, 2);
     reset_parser(r);
-    csv_set_delim(&r->p, (unsigned char)delim);
+    r->delim = (unsigned char)delim;
+    csv_set_delim(&r->p, r->delim);
     begin_parse(L, r);
     while (r->in_header && feed(r) == 0) {}
     end_parse(L, r);
@@ -329,6 +425,19 @@ static int l_csv_open(lua_State *L)
             l_reader_close(L);
             return fail(L, "%s: empty column name in header", path);
         }
+        if (!utf8_valid(r->hnames[i], strlen(r->hnames[i]), NULL)) {
+            l_reader_close(L);
+            return fail(L, "%s: header is not valid UTF-8", path);
+        }
+        /* Two columns of one name would silently mix in the record. */
+        for (int j = 0; j < i; j++)
+            if (strcmp(r->hnames[i], r->hnames[j]) == 0) {
+                luaL_pushfail(L);
+                lua_pushfstring(L, "%s: duplicate column '%s' in header (columns %d and %d)", path,
+                                r->hnames[i], j + 1, i + 1);
+                l_reader_close(L);
+                return 2;
+            }
     }
     lua_settop(L, 1);
     return 1;
@@ -365,6 +474,28 @@ static int l_csv_fingerprint(lua_State *L)
     return 1;
 }
 
+static void on_dup(void *ud, long index, const char *key, size_t keylen)
+{
+    lua_State *L = ud;
+    lua_pushlstring(L, key, keylen);
+    lua_rawseti(L, -2, index);
+}
+
+/* csv.json_dup_keys(text [, wrapper]) -> { [record index] = repeated key }
+ * The records of a JSON document (its top-level array, the array under
+ * key `wrapper`, or with no wrapper and an object the whole text) whose
+ * objects repeat a key, which cjson would silently resolve to the last
+ * value (jsonscan.h). may raise (memory) */
+static int l_csv_json_dup_keys(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    const char *wrapper = luaL_optstring(L, 2, NULL);
+    lua_newtable(L);
+    if (json_dup_keys(s, n, wrapper, on_dup, L) < 0) return luaL_error(L, "out of memory");
+    return 1;
+}
+
 int luaopen_prm_csv(lua_State *L)
 {
     static const luaL_Reg methods[] = {
@@ -372,6 +503,7 @@ int luaopen_prm_csv(lua_State *L)
         { "close", l_reader_close }, { NULL, NULL },
     };
     static const luaL_Reg fns[] = { { "open", l_csv_open }, { "fingerprint", l_csv_fingerprint },
+                                     { "json_dup_keys", l_csv_json_dup_keys },
                                      { NULL, NULL } };
     if (luaL_newmetatable(L, CSV_MT)) {
         luaL_newlib(L, methods);

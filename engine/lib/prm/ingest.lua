@@ -70,9 +70,37 @@ local function exists(path)
   return false
 end
 
+-- A JSON record made like a CSV one: an empty string or null is an absent
+-- value; numbers and booleans become their text ("40", "true"), so one
+-- mapping serves both; a nested object or array is kept as its JSON text
+-- (a mapping may decode it); text must be valid UTF-8. Returns the record,
+-- or nil and why it is refused.
+local function number_text(x)
+  if math.type(x) == "integer" then return tostring(x) end
+  if x == math.floor(x) and x > -2^53 and x < 2^53 then return ("%d"):format(x) end
+  local s = ("%.15g"):format(x)
+  if tonumber(s) ~= x then s = ("%.17g"):format(x) end
+  return s
+end
+
 local function clean(r)
   for k, v in pairs(r) do
-    if v == cjson.null then r[k] = nil end
+    local t = type(v)
+    if v == cjson.null or v == "" then
+      r[k] = nil
+    elseif t == "number" then
+      r[k] = number_text(v)
+    elseif t == "boolean" then
+      r[k] = tostring(v)
+    elseif t == "table" then
+      local ok, text = pcall(cjson.encode, v)
+      r[k] = ok and text or nil
+    elseif t == "string" and not utf8.len(v) then
+      return nil, ("invalid UTF-8 in column '%s'"):format(k)
+    end
+    if type(k) == "string" and not utf8.len(k) then
+      return nil, "invalid UTF-8 in a key"
+    end
   end
   return r
 end
@@ -85,6 +113,8 @@ local function csv_records(path)
   return function() return r:read() end, header, function() r:close() end
 end
 
+local wrappers = { "data", "items", "results", "records" }
+
 local function json_records(path)
   local f, err = io.open(path, "rb")
   if not f then return nil, err end
@@ -92,20 +122,29 @@ local function json_records(path)
   f:close()
   local ok, doc = pcall(cjson.decode, text)
   if not ok then return nil, ("%s: not valid JSON (%s)"):format(path, doc) end
-  local arr = doc
-  if type(doc) == "table" and doc[1] == nil then
-    arr = doc.data or doc.items or doc.results or doc.records
+  local arr, wrapper = doc, nil
+  -- cjson decodes [] and {} alike: the text says which it was.
+  local is_array = text:match("^%s*(.)") == "["
+  if type(doc) == "table" and not is_array then
+    arr = nil
+    for _, w in ipairs(wrappers) do
+      if type(doc[w]) == "table" then arr, wrapper = doc[w], w break end
+    end
   end
   if type(arr) ~= "table" then
     return nil, path .. ": expected a JSON array of records (or {\"data\": [...]})"
   end
+  local dups = csv.json_dup_keys(text, wrapper)
   local i = 0
   return function()
     i = i + 1
     local rec = arr[i]
     if rec == nil then return nil end
     if type(rec) ~= "table" then return false, i, "record is not a JSON object" end
-    return clean(rec), i
+    if dups[i] then return false, i, ("duplicate key %q in the record"):format(dups[i]) end
+    local r, why = clean(rec)
+    if not r then return false, i, why end
+    return r, i
   end, nil, function() end
 end
 
@@ -127,8 +166,14 @@ local function jsonl_records(path)
       if l:find("%S") then
         local ok, rec = pcall(cjson.decode, l)
         if not ok then return false, line, "not valid JSON: " .. tostring(rec) end
-        if type(rec) ~= "table" then return false, line, "record is not a JSON object" end
-        return clean(rec), line
+        if type(rec) ~= "table" or l:match("^%s*(.)") ~= "{" then
+          return false, line, "record is not a JSON object"
+        end
+        local dup = csv.json_dup_keys(l)[1]
+        if dup then return false, line, ("duplicate key %q in the record"):format(dup) end
+        local r, why = clean(rec)
+        if not r then return false, line, why end
+        return r, line
       end
     end
   end, nil, function() f:close() end
@@ -137,12 +182,22 @@ end
 local readers = { csv = csv_records, json = json_records, jsonl = jsonl_records,
                   ndjson = jsonl_records }
 
--- Finds <dir>/<base>.{csv,json,jsonl,ndjson}; returns path, kind.
+-- Finds <dir>/<base>.{csv,json,jsonl,ndjson}; returns path, kind, or
+-- nil, nil, message when more than one exists (which one holds the truth
+-- is not for the ingest to guess).
 local function find_file(dir, base)
+  local found = {}
   for _, ext in ipairs { "csv", "json", "jsonl", "ndjson" } do
     local p = ("%s/%s.%s"):format(dir, base, ext)
-    if exists(p) then return p, ext end
+    if exists(p) then found[#found + 1] = { p, ext } end
   end
+  if #found > 1 then
+    local names = {}
+    for i, f in ipairs(found) do names[i] = basename(f[1]) end
+    return nil, nil, ("%s: %s all exist; keep one export per object (nothing of them was read)")
+      :format(dir, table.concat(names, ", "))
+  end
+  if found[1] then return found[1][1], found[1][2] end
 end
 
 -- Fault injection for the kill-and-rerun test: only the test build
@@ -275,8 +330,13 @@ function M.run(opts)
   for _, object in ipairs(M.order) do
     local base = conn.files[object]
     if base then
-      local path, kind = find_file(opts.dir, base)
-      if path then
+      local path, kind, ambiguous = find_file(opts.dir, base)
+      if ambiguous then
+        summary.files[#summary.files + 1] = { file = base .. ".*", object = object, read = 0,
+          written = 0, unchanged = 0, rejected = 0, skipped = 0, status = "failed", error = ambiguous }
+        summary.failed = summary.failed + 1
+        io.stderr:write(ambiguous, "\n")
+      elseif path then
         local st = load_file(db, conn, object, path, kind, opts, summary)
         summary.files[#summary.files + 1] = st
         for _, k in ipairs { "read", "written", "unchanged", "rejected" } do
