@@ -45,6 +45,7 @@ long json_dup_keys(const char *s, size_t n, const char *wrapper, json_dup_fn on_
     size_t rec_depth = 0;       /* depth of the records array; 0: none yet */
     long index = 0, reported = 0, last_reported = 0;
     int whole = 0;              /* the whole text is record 1 */
+    int started = 0;            /* the top-level value has begun */
     size_t wlen = wrapper ? strlen(wrapper) : 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -75,7 +76,11 @@ long json_dup_keys(const char *s, size_t n, const char *wrapper, json_dup_fn on_
                 st = g;
                 stcap = nc;
             }
-            if (depth == 0 && c == '{' && !wrapper) { whole = 1; index = 1; }
+            if (depth == 0) {
+                if (started) break;      /* a second top-level value: not JSON */
+                started = 1;
+                if (c == '{' && !wrapper) { whole = 1; index = 1; }
+            }
             if (!rec_depth && c == '[') {
                 frame *p = depth ? &st[depth - 1] : NULL;
                 if ((depth == 0 && !whole) ||
@@ -90,7 +95,7 @@ long json_dup_keys(const char *s, size_t n, const char *wrapper, json_dup_fn on_
             if (!depth) break;
             frame *f = &st[--depth];
             if (f->kind == '{') {
-                const key *d = first_dup(keys + f->keys0, nkeys - f->keys0);
+                const key *d = nkeys > f->keys0 ? first_dup(keys + f->keys0, nkeys - f->keys0) : NULL;
                 int in_record = whole || (rec_depth && depth >= rec_depth);
                 if (d && in_record && index != last_reported) {
                     on_dup(ud, index, d->s, d->n);

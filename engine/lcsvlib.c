@@ -73,11 +73,17 @@ static void cb_field(void *s, size_t len, void *data)
         const char *p = s ? s : "";
         while (len && (*p == ' ' || *p == '\t')) { p++; len--; }
         while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
+        if (i < r->nheader) {            /* a header line read again: replace */
+            free(r->hnames[i]);
+            r->hnames[i] = strndup(p, len);
+            if (!r->hnames[i]) luaL_error(L, "out of memory");
+            return;
+        }
         char **h = realloc(r->hnames, sizeof *h * (size_t)(i + 1));
         if (!h) { luaL_error(L, "out of memory"); return; }
         r->hnames = h;
         h[i] = strndup(p, len);
-        if (!h[i]) { r->nheader = i; luaL_error(L, "out of memory"); }
+        if (!h[i]) luaL_error(L, "out of memory");
         r->nheader = i + 1;
         return;
     }
@@ -239,6 +245,7 @@ static int feed(lcsv *r)
         char *e = strdup(buf);
         if (!e) luaL_error(r->L, "out of memory");
         enqueue(r, r->row_start, e);
+        if (r->in_header) return -1;      /* csv.open refuses the file */
         lua_newtable(r->L);
         lua_replace(r->L, r->rec_idx);
         reset_parser(r);

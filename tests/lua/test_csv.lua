@@ -132,6 +132,13 @@ d = csv.json_dup_keys('{"data":[{"a":"x,y"},{"a":"\\"","b":1,"a":0}],"data2":1,"
 t.ok(d[1] == nil and d[2] == "a" and next(d, next(d)) == nil, "wrapper array; strings with , and escapes")
 t.eq(csv.json_dup_keys('{"Deal ID":"1","Deal ID":"2"}')[1], "Deal ID", "one JSON Lines record")
 
+-- Fuzzing findings (tests/fuzz/regress): a malformed header line used to be
+-- parsed again over the header names already read (a leak, and a shrunk
+-- array freed past its end); an object that closes before any key was seen.
+_, err = read_all('Deal ID,"Partner"ID,x\nD1,P1,2\n')
+t.ok(err and err:find("no readable CSV header line", 1, true), "malformed header refused", err)
+t.eq(next(csv.json_dup_keys('[{[""a"]}]')), nil, "an object with no keys in a record scans")
+
 local fp1 = csv.fingerprint("tests/lua/test_csv.lua")
 t.ok(type(fp1) == "string" and fp1 == csv.fingerprint("tests/lua/test_csv.lua"), "fingerprint is stable")
 t.done()
