@@ -1,16 +1,21 @@
 -- connectors/file.lua: a PRM export folder (CSV, JSON or JSON Lines).
 --
--- One file per object; `files` names them (without extension) and `map`
--- turns one raw record (keyed by the export's column names) into the
--- store's canonical record. A mapping returns the record, `false` to skip
--- the row on purpose, or raises (via prm.map helpers) to reject it: the
--- ingest reports "<file>:<line>: <reason>" and carries on.
+-- One file per object; `files` names them (without extension). `fields`
+-- declares, per object, which export column feeds each of the store's
+-- fields and how it is read (data the engine compiles once and runs in C);
+-- `finish` adds what a declaration cannot say. Where that is not enough,
+-- `map.<object>` is a function from one raw record (keyed by the export's
+-- column names) to the store's canonical record (commits and quotas here).
+-- A mapping returns the record, `false` to skip the row on purpose, or
+-- raises (via prm.map helpers) to reject it; a bad value of a declared
+-- field rejects the row the same way: the ingest reports
+-- "<file>:<line>: <column>: <reason>" and carries on.
 --
 -- Copy this file to adapt another PRM's export: rename columns, change the
 -- stage table, the date formats or the money scale.
 local map = require "prm.map"
 
-local stage = map.lookup({
+local stages = {
   ["registered"] = "registered", ["deal registered"] = "registered", ["submitted"] = "registered",
   ["approved"] = "qualified", ["qualified"] = "qualified",
   ["solution design"] = "solution", ["discovery"] = "solution", ["demo"] = "solution",
@@ -18,7 +23,8 @@ local stage = map.lookup({
   ["negotiation"] = "negotiation", ["contracting"] = "negotiation", ["commit"] = "negotiation",
   ["closed won"] = "closed_won", ["won"] = "closed_won",
   ["closed lost"] = "closed_lost", ["lost"] = "closed_lost", ["rejected"] = "closed_lost",
-}, "Stage")
+}
+local stage = map.lookup(stages, "Stage")
 
 local status_of = { closed_won = "won", closed_lost = "lost" }
 
@@ -27,16 +33,16 @@ local category = map.lookup({
   ["pipeline"] = "pipeline",
 }, "Forecast Category")
 
-local payout_kind = map.lookup({
+local payout_kinds = {
   ["commission"] = "commission", ["mdf"] = "mdf", ["market development funds"] = "mdf",
   ["rebate"] = "rebate", ["spiff"] = "spiff",
-}, "Type")
+}
 
-local partner_type = map.lookup({
+local partner_types = {
   ["distributor"] = "distributor", ["reseller"] = "reseller", ["var"] = "reseller",
   ["referral"] = "referral", ["referral partner"] = "referral", ["msp"] = "msp",
   ["managed service provider"] = "msp",
-}, "Partner Type")
+}
 
 -- The scale of bare numbers in the Partner Probability column: this PRM
 -- writes whole percents ("40" is 40%). A value with '%' is a percent
@@ -101,49 +107,79 @@ return {
     }
   end,
 
+  -- Declared fields: the store's field = the export's column, or
+  -- { column, kind, arg } (kinds: text money number date instant percent
+  -- bool lookup currency completeness). Compiled once to column indexes and
+  -- converted in C for CSV; `finish` derives what a declaration cannot say.
+  fields = {
+    partner = {
+      external_id = "Partner ID", name = "Partner Name", tier = "Tier", region = "Region",
+      country = "Country", type = { "Partner Type", "lookup", partner_types },
+      parent_id = "Parent Partner ID", currency = { "Currency", "currency" }, status = "Status",
+      joined_at = { "Join Date", "date", "auto" },
+      updated_at = { "Last Modified", "instant", "auto" },
+    },
+
+    deal = {
+      external_id = "Deal ID", partner_id = "Partner ID", account = "Account Name",
+      contact_name = "Contact Name", contact_email = "Contact Email",
+      amount = { "Deal Amount", "money", 1 }, currency = { "Currency", "currency" },
+      product_family = "Product", stage = { "Stage", "lookup", stages },
+      created_at = { "Created Date", "date", "auto" },
+      expected_close = { "Expected Close Date", "date", "auto" },
+      closed_at = { "Closed Date", "date", "auto" },
+      partner_probability = { "Partner Probability", "percent", PROBABILITY_SCALE },
+      budget_confirmed = { "Budget Confirmed", "bool" },
+      competitor = "Competitor", notes = "Notes",
+      completeness = { required, "completeness" },
+      updated_at = { "Last Modified", "instant", "auto" },
+    },
+
+    deal_change = {
+      deal_id = "Deal ID", observed_at = { "Changed At", "instant", "auto" },
+      stage = { "Stage", "lookup", stages }, amount = { "Deal Amount", "money", 1 },
+      expected_close = { "Expected Close Date", "date", "auto" },
+      partner_probability = { "Partner Probability", "percent", PROBABILITY_SCALE },
+    },
+
+    transaction = {
+      external_id = "Transaction ID", partner_id = "Partner ID", deal_id = "Deal ID",
+      account = "Account Name", amount = { "Amount", "money", 1 },
+      currency = { "Currency", "currency" }, booked_at = { "Booked Date", "date", "auto" },
+    },
+
+    -- This PRM sends payouts in cents.
+    payout = {
+      external_id = "Payout ID", partner_id = "Partner ID",
+      kind = { "Type", "lookup", payout_kinds }, amount = { "Amount (cents)", "money", 0.01 },
+      currency = { "Currency", "currency" }, paid_at = { "Paid Date", "date", "auto" },
+      deal_id = "Deal ID",
+    },
+
+    signal = {
+      entity_type = "Entity Type", entity = "Entity", name = "Signal",
+      date = { "Date", "date", "auto" }, value = { "Value", "number" },
+    },
+
+    fx = {
+      currency = { "Currency", "currency" }, date = { "Date", "date", "auto" },
+      rate = { "Rate to USD", "number" },
+    },
+  },
+
+  -- A deal's status follows from its stage.
+  finish = {
+    deal = function(rec)
+      rec.status = status_of[rec.stage] or "open"
+      return rec
+    end,
+    deal_change = function(rec)
+      if rec.stage then rec.status = status_of[rec.stage] or "open" end
+      return rec
+    end,
+  },
+
   map = {
-    partner = function(r)
-      return {
-        external_id = r["Partner ID"], name = r["Partner Name"], tier = r["Tier"],
-        region = r["Region"], country = r["Country"],
-        type = partner_type(r["Partner Type"]), parent_id = r["Parent Partner ID"],
-        currency = map.currency(r["Currency"], "Currency"), status = r["Status"],
-        joined_at = map.date(r["Join Date"], "auto", "Join Date"),
-        updated_at = map.instant(r["Last Modified"], "auto", "Last Modified"),
-      }
-    end,
-
-    deal = function(r)
-      local s = stage(r["Stage"])
-      return {
-        external_id = r["Deal ID"], partner_id = r["Partner ID"],
-        account = r["Account Name"], contact_name = r["Contact Name"],
-        contact_email = r["Contact Email"],
-        amount = map.money(r["Deal Amount"], 1, "Deal Amount"), currency = map.currency(r["Currency"], "Currency"),
-        product_family = r["Product"], stage = s, status = status_of[s] or "open",
-        created_at = map.date(r["Created Date"], "auto", "Created Date"),
-        expected_close = map.date(r["Expected Close Date"], "auto", "Expected Close Date"),
-        closed_at = map.date(r["Closed Date"], "auto", "Closed Date"),
-        partner_probability = map.percent(r["Partner Probability"], PROBABILITY_SCALE, "Partner Probability"),
-        budget_confirmed = map.bool(r["Budget Confirmed"], "Budget Confirmed"),
-        competitor = r["Competitor"], notes = r["Notes"],
-        completeness = map.completeness(r, required),
-        updated_at = map.instant(r["Last Modified"], "auto", "Last Modified"),
-      }
-    end,
-
-    deal_change = function(r)
-      local s = stage(r["Stage"])
-      return {
-        deal_id = r["Deal ID"],
-        observed_at = map.instant(r["Changed At"], "auto", "Changed At"),
-        stage = s, status = s and (status_of[s] or "open"),
-        amount = map.money(r["Deal Amount"], 1, "Deal Amount"),
-        expected_close = map.date(r["Expected Close Date"], "auto", "Expected Close Date"),
-        partner_probability = map.percent(r["Partner Probability"], PROBABILITY_SCALE, "Partner Probability"),
-      }
-    end,
-
     commit = function(r)
       return {
         partner_id = r["Partner ID"], period = period(r["Period"], "Period"),
@@ -158,37 +194,6 @@ return {
         partner_id = r["Partner ID"], period = period(r["Period"], "Period"),
         amount = map.money(r["Quota"], 1, "Quota"), currency = map.currency(r["Currency"], "Currency"),
         set_at = map.instant(r["Set At"], "auto", "Set At"),
-      }
-    end,
-
-    transaction = function(r)
-      return {
-        external_id = r["Transaction ID"], partner_id = r["Partner ID"], deal_id = r["Deal ID"],
-        account = r["Account Name"], amount = map.money(r["Amount"], 1, "Amount"),
-        currency = map.currency(r["Currency"], "Currency"), booked_at = map.date(r["Booked Date"], "auto", "Booked Date"),
-      }
-    end,
-
-    -- This PRM sends payouts in cents.
-    payout = function(r)
-      return {
-        external_id = r["Payout ID"], partner_id = r["Partner ID"], kind = payout_kind(r["Type"]),
-        amount = map.money(r["Amount (cents)"], 0.01, "Amount (cents)"), currency = map.currency(r["Currency"], "Currency"),
-        paid_at = map.date(r["Paid Date"], "auto", "Paid Date"), deal_id = r["Deal ID"],
-      }
-    end,
-
-    signal = function(r)
-      return {
-        entity_type = r["Entity Type"], entity = r["Entity"], name = r["Signal"],
-        date = map.date(r["Date"], "auto", "Date"), value = map.number(r["Value"], "Value"),
-      }
-    end,
-
-    fx = function(r)
-      return {
-        currency = map.currency(r["Currency"], "Currency"), date = map.date(r["Date"], "auto", "Date"),
-        rate = map.number(r["Rate to USD"], "Rate to USD"),
       }
     end,
   },

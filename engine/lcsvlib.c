@@ -23,11 +23,30 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "currency.h"
 #include "json.h"
+#include "numparse.h"
+#include "timeutil.h"
 #include "jsonscan.h"
 #include "lprm.h"
 
 #define CSV_MT "prm.csv.reader"
+
+enum { PK_TEXT, PK_MONEY, PK_NUMBER, PK_DATE, PK_INSTANT, PK_PERCENT, PK_BOOL, PK_LOOKUP,
+       PK_CURRENCY, PK_COMPLETENESS };
+static const char *const plan_kinds[] = { "text", "money", "number", "date", "instant", "percent",
+                                          "bool", "lookup", "currency", "completeness", NULL };
+
+/* One field of a declared mapping, compiled to a column index. */
+typedef struct plan_item {
+    char *field;               /* the store's field name */
+    int col;                   /* header column, -1: the file has none */
+    int kind;
+    double num;                /* money scale; percent scale */
+    date_format fmt;
+    int lookup;                /* index of its table in uservalue 3 */
+    int *cols, ncols;          /* completeness: the columns counted */
+} plan_item;
 
 /* libcsv's parser states (libcsv.c): before a row's first character, and
  * inside a field (with p.quoted: inside a quoted field). */
@@ -55,6 +74,14 @@ typedef struct lcsv {
     lua_State *L;
     int rec_idx;               /* stack index of the record being filled */
     int nfields;
+    /* the row being read: its fields' bytes, NUL-terminated, in one arena */
+    char *arena;
+    size_t alen, acap;
+    size_t *foff, *flen;       /* per header column; flen 0: absent */
+    int fcap;
+    /* r:map(spec): records come out mapped to the store's fields */
+    struct plan_item *plan;
+    int nplan;
     /* completed records waiting to be returned */
     long *qline;
     char **qerr;
@@ -62,6 +89,59 @@ typedef struct lcsv {
     int eof;
     char path[512];
 } lcsv;
+
+/* Keeps field i of the row being read (NUL-terminated for the parsers). */
+static int arena_put(lcsv *r, int i, const void *s, size_t len)
+{
+    if (i >= r->fcap) {
+        int n = r->nheader > i ? r->nheader : i + 1;
+        size_t *fo = realloc(r->foff, sizeof *fo * (size_t)n);
+        if (!fo) return -1;
+        r->foff = fo;
+        size_t *fl = realloc(r->flen, sizeof *fl * (size_t)n);
+        if (!fl) return -1;
+        r->flen = fl;
+        for (int k = r->fcap; k < n; k++) r->flen[k] = 0;
+        r->fcap = n;
+    }
+    if (r->alen + len + 1 > r->acap) {
+        size_t n = r->acap ? r->acap : 4096;
+        while (n < r->alen + len + 1) n *= 2;
+        char *a = realloc(r->arena, n);
+        if (!a) return -1;
+        r->arena = a;
+        r->acap = n;
+    }
+    memcpy(r->arena + r->alen, s, len);
+    r->arena[r->alen + len] = 0;
+    r->foff[i] = r->alen;
+    r->flen[i] = len;
+    r->alen += len + 1;
+    return 0;
+}
+
+static void arena_clear(lcsv *r)
+{
+    for (int k = 0; k < r->fcap; k++) r->flen[k] = 0;
+    r->alen = 0;
+}
+
+static int apply_plan(lua_State *L, lcsv *r, char *err, size_t errcap);
+
+/* The row as a record: keyed by header name, or mapped by r:map's plan.
+ * Returns 0 with the record pushed, or -1 with err set (nothing pushed).
+ * [-0, +(0|1), m] */
+static int push_record(lua_State *L, lcsv *r, char *err, size_t errcap)
+{
+    if (r->plan) return apply_plan(L, r, err, errcap);
+    lua_createtable(L, 0, r->nheader);
+    for (int k = 0; k < r->nheader && k < r->fcap; k++)
+        if (r->flen[k]) {
+            lua_pushlstring(L, r->arena + r->foff[k], r->flen[k]);
+            lua_setfield(L, -2, r->hnames[k]);
+        }
+    return 0;
+}
 
 static void cb_field(void *s, size_t len, void *data)
 {
@@ -88,6 +168,7 @@ static void cb_field(void *s, size_t len, void *data)
         return;
     }
     if (i < r->nheader && s && len) {
+        if (arena_put(r, i, s, len) < 0) { luaL_error(L, "out of memory"); return; }
         /* A NUL would truncate the value where it is stored, and invalid
          * UTF-8 would break every JSON output later: the row is refused. */
         size_t bad;
@@ -97,8 +178,6 @@ static void cb_field(void *s, size_t len, void *data)
         else if (!r->row_err[0] && !utf8_valid(s, len, &bad))
             snprintf(r->row_err, sizeof r->row_err, "invalid UTF-8 in column '%.60s' (byte %zu of the value)",
                      r->hnames[i], bad + 1);
-        lua_pushlstring(L, s, len);
-        lua_setfield(L, r->rec_idx, r->hnames[i]);
     }
 }
 
@@ -132,26 +211,33 @@ static void cb_row(int c, void *data)
         r->in_header = 0;
     } else {
         char *err = NULL;
+        char buf[300];
+        int pushed = 0;
         if (r->row_err[0]) {
             err = strdup(r->row_err);
         } else if (r->nfields != r->nheader) {
-            char buf[96];
             snprintf(buf, sizeof buf, "expected %d fields, found %d", r->nheader, r->nfields);
             err = strdup(buf);
+        } else if (push_record(L, r, buf, sizeof buf) < 0) {
+            err = strdup(buf);
+        } else {
+            pushed = 1;
         }
-        /* queue[tail] = record (uservalue 1 is the queue of records) */
-        lua_getiuservalue(L, 1, 1);
-        lua_pushvalue(L, r->rec_idx);
-        lua_rawseti(L, -2, r->qtail + 1);
-        lua_pop(L, 1);
+        if (!pushed && !err) luaL_error(L, "out of memory");
+        if (pushed) {
+            /* queue[tail] = record (uservalue 1 is the queue of records) */
+            lua_getiuservalue(L, 1, 1);
+            lua_insert(L, -2);
+            lua_rawseti(L, -2, r->qtail + 1);
+            lua_pop(L, 1);
+        }
         enqueue(r, r->row_start, err);
-        lua_createtable(L, 0, r->nheader);
-        lua_replace(L, r->rec_idx);
     }
     r->nfields = 0;
     r->record_bytes = 0;
     r->row_err[0] = 0;
     r->in_quote = 0;
+    arena_clear(r);
 }
 
 static void reset_parser(lcsv *r)
@@ -163,6 +249,7 @@ static void reset_parser(lcsv *r)
     r->record_bytes = 0;
     r->row_err[0] = 0;
     r->in_quote = 0;
+    arena_clear(r);
 }
 
 /* A quote opened on line q never closed (the file ended, or the record
@@ -264,6 +351,236 @@ static int feed(lcsv *r)
     return 0;
 }
 
+/* ---- declared mappings (r:map) ---------------------------------------- */
+
+/* The key map.lookup compares: lower case, runs of spaces, '_' and '-' as
+ * one space, no space at either end (prm.map's norm). */
+static size_t norm_key(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t k = 0;
+    int sp = 0;
+    for (size_t i = 0; i < n && k + 1 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == ' ' || c == '_' || c == '-' || (c >= '\t' && c <= '\r')) { sp = 1; continue; }
+        if (sp && k) out[k++] = ' ';
+        sp = 0;
+        if (k + 1 < cap) out[k++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    out[k] = 0;
+    return k;
+}
+
+/* Trimmed copy of a value for the date parsers (prm.date trims spaces). */
+static const char *trimmed(const char *s, char *buf, size_t cap)
+{
+    while (*s == ' ') s++;
+    size_t n = strlen(s);
+    if (n >= cap) n = cap - 1;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    while (n && buf[n - 1] == ' ') buf[--n] = 0;
+    return buf;
+}
+
+/* Builds the mapped record of the row: [-0, +1, m] on success; on a bad
+ * value returns -1 with "<column>: <why>" in err and nothing pushed. */
+static int apply_plan(lua_State *L, lcsv *r, char *err, size_t errcap)
+{
+    lua_createtable(L, 0, r->nplan);
+    for (int k = 0; k < r->nplan; k++) {
+        const plan_item *it = &r->plan[k];
+        const char *col = it->col >= 0 ? r->hnames[it->col] : "";
+        if (it->kind == PK_COMPLETENESS) {
+            int have = 0;
+            for (int j = 0; j < it->ncols; j++)
+                have += it->cols[j] >= 0 && it->cols[j] < r->fcap && r->flen[it->cols[j]] > 0;
+            lua_pushnumber(L, it->ncols ? (double)have / it->ncols : 0);
+            lua_setfield(L, -2, it->field);
+            continue;
+        }
+        if (it->col < 0 || it->col >= r->fcap || !r->flen[it->col]) continue;   /* absent */
+        const char *v = r->arena + r->foff[it->col];
+        size_t n = r->flen[it->col];
+        prm_error pe;
+        double x;
+        char buf[96];
+        int64_t secs;
+        switch (it->kind) {
+        case PK_TEXT:
+            lua_pushlstring(L, v, n);
+            break;
+        case PK_MONEY:
+            if (money_parse(v, n, &x, &pe) < 0) goto bad;
+            lua_pushnumber(L, x * it->num);
+            break;
+        case PK_NUMBER: {
+            char *end;
+            x = strtod(v, &end);
+            if (end == v || *end || x != x || x - x != 0 || strpbrk(v, "xXnN")) {
+                snprintf(pe.msg, sizeof pe.msg, "not a number: \"%.60s\"", v);
+                goto bad;
+            }
+            lua_pushnumber(L, x);
+            break;
+        }
+        case PK_DATE:
+        case PK_INSTANT:
+            if (date_parse(trimmed(v, buf, sizeof buf), it->fmt, &secs, &pe) < 0) goto bad;
+            if (it->kind == PK_DATE) date_iso(secs, buf);
+            else instant_iso(secs, buf);
+            lua_pushstring(L, buf);
+            break;
+        case PK_PERCENT:
+            if (percent_parse(v, n, (int)it->num, &x, &pe) < 0) goto bad;
+            lua_pushnumber(L, x);
+            break;
+        case PK_BOOL: {
+            static const char *const yes[] = { "yes", "y", "true", "1", NULL };
+            static const char *const no[] = { "no", "n", "false", "0", NULL };
+            norm_key(v, n, buf, sizeof buf);
+            int b = -1;
+            for (int j = 0; yes[j]; j++) if (strcmp(buf, yes[j]) == 0) b = 1;
+            for (int j = 0; no[j]; j++) if (strcmp(buf, no[j]) == 0) b = 0;
+            if (b < 0) { snprintf(pe.msg, sizeof pe.msg, "not yes/no: \"%.60s\"", v); goto bad; }
+            lua_pushinteger(L, b);
+            break;
+        }
+        case PK_LOOKUP: {
+            size_t kn = norm_key(v, n, buf, sizeof buf);
+            lua_getiuservalue(L, 1, 3);
+            lua_rawgeti(L, -1, it->lookup);
+            lua_pushlstring(L, buf, kn);
+            int ty = lua_rawget(L, -2);
+            lua_replace(L, -3);
+            lua_pop(L, 1);
+            if (ty == LUA_TNIL) {
+                lua_pop(L, 1);
+                snprintf(pe.msg, sizeof pe.msg, "unknown value \"%.60s\"", v);
+                goto bad;
+            }
+            break;
+        }
+        case PK_CURRENCY: {
+            const char *s = v;
+            size_t m = n;
+            while (m && *s == ' ') { s++; m--; }
+            while (m && s[m - 1] == ' ') m--;
+            char up[4] = { 0 };
+            for (size_t j = 0; j < m && j < 3; j++)
+                up[j] = (char)(s[j] >= 'a' && s[j] <= 'z' ? s[j] - 32 : s[j]);
+            if (!currency_valid_n(up, m)) {
+                snprintf(pe.msg, sizeof pe.msg, "not an ISO 4217 currency code: \"%.60s\"", v);
+                goto bad;
+            }
+            lua_pushstring(L, up);
+            break;
+        }
+        }
+        lua_setfield(L, -2, it->field);
+        continue;
+    bad:
+        lua_pop(L, 1);
+        snprintf(err, errcap, "%.100s: %.180s", col, pe.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static void free_plan(lcsv *r)
+{
+    for (int k = 0; k < r->nplan; k++) {
+        free(r->plan[k].field);
+        free(r->plan[k].cols);
+    }
+    free(r->plan);
+    r->plan = NULL;
+    r->nplan = 0;
+}
+
+static int column_of(const lcsv *r, const char *name)
+{
+    for (int i = 0; i < r->nheader; i++)
+        if (strcmp(r->hnames[i], name) == 0) return i;
+    return -1;
+}
+
+static lcsv *check_reader(lua_State *L);
+
+/* r:map({ {field, column, kind [, arg]}, ... })
+ * From now on r:read() returns records mapped to the store's fields, each
+ * value converted in C: kind "text" (as is), "money" (arg: scale),
+ * "number", "date"/"instant" (arg: format), "percent" (arg: 1 or 100),
+ * "bool", "lookup" (arg: table of normalised keys, as prm.map's norm),
+ * "currency" (ISO 4217), "completeness" (column: a list of columns; the
+ * share present). A bad value makes the row `false, line, "<column>:
+ * <why>"`, worded as prm.map's helpers word it. A column the file lacks is
+ * an absent value. Misuse raises. */
+static int l_reader_map(lua_State *L)
+{
+    lcsv *r = check_reader(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 2);
+    free_plan(r);
+    plan_item *plan = calloc((size_t)(n ? n : 1), sizeof *plan);
+    if (!plan) return luaL_error(L, "out of memory");
+    r->plan = plan;
+    lua_newtable(L);                          /* lookup tables: uservalue 3 */
+    int nlook = 0;
+    for (lua_Integer k = 1; k <= n; k++) {
+        lua_geti(L, 2, k);
+        luaL_argcheck(L, lua_istable(L, -1), 2, "each item must be {field, column, kind [, arg]}");
+        plan_item *it = &plan[r->nplan];
+        lua_geti(L, -1, 1);
+        it->field = strdup(luaL_checkstring(L, -1));
+        lua_pop(L, 1);
+        r->nplan++;
+        if (!it->field) return luaL_error(L, "out of memory");
+        lua_geti(L, -1, 3);
+        it->kind = luaL_checkoption(L, -1, NULL, plan_kinds);
+        lua_pop(L, 1);
+        lua_geti(L, -1, 2);
+        it->col = -1;
+        if (it->kind == PK_COMPLETENESS) {
+            luaL_argcheck(L, lua_istable(L, -1), 2, "completeness needs a list of columns");
+            int nc = (int)luaL_len(L, -1);
+            it->cols = calloc((size_t)(nc ? nc : 1), sizeof *it->cols);
+            if (!it->cols) return luaL_error(L, "out of memory");
+            for (int j = 0; j < nc; j++) {
+                lua_geti(L, -1, j + 1);
+                it->cols[j] = column_of(r, luaL_checkstring(L, -1));
+                lua_pop(L, 1);
+            }
+            it->ncols = nc;
+        } else {
+            it->col = column_of(r, luaL_checkstring(L, -1));
+        }
+        lua_pop(L, 1);
+        lua_geti(L, -1, 4);
+        switch (it->kind) {
+        case PK_MONEY: it->num = luaL_optnumber(L, -1, 1.0); break;
+        case PK_PERCENT:
+            it->num = (double)luaL_checkinteger(L, -1);
+            luaL_argcheck(L, it->num == 1 || it->num == 100, 2, "percent scale must be 1 or 100");
+            break;
+        case PK_DATE:
+        case PK_INSTANT:
+            if (date_format_parse(luaL_optstring(L, -1, "auto"), &it->fmt) < 0)
+                return luaL_error(L, "unknown date format '%s'", lua_tostring(L, -1));
+            break;
+        case PK_LOOKUP:
+            luaL_argcheck(L, lua_istable(L, -1), 2, "lookup needs a table");
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, -4, ++nlook);
+            it->lookup = nlook;
+            break;
+        default: break;
+        }
+        lua_pop(L, 2);
+    }
+    lua_setiuservalue(L, 1, 3);
+    return 0;
+}
+
 static lcsv *check_reader(lua_State *L)
 {
     lcsv *r = luaL_checkudata(L, 1, CSV_MT);
@@ -354,6 +671,14 @@ static int l_reader_close(lua_State *L)
     r->qhead = r->qtail = r->qcap = 0;
     free(r->line);
     r->line = NULL;
+    free(r->arena);
+    free(r->foff);
+    free(r->flen);
+    r->arena = NULL;
+    r->foff = r->flen = NULL;
+    r->alen = r->acap = 0;
+    r->fcap = 0;
+    free_plan(r);
     return 0;
 }
 
@@ -404,7 +729,7 @@ static int l_csv_open(lua_State *L)
     }
     rewind(f);
     lua_settop(L, 1);
-    lcsv *r = lua_newuserdatauv(L, sizeof *r, 2);
+    lcsv *r = lua_newuserdatauv(L, sizeof *r, 3);
     memset(r, 0, sizeof *r);
     luaL_setmetatable(L, CSV_MT);
     lua_replace(L, 1);
@@ -507,6 +832,7 @@ int luaopen_prm_csv(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         { "read", l_reader_read }, { "header", l_reader_header }, { "line", l_reader_line },
+        { "map", l_reader_map },
         { "close", l_reader_close }, { NULL, NULL },
     };
     static const luaL_Reg fns[] = { { "open", l_csv_open }, { "fingerprint", l_csv_fingerprint },

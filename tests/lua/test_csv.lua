@@ -132,6 +132,53 @@ d = csv.json_dup_keys('{"data":[{"a":"x,y"},{"a":"\\"","b":1,"a":0}],"data2":1,"
 t.ok(d[1] == nil and d[2] == "a" and next(d, next(d)) == nil, "wrapper array; strings with , and escapes")
 t.eq(csv.json_dup_keys('{"Deal ID":"1","Deal ID":"2"}')[1], "Deal ID", "one JSON Lines record")
 
+-- Declared mappings: r:map converts the columns in C as rows are read.
+p = t.tmpfile('ID,Amt,When,Pct,Ok,St,Cur,Opt,N\n' ..
+  'a1,"$1,200.50",03/31/2025,40,Yes,Closed-Won,eur,,2.5\n' ..
+  'a2,12,2025-04-01T10:00:00Z,5%,no,lost,USD,x,1\n' ..
+  'a3,1,2025-01-01,40,maybe,won,USD,,1\n' ..
+  'a4,1,2025-01-01,40,y,Sorta,USD,,1\n' ..
+  'a5,"1,2,3",2025-01-01,40,y,won,USD,,1\n' ..
+  'a6,1,2025-01-01,40,y,won,XYZ,,1\n' ..
+  'a7,1,13/45/2025,40,y,won,USD,,1\n' ..
+  'a8,1,2025-01-01,140,y,won,USD,,1\n' ..
+  'a9,1,2025-01-01,40,y,won,USD,,1e\n')
+r = assert(csv.open(p))
+r:map {
+  { "external_id", "ID", "text" }, { "amount", "Amt", "money", 0.5 },
+  { "created_at", "When", "date", "auto" }, { "updated_at", "When", "instant", "auto" },
+  { "partner_probability", "Pct", "percent", 100 }, { "budget_confirmed", "Ok", "bool" },
+  { "stage", "St", "lookup", { ["closed won"] = "closed_won", won = "closed_won", lost = "closed_lost" } },
+  { "currency", "Cur", "currency" }, { "competitor", "Opt", "text" }, { "value", "N", "number" },
+  { "completeness", { "Opt", "Cur", "Nope", "ID" }, "completeness" }, { "notes", "No Such Column", "text" },
+}
+local got = {}
+while true do
+  local rec, line, msg = r:read()
+  if rec == nil then break end
+  got[#got + 1] = { rec = rec, line = line, msg = msg }
+end
+r:close()
+os.remove(p)
+local a1 = got[1].rec
+t.ok(a1 and a1.external_id == "a1" and a1.amount == 600.25 and a1.created_at == "2025-03-31" and
+  a1.partner_probability == 0.4 and a1.budget_confirmed == 1 and a1.stage == "closed_won" and
+  a1.currency == "EUR" and a1.competitor == nil and a1.value == 2.5 and a1.completeness == 0.5 and
+  a1.notes == nil and a1.updated_at == "2025-03-31T00:00:00Z", "declared kinds convert in C")
+local a2 = got[2].rec
+t.ok(a2 and a2.partner_probability == 0.05 and a2.budget_confirmed == 0 and a2.stage == "closed_lost" and
+  a2.created_at == "2025-04-01" and a2.updated_at == "2025-04-01T10:00:00Z" and a2.completeness == 0.75,
+  "percent sign, no, ISO instant")
+local function reason(i) return got[i].rec == false and got[i].msg or tostring(got[i].msg) end
+t.eq(reason(3), 'Ok: not yes/no: "maybe"', "bad flag names column and value")
+t.eq(reason(4), 'St: unknown value "Sorta"', "unknown lookup value")
+t.eq(reason(5), 'Amt: not an amount: "1,2,3"', "bad amount")
+t.eq(reason(6), 'Cur: not an ISO 4217 currency code: "XYZ"', "bad currency")
+t.eq(reason(7), 'When: not a date: "13/45/2025"', "bad date")
+t.eq(reason(8), 'Pct: out of range: "140"', "percent out of range")
+t.eq(reason(9), 'N: not a number: "1e"', "bad number")
+t.eq(got[9].line, 10, "bad rows keep their line")
+
 -- Fuzzing findings (tests/fuzz/regress): a malformed header line used to be
 -- parsed again over the header names already read (a leak, and a shrunk
 -- array freed past its end); an object that closes before any key was seen.

@@ -29,6 +29,96 @@ M.batch = 5000
 
 local function basename(p) return (p:match("[^/]+$")) end
 
+-- Declared fields: `fields.<object>` maps the store's field names to the
+-- export's columns as data, compiled once (here) and run in C for CSV
+-- (prm.csv's r:map) or by the same rules in Lua for JSON:
+--   external_id = "Deal ID"                       -- text, as is
+--   amount = { "Deal Amount", "money", 1 }        -- money with a scale
+--   created_at = { "Created Date", "date", "auto" }   -- date/instant + format
+--   partner_probability = { "Partner Probability", "percent", 100 }
+--   budget_confirmed = { "Budget Confirmed", "bool" }
+--   stage = { "Stage", "lookup", { ["closed won"] = "closed_won", ... } }
+--   currency = { "Currency", "currency" }         -- ISO 4217
+--   completeness = { { "Account Name", ... }, "completeness" }
+-- `finish.<object>(rec, ctx)` may then derive what a declaration cannot say
+-- (a status from the stage) and returns rec, false (skip) or nil, why.
+local kinds = { text = true, money = true, number = true, date = true, instant = true,
+                percent = true, bool = true, lookup = true, currency = true, completeness = true }
+local map = require "prm.map"
+
+function M.compile_fields(db, obj, decl, path)
+  local names, plan = {}, {}
+  local have = {}
+  for _, f in ipairs(db:fields(obj)) do have[f.name] = true end
+  for field in pairs(decl) do names[#names + 1] = field end
+  table.sort(names)
+  for _, field in ipairs(names) do
+    local d = decl[field]
+    local where = ("%s: fields.%s.%s"):format(path, obj, tostring(field))
+    if not have[field] then error(("%s: the store's %s has no field '%s'"):format(where, obj, field), 0) end
+    local item
+    if type(d) == "string" then
+      item = { field, d, "text" }
+    elseif type(d) == "table" then
+      item = { field, d[1], d[2] or "text", d[3] }
+    else
+      error(where .. ": must be a column name or {column, kind [, arg]}", 0)
+    end
+    if not kinds[item[3]] then error(("%s: unknown kind '%s'"):format(where, tostring(item[3])), 0) end
+    if item[3] == "completeness" then
+      if type(item[2]) ~= "table" then error(where .. ": completeness needs a list of columns", 0) end
+    elseif type(item[2]) ~= "string" then
+      error(where .. ": the column must be a string", 0)
+    end
+    if item[3] == "lookup" then
+      if type(item[4]) ~= "table" then error(where .. ": lookup needs a table", 0) end
+      local n = {}
+      for k, v in pairs(item[4]) do n[map.norm(k)] = v end
+      item.fn = map.lookup(item[4], item[2])
+      item[4] = n
+    elseif item[3] == "percent" then
+      if item[4] == "0-100" then item[4] = 100 elseif item[4] == "0-1" then item[4] = 1 end
+      if item[4] ~= 1 and item[4] ~= 100 then error(where .. ": percent needs its scale, 1 or 100", 0) end
+    elseif item[3] == "money" then
+      item[4] = item[4] or 1
+      if type(item[4]) ~= "number" then error(where .. ": the money scale must be a number", 0) end
+    elseif item[3] == "date" or item[3] == "instant" then
+      item[4] = item[4] or "auto"
+      if not prm.date("2000-01-01", item[4]) and item[4] ~= "epoch_ms" and item[4] ~= "epoch_s" then
+        error(("%s: unknown date format '%s'"):format(where, tostring(item[4])), 0)
+      end
+    end
+    plan[#plan + 1] = item
+  end
+  return plan
+end
+
+-- The same declared mapping in Lua, for records that are not CSV.
+local function apply_plan(plan, raw)
+  local rec = {}
+  for i = 1, #plan do
+    local it = plan[i]
+    local field, col, kind, arg = it[1], it[2], it[3], it[4]
+    if kind == "completeness" then
+      rec[field] = map.completeness(raw, col)
+    else
+      local v = raw[col]
+      if v ~= nil then
+        if kind == "text" then rec[field] = v
+        elseif kind == "money" then rec[field] = map.money(v, arg, col)
+        elseif kind == "number" then rec[field] = map.number(v, col)
+        elseif kind == "date" then rec[field] = map.date(v, arg, col)
+        elseif kind == "instant" then rec[field] = map.instant(v, arg, col)
+        elseif kind == "percent" then rec[field] = map.percent(v, arg, col)
+        elseif kind == "bool" then rec[field] = map.bool(v, col)
+        elseif kind == "lookup" then rec[field] = it.fn(v)
+        elseif kind == "currency" then rec[field] = map.currency(v, col) end
+      end
+    end
+  end
+  return rec
+end
+
 -- Validates a connector table the way NSE checks a script's fields.
 function M.check_connector(c, path)
   local function bad(field, what)
@@ -37,15 +127,34 @@ function M.check_connector(c, path)
   if type(c) ~= "table" then error(path .. ": a connector must return a table", 0) end
   if type(c.name) ~= "string" then bad("name", "a string") end
   if type(c.files) ~= "table" then bad("files", "a table") end
-  if type(c.map) ~= "table" then bad("map", "a table") end
+  if c.map ~= nil and type(c.map) ~= "table" then bad("map", "a table") end
+  if c.fields ~= nil and type(c.fields) ~= "table" then bad("fields", "a table") end
+  if c.finish ~= nil and type(c.finish) ~= "table" then bad("finish", "a table") end
   if c.columns ~= nil and type(c.columns) ~= "table" then bad("columns", "a table") end
+  c.map, c.finish = c.map or {}, c.finish or {}
+  c.path = path
+  for obj in pairs(c.fields or {}) do
+    if not known[obj] then
+      error(("%s: fields.%s: unknown object (known: %s)"):format(path, tostring(obj),
+        table.concat(M.order, ", ")), 0)
+    end
+  end
   for obj, base in pairs(c.files) do
     if not known[obj] then
       error(("%s: files.%s: unknown object (known: %s)"):format(path, tostring(obj),
         table.concat(M.order, ", ")), 0)
     end
     if type(base) ~= "string" then bad("files." .. obj, "a string") end
-    if type(c.map[obj]) ~= "function" then bad("map." .. obj, "a function") end
+    local decl = c.fields and c.fields[obj]
+    if decl ~= nil then
+      if type(decl) ~= "table" then bad("fields." .. obj, "a table") end
+      if c.map[obj] ~= nil then bad("map." .. obj, "absent when fields." .. obj .. " declares it") end
+      if c.finish[obj] ~= nil and type(c.finish[obj]) ~= "function" then
+        bad("finish." .. obj, "a function")
+      end
+    elseif type(c.map[obj]) ~= "function" then
+      bad("map." .. obj, "a function (or declare fields." .. obj .. ")")
+    end
     if c.columns and c.columns[obj] ~= nil and type(c.columns[obj]) ~= "table" then
       bad("columns." .. obj, "a list of column names")
     end
@@ -106,11 +215,16 @@ local function clean(r)
 end
 
 -- Record iterators: each returns rec, line | false, line, msg | nil at end.
+-- The CSV reader behind each iterator, for r:map (weak: no lifetime of its own).
+local reader_of = setmetatable({}, { __mode = "k" })
+
 local function csv_records(path)
   local r, err = csv.open(path)
   if not r then return nil, err end
   local header = r:header()
-  return function() return r:read() end, header, function() r:close() end
+  local function it() return r:read() end
+  reader_of[it] = function(plan) r:map(plan) end
+  return it, header, function() r:close() end
 end
 
 local wrappers = { "data", "items", "results", "records" }
@@ -244,6 +358,19 @@ local function load_file(db, conn, object, path, kind, opts, summary)
   end
 
   local mapfn = conn.map[object]
+  local plan = conn.plans[object]
+  if plan then
+    local finish = conn.finish[object]
+    if kind == "csv" and not opts.lua_plan then
+      -- Declared fields convert in C as the rows are read.
+      reader_of[next_rec](plan)
+      mapfn = finish or function(rec) return rec end
+    elseif finish then
+      mapfn = function(raw, c) return finish(apply_plan(plan, raw), c) end
+    else
+      mapfn = function(raw) return apply_plan(plan, raw) end
+    end
+  end
   local ctx = { source = source, file = name, object = object }
   local batch = opts.batch or conn.batch or M.batch
   local shown = 0
@@ -322,6 +449,11 @@ function M.run(opts)
     conn = M.load_connector(conn)
   else
     M.check_connector(conn, conn_path)
+  end
+  conn.plans = {}
+  for _, obj in ipairs(M.order) do          -- in order: the first bad one is reported
+    local decl = conn.fields and conn.fields[obj]
+    if decl then conn.plans[obj] = M.compile_fields(db, obj, decl, conn.path or conn_path) end
   end
   opts.source = opts.source or conn.source or conn.name
   local summary = { dir = opts.dir, connector = conn.name, source = opts.source, files = {},

@@ -15,6 +15,8 @@ local M = {}
 local function norm(s)
   return (s:lower():gsub("[%s_%-]+", " "):gsub("^ ", ""):gsub(" $", ""))
 end
+-- The key lookups compare (prm.csv's declared lookups normalise the same way).
+M.norm = norm
 
 -- Values reach the helpers as text (CSV; JSON records are turned into text
 -- by the ingest) or numbers; anything else is a bad value of its column,
