@@ -3,7 +3,9 @@
 -- One file per object; `files` names them (without extension). `fields`
 -- declares, per object, which export column feeds each of the store's
 -- fields and how it is read (data the engine compiles once and runs in C);
--- `finish` adds what a declaration cannot say. Where that is not enough,
+-- `finish.<object>(rec, ctx)` may add what a declaration cannot say (none
+-- needed here: a deal's status is its stage label looked up as a status).
+-- Where that is not enough,
 -- `map.<object>` is a function from one raw record (keyed by the export's
 -- column names) to the store's canonical record (commits and quotas here).
 -- A mapping returns the record, `false` to skip the row on purpose, or
@@ -27,6 +29,9 @@ local stages = {
 local stage = map.lookup(stages, "Stage")
 
 local status_of = { closed_won = "won", closed_lost = "lost" }
+-- A deal's status follows from its stage: the same labels, read as a status.
+local stage_status = {}
+for label, s in pairs(stages) do stage_status[label] = status_of[s] or "open" end
 
 local category = map.lookup({
   ["commit"] = "commit", ["best case"] = "best_case", ["upside"] = "best_case",
@@ -110,7 +115,7 @@ return {
   -- Declared fields: the store's field = the export's column, or
   -- { column, kind, arg } (kinds: text money number date instant percent
   -- bool lookup currency completeness). Compiled once to column indexes and
-  -- converted in C for CSV; `finish` derives what a declaration cannot say.
+  -- converted in C for CSV.
   fields = {
     partner = {
       external_id = "Partner ID", name = "Partner Name", tier = "Tier", region = "Region",
@@ -125,6 +130,7 @@ return {
       contact_name = "Contact Name", contact_email = "Contact Email",
       amount = { "Deal Amount", "money", 1 }, currency = { "Currency", "currency" },
       product_family = "Product", stage = { "Stage", "lookup", stages },
+      status = { "Stage", "lookup", stage_status },
       created_at = { "Created Date", "date", "auto" },
       expected_close = { "Expected Close Date", "date", "auto" },
       closed_at = { "Closed Date", "date", "auto" },
@@ -137,7 +143,8 @@ return {
 
     deal_change = {
       deal_id = "Deal ID", observed_at = { "Changed At", "instant", "auto" },
-      stage = { "Stage", "lookup", stages }, amount = { "Deal Amount", "money", 1 },
+      stage = { "Stage", "lookup", stages }, status = { "Stage", "lookup", stage_status },
+      amount = { "Deal Amount", "money", 1 },
       expected_close = { "Expected Close Date", "date", "auto" },
       partner_probability = { "Partner Probability", "percent", PROBABILITY_SCALE },
     },
@@ -165,18 +172,6 @@ return {
       currency = { "Currency", "currency" }, date = { "Date", "date", "auto" },
       rate = { "Rate to USD", "number" },
     },
-  },
-
-  -- A deal's status follows from its stage.
-  finish = {
-    deal = function(rec)
-      rec.status = status_of[rec.stage] or "open"
-      return rec
-    end,
-    deal_change = function(rec)
-      if rec.stage then rec.status = status_of[rec.stage] or "open" end
-      return rec
-    end,
   },
 
   map = {

@@ -386,7 +386,7 @@ static const char *trimmed(const char *s, char *buf, size_t cap)
  * value returns -1 with "<column>: <why>" in err and nothing pushed. */
 static int apply_plan(lua_State *L, lcsv *r, char *err, size_t errcap)
 {
-    lua_createtable(L, 0, r->nplan);
+    lua_createtable(L, 0, r->nplan + 2);   /* room for the source and a derived field */
     for (int k = 0; k < r->nplan; k++) {
         const plan_item *it = &r->plan[k];
         const char *col = it->col >= 0 ? r->hnames[it->col] : "";
