@@ -26,6 +26,7 @@
 #include "currency.h"
 #include "json.h"
 #include "numparse.h"
+#include "store.h"
 #include "timeutil.h"
 #include "jsonscan.h"
 #include "lprm.h"
@@ -46,6 +47,8 @@ typedef struct plan_item {
     date_format fmt;
     int lookup;                /* index of its table in uservalue 3 */
     int *cols, ncols;          /* completeness: the columns counted */
+    int sfield;                /* index in the store object's fields (r:load) */
+    char buf[24];              /* a converted date, instant or currency */
 } plan_item;
 
 /* libcsv's parser states (libcsv.c): before a row's first character, and
@@ -82,6 +85,7 @@ typedef struct lcsv {
     /* r:map(spec): records come out mapped to the store's fields */
     struct plan_item *plan;
     int nplan;
+    struct load_ctx *load;     /* r:load in progress: rows go to the store */
     /* completed records waiting to be returned */
     long *qline;
     char **qerr;
@@ -127,6 +131,8 @@ static void arena_clear(lcsv *r)
 }
 
 static int apply_plan(lua_State *L, lcsv *r, char *err, size_t errcap);
+struct plan_item;
+static int convert(lua_State *L, lcsv *r, struct plan_item *it, store_value *out, prm_error *pe);
 
 /* The row as a record: keyed by header name, or mapped by r:map's plan.
  * Returns 0 with the record pushed, or -1 with err set (nothing pushed).
@@ -201,11 +207,88 @@ static void enqueue(lcsv *r, long line, char *err)
     r->qtail++;
 }
 
+/* r:load's state for one call. */
+typedef struct load_ctx {
+    store *s;
+    const store_object *o;
+    const char *source;
+    lua_Integer start;
+    int fault;                 /* stack index of the fault hook, 0: none */
+    int rej;                   /* stack index of the rejects list */
+    lua_Integer nrej, nread, nwritten, nunchanged, last;
+} load_ctx;
+
+/* A row of line `line` for r:load: counted, then stored or rejected. */
+static void load_reject(lua_State *L, load_ctx *lc, long line, const char *msg)
+{
+    lua_pushinteger(L, line);
+    lua_rawseti(L, lc->rej, ++lc->nrej);
+    lua_pushstring(L, msg);
+    lua_rawseti(L, lc->rej, ++lc->nrej);
+}
+
+static int load_begin_row(lua_State *L, load_ctx *lc, long line)
+{
+    if (line <= lc->start) return 0;       /* committed by an earlier run */
+    if (lc->fault) {
+        lua_pushvalue(L, lc->fault);
+        lua_pushliteral(L, "ingest.row");
+        lua_call(L, 1, 0);
+    }
+    lc->nread++;
+    lc->last = line;
+    return 1;
+}
+
+/* The current row, mapped by the plan, upserted. may raise (memory) */
+static void load_row(lua_State *L, lcsv *r, load_ctx *lc)
+{
+    if (!load_begin_row(L, lc, r->row_start)) return;
+    char buf[300];
+    if (r->row_err[0]) { load_reject(L, lc, r->row_start, r->row_err); return; }
+    if (r->nfields != r->nheader) {
+        snprintf(buf, sizeof buf, "expected %d fields, found %d", r->nheader, r->nfields);
+        load_reject(L, lc, r->row_start, buf);
+        return;
+    }
+    store_value v[32];
+    for (int i = 0; i < lc->o->nfields; i++) v[i] = (store_value){ SV_NULL, NULL, 0, 0 };
+    v[0].kind = SV_TEXT;
+    v[0].s = lc->source;
+    for (int k = 0; k < r->nplan; k++) {
+        plan_item *it = &r->plan[k];
+        prm_error pe;
+        int rc = convert(L, r, it, &v[it->sfield], &pe);
+        if (rc < 0) {
+            snprintf(buf, sizeof buf, "%.100s: %.180s", it->col >= 0 ? r->hnames[it->col] : "", pe.msg);
+            load_reject(L, lc, r->row_start, buf);
+            return;
+        }
+    }
+    prm_error err;
+    int written = 0;
+    if (store_upsert(lc->s, lc->o, v, &written, &err) < 0) {
+        load_reject(L, lc, r->row_start, err.msg);
+        return;
+    }
+    if (written) lc->nwritten++;
+    else lc->nunchanged++;
+}
+
 static void cb_row(int c, void *data)
 {
     lcsv *r = data;
     lua_State *L = r->L;
     (void)c;
+    if (r->load && !r->in_header) {
+        load_row(L, r, r->load);
+        r->nfields = 0;
+        r->record_bytes = 0;
+        r->row_err[0] = 0;
+        r->in_quote = 0;
+        arena_clear(r);
+        return;
+    }
     if (r->in_header) {
         r->nheader = r->nfields;
         r->in_header = 0;
@@ -382,106 +465,133 @@ static const char *trimmed(const char *s, char *buf, size_t cap)
     return buf;
 }
 
+/* Converts item it of the current row into *out (text borrowed from the
+ * row's arena, the item's buffer or a lookup table, all alive until the
+ * next row). Returns 1, 0 when the value is absent, or -1 with pe set to
+ * the reason (without the column). [-0, +0, m] */
+static int convert(lua_State *L, lcsv *r, struct plan_item *it, store_value *out, prm_error *pe)
+{
+    *out = (store_value){ SV_NULL, NULL, 0, 0 };
+    if (it->kind == PK_COMPLETENESS) {
+        int have = 0;
+        for (int j = 0; j < it->ncols; j++)
+            have += it->cols[j] >= 0 && it->cols[j] < r->fcap && r->flen[it->cols[j]] > 0;
+        out->kind = SV_REAL;
+        out->r = it->ncols ? (double)have / it->ncols : 0;
+        return 1;
+    }
+    if (it->col < 0 || it->col >= r->fcap || !r->flen[it->col]) return 0;   /* absent */
+    const char *v = r->arena + r->foff[it->col];
+    size_t n = r->flen[it->col];
+    char *buf = it->buf;
+    int64_t secs;
+    switch (it->kind) {
+    case PK_TEXT:
+        out->kind = SV_TEXT;
+        out->s = v;
+        return 1;
+    case PK_MONEY:
+        if (money_parse(v, n, &out->r, pe) < 0) return -1;
+        out->kind = SV_REAL;
+        out->r *= it->num;
+        return 1;
+    case PK_NUMBER: {
+        char *end;
+        out->r = strtod(v, &end);
+        if (end == v || *end || out->r != out->r || out->r - out->r != 0 || strpbrk(v, "xXnN")) {
+            snprintf(pe->msg, sizeof pe->msg, "not a number: \"%.60s\"", v);
+            return -1;
+        }
+        out->kind = SV_REAL;
+        return 1;
+    }
+    case PK_DATE:
+    case PK_INSTANT: {
+        char tb[96];
+        if (date_parse(trimmed(v, tb, sizeof tb), it->fmt, &secs, pe) < 0) return -1;
+        if (it->kind == PK_DATE) date_iso(secs, buf);
+        else instant_iso(secs, buf);
+        out->kind = SV_TEXT;
+        out->s = buf;
+        return 1;
+    }
+    case PK_PERCENT:
+        if (percent_parse(v, n, (int)it->num, &out->r, pe) < 0) return -1;
+        out->kind = SV_REAL;
+        return 1;
+    case PK_BOOL: {
+        static const char *const yes[] = { "yes", "y", "true", "1", NULL };
+        static const char *const no[] = { "no", "n", "false", "0", NULL };
+        char nb[16];
+        norm_key(v, n, nb, sizeof nb);
+        int b = -1;
+        for (int j = 0; yes[j]; j++) if (strcmp(nb, yes[j]) == 0) b = 1;
+        for (int j = 0; no[j]; j++) if (strcmp(nb, no[j]) == 0) b = 0;
+        if (b < 0) { snprintf(pe->msg, sizeof pe->msg, "not yes/no: \"%.60s\"", v); return -1; }
+        out->kind = SV_INT;
+        out->i = b;
+        return 1;
+    }
+    case PK_LOOKUP: {
+        char kb[128];
+        size_t kn = norm_key(v, n, kb, sizeof kb);
+        lua_getiuservalue(L, 1, 3);
+        lua_rawgeti(L, -1, it->lookup);
+        lua_pushlstring(L, kb, kn);
+        int ty = lua_rawget(L, -2);
+        /* the string stays alive in the lookup table */
+        out->s = ty == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        lua_pop(L, 3);
+        if (!out->s) {
+            snprintf(pe->msg, sizeof pe->msg, "unknown value \"%.60s\"", v);
+            return -1;
+        }
+        out->kind = SV_TEXT;
+        return 1;
+    }
+    case PK_CURRENCY: {
+        const char *s = v;
+        size_t m = n;
+        while (m && *s == ' ') { s++; m--; }
+        while (m && s[m - 1] == ' ') m--;
+        memset(buf, 0, 4);
+        for (size_t j = 0; j < m && j < 3; j++)
+            buf[j] = (char)(s[j] >= 'a' && s[j] <= 'z' ? s[j] - 32 : s[j]);
+        if (!currency_valid_n(buf, m)) {
+            snprintf(pe->msg, sizeof pe->msg, "not an ISO 4217 currency code: \"%.60s\"", v);
+            return -1;
+        }
+        out->kind = SV_TEXT;
+        out->s = buf;
+        return 1;
+    }
+    }
+    return 0;
+}
+
 /* Builds the mapped record of the row: [-0, +1, m] on success; on a bad
  * value returns -1 with "<column>: <why>" in err and nothing pushed. */
 static int apply_plan(lua_State *L, lcsv *r, char *err, size_t errcap)
 {
     lua_createtable(L, 0, r->nplan + 2);   /* room for the source and a derived field */
     for (int k = 0; k < r->nplan; k++) {
-        const plan_item *it = &r->plan[k];
-        const char *col = it->col >= 0 ? r->hnames[it->col] : "";
-        if (it->kind == PK_COMPLETENESS) {
-            int have = 0;
-            for (int j = 0; j < it->ncols; j++)
-                have += it->cols[j] >= 0 && it->cols[j] < r->fcap && r->flen[it->cols[j]] > 0;
-            lua_pushnumber(L, it->ncols ? (double)have / it->ncols : 0);
-            lua_setfield(L, -2, it->field);
-            continue;
-        }
-        if (it->col < 0 || it->col >= r->fcap || !r->flen[it->col]) continue;   /* absent */
-        const char *v = r->arena + r->foff[it->col];
-        size_t n = r->flen[it->col];
+        plan_item *it = &r->plan[k];
+        store_value v;
         prm_error pe;
-        double x;
-        char buf[96];
-        int64_t secs;
-        switch (it->kind) {
-        case PK_TEXT:
-            lua_pushlstring(L, v, n);
-            break;
-        case PK_MONEY:
-            if (money_parse(v, n, &x, &pe) < 0) goto bad;
-            lua_pushnumber(L, x * it->num);
-            break;
-        case PK_NUMBER: {
-            char *end;
-            x = strtod(v, &end);
-            if (end == v || *end || x != x || x - x != 0 || strpbrk(v, "xXnN")) {
-                snprintf(pe.msg, sizeof pe.msg, "not a number: \"%.60s\"", v);
-                goto bad;
-            }
-            lua_pushnumber(L, x);
-            break;
-        }
-        case PK_DATE:
-        case PK_INSTANT:
-            if (date_parse(trimmed(v, buf, sizeof buf), it->fmt, &secs, &pe) < 0) goto bad;
-            if (it->kind == PK_DATE) date_iso(secs, buf);
-            else instant_iso(secs, buf);
-            lua_pushstring(L, buf);
-            break;
-        case PK_PERCENT:
-            if (percent_parse(v, n, (int)it->num, &x, &pe) < 0) goto bad;
-            lua_pushnumber(L, x);
-            break;
-        case PK_BOOL: {
-            static const char *const yes[] = { "yes", "y", "true", "1", NULL };
-            static const char *const no[] = { "no", "n", "false", "0", NULL };
-            norm_key(v, n, buf, sizeof buf);
-            int b = -1;
-            for (int j = 0; yes[j]; j++) if (strcmp(buf, yes[j]) == 0) b = 1;
-            for (int j = 0; no[j]; j++) if (strcmp(buf, no[j]) == 0) b = 0;
-            if (b < 0) { snprintf(pe.msg, sizeof pe.msg, "not yes/no: \"%.60s\"", v); goto bad; }
-            lua_pushinteger(L, b);
-            break;
-        }
-        case PK_LOOKUP: {
-            size_t kn = norm_key(v, n, buf, sizeof buf);
-            lua_getiuservalue(L, 1, 3);
-            lua_rawgeti(L, -1, it->lookup);
-            lua_pushlstring(L, buf, kn);
-            int ty = lua_rawget(L, -2);
-            lua_replace(L, -3);
+        int rc = convert(L, r, it, &v, &pe);
+        if (rc < 0) {
             lua_pop(L, 1);
-            if (ty == LUA_TNIL) {
-                lua_pop(L, 1);
-                snprintf(pe.msg, sizeof pe.msg, "unknown value \"%.60s\"", v);
-                goto bad;
-            }
-            break;
+            snprintf(err, errcap, "%.100s: %.180s", it->col >= 0 ? r->hnames[it->col] : "", pe.msg);
+            return -1;
         }
-        case PK_CURRENCY: {
-            const char *s = v;
-            size_t m = n;
-            while (m && *s == ' ') { s++; m--; }
-            while (m && s[m - 1] == ' ') m--;
-            char up[4] = { 0 };
-            for (size_t j = 0; j < m && j < 3; j++)
-                up[j] = (char)(s[j] >= 'a' && s[j] <= 'z' ? s[j] - 32 : s[j]);
-            if (!currency_valid_n(up, m)) {
-                snprintf(pe.msg, sizeof pe.msg, "not an ISO 4217 currency code: \"%.60s\"", v);
-                goto bad;
-            }
-            lua_pushstring(L, up);
-            break;
-        }
+        if (rc == 0) continue;
+        switch (v.kind) {
+        case SV_TEXT: lua_pushstring(L, v.s); break;
+        case SV_REAL: lua_pushnumber(L, v.r); break;
+        case SV_INT: lua_pushinteger(L, v.i); break;
+        case SV_NULL: lua_pushnil(L); break;
         }
         lua_setfield(L, -2, it->field);
-        continue;
-    bad:
-        lua_pop(L, 1);
-        snprintf(err, errcap, "%.100s: %.180s", col, pe.msg);
-        return -1;
     }
     return 0;
 }
@@ -579,6 +689,68 @@ static int l_reader_map(lua_State *L)
     }
     lua_setiuservalue(L, 1, 3);
     return 0;
+}
+
+static void begin_parse(lua_State *L, lcsv *r);
+static void end_parse(lua_State *L, lcsv *r);
+
+/* r:load(db, object, source, max, start [, fault]) -> more, read, written,
+ *   unchanged, last_line, rejects
+ * Reads rows (after r:map) and upserts each into the store in C, without a
+ * Lua record: about `max` rows (whole lines), skipping rows on lines up to
+ * `start` (committed by an earlier run). `rejects` lists line, message,
+ * line, message... for the caller to record; `more` is false at the end of
+ * the file. The caller owns the transaction. `fault` (the test build's
+ * hook) is called with "ingest.row" before each row, as the Lua loop does.
+ * may raise */
+static int l_reader_load(lua_State *L)
+{
+    lcsv *r = luaL_checkudata(L, 1, CSV_MT);
+    if (!r->f) return luaL_error(L, "attempt to use a closed CSV reader");
+    load_ctx lc = { 0 };
+    lc.s = lstore_check(L, 2);
+    const char *object = luaL_checkstring(L, 3);
+    lc.source = luaL_checkstring(L, 4);
+    lua_Integer max = luaL_checkinteger(L, 5);
+    lc.start = luaL_checkinteger(L, 6);
+    luaL_argcheck(L, r->plan != NULL, 1, "r:load needs a plan (r:map)");
+    lc.o = store_object_find(object);
+    if (!lc.o) return luaL_argerror(L, 3, "unknown object");
+    for (int k = 0; k < r->nplan; k++) {
+        r->plan[k].sfield = store_field_index(lc.o, r->plan[k].field);
+        if (r->plan[k].sfield <= 0)
+            return luaL_error(L, "%s has no field '%s'", object, r->plan[k].field);
+    }
+    lua_settop(L, 7);
+    lc.fault = lua_isnil(L, 7) ? 0 : 7;
+    lua_newtable(L);
+    lc.rej = 8;
+    lc.last = -1;
+    begin_parse(L, r);
+    r->load = &lc;
+    int more = 1;
+    while (lc.nread < max) {
+        int rc = feed(r);
+        /* errors found outside a row (quotes, malformed lines) wait in the queue */
+        while (r->qhead < r->qtail) {
+            int k = r->qhead++;
+            char *e = r->qerr[k];
+            r->qerr[k] = NULL;
+            if (e && load_begin_row(L, &lc, r->qline[k])) load_reject(L, &lc, r->qline[k], e);
+            free(e);
+        }
+        r->qhead = r->qtail = 0;
+        if (rc < 0) { more = 0; break; }
+    }
+    r->load = NULL;
+    end_parse(L, r);
+    lua_pushboolean(L, more);
+    lua_pushinteger(L, lc.nread);
+    lua_pushinteger(L, lc.nwritten);
+    lua_pushinteger(L, lc.nunchanged);
+    lua_pushinteger(L, lc.last);
+    lua_pushvalue(L, 8);
+    return 6;
 }
 
 static lcsv *check_reader(lua_State *L)
@@ -832,7 +1004,7 @@ int luaopen_prm_csv(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         { "read", l_reader_read }, { "header", l_reader_header }, { "line", l_reader_line },
-        { "map", l_reader_map },
+        { "map", l_reader_map }, { "load", l_reader_load },
         { "close", l_reader_close }, { NULL, NULL },
     };
     static const luaL_Reg fns[] = { { "open", l_csv_open }, { "fingerprint", l_csv_fingerprint },

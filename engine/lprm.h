@@ -17,4 +17,8 @@ int luaopen_prm_model(lua_State *L);  /* lmodel.c: logistic / GBDT models */
 int luaopen_prm_scoring(lua_State *L); /* lscoringlib.c: train, score */
 int luaopen_prm_engine(lua_State *L); /* lprmlib.c: the engine's loaders (jobs only) */
 
+/* lstorelib.c: the store of a prm.store db object (raises otherwise). */
+struct store;
+struct store *lstore_check(lua_State *L, int idx);
+
 #endif

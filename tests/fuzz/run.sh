@@ -32,7 +32,8 @@ done
 
 build() {   # target -> build/fuzz/fuzz_<target>
   case $1 in
-    csv)   src="engine/lcsvlib.c engine/json.c engine/jsonscan.c"; extra="$LUA_CF"; libs="$LUA_LIBS -lcsv -lm" ;;
+    csv)   src="engine/lcsvlib.c engine/json.c engine/jsonscan.c engine/numparse.c engine/currency.c
+                 engine/timeutil.c engine/error.c tests/fuzz/stub_store.c"; extra="$LUA_CF"; libs="$LUA_LIBS -lcsv -lm" ;;
     json)  src="engine/jsonscan.c"; extra=""; libs="" ;;
     parse) src="engine/timeutil.c engine/numparse.c engine/currency.c engine/error.c"; extra=""; libs="-lm" ;;
     model) src="$CORE"; extra=""; libs="-lm" ;;

@@ -223,7 +223,7 @@ local function csv_records(path)
   if not r then return nil, err end
   local header = r:header()
   local function it() return r:read() end
-  reader_of[it] = function(plan) r:map(plan) end
+  reader_of[it] = r
   return it, header, function() r:close() end
 end
 
@@ -359,12 +359,15 @@ local function load_file(db, conn, object, path, kind, opts, summary)
 
   local mapfn = conn.map[object]
   local plan = conn.plans[object]
+  local loader                             -- the CSV reader, when rows go to the store in C
   if plan then
     local finish = conn.finish[object]
     if kind == "csv" and not opts.lua_plan then
-      -- Declared fields convert in C as the rows are read.
-      reader_of[next_rec](plan)
+      -- Declared fields convert in C as the rows are read; with nothing
+      -- left for Lua to do, the rows go to the store in C too (r:load).
+      reader_of[next_rec]:map(plan)
       mapfn = finish                       -- nil: the record is ready as read
+      if not finish and not opts.lua_rows then loader = reader_of[next_rec] end
     elseif finish then
       mapfn = function(raw, c) return finish(apply_plan(plan, raw), c) end
     else
@@ -389,6 +392,20 @@ local function load_file(db, conn, object, path, kind, opts, summary)
   local nread, nwritten, nunchanged, nskipped = 0, 0, 0, 0
   local upsert = db.upsert
   local ok, err = pcall(function()
+    while loader do
+      local more, nr, nw, nu, lastl, rej = loader:load(db, object, source, batch - n, start, fault)
+      for i = 1, #rej, 2 do reject(rej[i], rej[i + 1]) end
+      nread, nwritten, nunchanged = nread + nr, nwritten + nw, nunchanged + nu
+      n = n + nr
+      if lastl > 0 then last = lastl end
+      if n >= batch then
+        db:sync_set(source, key, fp, last)
+        db:commit()
+        db:begin()
+        n = 0
+      end
+      if not more then return end
+    end
     while true do
       local rec, line, msg = next_rec()
       if rec == nil then break end
