@@ -185,6 +185,20 @@ sed 's/"Deal Amount", "money", 1 }/"Deal Amount", "monye", 1 }/' "$ROOT/connecto
 ok "$(test $? -ne 0; echo $?)" "a declaration with an unknown kind fails"
 grep -q "typo.lua: fields.deal.amount: unknown kind 'monye'" "$T/bcerr"; ok $? "the bad declaration is named with file, object and field" "$(cat "$T/bcerr")"
 
+# Foreign-key checks are off only while rows load (the upsert resolves
+# every reference itself): on again after an ingest, and after one that fails.
+cat >"$T/fk.lua" <<'LUA'
+local ingest, store = require "prm.ingest", require "prm.store"
+local db = store.default()
+ingest.run{ dir = arg[1], quiet = true, db = db }
+local on1 = db:query("PRAGMA foreign_keys")[1].foreign_keys
+local ok = pcall(ingest.run, { dir = arg[1], quiet = true, db = db, connector = { name = "x", files = { deal = "deals" }, map = { deal = function() return { bogus = 1 } end } } })
+local on2 = db:query("PRAGMA foreign_keys")[1].foreign_keys
+print(on1, on2, ok)
+LUA
+"$P" --db "$T/fk.db" run "$T/fk.lua" "$E" >"$T/fk.out" 2>&1
+ok "$(test "$(cat "$T/fk.out")" = "1	1	false"; echo $?)" "foreign keys are on again after an ingest and after a failed one" "$(cat "$T/fk.out")"
+
 # The store's audit chain recorded the ingest and verifies.
 "$P" --db "$DB" audit verify >"$T/audit"
 ok $? "audit chain intact after ingests"
