@@ -88,7 +88,7 @@ return {
           created_at = map.date(r.created_on, "iso", "created_on"),
           expected_close = map.date(r.expected_close, "us", "expected_close"),
           closed_at = map.date(r.closed_on, "iso", "closed_on"),
-          partner_probability = map.percent(r.partner_probability, "partner_probability"),
+          partner_probability = map.percent(r.partner_probability, 100, "partner_probability"),
           budget_confirmed = map.bool(r.budget_confirmed, "budget_confirmed"),
           competitor = r.competitor, notes = r.notes,
           updated_at = map.instant(r.updated_at, "auto", "updated_at"),

@@ -1,16 +1,23 @@
 -- connectors/file.lua: a PRM export folder (CSV, JSON or JSON Lines).
 --
--- One file per object; `files` names them (without extension) and `map`
--- turns one raw record (keyed by the export's column names) into the
--- store's canonical record. A mapping returns the record, `false` to skip
--- the row on purpose, or raises (via prm.map helpers) to reject it: the
--- ingest reports "<file>:<line>: <reason>" and carries on.
+-- One file per object; `files` names them (without extension). `fields`
+-- declares, per object, which export column feeds each of the store's
+-- fields and how it is read (data the engine compiles once and runs in C);
+-- `finish.<object>(rec, ctx)` may add what a declaration cannot say (none
+-- needed here: a deal's status is its stage label looked up as a status).
+-- Where that is not enough,
+-- `map.<object>` is a function from one raw record (keyed by the export's
+-- column names) to the store's canonical record (commits and quotas here).
+-- A mapping returns the record, `false` to skip the row on purpose, or
+-- raises (via prm.map helpers) to reject it; a bad value of a declared
+-- field rejects the row the same way: the ingest reports
+-- "<file>:<line>: <column>: <reason>" and carries on.
 --
 -- Copy this file to adapt another PRM's export: rename columns, change the
 -- stage table, the date formats or the money scale.
 local map = require "prm.map"
 
-local stage = map.lookup({
+local stages = {
   ["registered"] = "registered", ["deal registered"] = "registered", ["submitted"] = "registered",
   ["approved"] = "qualified", ["qualified"] = "qualified",
   ["solution design"] = "solution", ["discovery"] = "solution", ["demo"] = "solution",
@@ -18,25 +25,37 @@ local stage = map.lookup({
   ["negotiation"] = "negotiation", ["contracting"] = "negotiation", ["commit"] = "negotiation",
   ["closed won"] = "closed_won", ["won"] = "closed_won",
   ["closed lost"] = "closed_lost", ["lost"] = "closed_lost", ["rejected"] = "closed_lost",
-}, "Stage")
+}
+local stage = map.lookup(stages, "Stage")
 
 local status_of = { closed_won = "won", closed_lost = "lost" }
+-- A deal's status follows from its stage: the same labels, read as a status.
+local stage_status = {}
+for label, s in pairs(stages) do stage_status[label] = status_of[s] or "open" end
 
 local category = map.lookup({
   ["commit"] = "commit", ["best case"] = "best_case", ["upside"] = "best_case",
   ["pipeline"] = "pipeline",
 }, "Forecast Category")
 
-local payout_kind = map.lookup({
+local payout_kinds = {
   ["commission"] = "commission", ["mdf"] = "mdf", ["market development funds"] = "mdf",
   ["rebate"] = "rebate", ["spiff"] = "spiff",
-}, "Type")
+}
 
-local partner_type = map.lookup({
+local partner_types = {
   ["distributor"] = "distributor", ["reseller"] = "reseller", ["var"] = "reseller",
   ["referral"] = "referral", ["referral partner"] = "referral", ["msp"] = "msp",
   ["managed service provider"] = "msp",
-}, "Partner Type")
+}
+
+-- The scale of bare numbers in the Partner Probability column: this PRM
+-- writes whole percents ("40" is 40%). A value with '%' is a percent
+-- whatever the scale; a PRM that writes fractions ("0.4") declares 1.
+local PROBABILITY_SCALE = 100
+
+-- Dates are read with "auto": ISO dates and instants, epoch seconds or
+-- milliseconds, US month/day/year. A PRM writing day/month/year says "eu".
 
 -- What a channel manager needs on a registration before it can be worked.
 local required = { "Account Name", "Contact Name", "Contact Email", "Deal Amount", "Product",
@@ -93,54 +112,74 @@ return {
     }
   end,
 
+  -- Declared fields: the store's field = the export's column, or
+  -- { column, kind, arg } (kinds: text money number date instant percent
+  -- bool lookup currency completeness). Compiled once to column indexes and
+  -- converted in C for CSV.
+  fields = {
+    partner = {
+      external_id = "Partner ID", name = "Partner Name", tier = "Tier", region = "Region",
+      country = "Country", type = { "Partner Type", "lookup", partner_types },
+      parent_id = "Parent Partner ID", currency = { "Currency", "currency" }, status = "Status",
+      joined_at = { "Join Date", "date", "auto" },
+      updated_at = { "Last Modified", "instant", "auto" },
+    },
+
+    deal = {
+      external_id = "Deal ID", partner_id = "Partner ID", account = "Account Name",
+      contact_name = "Contact Name", contact_email = "Contact Email",
+      amount = { "Deal Amount", "money", 1 }, currency = { "Currency", "currency" },
+      product_family = "Product", stage = { "Stage", "lookup", stages },
+      status = { "Stage", "lookup", stage_status },
+      created_at = { "Created Date", "date", "auto" },
+      expected_close = { "Expected Close Date", "date", "auto" },
+      closed_at = { "Closed Date", "date", "auto" },
+      partner_probability = { "Partner Probability", "percent", PROBABILITY_SCALE },
+      budget_confirmed = { "Budget Confirmed", "bool" },
+      competitor = "Competitor", notes = "Notes",
+      completeness = { required, "completeness" },
+      updated_at = { "Last Modified", "instant", "auto" },
+    },
+
+    deal_change = {
+      deal_id = "Deal ID", observed_at = { "Changed At", "instant", "auto" },
+      stage = { "Stage", "lookup", stages }, status = { "Stage", "lookup", stage_status },
+      amount = { "Deal Amount", "money", 1 },
+      expected_close = { "Expected Close Date", "date", "auto" },
+      partner_probability = { "Partner Probability", "percent", PROBABILITY_SCALE },
+    },
+
+    transaction = {
+      external_id = "Transaction ID", partner_id = "Partner ID", deal_id = "Deal ID",
+      account = "Account Name", amount = { "Amount", "money", 1 },
+      currency = { "Currency", "currency" }, booked_at = { "Booked Date", "date", "auto" },
+    },
+
+    -- This PRM sends payouts in cents.
+    payout = {
+      external_id = "Payout ID", partner_id = "Partner ID",
+      kind = { "Type", "lookup", payout_kinds }, amount = { "Amount (cents)", "money", 0.01 },
+      currency = { "Currency", "currency" }, paid_at = { "Paid Date", "date", "auto" },
+      deal_id = "Deal ID",
+    },
+
+    signal = {
+      entity_type = "Entity Type", entity = "Entity", name = "Signal",
+      date = { "Date", "date", "auto" }, value = { "Value", "number" },
+    },
+
+    fx = {
+      currency = { "Currency", "currency" }, date = { "Date", "date", "auto" },
+      rate = { "Rate to USD", "number" },
+    },
+  },
+
   map = {
-    partner = function(r)
-      return {
-        external_id = r["Partner ID"], name = r["Partner Name"], tier = r["Tier"],
-        region = r["Region"], country = r["Country"],
-        type = partner_type(r["Partner Type"]), parent_id = r["Parent Partner ID"],
-        currency = r["Currency"], status = r["Status"],
-        joined_at = map.date(r["Join Date"], "auto", "Join Date"),
-        updated_at = map.instant(r["Last Modified"], "auto", "Last Modified"),
-      }
-    end,
-
-    deal = function(r)
-      local s = stage(r["Stage"])
-      return {
-        external_id = r["Deal ID"], partner_id = r["Partner ID"],
-        account = r["Account Name"], contact_name = r["Contact Name"],
-        contact_email = r["Contact Email"],
-        amount = map.money(r["Deal Amount"], 1, "Deal Amount"), currency = r["Currency"],
-        product_family = r["Product"], stage = s, status = status_of[s] or "open",
-        created_at = map.date(r["Created Date"], "iso", "Created Date"),
-        expected_close = map.date(r["Expected Close Date"], "us", "Expected Close Date"),
-        closed_at = map.date(r["Closed Date"], "iso", "Closed Date"),
-        partner_probability = map.percent(r["Partner Probability"], "Partner Probability"),
-        budget_confirmed = map.bool(r["Budget Confirmed"], "Budget Confirmed"),
-        competitor = r["Competitor"], notes = r["Notes"],
-        completeness = map.completeness(r, required),
-        updated_at = map.instant(r["Last Modified"], "auto", "Last Modified"),
-      }
-    end,
-
-    deal_change = function(r)
-      local s = stage(r["Stage"])
-      return {
-        deal_id = r["Deal ID"],
-        observed_at = map.instant(r["Changed At"], "auto", "Changed At"),
-        stage = s, status = s and (status_of[s] or "open"),
-        amount = map.money(r["Deal Amount"], 1, "Deal Amount"),
-        expected_close = map.date(r["Expected Close Date"], "us", "Expected Close Date"),
-        partner_probability = map.percent(r["Partner Probability"], "Partner Probability"),
-      }
-    end,
-
     commit = function(r)
       return {
         partner_id = r["Partner ID"], period = period(r["Period"], "Period"),
         category = category(r["Forecast Category"]),
-        amount = map.money(r["Amount"], 1, "Amount"), currency = r["Currency"],
+        amount = map.money(r["Amount"], 1, "Amount"), currency = map.currency(r["Currency"], "Currency"),
         submitted_at = map.instant(r["Submitted At"], "auto", "Submitted At"),
       }
     end,
@@ -148,39 +187,8 @@ return {
     quota = function(r)
       return {
         partner_id = r["Partner ID"], period = period(r["Period"], "Period"),
-        amount = map.money(r["Quota"], 1, "Quota"), currency = r["Currency"],
+        amount = map.money(r["Quota"], 1, "Quota"), currency = map.currency(r["Currency"], "Currency"),
         set_at = map.instant(r["Set At"], "auto", "Set At"),
-      }
-    end,
-
-    transaction = function(r)
-      return {
-        external_id = r["Transaction ID"], partner_id = r["Partner ID"], deal_id = r["Deal ID"],
-        account = r["Account Name"], amount = map.money(r["Amount"], 1, "Amount"),
-        currency = r["Currency"], booked_at = map.date(r["Booked Date"], "iso", "Booked Date"),
-      }
-    end,
-
-    -- This PRM sends payouts in cents.
-    payout = function(r)
-      return {
-        external_id = r["Payout ID"], partner_id = r["Partner ID"], kind = payout_kind(r["Type"]),
-        amount = map.money(r["Amount (cents)"], 0.01, "Amount (cents)"), currency = r["Currency"],
-        paid_at = map.date(r["Paid Date"], "iso", "Paid Date"), deal_id = r["Deal ID"],
-      }
-    end,
-
-    signal = function(r)
-      return {
-        entity_type = r["Entity Type"], entity = r["Entity"], name = r["Signal"],
-        date = map.date(r["Date"], "auto", "Date"), value = map.number(r["Value"], "Value"),
-      }
-    end,
-
-    fx = function(r)
-      return {
-        currency = r["Currency"], date = map.date(r["Date"], "auto", "Date"),
-        rate = map.number(r["Rate to USD"], "Rate to USD"),
       }
     end,
   },

@@ -118,7 +118,7 @@ return {
           created_at = map.date(r.created, "auto", "created"),
           expected_close = map.date(r.closeDate, "iso", "closeDate"),
           closed_at = map.date(r.closedDate__cf, "iso", "closedDate__cf"),
-          partner_probability = map.percent(r.partnerProbability__cf, "partnerProbability__cf"),
+          partner_probability = map.percent(r.partnerProbability__cf, 100, "partnerProbability__cf"),
           budget_confirmed = bool(r.budgetConfirmed__cf, "budgetConfirmed__cf"),
           competitor = r.competitor__cf, notes = r.notes,
           updated_at = map.instant(r.updated, "auto", "updated"),

@@ -148,7 +148,7 @@ return {
           created_at = map.date(r.CreatedDate, "auto", "CreatedDate"),
           expected_close = map.date(r.CloseDate, "iso", "CloseDate"),
           closed_at = map.date(r.Closed_Date__c, "iso", "Closed_Date__c"),
-          partner_probability = map.percent(r.Partner_Probability__c, "Partner_Probability__c"),
+          partner_probability = map.percent(r.Partner_Probability__c, 100, "Partner_Probability__c"),
           budget_confirmed = bool(r.Budget_Confirmed__c, "Budget_Confirmed__c"),
           competitor = r.Competitor__c, notes = r.Description,
           updated_at = map.instant(r.LastModifiedDate, "auto", "LastModifiedDate"),

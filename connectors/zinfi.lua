@@ -65,7 +65,7 @@ return {
         created_at = map.date(r["Registered On"], "auto", "Registered On"),
         expected_close = map.date(r["Expected Close Date"], "auto", "Expected Close Date"),
         closed_at = map.date(r["Closed On"], "auto", "Closed On"),
-        partner_probability = map.percent(r["Win Probability (%)"], "Win Probability (%)"),
+        partner_probability = map.percent(r["Win Probability (%)"], 100, "Win Probability (%)"),
         budget_confirmed = map.bool(r["Budget Approved"], "Budget Approved"),
         competitor = r["Competitor"], notes = r["Comments"],
         completeness = map.completeness(r, required),

@@ -30,5 +30,8 @@ struct prm_error;
 int lprm_json_encode(lua_State *L, int idx, struct json *j, const char *const *skip,
                      struct prm_error *err);
 int luaopen_prm_http(lua_State *L);   /* lhttplib.c: HTTP client, paginators */
+/* lstorelib.c: the store of a prm.store db object (raises otherwise). */
+struct store;
+struct store *lstore_check(lua_State *L, int idx);
 
 #endif

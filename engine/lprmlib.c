@@ -21,6 +21,8 @@
 #include "json.h"
 #include "cli.h"
 #include "lprm.h"
+#include "currency.h"
+#include "numparse.h"
 #include "sandbox.h"
 #include "timeutil.h"
 
@@ -210,6 +212,7 @@ static int l_prm_month(lua_State *L)
 
 /* prm.money(text|number [, scale]) -> number | nil, msg
  * Accepts "$1,234.50", "1234.5", "(99.00)" (negative), "EUR 12", "-3";
+ * thousands separators only between groups of three ("1,2,3" is refused);
  * scale multiplies (0.01 for PRMs that send cents). */
 static int l_prm_money(lua_State *L)
 {
@@ -220,36 +223,70 @@ static int l_prm_money(lua_State *L)
     }
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
-    char buf[64];
-    size_t n = 0;
-    int neg = 0, digits = 0, dot = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c >= '0' && c <= '9') {
-            digits++;
-            if (n < sizeof buf - 1) buf[n++] = c;
-        } else if (c == '.') {
-            if (dot++) goto bad;
-            if (n < sizeof buf - 1) buf[n++] = c;
-        } else if (c == '-' || c == '(') {
-            if (digits || neg) goto bad;
-            neg = 1;
-        } else if (c == ',' || c == ' ' || c == ')' || c == '$' || c == '\'' ||
-                   (c >= 'A' && c <= 'Z') || (unsigned char)c >= 0x80) {
-            /* thousands separators, currency symbols and codes */
-        } else {
-            goto bad;
-        }
+    double v;
+    prm_error err;
+    if (money_parse(s, len, &v, &err) < 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err.msg);
+        return 2;
     }
-    if (!digits) goto bad;
-    buf[n] = 0;
-    double v = strtod(buf, NULL) * scale;
-    lua_pushnumber(L, neg ? -v : v);
+    lua_pushnumber(L, v * scale);
     return 1;
-bad:
-    luaL_pushfail(L);
-    lua_pushfstring(L, "not an amount: \"%s\"", s);
-    return 2;
+}
+
+/* prm.currency(text) -> "EUR" | nil, msg
+ * An ISO 4217 code (currency.c, the one table), spaces and case ignored. */
+static int l_prm_currency(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    while (len && *s == ' ') { s++; len--; }
+    while (len && s[len - 1] == ' ') len--;
+    char up[4] = { 0 };
+    for (size_t i = 0; i < len && i < 3; i++)
+        up[i] = (char)(s[i] >= 'a' && s[i] <= 'z' ? s[i] - 32 : s[i]);
+    if (!currency_valid_n(up, len)) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "not an ISO 4217 currency code: \"%s\"", luaL_checkstring(L, 1));
+        return 2;
+    }
+    lua_pushstring(L, up);
+    return 1;
+}
+
+/* prm.percent(text|number, scale) -> fraction 0..1 | nil, msg
+ * "35%" is a percent whatever the scale; a bare number is read in the
+ * column's scale (100: 0-100, 1: 0-1); scale 0 refuses bare numbers. */
+static int l_prm_percent(lua_State *L)
+{
+    lua_Integer scale = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, scale == 0 || scale == 1 || scale == 100, 2, "scale must be 1 or 100");
+    size_t len;
+    double v;
+    prm_error err;
+    if (lua_type(L, 1) == LUA_TNUMBER) {
+        /* a JSON number is a bare number too: the scale decides */
+        char num[32];
+        len = (size_t)snprintf(num, sizeof num, "%.15g", lua_tonumber(L, 1));
+        v = lua_tonumber(L, 1) / (scale == 100 ? 100 : 1);
+        if (scale == 0 || !(v >= 0 && v <= 1)) {
+            percent_parse(num, len, (int)scale, &v, &err);
+            if (scale) snprintf(err.msg, sizeof err.msg, "out of range: %s", num);
+            luaL_pushfail(L);
+            lua_pushstring(L, err.msg);
+            return 2;
+        }
+        lua_pushnumber(L, v);
+        return 1;
+    }
+    const char *s = luaL_checklstring(L, 1, &len);
+    if (percent_parse(s, len, (int)scale, &v, &err) < 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err.msg);
+        return 2;
+    }
+    lua_pushnumber(L, v);
+    return 1;
 }
 
 /* ---- logging ---------------------------------------------------------- */
@@ -625,7 +662,8 @@ int luaopen_prm(lua_State *L)
         { "from_days", l_prm_from_days }, { "now", l_prm_now }, { "today", l_prm_today },
         { "quarter", l_prm_quarter }, { "quarter_bounds", l_prm_quarter_bounds },
         { "quarter_add", l_prm_quarter_add }, { "month", l_prm_month },
-        { "money", l_prm_money }, { "log", l_prm_log }, { "debug", l_prm_debug },
+        { "money", l_prm_money }, { "percent", l_prm_percent }, { "currency", l_prm_currency },
+        { "log", l_prm_log }, { "debug", l_prm_debug },
         { "info", l_prm_info }, { "warn", l_prm_warn }, { "error", l_prm_error },
         { "redact", l_prm_redact }, { "json", l_prm_json }, { "safe", l_prm_safe }, { NULL, NULL },
     };

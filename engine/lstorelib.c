@@ -35,6 +35,15 @@ static ldb *check_db(lua_State *L)
     return d;
 }
 
+/* The store behind a db object at idx, for other engine modules that load
+ * rows in C (prm.csv's r:load). Raises on anything else. */
+store *lstore_check(lua_State *L, int idx)
+{
+    ldb *d = luaL_checkudata(L, idx, DB_MT);
+    if (!d->s) luaL_error(L, "attempt to use a closed store");
+    return d->s;
+}
+
 /* [-0, +0, -] Lua value at idx -> store_value (strings borrowed). */
 static store_value to_value(lua_State *L, int idx)
 {

@@ -621,7 +621,7 @@ static void wr(wbuf *w, const char *fmt, ...)
     for (;;) {
         va_list ap;
         va_start(ap, fmt);
-        int k = vsnprintf(w->s + w->n, w->cap - w->n, fmt, ap);
+        int k = vsnprintf(w->s ? w->s + w->n : NULL, w->cap - w->n, fmt, ap);
         va_end(ap);
         if (k < 0) { w->oom = 1; return; }
         if ((size_t)k < w->cap - w->n) { w->n += (size_t)k; return; }

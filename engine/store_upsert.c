@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "currency.h"
 #include "domain.h"
 #include "timeutil.h"
 
@@ -225,6 +226,8 @@ static int check_value(const store_field *f, const store_value *v, prm_error *er
     }
     case FT_TEXT:
         if (v->kind != SV_TEXT) return prm_error_set(err, "field '%s' must be text", f->name);
+        if (f->name[0] == 'c' && strcmp(f->name, "currency") == 0 && !currency_valid(v->s))
+            return prm_error_set(err, "field '%s' is not an ISO 4217 currency code: \"%.40s\"", f->name, v->s);
         if (f->allowed) {
             for (const char *const *a = f->allowed; *a; a++)
                 if (strcmp(*a, v->s) == 0) return 0;
@@ -420,14 +423,19 @@ static int write_history(store *s, int64_t deal, const store_object *o, const st
                               " status = ?6, partner_probability = ?7"
                               " WHERE deal_id = ?1 AND observed_at = ?2", err) < 0)
         return -1;
-    int at = store_field_index(o, "updated_at");
-    if (v[at].kind == SV_NULL) at = store_field_index(o, "created_at");
-    const char *f[] = { "stage", "amount", "expected_close", "status", "partner_probability" };
+    /* Field indexes looked up once (this runs for every new deal). */
+    static int fi[7] = { -1 };
+    if (fi[0] < 0) {
+        const char *f[] = { "updated_at", "created_at", "stage", "amount", "expected_close", "status",
+                            "partner_probability" };
+        for (int i = 0; i < 7; i++) fi[i] = store_field_index(o, f[i]);
+    }
+    int at = v[fi[0]].kind == SV_NULL ? fi[1] : fi[0];
     for (int pass = 0; pass < 2; pass++) {
         sqlite3_stmt *st = pass ? s->up->hist_upd : s->up->hist_ins;
         sqlite3_bind_int64(st, 1, deal);
         store_bind_value(st, 2, &v[at]);
-        for (int i = 0; i < 5; i++) store_bind_value(st, i + 3, &v[store_field_index(o, f[i])]);
+        for (int i = 0; i < 5; i++) store_bind_value(st, i + 3, &v[fi[i + 2]]);
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE) return store_db_error(s, err, "writing deal history");

@@ -84,6 +84,71 @@ printf '{"data": [1, 2' >"$J/partners.json"
 "$P" --db "$T/j2.db" ingest "$J" >/dev/null 2>"$T/j2err"
 grep -q 'partners.json: not valid JSON' "$T/j2err"; ok $? "truncated JSON file refused" "$(cat "$T/j2err")"
 
+# JSON from a plain CSV conversion: empty strings are absent values, a
+# nested object is kept as JSON text, a JSON boolean where an amount belongs
+# is reported with the column, and a repeated key rejects the record.
+K="$T/jsonbad"; mkdir -p "$K"
+printf '[{"Partner ID": "P1", "Partner Type": "msp", "Tier": {"name": "Gold", "rank": 1}, "Join Date": ""}]' >"$K/partners.json"
+cat >"$K/deals.json" <<'JSON'
+[{"Deal ID": "K1", "Partner ID": "P1", "Stage": "Registered", "Created Date": "2025-04-01", "Expected Close Date": "", "Closed Date": "", "Partner Probability": "", "Deal Amount": "1,200", "Currency": "eur"},
+ {"Deal ID": "K2", "Partner ID": "P1", "Stage": "Registered", "Created Date": "2025-04-01", "Deal Amount": true},
+ {"Deal ID": "K3", "Partner ID": "P1", "Stage": "Registered", "Created Date": "2025-04-01", "Deal ID": "K4"},
+ {"Deal ID": "K5", "Partner ID": "P1", "Stage": "Registered", "Created Date": "2025-04-01", "Expected Close Date": "2025-06-30", "Partner Probability": "0.5%"}]
+JSON
+printf '[]' >"$K/transactions.json"
+"$P" --db "$T/k.db" ingest "$K" >"$T/kout" 2>"$T/kerr"
+ok $? "JSON export with empty strings, nested values and an empty array ingests" "$(cat "$T/kerr")"
+ok "$(test "$(q "$T/k.db" "select group_concat(external_id || ':' || coalesce(expected_close, '-') || ':' || coalesce(partner_probability, '-') || ':' || coalesce(amount, '-') || ':' || coalesce(currency, '-'), ',') from deals")" = "K1:-:-:1200.0:EUR,K5:2025-06-30:0.005:-:-"; echo $?)" \
+  "empty strings are absent; ISO expected close; 0.5% is half a percent" "$(q "$T/k.db" "select * from deals")"
+ok "$(test "$(q "$T/k.db" "select tier || '|' || coalesce(joined_at, '-') from partners")" = '{"name":"Gold","rank":1}|-' -o "$(q "$T/k.db" "select tier || '|' || coalesce(joined_at, '-') from partners")" = '{"rank":1,"name":"Gold"}|-'; echo $?)" \
+  "a nested object is kept as JSON text" "$(q "$T/k.db" "select tier from partners")"
+grep -q 'deals.json:2: Deal Amount: not an amount: "true"' "$T/kerr"; ok $? "a JSON boolean amount is reported with column and value" "$(cat "$T/kerr")"
+grep -q 'prm.map' "$T/kerr"; ok "$(test $? -ne 0; echo $?)" "no internal Lua locations in reject messages"
+grep -q 'deals.json:3: duplicate key "Deal ID" in the record' "$T/kerr"; ok $? "a repeated key rejects the record naming the key"
+grep -q 'transactions.json .* 0 .* loaded' "$T/kout"; ok $? "an empty JSON array loads zero rows" "$(cat "$T/kout")"
+
+# CSV hardening: an unclosed quote, a NUL byte past 64 KiB, invalid UTF-8,
+# "1,2,3" as an amount, an unknown currency, a duplicate header column.
+C="$T/csvbad"; mkdir -p "$C"
+cp "$E/partners.csv" "$C/"
+{
+  echo 'Deal ID,Partner ID,Account Name,Deal Amount,Currency,Stage,Created Date,Expected Close Date,Partner Probability,Notes'
+  i=0
+  while [ $i -lt 1500 ]; do
+    echo "F$i,P1,Filler account with a long name to pass 64 KiB,100,USD,Registered,2025-01-10,2025-03-31,40,padding padding"
+    i=$((i + 1))
+  done
+  printf 'D0019797\000Z,P1,Nul Co,100,USD,Registered,2025-01-10,,,\n'
+  printf 'U1,P1,Caf\351,100,USD,Registered,2025-01-10,,,\n'
+  echo 'M1,P1,Comma Co,"1,2,3",USD,Registered,2025-01-10,,,'
+  echo 'X1,P1,Money Co,100,XYZ,Registered,2025-01-10,,,'
+  echo 'Q1,P1,Quote Co,100,USD,Registered,2025-01-10,,,"this note never closes'
+  echo 'A1,P1,After Co,100,USD,Registered,2025-01-10,,1%,'
+  echo 'A2,P1,After Co,100,USD,Registered,2025-01-10,,1,'
+} >"$C/deals.csv"
+"$P" --db "$T/c.db" ingest "$C" >"$T/cout" 2>"$T/cerr"
+ok $? "CSV with bad rows ingests the good ones" "$(cat "$T/cerr")"
+grep -q "deals.csv:1502: NUL byte in column 'Deal ID'" "$T/cerr"; ok $? "NUL byte past 64 KiB rejects the row" "$(cat "$T/cerr")"
+ok "$(test "$(q "$T/c.db" "select count(*) from deals where external_id like 'D00197%'")" = 0; echo $?)" "no truncated id stored"
+grep -q "deals.csv:1503: invalid UTF-8 in column 'Account Name'" "$T/cerr"; ok $? "invalid UTF-8 rejects the row"
+grep -q 'deals.csv:1504: Deal Amount: not an amount: "1,2,3"' "$T/cerr"; ok $? '"1,2,3" is not read as 123'
+grep -q 'deals.csv:1505: Currency: not an ISO 4217 currency code: "XYZ"' "$T/cerr"; ok $? "unknown currency code rejected"
+grep -q 'deals.csv:1506: unclosed quote opened on line 1506: .*lines 1506-1508.* resumes on line 1507' "$T/cerr"; ok $? "unclosed quote names its line and what it took" "$(grep 1506 "$T/cerr")"
+ok "$(test "$(q "$T/c.db" "select group_concat(external_id || ':' || partner_probability, ',') from deals where external_id like 'A%'")" = "A1:0.01,A2:0.01"; echo $?)" \
+  "rows after the unclosed quote load; 1% and a bare 1 are 1%"
+ok "$(test "$(q "$T/c.db" "select count(*) from deals")" = 1502; echo $?)" "1500 fillers and two rows after the quote loaded"
+D="$T/duphead"; mkdir -p "$D"
+printf 'Deal ID,Partner ID,Stage,Created Date,Stage\nD1,P1,Registered,2025-01-10,Won\n' >"$D/deals.csv"
+"$P" --db "$T/d.db" ingest "$D" >/dev/null 2>"$T/derr"
+ok "$(test $? -eq 1; echo $?)" "a duplicate header column fails the file"
+grep -q "deals.csv: duplicate column 'Stage' in header (columns 3 and 5)" "$T/derr"; ok $? "the duplicate column is named" "$(cat "$T/derr")"
+ok "$(test "$(q "$T/d.db" "select count(*) from deals")" = 0; echo $?)" "nothing written for a duplicate header"
+cp "$E/deals.csv" "$D/deals.csv"; cp "$E/partners.csv" "$D/"
+printf '[]' >"$D/deals.json"
+"$P" --db "$T/d2.db" ingest "$D" >/dev/null 2>"$T/d2err"
+ok "$(test $? -eq 1; echo $?)" "deals.csv beside deals.json is an error"
+grep -q 'deals.csv, deals.json all exist' "$T/d2err"; ok $? "both files are named" "$(cat "$T/d2err")"
+
 "$P" --db "$T/j3.db" ingest "$E" --json >"$T/ingest.json" 2>/dev/null
 printf 'local t = require("cjson").decode(io.open(arg[1]):read("a"))\nassert(t.rejected == 5 and #t.files == 2)\n' >"$T/chk.lua"
 "$P" --db "$T/j3.db" run "$T/chk.lua" "$T/ingest.json" >/dev/null 2>&1; ok $? "ingest --json prints the summary as JSON"
@@ -97,6 +162,42 @@ grep -q 'evil.lua:1: blocked function: os.execute' "$T/hcerr"; ok $? "the connec
 printf 'local f = io.open("/etc/passwd")\nreturn {}\n' >"$T/hc/evil2.lua"
 "$P" --db "$T/hc.db" ingest "$E" --connector "$T/hc/evil2.lua" >/dev/null 2>"$T/hcerr2"
 grep -q 'blocked function: io.open' "$T/hcerr2"; ok $? "a connector cannot open files" "$(cat "$T/hcerr2")"
+
+# Declared fields run in C for CSV; the same declarations applied in Lua
+# (the JSON path) give the same store, row for row.
+"$P" sample --out "$T/s" --deals 2000 --partners 30 --seed 3 >/dev/null
+"$P" --db "$T/fc.db" ingest "$T/s" --quiet >/dev/null 2>&1
+printf 'local s = require("prm.ingest").run{ dir = arg[1], lua_plan = true, quiet = true }\nassert(s.failed == 0)\n' >"$T/lp.lua"
+"$P" --db "$T/fl.db" run "$T/lp.lua" "$T/s" >/dev/null 2>&1; ok $? "ingest with the declarations applied in Lua"
+for x in fc fl; do
+  sqlite3 "$T/$x.db" "SELECT * FROM partners ORDER BY external_id; SELECT * FROM deals ORDER BY id;
+    SELECT * FROM deal_history ORDER BY deal_id, observed_at; SELECT * FROM attr_history ORDER BY 1, 2, 3, 4;
+    SELECT * FROM commits ORDER BY id; SELECT * FROM quotas ORDER BY id; SELECT * FROM transactions ORDER BY id;
+    SELECT * FROM payouts ORDER BY id; SELECT * FROM signals ORDER BY id; SELECT * FROM fx_rates ORDER BY 1, 2;
+    SELECT file, line, reason FROM ingest_rejects ORDER BY 1, 2" >"$T/$x.dump"
+done
+cmp -s "$T/fc.dump" "$T/fl.dump"; ok $? "C and Lua application of the declared fields agree" "$(diff "$T/fc.dump" "$T/fl.dump" | head -4)"
+ok "$(test "$(wc -l <"$T/fc.dump")" -gt 10000; echo $?)" "the compared stores are not trivially small"
+ok "$(test "$(q "$T/fc.db" 'select count(*) from deals')" -gt 1900; echo $?)" "the sample's deals load through the declarations"
+mkdir -p "$T/bc"
+sed 's/"Deal Amount", "money", 1 }/"Deal Amount", "monye", 1 }/' "$ROOT/connectors/file.lua" >"$T/bc/typo.lua"
+"$P" --db "$T/bc.db" ingest "$E" --connector "$T/bc/typo.lua" >/dev/null 2>"$T/bcerr"
+ok "$(test $? -ne 0; echo $?)" "a declaration with an unknown kind fails"
+grep -q "typo.lua: fields.deal.amount: unknown kind 'monye'" "$T/bcerr"; ok $? "the bad declaration is named with file, object and field" "$(cat "$T/bcerr")"
+
+# Foreign-key checks are off only while rows load (the upsert resolves
+# every reference itself): on again after an ingest, and after one that fails.
+cat >"$T/fk.lua" <<'LUA'
+local ingest, store = require "prm.ingest", require "prm.store"
+local db = store.default()
+ingest.run{ dir = arg[1], quiet = true, db = db }
+local on1 = db:query("PRAGMA foreign_keys")[1].foreign_keys
+local ok = pcall(ingest.run, { dir = arg[1], quiet = true, db = db, connector = { name = "x", files = { deal = "deals" }, map = { deal = function() return { bogus = 1 } end } } })
+local on2 = db:query("PRAGMA foreign_keys")[1].foreign_keys
+print(on1, on2, ok)
+LUA
+"$P" --db "$T/fk.db" run "$T/fk.lua" "$E" >"$T/fk.out" 2>"$T/fk.err"
+ok "$(test "$(cat "$T/fk.out")" = "1	1	false"; echo $?)" "foreign keys are on again after an ingest and after a failed one" "$(cat "$T/fk.out")"
 
 # The store's audit chain recorded the ingest and verifies.
 "$P" --db "$DB" audit verify >"$T/audit"

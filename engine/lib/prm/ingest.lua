@@ -29,6 +29,96 @@ M.batch = 5000
 
 local function basename(p) return (p:match("[^/]+$")) end
 
+-- Declared fields: `fields.<object>` maps the store's field names to the
+-- export's columns as data, compiled once (here) and run in C for CSV
+-- (prm.csv's r:map) or by the same rules in Lua for JSON:
+--   external_id = "Deal ID"                       -- text, as is
+--   amount = { "Deal Amount", "money", 1 }        -- money with a scale
+--   created_at = { "Created Date", "date", "auto" }   -- date/instant + format
+--   partner_probability = { "Partner Probability", "percent", 100 }
+--   budget_confirmed = { "Budget Confirmed", "bool" }
+--   stage = { "Stage", "lookup", { ["closed won"] = "closed_won", ... } }
+--   currency = { "Currency", "currency" }         -- ISO 4217
+--   completeness = { { "Account Name", ... }, "completeness" }
+-- `finish.<object>(rec, ctx)` may then derive what a declaration cannot say
+-- (a status from the stage) and returns rec, false (skip) or nil, why.
+local kinds = { text = true, money = true, number = true, date = true, instant = true,
+                percent = true, bool = true, lookup = true, currency = true, completeness = true }
+local map = require "prm.map"
+
+function M.compile_fields(db, obj, decl, path)
+  local names, plan = {}, {}
+  local have = {}
+  for _, f in ipairs(db:fields(obj)) do have[f.name] = true end
+  for field in pairs(decl) do names[#names + 1] = field end
+  table.sort(names)
+  for _, field in ipairs(names) do
+    local d = decl[field]
+    local where = ("%s: fields.%s.%s"):format(path, obj, tostring(field))
+    if not have[field] then error(("%s: the store's %s has no field '%s'"):format(where, obj, field), 0) end
+    local item
+    if type(d) == "string" then
+      item = { field, d, "text" }
+    elseif type(d) == "table" then
+      item = { field, d[1], d[2] or "text", d[3] }
+    else
+      error(where .. ": must be a column name or {column, kind [, arg]}", 0)
+    end
+    if not kinds[item[3]] then error(("%s: unknown kind '%s'"):format(where, tostring(item[3])), 0) end
+    if item[3] == "completeness" then
+      if type(item[2]) ~= "table" then error(where .. ": completeness needs a list of columns", 0) end
+    elseif type(item[2]) ~= "string" then
+      error(where .. ": the column must be a string", 0)
+    end
+    if item[3] == "lookup" then
+      if type(item[4]) ~= "table" then error(where .. ": lookup needs a table", 0) end
+      local n = {}
+      for k, v in pairs(item[4]) do n[map.norm(k)] = v end
+      item.fn = map.lookup(item[4], item[2])
+      item[4] = n
+    elseif item[3] == "percent" then
+      if item[4] == "0-100" then item[4] = 100 elseif item[4] == "0-1" then item[4] = 1 end
+      if item[4] ~= 1 and item[4] ~= 100 then error(where .. ": percent needs its scale, 1 or 100", 0) end
+    elseif item[3] == "money" then
+      item[4] = item[4] or 1
+      if type(item[4]) ~= "number" then error(where .. ": the money scale must be a number", 0) end
+    elseif item[3] == "date" or item[3] == "instant" then
+      item[4] = item[4] or "auto"
+      if not prm.date("2000-01-01", item[4]) and item[4] ~= "epoch_ms" and item[4] ~= "epoch_s" then
+        error(("%s: unknown date format '%s'"):format(where, tostring(item[4])), 0)
+      end
+    end
+    plan[#plan + 1] = item
+  end
+  return plan
+end
+
+-- The same declared mapping in Lua, for records that are not CSV.
+local function apply_plan(plan, raw)
+  local rec = {}
+  for i = 1, #plan do
+    local it = plan[i]
+    local field, col, kind, arg = it[1], it[2], it[3], it[4]
+    if kind == "completeness" then
+      rec[field] = map.completeness(raw, col)
+    else
+      local v = raw[col]
+      if v ~= nil then
+        if kind == "text" then rec[field] = v
+        elseif kind == "money" then rec[field] = map.money(v, arg, col)
+        elseif kind == "number" then rec[field] = map.number(v, col)
+        elseif kind == "date" then rec[field] = map.date(v, arg, col)
+        elseif kind == "instant" then rec[field] = map.instant(v, arg, col)
+        elseif kind == "percent" then rec[field] = map.percent(v, arg, col)
+        elseif kind == "bool" then rec[field] = map.bool(v, col)
+        elseif kind == "lookup" then rec[field] = it.fn(v)
+        elseif kind == "currency" then rec[field] = map.currency(v, col) end
+      end
+    end
+  end
+  return rec
+end
+
 -- Validates a connector table the way NSE checks a script's fields.
 function M.check_connector(c, path)
   local function bad(field, what)
@@ -37,15 +127,34 @@ function M.check_connector(c, path)
   if type(c) ~= "table" then error(path .. ": a connector must return a table", 0) end
   if type(c.name) ~= "string" then bad("name", "a string") end
   if type(c.files) ~= "table" then bad("files", "a table") end
-  if type(c.map) ~= "table" then bad("map", "a table") end
+  if c.map ~= nil and type(c.map) ~= "table" then bad("map", "a table") end
+  if c.fields ~= nil and type(c.fields) ~= "table" then bad("fields", "a table") end
+  if c.finish ~= nil and type(c.finish) ~= "table" then bad("finish", "a table") end
   if c.columns ~= nil and type(c.columns) ~= "table" then bad("columns", "a table") end
+  c.map, c.finish = c.map or {}, c.finish or {}
+  c.path = path
+  for obj in pairs(c.fields or {}) do
+    if not known[obj] then
+      error(("%s: fields.%s: unknown object (known: %s)"):format(path, tostring(obj),
+        table.concat(M.order, ", ")), 0)
+    end
+  end
   for obj, base in pairs(c.files) do
     if not known[obj] then
       error(("%s: files.%s: unknown object (known: %s)"):format(path, tostring(obj),
         table.concat(M.order, ", ")), 0)
     end
     if type(base) ~= "string" then bad("files." .. obj, "a string") end
-    if type(c.map[obj]) ~= "function" then bad("map." .. obj, "a function") end
+    local decl = c.fields and c.fields[obj]
+    if decl ~= nil then
+      if type(decl) ~= "table" then bad("fields." .. obj, "a table") end
+      if c.map[obj] ~= nil then bad("map." .. obj, "absent when fields." .. obj .. " declares it") end
+      if c.finish[obj] ~= nil and type(c.finish[obj]) ~= "function" then
+        bad("finish." .. obj, "a function")
+      end
+    elseif type(c.map[obj]) ~= "function" then
+      bad("map." .. obj, "a function (or declare fields." .. obj .. ")")
+    end
     if c.columns and c.columns[obj] ~= nil and type(c.columns[obj]) ~= "table" then
       bad("columns." .. obj, "a list of column names")
     end
@@ -70,20 +179,55 @@ local function exists(path)
   return false
 end
 
+-- A JSON record made like a CSV one: an empty string or null is an absent
+-- value; numbers and booleans become their text ("40", "true"), so one
+-- mapping serves both; a nested object or array is kept as its JSON text
+-- (a mapping may decode it); text must be valid UTF-8. Returns the record,
+-- or nil and why it is refused.
+local function number_text(x)
+  if math.type(x) == "integer" then return tostring(x) end
+  if x == math.floor(x) and x > -2^53 and x < 2^53 then return ("%d"):format(x) end
+  local s = ("%.15g"):format(x)
+  if tonumber(s) ~= x then s = ("%.17g"):format(x) end
+  return s
+end
+
 local function clean(r)
   for k, v in pairs(r) do
-    if v == cjson.null then r[k] = nil end
+    local t = type(v)
+    if v == cjson.null or v == "" then
+      r[k] = nil
+    elseif t == "number" then
+      r[k] = number_text(v)
+    elseif t == "boolean" then
+      r[k] = tostring(v)
+    elseif t == "table" then
+      local ok, text = pcall(cjson.encode, v)
+      r[k] = ok and text or nil
+    elseif t == "string" and not utf8.len(v) then
+      return nil, ("invalid UTF-8 in column '%s'"):format(k)
+    end
+    if type(k) == "string" and not utf8.len(k) then
+      return nil, "invalid UTF-8 in a key"
+    end
   end
   return r
 end
 
 -- Record iterators: each returns rec, line | false, line, msg | nil at end.
+-- The CSV reader behind each iterator, for r:map (weak: no lifetime of its own).
+local reader_of = setmetatable({}, { __mode = "k" })
+
 local function csv_records(path)
   local r, err = csv.open(path)
   if not r then return nil, err end
   local header = r:header()
-  return function() return r:read() end, header, function() r:close() end
+  local function it() return r:read() end
+  reader_of[it] = r
+  return it, header, function() r:close() end
 end
+
+local wrappers = { "data", "items", "results", "records" }
 
 local function json_records(path)
   local f, err = io.open(path, "rb")
@@ -92,20 +236,29 @@ local function json_records(path)
   f:close()
   local ok, doc = pcall(cjson.decode, text)
   if not ok then return nil, ("%s: not valid JSON (%s)"):format(path, doc) end
-  local arr = doc
-  if type(doc) == "table" and doc[1] == nil then
-    arr = doc.data or doc.items or doc.results or doc.records
+  local arr, wrapper = doc, nil
+  -- cjson decodes [] and {} alike: the text says which it was.
+  local is_array = text:match("^%s*(.)") == "["
+  if type(doc) == "table" and not is_array then
+    arr = nil
+    for _, w in ipairs(wrappers) do
+      if type(doc[w]) == "table" then arr, wrapper = doc[w], w break end
+    end
   end
   if type(arr) ~= "table" then
     return nil, path .. ": expected a JSON array of records (or {\"data\": [...]})"
   end
+  local dups = csv.json_dup_keys(text, wrapper)
   local i = 0
   return function()
     i = i + 1
     local rec = arr[i]
     if rec == nil then return nil end
     if type(rec) ~= "table" then return false, i, "record is not a JSON object" end
-    return clean(rec), i
+    if dups[i] then return false, i, ("duplicate key %q in the record"):format(dups[i]) end
+    local r, why = clean(rec)
+    if not r then return false, i, why end
+    return r, i
   end, nil, function() end
 end
 
@@ -127,8 +280,14 @@ local function jsonl_records(path)
       if l:find("%S") then
         local ok, rec = pcall(cjson.decode, l)
         if not ok then return false, line, "not valid JSON: " .. tostring(rec) end
-        if type(rec) ~= "table" then return false, line, "record is not a JSON object" end
-        return clean(rec), line
+        if type(rec) ~= "table" or l:match("^%s*(.)") ~= "{" then
+          return false, line, "record is not a JSON object"
+        end
+        local dup = csv.json_dup_keys(l)[1]
+        if dup then return false, line, ("duplicate key %q in the record"):format(dup) end
+        local r, why = clean(rec)
+        if not r then return false, line, why end
+        return r, line
       end
     end
   end, nil, function() f:close() end
@@ -137,12 +296,22 @@ end
 local readers = { csv = csv_records, json = json_records, jsonl = jsonl_records,
                   ndjson = jsonl_records }
 
--- Finds <dir>/<base>.{csv,json,jsonl,ndjson}; returns path, kind.
+-- Finds <dir>/<base>.{csv,json,jsonl,ndjson}; returns path, kind, or
+-- nil, nil, message when more than one exists (which one holds the truth
+-- is not for the ingest to guess).
 local function find_file(dir, base)
+  local found = {}
   for _, ext in ipairs { "csv", "json", "jsonl", "ndjson" } do
     local p = ("%s/%s.%s"):format(dir, base, ext)
-    if exists(p) then return p, ext end
+    if exists(p) then found[#found + 1] = { p, ext } end
   end
+  if #found > 1 then
+    local names = {}
+    for i, f in ipairs(found) do names[i] = basename(f[1]) end
+    return nil, nil, ("%s: %s all exist; keep one export per object (nothing of them was read)")
+      :format(dir, table.concat(names, ", "))
+  end
+  if found[1] then return found[1][1], found[1][2] end
 end
 
 -- Fault injection for the kill-and-rerun test: only the test build
@@ -189,6 +358,22 @@ local function load_file(db, conn, object, path, kind, opts, summary)
   end
 
   local mapfn = conn.map[object]
+  local plan = conn.plans[object]
+  local loader                             -- the CSV reader, when rows go to the store in C
+  if plan then
+    local finish = conn.finish[object]
+    if kind == "csv" and not opts.lua_plan then
+      -- Declared fields convert in C as the rows are read; with nothing
+      -- left for Lua to do, the rows go to the store in C too (r:load).
+      reader_of[next_rec]:map(plan)
+      mapfn = finish                       -- nil: the record is ready as read
+      if not finish and not opts.lua_rows then loader = reader_of[next_rec] end
+    elseif finish then
+      mapfn = function(raw, c) return finish(apply_plan(plan, raw), c) end
+    else
+      mapfn = function(raw) return apply_plan(plan, raw) end
+    end
+  end
   local ctx = { source = source, file = name, object = object }
   local batch = opts.batch or conn.batch or M.batch
   local shown = 0
@@ -203,29 +388,47 @@ local function load_file(db, conn, object, path, kind, opts, summary)
 
   db:begin()
   local n, last = 0, start
+  -- Counters are locals in the row loop (a table field per row costs).
+  local nread, nwritten, nunchanged, nskipped = 0, 0, 0, 0
+  local upsert = db.upsert
   local ok, err = pcall(function()
+    while loader do
+      local more, nr, nw, nu, lastl, rej = loader:load(db, object, source, batch - n, start, fault)
+      for i = 1, #rej, 2 do reject(rej[i], rej[i + 1]) end
+      nread, nwritten, nunchanged = nread + nr, nwritten + nw, nunchanged + nu
+      n = n + nr
+      if lastl > 0 then last = lastl end
+      if n >= batch then
+        db:sync_set(source, key, fp, last)
+        db:commit()
+        db:begin()
+        n = 0
+      end
+      if not more then return end
+    end
     while true do
       local rec, line, msg = next_rec()
       if rec == nil then break end
       if line > start then
         if fault then fault("ingest.row") end
-        st.read = st.read + 1
+        nread = nread + 1
         if rec == false then
           reject(line, msg)
         else
-          local okm, out, why = pcall(mapfn, rec, ctx)
+          local okm, out, why = true, rec, nil
+          if mapfn then okm, out, why = pcall(mapfn, rec, ctx) end
           if not okm then
             reject(line, tostring(out))
           elseif out == false then
-            st.skipped = st.skipped + 1
+            nskipped = nskipped + 1
           elseif out == nil then
             reject(line, why or "rejected by the mapping")
           else
             if out.source == nil then out.source = source end
-            local w, uerr = db:upsert(object, out)
+            local w, uerr = upsert(db, object, out)
             if w == nil then reject(line, uerr)
-            elseif w then st.written = st.written + 1
-            else st.unchanged = st.unchanged + 1 end
+            elseif w then nwritten = nwritten + 1
+            else nunchanged = nunchanged + 1 end
           end
         end
         n, last = n + 1, line
@@ -238,6 +441,7 @@ local function load_file(db, conn, object, path, kind, opts, summary)
       end
     end
   end)
+  st.read, st.written, st.unchanged, st.skipped = nread, nwritten, nunchanged, nskipped
   close()
   if not ok then
     db:rollback()
@@ -268,15 +472,44 @@ function M.run(opts)
   else
     M.check_connector(conn, conn_path)
   end
+  conn.plans = {}
+  for _, obj in ipairs(M.order) do          -- in order: the first bad one is reported
+    local decl = conn.fields and conn.fields[obj]
+    if decl then conn.plans[obj] = M.compile_fields(db, obj, decl, conn.path or conn_path) end
+  end
   opts.source = opts.source or conn.source or conn.name
   local summary = { dir = opts.dir, connector = conn.name, source = opts.source, files = {},
                     read = 0, written = 0, unchanged = 0, rejected = 0, failed = 0 }
   local t0 = os.clock()
+  -- Every reference an ingested row holds was resolved to an existing row
+  -- by the upsert itself (an unknown partner or deal rejects the row) and
+  -- ingest deletes nothing, so SQLite's own foreign-key probe per insert
+  -- is redundant here: off for the load, on again after (also on error).
+  db:exec("PRAGMA foreign_keys = OFF")
+  local okr, rerr = pcall(M.load_all, db, conn, opts, summary)
+  db:exec("PRAGMA foreign_keys = ON")
+  if not okr then error(rerr, 0) end
+  summary.cpu_seconds = os.clock() - t0
+  if #summary.files == 0 then
+    error(("%s: no export files found (expected e.g. %s.csv)"):format(opts.dir,
+      conn.files.deal or conn.files.partner or "deals"), 0)
+  end
+  db:audit("ingest", opts.dir, cjson.encode { source = opts.source, read = summary.read,
+    written = summary.written, rejected = summary.rejected, failed = summary.failed })
+  return summary
+end
+
+function M.load_all(db, conn, opts, summary)
   for _, object in ipairs(M.order) do
     local base = conn.files[object]
     if base then
-      local path, kind = find_file(opts.dir, base)
-      if path then
+      local path, kind, ambiguous = find_file(opts.dir, base)
+      if ambiguous then
+        summary.files[#summary.files + 1] = { file = base .. ".*", object = object, read = 0,
+          written = 0, unchanged = 0, rejected = 0, skipped = 0, status = "failed", error = ambiguous }
+        summary.failed = summary.failed + 1
+        io.stderr:write(ambiguous, "\n")
+      elseif path then
         local st = load_file(db, conn, object, path, kind, opts, summary)
         summary.files[#summary.files + 1] = st
         for _, k in ipairs { "read", "written", "unchanged", "rejected" } do
@@ -289,14 +522,6 @@ function M.run(opts)
       end
     end
   end
-  summary.cpu_seconds = os.clock() - t0
-  if #summary.files == 0 then
-    error(("%s: no export files found (expected e.g. %s.csv)"):format(opts.dir,
-      conn.files.deal or conn.files.partner or "deals"), 0)
-  end
-  db:audit("ingest", opts.dir, cjson.encode { source = opts.source, read = summary.read,
-    written = summary.written, rejected = summary.rejected, failed = summary.failed })
-  return summary
 end
 
 -- The summary as text (the caller prints it: library code does not).
