@@ -25,6 +25,9 @@ int cmd_explain(int, char **, const cli *);
 int cmd_rules(int, char **, const cli *);
 int cmd_status(int, char **, const cli *);
 int cmd_audit(int, char **, const cli *);
+int cmd_forecast(int, char **, const cli *);
+int cmd_attainment(int, char **, const cli *);
+int cmd_duplicates(int, char **, const cli *);
 
 typedef struct command {
     const char *name;
@@ -60,6 +63,23 @@ static const command commands[] = {
     { "score", cmd_score, "score [--as-of DATE] [--model ID] [--connector FILE] [--no-flags]",
       "Score every open deal with the active model: probability, 1-10 score, drivers and\n"
       "risk flags, stored per run together with the connector's write-back payloads." },
+    { "forecast", cmd_forecast,
+      "forecast [--period 2026-Q4] [--by region,tier] [--by product_family] [--sims N] [--seed S]"
+      " [--model ID] [--no-dedup] [--json | --csv]",
+      "Forecast a fiscal period's revenue in the base currency as of the clock (--as-of):\n"
+      "closed so far + the open pipeline simulated (calibrated P(win) x P(close inside the\n"
+      "period) from the slip model, amounts at the as-of FX rate) + not-yet-registered\n"
+      "run-rate, with P10/P50/P90 per segment from the same simulations and the partners'\n"
+      "commit roll-up beside it. Keys: region, tier, partner, product_family, type, currency,\n"
+      "distributor. --csv: period,segment,p10,p50,p90,mean,closed,pipeline,unregistered,commit.\n"
+      "Default period: the fiscal quarter of the as-of date; 10000 simulations, seed 1." },
+    { "attainment", cmd_attainment, "attainment [--period P] [--at-risk] [--sims N] [--seed S] [--json]",
+      "Per partner with a quota for the period (its latest revision as of the date): expected\n"
+      "attainment and P(attainment >= 100%) from the forecast's simulations; --at-risk lists\n"
+      "only partners below 50% with why (coverage, win rate, registrations, slipping deals)." },
+    { "duplicates", cmd_duplicates, "duplicates [--rule FILE] [--json]",
+      "List the deal pairs the multi-tier de-duplication rule (rules/dedup.lua) matched as of\n"
+      "the date: a distributor's copy of its reseller's registration, and why." },
     { "explain", cmd_explain, "explain DEAL [--json]",
       "Show a deal's latest score with its drivers and flags, the deal as it was when scored,\n"
       "and its current state where that differs." },
