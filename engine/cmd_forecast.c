@@ -348,3 +348,140 @@ int cmd_duplicates(int argc, char **argv, const cli *c)
     store_close(s);
     return EXIT_OK;
 }
+
+/* MAPE/WAPE-style summaries of the backtest points of one horizon (h < 0: all). */
+typedef struct bt_sum {
+    double ape, bias, cover, pin, seg_err, seg_act, seg_cov, seg_n, n;
+    double commit_ape, commit_n, bc_ape, bc_n, sw_ape, sw_n, sn_ape, sn_n;
+} bt_sum;
+
+static void bt_add(bt_sum *s, const backtest_point *p)
+{
+    if (!(p->actual > 0)) return;
+    s->n++;
+    s->ape += fabs(p->p50 - p->actual) / p->actual;
+    s->bias += (p->p50 - p->actual) / p->actual;
+    s->cover += p->actual >= p->p10 && p->actual <= p->p90;
+    s->pin += p->pinball;
+    s->seg_err += p->seg_abs_err;
+    s->seg_act += p->seg_actual;
+    s->seg_cov += (double)p->seg_covered;
+    s->seg_n += (double)p->seg_n;
+    if (p->commit == p->commit) { s->commit_ape += fabs(p->commit - p->actual) / p->actual; s->commit_n++; }
+    if (p->commit_bc == p->commit_bc) { s->bc_ape += fabs(p->commit_bc - p->actual) / p->actual; s->bc_n++; }
+    s->sw_ape += fabs(p->stage_weighted - p->actual) / p->actual;
+    s->sw_n++;
+    if (p->snaive == p->snaive) { s->sn_ape += fabs(p->snaive - p->actual) / p->actual; s->sn_n++; }
+}
+
+static void pct(double num, double den)
+{
+    if (den > 0) printf(" %8.1f%%", 100 * num / den);
+    else printf(" %9s", "-");
+}
+
+int cmd_backtest(int argc, char **argv, const cli *c);
+
+int cmd_backtest(int argc, char **argv, const cli *c)
+{
+    backtest_opts o;
+    backtest_opts_init(&o);
+    prm_error err;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long x;
+        if ((strcmp(a, "--from") == 0 || strcmp(a, "--to") == 0) && v) {
+            int fy, q;
+            if (forecast_parse_period(v, &fy, &q, &err) < 0) return cli_usage(c, "backtest", "%s", err.msg);
+            if (a[2] == 'f') { o.from_fy = fy; o.from_q = q; } else { o.to_fy = fy; o.to_q = q; }
+            i++;
+        } else if (strcmp(a, "--weeks-before-end") == 0 && v) {
+            o.nweeks = 0;
+            char buf[128];
+            snprintf(buf, sizeof buf, "%s", v);
+            for (char *sv = NULL, *t = strtok_r(buf, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
+                if (o.nweeks == 8) return cli_usage(c, "backtest", "at most 8 horizons");
+                if (cli_int(c, "backtest", a, t, 0, 13, &x) < 0) return EXIT_USAGE;
+                o.weeks[o.nweeks++] = (int)x;
+            }
+            i++;
+        } else if (strcmp(a, "--sims") == 0) {
+            if (cli_int(c, "backtest", a, v, 100, 100000, &x) < 0) return EXIT_USAGE;
+            o.sims = (int)x;
+            i++;
+        } else if (strcmp(a, "--no-retrain") == 0) {
+            o.retrain = 0;
+        } else if (strcmp(a, "--kind") == 0 && v) {
+            o.kind = v;
+            i++;
+        } else {
+            return cli_usage(c, "backtest", "%s '%s'", a[0] == '-' ? "unknown option" : "unexpected argument", a);
+        }
+    }
+    store *s = cli_store(c, 0, &err);
+    if (!s) return cli_fail(c, "backtest", "%s", err.msg);
+    backtest_point *p;
+    size_t n;
+    cli_progress(c, "backtesting...");
+    int rc = forecast_backtest(s, &o, &p, &n, &err);
+    store_close(s);
+    if (rc < 0) return cli_fail(c, "backtest", "%s", err.msg);
+    if (c->json) {
+        json j;
+        json_init(&j);
+        json_arr(&j);
+        for (size_t i = 0; i < n; i++) {
+            json_obj(&j);
+            json_key(&j, "period"); json_str(&j, p[i].period);
+            json_key(&j, "as_of"); json_str(&j, p[i].as_of);
+            json_key(&j, "weeks_before_end"); json_int(&j, p[i].weeks);
+            json_key(&j, "actual"); json_num_fmt(&j, p[i].actual, "%.2f");
+            json_key(&j, "p10"); json_num_fmt(&j, p[i].p10, "%.2f");
+            json_key(&j, "p50"); json_num_fmt(&j, p[i].p50, "%.2f");
+            json_key(&j, "p90"); json_num_fmt(&j, p[i].p90, "%.2f");
+            json_key(&j, "commit"); json_num_fmt(&j, p[i].commit, "%.2f");
+            json_key(&j, "commit_bias_corrected"); json_num_fmt(&j, p[i].commit_bc, "%.2f");
+            json_key(&j, "stage_weighted"); json_num_fmt(&j, p[i].stage_weighted, "%.2f");
+            json_key(&j, "seasonal_naive"); json_num_fmt(&j, p[i].snaive, "%.2f");
+            json_key(&j, "segment_wape"); json_num_fmt(&j, p[i].seg_actual > 0 ? p[i].seg_abs_err / p[i].seg_actual : NAN, "%.4f");
+            json_end(&j);
+        }
+        json_end(&j);
+        printf("%s\n", json_cstr(&j));
+        json_free(&j);
+        free(p);
+        return EXIT_OK;
+    }
+    printf("%-8s %-10s %3s %12s %12s %12s %12s %12s %12s %12s %12s\n", "period", "as of", "wk", "actual", "P10",
+           "P50", "P90", "commit", "commit(bc)", "stage-wtd", "snaive");
+    for (size_t i = 0; i < n; i++)
+        printf("%-8s %-10s %3d %12.0f %12.0f %12.0f %12.0f %12.0f %12.0f %12.0f %12.0f\n", p[i].period, p[i].as_of,
+               p[i].weeks, p[i].actual, p[i].p10, p[i].p50, p[i].p90, p[i].commit, p[i].commit_bc,
+               p[i].stage_weighted, p[i].snaive);
+    printf("\n%-10s %9s %9s %9s %9s %9s %9s | MAPE: %9s %9s %9s %9s\n", "horizon", "MAPE", "bias", "cover", "pinball",
+           "segWAPE", "segCover", "commit", "commit-bc", "stage-wtd", "snaive");
+    for (int h = -1; h < o.nweeks; h++) {
+        bt_sum sm;
+        memset(&sm, 0, sizeof sm);
+        for (size_t i = 0; i < n; i++)
+            if (h < 0 || p[i].weeks == o.weeks[h]) bt_add(&sm, &p[i]);
+        if (h < 0) printf("%-10s", "all");
+        else printf("%2d weeks  ", o.weeks[h]);
+        pct(sm.ape, sm.n);
+        pct(sm.bias, sm.n);
+        pct(sm.cover, sm.n);
+        pct(sm.pin, sm.n);
+        pct(sm.seg_err, sm.seg_act);
+        pct(sm.seg_cov, sm.seg_n);
+        printf(" |      ");
+        pct(sm.commit_ape, sm.commit_n);
+        pct(sm.bc_ape, sm.bc_n);
+        pct(sm.sw_ape, sm.sw_n);
+        pct(sm.sn_ape, sm.sn_n);
+        printf("\n");
+    }
+    printf("(MAPE/bias/cover/pinball: the total; segWAPE/segCover: %s segments; cover: P10 <= actual <= P90)\n",
+           "the backtest level's");
+    free(p);
+    return EXIT_OK;
+}

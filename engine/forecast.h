@@ -125,6 +125,34 @@ typedef struct forecast_result {
 int forecast_run(struct store *s, world *w, const forecast_opts *o, forecast_result *r, prm_error *err);
 void forecast_result_free(forecast_result *r);
 
+/* ---- the point-in-time backtest (backtest.c) ---- */
+
+typedef struct backtest_opts {
+    int from_fy, from_q, to_fy, to_q;
+    int nweeks;
+    int weeks[8];              /* weeks before the quarter's end (13, 8, 4) */
+    int sims;                  /* per point (2000) */
+    uint64_t seed;
+    int retrain;               /* 1: train the deal model as of each date (registered, not activated) */
+    const char *kind;          /* model kind for retraining ("logistic") */
+    int by_keys[FC_NKEYS], n_by;   /* the segment level scored (region,tier) */
+} backtest_opts;
+
+typedef struct backtest_point {
+    char period[24], as_of[11];
+    int weeks;
+    int64_t model_id;
+    double actual, mean, p10, p50, p90;
+    double commit, commit_bc, stage_weighted, snaive;   /* baselines; NaN when missing */
+    double seg_abs_err, seg_actual;    /* sum |p50 - actual| and sum actual over segments */
+    size_t seg_n, seg_covered;         /* segments, and those with P10 <= actual <= P90 */
+    double pinball;                    /* mean pinball loss (q .1 .5 .9) of the total / actual */
+} backtest_point;
+
+void backtest_opts_init(backtest_opts *o);
+/* Runs every (quarter, horizon) point; *pts: free(). */
+int forecast_backtest(struct store *s, const backtest_opts *o, backtest_point **pts, size_t *n, prm_error *err);
+
 /* ---- multi-tier de-duplication (dedup.c) ---- */
 
 typedef struct dedup_rule {

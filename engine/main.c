@@ -28,6 +28,7 @@ int cmd_audit(int, char **, const cli *);
 int cmd_forecast(int, char **, const cli *);
 int cmd_attainment(int, char **, const cli *);
 int cmd_duplicates(int, char **, const cli *);
+int cmd_backtest(int, char **, const cli *);
 
 typedef struct command {
     const char *name;
@@ -80,6 +81,14 @@ static const command commands[] = {
     { "duplicates", cmd_duplicates, "duplicates [--rule FILE] [--json]",
       "List the deal pairs the multi-tier de-duplication rule (rules/dedup.lua) matched as of\n"
       "the date: a distributor's copy of its reseller's registration, and why." },
+    { "backtest", cmd_backtest,
+      "backtest [--from 2024-Q1] [--to 2025-Q4] [--weeks-before-end 13,8,4] [--sims N] [--no-retrain]"
+      " [--kind K]",
+      "Forecast past quarters as of N weeks before their end, with the deal model retrained\n"
+      "as of each date (registered, not activated), and compare with what closed: MAPE,\n"
+      "bias, P10-P90 coverage and pinball loss of the total, WAPE and coverage of region x\n"
+      "tier, beside the partner-commit roll-up, a bias-corrected commit, a stage-weighted\n"
+      "pipeline and seasonal naive." },
     { "explain", cmd_explain, "explain DEAL [--json]",
       "Show a deal's latest score with its drivers and flags, the deal as it was when scored,\n"
       "and its current state where that differs." },
