@@ -119,6 +119,9 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
     world *w;
     if (world_load(s, &w, err) < 0) return -1;
     int sm = world_fiscal_start(w);
+    int64_t first_day = INT64_MAX;
+    for (size_t i = 0; i < w->nd; i++)
+        if (w->d[i].created != INT32_MIN && w->d[i].created < first_day) first_day = w->d[i].created;
     int k0 = o->from_fy * 4 + o->from_q - 1, k1 = o->to_fy * 4 + o->to_q - 1;
     if (k1 < k0 || k1 - k0 > 40) {
         world_free(w);
@@ -169,9 +172,16 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
                 to.as_of = iso;
                 to.kind = o->kind;
                 to.activate = 0;
+                /* A young program has less history than the default
+                 * window: shorter windows, then the stage win rates. */
                 train_result tr;
-                if (scoring_train(s, &to, &tr, err) < 0) goto out;
-                fo.model_id = tr.cand[tr.best].model_id;
+                fo.model_id = -1;
+                static const int windows[] = { 8, 4, 2 };
+                for (int wi = 0; wi < 3 && fo.model_id < 0; wi++) {
+                    to.train_quarters = windows[wi];
+                    prm_error terr;
+                    if (scoring_train(s, &to, &tr, &terr) == 0) fo.model_id = tr.cand[tr.best].model_id;
+                }
                 bp->model_id = fo.model_id;
             }
             forecast_result r;
@@ -184,7 +194,8 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
             bp->pinball = act->total > 0 ? pinball(act->total, bp->p10, bp->p50, bp->p90) / act->total : NAN;
             bp->commit = r.rows[0].commit > 0 ? r.rows[0].commit : NAN;
             bp->stage_weighted = r.rows[0].closed + stage_weighted(w, t, (int32_t)start, (int32_t)end);
-            bp->snaive = prev && prev->total > 0 ? prev->total : NAN;
+            /* seasonal naive needs the whole quarter a year earlier */
+            bp->snaive = prev && prev->total > 0 && start - 364 >= first_day ? prev->total : NAN;
             /* bias-corrected commit: each partner's commit x its past ratio */
             double bc = 0;
             int any = 0;

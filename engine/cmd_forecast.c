@@ -66,6 +66,8 @@ static int common_opts(const cli *c, const char *cmd, int argc, char **argv, for
             i++;
         } else if (strcmp(a, "--no-dedup") == 0) {
             o->dedup = 0;
+        } else if (strcmp(a, "--no-bias-correction") == 0) {
+            o->bias_correct = 0;
         } else if (strcmp(a, "--next") == 0 && next) {
             *next = 1;
         } else if (strcmp(a, "--csv") == 0 && csv) {
@@ -149,6 +151,8 @@ int cmd_forecast(int argc, char **argv, const cli *c)
         json_key(&j, "duplicates"); json_int(&j, (int64_t)r.n_duplicates);
         json_key(&j, "period_effect_sd"); json_num_fmt(&j, r.global_sd, "%.4f");
         json_key(&j, "effect_periods"); json_int(&j, r.effect_periods);
+        json_key(&j, "past_bias_logit"); json_num_fmt(&j, r.global_bias, "%.4f");
+        json_key(&j, "bias_applied_logit"); json_num_fmt(&j, r.bias_applied, "%.4f");
         json_key(&j, "rows");
         json_arr(&j);
         for (size_t i = 0; i < r.nrows; i++) row_json(&j, r.period, &r.rows[i]);
@@ -454,10 +458,16 @@ int cmd_backtest(int argc, char **argv, const cli *c)
     }
     printf("%-8s %-10s %3s %12s %12s %12s %12s %12s %12s %12s %12s\n", "period", "as of", "wk", "actual", "P10",
            "P50", "P90", "commit", "commit(bc)", "stage-wtd", "snaive");
-    for (size_t i = 0; i < n; i++)
-        printf("%-8s %-10s %3d %12.0f %12.0f %12.0f %12.0f %12.0f %12.0f %12.0f %12.0f\n", p[i].period, p[i].as_of,
-               p[i].weeks, p[i].actual, p[i].p10, p[i].p50, p[i].p90, p[i].commit, p[i].commit_bc,
-               p[i].stage_weighted, p[i].snaive);
+    for (size_t i = 0; i < n; i++) {
+        printf("%-8s %-10s %3d", p[i].period, p[i].as_of, p[i].weeks);
+        double v[8] = { p[i].actual, p[i].p10, p[i].p50, p[i].p90, p[i].commit, p[i].commit_bc,
+                        p[i].stage_weighted, p[i].snaive };
+        for (int k = 0; k < 8; k++) {
+            if (v[k] == v[k]) printf(" %12.0f", v[k]);
+            else printf(" %12s", "-");
+        }
+        printf("%s\n", p[i].model_id < 0 ? "  (stage win rates: too little history to train)" : "");
+    }
     printf("\n%-10s %9s %9s %9s %9s %9s %9s | MAPE: %9s %9s %9s %9s\n", "horizon", "MAPE", "bias", "cover", "pinball",
            "segWAPE", "segCover", "commit", "commit-bc", "stage-wtd", "snaive");
     for (int h = -1; h < o.nweeks; h++) {

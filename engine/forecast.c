@@ -39,6 +39,7 @@ void forecast_opts_init(forecast_opts *o)
     o->seed = 1;
     o->history_quarters = 8;
     o->dedup = 1;
+    o->bias_correct = 1;
 }
 
 int forecast_parse_by(const char *text, forecast_opts *o, prm_error *err)
@@ -544,7 +545,7 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
 
     /* P(win) as of T. */
     int64_t used_model = 0;
-    int prc = scoring_open_probs(s, w, o->model_id, T, pw, NULL, &used_model, err);
+    int prc = o->model_id < 0 ? 1 : scoring_open_probs(s, w, o->model_id, T, pw, NULL, &used_model, err);
     if (prc < 0) goto out;
     int have_model = prc == 0;
     if (have_model) snprintf(r->model, sizeof r->model, "model %lld", (long long)used_model);
@@ -845,6 +846,19 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
                 if (!group_sd) { free(pseg); goto oom; }
                 for (int g = 0; g < gcount; g++) group_sd[g] = sqrt(fmin(eff.group_var[g], 4.0));
             }
+        }
+    }
+    /* The mean shift past periods ran at, as a logit offset on every open
+     * deal (bounded): the model's probabilities are calibrated on deals,
+     * and this corrects what deals-in-a-period add to that (slips into
+     * the period, amounts), measured only on periods before T. */
+    r->bias_applied = 0;
+    if (have_eff && o->bias_correct && eff.global_bias == eff.global_bias) {
+        double b = fmax(-1.0, fmin(1.0, eff.global_bias));
+        r->bias_applied = b;
+        for (size_t k = 0; k < P.n; k++) {
+            double p = fmin(1 - 1e-9, fmax(1e-9, P.p_win[k]));
+            P.p_win[k] = 1 / (1 + exp(-(log(p / (1 - p)) + b)));
         }
     }
     if (by_region && !group_sd) {

@@ -57,11 +57,13 @@ typedef struct forecast_opts {
     int keys[FC_MAX_LEVELS][FC_NKEYS];
     int sims;                  /* 10000 */
     uint64_t seed;             /* 1 */
-    int64_t model_id;          /* 0: the active model (stage win rates as of T without one) */
+    int64_t model_id;          /* 0: the active model (stage win rates as of T without one);
+                                  -1: the stage win rates as of T */
     int history_quarters;      /* past periods for the run-rate and the effect (8) */
     int dedup;                 /* 1: drop duplicate registrations (rules/dedup.lua) */
     const char *dedup_rule;    /* NULL: rules/dedup.lua under the job root */
     int keep_draws;            /* 1: keep every row's draws (row_draws) */
+    int bias_correct;          /* 1: shift P(win) by the past periods' mean logit shift (1) */
 } forecast_opts;
 
 void forecast_opts_init(forecast_opts *o);
@@ -107,7 +109,7 @@ typedef struct forecast_result {
     int n_sims;
     uint64_t seed;
     size_t n_open, n_closed, n_duplicates, n_timing_rows;
-    double global_sd, global_bias, unreg_rho;
+    double global_sd, global_bias, bias_applied, unreg_rho;
     int effect_periods;
     size_t nrows;
     fc_row *rows;              /* rows[0] is the total */
