@@ -35,6 +35,25 @@ ok "$(grep -q 'with a quota for the period' att.txt; echo $?)" "attainment lists
 "$P" --db a.db duplicates >dup.txt 2>&1; ok $? "duplicates" "$(cat dup.txt)"
 "$P" --db a.db forecast --by colour >/dev/null 2>&1; ok "$(test $? -eq 2; echo $?)" "an unknown key is a usage error"
 
+# Lua jobs get the same forecast (scoring.forecast), and the backtest runs.
+cat >f.lua <<'LUA'
+local scoring = require "prm.scoring"
+local f = assert(scoring.forecast { by = "region,tier", sims = 2000, seed = 5 })
+local sum = 0
+for i = 2, #f.rows do sum = sum + f.rows[i].mean end
+print(f.period, f.rows[1].segment, ("%.2f"):format(f.rows[1].mean), math.abs(sum - f.rows[1].mean) < 1e-6 * f.rows[1].mean)
+local ok, e = pcall(scoring.forecast, { by = "colour" })
+print(ok, e:match("unknown segment key") ~= nil)
+LUA
+"$P" --db a.db run f.lua >f.out 2>&1; ok $? "scoring.forecast from a job" "$(cat f.out)"
+"$P" --db a.db forecast --csv --by region,tier --sims 2000 --seed 5 >rt.csv 2>/dev/null
+ok "$(grep -q "^2026-Q4	total	$(awk -F, '$2 == "total" { print $6 }' rt.csv)	true" f.out; echo $?)" \
+   "the binding's total is the CLI's, and its segments sum to it" "$(head -1 f.out) vs $(grep ',total,' rt.csv)"
+ok "$(grep -q '^false	true' f.out; echo $?)" "a bad key raises with the reason"
+"$P" --db a.db backtest --from 2026-Q2 --to 2026-Q2 --weeks-before-end 4 --sims 500 >bt.out 2>&1
+ok $? "backtest of one point" "$(tail -3 bt.out)"
+ok "$(grep -q '^2026-Q2  2026-06-02   4' bt.out && grep -q '^ 4 weeks' bt.out; echo $?)" "it prints the point and the horizon's summary" "$(head -3 bt.out)"
+
 # Later history: new deals, deal changes, a partner moved - all after the date.
 cat >later.lua <<'LUA'
 local db = require("prm.store").default()
