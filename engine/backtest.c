@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clsmetrics.h"
 #include "domain.h"
 #include "forecast.h"
 #include "scoring.h"
@@ -112,9 +113,43 @@ static double pinball(double y, double q10, double q50, double q90)
     return sum / 3;
 }
 
-int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, size_t *n, prm_error *err)
+typedef struct pv {
+    double *p, *y;
+    size_t n, cap;
+} pv;
+
+static int pv_push(pv *v, double p, double y)
+{
+    if (v->n == v->cap) {
+        size_t nc = v->cap ? v->cap * 2 : 4096;
+        double *np = realloc(v->p, sizeof *np * nc), *ny;
+        if (!np) return -1;
+        v->p = np;
+        if (!(ny = realloc(v->y, sizeof *ny * nc))) return -1;
+        v->y = ny;
+        v->cap = nc;
+    }
+    v->p[v->n] = p;
+    v->y[v->n++] = y;
+    return 0;
+}
+
+static void pv_mean(const pv *v, double *mp, double *my)
+{
+    double a = 0, b = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        a += v->p[i];
+        b += v->y[i];
+    }
+    *mp = v->n ? a / (double)v->n : NAN;
+    *my = v->n ? b / (double)v->n : NAN;
+}
+
+int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, size_t *n, backtest_calib *cal,
+                      prm_error *err)
 {
     *pts = NULL;
+    pv cw = { NULL, NULL, 0, 0 }, cp = { NULL, NULL, 0, 0 };
     *n = 0;
     world *w;
     if (world_load(s, &w, err) < 0) return -1;
@@ -164,6 +199,7 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
             fo.nlevels = 1;
             fo.nkeys[0] = o->n_by;
             memcpy(fo.keys[0], o->by_keys, sizeof o->by_keys);
+            fo.keep_deals = 1;
             if (o->retrain) {
                 train_opts to;
                 train_opts_init(&to);
@@ -237,13 +273,47 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
                     bp->seg_n++;
                 }
             }
+            /* calibration: outcomes as the store knows them now */
+            int64_t last = world_last_observed(w);
+            for (size_t i = 0; i < r.n_open; i++) {
+                const wdeal *d = &w->d[r.open_deal[i]];
+                wstate st;
+                if (!world_state_at(w, d, last, &st)) continue;
+                int won = st.now->status == STATUS_WON;
+                int32_t cd = d->closed_day != INT32_MIN ? d->closed_day : (int32_t)(st.now->t / DAY);
+                int in = won && cd >= start && cd < end;
+                if (st.now->status != STATUS_OPEN && pv_push(&cw, r.open_p_win[i], won) < 0) {
+                    forecast_result_free(&r);
+                    goto oom;
+                }
+                if ((st.now->status != STATUS_OPEN || last >= end * DAY) &&
+                    pv_push(&cp, r.open_p_win[i] * r.open_p_close[i], in) < 0) {
+                    forecast_result_free(&r);
+                    goto oom;
+                }
+            }
             forecast_result_free(&r);
         }
+    }
+    if (cal) {
+        cal->n_win = cw.n;
+        cal->n_period = cp.n;
+        cal->ece_win = cw.n ? cls_ece(cw.p, cw.y, cw.n, 10) : NAN;
+        cal->ece_period = cp.n ? cls_ece(cp.p, cp.y, cp.n, 10) : NAN;
+        pv_mean(&cw, &cal->mean_p_win, &cal->rate_win);
+        pv_mean(&cp, &cal->mean_p_period, &cal->rate_period);
     }
     *pts = p;
     p = NULL;
     rc = 0;
+    goto out;
+oom:
+    prm_error_set(err, "out of memory");
 out:
+    free(cw.p);
+    free(cw.y);
+    free(cp.p);
+    free(cp.y);
     if (rc < 0) *n = 0;
     free(p);
     for (size_t i = 0; cache && i < nc; i++) {

@@ -426,8 +426,9 @@ int cmd_backtest(int argc, char **argv, const cli *c)
     if (!s) return cli_fail(c, "backtest", "%s", err.msg);
     backtest_point *p;
     size_t n;
+    backtest_calib cal;
     cli_progress(c, "backtesting...");
-    int rc = forecast_backtest(s, &o, &p, &n, &err);
+    int rc = forecast_backtest(s, &o, &p, &n, &cal, &err);
     store_close(s);
     if (rc < 0) return cli_fail(c, "backtest", "%s", err.msg);
     if (c->json) {
@@ -492,6 +493,11 @@ int cmd_backtest(int argc, char **argv, const cli *c)
     }
     printf("(MAPE/bias/cover/pinball: the total; segWAPE/segCover: %s segments; cover: P10 <= actual <= P90)\n",
            "the backtest level's");
+    printf("\ncalibration over every point's open deals (10 bins):\n"
+           "  P(win)                     ECE %.4f  mean p %.3f  won %.3f  (%zu resolved deals)\n"
+           "  P(won inside the period)   ECE %.4f  mean p %.3f  won %.3f  (%zu deals)\n",
+           cal.ece_win, cal.mean_p_win, cal.rate_win, cal.n_win, cal.ece_period, cal.mean_p_period,
+           cal.rate_period, cal.n_period);
     free(p);
     return EXIT_OK;
 }

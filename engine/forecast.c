@@ -245,7 +245,7 @@ static double timing_p(const mc_timing *tm, const world *w, const wdeal *d, cons
                         s->slips > 3 ? 3 : s->slips, -1, d->partner, 0, 0, 0 };
     if (d->partner >= 0) q.tier = wp_tier(w, &w->p[d->partner], t);
     double p = mc_timing_p_window(tm, &q, start - E, end - E, A + 1 - E);
-    return p == p ? p : 0;
+    return p == p ? fmin(1, fmax(0, p)) : 0;
 }
 
 static uint64_t deal_key(const world *w, size_t i)
@@ -599,8 +599,13 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
                 if (d->partner >= 0) partner_closed[d->partner] += b;
             }
         }
-        /* slip-model snapshots and multipliers (won or still open at T) */
-        if ((W != INT32_MIN || status == STATUS_OPEN) && d->created != INT32_MIN) {
+        /* slip-model snapshots and multipliers: deals won by T. Deals still
+         * open at T are not taken as censored wins: most of them will be
+         * lost, and as rows at risk without events they pulled the slip
+         * hazards down (P(won inside the period) came out 0.253 against
+         * 0.296 observed in the backtest; without them 0.275, ECE 0.043 ->
+         * 0.021). */
+        if (W != INT32_MIN && d->created != INT32_MIN) {
             int32_t x0 = d->created > snap_from ? d->created : snap_from + (d->created - snap_from) % 14 + 14;
             if (x0 < d->created) x0 = d->created;
             for (int32_t x = x0; x <= A; x += 14) {
@@ -1008,6 +1013,15 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
     free(leaf_row);
     leaf_row = NULL;
 
+    if (o->keep_deals) {
+        r->open_deal = malloc(sizeof *r->open_deal * (P.n + 1));
+        r->open_p_win = malloc(sizeof *r->open_p_win * (P.n + 1));
+        r->open_p_close = malloc(sizeof *r->open_p_close * (P.n + 1));
+        if (!r->open_deal || !r->open_p_win || !r->open_p_close) goto oom;
+        memcpy(r->open_deal, P.deal, sizeof *P.deal * P.n);
+        memcpy(r->open_p_win, P.p_win, sizeof *P.p_win * P.n);
+        memcpy(r->open_p_close, P.p_close, sizeof *P.p_close * P.n);
+    }
     r->total_draws = malloc(sizeof *r->total_draws * (size_t)r->n_sims);
     if (!r->total_draws) goto oom;
     memcpy(r->total_draws, mr.total, sizeof *r->total_draws * (size_t)r->n_sims);
@@ -1120,6 +1134,11 @@ void forecast_result_free(forecast_result *r)
     free(r->partners);
     free(r->total_draws);
     free(r->row_draws);
+    free(r->open_deal);
+    free(r->open_p_win);
+    free(r->open_p_close);
+    r->open_deal = NULL;
+    r->open_p_win = r->open_p_close = NULL;
     r->row_draws = NULL;
     r->rows = NULL;
     r->partners = NULL;

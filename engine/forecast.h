@@ -64,6 +64,7 @@ typedef struct forecast_opts {
     const char *dedup_rule;    /* NULL: rules/dedup.lua under the job root */
     int keep_draws;            /* 1: keep every row's draws (row_draws) */
     int bias_correct;          /* 1: shift P(win) by the past periods' mean logit shift (1) */
+    int keep_deals;            /* 1: keep every open deal's P(win) and P(close in period) */
 } forecast_opts;
 
 void forecast_opts_init(forecast_opts *o);
@@ -121,6 +122,10 @@ typedef struct forecast_result {
     fc_partner *partners;      /* partners with a quota, a commit, a deal or revenue */
     double *total_draws;       /* n_sims */
     double *row_draws;         /* nrows * n_sims (row k: k * n_sims), with keep_draws */
+    /* with keep_deals: the n_open simulated deals (world index), their P(win)
+     * as simulated (after the bias shift) and P(close inside the period | win) */
+    size_t *open_deal;
+    double *open_p_win, *open_p_close;
 } forecast_result;
 
 /* w: a loaded world (NULL: loaded here). */
@@ -151,9 +156,18 @@ typedef struct backtest_point {
     double pinball;                    /* mean pinball loss (q .1 .5 .9) of the total / actual */
 } backtest_point;
 
+/* Calibration pooled over every point's open deals, outcomes as known at
+ * the store's last observation: P(win) against won (unresolved deals left
+ * out), P(win) x P(close in period) against won inside the period. */
+typedef struct backtest_calib {
+    double ece_win, ece_period, mean_p_win, rate_win, mean_p_period, rate_period;
+    size_t n_win, n_period;
+} backtest_calib;
+
 void backtest_opts_init(backtest_opts *o);
-/* Runs every (quarter, horizon) point; *pts: free(). */
-int forecast_backtest(struct store *s, const backtest_opts *o, backtest_point **pts, size_t *n, prm_error *err);
+/* Runs every (quarter, horizon) point; *pts: free(). cal may be NULL. */
+int forecast_backtest(struct store *s, const backtest_opts *o, backtest_point **pts, size_t *n,
+                      backtest_calib *cal, prm_error *err);
 
 /* ---- multi-tier de-duplication (dedup.c) ---- */
 
