@@ -5,6 +5,8 @@
  *   print(t.best.kind, t.best.eval_logloss, t.partner_brier)
  *   local s = scoring.score{ }                 -- the active model, as of the last observation
  *   print(s.run_id, s.deals, s.flagged)
+ *   local f = scoring.forecast{ period = "2026-Q4", by = "region,tier", sims = 5000, seed = 1 }
+ *   for _, r in ipairs(f.rows) do print(r.segment, r.p10, r.p50, r.p90, r.commit) end
  *
  * Misuse (unknown option) raises; an operational failure (no history, no
  * active model) returns nil, msg.
@@ -16,6 +18,7 @@
 
 #include "lprm.h"
 #include "sandbox.h"
+#include "forecast.h"
 #include "scoring.h"
 #include "timeutil.h"
 #include "world.h"
@@ -253,11 +256,96 @@ static int l_scoring_pipeline(lua_State *L)
     return 1;
 }
 
+#define FORECAST_MT "prm.scoring.forecast"
+
+static int l_forecast_gc(lua_State *L)
+{
+    forecast_result *r = luaL_checkudata(L, 1, FORECAST_MT);
+    forecast_result_free(r);
+    return 0;
+}
+
+/* scoring.forecast{period=, by= "k,k" | {"k,k", ...}, sims=, seed=, as_of=} ->
+ *   { period=, as_of=, base=, sims=, open_deals=, rows = { {segment=, p10=, p50=, p90=, mean=,
+ *     closed=, pipeline=, unregistered=, commit=}, ... } } | nil, msg
+ * The result lives in a userdatum with __gc until it is copied, so a raise
+ * while building the table leaks nothing. */
+static int l_scoring_forecast(lua_State *L)
+{
+    static const char *const keys[] = { "period", "by", "sims", "seed", "as_of", NULL };
+    lprm_check_options(L, 1, "scoring.forecast", keys);
+    forecast_opts o;
+    forecast_opts_init(&o);
+    prm_error err;
+    const char *period = opt_str(L, 1, "period", NULL);
+    if (period && forecast_parse_period(period, &o.fy, &o.q, &err) < 0)
+        return luaL_error(L, "scoring.forecast: %s", err.msg);
+    const char *as_of = opt_str(L, 1, "as_of", NULL);
+    o.as_of = clock_now();
+    if (as_of && clock_parse(as_of, &o.as_of, &err) < 0) return luaL_error(L, "scoring.forecast: %s", err.msg);
+    o.sims = (int)opt_int(L, 1, "sims", 10000);
+    if (o.sims < 100 || o.sims > 1000000) return luaL_error(L, "scoring.forecast: sims must be in [100, 1000000]");
+    o.seed = (uint64_t)opt_int(L, 1, "seed", 1);
+    if (!lua_isnoneornil(L, 1)) {
+        lua_getfield(L, 1, "by");
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            if (forecast_parse_by(lua_tostring(L, -1), &o, &err) < 0)
+                return luaL_error(L, "scoring.forecast: %s", err.msg);
+        } else if (lua_istable(L, -1)) {
+            for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+                if (forecast_parse_by(lua_tostring(L, -1), &o, &err) < 0)
+                    return luaL_error(L, "scoring.forecast: %s", err.msg);
+                lua_pop(L, 1);
+            }
+            lua_pop(L, 1);
+        } else if (!lua_isnil(L, -1)) {
+            return luaL_error(L, "scoring.forecast: by must be a string or a list of strings");
+        }
+        lua_pop(L, 1);
+    }
+    forecast_result *r = lua_newuserdatauv(L, sizeof *r, 0);
+    memset(r, 0, sizeof *r);
+    if (luaL_newmetatable(L, FORECAST_MT)) {
+        lua_pushcfunction(L, l_forecast_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    if (forecast_run(db_of(L), NULL, &o, r, &err) < 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err.msg);
+        return 2;
+    }
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, r->period); lua_setfield(L, -2, "period");
+    lua_pushstring(L, r->as_of); lua_setfield(L, -2, "as_of");
+    lua_pushstring(L, r->base); lua_setfield(L, -2, "base");
+    lua_pushinteger(L, r->n_sims); lua_setfield(L, -2, "sims");
+    lua_pushinteger(L, (lua_Integer)r->n_open); lua_setfield(L, -2, "open_deals");
+    lua_pushstring(L, r->model); lua_setfield(L, -2, "probabilities");
+    lua_createtable(L, (int)r->nrows, 0);
+    for (size_t i = 0; i < r->nrows; i++) {
+        const fc_row *x = &r->rows[i];
+        lua_createtable(L, 0, 9);
+        lua_pushstring(L, x->segment); lua_setfield(L, -2, "segment");
+        setnum(L, "p10", x->p10);
+        setnum(L, "p50", x->p50);
+        setnum(L, "p90", x->p90);
+        setnum(L, "mean", x->mean);
+        setnum(L, "closed", x->closed);
+        setnum(L, "pipeline", x->pipeline);
+        setnum(L, "unregistered", x->unregistered);
+        setnum(L, "commit", x->commit);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "rows");
+    return 1;
+}
+
 int luaopen_prm_scoring(lua_State *L)
 {
     static const luaL_Reg fns[] = {
         { "train", l_scoring_train }, { "score", l_scoring_score },
-        { "pipeline", l_scoring_pipeline }, { NULL, NULL },
+        { "pipeline", l_scoring_pipeline }, { "forecast", l_scoring_forecast }, { NULL, NULL },
     };
     luaL_newlib(L, fns);
     return 1;

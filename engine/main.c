@@ -26,6 +26,10 @@ int cmd_rules(int, char **, const cli *);
 int cmd_status(int, char **, const cli *);
 int cmd_audit(int, char **, const cli *);
 int cmd_writeback(int, char **, const cli *);
+int cmd_forecast(int, char **, const cli *);
+int cmd_attainment(int, char **, const cli *);
+int cmd_duplicates(int, char **, const cli *);
+int cmd_backtest(int, char **, const cli *);
 
 typedef struct command {
     const char *name;
@@ -67,6 +71,31 @@ static const command commands[] = {
     { "score", cmd_score, "score [--as-of DATE] [--model ID] [--connector FILE] [--no-flags] [--no-writeback] [--quiet]",
       "Score every open deal with the active model: probability, 1-10 score, drivers and\n"
       "risk flags, stored per run together with the connector's write-back payloads." },
+    { "forecast", cmd_forecast,
+      "forecast [--period 2026-Q4] [--by region,tier] [--by product_family] [--sims N] [--seed S]"
+      " [--model ID] [--no-dedup] [--json | --csv]",
+      "Forecast a fiscal period's revenue in the base currency as of the clock (--as-of):\n"
+      "closed so far + the open pipeline simulated (calibrated P(win) x P(close inside the\n"
+      "period) from the slip model, amounts at the as-of FX rate) + not-yet-registered\n"
+      "run-rate, with P10/P50/P90 per segment from the same simulations and the partners'\n"
+      "commit roll-up beside it. Keys: region, tier, partner, product_family, type, currency,\n"
+      "distributor. --csv: period,segment,p10,p50,p90,mean,closed,pipeline,unregistered,commit.\n"
+      "Default period: the fiscal quarter of the as-of date; 10000 simulations, seed 1." },
+    { "attainment", cmd_attainment, "attainment [--period P] [--at-risk] [--sims N] [--seed S] [--json]",
+      "Per partner with a quota for the period (its latest revision as of the date): expected\n"
+      "attainment and P(attainment >= 100%) from the forecast's simulations; --at-risk lists\n"
+      "only partners below 50% with why (coverage, win rate, registrations, slipping deals)." },
+    { "duplicates", cmd_duplicates, "duplicates [--rule FILE] [--json]",
+      "List the deal pairs the multi-tier de-duplication rule (rules/dedup.lua) matched as of\n"
+      "the date: a distributor's copy of its reseller's registration, and why." },
+    { "backtest", cmd_backtest,
+      "backtest [--from 2024-Q1] [--to 2025-Q4] [--weeks-before-end 13,8,4] [--sims N] [--no-retrain]"
+      " [--kind K]",
+      "Forecast past quarters as of N weeks before their end, with the deal model retrained\n"
+      "as of each date (registered, not activated), and compare with what closed: MAPE,\n"
+      "bias, P10-P90 coverage and pinball loss of the total, WAPE and coverage of region x\n"
+      "tier, beside the partner-commit roll-up, a bias-corrected commit, a stage-weighted\n"
+      "pipeline and seasonal naive." },
     { "explain", cmd_explain, "explain DEAL [--json]",
       "Show a deal's latest score with its drivers and flags, the deal as it was when scored,\n"
       "and its current state where that differs." },

@@ -496,6 +496,7 @@ static int load_model(store *s, int64_t want, model **m, int64_t *id, char kind[
         if (rc == 0) {
             if (want) prm_error_set(err, "no model with id %lld", (long long)want);
             else prm_error_set(err, "no active model: run 'prmcast train' first");
+            return want ? -1 : -2;   /* -2: no active model (the forecast falls back) */
         }
         return -1;
     }
@@ -1058,4 +1059,40 @@ void explain_free(explain_result *x)
     world_free(x->world);
     x->drivers = x->flags = NULL;
     x->world = NULL;
+}
+
+/* ---- P(win) for the forecast ------------------------------------------ */
+
+int scoring_open_probs(store *s, world *w, int64_t model_id, int64_t at, double *p, size_t *n_open,
+                       int64_t *used_model, prm_error *err)
+{
+    model *m = NULL;
+    int64_t id = 0;
+    char kind[16], version[64];
+    int rc = load_model(s, model_id, &m, &id, kind, version, err);
+    if (rc == -2) return 1;
+    if (rc < 0) return -1;
+    feat_set fs;
+    memset(&fs, 0, sizeof fs);
+    double *q = NULL;
+    rc = -1;
+    if (feat_open(w, at, &fs, err) < 0) goto out;
+    q = malloc(sizeof(double) * (fs.n + 1));
+    if (!q) {
+        prm_error_set(err, "out of memory");
+        goto out;
+    }
+    if (model_predict(m, &fs.data, q, err) < 0) goto out;
+    clip_probs(q, fs.n);
+    size_t nd = world_n_deals(w);
+    for (size_t i = 0; i < nd; i++) p[i] = NAN;
+    for (size_t i = 0; i < fs.n; i++) p[fs.deal[i]] = q[i];
+    if (n_open) *n_open = fs.n;
+    if (used_model) *used_model = id;
+    rc = 0;
+out:
+    free(q);
+    feat_set_free(&fs);
+    model_free(m);
+    return rc;
 }

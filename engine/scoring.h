@@ -152,4 +152,11 @@ typedef struct explain_result {
 int scoring_explain(struct store *s, const char *deal, explain_result *x, prm_error *err);
 void explain_free(explain_result *x);
 
+/* P(win) of every deal open at `at` from the model `model_id` (0: the active
+ * one), calibrated as scoring does, without storing a run: p[world index]
+ * (world_n_deals entries; NaN for deals not open at `at`). Returns 0, 1
+ * when model_id is 0 and no model is active (p untouched), -1 on error. */
+int scoring_open_probs(struct store *s, world *w, int64_t model_id, int64_t at, double *p,
+                       size_t *n_open, int64_t *used_model, prm_error *err);
+
 #endif

@@ -139,6 +139,28 @@ for _, r in ipairs(db:query([[
   out:write(("  %8d  %s\n"):format(r.n, prm.safe(r.flag)))
 end
 
+-- The channel forecast: the current and the next fiscal period.
+section("Channel forecast")
+local forecasts = {}
+local now = scoring.forecast { sims = 5000 }
+if now then
+  local y, n = now.period:match("^(%d+)-Q(%d)$")
+  y, n = tonumber(y), tonumber(n)
+  local nxt = n == 4 and ("%d-Q1"):format(y + 1) or ("%d-Q%d"):format(y, n + 1)
+  for _, f in ipairs { now, scoring.forecast { period = nxt, sims = 5000 } } do
+    out:write(("\n  %s as of %s (%s, %s)\n"):format(f.period, f.as_of:sub(1, 10), f.base, f.probabilities))
+    out:write(("  %-14s %14s %14s %14s %14s %14s %14s\n"):format("", "P10", "P50", "P90", "closed",
+      "pipeline", "commit"))
+    local r = f.rows[1]
+    out:write(("  %-14s %14.0f %14.0f %14.0f %14.0f %14.0f %14.0f\n"):format(r.segment, r.p10, r.p50, r.p90,
+      r.closed, r.pipeline, r.commit or 0))
+    forecasts[#forecasts + 1] = { period = f.period, p10 = r.p10, p50 = r.p50, p90 = r.p90 }
+  end
+else
+  out:write("  no forecast (no deal history yet)\n")
+end
+
+
 -- Scores back to the PRM: the outbox drained through the connector.
 local sent
 if http_connector then
@@ -149,7 +171,8 @@ if http_connector then
   sent = wres.sent
 end
 
+
 return { ingest = { read = res.read, written = res.written, rejected = res.rejected }, sent = sent,
          open_pipeline = grand, base_currency = pipe.base, problems = problems,
          scoring = { run = s.run_id, deals = s.deals, flagged = s.flagged,
-                     trained = trained and trained.kind or nil } }
+                     trained = trained and trained.kind or nil }, forecast = forecasts }

@@ -1,0 +1,78 @@
+#!/bin/sh
+# The channel forecast end to end (issue 9): the CSV's header exactly as
+# BI tools read it, rows that add up, a pinned seeded run reproducible byte
+# for byte, no look-ahead through the CLI (later history leaves the past
+# date's forecast unchanged), attainment and duplicates listed.
+. "$(dirname "$0")/lib.sh"
+cd "$T" || exit 1
+"$P" sample --out x --partners 40 --deals 4000 --seed 11 >/dev/null
+"$P" --db a.db ingest x --quiet >/dev/null 2>&1; ok $? "sample ingested"
+export PRMCAST_NOW=2026-10-31
+"$P" --db a.db train --kind logistic >train.out 2>&1; ok $? "trained as of 2026-10-31" "$(tail -3 train.out)"
+"$P" --db a.db forecast --csv --by region,tier --by product_family --sims 2000 --seed 5 >a.csv 2>err.txt
+ok $? "forecast --csv" "$(cat err.txt)"
+ok "$(test "$(head -1 a.csv)" = "period,segment,p10,p50,p90,mean,closed,pipeline,unregistered,commit"; echo $?)" \
+   "the CSV header exactly as specified" "$(head -1 a.csv)"
+ok "$(grep -c '^2026-Q4,total,' a.csv | grep -qx 1; echo $?)" "one total row for the default period (the as-of date's quarter)"
+ok "$(grep -q '^2026-Q4,"region=[A-Z]*,tier=[A-Za-z]*",' a.csv; echo $?)" "region x tier rows named key=value,key=value"
+ok "$(grep -q '^2026-Q4,product_family=' a.csv; echo $?)" "a second --by level"
+# Each level's means sum to the total's, and the product rows have no commit.
+tot=$(awk -F, '$2 == "total" { print $6 }' a.csv)
+prod=$(awk -F, '$2 ~ /^product_family=/ { s += $6 } END { printf "%.2f", s }' a.csv)
+ok "$(awk -v a="$tot" -v b="$prod" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 0.01 * (1 + a) / 100) }'; echo $?)" \
+   "product rows' means sum to the total's ($prod vs $tot)"
+ok "$(awk -F, '$2 ~ /^product_family=/ && $11 != "" { bad = 1 } END { exit bad }' a.csv; echo $?)" \
+   "no commit roll-up for a deal-level key"
+"$P" --db a.db forecast --csv --by region,tier --by product_family --sims 2000 --seed 5 >b.csv 2>/dev/null
+cmp -s a.csv b.csv; ok $? "a pinned seeded run is reproducible byte for byte"
+"$P" --db a.db forecast --csv --sims 2000 --seed 6 >c.csv 2>/dev/null
+ok "$(test "$(sed -n 2p c.csv)" != "$(sed -n 2p a.csv)"; echo $?)" "another seed gives other quantiles"
+"$P" --db a.db --json forecast --sims 1000 --period 2027-Q1 >n.json 2>/dev/null; ok $? "next period as JSON"
+ok "$(grep -q '"period":"2027-Q1"' n.json && grep -q '"closed":0.00' n.json; echo $?)" "a future period has nothing closed yet"
+"$P" --db a.db attainment --sims 1000 >att.txt 2>&1; ok $? "attainment" "$(tail -3 att.txt)"
+ok "$(grep -q 'with a quota for the period' att.txt; echo $?)" "attainment lists partners with a quota"
+"$P" --db a.db attainment --at-risk --sims 1000 >risk.txt 2>&1; ok $? "attainment --at-risk"
+"$P" --db a.db duplicates >dup.txt 2>&1; ok $? "duplicates" "$(cat dup.txt)"
+"$P" --db a.db forecast --by colour >/dev/null 2>&1; ok "$(test $? -eq 2; echo $?)" "an unknown key is a usage error"
+
+# Lua jobs get the same forecast (scoring.forecast), and the backtest runs.
+cat >f.lua <<'LUA'
+local scoring = require "prm.scoring"
+local f = assert(scoring.forecast { by = "region,tier", sims = 2000, seed = 5 })
+local sum = 0
+for i = 2, #f.rows do sum = sum + f.rows[i].mean end
+print(f.period, f.rows[1].segment, ("%.2f"):format(f.rows[1].mean), math.abs(sum - f.rows[1].mean) < 1e-6 * f.rows[1].mean)
+local ok, e = pcall(scoring.forecast, { by = "colour" })
+print(ok, e:match("unknown segment key") ~= nil)
+LUA
+"$P" --db a.db run f.lua >f.out 2>&1; ok $? "scoring.forecast from a job" "$(cat f.out)"
+"$P" --db a.db forecast --csv --by region,tier --sims 2000 --seed 5 >rt.csv 2>/dev/null
+ok "$(grep -q "^2026-Q4	total	$(awk -F, '$2 == "total" { print $6 }' rt.csv)	true" f.out; echo $?)" \
+   "the binding's total is the CLI's, and its segments sum to it" "$(head -1 f.out) vs $(grep ',total,' rt.csv)"
+ok "$(grep -q '^false	true' f.out; echo $?)" "a bad key raises with the reason"
+"$P" --db a.db backtest --from 2026-Q2 --to 2026-Q2 --weeks-before-end 4 --sims 500 >bt.out 2>&1
+ok $? "backtest of one point" "$(tail -3 bt.out)"
+ok "$(grep -q '^2026-Q2  2026-06-02   4' bt.out && grep -q '^ 4 weeks' bt.out; echo $?)" "it prints the point and the horizon's summary" "$(head -3 bt.out)"
+
+# Later history: new deals, deal changes, a partner moved - all after the date.
+cat >later.lua <<'LUA'
+local db = require("prm.store").default()
+db:begin()
+local n = 0
+for _, d in ipairs(db:query([[SELECT d.*, p.external_id AS pext FROM deals d JOIN partners p ON p.id = d.partner_id
+                               WHERE d.status = 'open' LIMIT 200]])) do
+  assert(db:upsert("deal_change", { source = d.source, deal_id = d.external_id,
+    observed_at = "2026-11-26T00:00:00Z", stage = "closed_won", status = "won", amount = (d.amount or 0) * 3 }))
+  assert(db:upsert("deal", { source = d.source, external_id = d.external_id .. "-new", partner_id = d.pext,
+    amount = 99999, currency = d.currency, product_family = d.product_family, stage = "registered",
+    status = "open", created_at = "2026-11-27", expected_close = "2026-12-20",
+    updated_at = "2026-11-27T00:00:00Z" }))
+  n = n + 1
+end
+db:commit()
+return { changed = n }
+LUA
+PRMCAST_NOW=2026-11-28 "$P" --db a.db run later.lua >later.out 2>&1; ok $? "later history written" "$(cat later.out)"
+"$P" --db a.db forecast --csv --by region,tier --by product_family --sims 2000 --seed 5 --model 1 >d.csv 2>/dev/null
+cmp -s a.csv d.csv; ok $? "later history leaves the past date's forecast unchanged" "$(diff a.csv d.csv | head -4)"
+done_testing

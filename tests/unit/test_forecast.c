@@ -1,0 +1,298 @@
+/* test_forecast.c - the channel forecast (forecast.h) on a small synthetic
+ * program: a distributor's copy of its reseller's deal counted once (and
+ * listed with why), closed revenue at the FX rate of its close day and
+ * pipeline at the as-of rate, every simulation's segments summing to its
+ * total, seeded runs reproducible, attainment from the same draws, a
+ * reseller that changes distributor rolled up under the parent of the
+ * date, and no look-ahead: history added after the as-of date leaves that
+ * date's forecast unchanged to the last bit. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "forecast.h"
+#include "store.h"
+#include "tap.h"
+#include "timeutil.h"
+#include "world.h"
+
+static store *s;
+
+static void put(const char *object, const char *const *kv)
+{
+    const store_object *o = store_object_find(object);
+    store_value v[32];
+    for (int i = 0; i < o->nfields; i++) v[i] = (store_value){ SV_NULL, NULL, 0, 0 };
+    v[0] = (store_value){ SV_TEXT, "t", 0, 0 };
+    for (; kv[0]; kv += 2) {
+        int i = store_field_index(o, kv[0]);
+        if (i < 0) { printf("# no field %s\n", kv[0]); continue; }
+        if (!kv[1]) continue;
+        if (o->fields[i].type == FT_REAL) v[i] = (store_value){ SV_REAL, NULL, atof(kv[1]), 0 };
+        else if (o->fields[i].type == FT_INT) v[i] = (store_value){ SV_INT, NULL, 0, atoll(kv[1]) };
+        else v[i] = (store_value){ SV_TEXT, kv[1], 0, 0 };
+    }
+    prm_error err;
+    int w;
+    if (store_upsert(s, o, v, &w, &err) < 0) printf("# upsert %s: %s\n", object, err.msg);
+}
+
+static int64_t T(const char *iso)
+{
+    int64_t t = 0;
+    clock_parse(iso, &t, NULL);
+    return t;
+}
+
+static void partner(const char *id, const char *tier, const char *region, const char *type, const char *parent,
+                    const char *ccy, const char *at)
+{
+    const char *kv[] = { "external_id", id, "tier", tier, "region", region, "type", type, "parent_id", parent,
+                         "currency", ccy, "updated_at", at, NULL };
+    put("partner", kv);
+}
+
+static void day_iso(int64_t day, char out[11]) { date_iso(day * 86400, out); }
+
+/* A deal created on `created`, open at `stage` with a close date, then
+ * (when close_day > 0) won or lost on close_day. */
+static void deal(const char *id, const char *p, const char *account, double amount, const char *ccy,
+                 int64_t created, int64_t expect, const char *stage, int64_t close_day, const char *outcome)
+{
+    char c[11], e[11], cl[11], up[32], up2[32], amt[32];
+    day_iso(created, c);
+    day_iso(expect, e);
+    snprintf(up, sizeof up, "%sT09:00:00Z", c);
+    snprintf(amt, sizeof amt, "%.2f", amount);
+    const char *kv[] = { "external_id", id, "partner_id", p, "account", account, "amount", amt, "currency", ccy,
+                         "product_family", "Core", "stage", stage, "status", "open", "created_at", c,
+                         "expected_close", e, "updated_at", up, NULL };
+    put("deal", kv);
+    if (close_day > 0) {
+        day_iso(close_day, cl);
+        snprintf(up2, sizeof up2, "%sT10:00:00Z", cl);
+        int won = strcmp(outcome, "won") == 0;
+        const char *kv2[] = { "external_id", id, "partner_id", p, "account", account, "amount", amt, "currency",
+                              ccy, "product_family", "Core", "stage", won ? "closed_won" : "closed_lost",
+                              "status", outcome, "created_at", c, "expected_close", e, "closed_at", cl,
+                              "updated_at", up2, NULL };
+        put("deal", kv2);
+    }
+}
+
+static int64_t D(const char *iso) { return T(iso) / 86400; }
+
+static const fc_row *row(const forecast_result *r, const char *seg)
+{
+    for (size_t i = 0; i < r->nrows; i++)
+        if (strcmp(r->rows[i].segment, seg) == 0) return &r->rows[i];
+    return NULL;
+}
+
+static int run(const char *as_of, const char *by, uint64_t seed, forecast_result *r)
+{
+    forecast_opts o;
+    forecast_opts_init(&o);
+    o.as_of = T(as_of);
+    o.sims = 2000;
+    o.seed = seed;
+    o.keep_draws = 1;
+    o.fy = 2026;
+    o.q = 4;
+    prm_error err;
+    if (by && forecast_parse_by(by, &o, &err) < 0) {
+        printf("# by: %s\n", err.msg);
+        return -1;
+    }
+    if (forecast_run(s, NULL, &o, r, &err) < 0) {
+        printf("# forecast: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int same(const forecast_result *a, const forecast_result *b)
+{
+    if (a->nrows != b->nrows) return 0;
+    for (size_t i = 0; i < a->nrows; i++) {
+        const fc_row *x = &a->rows[i], *y = &b->rows[i];
+        if (strcmp(x->segment, y->segment) || memcmp(&x->mean, &y->mean, sizeof(double) * 9)) return 0;
+    }
+    return memcmp(a->total_draws, b->total_draws, sizeof(double) * (size_t)a->n_sims) == 0;
+}
+
+int main(void)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/prmcast-test-forecast-%d.db", (int)getpid());
+    unlink(path);
+    prm_error err;
+    if (store_open(path, &s, &err) < 0) {
+        printf("# %s\n", err.msg);
+        return 1;
+    }
+    chdir("/nonexistent-root-for-dedup-defaults");   /* the rule's defaults when no file */
+    partner("DIST1", "Gold", "EMEA", "distributor", NULL, "USD", "2024-01-01T00:00:00Z");
+    partner("DIST2", "Gold", "EMEA", "distributor", NULL, "USD", "2024-01-01T00:00:00Z");
+    partner("R1", "Silver", "EMEA", "reseller", "DIST1", "USD", "2024-01-01T00:00:00Z");
+    partner("R2", "Gold", "NA", "reseller", NULL, "EUR", "2024-01-01T00:00:00Z");
+    const char *fx1[] = { "currency", "EUR", "date", "2024-01-01", "rate", "1.10", NULL };
+    put("fx", fx1);
+    const char *fx2[] = { "currency", "EUR", "date", "2026-11-01", "rate", "1.20", NULL };
+    put("fx", fx2);
+
+    /* Two years of history: deals every 5 days, two in three won 40-100
+     * days after registration, a quarter of them late. */
+    char id[32];
+    int64_t d0 = D("2024-06-01");
+    for (int k = 0; k < 170; k++) {
+        int64_t c = d0 + 5 * k, close = c + 40 + (k * 7) % 60;
+        if (close >= D("2026-10-01")) continue;
+        snprintf(id, sizeof id, "H%03d", k);
+        deal(id, k % 2 ? "R1" : "R2", NULL, 1000 + 37 * (k % 11), k % 2 ? "USD" : "EUR", c, c + 45, "proposal",
+             close, k % 3 ? "won" : "lost");
+    }
+    /* Won inside 2026-Q4 before the as-of date: a EUR deal (its close-day
+     * rate is 1.20) and a reseller deal with a distributor's copy. */
+    deal("W1", "R2", NULL, 2000, "EUR", D("2026-09-01"), D("2026-10-20"), "negotiation", D("2026-11-05"), "won");
+    deal("DUPR", "R1", "Acme Corp", 10000, "USD", D("2026-10-01"), D("2026-10-25"), "negotiation",
+         D("2026-10-20"), "won");
+    deal("DUPD", "DIST1", "ACME corp.", 10200, "USD", D("2026-10-05"), D("2026-10-25"), "negotiation",
+         D("2026-10-21"), "won");
+    /* Open at the as-of date. */
+    deal("O1", "R1", NULL, 5000, "USD", D("2026-09-15"), D("2026-12-10"), "proposal", 0, NULL);
+    deal("O2", "R2", NULL, 4000, "EUR", D("2026-10-01"), D("2026-12-01"), "negotiation", 0, NULL);
+    deal("O3", "R1", NULL, 3000, "USD", D("2026-06-01"), D("2026-12-20"), "qualified", 0, NULL);
+    const char *q1[] = { "partner_id", "R1", "period", "2026-Q4", "amount", "9000", "currency", "USD",
+                         "set_at", "2026-09-20T00:00:00Z", NULL };
+    put("quota", q1);
+    const char *c1[] = { "partner_id", "R1", "period", "2026-Q4", "category", "commit", "amount", "12000",
+                         "currency", "USD", "submitted_at", "2026-10-01T00:00:00Z", NULL };
+    put("commit", c1);
+    const char *c2[] = { "partner_id", "R1", "period", "2026-Q4", "category", "commit", "amount", "15000",
+                         "currency", "USD", "submitted_at", "2026-11-15T00:00:00Z", NULL };
+    put("commit", c2);
+    const char *c3[] = { "partner_id", "R1", "period", "2026-Q4", "category", "commit", "amount", "99000",
+                         "currency", "USD", "submitted_at", "2026-11-25T00:00:00Z", NULL };
+    put("commit", c3);
+
+    /* The duplicate pair, matched with why. */
+    world *w;
+    if (world_load(s, &w, &err) < 0) { printf("# %s\n", err.msg); return 1; }
+    dedup_rule rule;
+    T_OK(dedup_rule_load(NULL, &rule, &err) == 0, "the dedup rule's defaults without a rule file");
+    dedup_pair *pairs = NULL;
+    size_t np = 0;
+    T_OK(dedup_find(s, w, T("2026-11-20"), &rule, &pairs, &np, &err) == 0, "dedup_find runs");
+    T_EQ_INT((int)np, 1, "one duplicate pair");
+    if (np == 1) {
+        T_EQ_STR(world_deal_id(w, pairs[0].keep), "DUPR", "the reseller's record is kept");
+        T_EQ_STR(world_deal_id(w, pairs[0].drop), "DUPD", "the distributor's copy is dropped");
+        T_OK(strstr(pairs[0].why, "same account") && strstr(pairs[0].why, "parent"), "and the pair says why");
+    }
+    free(pairs);
+    rule.amount_pct = 1;
+    dedup_find(s, w, T("2026-11-20"), &rule, &pairs, &np, &err);
+    T_EQ_INT((int)np, 0, "a tighter amount threshold (1%, the pair is 2% apart) matches nothing");
+    free(pairs);
+    world_free(w);
+
+    /* The forecast as of 2026-11-20. */
+    forecast_result a, b, c;
+    T_OK(run("2026-11-20", "region,tier", 7, &a) == 0, "forecast by region,tier");
+    const fc_row *tot = &a.rows[0];
+    T_EQ_STR(tot->segment, "total", "the first row is the total");
+    /* closed: W1 at the rate of its close day (1.20) + DUPR, never DUPD */
+    double closed = 2000 * 1.20 + 10000;
+    T_NEAR(tot->closed, closed, 1e-6, "closed counts the double registration once, EUR at its close-day rate");
+    T_EQ_INT((int)a.n_duplicates, 1, "the run reports the dropped copy");
+    T_EQ_INT((int)a.n_open, 3, "three open deals simulated");
+    T_OK(tot->p10 <= tot->p50 && tot->p50 <= tot->p90 && tot->p10 >= closed - 1e-6, "P10 <= P50 <= P90, above closed");
+    T_NEAR(tot->commit, 15000, 1e-9, "commit: the latest revision submitted by the date (not the later one)");
+    /* every simulation: the rows of a level sum to the total */
+    double worst = 0, msum = 0, csum = 0;
+    for (int x = 0; x < a.n_sims; x++) {
+        double sum = 0;
+        for (size_t i = 1; i < a.nrows; i++) sum += a.row_draws[i * (size_t)a.n_sims + (size_t)x];
+        worst = fmax(worst, fabs(sum - a.total_draws[x]));
+    }
+    for (size_t i = 1; i < a.nrows; i++) {
+        msum += a.rows[i].mean;
+        csum += a.rows[i].closed;
+    }
+    T_OK(worst < 1e-6 * (1 + tot->mean), "every draw: the segments sum to the total");
+    T_NEAR(msum, tot->mean, 1e-6 * tot->mean, "segment means sum to the total's");
+    T_NEAR(csum, tot->closed, 1e-6, "segment closed sums to the total's");
+    const fc_row *emea = row(&a, "region=EMEA,tier=Silver"), *na = row(&a, "region=NA,tier=Gold");
+    T_OK(emea && na, "segments named key=value,key=value");
+    if (emea) T_NEAR(emea->commit, 15000, 1e-9, "R1's commit rolls up into its segment");
+    if (na) T_NEAR(na->closed, 2400, 1e-6, "the EUR deal's segment holds its converted amount");
+
+    /* Pipeline FX as of the date: O2 (EUR 4000) at 1.20, the rate of 2026-11-01. */
+    int seen = 0;
+    for (size_t i = 0; i < a.ntop; i++)
+        if (strcmp(a.top[i].id, "O2") == 0) {
+            T_NEAR(a.top[i].amount, 4800, 1e-6, "an open EUR deal at the as-of rate");
+            seen = 1;
+        }
+    T_OK(seen, "the open EUR deal is among the drivers");
+
+    /* Reproducible with a seed, different without it. */
+    T_OK(run("2026-11-20", "region,tier", 7, &b) == 0, "again with the same seed");
+    T_OK(same(&a, &b), "a seeded run is reproducible bit for bit");
+    forecast_result_free(&b);
+    T_OK(run("2026-11-20", "region,tier", 8, &b) == 0, "another seed");
+    T_OK(memcmp(a.total_draws, b.total_draws, sizeof(double) * (size_t)a.n_sims) != 0, "another seed, other draws");
+    forecast_result_free(&b);
+
+    /* Attainment from the same draws: R1's mean is its segment's closed +
+     * pipeline (R1 is alone in region=EMEA,tier=Silver). */
+    const fc_partner *r1 = NULL;
+    for (size_t i = 0; i < a.npartners; i++)
+        if (strcmp(a.partners[i].id, "R1") == 0) r1 = &a.partners[i];
+    T_OK(r1 != NULL, "R1 has an attainment row");
+    if (r1 && emea) {
+        T_NEAR(r1->quota, 9000, 1e-9, "its quota for the period");
+        T_NEAR(r1->mean, emea->closed + emea->pipeline, 1e-6 * (1 + r1->mean), "partner mean = its closed + simulated pipeline");
+        T_NEAR(r1->expected_attainment, r1->mean / 9000, 1e-12, "expected attainment = mean / quota");
+        T_OK(r1->p_attain == 1, "R1 closed 10000 against 9000: attained in every simulation");
+    }
+
+    /* No look-ahead: later history changes nothing as of 2026-11-20. */
+    deal("LATE", "R1", NULL, 50000, "USD", D("2026-11-22"), D("2026-12-15"), "proposal", 0, NULL);
+    deal("O1", "R1", NULL, 5000, "USD", D("2026-09-15"), D("2026-12-10"), "proposal", D("2026-11-28"), "won");
+    const char *fx3[] = { "currency", "EUR", "date", "2026-11-25", "rate", "3.00", NULL };
+    put("fx", fx3);
+    partner("R1", "Platinum", "EMEA", "reseller", "DIST2", "USD", "2026-11-26T00:00:00Z");
+    T_OK(run("2026-11-20", "region,tier", 7, &b) == 0, "the same date after later history");
+    T_OK(same(&a, &b), "history after the as-of date leaves its forecast unchanged");
+    forecast_result_free(&b);
+
+    /* The distributor of the date: R1 under DIST1 before its move (Nov 26),
+     * under DIST2 after. */
+    T_OK(run("2026-11-20", "distributor", 7, &b) == 0, "by distributor before the move");
+    const fc_row *d1 = row(&b, "distributor=DIST1"), *d2 = row(&b, "distributor=DIST2");
+    T_OK(d1 && d1->open_deals == 2 && (!d2 || d2->open_deals == 0), "before: R1's deals under DIST1");
+    T_OK(run("2026-11-30", "distributor", 7, &c) == 0, "by distributor after the move");
+    d1 = row(&c, "distributor=DIST1");
+    d2 = row(&c, "distributor=DIST2");
+    T_OK(d2 && d2->open_deals >= 2 && (!d1 || d1->open_deals == 0), "after: R1's deals under DIST2");
+    T_OK(!row(&c, "distributor=(direct)") || row(&c, "distributor=(direct)")->open_deals == 1,
+         "R2 (no parent) is direct");
+    forecast_result_free(&b);
+    forecast_result_free(&c);
+    forecast_result_free(&a);
+
+    prm_error perr;
+    int fy, q;
+    T_OK(forecast_parse_period("2026-Q5", &fy, &q, &perr) < 0, "a bad period is refused");
+    forecast_opts o;
+    forecast_opts_init(&o);
+    T_OK(forecast_parse_by("region,colour", &o, &perr) < 0 && strstr(perr.msg, "colour"), "an unknown key is named");
+
+    store_close(s);
+    unlink(path);
+    return t_done();
+}
