@@ -225,18 +225,30 @@ static double unpack(const amodel *md, const double *par, int trans, double *phi
 static double css_ssq(const amodel *md, const double *ar, const double *ma, double mu, int *nu)
 {
     const double *w = md->w;
-    double *e = md->work, ssq = 0.0;
-    int n = md->nw, np = md->np, nq = md->nq;
-    for (int t = 0; t < n; t++) {
-        if (t < np) {
-            e[t] = 0.0;
-            continue;
+    double *e = md->work, ssq = 0.0, ca[MAXLAG + 1], cm[MAXLAG + 1];
+    int n = md->nw, np = md->np, nq = md->nq, la[MAXLAG + 1], lm[MAXLAG + 1], na = 0, nm = 0;
+    /* the expanded seasonal polynomials are mostly zeros: loop over the
+     * non-zero lags only (the search's cost is here) */
+    double c0 = mu;
+    for (int k = 1; k <= np; k++)
+        if (ar[k] != 0.0) {
+            la[na] = k;
+            ca[na++] = ar[k];
+            c0 -= ar[k] * mu;
         }
-        double v = w[t] - mu;
-        for (int k = 1; k <= np; k++)
-            v -= ar[k] * (w[t - k] - mu);
-        for (int k = 1; k <= nq && k <= t; k++)
-            v -= ma[k] * e[t - k];
+    for (int k = 1; k <= nq; k++)
+        if (ma[k] != 0.0) {
+            lm[nm] = k;
+            cm[nm++] = ma[k];
+        }
+    for (int t = 0; t < n && t < np; t++)
+        e[t] = 0.0;
+    for (int t = np; t < n; t++) {
+        double v = w[t] - c0;
+        for (int i = 0; i < na; i++)
+            v -= ca[i] * w[t - la[i]];
+        for (int i = 0; i < nm && lm[i] <= t; i++)
+            v -= cm[i] * e[t - lm[i]];
         e[t] = v;
         ssq += v * v;
     }
