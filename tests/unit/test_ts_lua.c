@@ -38,6 +38,9 @@ static const char *const script =
     "  local r = ts.forecast(y, { period = 12, h = 3, method = m })\n"
     "  T(r and #r.mean == 3 and r.mean[3] == r.mean[3], 'method ' .. m)\n"
     "end\n"
+    "local ra = ts.forecast(y, { period = 12, h = 3, method = 'arima' })\n"
+    "T(ra.method:match('^ARIMA%(') ~= nil and ra.aicc == ra.aicc and ra.sigma2 > 0, 'method arima: "
+    "an ARIMA with its AICc', ra.method)\n"
     "local r = ts.forecast(y, { period = 12, h = 3, model = 'AAA' })\n"
     "T(r.method == 'ETS(A,A,A)', 'model option fits that model', r.method)\n"
     /* accuracy on a forecast table and on an array */
