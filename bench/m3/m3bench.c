@@ -1,12 +1,13 @@
-/* m3bench.c - forecasts the M3 monthly or quarterly series with every prm.ts
- * method and scores them, with R's forecasts (r_forecast.R) and the original
+/* m3bench.c - forecasts one M3 subset (yearly, quarterly, monthly, other)
+ * with every prm.ts method and scores them, with R's forecasts
+ * (r_forecast.R: ets, thetaf, auto.arima and their mean) and the original
  * M3 submissions, through engine/metrics.c.  Driven by bench/m3/run.sh.
  *
  *   m3bench M3_DIR SUBSET OUTDIR STEP [maxit_per_dim abstol [restarts]]
  *
- * Prints one markdown table.  Reads OUTDIR/r_SUBSET.csv and
- * OUTDIR/r_SUBSET_time.csv when present.  Writes OUTDIR/ours_SUBSET.csv
- * (per series and method: sMAPE, MASE).
+ * Prints one markdown table.  Reads OUTDIR/r_SUBSET_{ets,thetaf,arima}.csv
+ * and their _time.csv when present.  Writes OUTDIR/ours_SUBSET.csv (per
+ * series and method: sMAPE, MASE).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -22,7 +23,7 @@
 
 void ts_ets_set_effort(int maxit_per_dim, double abstol, int restarts);
 
-#define MAXS 1500
+#define MAXS 1500 /* monthly: 1428 */
 #define MAXN 160
 #define MAXH 18
 #define MAXMETH 48
@@ -213,11 +214,11 @@ static void combine(const char *label, const char **names, int k, int median)
     m->have = 1;
 }
 
-static void load_r(const char *out, const char *subset)
+static void load_r_file(const char *out, const char *subset, const char *meth)
 {
     char file[1200], *line = NULL, *fld[16];
     size_t cap = 0;
-    snprintf(file, sizeof file, "%s/r_%s.csv", out, subset);
+    snprintf(file, sizeof file, "%s/r_%s_%s.csv", out, subset, meth);
     FILE *f = fopen(file, "r");
     if (!f)
         return;
@@ -238,7 +239,7 @@ static void load_r(const char *out, const char *subset)
             slot(m, i, q)[k] = atof(fld[3 + q]);
     }
     fclose(f);
-    snprintf(file, sizeof file, "%s/r_%s_time.csv", out, subset);
+    snprintf(file, sizeof file, "%s/r_%s_%s_time.csv", out, subset, meth);
     f = fopen(file, "r");
     if (f) {
         if (getline(&line, &cap, f) < 0)
@@ -254,6 +255,13 @@ static void load_r(const char *out, const char *subset)
         fclose(f);
     }
     free(line);
+}
+
+static void load_r(const char *out, const char *subset)
+{
+    load_r_file(out, subset, "ets");
+    load_r_file(out, subset, "thetaf");
+    load_r_file(out, subset, "arima");
 }
 
 static void load_original(const char *dir)
@@ -334,35 +342,33 @@ int main(int argc, char **argv)
     load(dir, subset, step < 1 ? 1 : step);
     const char *only = getenv("M3_METHODS"); /* e.g. "ets,theta" for a quick look */
     struct { const char *label; ts_method m; } ours[] = {
-        {"prm auto-ETS", TS_ETS}, {"prm Theta", TS_THETA}, {"prm damped ETS", TS_DAMPED},
-        {"prm combo", TS_COMBO}, {"prm seasonal naive", TS_SNAIVE}, {"prm naive", TS_NAIVE},
-        {"prm drift", TS_DRIFT}};
+        {"prm auto-ETS", TS_ETS}, {"prm Theta", TS_THETA}, {"prm auto-ARIMA", TS_ARIMA},
+        {"prm combo (EAT, default)", TS_COMBO}, {"prm damped ETS", TS_DAMPED},
+        {"prm seasonal naive", TS_SNAIVE}, {"prm naive", TS_NAIVE}, {"prm drift", TS_DRIFT}};
     for (size_t j = 0; j < sizeof ours / sizeof *ours; j++) {
         const char *short_name = ts_method_name(ours[j].m);
         if (only && !strstr(only, short_name))
             continue;
         run_ours(ours[j].label, ours[j].m);
     }
-    const char *c2[] = {"prm auto-ETS", "prm Theta"};
-    const char *c3[] = {"prm auto-ETS", "prm Theta", "prm damped ETS"};
-    combine("(analysis) mean ETS+Theta", c2, 2, 0);
-    combine("(analysis) median ETS,Theta,damped", c3, 3, 1);
-    const char *c4[] = {"prm Theta", "prm damped ETS"};
-    combine("(analysis) mean Theta+damped", c4, 2, 0);
-    const char *c5[] = {"prm auto-ETS", "prm Theta", "prm damped ETS", "prm Theta"};
-    combine("(analysis) ETS+2 Theta+damped", c5, 4, 0);
     load_r(out, subset);
+    const char *reat[] = {"R_ets", "R_auto.arima", "R_thetaf"};
+    combine("R mean ets+auto.arima+thetaf", reat, 3, 0);
     load_original(dir);
     char file[1200];
     snprintf(file, sizeof file, "%s/ours_%s.csv", out, subset);
     FILE *per = fopen(file, "w");
-    double rcpu = -1;
-    for (int i = 0; i < NM; i++)
+    double rcpu = -1, acpu = -1;
+    for (int i = 0; i < NM; i++) {
         if (strcmp(M[i].name, "R_ets") == 0 && M[i].nseries_timed == NS)
             rcpu = M[i].cpu;
+        if (strcmp(M[i].name, "R_auto.arima") == 0 && M[i].nseries_timed == NS)
+            acpu = M[i].cpu;
+    }
     printf("\n### %s: %d series (every %d-th), h = %d\n\n", subset, NS, step, S[0].h);
-    printf("| method | sMAPE | MASE | 80%% cov | 95%% cov | wall s | CPU s | R ets CPU / ours |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    printf("| method | sMAPE | MASE | 80%% cov | 95%% cov | wall s | CPU s | R ets CPU / ours "
+           "| R auto.arima CPU / ours |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < NM; i++) {
         method *m = &M[i];
         if (!m->have)
@@ -370,7 +376,8 @@ int main(int argc, char **argv)
         score sc = score_method(m, strncmp(m->name, "M3 ", 3) ? per : NULL);
         if (!sc.nseries)
             continue;
-        char cov80[16] = "", cov95[16] = "", wall[16] = "", cpu[16] = "", ratio[24] = "";
+        char cov80[16] = "", cov95[16] = "", wall[16] = "", cpu[16] = "", ratio[24] = "",
+             aratio[24] = "";
         if (m->has_pi) {
             snprintf(cov80, sizeof cov80, "%.1f%%", sc.cov80);
             snprintf(cov95, sizeof cov95, "%.1f%%", sc.cov95);
@@ -380,10 +387,12 @@ int main(int argc, char **argv)
             snprintf(cpu, sizeof cpu, "%.2f", m->cpu);
             if (rcpu > 0 && strncmp(m->name, "R_", 2) != 0)
                 snprintf(ratio, sizeof ratio, "%.0fx", rcpu / fmax(m->cpu, 1e-3));
+            if (acpu > 0 && strncmp(m->name, "R_", 2) != 0)
+                snprintf(aratio, sizeof aratio, "%.0fx", acpu / fmax(m->cpu, 1e-3));
         }
-        printf("| %s%s | %.3f | %.3f | %s | %s | %s | %s | %s |\n", m->name,
+        printf("| %s%s | %.3f | %.3f | %s | %s | %s | %s | %s | %s |\n", m->name,
                sc.nseries < NS ? " (partial)" : "", sc.smape, sc.mase, cov80, cov95, wall, cpu,
-               ratio);
+               ratio, aratio);
     }
     if (per)
         fclose(per);

@@ -22,6 +22,8 @@ for _, m in ipairs{ 'theta', 'croston', 'snaive', 'naive', 'drift', 'mean', 'dam
   local r = ts.forecast(y, { period = 12, h = 3, method = m })
   T(r and #r.mean == 3 and r.mean[3] == r.mean[3], 'method ' .. m)
 end
+local ra = ts.forecast(y, { period = 12, h = 3, method = 'arima' })
+T(ra.method:match('^ARIMA%(') ~= nil and ra.aicc == ra.aicc and ra.sigma2 > 0, 'method arima: an ARIMA with its AICc', ra.method)
 local r = ts.forecast(y, { period = 12, h = 3, model = 'AAA' })
 T(r.method == 'ETS(A,A,A)', 'model option fits that model', r.method)
 local actual = {}
