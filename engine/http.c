@@ -425,13 +425,17 @@ long http_retry_after_ms(const char *v, long now)
     while (*v == ' ') v++;
     char *end;
     long s = strtol(v, &end, 10);
+    /* A server's value, so bounded: past a day it is a day (the caller caps
+     * it lower still); found by tests/fuzz/fuzz_http.c, it overflowed. */
+    enum { DAY_S = 86400 };
     if (end != v) {
         while (*end == ' ') end++;
-        if (*end == 0) return s < 0 ? 0 : s * 1000;
+        if (*end == 0) return s < 0 ? 0 : s > DAY_S ? DAY_S * 1000L : s * 1000;
     }
     time_t t = curl_getdate(v, NULL);
     if (t < 0) return -1;
-    return t > now ? (long)(t - now) * 1000 : 0;
+    long d = t > now ? (long)(t - now) : 0;
+    return (d > DAY_S ? DAY_S : d) * 1000L;
 }
 
 static uint64_t next_rand(http_client *c)

@@ -7,12 +7,13 @@
 # such an input becomes a regression test (the tests replay every file in
 # tests/fuzz/regress/<target>/ on each run, before fuzzing).
 #   targets: csv (prm.csv over libcsv), json (JSON record scan), parse
-#   (dates, money, percentages), model (model_load)
+#   (dates, money, percentages), model (model_load), http (Retry-After
+#   values, URL and message redaction)
 set -eu
 cd "$(dirname "$0")/../.."
 SECS=${1:-20}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-csv json parse model}
+TARGETS=${*:-csv json parse model http}
 CLANG=${CLANG:-$(command -v clang-14 || command -v clang || true)}
 if [ -z "$CLANG" ]; then
   echo "tests/fuzz/run.sh: clang is missing (Debian: apt-get install clang-14 libclang-rt-14-dev)" >&2
@@ -37,6 +38,7 @@ build() {   # target -> build/fuzz/fuzz_<target>
     json)  src="engine/jsonscan.c"; extra=""; libs="" ;;
     parse) src="engine/timeutil.c engine/numparse.c engine/currency.c engine/error.c"; extra=""; libs="-lm" ;;
     model) src="$CORE"; extra=""; libs="-lm" ;;
+    http)  src="engine/http.c engine/error.c"; extra="$(pkg-config --cflags libcurl)"; libs="$(pkg-config --libs libcurl)" ;;
     *) echo "unknown fuzz target $1" >&2; exit 2 ;;
   esac
   # shellcheck disable=SC2086
