@@ -80,6 +80,9 @@ end
 -- Connectors load at the connector trust kind (no io, no os) where the
 -- engine offers it (prm.engine.load, issue 7); otherwise as a plain chunk.
 local has_engine, engine = pcall(require, "prm.engine")
+-- The test build's kill switch (build/prmcast-fault only): SIGKILL at the
+-- N-th record with PRMCAST_FAULT_KILL_AFTER=N, so kill tests need no timing.
+local fault = has_engine and type(engine) == "table" and engine.fault or nil
 function M.load_connector(path)
   if not exists(path) and prm.root and exists(prm.root .. "/" .. path) then
     path = prm.root .. "/" .. path
@@ -275,6 +278,7 @@ local function sync_object(db, client, conn, o, opts, st)
             reject(why or "rejected by the mapping")
           else
             if rec.source == nil then rec.source = source end
+            if fault then fault("sync.record") end
             local written, uerr = db:upsert(o.object, rec)
             if written == nil then reject(uerr)
             elseif written then st.written = st.written + 1
