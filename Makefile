@@ -7,7 +7,8 @@ PKGS    := lua5.4 sqlite3 libcurl libcrypto libmicrohttpd
 MULTI   := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 CJSON_A ?= /usr/lib/$(MULTI)/liblua5.4-cjson.a
 DEB_PKGS := build-essential pkg-config liblua5.4-dev lua-cjson-dev libcsv-dev \
-            libsqlite3-dev libcurl4-openssl-dev libssl-dev libmicrohttpd-dev sqlite3
+            libsqlite3-dev libcurl4-openssl-dev libssl-dev libmicrohttpd-dev sqlite3 \
+            python3 curl
 
 HAVE_DEPS := $(shell pkg-config --exists $(PKGS) 2>/dev/null && [ -f $(CJSON_A) ] \
                && [ -f /usr/include/csv.h ] && echo yes)
@@ -55,7 +56,8 @@ all: prmcast
 
 deps:
 	@if pkg-config --exists $(PKGS) && [ -f $(CJSON_A) ] && [ -f /usr/include/csv.h ] \
-	   && command -v sqlite3 >/dev/null; then :; else \
+	   && command -v sqlite3 >/dev/null && [ -x /usr/bin/python3 ] \
+	   && command -v curl >/dev/null; then :; else \
 	  echo "make deps: installing $(DEB_PKGS)"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(DEB_PKGS); fi

@@ -136,22 +136,17 @@ int job_close(store *db, const char *name, int64_t id, int ok, const char *count
 
 int job_reap(store *db, prm_error *err)
 {
-    store_stmt *st;
-    if (store_prepare(db, "SELECT id, pid FROM jobs WHERE status = 'running'", &st, err) < 0) return -1;
-    int64_t dead[64];
-    int n = 0;
-    while (store_step(st, NULL) == 1 && n < 64) {
-        store_value id = store_column(st, 0), pid = store_column(st, 1);
-        /* No pid (older rows), or no such process: the job died. */
-        if (pid.kind != SV_INT || pid.i <= 0 || (kill((pid_t)pid.i, 0) < 0 && errno == ESRCH) ||
-            pid.i == (int64_t)getpid())
-            dead[n++] = id.i;
-    }
-    store_finalize(st);
+    int64_t ids[64], pids[64], dead[64];
+    int n = store_jobs_running(db, ids, pids, 64, err), k = 0;
+    if (n < 0) return -1;
     for (int i = 0; i < n; i++)
+        /* No pid (older rows), or no such process: the job died. */
+        if (pids[i] <= 0 || (kill((pid_t)pids[i], 0) < 0 && errno == ESRCH) || pids[i] == (int64_t)getpid())
+            dead[k++] = ids[i];
+    for (int i = 0; i < k; i++)
         store_job_end(db, dead[i], "killed", NULL,
                       "the process ended without finishing (killed?); a rerun resumes", NULL);
-    return n;
+    return k;
 }
 
 int job_call(store *db, const char *name, const char *module, const char *fn, int argc, char **argv,

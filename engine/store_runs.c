@@ -76,3 +76,20 @@ int store_job_end(store *s, int64_t id, const char *status, const char *counts_j
                      5, v, NULL, err);
 }
 
+
+int store_jobs_running(store *s, int64_t *ids, int64_t *pids, int max, prm_error *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT id, pid FROM jobs WHERE status = 'running' ORDER BY id", -1, &st,
+                           NULL) != SQLITE_OK)
+        return store_db_error(s, err, "reading jobs");
+    int n = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max) {
+        ids[n] = sqlite3_column_int64(st, 0);
+        pids[n] = sqlite3_column_type(st, 1) == SQLITE_INTEGER ? sqlite3_column_int64(st, 1) : 0;
+        n++;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_db_error(s, err, "reading jobs");
+    return n;
+}

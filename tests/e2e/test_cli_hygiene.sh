@@ -38,4 +38,10 @@ printf 'local t = require("cjson").decode(io.open(arg[1]):read("a")) assert(t.ok
 grep -q "^prmcast [0-9a-f]" v.txt; ok $? "--version prints the build's git describe" "$(cat v.txt)"
 sqlite3 neg.db "PRAGMA user_version = -1; CREATE TABLE x (a);"
 "$P" --db neg.db status >/dev/null 2>err; grep -q "not a prmcast store" err; ok $? "a negative schema version is named, not 'not an error'" "$(cat err)"
+# A job left 'running' by a killed process is marked on the next start.
+"$P" --db jr.db init >/dev/null 2>&1
+sqlite3 jr.db "INSERT INTO jobs (script, started_at, status, pid) VALUES ('x', '2026-01-01T00:00:00Z', 'running', 999999)"
+printf 'return {}\n' >nop.lua
+"$P" --db jr.db run nop.lua >/dev/null 2>&1
+ok "$(test "$(q jr.db "SELECT status FROM jobs WHERE id = 1")" = killed; echo $?)" "a job whose process died is marked killed on the next start"
 done_testing
