@@ -70,34 +70,11 @@ int cmd_status(int argc, char **argv, const cli *c)
         cli_text(stdout, store_path(s), 0);
         printf(" (schema version %d)\n", store_version(s));
     }
-    static const char *const sections[][2] = {
-        { "tables",
-          "SELECT 'partners' AS name, count(*) AS rows FROM partners UNION ALL "
-          "SELECT 'deals', count(*) FROM deals UNION ALL "
-          "SELECT 'deals (open)', count(*) FROM deals WHERE status = 'open' UNION ALL "
-          "SELECT 'deal_history', count(*) FROM deal_history UNION ALL "
-          "SELECT 'attr_history', count(*) FROM attr_history UNION ALL "
-          "SELECT 'commits', count(*) FROM commits UNION ALL SELECT 'quotas', count(*) FROM quotas UNION ALL "
-          "SELECT 'transactions', count(*) FROM transactions UNION ALL "
-          "SELECT 'payouts', count(*) FROM payouts UNION ALL SELECT 'signals', count(*) FROM signals UNION ALL "
-          "SELECT 'fx_rates', count(*) FROM fx_rates UNION ALL "
-          "SELECT 'ingest_rejects', count(*) FROM ingest_rejects UNION ALL "
-          "SELECT 'scores', count(*) FROM scores UNION ALL "
-          "SELECT 'writeback_outbox (pending)', count(*) FROM writeback_outbox WHERE status = 'pending' UNION ALL "
-          "SELECT 'writeback_outbox (dead)', count(*) FROM writeback_outbox WHERE status = 'dead' UNION ALL "
-          "SELECT 'audit_log', count(*) FROM audit_log" },
-        { "syncs", "SELECT source, object, cursor, updated_at FROM sync_state"
-                   " ORDER BY updated_at DESC, object LIMIT 20" },
-        { "jobs", "SELECT id, script, status, started_at, ended_at FROM jobs ORDER BY id DESC LIMIT 10" },
-        { "models", "SELECT id, kind, version, CASE active WHEN 1 THEN 'active' ELSE '' END AS state,"
-                    " round(json_extract(metrics, '$.eval_logloss'), 4) AS eval_logloss"
-                    " FROM models ORDER BY active DESC, id DESC LIMIT 5" },
-        { "score_runs", "SELECT id, as_of, model_id, deals, flagged, queued, status FROM score_runs"
-                        " ORDER BY id DESC LIMIT 5" },
-    };
+    size_t nrep;
+    const store_report *rep = store_status_reports(&nrep);
     int rc = 0;
-    for (size_t i = 0; i < sizeof sections / sizeof sections[0] && rc == 0; i++)
-        rc = section(s, c, &j, sections[i][0], sections[i][1], &err);
+    for (size_t i = 0; i < nrep && rc == 0; i++)
+        rc = section(s, c, &j, rep[i].title, rep[i].sql, &err);
     store_close(s);
     if (rc < 0) {
         json_free(&j);

@@ -80,6 +80,11 @@ int store_reject(store *s, const char *source, const char *file, int64_t line,
 
 int store_job_start(store *s, const char *script, const char *args, int64_t pid, int64_t *id,
                     prm_error *err);
+/* The reports `prmcast status` prints: a title and a query without
+ * parameters each, in order (the store owns what its tables are called). */
+typedef struct store_report { const char *title, *sql; } store_report;
+const store_report *store_status_reports(size_t *n);
+
 /* Ids and process ids of the jobs still marked 'running' (up to max);
  * pid 0 when none was recorded. Returns how many, or -1. */
 int store_jobs_running(store *s, int64_t *ids, int64_t *pids, int max, prm_error *err);
