@@ -46,6 +46,7 @@ static const store_field change_f[] = {
     F("source", FT_TEXT, 1), F("deal_id", FT_TEXT, 1), F("observed_at", FT_INSTANT, 1),
     FA("stage", FT_TEXT, 0, stages), F("amount", FT_REAL, 0), F("expected_close", FT_DATE, 0),
     FA("status", FT_TEXT, 0, statuses), F("partner_probability", FT_REAL, 0),
+    F("changed", FT_TEXT, 0),
 };
 static const store_field commit_f[] = {
     F("source", FT_TEXT, 1), F("partner_id", FT_TEXT, 1), F("period", FT_TEXT, 1),
@@ -107,7 +108,7 @@ static const objspec specs[NOBJ] = {
         "partner_probability", "budget_confirmed", "competitor", "completeness", "notes",
         "updated_at" }, { 0, 1 }, 2, 2, REF_PARTNER },
     { { NULL, "deal_id", "observed_at", "stage", "amount", "expected_close", "status",
-        "partner_probability" }, { 1, 2 }, 2, 1, REF_DEAL },
+        "partner_probability", NULL }, { 1, 2 }, 2, 1, REF_DEAL },
     { { "source", "partner_id", "period", "category", "amount", "currency", "submitted_at" },
       { 1, 2, 3, 6 }, 4, 1, REF_PARTNER },
     { { "source", "partner_id", "period", "amount", "currency", "set_at" }, { 1, 2, 5 }, 3, 1, REF_PARTNER },
@@ -147,6 +148,7 @@ typedef struct refcache {
 struct upsert_state {
     objstmts obj[NOBJ];
     sqlite3_stmt *find_partner, *find_deal, *hist_ins, *hist_upd, *attr_ins, *attr_any;
+    sqlite3_stmt *hist_before, *hist_after;   /* a partial change's other fields */
     refcache partners;
     char last_deal[256];           /* history rows come grouped by deal */
     int64_t last_deal_id;
@@ -169,6 +171,8 @@ void store_upsert_free(struct upsert_state *u)
     sqlite3_finalize(u->hist_upd);
     sqlite3_finalize(u->attr_ins);
     sqlite3_finalize(u->attr_any);
+    sqlite3_finalize(u->hist_before);
+    sqlite3_finalize(u->hist_after);
     cache_clear(&u->partners);
     free(u->partners.key);
     free(u->partners.id);
@@ -529,6 +533,71 @@ static int write_attrs(store *s, int k, int64_t id, const store_object *o, const
     return 0;
 }
 
+/* A partial deal change (an API's own field history: one field changed at
+ * an instant, e.g. Salesforce OpportunityFieldHistory) names the fields it
+ * sets in `changed` ("stage,status", "amount", "expected_close"); its
+ * other fields are the deal's state at that instant - the latest history
+ * row at or before it, else (a change older than anything stored) the
+ * earliest row after it. Nothing later than the next known state is read. */
+static int fill_change(store *s, const store_object *o, store_value *b, char text[][256],
+                       prm_error *err)
+{
+    static const char *const hf[] = { "stage", "amount", "expected_close", "status",
+                                      "partner_probability" };
+    int ci = store_field_index(o, "changed");
+    const char *list = b[ci].s;
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ", ");
+        int known = 0;
+        for (int i = 0; i < 5; i++)
+            known |= n == strlen(hf[i]) && strncmp(p, hf[i], n) == 0;
+        if (n && !known)
+            return prm_error_set(err, "field 'changed' names '%.*s', not one of stage, amount,"
+                                 " expected_close, status, partner_probability", (int)n, p);
+        p += n;
+        p += strspn(p, ", ");
+    }
+    if (store_prep(s, &s->up->hist_before, "SELECT stage, amount, expected_close, status,"
+                   " partner_probability FROM deal_history WHERE deal_id = ?1 AND observed_at <= ?2"
+                   " ORDER BY observed_at DESC LIMIT 1", err) < 0 ||
+        store_prep(s, &s->up->hist_after, "SELECT stage, amount, expected_close, status,"
+                   " partner_probability FROM deal_history WHERE deal_id = ?1 AND observed_at > ?2"
+                   " ORDER BY observed_at LIMIT 1", err) < 0)
+        return -1;
+    int rc = SQLITE_DONE;
+    sqlite3_stmt *q = NULL;
+    for (int pass = 0; pass < 2 && rc != SQLITE_ROW; pass++) {
+        q = pass ? s->up->hist_after : s->up->hist_before;
+        sqlite3_bind_int64(q, 1, b[store_field_index(o, "deal_id")].i);
+        store_bind_value(q, 2, &b[store_field_index(o, "observed_at")]);
+        rc = sqlite3_step(q);
+        if (rc != SQLITE_ROW) sqlite3_reset(q);
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_db_error(s, err, "reading deal history");
+    for (int i = 0; i < 5 && rc == SQLITE_ROW; i++) {
+        size_t n = strlen(hf[i]);
+        const char *m = strstr(list, hf[i]);
+        while (m && ((m > list && m[-1] != ',' && m[-1] != ' ') || (m[n] && m[n] != ',' && m[n] != ' ')))
+            m = strstr(m + 1, hf[i]);
+        if (m) continue;                    /* set by the change itself */
+        store_value *x = &b[store_field_index(o, hf[i])];
+        switch (sqlite3_column_type(q, i)) {
+        case SQLITE_NULL: x->kind = SV_NULL; break;
+        case SQLITE_FLOAT: case SQLITE_INTEGER:
+            x->kind = SV_REAL;
+            x->r = sqlite3_column_double(q, i);
+            break;
+        default:
+            snprintf(text[i], 256, "%s", (const char *)sqlite3_column_text(q, i));
+            x->kind = SV_TEXT;
+            x->s = text[i];
+            break;
+        }
+    }
+    if (rc == SQLITE_ROW) sqlite3_reset(q);
+    return 0;
+}
+
 int store_upsert(store *s, const store_object *o, const store_value *v, int *written,
                  prm_error *err)
 {
@@ -559,6 +628,9 @@ int store_upsert(store *s, const store_object *o, const store_value *v, int *wri
         b[sp->ref].i = id;
     }
 
+    char filled[5][256];
+    if (k == 2 && b[o->nfields - 1].kind == SV_TEXT && fill_change(s, o, b, filled, err) < 0)
+        return -1;
     objstmts *os = &s->up->obj[k];
     if (k == 2) {
         /* History rows are almost always new: one INSERT OR IGNORE (no
