@@ -65,7 +65,8 @@ static const store_field transaction_f[] = {
 static const store_field payout_f[] = {
     F("source", FT_TEXT, 1), F("external_id", FT_TEXT, 1), F("partner_id", FT_TEXT, 1),
     FA("kind", FT_TEXT, 1, payout_kinds), F("amount", FT_REAL, 1), F("currency", FT_TEXT, 0),
-    F("paid_at", FT_DATE, 1), F("deal_id", FT_TEXT, 0),
+    F("paid_at", FT_DATE, 0), F("deal_id", FT_TEXT, 0), F("kind_raw", FT_TEXT, 0),
+    F("status", FT_TEXT, 0),
 };
 static const store_field signal_f[] = {
     F("source", FT_TEXT, 1), F("entity_type", FT_TEXT, 1), F("entity", FT_TEXT, 1),
@@ -115,7 +116,7 @@ static const objspec specs[NOBJ] = {
     { { "source", "external_id", "partner_id", "deal_external_id", "account", "amount", "currency",
         "booked_at" }, { 0, 1 }, 2, 2, REF_PARTNER },
     { { "source", "external_id", "partner_id", "kind", "amount", "currency", "paid_at",
-        "deal_external_id" }, { 0, 1 }, 2, 2, REF_PARTNER },
+        "deal_external_id", "kind_raw", "status" }, { 0, 1 }, 2, 2, REF_PARTNER },
     { { "source", "entity_type", "entity", "name", "date", "value" }, { 1, 2, 3, 4 }, 4, -1, REF_NONE },
     { { "source", "currency", "date", "rate" }, { 1, 2 }, 2, -1, REF_NONE },
 };
@@ -598,11 +599,35 @@ static int fill_change(store *s, const store_object *o, store_value *b, char tex
     return 0;
 }
 
+/* A payout kind the store does not know is mapped, not rejected: stored as
+ * "other" with the raw value in kind_raw (unless the record gives one). A
+ * payout needs a paid date or a status (one not paid yet has no date). */
+static const store_value *map_payout(const store_object *o, const store_value *v,
+                                     store_value *pv, prm_error *err)
+{
+    int kind = store_field_index(o, "kind"), raw = store_field_index(o, "kind_raw");
+    int paid = store_field_index(o, "paid_at"), status = store_field_index(o, "status");
+    if (v[paid].kind == SV_NULL && v[status].kind == SV_NULL)
+        return prm_error_set(err, "a payout needs paid_at or a status"), NULL;
+    if (v[kind].kind != SV_TEXT) return v;
+    for (const char *const *t = payout_kinds; *t; t++)
+        if (strcmp(*t, v[kind].s) == 0) return v;
+    memcpy(pv, v, sizeof *pv * (size_t)o->nfields);
+    if (pv[raw].kind == SV_NULL) pv[raw] = v[kind];
+    pv[kind].kind = SV_TEXT;
+    pv[kind].s = "other";
+    return pv;
+}
+
 int store_upsert(store *s, const store_object *o, const store_value *v, int *written,
                  prm_error *err)
 {
     int k = (int)(o - objects);
     const objspec *sp = &specs[k];
+    store_value pv[NF(payout_f)];
+    if (o->fields == payout_f) {
+        if ((v = map_payout(o, v, pv, err)) == NULL) return -1;
+    }
     for (int i = 0; i < o->nfields; i++)
         if (check_value(&o->fields[i], &v[i], err) < 0) return -1;
     if (!s->up && !(s->up = calloc(1, sizeof *s->up))) return prm_error_set(err, "out of memory");

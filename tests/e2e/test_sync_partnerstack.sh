@@ -87,6 +87,26 @@ grep -q '"min_updated"' "$PEER_LOG"
 ok $? "incremental requests carry min_updated"
 ok "$(test "$(q "$T/a.db" "SELECT tier FROM partners WHERE external_id = 'P00002'")" = Gold; echo $?)" "partner tier change synced"
 
+# Rewards the store did not know: a trigger outside its kinds (the peer's
+# distributor_margin and a tenant's own) is kept as 'other' with the raw
+# trigger, a reward not paid yet is kept with its status and no paid date;
+# none is rejected. Paid later, the same row gets its date.
+set -- $(q "$T/a.db" "SELECT external_id FROM payouts ORDER BY external_id LIMIT 3")
+peer_update "{\"object\": \"rewards\", \"key\": \"$1\", \"set\": {\"trigger\": {\"key\": \"distributor_margin\"}}, \"updated_at\": $later}"
+peer_update "{\"object\": \"rewards\", \"key\": \"$2\", \"set\": {\"trigger\": {\"key\": \"Co-Sell Bounty\"}}, \"updated_at\": $later}"
+peer_update "{\"object\": \"rewards\", \"key\": \"$3\", \"set\": {\"reward_status\": \"approved\"}, \"updated_at\": $later}"
+sync "$T/a.db"
+ok $? "sync with unknown reward triggers and an unpaid reward" "$(tail -3 "$T/err")"
+awk '$1 == "payout" { exit !($4 == 3 && $6 == 0) }' "$T/out"
+ok $? "all 3 written, none rejected" "$(grep payout "$T/out")"
+pk() { q "$T/a.db" "SELECT kind || '|' || coalesce(kind_raw, '') || '|' || coalesce(paid_at, '') || '|' || coalesce(status, '') FROM payouts WHERE external_id = '$1'"; }
+ok "$(pk "$1" | grep -q '^other|distributor_margin|20..-..-..|paid$'; echo $?)" "distributor_margin kept as other, raw trigger kept" "$(pk "$1")"
+ok "$(pk "$2" | grep -q '^other|Co-Sell Bounty|'; echo $?)" "a tenant's own trigger too" "$(pk "$2")"
+ok "$(pk "$3" | grep -q '^commission|commission||approved$'; echo $?)" "an approved, unpaid reward: its status, no paid date" "$(pk "$3")"
+peer_update "{\"object\": \"rewards\", \"key\": \"$3\", \"set\": {\"reward_status\": \"paid\"}, \"updated_at\": $((later + 60000))}"
+sync "$T/a.db"
+ok "$(pk "$3" | grep -q '^commission|commission|20..-..-..|paid$'; echo $?)" "paid later: the same payout gets its paid date" "$(pk "$3")"
+
 # ---- kill -9 at random points, then rerun ----------------------------------------
 sync "$T/u.db" --batch 300
 ok $? "uninterrupted reference sync"
