@@ -87,6 +87,12 @@ grep -q '"min_updated"' "$PEER_LOG"
 ok $? "incremental requests carry min_updated"
 ok "$(test "$(q "$T/a.db" "SELECT tier FROM partners WHERE external_id = 'P00002'")" = Gold; echo $?)" "partner tier change synced"
 
+# An archived deal is not kept open: lost (a won one would keep its outcome).
+arch=$(q "$T/a.db" "SELECT external_id FROM deals WHERE status = 'open' ORDER BY external_id DESC LIMIT 1")
+peer_update "{\"object\": \"deals\", \"key\": \"$arch\", \"set\": {\"archived\": true}, \"updated_at\": $later}"
+sync "$T/a.db"
+ok "$(test "$(q "$T/a.db" "SELECT stage || '|' || status FROM deals WHERE external_id = '$arch'")" = "closed_lost|lost"; echo $?)" "an archived open deal is stored as lost, not kept open"
+
 # Rewards the store did not know: a trigger outside its kinds (the peer's
 # distributor_margin and a tenant's own) is kept as 'other' with the raw
 # trigger, a reward not paid yet is kept with its status and no paid date;
