@@ -114,6 +114,17 @@ return {
       end,
     }),
     list("/api/v2/deals", "deal", {
+      -- The company's own deal fields to keep (stored with history, as of
+      -- the deal's updated_at): name, type (category, number, yesno, date)
+      -- and where the record has it. PartnerStack returns a deal's custom
+      -- values keyed by field key in `field_data`; these keys are this
+      -- program's - the tenant's to adjust.
+      fields = {
+        { name = "deal_type", type = "category", from = "field_data.deal_type" },
+        { name = "decision_maker_identified", type = "yesno",
+          from = "field_data.decision_maker_identified" },
+        { name = "use_case", type = "category", from = "field_data.use_case" },
+      },
       map = function(r)
         local f = r.field_data or {}
         local s = stage(r.stage)

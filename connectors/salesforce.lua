@@ -92,6 +92,14 @@ local OPPORTUNITY = { "Id", "PartnerAccountId", "Account.Name", "Contact_Name__c
                       "Closed_Date__c", "Partner_Probability__c", "Budget_Confirmed__c",
                       "Competitor__c", "Description", "CreatedDate", "LastModifiedDate",
                       "SystemModstamp", "IsDeleted" }
+-- The tenant's own Opportunity fields to keep (stored with history, as of
+-- LastModifiedDate): Type is standard; the __c names are the tenant's.
+local DEAL_FIELDS = {
+  { name = "deal_type", type = "category", from = "Type" },
+  { name = "decision_maker_identified", type = "yesno", from = "Decision_Maker_Identified__c" },
+  { name = "use_case", type = "category", from = "Use_Case__c" },
+}
+for _, f in ipairs(DEAL_FIELDS) do OPPORTUNITY[#OPPORTUNITY + 1] = f.from end
 local FIELD_HISTORY = { "Id", "OpportunityId", "Field", "OldValue", "NewValue", "CreatedDate" }
 
 -- An incremental SOQL query: ordered by its watermark field (SystemModstamp,
@@ -156,7 +164,7 @@ return {
         r.path = "/services/data/v" .. version .. "/queryAll"
         return r
       end,
-      pages = pages, watermark = watermark,
+      pages = pages, watermark = watermark, fields = DEAL_FIELDS,
       map = function(r)
         -- A deal registration is an Opportunity with a partner account.
         if r.PartnerAccountId == nil then return false end

@@ -77,6 +77,15 @@ static const store_field fx_f[] = {
     F("rate", FT_REAL, 1),
 };
 
+/* A tenant's own deal field (issue 10 item 6: PartnerStack fields[],
+ * Impartner ...__cf, Salesforce ...__c), declared by the connector: kept in
+ * attr_history as field "x.<name>", a row only when the value changes,
+ * observed at the deal's updated_at, so it can be read as of any date. */
+static const store_field dealfield_f[] = {
+    F("source", FT_TEXT, 1), F("deal_id", FT_TEXT, 1), F("field", FT_TEXT, 1),
+    F("value", FT_TEXT, 0), F("observed_at", FT_INSTANT, 1),
+};
+
 static const store_object objects[] = {
     { "partner", "partners", partner_f, NF(partner_f) },
     { "deal", "deals", deal_f, NF(deal_f) },
@@ -87,6 +96,7 @@ static const store_object objects[] = {
     { "payout", "payouts", payout_f, NF(payout_f) },
     { "signal", "signals", signal_f, NF(signal_f) },
     { "fx", "fx_rates", fx_f, NF(fx_f) },
+    { "deal_field", "attr_history", dealfield_f, NF(dealfield_f) },
 };
 enum { NOBJ = NF(objects) };
 
@@ -119,6 +129,7 @@ static const objspec specs[NOBJ] = {
         "deal_external_id", "kind_raw", "status" }, { 0, 1 }, 2, 2, REF_PARTNER },
     { { "source", "entity_type", "entity", "name", "date", "value" }, { 1, 2, 3, 4 }, 4, -1, REF_NONE },
     { { "source", "currency", "date", "rate" }, { 1, 2 }, 2, -1, REF_NONE },
+    { { NULL }, { 1, 2, 4 }, 3, 1, REF_DEAL },   /* written by upsert_deal_field */
 };
 
 /* Deal fields whose change writes a deal_history row. */
@@ -150,6 +161,7 @@ struct upsert_state {
     objstmts obj[NOBJ];
     sqlite3_stmt *find_partner, *find_deal, *hist_ins, *hist_upd, *attr_ins, *attr_any;
     sqlite3_stmt *hist_before, *hist_after;   /* a partial change's other fields */
+    sqlite3_stmt *xfield_at;                  /* a tenant field's value as of an instant */
     refcache partners;
     char last_deal[256];           /* history rows come grouped by deal */
     int64_t last_deal_id;
@@ -174,6 +186,7 @@ void store_upsert_free(struct upsert_state *u)
     sqlite3_finalize(u->attr_any);
     sqlite3_finalize(u->hist_before);
     sqlite3_finalize(u->hist_after);
+    sqlite3_finalize(u->xfield_at);
     cache_clear(&u->partners);
     free(u->partners.key);
     free(u->partners.id);
@@ -619,6 +632,37 @@ static const store_value *map_payout(const store_object *o, const store_value *v
     return pv;
 }
 
+/* A tenant field's value at observed_at: written only when it differs from
+ * its value as of that instant (so an unchanged field costs nothing). */
+static int upsert_deal_field(store *s, const store_value *b, int *written, prm_error *err)
+{
+    char field[160];
+    if (strlen(b[2].s) > sizeof field - 3 || !b[2].s[0])
+        return prm_error_set(err, "field 'field' must be a name of 1..157 bytes");
+    snprintf(field, sizeof field, "x.%s", b[2].s);
+    if (store_prep(s, &s->up->xfield_at, "SELECT value FROM attr_history WHERE entity = 'deal' AND"
+                   " entity_id = ?1 AND field = ?2 AND observed_at <= ?3"
+                   " ORDER BY observed_at DESC LIMIT 1", err) < 0)
+        return -1;
+    sqlite3_stmt *q = s->up->xfield_at;
+    sqlite3_bind_int64(q, 1, b[1].i);
+    sqlite3_bind_text(q, 2, field, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, b[4].s, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    int same = 0;
+    if (rc == SQLITE_ROW)
+        same = b[3].kind == SV_NULL ? sqlite3_column_type(q, 0) == SQLITE_NULL
+                                    : same_value(q, 0, &b[3]);
+    else if (rc == SQLITE_DONE)
+        same = b[3].kind == SV_NULL;       /* never set, still not set */
+    sqlite3_reset(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_db_error(s, err, "reading a deal field");
+    if (written) *written = !same;
+    if (same) return 0;
+    return attr_put(s, "deal", b[1].i, field, b[4].s, b[3].kind == SV_NULL ? NULL : b[3].s,
+                    b[3].kind == SV_NULL, err);
+}
+
 int store_upsert(store *s, const store_object *o, const store_value *v, int *written,
                  prm_error *err)
 {
@@ -631,7 +675,7 @@ int store_upsert(store *s, const store_object *o, const store_value *v, int *wri
     for (int i = 0; i < o->nfields; i++)
         if (check_value(&o->fields[i], &v[i], err) < 0) return -1;
     if (!s->up && !(s->up = calloc(1, sizeof *s->up))) return prm_error_set(err, "out of memory");
-    if (!s->up->obj[k].sel && prepare_obj(s, k, err) < 0) return -1;
+    if (o->fields != dealfield_f && !s->up->obj[k].sel && prepare_obj(s, k, err) < 0) return -1;
 
     /* Values as stored: references resolved, FT_REAL given as an integer
      * stored as a real (so "100" and 100.0 are not a change). */
@@ -653,6 +697,7 @@ int store_upsert(store *s, const store_object *o, const store_value *v, int *wri
         b[sp->ref].i = id;
     }
 
+    if (o->fields == dealfield_f) return upsert_deal_field(s, b, written, err);
     char filled[5][256];
     if (k == 2 && b[o->nfields - 1].kind == SV_TEXT && fill_change(s, o, b, filled, err) < 0)
         return -1;

@@ -98,6 +98,8 @@ class Salesforce:
                 "CreatedDate": sf_time(pl.ms_of_iso(r.get("Created Date"))),
                 "LastModifiedDate": sf_time(ms), "SystemModstamp": sf_time(ms),
                 "IsDeleted": False,
+                # The tenant's own fields (connectors/salesforce.lua DEAL_FIELDS).
+                "Type": None, "Decision_Maker_Identified__c": None, "Use_Case__c": None,
             }
             for f in VENDOR_FIELDS:
                 self.objects["Opportunity"][r["Deal ID"]][f] = None
