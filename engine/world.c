@@ -169,8 +169,11 @@ static int partner_index(const world *w, int64_t rowid)
 static int cmp_created(const void *a, const void *b, void *ctx)
 {
     const world *w = ctx;
-    const wdeal *x = &w->d[*(const size_t *)a], *y = &w->d[*(const size_t *)b];
-    return (x->created > y->created) - (x->created < y->created);
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    const wdeal *x = &w->d[i], *y = &w->d[j];
+    /* Ties in load order: a total order, whatever qsort's algorithm. */
+    if (x->created != y->created) return (x->created > y->created) - (x->created < y->created);
+    return (i > j) - (i < j);
 }
 
 int world_quarter_key(const world *w, int64_t day)
@@ -737,8 +740,15 @@ int world_load(store *s, world **out, prm_error *err)
             wpartner *p = &w->p[w->d[i].partner];
             p->deals[p->nd++] = i;
         }
-    for (size_t i = 0; i < w->np; i++)
-        qsort_r(w->p[i].deals, w->p[i].nd, sizeof(size_t), cmp_created, w);
+    /* Deals come in id order, mostly creation order already: sort only
+     * the partners whose list is not. */
+    for (size_t i = 0; i < w->np; i++) {
+        const wpartner *p = &w->p[i];
+        int sorted = 1;
+        for (size_t j = 1; j < p->nd && sorted; j++)
+            sorted = cmp_created(&p->deals[j - 1], &p->deals[j], w) <= 0;
+        if (!sorted) qsort_r(w->p[i].deals, w->p[i].nd, sizeof(size_t), cmp_created, w);
+    }
     free(cnt);
     *out = w;
     return 0;
