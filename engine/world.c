@@ -735,20 +735,40 @@ int world_load(store *s, world **out, prm_error *err)
             return prm_error_set(err, "out of memory");
         }
     }
-    for (size_t i = 0; i < w->nd; i++)
+    /* Deals visited in (created day, load order) - a counting sort by day
+     * when the days span less than ~30 years, else qsort - so every
+     * partner's list comes out in that order without sorting it. */
+    size_t *order = NULL;
+    int32_t lo = INT32_MAX, hi = INT32_MIN;
+    for (size_t i = 0; i < w->nd; i++) {
+        if (w->d[i].created < lo) lo = w->d[i].created;
+        if (w->d[i].created > hi) hi = w->d[i].created;
+    }
+    size_t span = w->nd ? (size_t)((int64_t)hi - lo + 1) : 0;
+    order = malloc(sizeof *order * (w->nd + 1));
+    size_t *bucket = order && span <= 11000 ? calloc(span + 1, sizeof *bucket) : NULL;
+    if (!order) {
+        free(cnt);
+        world_free(w);
+        return prm_error_set(err, "out of memory");
+    }
+    if (bucket) {
+        for (size_t i = 0; i < w->nd; i++) bucket[w->d[i].created - lo + 1]++;
+        for (size_t k = 1; k <= span; k++) bucket[k] += bucket[k - 1];
+        for (size_t i = 0; i < w->nd; i++) order[bucket[w->d[i].created - lo]++] = i;
+        free(bucket);
+    } else {
+        for (size_t i = 0; i < w->nd; i++) order[i] = i;
+        qsort_r(order, w->nd, sizeof *order, cmp_created, w);
+    }
+    for (size_t k = 0; k < w->nd; k++) {
+        size_t i = order[k];
         if (w->d[i].partner >= 0) {
             wpartner *p = &w->p[w->d[i].partner];
             p->deals[p->nd++] = i;
         }
-    /* Deals come in id order, mostly creation order already: sort only
-     * the partners whose list is not. */
-    for (size_t i = 0; i < w->np; i++) {
-        const wpartner *p = &w->p[i];
-        int sorted = 1;
-        for (size_t j = 1; j < p->nd && sorted; j++)
-            sorted = cmp_created(&p->deals[j - 1], &p->deals[j], w) <= 0;
-        if (!sorted) qsort_r(w->p[i].deals, w->p[i].nd, sizeof(size_t), cmp_created, w);
     }
+    free(order);
     free(cnt);
     *out = w;
     return 0;
