@@ -288,11 +288,19 @@ static int load_deals(store *s, world *w, whist **cur, prm_error *err)
     int64_t hint = table_max_id(s, "SELECT max(id) FROM deals", err);
     if (hint < 0) return -1;
     size_t cap = 0;
+    /* A hint that cannot be had (ids far beyond the row count) falls back
+     * to growing the arrays as rows come. */
     if (hint > 0) {
         w->d = big_alloc(sizeof *w->d * (size_t)hint);
         *cur = big_alloc(sizeof **cur * (size_t)hint);
-        if (!w->d || !*cur) return prm_error_set(err, "out of memory loading deals");
-        cap = cur_cap = (size_t)hint;
+        if (w->d && *cur) {
+            cap = cur_cap = (size_t)hint;
+        } else {
+            free(w->d);
+            free(*cur);
+            w->d = NULL;
+            *cur = NULL;
+        }
     }
     store_stmt *st;
     if (query(s, "SELECT id, source, external_id, partner_id, product_family, currency,"
@@ -383,18 +391,22 @@ static int load_history(store *s, world *w, const whist *cur, prm_error *err)
     size_t cap = 0, n = 0;
     int64_t hint = table_max_id(s, "SELECT max(id) FROM deal_history", err);
     int rc = hint < 0 ? -1 : 1;
-    if (hint > 0) {
-        tmp = big_alloc(sizeof *tmp * (size_t)hint);
-        owner = big_alloc(sizeof *owner * (size_t)hint);
-        if (!tmp || !owner) rc = prm_error_set(err, "out of memory loading history");
-        cap = (size_t)hint;
-    }
     if (rc < 0) {
-        free(tmp);
-        free(owner);
         store_finalize(st);
         free(idx);
         return -1;
+    }
+    if (hint > 0) {
+        tmp = big_alloc(sizeof *tmp * (size_t)hint);
+        owner = big_alloc(sizeof *owner * (size_t)hint);
+        if (tmp && owner) {
+            cap = (size_t)hint;
+        } else {   /* grown as rows come, as above */
+            free(tmp);
+            free(owner);
+            tmp = NULL;
+            owner = NULL;
+        }
     }
     while ((rc = store_step(st, err)) == 1) {
         int64_t rowid = integer(st, 0);
