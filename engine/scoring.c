@@ -294,7 +294,7 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
     int H = o->label_days;
     if (H > 0 && first != INT64_MIN) {
         int64_t hmax = ((T - first) / DAY - 91 - 91) / 2;
-        if (hmax < H) H = hmax < TRAIN_LABEL_DAYS_MIN ? TRAIN_LABEL_DAYS_MIN : (int)hmax;
+        if (hmax < H) H = hmax >= TRAIN_LABEL_DAYS_MIN ? (int)hmax : H < TRAIN_LABEL_DAYS_MIN ? H : TRAIN_LABEL_DAYS_MIN;
     }
     int64_t eval_to, eval_from, fc_end;
     if (H > 0) {
