@@ -18,7 +18,7 @@
  * and the tier x stage base-rate model)
  * are each fitted, isotonic-calibrated and scored on the evaluation window;
  * all are registered and the best by held-out log loss becomes active. Below
- * COLD_START_DEALS closed deals in the fit window only the base-rate model
+ * COLD_START_DEALS deals labelled in the fit window only the base-rate model
  * is trained.
  */
 #ifndef PRM_SCORING_H
