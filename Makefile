@@ -153,12 +153,12 @@ $(CORE_TESTS:tests/unit/%.c=build/asan-tests/%): build/asan-tests/%: tests/unit/
 	@echo "CC+LD (asan core) $@"
 	@$(CC) $(CORE_TEST_CFLAGS) $(SAN) -Itests/unit -Itests/fixtures/ts -o $@ $< build/libcore-asan.a -lm
 
-build/tests/%: tests/unit/%.c tests/unit/tap.h $(OBJ) build/libcore.a
+build/tests/%: tests/unit/%.c tests/unit/tap.h tests/unit/teststore.h $(OBJ) build/libcore.a
 	@mkdir -p build/tests
 	@echo "CC+LD $@"
 	@$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(OBJ) build/libcore.a $(LDLIBS)
 
-build/asan-tests/%: tests/unit/%.c tests/unit/tap.h $(ASAN_OBJ) build/libcore-asan.a
+build/asan-tests/%: tests/unit/%.c tests/unit/tap.h tests/unit/teststore.h $(ASAN_OBJ) build/libcore-asan.a
 	@mkdir -p build/asan-tests
 	@echo "CC+LD (asan) $@"
 	@$(CC) $(ALL_CFLAGS) $(SAN) -Itests/unit -o $@ $< $(ASAN_OBJ) build/libcore-asan.a $(LDLIBS)

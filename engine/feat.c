@@ -240,11 +240,14 @@ static const char *const budget_vocab[] = { "no", "yes" };
 static int set_init(const world *w, feat_set *fs)
 {
     memset(fs, 0, sizeof *fs);
-    size_t nc = N_NUM + (size_t)w->sig_names.n + N_CAT;
+    size_t nc = N_NUM + (size_t)w->sig_names.n + N_CAT + (size_t)w->nx;
     fs->cols = calloc(nc, sizeof *fs->cols);
     fs->num = calloc(N_NUM + MAX_SIGNALS, sizeof *fs->num);
     fs->cat = calloc(N_CAT, sizeof *fs->cat);
-    if (!fs->cols || !fs->num || !fs->cat) return -1;
+    fs->nx = w->nx;
+    fs->xnum = calloc((size_t)w->nx + 1, sizeof *fs->xnum);
+    fs->xcat = calloc((size_t)w->nx + 1, sizeof *fs->xcat);
+    if (!fs->cols || !fs->num || !fs->cat || !fs->xnum || !fs->xcat) return -1;
     fs->data.cols = fs->cols;
     fs->data.n_cols = nc;
     return 0;
@@ -264,6 +267,17 @@ static int set_grow(const world *w, feat_set *fs)
         int32_t *p = realloc(fs->cat[i], sizeof(int32_t) * cap);
         if (!p) return -1;
         fs->cat[i] = p;
+    }
+    for (int k = 0; k < fs->nx; k++) {
+        if (w->xtype[k] == XT_CATEGORY) {
+            int32_t *p = realloc(fs->xcat[k], sizeof(int32_t) * cap);
+            if (!p) return -1;
+            fs->xcat[k] = p;
+        } else {
+            double *p = realloc(fs->xnum[k], sizeof(double) * cap);
+            if (!p) return -1;
+            fs->xnum[k] = p;
+        }
     }
     double *l = realloc(fs->label, sizeof(double) * cap);
     size_t *d = realloc(fs->deal, sizeof(size_t) * cap);
@@ -296,7 +310,33 @@ static void set_finish(const world *w, feat_set *fs)
         else { fs->cols[c].vocab = (const char *const *)vt[i]->s; fs->cols[c].n_vocab = (size_t)vt[i]->n; }
         c++;
     }
+    for (int k = 0; k < fs->nx; k++, c++) {
+        fs->cols[c].name = w->xname[k];
+        if (w->xtype[k] == XT_CATEGORY) {
+            fs->cols[c].type = MODEL_CATEGORICAL;
+            fs->cols[c].cat = fs->xcat[k];
+            fs->cols[c].vocab = (const char *const *)w->xvals[k].s;
+            fs->cols[c].n_vocab = (size_t)w->xvals[k].n;
+        } else {
+            fs->cols[c].type = MODEL_NUMERIC;
+            fs->cols[c].num = fs->xnum[k];
+        }
+    }
     fs->data.n_rows = fs->n;
+}
+
+/* Row r's tenant-declared fields as of t (feat.h): every field the world
+ * has a type for, no code per field. */
+static void tenant_fields(const world *w, feat_set *fs, size_t r, const wdeal *d, int64_t t)
+{
+    int32_t today = (int32_t)(t / DAY);
+    for (int k = 0; k < fs->nx; k++) {
+        switch (w->xtype[k]) {
+        case XT_CATEGORY: fs->xcat[k][r] = wd_x_i(w, d, k, t); break;
+        case XT_DATE: fs->xnum[k][r] = wd_x_d(w, d, k, t) - today; break;
+        default: fs->xnum[k][r] = wd_x_d(w, d, k, t); break;   /* number, yes/no 0/1 */
+        }
+    }
 }
 
 static int add_row(const world *w, feat_set *fs, size_t di, int64_t t, const wstate *s,
@@ -341,6 +381,7 @@ static int add_row(const world *w, feat_set *fs, size_t di, int64_t t, const wst
     fs->cat[C_PRODUCT][r] = wd_product(w, d, t);
     fs->cat[C_STAGE][r] = h->stage;
     fs->cat[C_BUDGET][r] = wd_budget(w, d, t);
+    tenant_fields(w, fs, r, d, t);
     fs->label[r] = label;
     fs->deal[r] = di;
     fs->at[r] = t;
@@ -461,6 +502,12 @@ void feat_set_free(feat_set *fs)
         for (int i = 0; i < N_NUM + MAX_SIGNALS; i++) free(fs->num[i]);
     if (fs->cat)
         for (int i = 0; i < N_CAT; i++) free(fs->cat[i]);
+    for (int k = 0; k < fs->nx; k++) {
+        if (fs->xnum) free(fs->xnum[k]);
+        if (fs->xcat) free(fs->xcat[k]);
+    }
+    free(fs->xnum);
+    free(fs->xcat);
     free(fs->num);
     free(fs->cat);
     free(fs->cols);

@@ -7,6 +7,13 @@
  * accuracy, FX rates and signals from rows dated at or before D. Training rows are snapshots of deals during their lives (one per
  * snapshot date while the deal was open), never their final state, labelled
  * with the outcome observed by the label cutoff.
+ *
+ * Tenant-declared deal fields (attr_history "x.<name>" with a type the sync
+ * saved, world.c) are columns named "x.<name>" after the standard ones, as
+ * of D like every attribute: a number as is, yes/no as 0/1, a date as days
+ * from D (NaN when missing), a category as a categorical column whose
+ * encoding the model learns from its fit rows only (model.h: levels unseen
+ * in training are "unseen") and saves with itself.
  */
 #ifndef PRM_FEAT_H
 #define PRM_FEAT_H
@@ -32,6 +39,9 @@ typedef struct feat_set {
     model_column *cols;
     double **num;
     int32_t **cat;
+    double **xnum;             /* tenant fields (tenant_fields in feat.c), by */
+    int32_t **xcat;            /* the world's field index: one of the two set */
+    int nx;
     size_t cap;
 } feat_set;
 

@@ -113,7 +113,45 @@ static model_data baserate_view(const feat_set *fs, model_column two[2])
     return d;
 }
 
-static void params_json(json *j, const model_params *p)
+/* The declared type of each tenant field the model was fitted on (feat.h),
+ * kept in models.params as "tenant_fields": scoring refuses a store that
+ * now declares one of them otherwise (check_tenant_fields). */
+static void tenant_fields_json(json *j, const world *w, const model_data *d)
+{
+    json_key(j, "tenant_fields");
+    json_obj(j);
+    for (size_t i = 0; i < d->n_cols; i++) {
+        const char *t = world_field_type(w, d->cols[i].name);
+        if (t) { json_key(j, d->cols[i].name); json_str(j, t); }
+    }
+    json_end(j);
+}
+
+static int check_tenant_fields(store *s, int64_t model_id, const world *w, prm_error *err)
+{
+    store_stmt *st;
+    if (store_prepare(s, "SELECT f.key, f.value FROM models, json_each(models.params, '$.tenant_fields') AS f"
+                         " WHERE models.id = ?1", &st, err) < 0)
+        return -1;
+    store_value v = { SV_INT, NULL, 0, model_id };
+    store_bind(st, 1, &v, NULL);
+    int rc;
+    while ((rc = store_step(st, err)) == 1) {
+        store_value k = store_column(st, 0), t = store_column(st, 1);
+        if (k.kind != SV_TEXT || t.kind != SV_TEXT) continue;
+        const char *now = world_field_type(w, k.s);
+        if (!now || strcmp(now, t.s) != 0) {
+            rc = prm_error_set(err, "model %lld was trained with tenant field '%s' as %s; the store now %s%s:"
+                               " retrain ('prmcast train')", (long long)model_id, k.s, t.s,
+                               now ? "declares it " : "has no type for it", now ? now : "");
+            break;
+        }
+    }
+    store_finalize(st);
+    return rc < 0 ? -1 : 0;
+}
+
+static void params_json(json *j, const model_params *p, const world *w, const model_data *d)
 {
     json_obj(j);
     switch (p->kind) {
@@ -135,10 +173,11 @@ static void params_json(json *j, const model_params *p)
         json_key(j, "keys"); json_arr(j); json_str(j, "tier"); json_str(j, "stage"); json_end(j);
         break;
     }
+    tenant_fields_json(j, w, d);
     json_end(j);
 }
 
-static int register_model(store *s, const model *m, const model_params *p, const train_result *r,
+static int register_model(store *s, const world *w, const model *m, const model_params *p, const train_result *r,
                           const train_candidate *c, const model_data *d, int64_t *id, prm_error *err)
 {
     char *blob = NULL;
@@ -151,7 +190,7 @@ static int register_model(store *s, const model *m, const model_params *p, const
     json_arr(&feats);
     for (size_t i = 0; i < d->n_cols; i++) json_str(&feats, d->cols[i].name);
     json_end(&feats);
-    params_json(&params, p);
+    params_json(&params, p, w, d);
     json_obj(&metrics);
     json_key(&metrics, "eval_auc"); json_num_fmt(&metrics, c->auc, "%.6g");
     json_key(&metrics, "eval_logloss"); json_num_fmt(&metrics, c->logloss, "%.6g");
@@ -206,7 +245,7 @@ static int both_classes(const double *y, size_t n)
     return a && b;
 }
 
-static int train_one(store *s, model_kind kind, const feat_set *fit, const feat_set *cal,
+static int train_one(store *s, const world *w, model_kind kind, const feat_set *fit, const feat_set *cal,
                      const feat_set *ev, train_result *r, train_candidate *c, prm_error *err)
 {
     model_params p;
@@ -240,7 +279,7 @@ static int train_one(store *s, model_kind kind, const feat_set *fit, const feat_
     c->ece = cls_ece(pe, ev->label, ev->n, 10);
     cls_reliability(pe, ev->label, ev->n, TRAIN_REL_BINS, c->rel);
     free(pe);
-    int rc = register_model(s, m, &p, r, c, &dfit, &c->model_id, err);
+    int rc = register_model(s, w, m, &p, r, c, &dfit, &c->model_id, err);
     model_free(m);
     return rc;
 }
@@ -364,7 +403,7 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
     }
     if (store_begin(s, err) < 0) goto out;
     for (int i = 0; i < nk; i++) {
-        if (train_one(s, kinds[i], &fit, &cal, &ev, r, &r->cand[r->ncand], err) < 0) {
+        if (train_one(s, w, kinds[i], &fit, &cal, &ev, r, &r->cand[r->ncand], err) < 0) {
             store_rollback(s);
             goto out;
         }
@@ -806,6 +845,7 @@ int scorer_open(store *s, const score_opts *o, scorer **out, prm_error *err)
     if (load_model(s, o->model_id, &sc->m, &r->model_id, r->model_kind, version, err) < 0) goto fail;
     snprintf(r->model_version, sizeof r->model_version, "%s", version);
     if (world_load(s, &sc->w, err) < 0) goto fail;
+    if (check_tenant_fields(s, r->model_id, sc->w, err) < 0) goto fail;
     if (resolve_as_of(sc->w, o->as_of, &sc->T, err) < 0) goto fail;
     instant_iso(sc->T, sc->as_of);
     date_iso(sc->T, sc->today);
@@ -1106,7 +1146,7 @@ int scoring_open_probs(store *s, world *w, int64_t model_id, int64_t at, double 
     memset(&fs, 0, sizeof fs);
     double *q = NULL;
     rc = -1;
-    if (feat_open(w, at, &fs, err) < 0) goto out;
+    if (check_tenant_fields(s, id, w, err) < 0 || feat_open(w, at, &fs, err) < 0) goto out;
     q = malloc(sizeof(double) * (fs.n + 1));
     if (!q) {
         prm_error_set(err, "out of memory");

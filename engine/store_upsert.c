@@ -80,10 +80,12 @@ static const store_field fx_f[] = {
 /* A tenant's own deal field (issue 10 item 6: PartnerStack fields[],
  * Impartner ...__cf, Salesforce ...__c), declared by the connector: kept in
  * attr_history as field "x.<name>", a row only when the value changes,
- * observed at the deal's updated_at, so it can be read as of any date. */
+ * observed at the deal's updated_at, so it can be read as of any date. Its
+ * declared `type` (category, number, yesno, date) is kept in settings as
+ * "field_type.x.<name>" (world.c reads it to make the field a feature). */
 static const store_field dealfield_f[] = {
     F("source", FT_TEXT, 1), F("deal_id", FT_TEXT, 1), F("field", FT_TEXT, 1),
-    F("value", FT_TEXT, 0), F("observed_at", FT_INSTANT, 1),
+    F("value", FT_TEXT, 0), F("observed_at", FT_INSTANT, 1), F("type", FT_TEXT, 0),
 };
 
 static const store_object objects[] = {
@@ -165,6 +167,7 @@ struct upsert_state {
     refcache partners;
     char last_deal[256];           /* history rows come grouped by deal */
     int64_t last_deal_id;
+    char xtypes[1024];             /* "\nname=type" already saved by this handle */
 };
 
 static void cache_clear(refcache *c);
@@ -640,6 +643,21 @@ static int upsert_deal_field(store *s, const store_value *b, int *written, prm_e
     if (strlen(b[2].s) > sizeof field - 3 || !b[2].s[0])
         return prm_error_set(err, "field 'field' must be a name of 1..157 bytes");
     snprintf(field, sizeof field, "x.%s", b[2].s);
+    if (b[5].kind == SV_TEXT) {
+        static const char *const types[] = { "category", "number", "yesno", "date" };
+        int ok = 0;
+        for (int i = 0; i < 4; i++) ok |= strcmp(b[5].s, types[i]) == 0;
+        if (!ok) return prm_error_set(err, "field 'type' must be category, number, yesno or date");
+        char seen[200], key[180];
+        snprintf(seen, sizeof seen, "\n%s=%s\n", field, b[5].s);
+        if (!strstr(s->up->xtypes, seen)) {
+            snprintf(key, sizeof key, "field_type.%s", field);
+            if (store_setting_set(s, key, b[5].s, err) < 0) return -1;
+            size_t n = strlen(s->up->xtypes);
+            if (n + strlen(seen) < sizeof s->up->xtypes)
+                memcpy(s->up->xtypes + (n ? n - 1 : 0), seen, strlen(seen) + 1);
+        }
+    }
     if (store_prep(s, &s->up->xfield_at, "SELECT value FROM attr_history WHERE entity = 'deal' AND"
                    " entity_id = ?1 AND field = ?2 AND observed_at <= ?3"
                    " ORDER BY observed_at DESC LIMIT 1", err) < 0)

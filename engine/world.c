@@ -594,8 +594,55 @@ static int load_commits(store *s, world *w, prm_error *err)
 }
 
 
+/* The tenant deal fields whose type the sync saved (store_upsert.c's
+ * deal_field): only these become features; a field stored without a type
+ * (synced before types were kept) is not read. */
+static const char *const xtype_names[] = { "category", "number", "yesno", "date" };
+
+const char *world_field_type(const world *w, const char *name)
+{
+    for (int k = 0; k < w->nx; k++)
+        if (strcmp(w->xname[k], name) == 0) return xtype_names[w->xtype[k]];
+    return NULL;
+}
+
+static int load_xtypes(store *s, world *w, prm_error *err)
+{
+    const char *const *tn = xtype_names;
+    store_stmt *st;
+    if (query(s, "SELECT substr(key, 12), value FROM settings WHERE key LIKE 'field_type.x.%'"
+                 " ORDER BY key", &st, err) < 0)
+        return -1;
+    int rc, cap = 0;
+    while ((rc = store_step(st, err)) == 1) {
+        const char *name = txt(st, 0), *type = txt(st, 1);
+        int k = -1;
+        for (int i = 0; i < 4; i++)
+            if (type && strcmp(type, tn[i]) == 0) k = i;
+        if (!name || k < 0) continue;
+        if (w->nx == cap) {
+            cap = cap ? cap * 2 : 8;
+            char **nn = realloc(w->xname, sizeof *nn * (size_t)cap);
+            if (nn) w->xname = nn;
+            int *nt = realloc(w->xtype, sizeof *nt * (size_t)cap);
+            if (nt) w->xtype = nt;
+            strtab *nv = realloc(w->xvals, sizeof *nv * (size_t)cap);
+            if (nv) w->xvals = nv;
+            if (!nn || !nt || !nv) { rc = prm_error_set(err, "out of memory"); break; }
+        }
+        w->xname[w->nx] = strdup(name);
+        w->xtype[w->nx] = k;
+        memset(&w->xvals[w->nx], 0, sizeof w->xvals[w->nx]);
+        if (!w->xname[w->nx]) { rc = prm_error_set(err, "out of memory"); break; }
+        w->nx++;
+    }
+    store_finalize(st);
+    return rc < 0 ? -1 : 0;
+}
+
 /* Attribute changes: attr_history rows of deals and partners, by entity in
- * time order. Values are interned like the current rows' (or parsed). */
+ * time order. Values are interned like the current rows' (or parsed); a
+ * tenant field ("x.<name>", load_xtypes) by its declared type. */
 static int load_attrs(store *s, world *w, prm_error *err)
 {
     static const char *const names[A_COUNT] = {
@@ -618,6 +665,9 @@ static int load_attrs(store *s, world *w, prm_error *err)
         int f = -1;
         for (int k = deal ? A_PRODUCT : A_TIER; k < (deal ? A_COUNT : A_PRODUCT); k++)
             if (field && strcmp(names[k], field) == 0) f = k;
+        if (deal && f < 0 && field && field[0] == 'x' && field[1] == '.')
+            for (int k = 0; k < w->nx; k++)
+                if (strcmp(w->xname[k], field) == 0) f = A_COUNT + k;
         if (f < 0) continue;
         long idx;
         if (deal) {
@@ -655,6 +705,16 @@ static int load_attrs(store *s, world *w, prm_error *err)
         case A_BUDGET: a->iv = val ? atoi(val) != 0 : -1; break;
         case A_COMPETITOR: a->iv = world_intern(&w->competitors, val); break;
         case A_COMPLETENESS: a->dv = val ? strtod(val, NULL) : NAN; break;
+        default:                  /* tenant field */
+            switch (w->xtype[f - A_COUNT]) {
+            case XT_CATEGORY: a->iv = world_intern(&w->xvals[f - A_COUNT], val); break;
+            case XT_DATE: { int32_t dd = day_of(val); a->dv = dd == INT32_MIN ? NAN : dd; break; }
+            default: {
+                char *end = NULL;
+                a->dv = val ? strtod(val, &end) : NAN;
+                if (val && (end == val || *end)) a->dv = NAN;
+            }
+            }
         }
         /* rows arrive grouped by entity: open a new slice on a change */
         int64_t kind = deal ? 1 : 0;
@@ -725,7 +785,8 @@ int world_load(store *s, world **out, prm_error *err)
     w->base_ccy = -1;
     if (load_partners(s, w, err) < 0 || load_deals(s, w, &cur, err) < 0 ||
         load_history(s, w, cur, err) < 0 || load_series(s, w, err) < 0 ||
-        load_commits(s, w, err) < 0 || load_quotas(s, w, err) < 0 || load_attrs(s, w, err) < 0) {
+        load_commits(s, w, err) < 0 || load_quotas(s, w, err) < 0 || load_xtypes(s, w, err) < 0 ||
+        load_attrs(s, w, err) < 0) {
         free(cur);
         world_free(w);
         return prm_error_prefix(err, "loading the store: ");
@@ -817,6 +878,13 @@ void world_free(world *w)
     strtab *tabs[] = { &w->tiers, &w->types, &w->regions, &w->products, &w->currencies,
                        &w->sources, &w->competitors, &w->sig_names, &w->pstatuses };
     for (size_t i = 0; i < sizeof tabs / sizeof tabs[0]; i++) strtab_free(tabs[i]);
+    for (int k = 0; k < w->nx; k++) {
+        free(w->xname[k]);
+        strtab_free(&w->xvals[k]);
+    }
+    free(w->xname);
+    free(w->xtype);
+    free(w->xvals);
     free(w);
 }
 

@@ -58,6 +58,10 @@ long world_find_deal(const world *w, const char *external_id);
 /* 1 when deal d is open at T (known, not closed). */
 int world_deal_open(const world *w, size_t d, int64_t t);
 
+/* A tenant-declared deal field's type ("category", "number", "yesno",
+ * "date") by its attribute name "x.<name>"; NULL when the store has none. */
+const char *world_field_type(const world *w, const char *name);
+
 /* Units of the base currency per unit of `currency` as of day (NaN when no
  * rate is known by then); 1 for the base currency itself. */
 double world_fx(const world *w, const char *currency, int64_t day);

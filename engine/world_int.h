@@ -3,6 +3,7 @@
 #ifndef PRM_WORLD_INT_H
 #define PRM_WORLD_INT_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,12 +30,14 @@ typedef struct whist {
 enum {
     A_TIER, A_TYPE, A_REGION, A_PARENT, A_PSTATUS, A_PCURRENCY,       /* partner */
     A_PRODUCT, A_CURRENCY, A_BUDGET, A_COMPETITOR, A_COMPLETENESS,    /* deal */
-    A_COUNT
+    A_COUNT                    /* tenant field k (x.<name>): A_COUNT + k */
 };
+/* A tenant-declared deal field's type (settings "field_type.x.<name>"). */
+enum { XT_CATEGORY, XT_NUMBER, XT_YESNO, XT_DATE };
 typedef struct wattr {
     int64_t t;
     int32_t field, iv;         /* iv: interned index / partner index / 0-1; -1 none */
-    double dv;                 /* A_COMPLETENESS */
+    double dv;                 /* A_COMPLETENESS; tenant number, yes/no 0/1, date as a day */
 } wattr;
 
 typedef struct wdeal {
@@ -102,6 +105,12 @@ struct world {
     int fiscal_start;          /* settings.fiscal_start_month */
     size_t conflicts;
     char conflict_ex[3][32];
+    /* tenant deal fields with a declared type, by name: "x.<name>", its
+     * XT_* type and, for a category, its interned values */
+    int nx;
+    char **xname;
+    int *xtype;
+    strtab *xvals;
     /* feat.c keeps what the last feat_open computed here (owner: feat.c) */
     void *feat_cache;
     void (*feat_cache_free)(void *);
@@ -154,6 +163,17 @@ static inline int wp_region(const world *w, const wpartner *p, int64_t t)
 static inline int wp_parent(const world *w, const wpartner *p, int64_t t)
 {
     return p->an ? world_attr_i(w, p->a0, p->an, A_PARENT, t, p->parent) : p->parent;
+}
+
+/* Tenant field k of a deal as of t (attr_history "x.<name>"): a category's
+ * interned value (-1 none) or a number (NaN none; a date as its day). */
+static inline int wd_x_i(const world *w, const wdeal *d, int k, int64_t t)
+{
+    return d->an ? world_attr_i(w, d->a0, d->an, A_COUNT + k, t, -1) : -1;
+}
+static inline double wd_x_d(const world *w, const wdeal *d, int k, int64_t t)
+{
+    return d->an ? world_attr_d(w, d->a0, d->an, A_COUNT + k, t, NAN) : NAN;
 }
 
 /* The state of a deal at an instant, from its history. */

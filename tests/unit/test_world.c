@@ -13,29 +13,10 @@
 #include "feat.h"
 #include "store.h"
 #include "tap.h"
+#include "teststore.h"
 #include "timeutil.h"
 #include "world.h"
 
-static store *s;
-
-static void put(const char *object, const char *const *kv)
-{
-    const store_object *o = store_object_find(object);
-    store_value v[32];
-    for (int i = 0; i < o->nfields; i++) v[i] = (store_value){ SV_NULL, NULL, 0, 0 };
-    v[0] = (store_value){ SV_TEXT, "t", 0, 0 };
-    for (; kv[0]; kv += 2) {
-        int i = store_field_index(o, kv[0]);
-        if (i < 0) { printf("# no field %s\n", kv[0]); continue; }
-        if (!kv[1]) continue;
-        if (o->fields[i].type == FT_REAL) v[i] = (store_value){ SV_REAL, NULL, atof(kv[1]), 0 };
-        else if (o->fields[i].type == FT_INT) v[i] = (store_value){ SV_INT, NULL, 0, atoll(kv[1]) };
-        else v[i] = (store_value){ SV_TEXT, kv[1], 0, 0 };
-    }
-    prm_error err;
-    int w;
-    if (store_upsert(s, o, v, &w, &err) < 0) printf("# upsert %s: %s\n", object, err.msg);
-}
 
 static int64_t T(const char *iso)
 {

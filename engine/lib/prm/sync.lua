@@ -205,9 +205,9 @@ function M.tenant_fields(decl, raw)
       if t == nil then
         return nil, ("%s (%s): not a %s: %q"):format(x.from, x.name, x.type, tostring(v))
       end
-      out[#out + 1] = { x.name, t }
+      out[#out + 1] = { x.name, t, x.type }
     else
-      out[#out + 1] = { x.name, nil }
+      out[#out + 1] = { x.name, nil, x.type }
     end
   end
   return out
@@ -350,7 +350,7 @@ local function sync_object(db, client, conn, o, opts, st)
               local at = rec.updated_at or (rec.created_at .. "T00:00:00Z")
               for _, kv in ipairs(xf) do
                 local w2, ferr = db:upsert("deal_field", { source = rec.source,
-                  deal_id = rec.external_id, field = kv[1], value = kv[2], observed_at = at })
+                  deal_id = rec.external_id, field = kv[1], value = kv[2], observed_at = at, type = kv[3] })
                 if w2 == nil then written, uerr = nil, ferr break end
                 if w2 then written = true end
               end
