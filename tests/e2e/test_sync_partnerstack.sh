@@ -97,6 +97,8 @@ ok $? "sync with declared deal fields" "$(tail -3 "$T/err")"
 xf() { q "$T/a.db" "SELECT h.field || '=' || coalesce(h.value, 'NULL') || '@' || h.observed_at FROM attr_history h JOIN deals d ON d.id = h.entity_id WHERE h.entity = 'deal' AND d.external_id = '$tf' AND h.field LIKE 'x.%' ORDER BY h.field, h.observed_at" | tr '\n' ' '; }
 at1=$("$PY" -c "import datetime as d;print(d.datetime.fromtimestamp($later/1000, d.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'))")
 ok "$(test "$(xf)" = "x.deal_type=Renewal@$at1 x.decision_maker_identified=1@$at1 "; echo $?)" "deal_type and decision maker stored at the deal's updated_at" "got '$(xf)'"
+xt=$(q "$T/a.db" "SELECT key || '=' || value FROM settings WHERE key LIKE 'field_type.%' ORDER BY key" | tr '\n' ' ')
+ok "$(test "$xt" = "field_type.x.deal_type=category field_type.x.decision_maker_identified=yesno field_type.x.use_case=category "; echo $?)" "each declared field's type kept (settings field_type.x.<name>)" "got '$xt'"
 peer_update "{\"object\": \"deals\", \"key\": \"$tf\", \"set\": {\"field_data\": {\"deal_type\": \"Expansion\"}}, \"updated_at\": $((later + 3600000))}"
 sync "$T/a.db"
 at2=$("$PY" -c "import datetime as d;print(d.datetime.fromtimestamp(($later + 3600000)/1000, d.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'))")

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "feat.h"
 #include "rng.h"
 #include "scoring.h"
 #include "store.h"
@@ -43,7 +44,9 @@ enum { DECLARE_NONE, DECLARE_TRUE, DECLARE_NOISE };
  * seats (+0.75 per unit of log seats around its mean) are part of the
  * outcome; `declare` says whether the connector declared those two fields
  * (DECLARE_TRUE), two fields of the same types drawn independently of
- * everything (DECLARE_NOISE), or none. Every variant of a seed has the same
+ * everything (DECLARE_NOISE), or none; both declaring variants add a date
+ * (kickoff, 10..39 days after registration) and a yes/no (dm) that carry
+ * no signal. Every variant of a seed has the same
  * deals, amounts and random draws. */
 static void program(int signal, int declare, uint64_t seed)
 {
@@ -69,6 +72,9 @@ static void program(int signal, int declare, uint64_t seed)
             double ls = rng_normal(&rf);                 /* log seats around the mean */
             int ty_noise = (int)rng_below(&rf, 3);
             double ls_noise = rng_normal(&rf);
+            char kick[11];                                /* these two carry no signal */
+            day_iso(day + 10 + (int64_t)rng_below(&rf, 30), kick);
+            int dm = (int)rng_below(&rf, 2);
             double z = -0.4 + (signal ? eff[ty] + 0.75 * ls : 0);
             int won = rng_uniform(&ro) < 1 / (1 + exp(-z));
             int64_t close = day + 30 + (int64_t)rng_below(&ro, 60);
@@ -86,6 +92,8 @@ static void program(int signal, int declare, uint64_t seed)
                 snprintf(seats, sizeof seats, "%.3f", exp(2 + 1.5 * (declare == DECLARE_TRUE ? ls : ls_noise)));
                 field(id, "deal_type", "category", types[t], up);
                 field(id, "seats", "number", seats, up);
+                field(id, "kickoff", "date", kick, up);
+                field(id, "dm", "yesno", dm ? "1" : "0", up);
             }
             if (close <= end) {
                 day_iso(close, cl);
@@ -107,6 +115,8 @@ static void program(int signal, int declare, uint64_t seed)
     if (declare != DECLARE_NONE) {
         field("OPEN1", "deal_type", "category", "new", "2026-06-01T09:00:00Z");
         field("OPEN1", "seats", "number", "3", "2026-06-01T09:00:00Z");
+        field("OPEN1", "kickoff", "date", "2026-07-01", "2026-06-01T09:00:00Z");
+        field("OPEN1", "dm", "yesno", "1", "2026-06-01T09:00:00Z");
     }
     store_commit(s, &err);
 }
@@ -201,6 +211,23 @@ int main(void)
     if (!ok4) printf("# explain: %s\n", err.msg);
     T_OK(ok4 && x.drivers && strstr(x.drivers, "x.deal_type"), "explain names x.deal_type as a driver");
     if (ok4) explain_free(&x);
+
+    /* Each type's column as of T: a date as days from T, yes/no 0/1. */
+    world *wd;
+    feat_set fs;
+    double kick = NAN, dm = NAN;
+    if (world_load(s, &wd, &err) == 0) {
+        long di = world_find_deal(wd, "OPEN1");
+        if (di >= 0 && feat_one(wd, (size_t)di, D("2026-06-15") * 86400, &fs, &err) == 0) {
+            for (size_t c = 0; c < fs.data.n_cols; c++) {
+                if (strcmp(fs.data.cols[c].name, "x.kickoff") == 0) kick = fs.data.cols[c].num[0];
+                if (strcmp(fs.data.cols[c].name, "x.dm") == 0) dm = fs.data.cols[c].num[0];
+            }
+            feat_set_free(&fs);
+        }
+        world_free(wd);
+    }
+    T_OK(kick == 16 && dm == 1, "a date field is days from T (kickoff 07-01 as of 06-15: 16), yes/no is 1");
 
     /* The declared types are saved with the model; a store that now
      * declares a field otherwise is refused at scoring, not misread. */
