@@ -489,8 +489,11 @@ function M.run(opts)
   -- ingest deletes nothing, so SQLite's own foreign-key probe per insert
   -- is redundant here: off for the load, on again after (also on error).
   db:exec("PRAGMA foreign_keys = OFF")
+  -- A first load builds the secondary indexes after its rows (store_bulk_*).
+  local bulk = db:bulk_begin()
   local okr, rerr = pcall(M.load_all, db, conn, opts, summary)
   db:exec("PRAGMA foreign_keys = ON")
+  if bulk then db:bulk_end() end
   if not okr then error(rerr, 0) end
   summary.cpu_seconds = os.clock() - t0
   if #summary.files == 0 then
