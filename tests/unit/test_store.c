@@ -138,8 +138,8 @@ int main(void)
 
         /* Tenant fields: a row only on change, at the given instant. */
         const store_object *x = store_object_find("deal_field");
-        store_value f[5] = { TXT("t"), TXT("D1"), TXT("deal_type"), TXT("Renewal"),
-                             TXT("2025-01-10T00:00:00Z") };
+        store_value f[6] = { TXT("t"), TXT("D1"), TXT("deal_type"), TXT("Renewal"),
+                             TXT("2025-01-10T00:00:00Z"), TXT("category") };
         T_OK(store_upsert(s, x, f, &w, &err) == 0 && w, "tenant field stored");
         f[4] = TXT("2025-01-12T00:00:00Z");
         T_OK(store_upsert(s, x, f, &w, &err) == 0 && !w, "unchanged tenant field writes nothing");
