@@ -496,6 +496,45 @@ int feat_one(world *w, size_t deal, int64_t at, feat_set *out, prm_error *err)
     return rc;
 }
 
+static int cmp_count_desc(const void *a, const void *b, void *arg)
+{
+    const size_t *cnt = arg;
+    int x = *(const int *)a, y = *(const int *)b;
+    return cnt[x] < cnt[y] ? 1 : cnt[x] > cnt[y] ? -1 : (x > y) - (x < y);
+}
+
+int feat_cap_levels(feat_set *fit, int keep)
+{
+    for (int k = 0; k < fit->nx; k++) {
+        int32_t *c = fit->xcat[k];
+        if (!c || keep < 1) continue;
+        int nv = 0;
+        for (size_t r = 0; r < fit->n; r++)
+            if (c[r] >= nv) nv = c[r] + 1;
+        if (nv <= keep) continue;
+        size_t *cnt = calloc((size_t)nv, sizeof *cnt);
+        int *order = malloc(sizeof *order * (size_t)nv);
+        char *kept = calloc((size_t)nv, 1);
+        if (!cnt || !order || !kept) {
+            free(cnt);
+            free(order);
+            free(kept);
+            return -1;
+        }
+        for (size_t r = 0; r < fit->n; r++)
+            if (c[r] >= 0) cnt[c[r]]++;
+        for (int v = 0; v < nv; v++) order[v] = v;
+        qsort_r(order, (size_t)nv, sizeof *order, cmp_count_desc, cnt);
+        for (int v = 0; v < keep; v++) kept[order[v]] = 1;
+        for (size_t r = 0; r < fit->n; r++)
+            if (c[r] >= 0 && !kept[c[r]]) c[r] = -1;
+        free(cnt);
+        free(order);
+        free(kept);
+    }
+    return 0;
+}
+
 void feat_set_free(feat_set *fs)
 {
     if (fs->num)

@@ -60,6 +60,12 @@ int feat_snapshots(const world *w, int64_t from, int64_t to, int step_days,
 int feat_open(world *w, int64_t at, feat_set *out, prm_error *err);
 /* The scoring row of one deal open at `at`. */
 int feat_one(world *w, size_t deal, int64_t at, feat_set *out, prm_error *err);
+/* A tenant category's levels on the fit rows only: all but the `keep`
+ * most frequent (ties: first interned) become missing, so a free-text
+ * field cannot give a model thousands of indicator columns; the model then
+ * knows the kept levels only, and any other level it meets in calibration,
+ * evaluation or scoring is "unseen" (model.h). */
+int feat_cap_levels(feat_set *fit, int keep);
 void feat_set_free(feat_set *fs);
 
 /* Partner statistics and stage medians as of `at` (feat_open does it;

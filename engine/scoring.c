@@ -364,6 +364,10 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
         feat_snapshots(w, calib_from, fc_end, o->step_days, eval_from, H, &cal, err) < 0 ||
         feat_snapshots(w, eval_from, eval_to, o->step_days, T, H, &ev, err) < 0)
         goto out;
+    if (feat_cap_levels(&fit, TENANT_CATEGORY_LEVELS) < 0) {
+        prm_error_set(err, "out of memory");
+        goto out;
+    }
     r->n_fit = fit.n;
     r->n_calib = cal.n;
     r->n_eval = ev.n;

@@ -49,6 +49,11 @@ struct store;
 #define TRAIN_LABEL_DAYS 120
 #define TRAIN_LABEL_DAYS_MIN 120
 
+/* The levels of a tenant category field a model learns (feat_cap_levels):
+ * the most frequent on the fit rows. 30: not tuned (a ceiling on columns,
+ * not a fitted choice); the test program's fields have 3 levels. */
+#define TENANT_CATEGORY_LEVELS 30
+
 typedef struct train_opts {
     const char *as_of;         /* ISO date/instant; NULL: the last observation */
     int train_quarters;        /* 8 */

@@ -46,7 +46,8 @@ enum { DECLARE_NONE, DECLARE_TRUE, DECLARE_NOISE };
  * (DECLARE_TRUE), two fields of the same types drawn independently of
  * everything (DECLARE_NOISE), or none; both declaring variants add a date
  * (kickoff, 10..39 days after registration) and a yes/no (dm) that carry
- * no signal. Every variant of a seed has the same
+ * no signal, and a category with one level per deal (ref: a free-text
+ * field, capped to TENANT_CATEGORY_LEVELS levels). Every variant of a seed has the same
  * deals, amounts and random draws. */
 static void program(int signal, int declare, uint64_t seed)
 {
@@ -94,6 +95,7 @@ static void program(int signal, int declare, uint64_t seed)
                 field(id, "seats", "number", seats, up);
                 field(id, "kickoff", "date", kick, up);
                 field(id, "dm", "yesno", dm ? "1" : "0", up);
+                field(id, "ref", "category", id, up);             /* one level per deal */
             }
             if (close <= end) {
                 day_iso(close, cl);
