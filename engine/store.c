@@ -133,6 +133,23 @@ static const char *const migrations[] = {
  * hash was made - 'sha256' (every row before this step) or 'hmac-sha256'
  * (keyed by $PRMCAST_AUDIT_KEY, which is never stored). */
 "ALTER TABLE audit_log ADD COLUMN alg TEXT NOT NULL DEFAULT 'sha256';",
+
+/* 6 -> 7 (issue 10 item 6): payouts the store did not know - a kind outside
+ * the list is kept as 'other' with the PRM's raw value in kind_raw, and a
+ * payout not paid yet has a status (pending, approved, ...) and no paid_at.
+ * SQLite cannot alter a CHECK: the table is rebuilt, rows and ids kept. */
+"CREATE TABLE payouts_v7 ("
+"  id INTEGER PRIMARY KEY, source TEXT NOT NULL, external_id TEXT NOT NULL,"
+"  partner_id INTEGER NOT NULL REFERENCES partners(id),"
+"  kind TEXT NOT NULL CHECK (kind = 'commission' OR kind = 'mdf' OR kind = 'rebate' OR kind = 'spiff' OR kind = 'other'),"
+"  amount REAL NOT NULL, currency TEXT, paid_at TEXT, deal_external_id TEXT,"
+"  kind_raw TEXT, status TEXT, CHECK (paid_at IS NOT NULL OR status IS NOT NULL),"
+"  UNIQUE (source, external_id));"
+"INSERT INTO payouts_v7 (id, source, external_id, partner_id, kind, amount, currency, paid_at,"
+"  deal_external_id) SELECT id, source, external_id, partner_id, kind, amount, currency, paid_at,"
+"  deal_external_id FROM payouts;"
+"DROP TABLE payouts;"
+"ALTER TABLE payouts_v7 RENAME TO payouts;",
 };
 
 
