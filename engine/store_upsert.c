@@ -165,6 +165,7 @@ struct upsert_state {
     refcache partners;
     char last_deal[256];           /* history rows come grouped by deal */
     int64_t last_deal_id;
+    int bulk;                      /* a first load: rows are tried as new first */
 };
 
 static void cache_clear(refcache *c);
@@ -462,6 +463,71 @@ static int write_history(store *s, int64_t deal, const store_object *o, const st
     return 0;
 }
 
+/* ---- first loads ------------------------------------------------------ */
+
+/* The secondary indexes a first load builds after its rows (created by the
+ * schema's step 1 -> 2 in store.c; the same definitions). */
+static const char *const bulk_indexes[][2] = {
+    { "deals_partner", "CREATE INDEX IF NOT EXISTS deals_partner ON deals (partner_id)" },
+    { "deals_status_close", "CREATE INDEX IF NOT EXISTS deals_status_close ON deals (status, expected_close)" },
+    { "commits_partner_period",
+      "CREATE INDEX IF NOT EXISTS commits_partner_period ON commits (partner_id, period, submitted_at)" },
+};
+enum { NBULK = NF(bulk_indexes) };
+
+static int bulk_ddl(store *s, int drop, prm_error *err)
+{
+    if (store_begin(s, err) < 0) return -1;
+    for (int i = 0; i < NBULK; i++) {
+        char sql[160];
+        if (drop) snprintf(sql, sizeof sql, "DROP INDEX IF EXISTS %s", bulk_indexes[i][0]);
+        if (store_run(s, drop ? sql : bulk_indexes[i][1], 0, NULL, NULL, err) < 0) {
+            store_rollback(s);
+            return -1;
+        }
+    }
+    return store_commit(s, err);
+}
+
+int store_bulk_begin(store *s, int *bulk, prm_error *err)
+{
+    *bulk = 0;
+    if (store_in_transaction(s)) return 0;    /* the caller's transaction: no DDL inside it */
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT EXISTS (SELECT 1 FROM deals) OR EXISTS (SELECT 1 FROM commits)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store_db_error(s, err, "first-load check");
+    int rc = sqlite3_step(st), any = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 1;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) return store_db_error(s, err, "first-load check");
+    if (any) return 0;
+    if (!s->up && !(s->up = calloc(1, sizeof *s->up))) return prm_error_set(err, "out of memory");
+    if (bulk_ddl(s, 1, err) < 0) return -1;
+    s->up->bulk = *bulk = 1;
+    return 0;
+}
+
+int store_bulk_end(store *s, prm_error *err)
+{
+    if (store_in_transaction(s)) return 0;
+    if (s->up) s->up->bulk = 0;
+    return bulk_ddl(s, 0, err);
+}
+
+/* store_open: 1 when a secondary index is missing (a killed first load). */
+int store_bulk_missing(store *s)
+{
+    sqlite3_stmt *st;
+    int have = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN"
+                           " ('deals_partner', 'deals_status_close', 'commits_partner_period')",
+                           -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    if (sqlite3_step(st) == SQLITE_ROW) have = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return have < NBULK;
+}
+
 /* ---- attribute history ------------------------------------------------ */
 
 typedef struct attr_change {
@@ -702,12 +768,13 @@ int store_upsert(store *s, const store_object *o, const store_value *v, int *wri
     if (k == 2 && b[o->nfields - 1].kind == SV_TEXT && fill_change(s, o, b, filled, err) < 0)
         return -1;
     objstmts *os = &s->up->obj[k];
-    if (k == 2) {
-        /* History rows are almost always new: one INSERT OR IGNORE (no
-         * statement journal, one index probe) settles them, and only a row
-         * already there at that instant takes the compare-and-update path.
-         * IGNORE is safe here: deal_history has no CHECK or NOT NULL
-         * constraint that check_value has not already enforced. */
+    if (k == 2 || s->up->bulk) {
+        /* History rows are almost always new, and so is every row of a
+         * first load: one INSERT OR IGNORE (no statement journal, one index
+         * probe) settles them, and only a row already there takes the
+         * lookup-compare-write path below. IGNORE loses nothing: a row it
+         * ignores for a CHECK or NOT NULL failure rather than a key
+         * conflict finds no row below and its plain INSERT reports it. */
         if (!os->ins_new) {
             const char *sql = sqlite3_sql(os->ins);
             char buf[2048];
@@ -721,6 +788,8 @@ int store_upsert(store *s, const store_object *o, const store_value *v, int *wri
         sqlite3_reset(os->ins_new);
         if (rc0 != SQLITE_DONE) return prm_error_set(err, "%s", sqlite3_errmsg(s->db));
         if (sqlite3_changes(s->db) > 0) {
+            /* a new deal's first state */
+            if (k == 1 && write_history(s, sqlite3_last_insert_rowid(s->db), o, b, err) < 0) return -1;
             if (written) *written = 1;
             return 0;
         }
