@@ -151,6 +151,9 @@ static double now_wall(void)
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+static char ETS_MODEL[MAXS][96];
+static double ETS_LOGLIK[MAXS];
+
 static void run_ours(const char *label, ts_method meth, int uncalibrated)
 {
     method *m = add_method(label, 1);
@@ -169,6 +172,10 @@ static void run_ours(const char *label, ts_method meth, int uncalibrated)
         if (ts_forecast(S[i].y, S[i].n, &o, &r, &err) != 0) {
             fprintf(stderr, "m3bench: %s %s: %s\n", label, S[i].id, err.msg);
             continue;
+        }
+        if (meth == TS_ETS) { /* for the optimiser comparison with R's ets */
+            snprintf(ETS_MODEL[i], sizeof ETS_MODEL[i], "%s", r.method);
+            ETS_LOGLIK[i] = r.loglik;
         }
         memcpy(slot(m, i, 0), r.mean, (size_t)o.h * sizeof(double));
         memcpy(slot(m, i, 1), ts_lower(&r, 0), (size_t)o.h * sizeof(double));
@@ -380,6 +387,15 @@ int main(int argc, char **argv)
         load_original(dir);
     }
     char file[1200];
+    snprintf(file, sizeof file, "%s/ours_%s_ets_models.csv", out, subset);
+    FILE *em = fopen(file, "w");
+    if (em) {
+        fprintf(em, "series,model,loglik\n");
+        for (int i = 0; i < NS; i++)
+            if (ETS_MODEL[i][0])
+                fprintf(em, "%s,%s,%.6f\n", S[i].id, ETS_MODEL[i], ETS_LOGLIK[i]);
+        fclose(em);
+    }
     snprintf(file, sizeof file, "%s/ours_%s.csv", out, subset);
     FILE *per = fopen(file, "w");
     double rcpu = -1, acpu = -1;
