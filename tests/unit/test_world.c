@@ -175,6 +175,35 @@ int main(void)
     store_setting_set(s, "base_currency", "euro", &err);
     T_OK(world_load(s, &w, &err) < 0 && strstr(err.msg, "base_currency"), "a bad base currency is refused, named");
 
+    /* The arrays are sized from the tables' largest id: a store with
+     * deleted rows (ids beyond the row count) loads every remaining deal
+     * with its history, nothing more. */
+    store_setting_set(s, "base_currency", "USD", &err);
+    const char *d3[] = { "external_id", "D3", "partner_id", "R1", "stage", "qualified", "status", "open",
+                         "created_at", "2025-05-01", "amount", "700", "currency", "USD",
+                         "updated_at", "2025-05-01T09:00:00Z", NULL };
+    put("deal", d3);
+    const char *h3[] = { "deal_id", "D3", "observed_at", "2025-06-01T09:00:00Z", "stage", "proposal",
+                         "status", "open", "amount", "900", "expected_close", "2025-09-30", NULL };
+    put("deal_change", h3);
+    if (store_exec(s, "DELETE FROM deal_history WHERE deal_id = (SELECT id FROM deals WHERE external_id = 'D2');"
+                      " DELETE FROM attr_history WHERE entity = 'deal' AND entity_id ="
+                      " (SELECT id FROM deals WHERE external_id = 'D2');"
+                      " DELETE FROM deals WHERE external_id = 'D2'", &err) < 0)
+        printf("# %s\n", err.msg);
+    w = NULL;
+    T_OK(world_load(s, &w, &err) == 0, "a store with deleted rows loads");
+    if (w) {
+        T_EQ_INT((long)world_n_deals(w), 2, "the remaining deals, no more");
+        T_OK(world_find_deal(w, "D2") < 0 && world_find_deal(w, "D1") >= 0, "the deleted deal is gone, D1 stays");
+        world_free(w);
+    }
+    deal_view v3a = view("D3", "2025-05-15");
+    T_EQ_STR(v3a.stage, "qualified", "the newest deal's stage before its history row");
+    deal_view v3b = view("D3", "2025-06-15");
+    T_EQ_STR(v3b.stage, "proposal", "and after it");
+    T_NEAR(v3b.amount, 900, 1e-9, "with the history row's amount");
+
     store_close(s);
     unlink(path);
     return t_done();
