@@ -35,6 +35,7 @@ void backtest_opts_init(backtest_opts *o)
     o->seed = 1;
     o->retrain = 1;
     o->kind = "logistic";
+    o->label_days = TRAIN_LABEL_DAYS;
     o->by_keys[0] = FC_REGION;
     o->by_keys[1] = FC_TIER;
     o->n_by = 2;
@@ -154,9 +155,8 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
     world *w;
     if (world_load(s, &w, err) < 0) return -1;
     int sm = world_fiscal_start(w);
-    int64_t first_day = INT64_MAX;
-    for (size_t i = 0; i < w->nd; i++)
-        if (w->d[i].created != INT32_MIN && w->d[i].created < first_day) first_day = w->d[i].created;
+    int64_t first_day = world_first_created(w);
+    first_day = first_day == INT64_MIN ? INT64_MAX : first_day / DAY;
     int k0 = o->from_fy * 4 + o->from_q - 1, k1 = o->to_fy * 4 + o->to_q - 1;
     if (k1 < k0 || k1 - k0 > 40) {
         world_free(w);
@@ -208,6 +208,7 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
                 to.as_of = iso;
                 to.kind = o->kind;
                 to.activate = 0;
+            to.label_days = o->label_days;
                 /* A young program has less history than the default
                  * window: shorter windows, then the stage win rates. */
                 train_result tr;
@@ -302,6 +303,9 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
         cal->ece_period = cp.n ? cls_ece(cp.p, cp.y, cp.n, 10) : NAN;
         pv_mean(&cw, &cal->mean_p_win, &cal->rate_win);
         pv_mean(&cp, &cal->mean_p_period, &cal->rate_period);
+        memset(cal->rel, 0, sizeof cal->rel);
+        if (cw.n) cls_reliability(cw.p, cw.y, cw.n, BACKTEST_REL_BINS, cal->rel[0]);
+        if (cp.n) cls_reliability(cp.p, cp.y, cp.n, BACKTEST_REL_BINS, cal->rel[1]);
     }
     *pts = p;
     p = NULL;

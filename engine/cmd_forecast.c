@@ -413,6 +413,10 @@ int cmd_backtest(int argc, char **argv, const cli *c)
             if (cli_int(c, "backtest", a, v, 100, 100000, &x) < 0) return EXIT_USAGE;
             o.sims = (int)x;
             i++;
+        } else if (strcmp(a, "--label-days") == 0) {
+            if (cli_int(c, "backtest", a, v, 0, 3650, &x) < 0) return EXIT_USAGE;
+            o.label_days = (int)x;
+            i++;
         } else if (strcmp(a, "--no-retrain") == 0) {
             o.retrain = 0;
         } else if (strcmp(a, "--kind") == 0 && v) {
@@ -498,6 +502,14 @@ int cmd_backtest(int argc, char **argv, const cli *c)
            "  P(won inside the period)   ECE %.4f  mean p %.3f  won %.3f  (%zu deals)\n",
            cal.ece_win, cal.mean_p_win, cal.rate_win, cal.n_win, cal.ece_period, cal.mean_p_period,
            cal.rate_period, cal.n_period);
+    const char *what[2] = { "P(win)", "P(won inside the period)" };
+    for (int k = 0; k < 2; k++) {
+        printf("reliability, %s:  bin  deals  mean p  won\n", what[k]);
+        for (int b = 0; b < BACKTEST_REL_BINS; b++) {
+            const cls_bin *x = &cal.rel[k][b];
+            if (x->count) printf("  %.1f-%.1f %8zu  %.3f  %.3f\n", x->lo, x->hi, x->count, x->mean_p, x->mean_y);
+        }
+    }
     free(p);
     return EXIT_OK;
 }

@@ -54,6 +54,10 @@ int cmd_train(int argc, char **argv, const cli *c)
             if (cli_int(c, "train", a, v, 1, 92, &x) < 0) return EXIT_USAGE;
             o.step_days = (int)x;
             i++;
+        } else if (strcmp(a, "--label-days") == 0) {
+            if (cli_int(c, "train", a, v, 0, 3650, &x) < 0) return EXIT_USAGE;
+            o.label_days = (int)x;
+            i++;
         } else if (strcmp(a, "--no-activate") == 0) {
             o.activate = 0;
         } else if (strcmp(a, "--force-activate") == 0) {
@@ -131,9 +135,10 @@ int cmd_train(int argc, char **argv, const cli *c)
     json_free(&j);
     if (quiet) return EXIT_OK;
     printf("train as of %s: fit %s..%s (%zu rows), calibrate %s..%s (%zu), evaluate %s..%s (%zu)\n",
-           r.as_of, r.train_from, r.calib_from, r.n_fit, r.calib_from, r.eval_from, r.n_calib,
+           r.as_of, r.train_from, r.calib_from, r.n_fit, r.calib_from, r.calib_to, r.n_calib,
            r.eval_from, r.eval_to, r.n_eval);
-    if (r.cold_start) printf("  cold start: %zu closed deals in the fit window, base rates only\n", r.closed_deals);
+    if (r.label_days > 0) printf("  label: won within %d days of the snapshot (every row fully observed)\n", r.label_days);
+    if (r.cold_start) printf("  cold start: %zu deals with an observed label in the fit window, base rates only\n", r.closed_deals);
     printf("  %-10s %6s %9s %9s %9s %9s\n", "model", "id", "AUC", "log loss", "Brier", "ECE");
     for (int i = 0; i < r.ncand; i++) {
         const train_candidate *k = &r.cand[i];

@@ -348,7 +348,7 @@ static int add_row(const world *w, feat_set *fs, size_t di, int64_t t, const wst
 }
 
 int feat_snapshots(const world *w, int64_t from, int64_t to, int step_days,
-                   int64_t label_cutoff, feat_set *out, prm_error *err)
+                   int64_t label_cutoff, int horizon_days, feat_set *out, prm_error *err)
 {
     if (step_days < 1) return prm_error_set(err, "snapshot step must be at least one day");
     if (set_init(w, out) < 0) return prm_error_set(err, "out of memory");
@@ -363,10 +363,17 @@ int feat_snapshots(const world *w, int64_t from, int64_t to, int step_days,
         partner_stats(w, t, &ps);
         for (size_t i = 0; i < w->nd; i++) {
             const wdeal *d = &w->d[i];
-            if (d->outcome_t >= label_cutoff || d->outcome_t <= t) continue;
+            if (d->outcome_t <= t) continue;
+            /* With a horizon the label is "won within it", a row only when
+             * the horizon ended by the cutoff: fully observed, whether the
+             * deal resolved early, late or not yet (censoring by outcome
+             * time would keep the fast outcomes and drop the slow). */
+            int64_t h_end = horizon_days > 0 ? t + horizon_days * DAY : INT64_MAX;
+            if (horizon_days > 0 ? h_end > label_cutoff : d->outcome_t >= label_cutoff) continue;
             wstate s;
             if (!world_open_at(w, d, t, &s)) continue;
-            if (add_row(w, out, i, t, &s, &ps, med, d->outcome == STATUS_WON) < 0) {
+            double y = d->outcome == STATUS_WON && d->outcome_t < label_cutoff && d->outcome_t <= h_end;
+            if (add_row(w, out, i, t, &s, &ps, med, y) < 0) {
                 rc = prm_error_set(err, "out of memory building features");
                 break;
             }

@@ -36,10 +36,15 @@ typedef struct feat_set {
 } feat_set;
 
 /* Training/evaluation rows: for each snapshot instant in [from, to) every
- * `step_days`, every deal open at the snapshot whose outcome was observed
- * before `label_cutoff`. */
+ * `step_days`, every deal open at the snapshot whose label is observed by
+ * `label_cutoff`. With `horizon_days` > 0 the label is "won within
+ * horizon_days of the snapshot" and a row exists only when the horizon ended
+ * by the cutoff, so every row's label is fully observed (no censoring: a
+ * long-lived deal still open at the cutoff is a row labelled not won); with
+ * 0 the label is the final outcome and only deals resolved before the
+ * cutoff are rows (censored: slow outcomes are under-represented). */
 int feat_snapshots(const world *w, int64_t from, int64_t to, int step_days,
-                   int64_t label_cutoff, feat_set *out, prm_error *err);
+                   int64_t label_cutoff, int horizon_days, feat_set *out, prm_error *err);
 /* Scoring rows: every deal open at `at`. The partner statistics of `at`
  * stay in the world for feat_view. */
 int feat_open(world *w, int64_t at, feat_set *out, prm_error *err);

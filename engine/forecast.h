@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clsmetrics.h"
 #include "error.h"
 #include "mc.h"
 #include "world.h"
@@ -143,6 +144,7 @@ typedef struct backtest_opts {
     int retrain;               /* 1: train the deal model as of each date (registered, not activated) */
     const char *kind;          /* model kind for retraining ("logistic") */
     int by_keys[FC_NKEYS], n_by;   /* the segment level scored (region,tier) */
+    int label_days;            /* the retrained model's label horizon (TRAIN_LABEL_DAYS) */
 } backtest_opts;
 
 typedef struct backtest_point {
@@ -159,9 +161,11 @@ typedef struct backtest_point {
 /* Calibration pooled over every point's open deals, outcomes as known at
  * the store's last observation: P(win) against won (unresolved deals left
  * out), P(win) x P(close in period) against won inside the period. */
+enum { BACKTEST_REL_BINS = 10 };
 typedef struct backtest_calib {
     double ece_win, ece_period, mean_p_win, rate_win, mean_p_period, rate_period;
     size_t n_win, n_period;
+    cls_bin rel[2][BACKTEST_REL_BINS];   /* reliability: P(win), P(won inside the period) */
 } backtest_calib;
 
 void backtest_opts_init(backtest_opts *o);

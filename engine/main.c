@@ -62,9 +62,11 @@ static const command commands[] = {
       "The run is recorded in the jobs table and the audit log." },
     { "train", cmd_train,
       "train [--as-of DATE] [--kind auto|logistic|gbdt|baserate] [--train-quarters N] [--step-days N]"
-      " [--no-activate] [--force-activate] [--reliability] [--quiet]",
-      "Fit deal-scoring models on point-in-time snapshots, calibrate them on the next slice\n"
-      "of time, evaluate on the newest complete quarter, register every candidate and make\n"
+      " [--label-days N] [--no-activate] [--force-activate] [--reliability] [--quiet]",
+      "Fit deal-scoring models on point-in-time snapshots labelled \"won within N days\"\n"
+      "(--label-days, 120; 0: the final outcome of deals resolved by the cutoff), calibrate\n"
+      "them on the next slice of time, evaluate on held-out later snapshots (the 91 days\n"
+      "ending N days before the as-of date), register every candidate and make\n"
       "the best by held-out log loss active (a model worse than the active one on the same\n"
       "evaluation window is not activated without --force-activate). Below 300 closed deals\n"
       "only the cold-start base-rate model (tier x stage) is trained." },
@@ -90,7 +92,7 @@ static const command commands[] = {
       "the date: a distributor's copy of its reseller's registration, and why." },
     { "backtest", cmd_backtest,
       "backtest [--from 2024-Q1] [--to 2025-Q4] [--weeks-before-end 13,8,4] [--sims N] [--no-retrain]"
-      " [--kind K]",
+      " [--kind K] [--label-days N]",
       "Forecast past quarters as of N weeks before their end, with the deal model retrained\n"
       "as of each date (registered, not activated), and compare with what closed: MAPE,\n"
       "bias, P10-P90 coverage and pinball loss of the total, WAPE and coverage of region x\n"

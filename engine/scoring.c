@@ -33,6 +33,7 @@ void train_opts_init(train_opts *o)
     o->train_quarters = 8;
     o->step_days = 14;
     o->calib_share = 0.2;
+    o->label_days = TRAIN_LABEL_DAYS;
     o->kind = "auto";
     o->activate = 1;
 }
@@ -277,12 +278,41 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
         return -1;
     }
     int sm = world_fiscal_start(w);
-    int64_t eval_to = quarter_start_of(T, sm), eval_from = quarters_back(eval_to, 1, sm);
-    int64_t train_from = quarters_back(eval_from, o->train_quarters, sm);
-    int64_t calib_from = eval_from - (int64_t)((double)(eval_from - train_from) * o->calib_share / DAY) * DAY;
+    /* Windows, newest first. With a label horizon H (feat_snapshots) every
+     * row's label must be observed by its cutoff: the evaluation rows are
+     * snapshots of the 91 days ending H days before T (labels as of T);
+     * calibration and fit rows end H days before the evaluation window
+     * starts (labels as of its start, so no outcome from the evaluation
+     * period reaches the model), the fit's labels as of H days after the
+     * calibration part starts. Without a horizon (0): the newest complete
+     * quarter before T, labels of deals resolved by each cutoff. The window
+     * adapts to the history there is: it starts no earlier than the
+     * program's first registration, and for a young program H shrinks (to
+     * no less than TRAIN_LABEL_DAYS_MIN) so that a quarter of snapshots is
+     * left to fit and calibrate on. */
+    int64_t first = world_first_created(w);
+    int H = o->label_days;
+    if (H > 0 && first != INT64_MIN) {
+        int64_t hmax = ((T - first) / DAY - 91 - 91) / 2;
+        if (hmax < H) H = hmax >= TRAIN_LABEL_DAYS_MIN ? (int)hmax : H < TRAIN_LABEL_DAYS_MIN ? H : TRAIN_LABEL_DAYS_MIN;
+    }
+    int64_t eval_to, eval_from, fc_end;
+    if (H > 0) {
+        eval_to = (T / DAY - H) * DAY;
+        eval_from = eval_to - 91 * DAY;
+        fc_end = eval_from - (int64_t)H * DAY;
+    } else {
+        eval_to = quarter_start_of(T, sm);
+        fc_end = eval_from = quarters_back(eval_to, 1, sm);
+    }
+    int64_t train_from = quarters_back(quarter_start_of(fc_end, sm), o->train_quarters, sm);
+    if (first != INT64_MIN && train_from < first && first < fc_end) train_from = first;
+    int64_t calib_from = fc_end - (int64_t)((double)(fc_end - train_from) * o->calib_share / DAY) * DAY;
+    r->label_days = H;
     instant_iso(T, r->as_of);
     date_iso(train_from, r->train_from);
     date_iso(calib_from, r->calib_from);
+    date_iso(fc_end, r->calib_to);
     date_iso(eval_from, r->eval_from);
     date_iso(eval_to, r->eval_to);
 
@@ -291,9 +321,9 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
     memset(&fit, 0, sizeof fit);
     memset(&cal, 0, sizeof cal);
     memset(&ev, 0, sizeof ev);
-    if (feat_snapshots(w, train_from, calib_from, o->step_days, calib_from, &fit, err) < 0 ||
-        feat_snapshots(w, calib_from, eval_from, o->step_days, eval_from, &cal, err) < 0 ||
-        feat_snapshots(w, eval_from, eval_to, o->step_days, T, &ev, err) < 0)
+    if (feat_snapshots(w, train_from, calib_from, o->step_days, calib_from + (int64_t)H * DAY, H, &fit, err) < 0 ||
+        feat_snapshots(w, calib_from, fc_end, o->step_days, eval_from, H, &cal, err) < 0 ||
+        feat_snapshots(w, eval_from, eval_to, o->step_days, T, H, &ev, err) < 0)
         goto out;
     r->n_fit = fit.n;
     r->n_calib = cal.n;

@@ -922,6 +922,14 @@ double world_fx(const world *w, const char *currency, int64_t day)
 size_t world_n_deals(const world *w) { return w->nd; }
 size_t world_n_partners(const world *w) { return w->np; }
 int64_t world_last_observed(const world *w) { return w->last_t; }
+
+int64_t world_first_created(const world *w)
+{
+    int32_t first = INT32_MAX;
+    for (size_t i = 0; i < w->nd; i++)
+        if (w->d[i].created != INT32_MIN && w->d[i].created < first) first = w->d[i].created;
+    return first == INT32_MAX ? INT64_MIN : (int64_t)first * DAY;
+}
 int world_fiscal_start(const world *w) { return w->fiscal_start; }
 const char *world_base_currency(const world *w) { return w->base; }
 const char *world_deal_id(const world *w, size_t i) { return w->d[i].ext; }

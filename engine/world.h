@@ -43,6 +43,7 @@ void world_free(world *w);
 size_t world_n_deals(const world *w);
 size_t world_n_partners(const world *w);
 int64_t world_last_observed(const world *w);       /* newest history instant (seconds) */
+int64_t world_first_created(const world *w);       /* the first deal's registration day (seconds); INT64_MIN if none */
 int world_fiscal_start(const world *w);
 const char *world_base_currency(const world *w);   /* settings.base_currency, "USD" */
 /* Deals whose current row disagreed with their history; *example (may be

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "forecast.h"
+#include "scoring.h"
 #include "store.h"
 #include "tap.h"
 #include "timeutil.h"
@@ -121,6 +122,112 @@ static int same(const forecast_result *a, const forecast_result *b)
         if (strcmp(x->segment, y->segment) || memcmp(&x->mean, &y->mean, sizeof(double) * 9)) return 0;
     }
     return memcmp(a->total_draws, b->total_draws, sizeof(double) * (size_t)a->n_sims) == 0;
+}
+
+/* A program of `days` days from `from` with `per_day` registrations a day,
+ * the store's clock at `now`. Deal k: k % 10 < 5 lost after 20 days
+ * (registered); 5, 6 won after 100 days and 7..9 lost after 400 (qualified):
+ * the long-lived deals are mostly losses and they resolve last. Outcomes
+ * after `now` are not recorded (those deals are open). */
+static void program(const char *from, int days, int per_day, const char *now)
+{
+    prm_error err;
+    store_begin(s, &err);
+    partner("P1", "Gold", "NA", "reseller", NULL, "USD", "2020-01-01T00:00:00Z");
+    int64_t d0 = D(from), end = D(now);
+    char id[32], acct[32];
+    int k = 0;
+    for (int d = 0; d < days; d++)
+        for (int j = 0; j < per_day; j++, k++) {
+            int g = k % 10, life = g < 5 ? 20 : g < 7 ? 100 : 400;
+            int64_t c = d0 + d, close = c + life;
+            snprintf(id, sizeof id, "C%06d", k);
+            snprintf(acct, sizeof acct, "Acct %d", k);
+            deal(id, "P1", acct, 10000, "USD", c, c + 60, g < 5 ? "registered" : "qualified",
+                 close <= end ? close : 0, g == 5 || g == 6 ? "won" : "lost");
+        }
+    store_commit(s, &err);
+}
+
+/* Issue 9 item 5: the censoring of training labels and the adaptive window. */
+static void censoring_tests(void)
+{
+    char path[128];
+    prm_error err;
+    snprintf(path, sizeof path, "/tmp/prmcast-test-censor-%d.db", (int)getpid());
+    unlink(path);
+    if (store_open(path, &s, &err) < 0) {
+        printf("# %s\n", err.msg);
+        return;
+    }
+    program("2021-07-01", 1660, 1, "2026-01-15");
+    /* At 2026-01-15 the open qualified deals are, by construction, 2 in 10
+     * a day younger than 100 days (they will win) and 3 in 10 a day younger
+     * than 400 (they will lose): a win rate of 20 / (20 + 120) = 0.143. */
+    double truth = 20.0 / 140.0, mean[2] = { NAN, NAN };
+    int label_days[2] = { TRAIN_LABEL_DAYS, 0 };
+    for (int v = 0; v < 2; v++) {
+        train_opts o;
+        train_opts_init(&o);
+        o.as_of = "2026-01-15T00:00:00Z";
+        o.kind = "logistic";
+        o.activate = 0;
+        o.label_days = label_days[v];
+        train_result r;
+        if (scoring_train(s, &o, &r, &err) < 0) {
+            printf("# train (label_days %d): %s\n", label_days[v], err.msg);
+            continue;
+        }
+        world *w;
+        if (world_load(s, &w, &err) < 0) continue;
+        size_t nd = world_n_deals(w), n_open = 0;
+        double *p = malloc(sizeof *p * (nd + 1)), sum = 0;
+        int64_t used;
+        int cnt = 0;
+        if (p && scoring_open_probs(s, w, r.cand[0].model_id, T("2026-01-15T00:00:00Z"), p, &n_open, &used, &err) == 0)
+            for (size_t i = 0; i < nd; i++) {
+                int k = atoi(world_deal_id(w, i) + 1);
+                if (p[i] == p[i] && k % 10 >= 5) {
+                    sum += p[i];
+                    cnt++;
+                }
+            }
+        mean[v] = cnt ? sum / cnt : NAN;
+        printf("# label_days %d: mean P(win) of %d open qualified deals %.3f (truth %.3f)\n", label_days[v], cnt,
+               mean[v], truth);
+        free(p);
+        world_free(w);
+    }
+    T_OK(fabs(mean[0] - truth) < 0.06, "with fully observed labels the calibrated P(win) of long-lived deals"
+                                        " recovers their win rate");
+    T_OK(mean[1] > truth + 0.15, "training on deals resolved by each cutoff (the censored labels) over-predicts them");
+    store_close(s);
+    unlink(path);
+
+    /* A young program, 15 months of history: the window starts at its first
+     * registration and the label horizon shrinks, and a real model is fitted,
+     * not the base rates. */
+    snprintf(path, sizeof path, "/tmp/prmcast-test-young-%d.db", (int)getpid());
+    unlink(path);
+    if (store_open(path, &s, &err) < 0) return;
+    program("2024-10-01", 456, 6, "2025-12-31");
+    train_opts o;
+    train_opts_init(&o);
+    o.as_of = "2025-12-31T00:00:00Z";
+    o.activate = 0;
+    train_result r;
+    int rc = scoring_train(s, &o, &r, &err);
+    T_OK(rc == 0, "a 15-month program trains");
+    if (rc < 0) printf("# %s\n", err.msg);
+    T_OK(rc == 0 && strcmp(r.train_from, "2024-10-01") == 0, "the window starts at the program's first registration");
+    T_OK(rc == 0 && r.label_days > 0 && r.label_days <= TRAIN_LABEL_DAYS, "a label horizon that fits the history");
+    int stat = 0;
+    for (int i = 0; rc == 0 && i < r.ncand; i++) stat |= strcmp(r.cand[i].kind, "baserate") != 0;
+    T_OK(rc == 0 && !r.cold_start && stat, "not a cold start: logistic and gbdt are fitted, not the base rates only");
+    if (rc == 0) printf("# young: %s..%s, H %d, %zu fit rows, best %s\n", r.train_from, r.calib_from, r.label_days,
+                        r.n_fit, r.cand[r.best].kind);
+    store_close(s);
+    unlink(path);
 }
 
 int main(void)
@@ -294,5 +401,6 @@ int main(void)
 
     store_close(s);
     unlink(path);
+    censoring_tests();
     return t_done();
 }
