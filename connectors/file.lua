@@ -7,7 +7,7 @@
 -- needed here: a deal's status is its stage label looked up as a status).
 -- Where that is not enough,
 -- `map.<object>` is a function from one raw record (keyed by the export's
--- column names) to the store's canonical record (commits and quotas here).
+-- column names) to the store's canonical record (none needed here either).
 -- A mapping returns the record, `false` to skip the row on purpose, or
 -- raises (via prm.map helpers) to reject it; a bad value of a declared
 -- field rejects the row the same way: the ingest reports
@@ -33,10 +33,10 @@ local status_of = { closed_won = "won", closed_lost = "lost" }
 local stage_status = {}
 for label, s in pairs(stages) do stage_status[label] = status_of[s] or "open" end
 
-local category = map.lookup({
+local categories = {
   ["commit"] = "commit", ["best case"] = "best_case", ["upside"] = "best_case",
   ["pipeline"] = "pipeline",
-}, "Forecast Category")
+}
 
 local payout_kinds = {
   ["commission"] = "commission", ["mdf"] = "mdf", ["market development funds"] = "mdf",
@@ -60,14 +60,6 @@ local PROBABILITY_SCALE = 100
 -- What a channel manager needs on a registration before it can be worked.
 local required = { "Account Name", "Contact Name", "Contact Email", "Deal Amount", "Product",
                    "Expected Close Date", "Budget Confirmed" }
-
-local function period(v, col)
-  if v == nil then return nil end
-  local y, q = tostring(v):match("^%s*F?Y?(%d%d%d%d)%s*%-?%s*Q([1-4])%s*$")
-  if not y then y, q = tostring(v):match("^%s*Q([1-4])%s*%-?%s*F?Y?(%d%d%d%d)%s*$") ; y, q = q, y end
-  if not y then error(("%s: not a quarter: %q"):format(col, v), 0) end
-  return ("%s-Q%s"):format(y, q)
-end
 
 return {
   name = "file",
@@ -149,6 +141,19 @@ return {
       partner_probability = { "Partner Probability", "percent", PROBABILITY_SCALE },
     },
 
+    commit = {
+      partner_id = "Partner ID", period = { "Period", "quarter" },
+      category = { "Forecast Category", "lookup", categories },
+      amount = { "Amount", "money", 1 }, currency = { "Currency", "currency" },
+      submitted_at = { "Submitted At", "instant", "auto" },
+    },
+
+    quota = {
+      partner_id = "Partner ID", period = { "Period", "quarter" },
+      amount = { "Quota", "money", 1 }, currency = { "Currency", "currency" },
+      set_at = { "Set At", "instant", "auto" },
+    },
+
     transaction = {
       external_id = "Transaction ID", partner_id = "Partner ID", deal_id = "Deal ID",
       account = "Account Name", amount = { "Amount", "money", 1 },
@@ -172,24 +177,5 @@ return {
       currency = { "Currency", "currency" }, date = { "Date", "date", "auto" },
       rate = { "Rate to USD", "number" },
     },
-  },
-
-  map = {
-    commit = function(r)
-      return {
-        partner_id = r["Partner ID"], period = period(r["Period"], "Period"),
-        category = category(r["Forecast Category"]),
-        amount = map.money(r["Amount"], 1, "Amount"), currency = map.currency(r["Currency"], "Currency"),
-        submitted_at = map.instant(r["Submitted At"], "auto", "Submitted At"),
-      }
-    end,
-
-    quota = function(r)
-      return {
-        partner_id = r["Partner ID"], period = period(r["Period"], "Period"),
-        amount = map.money(r["Quota"], 1, "Quota"), currency = map.currency(r["Currency"], "Currency"),
-        set_at = map.instant(r["Set At"], "auto", "Set At"),
-      }
-    end,
   },
 }

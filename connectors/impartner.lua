@@ -68,6 +68,19 @@ local OPPORTUNITY = { "Id", "AccountId", "CustomerName", "ContactName", "Contact
                       "PartnerProbability__cf", "BudgetConfirmed__cf", "Competitor__cf", "Notes",
                       "Created", "Updated" }
 
+-- The tenant's own deal fields to keep (stored with history, as of
+-- Updated): requested by their API name (PascalCase, ending __cf), read
+-- from the response's first-letter-lowercased key. The names are the
+-- tenant's to adjust.
+local DEAL_FIELDS = {
+  { name = "deal_type", type = "category", from = "dealType__cf" },
+  { name = "decision_maker_identified", type = "yesno", from = "decisionMakerIdentified__cf" },
+  { name = "use_case", type = "category", from = "useCase__cf" },
+}
+for _, f in ipairs(DEAL_FIELDS) do
+  OPPORTUNITY[#OPPORTUNITY + 1] = f.from:sub(1, 1):upper() .. f.from:sub(2)
+end
+
 local function request(fields)
   return function(since)
     return { query = { fields = table.concat(fields, ","), orderby = "Id",
@@ -107,7 +120,7 @@ return {
         }
       end },
     { name = "deal", object = "deal", path = "/api/objects/v1/Opportunity",
-      request = request(OPPORTUNITY), pages = pages, watermark = watermark,
+      request = request(OPPORTUNITY), pages = pages, watermark = watermark, fields = DEAL_FIELDS,
       map = function(r)
         local s = stage(r.stage)
         local d = {

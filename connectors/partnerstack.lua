@@ -39,11 +39,16 @@ local partner_status = map.lookup({
   ["pending"] = "Pending",
 }, "status")
 
--- Reward triggers to payout kinds; a distributor margin is paid like a rebate.
-local reward_kind = map.lookup({
-  ["commission"] = "commission", ["mdf"] = "mdf", ["rebate"] = "rebate", ["spiff"] = "spiff",
-  ["distributor_margin"] = "rebate", ["bonus"] = "spiff",
-}, "trigger.key")
+-- Reward triggers to payout kinds. A trigger this table does not know (a
+-- `distributor_margin`, a tenant's own) is passed on as it is: the store
+-- keeps it as kind "other" with the trigger in kind_raw, never rejects it.
+local REWARD_KINDS = {
+  commission = "commission", mdf = "mdf", rebate = "rebate", spiff = "spiff", bonus = "spiff",
+}
+local function reward_kind(key)
+  if key == nil then return nil end
+  return REWARD_KINDS[tostring(key):lower()] or key
+end
 
 local function bool(v, col)
   if v == nil then return nil end
@@ -109,6 +114,17 @@ return {
       end,
     }),
     list("/api/v2/deals", "deal", {
+      -- The company's own deal fields to keep (stored with history, as of
+      -- the deal's updated_at): name, type (category, number, yesno, date)
+      -- and where the record has it. PartnerStack returns a deal's custom
+      -- values keyed by field key in `field_data`; these keys are this
+      -- program's - the tenant's to adjust.
+      fields = {
+        { name = "deal_type", type = "category", from = "field_data.deal_type" },
+        { name = "decision_maker_identified", type = "yesno",
+          from = "field_data.decision_maker_identified" },
+        { name = "use_case", type = "category", from = "field_data.use_case" },
+      },
       map = function(r)
         local f = r.field_data or {}
         local s = stage(r.stage)
@@ -146,14 +162,17 @@ return {
     }),
     list("/api/v2/rewards", "payout", {
       map = function(r)
-        -- Only paid rewards are payouts; pending ones are skipped until paid.
-        if r.reward_status ~= nil and r.reward_status ~= "paid" then return false end
+        -- Every reward is kept with its status; one not paid yet (pending,
+        -- approved, declined) has no paid date until a later sync sees it paid.
+        local st = r.reward_status or "paid"
+        local key = r.trigger and r.trigger.key
         return {
           external_id = r.key, partner_id = r.partner_key,
-          kind = reward_kind(r.trigger and r.trigger.key),
+          kind = reward_kind(key), kind_raw = key,
           amount = map.money(r.amount, 0.01, "amount"), currency = r.currency,
-          paid_at = map.date(r.paid_at or r.created_at, "epoch_ms", "created_at"),
-          deal_id = r.deal_key,
+          paid_at = st == "paid" and map.date(r.paid_at or r.created_at, "epoch_ms", "created_at")
+                    or nil,
+          status = st, deal_id = r.deal_key,
         }
       end,
     }),

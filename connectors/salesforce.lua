@@ -18,11 +18,31 @@
 -- CloseDate, ForecastCategoryName, IsClosed, IsWon, CurrencyIsoCode (with
 -- multi-currency), Description, Account.IsPartner.
 --
+-- Also confirmed: GET /services/data/vNN.N/queryAll?q=<SOQL> returns
+-- soft-deleted records too (IsDeleted = true; a delete moves
+-- SystemModstamp), its further batches at a nextRecordsUrl under /query/;
+-- OpportunityFieldHistory (OpportunityId, Field, OldValue, NewValue,
+-- CreatedDate) holds one row per change of a tracked Opportunity field.
+--
+-- Deletes: Opportunities are read through queryAll, so one deleted since
+-- the last sync arrives with IsDeleted = true; an open one is stored as
+-- closed_lost (closed the day it was deleted), never kept open; a won or
+-- lost one keeps its outcome. Not covered: a record purged from the Recycle
+-- Bin (after 15 days, or emptied) before a sync saw it deleted - the
+-- getDeleted resource (sobjects/Opportunity/deleted/?start=&end=) would
+-- list those ids.
+--
+-- History: deal_history rows come from OpportunityFieldHistory (StageName,
+-- Amount, CloseDate), each stamped with the change's own CreatedDate, as
+-- partial changes (`changed` names the field; the store carries the other
+-- fields from the deal's state at that instant). Field history tracking
+-- must be on for those fields in the org (Setup > Object Manager >
+-- Opportunity > Fields & Relationships > Set History Tracking).
+--
 -- The tenant's to adjust: every field ending __c (tier, region, partner
 -- type and status on Account; contact, product, partner probability,
 -- budget, competitor and closed date on Opportunity; the AI write-back
--- fields), the stage names, and deleted records (queryAll and IsDeleted are
--- not used: a deleted Opportunity stays as last seen).
+-- fields) and the stage names.
 local map = require "prm.map"
 
 local stage = map.lookup({
@@ -71,16 +91,27 @@ local OPPORTUNITY = { "Id", "PartnerAccountId", "Account.Name", "Contact_Name__c
                       "StageName", "IsClosed", "IsWon", "ForecastCategoryName", "CloseDate",
                       "Closed_Date__c", "Partner_Probability__c", "Budget_Confirmed__c",
                       "Competitor__c", "Description", "CreatedDate", "LastModifiedDate",
-                      "SystemModstamp" }
+                      "SystemModstamp", "IsDeleted" }
+-- The tenant's own Opportunity fields to keep (stored with history, as of
+-- LastModifiedDate): Type is standard; the __c names are the tenant's.
+local DEAL_FIELDS = {
+  { name = "deal_type", type = "category", from = "Type" },
+  { name = "decision_maker_identified", type = "yesno", from = "Decision_Maker_Identified__c" },
+  { name = "use_case", type = "category", from = "Use_Case__c" },
+}
+for _, f in ipairs(DEAL_FIELDS) do OPPORTUNITY[#OPPORTUNITY + 1] = f.from end
+local FIELD_HISTORY = { "Id", "OpportunityId", "Field", "OldValue", "NewValue", "CreatedDate" }
 
--- An incremental SOQL query: ordered by SystemModstamp so a batch boundary
+-- An incremental SOQL query: ordered by its watermark field (SystemModstamp,
+-- or CreatedDate for history rows, which never change) so a batch boundary
 -- never skips a record.
-local function soql(fields, object, where)
+local function soql(fields, object, where, stamp)
+  stamp = stamp or "SystemModstamp"
   return function(since)
     local w = {}
     if where then w[#w + 1] = where end
-    if since then w[#w + 1] = "SystemModstamp > " .. since end
-    return { query = { q = ("SELECT %s FROM %s%s ORDER BY SystemModstamp, Id"):format(
+    if since then w[#w + 1] = stamp .. " > " .. since end
+    return { query = { q = ("SELECT %s FROM %s%s ORDER BY " .. stamp .. ", Id"):format(
       table.concat(fields, ", "), object, #w > 0 and (" WHERE " .. table.concat(w, " AND ")) or "") } }
   end
 end
@@ -128,17 +159,24 @@ return {
       end },
     { name = "deal", object = "deal", path = "/services/data/v59.0/query",
       request = function(since)
+        -- queryAll: deleted Opportunities come too, with IsDeleted = true.
         local r = soql(OPPORTUNITY, "Opportunity", nil)(since)
-        r.path = "/services/data/v" .. version .. "/query"
+        r.path = "/services/data/v" .. version .. "/queryAll"
         return r
       end,
-      pages = pages, watermark = watermark,
+      pages = pages, watermark = watermark, fields = DEAL_FIELDS,
       map = function(r)
         -- A deal registration is an Opportunity with a partner account.
         if r.PartnerAccountId == nil then return false end
         local s = stage(r.StageName)
         if r.IsWon == true then s = "closed_won"
         elseif r.IsClosed == true then s = "closed_lost" end
+        local closed = map.date(r.Closed_Date__c, "iso", "Closed_Date__c")
+        if r.IsDeleted == true and s ~= "closed_won" and s ~= "closed_lost" then
+          -- Deleted while open: no longer worked, so lost as of the delete.
+          s = "closed_lost"
+          closed = closed or map.date(r.SystemModstamp, "auto", "SystemModstamp")
+        end
         local d = {
           external_id = r.Id, partner_id = r.PartnerAccountId,
           account = r.Account and r.Account.Name, contact_name = r.Contact_Name__c,
@@ -147,7 +185,7 @@ return {
           status = s == "closed_won" and "won" or s == "closed_lost" and "lost" or "open",
           created_at = map.date(r.CreatedDate, "auto", "CreatedDate"),
           expected_close = map.date(r.CloseDate, "iso", "CloseDate"),
-          closed_at = map.date(r.Closed_Date__c, "iso", "Closed_Date__c"),
+          closed_at = closed,
           partner_probability = map.percent(r.Partner_Probability__c, 100, "Partner_Probability__c"),
           budget_confirmed = bool(r.Budget_Confirmed__c, "Budget_Confirmed__c"),
           competitor = r.Competitor__c, notes = r.Description,
@@ -155,6 +193,33 @@ return {
         }
         d.completeness = completeness(d)
         return d
+      end },
+    -- The API's own history: one row per tracked field change, stamped with
+    -- its CreatedDate; the store fills the fields the row does not change.
+    { name = "deal_history", object = "deal_change", path = "/services/data/v59.0/query",
+      request = function(since)
+        local r = soql(FIELD_HISTORY, "OpportunityFieldHistory",
+          "Field IN ('StageName', 'Amount', 'CloseDate') AND Opportunity.PartnerAccountId != null",
+          "CreatedDate")(since)
+        r.path = "/services/data/v" .. version .. "/query"
+        return r
+      end,
+      pages = pages, watermark = { field = "CreatedDate", format = "soql" },
+      map = function(r)
+        local c = { deal_id = r.OpportunityId,
+                    observed_at = map.instant(r.CreatedDate, "auto", "CreatedDate") }
+        if r.Field == "StageName" then
+          local s = stage(r.NewValue)
+          c.stage, c.changed = s, "stage,status"
+          c.status = s == "closed_won" and "won" or s == "closed_lost" and "lost" or "open"
+        elseif r.Field == "Amount" then
+          c.amount, c.changed = map.money(r.NewValue, 1, "NewValue"), "amount"
+        elseif r.Field == "CloseDate" then
+          c.expected_close, c.changed = map.date(r.NewValue, "iso", "NewValue"), "expected_close"
+        else
+          return false
+        end
+        return c
       end },
   },
 

@@ -9,7 +9,9 @@ const char *const domain_stage_names[STAGE_COUNT + 1] = {
 const char *const domain_status_names[STATUS_COUNT + 1] = { "open", "won", "lost", NULL };
 const char *const domain_partner_types[] = { "distributor", "reseller", "referral", "msp", NULL };
 const char *const domain_commit_categories[] = { "commit", "best_case", "pipeline", NULL };
-const char *const domain_payout_kinds[] = { "commission", "mdf", "rebate", "spiff", NULL };
+/* "other": a kind the PRM sends that this list does not know (its raw value
+ * is kept in payouts.kind_raw). */
+const char *const domain_payout_kinds[] = { "commission", "mdf", "rebate", "spiff", "other", NULL };
 
 static int find(const char *const *list, const char *name)
 {

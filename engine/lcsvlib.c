@@ -34,9 +34,10 @@
 #define CSV_MT "prm.csv.reader"
 
 enum { PK_TEXT, PK_MONEY, PK_NUMBER, PK_DATE, PK_INSTANT, PK_PERCENT, PK_BOOL, PK_LOOKUP,
-       PK_CURRENCY, PK_COMPLETENESS };
+       PK_CURRENCY, PK_COMPLETENESS, PK_QUARTER };
 static const char *const plan_kinds[] = { "text", "money", "number", "date", "instant", "percent",
-                                          "bool", "lookup", "currency", "completeness", NULL };
+                                          "bool", "lookup", "currency", "completeness", "quarter",
+                                          NULL };
 
 /* One field of a declared mapping, compiled to a column index. */
 typedef struct plan_item {
@@ -565,6 +566,14 @@ static int convert(lua_State *L, lcsv *r, struct plan_item *it, store_value *out
         out->s = buf;
         return 1;
     }
+    case PK_QUARTER:
+        if (quarter_label_parse(v, n, buf) < 0) {
+            snprintf(pe->msg, sizeof pe->msg, "not a quarter: \"%.60s\"", v);
+            return -1;
+        }
+        out->kind = SV_TEXT;
+        out->s = buf;
+        return 1;
     }
     return 0;
 }
@@ -622,7 +631,7 @@ static lcsv *check_reader(lua_State *L);
  * "number", "date"/"instant" (arg: format), "percent" (arg: 1 or 100),
  * "bool", "lookup" (arg: table of normalised keys, as prm.map's norm),
  * "currency" (ISO 4217), "completeness" (column: a list of columns; the
- * share present). A bad value makes the row `false, line, "<column>:
+ * share present), "quarter" (a quarter label, as "2026-Q1"). A bad value makes the row `false, line, "<column>:
  * <why>"`, worded as prm.map's helpers word it. A column the file lacks is
  * an absent value. Misuse raises. */
 static int l_reader_map(lua_State *L)

@@ -186,6 +186,22 @@ static int l_prm_quarter_bounds(lua_State *L)
     return 2;
 }
 
+/* prm.quarter_label("FY2026 Q1") -> "2026-Q1" | nil, msg: a quarter label
+ * as exports write it, normalised (quarter_label_parse in timeutil). */
+static int l_prm_quarter_label(lua_State *L)
+{
+    size_t n;
+    const char *p = luaL_checklstring(L, 1, &n);
+    char out[8];
+    if (quarter_label_parse(p, n, out) < 0) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "not a quarter: \"%s\"", p);
+        return 2;
+    }
+    lua_pushstring(L, out);
+    return 1;
+}
+
 /* prm.quarter_add("2026-Q1", n) -> "2026-Q(1+n)" normalised */
 static int l_prm_quarter_add(lua_State *L)
 {
@@ -661,6 +677,7 @@ int luaopen_prm(lua_State *L)
         { "date", l_prm_date }, { "instant", l_prm_instant }, { "days", l_prm_days },
         { "from_days", l_prm_from_days }, { "now", l_prm_now }, { "today", l_prm_today },
         { "quarter", l_prm_quarter }, { "quarter_bounds", l_prm_quarter_bounds },
+        { "quarter_label", l_prm_quarter_label },
         { "quarter_add", l_prm_quarter_add }, { "month", l_prm_month },
         { "money", l_prm_money }, { "percent", l_prm_percent }, { "currency", l_prm_currency },
         { "log", l_prm_log }, { "debug", l_prm_debug },

@@ -312,6 +312,26 @@ static int l_db_reject(lua_State *L)
     return 0;
 }
 
+/* db:bulk_begin() -> true when the store was empty and its secondary
+ * indexes wait for db:bulk_end() (store_bulk_begin) */
+static int l_db_bulk_begin(lua_State *L)
+{
+    ldb *d = check_db(L);
+    prm_error err;
+    int bulk;
+    if (store_bulk_begin(d->s, &bulk, &err) < 0) return luaL_error(L, "%s", err.msg);
+    lua_pushboolean(L, bulk);
+    return 1;
+}
+
+static int l_db_bulk_end(lua_State *L)
+{
+    ldb *d = check_db(L);
+    prm_error err;
+    if (store_bulk_end(d->s, &err) < 0) return luaL_error(L, "%s", err.msg);
+    return 0;
+}
+
 /* db:audit(action, subject [, detail_json]) -- appends to the audit chain */
 static int l_db_audit(lua_State *L)
 {
@@ -462,7 +482,7 @@ int luaopen_prm_store(lua_State *L)
         { "upsert", l_db_upsert }, { "fields", l_db_fields }, { "begin", l_db_begin },
         { "commit", l_db_commit }, { "rollback", l_db_rollback },
         { "sync_get", l_db_sync_get }, { "sync_set", l_db_sync_set },
-        { "reject", l_db_reject }, { "audit", l_db_audit }, { "path", l_db_path },
+        { "reject", l_db_reject }, { "bulk_begin", l_db_bulk_begin }, { "bulk_end", l_db_bulk_end }, { "audit", l_db_audit }, { "path", l_db_path },
         { "close", l_db_close }, { "outbox_claim", l_db_outbox_claim },
         { "outbox_ack", l_db_outbox_ack }, { "outbox_fail", l_db_outbox_fail },
         { "outbox_count", l_db_outbox_count }, { NULL, NULL },

@@ -44,7 +44,7 @@ typedef struct store_value {
     int64_t i;
 } store_value;
 
-enum { STORE_VERSION = 6 };          /* newest schema version */
+enum { STORE_VERSION = 7 };          /* newest schema version */
 
 int store_open(const char *path, store **out, prm_error *err);
 /* Opens without migrating; store_migrate brings it to `version`. Tests use
@@ -69,6 +69,16 @@ int store_field_index(const store_object *o, const char *name);
  * type), and a failure names the field. */
 int store_upsert(store *s, const store_object *o, const store_value *v,
                  int *written, prm_error *err);
+
+/* A first load into an empty store: the secondary indexes of deals and
+ * commits (not the unique keys the upsert probes) are dropped for the load
+ * and built once after it, by one sort instead of a random insert per row.
+ * store_bulk_begin sets *bulk to 1 when the store was empty and it dropped
+ * them; store_bulk_end builds whatever is missing (also after a failed
+ * load); store_open builds them too when a killed load left them out.
+ * Inside a transaction both do nothing. */
+int store_bulk_begin(store *s, int *bulk, prm_error *err);
+int store_bulk_end(store *s, prm_error *err);
 
 int store_sync_get(store *s, const char *source, const char *object,
                    char *watermark, size_t wlen, int64_t *cursor, prm_error *err);

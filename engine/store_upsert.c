@@ -46,6 +46,7 @@ static const store_field change_f[] = {
     F("source", FT_TEXT, 1), F("deal_id", FT_TEXT, 1), F("observed_at", FT_INSTANT, 1),
     FA("stage", FT_TEXT, 0, stages), F("amount", FT_REAL, 0), F("expected_close", FT_DATE, 0),
     FA("status", FT_TEXT, 0, statuses), F("partner_probability", FT_REAL, 0),
+    F("changed", FT_TEXT, 0),
 };
 static const store_field commit_f[] = {
     F("source", FT_TEXT, 1), F("partner_id", FT_TEXT, 1), F("period", FT_TEXT, 1),
@@ -64,7 +65,8 @@ static const store_field transaction_f[] = {
 static const store_field payout_f[] = {
     F("source", FT_TEXT, 1), F("external_id", FT_TEXT, 1), F("partner_id", FT_TEXT, 1),
     FA("kind", FT_TEXT, 1, payout_kinds), F("amount", FT_REAL, 1), F("currency", FT_TEXT, 0),
-    F("paid_at", FT_DATE, 1), F("deal_id", FT_TEXT, 0),
+    F("paid_at", FT_DATE, 0), F("deal_id", FT_TEXT, 0), F("kind_raw", FT_TEXT, 0),
+    F("status", FT_TEXT, 0),
 };
 static const store_field signal_f[] = {
     F("source", FT_TEXT, 1), F("entity_type", FT_TEXT, 1), F("entity", FT_TEXT, 1),
@@ -73,6 +75,15 @@ static const store_field signal_f[] = {
 static const store_field fx_f[] = {
     F("source", FT_TEXT, 1), F("currency", FT_TEXT, 1), F("date", FT_DATE, 1),
     F("rate", FT_REAL, 1),
+};
+
+/* A tenant's own deal field (issue 10 item 6: PartnerStack fields[],
+ * Impartner ...__cf, Salesforce ...__c), declared by the connector: kept in
+ * attr_history as field "x.<name>", a row only when the value changes,
+ * observed at the deal's updated_at, so it can be read as of any date. */
+static const store_field dealfield_f[] = {
+    F("source", FT_TEXT, 1), F("deal_id", FT_TEXT, 1), F("field", FT_TEXT, 1),
+    F("value", FT_TEXT, 0), F("observed_at", FT_INSTANT, 1),
 };
 
 static const store_object objects[] = {
@@ -85,6 +96,7 @@ static const store_object objects[] = {
     { "payout", "payouts", payout_f, NF(payout_f) },
     { "signal", "signals", signal_f, NF(signal_f) },
     { "fx", "fx_rates", fx_f, NF(fx_f) },
+    { "deal_field", "attr_history", dealfield_f, NF(dealfield_f) },
 };
 enum { NOBJ = NF(objects) };
 
@@ -107,16 +119,17 @@ static const objspec specs[NOBJ] = {
         "partner_probability", "budget_confirmed", "competitor", "completeness", "notes",
         "updated_at" }, { 0, 1 }, 2, 2, REF_PARTNER },
     { { NULL, "deal_id", "observed_at", "stage", "amount", "expected_close", "status",
-        "partner_probability" }, { 1, 2 }, 2, 1, REF_DEAL },
+        "partner_probability", NULL }, { 1, 2 }, 2, 1, REF_DEAL },
     { { "source", "partner_id", "period", "category", "amount", "currency", "submitted_at" },
       { 1, 2, 3, 6 }, 4, 1, REF_PARTNER },
     { { "source", "partner_id", "period", "amount", "currency", "set_at" }, { 1, 2, 5 }, 3, 1, REF_PARTNER },
     { { "source", "external_id", "partner_id", "deal_external_id", "account", "amount", "currency",
         "booked_at" }, { 0, 1 }, 2, 2, REF_PARTNER },
     { { "source", "external_id", "partner_id", "kind", "amount", "currency", "paid_at",
-        "deal_external_id" }, { 0, 1 }, 2, 2, REF_PARTNER },
+        "deal_external_id", "kind_raw", "status" }, { 0, 1 }, 2, 2, REF_PARTNER },
     { { "source", "entity_type", "entity", "name", "date", "value" }, { 1, 2, 3, 4 }, 4, -1, REF_NONE },
     { { "source", "currency", "date", "rate" }, { 1, 2 }, 2, -1, REF_NONE },
+    { { NULL }, { 1, 2, 4 }, 3, 1, REF_DEAL },   /* written by upsert_deal_field */
 };
 
 /* Deal fields whose change writes a deal_history row. */
@@ -147,9 +160,12 @@ typedef struct refcache {
 struct upsert_state {
     objstmts obj[NOBJ];
     sqlite3_stmt *find_partner, *find_deal, *hist_ins, *hist_upd, *attr_ins, *attr_any;
+    sqlite3_stmt *hist_before, *hist_after;   /* a partial change's other fields */
+    sqlite3_stmt *xfield_at;                  /* a tenant field's value as of an instant */
     refcache partners;
     char last_deal[256];           /* history rows come grouped by deal */
     int64_t last_deal_id;
+    int bulk;                      /* a first load: rows are tried as new first */
 };
 
 static void cache_clear(refcache *c);
@@ -169,6 +185,9 @@ void store_upsert_free(struct upsert_state *u)
     sqlite3_finalize(u->hist_upd);
     sqlite3_finalize(u->attr_ins);
     sqlite3_finalize(u->attr_any);
+    sqlite3_finalize(u->hist_before);
+    sqlite3_finalize(u->hist_after);
+    sqlite3_finalize(u->xfield_at);
     cache_clear(&u->partners);
     free(u->partners.key);
     free(u->partners.id);
@@ -444,6 +463,71 @@ static int write_history(store *s, int64_t deal, const store_object *o, const st
     return 0;
 }
 
+/* ---- first loads ------------------------------------------------------ */
+
+/* The secondary indexes a first load builds after its rows (created by the
+ * schema's step 1 -> 2 in store.c; the same definitions). */
+static const char *const bulk_indexes[][2] = {
+    { "deals_partner", "CREATE INDEX IF NOT EXISTS deals_partner ON deals (partner_id)" },
+    { "deals_status_close", "CREATE INDEX IF NOT EXISTS deals_status_close ON deals (status, expected_close)" },
+    { "commits_partner_period",
+      "CREATE INDEX IF NOT EXISTS commits_partner_period ON commits (partner_id, period, submitted_at)" },
+};
+enum { NBULK = NF(bulk_indexes) };
+
+static int bulk_ddl(store *s, int drop, prm_error *err)
+{
+    if (store_begin(s, err) < 0) return -1;
+    for (int i = 0; i < NBULK; i++) {
+        char sql[160];
+        if (drop) snprintf(sql, sizeof sql, "DROP INDEX IF EXISTS %s", bulk_indexes[i][0]);
+        if (store_run(s, drop ? sql : bulk_indexes[i][1], 0, NULL, NULL, err) < 0) {
+            store_rollback(s);
+            return -1;
+        }
+    }
+    return store_commit(s, err);
+}
+
+int store_bulk_begin(store *s, int *bulk, prm_error *err)
+{
+    *bulk = 0;
+    if (store_in_transaction(s)) return 0;    /* the caller's transaction: no DDL inside it */
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT EXISTS (SELECT 1 FROM deals) OR EXISTS (SELECT 1 FROM commits)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store_db_error(s, err, "first-load check");
+    int rc = sqlite3_step(st), any = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 1;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) return store_db_error(s, err, "first-load check");
+    if (any) return 0;
+    if (!s->up && !(s->up = calloc(1, sizeof *s->up))) return prm_error_set(err, "out of memory");
+    if (bulk_ddl(s, 1, err) < 0) return -1;
+    s->up->bulk = *bulk = 1;
+    return 0;
+}
+
+int store_bulk_end(store *s, prm_error *err)
+{
+    if (store_in_transaction(s)) return 0;
+    if (s->up) s->up->bulk = 0;
+    return bulk_ddl(s, 0, err);
+}
+
+/* store_open: 1 when a secondary index is missing (a killed first load). */
+int store_bulk_missing(store *s)
+{
+    sqlite3_stmt *st;
+    int have = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN"
+                           " ('deals_partner', 'deals_status_close', 'commits_partner_period')",
+                           -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    if (sqlite3_step(st) == SQLITE_ROW) have = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return have < NBULK;
+}
+
 /* ---- attribute history ------------------------------------------------ */
 
 typedef struct attr_change {
@@ -529,15 +613,135 @@ static int write_attrs(store *s, int k, int64_t id, const store_object *o, const
     return 0;
 }
 
+/* A partial deal change (an API's own field history: one field changed at
+ * an instant, e.g. Salesforce OpportunityFieldHistory) names the fields it
+ * sets in `changed` ("stage,status", "amount", "expected_close"); its
+ * other fields are the deal's state at that instant - the latest history
+ * row at or before it, else (a change older than anything stored) the
+ * earliest row after it. Nothing later than the next known state is read. */
+static int fill_change(store *s, const store_object *o, store_value *b, char text[][256],
+                       prm_error *err)
+{
+    static const char *const hf[] = { "stage", "amount", "expected_close", "status",
+                                      "partner_probability" };
+    int ci = store_field_index(o, "changed");
+    const char *list = b[ci].s;
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ", ");
+        int known = 0;
+        for (int i = 0; i < 5; i++)
+            known |= n == strlen(hf[i]) && strncmp(p, hf[i], n) == 0;
+        if (n && !known)
+            return prm_error_set(err, "field 'changed' names '%.*s', not one of stage, amount,"
+                                 " expected_close, status, partner_probability", (int)n, p);
+        p += n;
+        p += strspn(p, ", ");
+    }
+    if (store_prep(s, &s->up->hist_before, "SELECT stage, amount, expected_close, status,"
+                   " partner_probability FROM deal_history WHERE deal_id = ?1 AND observed_at <= ?2"
+                   " ORDER BY observed_at DESC LIMIT 1", err) < 0 ||
+        store_prep(s, &s->up->hist_after, "SELECT stage, amount, expected_close, status,"
+                   " partner_probability FROM deal_history WHERE deal_id = ?1 AND observed_at > ?2"
+                   " ORDER BY observed_at LIMIT 1", err) < 0)
+        return -1;
+    int rc = SQLITE_DONE;
+    sqlite3_stmt *q = NULL;
+    for (int pass = 0; pass < 2 && rc != SQLITE_ROW; pass++) {
+        q = pass ? s->up->hist_after : s->up->hist_before;
+        sqlite3_bind_int64(q, 1, b[store_field_index(o, "deal_id")].i);
+        store_bind_value(q, 2, &b[store_field_index(o, "observed_at")]);
+        rc = sqlite3_step(q);
+        if (rc != SQLITE_ROW) sqlite3_reset(q);
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_db_error(s, err, "reading deal history");
+    for (int i = 0; i < 5 && rc == SQLITE_ROW; i++) {
+        size_t n = strlen(hf[i]);
+        const char *m = strstr(list, hf[i]);
+        while (m && ((m > list && m[-1] != ',' && m[-1] != ' ') || (m[n] && m[n] != ',' && m[n] != ' ')))
+            m = strstr(m + 1, hf[i]);
+        if (m) continue;                    /* set by the change itself */
+        store_value *x = &b[store_field_index(o, hf[i])];
+        switch (sqlite3_column_type(q, i)) {
+        case SQLITE_NULL: x->kind = SV_NULL; break;
+        case SQLITE_FLOAT: case SQLITE_INTEGER:
+            x->kind = SV_REAL;
+            x->r = sqlite3_column_double(q, i);
+            break;
+        default:
+            snprintf(text[i], 256, "%s", (const char *)sqlite3_column_text(q, i));
+            x->kind = SV_TEXT;
+            x->s = text[i];
+            break;
+        }
+    }
+    if (rc == SQLITE_ROW) sqlite3_reset(q);
+    return 0;
+}
+
+/* A payout kind the store does not know is mapped, not rejected: stored as
+ * "other" with the raw value in kind_raw (unless the record gives one). A
+ * payout needs a paid date or a status (one not paid yet has no date). */
+static const store_value *map_payout(const store_object *o, const store_value *v,
+                                     store_value *pv, prm_error *err)
+{
+    int kind = store_field_index(o, "kind"), raw = store_field_index(o, "kind_raw");
+    int paid = store_field_index(o, "paid_at"), status = store_field_index(o, "status");
+    if (v[paid].kind == SV_NULL && v[status].kind == SV_NULL)
+        return prm_error_set(err, "a payout needs paid_at or a status"), NULL;
+    if (v[kind].kind != SV_TEXT) return v;
+    for (const char *const *t = payout_kinds; *t; t++)
+        if (strcmp(*t, v[kind].s) == 0) return v;
+    memcpy(pv, v, sizeof *pv * (size_t)o->nfields);
+    if (pv[raw].kind == SV_NULL) pv[raw] = v[kind];
+    pv[kind].kind = SV_TEXT;
+    pv[kind].s = "other";
+    return pv;
+}
+
+/* A tenant field's value at observed_at: written only when it differs from
+ * its value as of that instant (so an unchanged field costs nothing). */
+static int upsert_deal_field(store *s, const store_value *b, int *written, prm_error *err)
+{
+    char field[160];
+    if (strlen(b[2].s) > sizeof field - 3 || !b[2].s[0])
+        return prm_error_set(err, "field 'field' must be a name of 1..157 bytes");
+    snprintf(field, sizeof field, "x.%s", b[2].s);
+    if (store_prep(s, &s->up->xfield_at, "SELECT value FROM attr_history WHERE entity = 'deal' AND"
+                   " entity_id = ?1 AND field = ?2 AND observed_at <= ?3"
+                   " ORDER BY observed_at DESC LIMIT 1", err) < 0)
+        return -1;
+    sqlite3_stmt *q = s->up->xfield_at;
+    sqlite3_bind_int64(q, 1, b[1].i);
+    sqlite3_bind_text(q, 2, field, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, b[4].s, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    int same = 0;
+    if (rc == SQLITE_ROW)
+        same = b[3].kind == SV_NULL ? sqlite3_column_type(q, 0) == SQLITE_NULL
+                                    : same_value(q, 0, &b[3]);
+    else if (rc == SQLITE_DONE)
+        same = b[3].kind == SV_NULL;       /* never set, still not set */
+    sqlite3_reset(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_db_error(s, err, "reading a deal field");
+    if (written) *written = !same;
+    if (same) return 0;
+    return attr_put(s, "deal", b[1].i, field, b[4].s, b[3].kind == SV_NULL ? NULL : b[3].s,
+                    b[3].kind == SV_NULL, err);
+}
+
 int store_upsert(store *s, const store_object *o, const store_value *v, int *written,
                  prm_error *err)
 {
     int k = (int)(o - objects);
     const objspec *sp = &specs[k];
+    store_value pv[NF(payout_f)];
+    if (o->fields == payout_f) {
+        if ((v = map_payout(o, v, pv, err)) == NULL) return -1;
+    }
     for (int i = 0; i < o->nfields; i++)
         if (check_value(&o->fields[i], &v[i], err) < 0) return -1;
     if (!s->up && !(s->up = calloc(1, sizeof *s->up))) return prm_error_set(err, "out of memory");
-    if (!s->up->obj[k].sel && prepare_obj(s, k, err) < 0) return -1;
+    if (o->fields != dealfield_f && !s->up->obj[k].sel && prepare_obj(s, k, err) < 0) return -1;
 
     /* Values as stored: references resolved, FT_REAL given as an integer
      * stored as a real (so "100" and 100.0 are not a change). */
@@ -559,13 +763,18 @@ int store_upsert(store *s, const store_object *o, const store_value *v, int *wri
         b[sp->ref].i = id;
     }
 
+    if (o->fields == dealfield_f) return upsert_deal_field(s, b, written, err);
+    char filled[5][256];
+    if (k == 2 && b[o->nfields - 1].kind == SV_TEXT && fill_change(s, o, b, filled, err) < 0)
+        return -1;
     objstmts *os = &s->up->obj[k];
-    if (k == 2) {
-        /* History rows are almost always new: one INSERT OR IGNORE (no
-         * statement journal, one index probe) settles them, and only a row
-         * already there at that instant takes the compare-and-update path.
-         * IGNORE is safe here: deal_history has no CHECK or NOT NULL
-         * constraint that check_value has not already enforced. */
+    if (k == 2 || s->up->bulk) {
+        /* History rows are almost always new, and so is every row of a
+         * first load: one INSERT OR IGNORE (no statement journal, one index
+         * probe) settles them, and only a row already there takes the
+         * lookup-compare-write path below. IGNORE loses nothing: a row it
+         * ignores for a CHECK or NOT NULL failure rather than a key
+         * conflict finds no row below and its plain INSERT reports it. */
         if (!os->ins_new) {
             const char *sql = sqlite3_sql(os->ins);
             char buf[2048];
@@ -579,6 +788,8 @@ int store_upsert(store *s, const store_object *o, const store_value *v, int *wri
         sqlite3_reset(os->ins_new);
         if (rc0 != SQLITE_DONE) return prm_error_set(err, "%s", sqlite3_errmsg(s->db));
         if (sqlite3_changes(s->db) > 0) {
+            /* a new deal's first state */
+            if (k == 1 && write_history(s, sqlite3_last_insert_rowid(s->db), o, b, err) < 0) return -1;
             if (written) *written = 1;
             return 0;
         }

@@ -251,6 +251,62 @@ int64_t fiscal_quarter_start(int fy, int q, int start_month)
 static int64_t pinned;
 static int is_pinned;
 
+static int is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+/* [F][Y]dddd at *p: the year, or -1. */
+static int label_year(const char **p, const char *e)
+{
+    if (*p < e && **p == 'F') (*p)++;
+    if (*p < e && **p == 'Y') (*p)++;
+    int y = 0;
+    for (int i = 0; i < 4; i++, (*p)++) {
+        if (*p >= e || **p < '0' || **p > '9') return -1;
+        y = y * 10 + (**p - '0');
+    }
+    return y;
+}
+
+/* Q[1-4] at *p: the quarter, or -1. */
+static int label_q(const char **p, const char *e)
+{
+    if (*p + 1 >= e || **p != 'Q' || (*p)[1] < '1' || (*p)[1] > '4') return -1;
+    int q = (*p)[1] - '0';
+    *p += 2;
+    return q;
+}
+
+/* Optional spaces, an optional '-', optional spaces. */
+static void label_sep(const char **p, const char *e)
+{
+    while (*p < e && is_space(**p)) (*p)++;
+    if (*p < e && **p == '-') (*p)++;
+    while (*p < e && is_space(**p)) (*p)++;
+}
+
+int quarter_label_parse(const char *s, size_t n, char out[8])
+{
+    const char *p = s, *e = s + n;
+    while (p < e && is_space(*p)) p++;
+    while (e > p && is_space(e[-1])) e--;
+    int y, q;
+    if (p < e && *p == 'Q') {
+        if ((q = label_q(&p, e)) < 0) return -1;
+        label_sep(&p, e);
+        if ((y = label_year(&p, e)) < 0) return -1;
+    } else {
+        if ((y = label_year(&p, e)) < 0) return -1;
+        label_sep(&p, e);
+        if ((q = label_q(&p, e)) < 0) return -1;
+    }
+    if (p != e) return -1;
+    put_digits(out, (unsigned)y, 4);
+    out[4] = '-';
+    out[5] = 'Q';
+    out[6] = (char)('0' + q);
+    out[7] = 0;
+    return 0;
+}
+
 int clock_parse(const char *text, int64_t *secs, prm_error *err)
 {
     if (!text || !*text) return prm_error_set(err, "empty date");

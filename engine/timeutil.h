@@ -10,6 +10,7 @@
 #ifndef PRM_TIMEUTIL_H
 #define PRM_TIMEUTIL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -32,6 +33,10 @@ void instant_iso(int64_t secs, char out[21]);   /* "YYYY-MM-DDTHH:MM:SSZ" */
 void fiscal_quarter(int64_t days, int start_month, int *fy, int *q);
 /* First day (days since epoch) of fiscal quarter fy/q and of the next one. */
 int64_t fiscal_quarter_start(int fy, int q, int start_month);
+/* Reads a quarter label as PRM exports write it ("2026-Q1", "FY2026 Q1",
+ * "2026Q1", "Q1 2026", "Q1-FY2026"; spaces around) into "YYYY-Qn".
+ * Returns 0, or -1 when s is not one. */
+int quarter_label_parse(const char *s, size_t n, char out[8]);
 
 /* ---- the engine's one clock ------------------------------------------
  * Every "now" the engine uses or writes (as-of of train/score/rules,

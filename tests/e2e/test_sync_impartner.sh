@@ -38,7 +38,7 @@ ok $? "offset pages: skip/take up to the count"
 wm=$(q "$T/a.db" "SELECT watermark FROM sync_state WHERE source = 'impartner' AND object = 'deal'")
 later=$("$PY" -c "import datetime as d;print(int((d.datetime.strptime('$wm','%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=d.timezone.utc)+d.timedelta(hours=1)).timestamp()*1000))")
 for d in $(q "$T/a.db" "SELECT external_id FROM deals WHERE status = 'open' ORDER BY external_id LIMIT 2"); do
-  peer_update "{\"object\": \"Opportunity\", \"key\": \"$d\", \"set\": {\"Stage\": \"Closed Lost\"}, \"updated_at\": $later}"
+  peer_update "{\"object\": \"Opportunity\", \"key\": \"$d\", \"set\": {\"Stage\": \"Closed Lost\", \"UseCase__cf\": \"Security\"}, \"updated_at\": $later}"
 done
 : >"$PEER_LOG"
 sync "$T/a.db"
@@ -47,6 +47,7 @@ awk '$1 == "deal" { exit !($4 == 2) }' "$T/out"
 ok $? "exactly the 2 changed deals written" "$(cat "$T/out")"
 grep -q "\"filter\": \"Updated > '20[0-9-]*T[0-9:]*'\"" "$PEER_LOG"
 ok $? "the filter is Updated > 'ISO without zone'"
+ok "$(test "$(q "$T/a.db" "SELECT count(*) FROM attr_history WHERE field = 'x.use_case' AND value = 'Security' AND observed_at > '$wm'")" -eq 2; echo $?)" "a declared __cf field stored with its change time"
 
 sync "$T/u.db" --batch 150
 dump_all "$T/u.db" >"$T/u.dump"

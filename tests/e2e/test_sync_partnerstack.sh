@@ -87,6 +87,55 @@ grep -q '"min_updated"' "$PEER_LOG"
 ok $? "incremental requests carry min_updated"
 ok "$(test "$(q "$T/a.db" "SELECT tier FROM partners WHERE external_id = 'P00002'")" = Gold; echo $?)" "partner tier change synced"
 
+# Declared tenant fields (the deal object's `fields`): stored in attr_history
+# as x.<name> at the deal's updated_at, a row only on change, so a value is
+# read as of any date; a wrong type rejects the record naming the field.
+tf=$(q "$T/a.db" "SELECT external_id FROM deals WHERE status = 'open' ORDER BY external_id LIMIT 1 OFFSET 5")
+peer_update "{\"object\": \"deals\", \"key\": \"$tf\", \"set\": {\"field_data\": {\"deal_type\": \"Renewal\", \"decision_maker_identified\": true}}, \"updated_at\": $later}"
+sync "$T/a.db"
+ok $? "sync with declared deal fields" "$(tail -3 "$T/err")"
+xf() { q "$T/a.db" "SELECT h.field || '=' || coalesce(h.value, 'NULL') || '@' || h.observed_at FROM attr_history h JOIN deals d ON d.id = h.entity_id WHERE h.entity = 'deal' AND d.external_id = '$tf' AND h.field LIKE 'x.%' ORDER BY h.field, h.observed_at" | tr '\n' ' '; }
+at1=$("$PY" -c "import datetime as d;print(d.datetime.fromtimestamp($later/1000, d.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'))")
+ok "$(test "$(xf)" = "x.deal_type=Renewal@$at1 x.decision_maker_identified=1@$at1 "; echo $?)" "deal_type and decision maker stored at the deal's updated_at" "got '$(xf)'"
+peer_update "{\"object\": \"deals\", \"key\": \"$tf\", \"set\": {\"field_data\": {\"deal_type\": \"Expansion\"}}, \"updated_at\": $((later + 3600000))}"
+sync "$T/a.db"
+at2=$("$PY" -c "import datetime as d;print(d.datetime.fromtimestamp(($later + 3600000)/1000, d.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'))")
+asof() { q "$T/a.db" "SELECT h.value FROM attr_history h JOIN deals d ON d.id = h.entity_id WHERE h.entity = 'deal' AND d.external_id = '$tf' AND h.field = 'x.deal_type' AND h.observed_at <= '$1' ORDER BY h.observed_at DESC LIMIT 1"; }
+ok "$(test "$(asof "$at1")" = Renewal && test "$(asof "$at2")" = Expansion; echo $?)" "a change keeps the old value as of its date" "$(xf)"
+ok "$(test "$(xf | wc -w)" -eq 3; echo $?)" "an unchanged field writes no row" "$(xf)"
+peer_update "{\"object\": \"deals\", \"key\": \"$tf\", \"set\": {\"field_data\": {\"decision_maker_identified\": \"perhaps\"}}, \"updated_at\": $((later + 7200000))}"
+sync "$T/a.db"
+q "$T/a.db" "SELECT reason FROM ingest_rejects WHERE reason LIKE '%$tf%'" | grep -q 'field_data.decision_maker_identified (decision_maker_identified): not a yesno: "perhaps"'
+ok $? "a mistyped field rejects the record, naming it" "$(q "$T/a.db" "SELECT reason FROM ingest_rejects" | tail -2)"
+peer_update "{\"object\": \"deals\", \"key\": \"$tf\", \"set\": {\"field_data\": {\"decision_maker_identified\": false}}, \"updated_at\": $((later + 10800000))}"
+
+# An archived deal is not kept open: lost (a won one would keep its outcome).
+arch=$(q "$T/a.db" "SELECT external_id FROM deals WHERE status = 'open' ORDER BY external_id DESC LIMIT 1")
+peer_update "{\"object\": \"deals\", \"key\": \"$arch\", \"set\": {\"archived\": true}, \"updated_at\": $((later + 10800000))}"
+sync "$T/a.db"
+ok "$(test "$(q "$T/a.db" "SELECT stage || '|' || status FROM deals WHERE external_id = '$arch'")" = "closed_lost|lost"; echo $?)" "an archived open deal is stored as lost, not kept open"
+ok "$(test "$(q "$T/a.db" "SELECT value FROM attr_history h JOIN deals d ON d.id = h.entity_id WHERE d.external_id = '$tf' AND h.field = 'x.decision_maker_identified' ORDER BY h.observed_at DESC LIMIT 1")" = 0; echo $?)" "the fixed field stored on the next sync"
+
+# Rewards the store did not know: a trigger outside its kinds (the peer's
+# distributor_margin and a tenant's own) is kept as 'other' with the raw
+# trigger, a reward not paid yet is kept with its status and no paid date;
+# none is rejected. Paid later, the same row gets its date.
+set -- $(q "$T/a.db" "SELECT external_id FROM payouts ORDER BY external_id LIMIT 3")
+peer_update "{\"object\": \"rewards\", \"key\": \"$1\", \"set\": {\"trigger\": {\"key\": \"distributor_margin\"}}, \"updated_at\": $later}"
+peer_update "{\"object\": \"rewards\", \"key\": \"$2\", \"set\": {\"trigger\": {\"key\": \"Co-Sell Bounty\"}}, \"updated_at\": $later}"
+peer_update "{\"object\": \"rewards\", \"key\": \"$3\", \"set\": {\"reward_status\": \"approved\"}, \"updated_at\": $later}"
+sync "$T/a.db"
+ok $? "sync with unknown reward triggers and an unpaid reward" "$(tail -3 "$T/err")"
+awk '$1 == "payout" { exit !($4 == 3 && $6 == 0) }' "$T/out"
+ok $? "all 3 written, none rejected" "$(grep payout "$T/out")"
+pk() { q "$T/a.db" "SELECT kind || '|' || coalesce(kind_raw, '') || '|' || coalesce(paid_at, '') || '|' || coalesce(status, '') FROM payouts WHERE external_id = '$1'"; }
+ok "$(pk "$1" | grep -q '^other|distributor_margin|20..-..-..|paid$'; echo $?)" "distributor_margin kept as other, raw trigger kept" "$(pk "$1")"
+ok "$(pk "$2" | grep -q '^other|Co-Sell Bounty|'; echo $?)" "a tenant's own trigger too" "$(pk "$2")"
+ok "$(pk "$3" | grep -q '^commission|commission||approved$'; echo $?)" "an approved, unpaid reward: its status, no paid date" "$(pk "$3")"
+peer_update "{\"object\": \"rewards\", \"key\": \"$3\", \"set\": {\"reward_status\": \"paid\"}, \"updated_at\": $((later + 60000))}"
+sync "$T/a.db"
+ok "$(pk "$3" | grep -q '^commission|commission|20..-..-..|paid$'; echo $?)" "paid later: the same payout gets its paid date" "$(pk "$3")"
+
 # ---- kill -9 at random points, then rerun ----------------------------------------
 sync "$T/u.db" --batch 300
 ok $? "uninterrupted reference sync"

@@ -2,7 +2,9 @@
 # Salesforce over HTTP against tests/peers/salesforce.py: SOQL with
 # nextRecordsUrl; full sync = file ingest; incremental by SystemModstamp;
 # kill -9 and rerun; 403 REQUEST_LIMIT_EXCEEDED ridden out; a malformed
-# batch stops with a clear error; a bad token fails cleanly; no secret in logs.
+# batch stops with a clear error; a bad token fails cleanly; no secret in logs;
+# OpportunityFieldHistory gives history rows at the API's timestamps; a
+# deleted opportunity (queryAll, IsDeleted) is closed, not kept open.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/peers.sh"
 
@@ -48,6 +50,38 @@ ok $? "exactly the 2 changed opportunities written" "$(cat "$T/out")"
 grep -q 'SystemModstamp > 20' "$PEER_LOG"
 ok $? "the SOQL carries SystemModstamp > watermark - overlap"
 ok "$(test "$(q "$T/a.db" "SELECT count(*) FROM deals WHERE status = 'won' AND updated_at > '$wm'")" -eq 2; echo $?)" "won deals stored"
+
+# Two stage changes (and an amount change) between syncs, and a delete: the
+# history rows carry OpportunityFieldHistory's own CreatedDate, also for the
+# intermediate stage no sync observed; the deleted opportunity is not kept open.
+at() { "$PY" -c "import datetime as d;print(int((d.datetime.strptime('$wm','%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=d.timezone.utc)+d.timedelta(hours=$1)).timestamp()*1000))"; }
+iso() { "$PY" -c "import datetime as d;print((d.datetime.strptime('$wm','%Y-%m-%dT%H:%M:%SZ')+d.timedelta(hours=$1)).strftime('%Y-%m-%dT%H:%M:%SZ'))"; }
+set -- $(q "$T/a.db" "SELECT external_id FROM deals WHERE status = 'open' ORDER BY external_id LIMIT 2")
+h1=$1 del=$2
+peer_update "{\"object\": \"Opportunity\", \"key\": \"$h1\", \"set\": {\"StageName\": \"Negotiation/Review\", \"Amount\": 12345.0}, \"updated_at\": $(at 2)}"
+peer_update "{\"object\": \"Opportunity\", \"key\": \"$h1\", \"set\": {\"StageName\": \"Closed Lost\", \"IsClosed\": true}, \"updated_at\": $(at 3)}"
+peer_update "{\"object\": \"Opportunity\", \"key\": \"$del\", \"set\": {\"IsDeleted\": true}, \"updated_at\": $(at 3)}"
+: >"$PEER_LOG"
+sync "$T/a.db"
+ok $? "incremental sync after stage changes and a delete" "$(tail -3 "$T/err")"
+grep -q 'FROM OpportunityFieldHistory' "$PEER_LOG"
+ok $? "OpportunityFieldHistory queried"
+grep -q 'CreatedDate > 20' "$PEER_LOG"
+ok $? "incrementally, by CreatedDate"
+grep -q '/services/data/v59.0/queryAll' "$PEER_LOG"
+ok $? "opportunities read through queryAll"
+hist() { q "$T/a.db" "SELECT h.stage || '|' || h.status || '|' || h.amount FROM deal_history h JOIN deals d ON d.id = h.deal_id WHERE d.external_id = '$1' AND h.observed_at = '$2'"; }
+r2=$(hist "$h1" "$(iso 2)"); r3=$(hist "$h1" "$(iso 3)")
+ok "$(test "$r2" = "negotiation|open|12345.0"; echo $?)" "the unobserved stage change stored at its CreatedDate $(iso 2)" "got '$r2'"
+ok "$(test "$r3" = "closed_lost|lost|12345.0"; echo $?)" "the closing change at $(iso 3), amount carried" "got '$r3'"
+n_old=$(q "$T/a.db" "SELECT count(*) FROM deal_history h JOIN deals d ON d.id = h.deal_id WHERE d.external_id = '$h1' AND h.observed_at < '$(iso 2)' AND h.stage = 'negotiation'")
+ok "$(test "$n_old" -eq 0; echo $?)" "no look-back: nothing earlier says negotiation"
+dl=$(q "$T/a.db" "SELECT stage || '|' || status || '|' || closed_at FROM deals WHERE external_id = '$del'")
+ok "$(test "$dl" = "closed_lost|lost|$(iso 3 | cut -c1-10)"; echo $?)" "a deleted opportunity is closed as lost on its delete day" "got '$dl'"
+sync "$T/a.db"
+ok $? "a rerun"
+awk '$1 == "deal" || $1 == "deal_history" { if ($4 != 0) exit 1 }' "$T/out"
+ok $? "writes nothing new" "$(cat "$T/out")"
 
 sync "$T/u.db"
 dump_all "$T/u.db" >"$T/u.dump"

@@ -71,6 +71,9 @@ class Impartner:
             }
             for f in VENDOR_FIELDS:
                 rec[f] = None
+            # The tenant's own fields (connectors/impartner.lua DEAL_FIELDS).
+            for f in ("DealType__cf", "DecisionMakerIdentified__cf", "UseCase__cf"):
+                rec[f] = None
             self.objects["Opportunity"][r["Deal ID"]] = rec
         self.fields = {o: set().union(*[set(x) for x in recs.values()])
                        for o, recs in self.objects.items()}

@@ -16,9 +16,20 @@ every response carries `Sforce-Limit-Info: api-usage=N/15000`; throttled:
 /services/data/vNN.N/sobjects/Opportunity/{Id} with a JSON object of fields
 answers 204 (unknown field: 400 INVALID_FIELD; read-only: 400
 INVALID_FIELD_FOR_INSERT_UPDATE).
+GET /services/data/vNN.N/queryAll?q=<SOQL> is the same query including
+soft-deleted records (IsDeleted = true; /query leaves them out), its further
+batches at a nextRecordsUrl under /query/ as the reference says. A delete
+(`/__peer/update` setting IsDeleted) moves SystemModstamp like Salesforce's.
+OpportunityFieldHistory (Id, OpportunityId, Field, OldValue, NewValue,
+CreatedDate, IsDeleted) holds one row per change of a tracked field
+(StageName, Amount, CloseDate), seeded from the export's deal_history.csv
+and appended by every `/__peer/update` that changes one, stamped with the
+change's time.
 The SOQL understood is what connectors/salesforce.lua sends: SELECT fields
-(relationship fields like Account.Name) FROM Account|Opportunity [WHERE
-<Field> > <datetime> [AND IsPartner = true]] [ORDER BY ...].
+(relationship fields like Account.Name) FROM Account|Opportunity|
+OpportunityFieldHistory [WHERE <cond> [AND <cond>]...] [ORDER BY ...], a
+<cond> being <Field> > <datetime>, <Field> = true|false, <Field> IN ('a', 'b')
+or Opportunity.PartnerAccountId != null.
 Partner accounts are Accounts with IsPartner; deal registrations are
 Opportunities with PartnerAccountId. Ids are the export's own IDs.
 """
@@ -34,7 +45,9 @@ import peerlib as pl  # noqa: E402
 
 VENDOR_FIELDS = {"AI_Forecast_Score__c", "AI_Risk_Flags__c", "AI_Last_Scored_At__c",
                  "AI_Close_Probability__c", "AI_Model_Version__c", "AI_Drivers__c"}
-READ_ONLY = {"Id", "CreatedDate", "LastModifiedDate", "SystemModstamp", "IsClosed", "IsWon"}
+READ_ONLY = {"Id", "CreatedDate", "LastModifiedDate", "SystemModstamp", "IsClosed", "IsWon",
+             "IsDeleted"}
+TRACKED = ("StageName", "Amount", "CloseDate")   # OpportunityFieldHistory's fields
 
 
 def sf_time(ms):
@@ -48,7 +61,7 @@ class Salesforce:
         self.usage = 0
         self.locators = {}
         self.seq = itertools.count(1)
-        self.objects = {"Account": {}, "Opportunity": {}}
+        self.objects = {"Account": {}, "Opportunity": {}, "OpportunityFieldHistory": {}}
         for r in pl.read_csv(os.path.join(data, "partners.csv")):
             ms = pl.ms_of_iso(r.get("Last Modified"))
             self.objects["Account"][r["Partner ID"]] = {
@@ -84,11 +97,35 @@ class Salesforce:
                 "Competitor__c": r.get("Competitor"), "Description": r.get("Notes"),
                 "CreatedDate": sf_time(pl.ms_of_iso(r.get("Created Date"))),
                 "LastModifiedDate": sf_time(ms), "SystemModstamp": sf_time(ms),
+                "IsDeleted": False,
+                # The tenant's own fields (connectors/salesforce.lua DEAL_FIELDS).
+                "Type": None, "Decision_Maker_Identified__c": None, "Use_Case__c": None,
             }
             for f in VENDOR_FIELDS:
                 self.objects["Opportunity"][r["Deal ID"]][f] = None
+        prev = {}
+        hist = os.path.join(data, "deal_history.csv")
+        for r in pl.read_csv(hist) if os.path.exists(hist) else []:
+            d = r["Deal ID"]
+            now = {"StageName": r.get("Stage"),
+                   "Amount": float(r["Deal Amount"]) if r.get("Deal Amount") else None,
+                   "CloseDate": pl.us_to_iso(r.get("Expected Close Date"))}
+            if d in prev and d in self.objects["Opportunity"]:
+                self.history(d, prev[d], now, int(r["Changed At"]))
+            prev[d] = now
         self.fields = {o: set().union(*[set(x) for x in recs.values()]) | {"Account.Name"}
-                       for o, recs in self.objects.items()}
+                       for o, recs in self.objects.items() if recs}
+        self.fields["OpportunityFieldHistory"] = {"Id", "OpportunityId", "Field", "OldValue",
+                                                  "NewValue", "CreatedDate", "IsDeleted"}
+
+    def history(self, opp, old, new, ms):
+        """One OpportunityFieldHistory row per tracked field that changed."""
+        for f in TRACKED:
+            if f in new and old.get(f) != new[f]:
+                hid = "017PEER%09d" % next(self.seq)
+                self.objects["OpportunityFieldHistory"][hid] = {
+                    "Id": hid, "OpportunityId": opp, "Field": f, "OldValue": old.get(f),
+                    "NewValue": new[f], "CreatedDate": sf_time(ms), "IsDeleted": False}
 
     def throttle(self, h, retry_after):
         self.error(h, 403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
@@ -97,6 +134,8 @@ class Salesforce:
         rec = self.objects.get(obj, {}).get(key)
         if not rec:
             return False
+        if obj == "Opportunity":
+            self.history(key, rec, values, updated_ms)
         rec.update(values)
         rec["LastModifiedDate"] = rec["SystemModstamp"] = sf_time(updated_ms)
         return True
@@ -113,20 +152,21 @@ class Salesforce:
         h.auth_state = "none" if not a else ("ok" if a == "Bearer " + self.token else "bad")
         if h.auth_state != "ok":
             return self.error(h, 401, "INVALID_SESSION_ID", "Session expired or invalid")
-        m = re.match(r"^/services/data/v\d+\.\d/(query|sobjects)(?:/(.*))?$", h.route_path)
+        m = re.match(r"^/services/data/v\d+\.\d/(query|queryAll|sobjects)(?:/(.*))?$",
+                     h.route_path)
         if not m:
             return self.error(h, 404, "NOT_FOUND", "The requested resource does not exist")
-        if m.group(1) == "query" and h.method == "GET":
+        if m.group(1) in ("query", "queryAll") and h.method == "GET":
             if m.group(2):
                 return self.next_batch(h, m.group(2))
-            return self.query(h)
+            return self.query(h, deleted=m.group(1) == "queryAll")
         if m.group(1) == "sobjects" and h.method == "PATCH":
             parts = (m.group(2) or "").split("/")
             if len(parts) == 2:
                 return self.patch(h, parts[0], parts[1])
         return self.error(h, 405, "METHOD_NOT_ALLOWED", "HTTP Method not allowed")
 
-    def query(self, h):
+    def query(self, h, deleted=False):
         soql = h.query.get("q", "")
         m = re.match(r"^\s*SELECT\s+(.+?)\s+FROM\s+(\w+)(?:\s+WHERE\s+(.+?))?"
                      r"(?:\s+ORDER\s+BY\s+(.+?))?\s*$", soql, re.I | re.S)
@@ -140,9 +180,20 @@ class Salesforce:
             if f not in self.fields[obj]:
                 return self.error(h, 400, "INVALID_FIELD",
                                   "No such column '%s' on entity '%s'." % (f, obj))
-        recs = list(self.objects[obj].values())
+        recs = [r for r in self.objects[obj].values() if deleted or not r.get("IsDeleted")]
         for cond in re.split(r"\s+AND\s+", m.group(3) or "", flags=re.I):
             if not cond:
+                continue
+            if re.match(r"^Opportunity\.PartnerAccountId\s*!=\s*null$", cond.strip(), re.I) \
+                    and obj == "OpportunityFieldHistory":
+                opps = self.objects["Opportunity"]
+                recs = [r for r in recs if (opps.get(r["OpportunityId"]) or {}).get(
+                    "PartnerAccountId")]
+                continue
+            c = re.match(r"^(\w+)\s+IN\s*\((.*)\)$", cond.strip(), re.I)
+            if c and c.group(1) in self.fields[obj]:
+                vals = re.findall(r"'([^']*)'", c.group(2))
+                recs = [r for r in recs if r.get(c.group(1)) in vals]
                 continue
             c = re.match(r"^(\w+)\s*(>=|>|=)\s*(\S+)$", cond.strip())
             if not c or c.group(1) not in self.fields[obj]:
@@ -158,7 +209,7 @@ class Salesforce:
             t = pl.ms_of_iso(v[:19] + "Z")
             key = lambda r: pl.ms_of_iso(r[f][:19] + "Z") if r.get(f) else 0  # noqa: E731
             recs = [r for r in recs if (key(r) > t if op == ">" else key(r) >= t)]
-        recs.sort(key=lambda r: (r.get("SystemModstamp") or "", r["Id"]))
+        recs.sort(key=lambda r: (r.get("SystemModstamp") or r.get("CreatedDate") or "", r["Id"]))
         size = 2000
         opt = h.headers.get("Sforce-Query-Options") or ""
         bm = re.search(r"batchSize=(\d+)", opt)

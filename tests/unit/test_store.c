@@ -115,6 +115,57 @@ int main(void)
     T_EQ_INT(count(s, "SELECT count(*) FROM deal_history WHERE observed_at = '2025-01-10T00:00:00Z'"
                       " AND stage = 'qualified' AND amount = 1000"), 1, "history row holds the new state");
 
+    /* A partial change (an API's field history): the fields it does not set
+     * come from the deal's state at that instant, not from later. */
+    {
+        const store_object *c = store_object_find("deal_change");
+        store_value v[16];
+        for (int i = 0; i < c->nfields; i++) v[i] = NUL;
+        v[store_field_index(c, "source")] = TXT("t");
+        v[store_field_index(c, "deal_id")] = TXT("D1");
+        v[store_field_index(c, "observed_at")] = TXT("2025-01-11T00:00:00Z");
+        v[store_field_index(c, "stage")] = TXT("proposal");
+        v[store_field_index(c, "status")] = TXT("open");
+        v[store_field_index(c, "changed")] = TXT("stage,status");
+        T_OK(store_upsert(s, c, v, &w, &err) == 0 && w, "partial change stored");
+        T_EQ_INT(count(s, "SELECT count(*) FROM deal_history WHERE observed_at = '2025-01-11T00:00:00Z'"
+                          " AND stage = 'proposal' AND status = 'open' AND amount = 1000"), 1,
+                 "its amount is the one as of its instant (1000, not the later 1200)");
+        v[store_field_index(c, "changed")] = TXT("stage,colour");
+        T_OK(store_upsert(s, c, v, &w, &err) < 0 && strstr(err.msg, "'colour'"),
+             "an unknown name in 'changed' is refused, named");
+        store_exec(s, "DELETE FROM deal_history WHERE observed_at = '2025-01-11T00:00:00Z'", &err);
+
+        /* Tenant fields: a row only on change, at the given instant. */
+        const store_object *x = store_object_find("deal_field");
+        store_value f[5] = { TXT("t"), TXT("D1"), TXT("deal_type"), TXT("Renewal"),
+                             TXT("2025-01-10T00:00:00Z") };
+        T_OK(store_upsert(s, x, f, &w, &err) == 0 && w, "tenant field stored");
+        f[4] = TXT("2025-01-12T00:00:00Z");
+        T_OK(store_upsert(s, x, f, &w, &err) == 0 && !w, "unchanged tenant field writes nothing");
+        f[3] = TXT("Expansion");
+        T_OK(store_upsert(s, x, f, &w, &err) == 0 && w, "changed tenant field written");
+        T_EQ_INT(count(s, "SELECT count(*) FROM attr_history WHERE field = 'x.deal_type'"), 2,
+                 "two rows: Renewal at 01-10, Expansion at 01-12");
+
+        /* Payouts: an unknown kind is 'other' with the raw value; an unpaid one has a status. */
+        const store_object *p = store_object_find("payout");
+        store_value y[10];
+        for (int i = 0; i < p->nfields; i++) y[i] = NUL;
+        y[store_field_index(p, "source")] = TXT("t");
+        y[store_field_index(p, "external_id")] = TXT("R1");
+        y[store_field_index(p, "partner_id")] = TXT("P1");
+        y[store_field_index(p, "kind")] = TXT("distributor_margin");
+        y[store_field_index(p, "amount")] = REAL(50);
+        T_OK(store_upsert(s, p, y, &w, &err) < 0 && strstr(err.msg, "paid_at or a status"),
+             "a payout with neither paid date nor status is refused");
+        y[store_field_index(p, "status")] = TXT("approved");
+        T_OK(store_upsert(s, p, y, &w, &err) == 0 && w, "an unpaid payout with a status is stored");
+        T_EQ_INT(count(s, "SELECT count(*) FROM payouts WHERE kind = 'other' AND"
+                          " kind_raw = 'distributor_margin' AND paid_at IS NULL AND status = 'approved'"), 1,
+                 "unknown kind kept as other, raw value and status kept");
+    }
+
     T_OK(upsert_deal(s, "D2", "NOPE", "registered", "open", 1, "2025-01-01T00:00:00Z", &w, &err) < 0 &&
          strstr(err.msg, "unknown partner 'NOPE'"), "unknown partner is named");
     T_OK(upsert_deal(s, "D2", "P1", "won-ish", "open", 1, "2025-01-01T00:00:00Z", &w, &err) < 0 &&

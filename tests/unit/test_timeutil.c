@@ -61,5 +61,23 @@ int main(void)
     T_OK(fy == 2026 && q == 1, "FY starting July");
     T_EQ_INT(fiscal_quarter_start(2026, 1, 2), days_from_civil(2025, 2, 1), "FY2026 Q1 starts 2025-02-01");
     T_EQ_INT(fiscal_quarter_start(2025, 4, 1), days_from_civil(2025, 10, 1), "2025 Q4 starts Oct 1");
+
+    /* Quarter labels as exports write them (the "quarter" field kind). */
+    static const char *const good[][2] = { { "2026-Q1", "2026-Q1" }, { " FY2026 Q4 ", "2026-Q4" },
+        { "2026Q2", "2026-Q2" }, { "Q3 2026", "2026-Q3" }, { "Q1-FY2026", "2026-Q1" },
+        { "Q1\t2026", "2026-Q1" } };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char out[8] = "";
+        int rc = quarter_label_parse(good[i][0], strlen(good[i][0]), out);
+        T_OK(rc == 0 && strcmp(out, good[i][1]) == 0, good[i][0]);
+    }
+    static const char *const bad[] = { "2026-Q5", "Q0 2026", "26-Q1", "2026-Q1x", "", "FY 2026 Q1", "2026-" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char out[8];
+        T_OK(quarter_label_parse(bad[i], strlen(bad[i]), out) < 0, bad[i]);
+    }
+    /* the length bounds the text: "2026-Q1" inside a longer buffer */
+    char out[8];
+    T_OK(quarter_label_parse("2026-Q1,rest", 7, out) == 0 && strcmp(out, "2026-Q1") == 0, "length-bounded");
     return t_done();
 }

@@ -40,10 +40,12 @@ local function basename(p) return (p:match("[^/]+$")) end
 --   stage = { "Stage", "lookup", { ["closed won"] = "closed_won", ... } }
 --   currency = { "Currency", "currency" }         -- ISO 4217
 --   completeness = { { "Account Name", ... }, "completeness" }
+--   period = { "Period", "quarter" }              -- "FY2026 Q1" -> "2026-Q1"
 -- `finish.<object>(rec, ctx)` may then derive what a declaration cannot say
 -- (a status from the stage) and returns rec, false (skip) or nil, why.
 local kinds = { text = true, money = true, number = true, date = true, instant = true,
-                percent = true, bool = true, lookup = true, currency = true, completeness = true }
+                percent = true, bool = true, lookup = true, currency = true, completeness = true,
+                quarter = true }
 local map = require "prm.map"
 
 function M.compile_fields(db, obj, decl, path)
@@ -112,7 +114,8 @@ local function apply_plan(plan, raw)
         elseif kind == "percent" then rec[field] = map.percent(v, arg, col)
         elseif kind == "bool" then rec[field] = map.bool(v, col)
         elseif kind == "lookup" then rec[field] = it.fn(v)
-        elseif kind == "currency" then rec[field] = map.currency(v, col) end
+        elseif kind == "currency" then rec[field] = map.currency(v, col)
+        elseif kind == "quarter" then rec[field] = map.quarter(v, col) end
       end
     end
   end
@@ -486,8 +489,11 @@ function M.run(opts)
   -- ingest deletes nothing, so SQLite's own foreign-key probe per insert
   -- is redundant here: off for the load, on again after (also on error).
   db:exec("PRAGMA foreign_keys = OFF")
+  -- A first load builds the secondary indexes after its rows (store_bulk_*).
+  local bulk = db:bulk_begin()
   local okr, rerr = pcall(M.load_all, db, conn, opts, summary)
   db:exec("PRAGMA foreign_keys = ON")
+  if bulk then db:bulk_end() end
   if not okr then error(rerr, 0) end
   summary.cpu_seconds = os.clock() - t0
   if #summary.files == 0 then

@@ -37,6 +37,15 @@ function M.date(v, fmt, col)
   return d
 end
 
+-- map.quarter(value, column) -> "YYYY-Qn" | nil   ("FY2026 Q1", "Q1 2026", ...)
+function M.quarter(v, col)
+  if v == nil then return nil end
+  scalar(v, col or "period", "a quarter")
+  local q, err = prm.quarter_label(tostring(v))
+  if not q then error(("%s: %s"):format(col or "period", err), 0) end
+  return q
+end
+
 -- map.instant(value, format, column) -> "YYYY-MM-DDTHH:MM:SSZ" | nil
 function M.instant(v, fmt, col)
   if v == nil then return nil end

@@ -58,6 +58,18 @@ function M.check_connector(c, path)
     end
     if type(o.map) ~= "function" then bad(f .. ".map", "a function") end
     if o.pages ~= nil and type(o.pages) ~= "table" then bad(f .. ".pages", "a table") end
+    if o.fields ~= nil then
+      if o.object ~= "deal" then bad(f .. ".fields", "declared on a deal object only") end
+      if type(o.fields) ~= "table" then bad(f .. ".fields", "a list of {name=, type=, from=}") end
+      for j, x in ipairs(o.fields) do
+        local g = ("%s.fields[%d]"):format(f, j)
+        if type(x) ~= "table" or type(x.name) ~= "string" or not x.name:match("^[%w_]+$") then
+          bad(g .. ".name", "a name of letters, digits and _")
+        end
+        if not M.field_types[x.type] then bad(g .. ".type", "category, number, yesno or date") end
+        if type(x.from) ~= "string" then bad(g .. ".from", "the record's field (a.b for nested)") end
+      end
+    end
     local w = o.watermark
     if w ~= nil then
       if type(w) ~= "table" or type(w.field) ~= "string" then
@@ -151,6 +163,55 @@ local parse_fmt = { epoch_ms = "epoch_ms", epoch_s = "epoch_s", iso = "auto", is
                     soql = "auto", date = "auto" }
 
 -- ---- records ---------------------------------------------------------------
+
+-- Declared tenant deal fields (a deal object's `fields`): each value is
+-- read from the raw record at `from` (dots for nested keys), checked against
+-- its type and stored as text; nil when absent. A value of the wrong type
+-- rejects the record with the field named.
+local function yesno(v)
+  if type(v) == "boolean" then return v and "1" or "0" end
+  if v == 1 or v == 0 then return tostring(math.tointeger(v)) end
+  local t = type(v) == "string" and v:lower() or nil
+  if t == "yes" or t == "true" or t == "y" or t == "1" then return "1" end
+  if t == "no" or t == "false" or t == "n" or t == "0" then return "0" end
+  return nil
+end
+M.field_types = {
+  category = function(v)
+    if type(v) == "string" or type(v) == "number" then return tostring(v) end
+    if type(v) == "boolean" then return v and "true" or "false" end
+  end,
+  number = function(v)
+    local n = tonumber(v)
+    if n and n == n and n - n == 0 then return ("%.17g"):format(n) end
+  end,
+  yesno = yesno,
+  date = function(v) return prm.date and (prm.date(v, "auto")) or nil end,
+}
+local function pick(raw, from)
+  local v = raw
+  for part in from:gmatch("[^.]+") do
+    if type(v) ~= "table" then return nil end
+    v = v[part]
+  end
+  return v
+end
+function M.tenant_fields(decl, raw)
+  local out = {}
+  for _, x in ipairs(decl) do
+    local v = pick(raw, x.from)
+    if v ~= nil then
+      local t = M.field_types[x.type](v)
+      if t == nil then
+        return nil, ("%s (%s): not a %s: %q"):format(x.from, x.name, x.type, tostring(v))
+      end
+      out[#out + 1] = { x.name, t }
+    else
+      out[#out + 1] = { x.name, nil }
+    end
+  end
+  return out
+end
 
 -- cjson.null -> nil, all the way down (a mapping sees absent values as nil).
 local function clean(t)
@@ -279,7 +340,21 @@ local function sync_object(db, client, conn, o, opts, st)
           else
             if rec.source == nil then rec.source = source end
             if fault then fault("sync.record") end
-            local written, uerr = db:upsert(o.object, rec)
+            local xf, xerr
+            if o.fields then xf, xerr = M.tenant_fields(o.fields, raw) end
+            local written, uerr
+            if xerr then written, uerr = nil, xerr
+            else written, uerr = db:upsert(o.object, rec) end
+            if written ~= nil and xf then
+              -- Stored as of the deal's own update time, a row only on change.
+              local at = rec.updated_at or (rec.created_at .. "T00:00:00Z")
+              for _, kv in ipairs(xf) do
+                local w2, ferr = db:upsert("deal_field", { source = rec.source,
+                  deal_id = rec.external_id, field = kv[1], value = kv[2], observed_at = at })
+                if w2 == nil then written, uerr = nil, ferr break end
+                if w2 then written = true end
+              end
+            end
             if written == nil then reject(uerr)
             elseif written then st.written = st.written + 1
             else st.unchanged = st.unchanged + 1 end
