@@ -137,7 +137,9 @@ int cmd_train(int argc, char **argv, const cli *c)
     printf("train as of %s: fit %s..%s (%zu rows), calibrate %s..%s (%zu), evaluate %s..%s (%zu)\n",
            r.as_of, r.train_from, r.calib_from, r.n_fit, r.calib_from, r.calib_to, r.n_calib,
            r.eval_from, r.eval_to, r.n_eval);
-    if (r.label_days > 0) printf("  label: won within %d days of the snapshot (every row fully observed)\n", r.label_days);
+    if (r.label_days > 0)
+        printf("  label: won within %d days of the snapshot (every row fully observed); calibrated to won within %d\n",
+               r.label_days, r.calib_label_days);
     if (r.cold_start) printf("  cold start: %zu deals with an observed label in the fit window, base rates only\n", r.closed_deals);
     printf("  %-10s %6s %9s %9s %9s %9s\n", "model", "id", "AUC", "log loss", "Brier", "ECE");
     for (int i = 0; i < r.ncand; i++) {

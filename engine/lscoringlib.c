@@ -108,6 +108,7 @@ static int l_scoring_train(lua_State *L)
     lua_pushstring(L, r.calib_from); lua_setfield(L, -2, "calib_from");
     lua_pushstring(L, r.calib_to); lua_setfield(L, -2, "calib_to");
     lua_pushinteger(L, r.label_days); lua_setfield(L, -2, "label_days");
+    lua_pushinteger(L, r.calib_label_days); lua_setfield(L, -2, "calib_label_days");
     lua_pushstring(L, r.eval_from); lua_setfield(L, -2, "eval_from");
     lua_pushstring(L, r.eval_to); lua_setfield(L, -2, "eval_to");
     lua_pushinteger(L, (lua_Integer)r.n_fit); lua_setfield(L, -2, "n_fit");

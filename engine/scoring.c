@@ -199,6 +199,7 @@ static int register_model(store *s, const world *w, const model *m, const model_
     json_key(&metrics, "partner_probability_brier"); json_num_fmt(&metrics, r->partner_brier, "%.6g");
     json_key(&metrics, "n_fit"); json_int(&metrics, (int64_t)r->n_fit);
     json_key(&metrics, "n_calib"); json_int(&metrics, (int64_t)r->n_calib);
+    json_key(&metrics, "calib_label_days"); json_int(&metrics, r->calib_label_days);
     json_key(&metrics, "n_eval"); json_int(&metrics, (int64_t)r->n_eval);
     json_key(&metrics, "calibrated"); json_bool(&metrics, model_calib_get_kind(m) != MODEL_CALIB_NONE);
     json_key(&metrics, "eval_from"); json_str(&metrics, r->eval_from);
@@ -321,10 +322,10 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
      * row's label must be observed by its cutoff: the evaluation rows are
      * snapshots of the 91 days ending H days before T (labels as of T);
      * calibration and fit rows end H days before the evaluation window
-     * starts (labels as of its start, so no outcome from the evaluation
-     * period reaches the model), the fit's labels as of H days after the
-     * calibration part starts. Without a horizon (0): the newest complete
-     * quarter before T, labels of deals resolved by each cutoff. The window
+     * starts, the fit's labels as of H days after the calibration part
+     * starts (no outcome from the evaluation period reaches the fitted
+     * model); the calibration rows' labels, over a longer horizon, as of T
+     * (below). Without a horizon (0): the newest complete quarter before T, labels of deals resolved by each cutoff. The window
      * adapts to the history there is: it starts no earlier than the
      * program's first registration, and for a young program H shrinks (to
      * no less than TRAIN_LABEL_DAYS_MIN) so that a quarter of snapshots is
@@ -355,13 +356,21 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
     date_iso(eval_from, r->eval_from);
     date_iso(eval_to, r->eval_to);
 
+    /* The calibration rows' label is "won within Hc" as known at T, Hc the
+     * days from the calibration part's end to T (2H + 91 days: close to
+     * "won eventually"): the model ranks on "won within H", the calibrator
+     * maps it to the outcome the forecast needs, P(win) at all, which a
+     * deal younger than its own life cannot show within H (seed-7
+     * backtest: P(win) ECE 0.066 -> 0.045, bench/RESULTS.md). */
+    int Hc = H > 0 ? (int)((T - fc_end) / DAY) : H;
+    r->calib_label_days = Hc;
     feat_set fit, cal, ev;
     int rc = -1;
     memset(&fit, 0, sizeof fit);
     memset(&cal, 0, sizeof cal);
     memset(&ev, 0, sizeof ev);
     if (feat_snapshots(w, train_from, calib_from, o->step_days, calib_from + (int64_t)H * DAY, H, &fit, err) < 0 ||
-        feat_snapshots(w, calib_from, fc_end, o->step_days, eval_from, H, &cal, err) < 0 ||
+        feat_snapshots(w, calib_from, fc_end, o->step_days, H > 0 ? T : eval_from, Hc, &cal, err) < 0 ||
         feat_snapshots(w, eval_from, eval_to, o->step_days, T, H, &ev, err) < 0)
         goto out;
     if (feat_cap_levels(&fit, TENANT_CATEGORY_LEVELS) < 0) {

@@ -80,6 +80,7 @@ typedef struct train_result {
     char as_of[21], train_from[11], calib_from[11], calib_to[11], eval_from[11], eval_to[11];
     size_t n_fit, n_calib, n_eval, closed_deals;
     int label_days;            /* the label horizon used (shorter than asked on a young program) */
+    int calib_label_days;      /* the calibration rows' horizon, as known at T (0: resolved by the cutoff) */
     int cold_start;
     train_candidate cand[3];
     int ncand, best;

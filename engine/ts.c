@@ -22,6 +22,7 @@ void ts_options_init(ts_options *opt)
     opt->levels[1] = 95.0;
     opt->seed = 42;
     opt->npaths = 2000;
+    opt->calib_origins = TS_CALIB_ORIGINS;
 }
 
 void ts_result_free(ts_result *r)
@@ -346,6 +347,9 @@ static int check_options(const ts_options *opt, prm_error *err)
         return prm_error_set(err, "ts: unknown method %d", (int)opt->method);
     if (opt->npaths < 0 || opt->npaths > 1000000)
         return prm_error_set(err, "ts: npaths must be in 0..1000000, got %d", opt->npaths);
+    if (opt->calib_origins < 0 || opt->calib_origins > 100)
+        return prm_error_set(err, "ts: calib_origins must be in 0..100, got %d",
+                             opt->calib_origins);
     return 0;
 }
 
@@ -492,7 +496,105 @@ static int combo(const double *y, int n, const ts_options *opt, ts_result *r, pr
         rc = combine(mem, w, nm, opt, r, err);
     for (int i = 0; i < nm; i++)
         ts_result_free(&mem[i]);
+    if (rc == 0 && opt->calib_origins > 0)
+        ts_calibrate_widths(y, n, opt, r);
     return rc;
+}
+
+/* Rolling-origin interval calibration of the combination.  The members'
+ * intervals ignore parameter and model-selection uncertainty and come out
+ * narrow on short series.  The uncalibrated combination is refitted at the
+ * non-overlapping origins n - hh (k + 1), k = 0 .. calib_origins - 1, with
+ * hh = min(h, n - MIN_N_CAL) and every origin >= MIN_N_CAL: only data before
+ * each origin is used, and nothing after y[n-1].  Each error is divided by
+ * its interval's half-width on its own side (upper - mean above the mean,
+ * mean - lower below); the level-p factor is the median of those ratios
+ * times z_p / 0.6745 (the median |error| of a normal is 0.6745 sigma), and
+ * the level's half-widths are multiplied by it about the mean (asymmetric
+ * intervals keep their shape).  The factor is kept in [CAL_FMIN, CAL_FMAX],
+ * needs at least CAL_MIN_ERRORS errors, and the levels stay nested.  The
+ * rule (median, non-overlapping origins) was chosen over the p-quantile, the
+ * conformal rank and the RMS of the ratios, and over overlapping origins, on
+ * the M3 training parts' own last h observations (bench/m3 with
+ * M3_TRAIN_HOLDOUT=1), never on the test parts; docs/TIMESERIES.md. */
+#define MIN_N_CAL 8
+#define CAL_MIN_ERRORS 8
+#define CAL_FMIN 0.5
+#define CAL_FMAX 4.0
+
+int ts_calibrate_widths(const double *y, int n, const ts_options *opt, ts_result *r)
+{
+    int hh = opt->h < n - MIN_N_CAL ? opt->h : n - MIN_N_CAL;
+    int K = opt->calib_origins, nl = r->nlevels;
+    if (hh < 1 || nl < 1)
+        return 0;
+    double *ratio = malloc((size_t)nl * (size_t)K * (size_t)hh * sizeof(double));
+    if (!ratio)
+        return 0; /* widths left as the members give them */
+    int N = 0;
+    ts_options o = *opt;
+    o.h = hh;
+    o.calib_origins = 0;
+    for (int k = 0; k < K; k++) {
+        int origin = n - hh * (k + 1);
+        if (origin < MIN_N_CAL)
+            break;
+        ts_result f;
+        prm_error e;
+        if (combo(y, origin, &o, &f, &e) != 0)
+            continue;
+        for (int t = 0; t < hh; t++) {
+            double err = y[origin + t] - f.mean[t];
+            int ok = isfinite(err);
+            for (int j = 0; j < nl && ok; j++) {
+                double half = err >= 0 ? ts_upper(&f, j)[t] - f.mean[t]
+                                       : f.mean[t] - ts_lower(&f, j)[t];
+                ok = isfinite(half) && half > 1e-12 * fmax(1.0, fabs(f.mean[t]));
+            }
+            if (!ok)
+                continue;
+            for (int j = 0; j < nl; j++) {
+                double half = err >= 0 ? ts_upper(&f, j)[t] - f.mean[t]
+                                       : f.mean[t] - ts_lower(&f, j)[t];
+                ratio[(size_t)j * (size_t)K * (size_t)hh + (size_t)N] = fabs(err) / half;
+            }
+            N++;
+        }
+        ts_result_free(&f);
+    }
+    if (N >= CAL_MIN_ERRORS) {
+        for (int j = 0; j < nl; j++) {
+            double *rj = ratio + (size_t)j * (size_t)K * (size_t)hh;
+            ts_sort(rj, N);
+            /* the median ratio, scaled as if the errors were normal: a
+             * level-p interval's half-width is z_p sigma, and the median
+             * |error| is 0.6745 sigma */
+            double zp = ts_qnorm(0.5 + r->levels[j] / 200.0);
+            double fac = ts_quantile_sorted(rj, N, 0.5) * zp / 0.6744897501960817;
+            fac = fmin(CAL_FMAX, fmax(CAL_FMIN, fac));
+            for (int t = 0; t < r->h; t++) {
+                double *lo = r->lower + (size_t)j * (size_t)r->h + t;
+                double *up = r->upper + (size_t)j * (size_t)r->h + t;
+                *lo = r->mean[t] - fac * (r->mean[t] - *lo);
+                *up = r->mean[t] + fac * (*up - r->mean[t]);
+            }
+            char name[16];
+            snprintf(name, sizeof name, "calib%d", (int)(r->levels[j] + 0.5) % 100);
+            ts_add_param(r, name, fac);
+        }
+        /* nested: a wider level's bounds never inside a narrower one's */
+        for (int j = 0; j < nl; j++)
+            for (int i = 0; i < nl; i++)
+                if (r->levels[i] > r->levels[j])
+                    for (int t = 0; t < r->h; t++) {
+                        double *loi = r->lower + (size_t)i * (size_t)r->h + t;
+                        double *upi = r->upper + (size_t)i * (size_t)r->h + t;
+                        *loi = fmin(*loi, r->lower[(size_t)j * (size_t)r->h + t]);
+                        *upi = fmax(*upi, r->upper[(size_t)j * (size_t)r->h + t]);
+                    }
+    }
+    free(ratio);
+    return N >= CAL_MIN_ERRORS;
 }
 
 static int share_zero_at_least(const double *y, int n, double share)

@@ -49,7 +49,12 @@ typedef struct ts_options {
     unsigned long long seed; /* simulation seed (ETS models without analytic intervals) */
     int npaths;            /* simulation paths, default 2000 (fewer when
                               npaths x h > 2.5M, at least 100) */
+    int calib_origins;     /* TS_COMBO (and so TS_AUTO): rolling origins in the
+                              training data whose errors rescale the interval
+                              widths, default TS_CALIB_ORIGINS; 0 = members'
+                              widths unchanged (docs/TIMESERIES.md) */
 } ts_options;
+#define TS_CALIB_ORIGINS 5
 
 typedef struct ts_param {
     char name[16];

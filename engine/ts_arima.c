@@ -13,9 +13,10 @@
  *        doubling recursion, AR blocks kept stationary by R's PACF (tanh)
  *        transform, and a switch to the steady-state gain once the state
  *        covariance has converged.
- * Model search ranks candidates by CSS (R's approximation = TRUE) and
- * refits the best by ML, as R then does; the forecasts and the reported
- * likelihood are the ML fit's.
+ * Model search as R's default: for n <= 150 and m <= 12 every candidate is
+ * fitted by CSS-ML and ranked by its exact AICc; otherwise candidates are
+ * ranked by CSS (R's approximation = TRUE) and the best refitted by ML.  The
+ * forecasts and the reported likelihood are the ML fit's.
  */
 #include <complex.h>
 #include <math.h>
@@ -835,7 +836,8 @@ typedef struct cand {
 typedef struct search {
     amodel md;
     const adata *a;
-    int m, nstar;
+    int m, nstar, n, d, D;
+    int approx; /* rank by CSS (R's approximation = TRUE) */
     cand res[TS_ARIMA_NMODELS];
     int k;
 } search;
@@ -862,6 +864,17 @@ static double try_model(search *s, int p, int q, int P, int Q, int cons)
         double s2 = fit_css(&s->md, par, s->a->wmean, &roots);
         if (isfinite(s2) && roots)
             ic = s->nstar * log(s2) + 2.0 * k + 2.0 * k * (k + 1) / (s->nstar - k - 1);
+        /* R's default (approximation = n > 150 || m > 12): short series
+         * rank every candidate by its exact-ML AICc (CSS-ML). */
+        if (isfinite(ic) && !s->approx) {
+            double obj = fit_ml(&s->md, par);
+            ts_arima tmp;
+            if (isfinite(obj)) {
+                store_fit(&tmp, &s->md, s->a, par, obj, s->d, s->D, s->n);
+                ic = isfinite(tmp.aicc) ? tmp.aicc : INFINITY;
+            } else
+                ic = INFINITY;
+        }
     }
     if (s->k < TS_ARIMA_NMODELS) {
         cand *c = &s->res[s->k++];
@@ -885,6 +898,7 @@ int ts_arima_auto(const double *y, int n, int m, ts_arima *fit, prm_error *err)
 {
     if (n < 4)
         return prm_error_set(err, "arima: need at least 4 observations, got %d", n);
+    int approx = n > 150 || m > 12;
     if (m < 1 || m > TS_ARIMA_MAX_PERIOD)
         m = 1;
     int max_p = TS_ARIMA_MAX_P, max_q = TS_ARIMA_MAX_P;
@@ -923,6 +937,10 @@ int ts_arima_auto(const double *y, int n, int m, ts_arima *fit, prm_error *err)
     s->a = &a;
     s->m = m;
     s->nstar = n - d - D * m;
+    s->n = n;
+    s->d = d;
+    s->D = D;
+    s->approx = approx;
     s->k = 0;
 
     int p = 2 < max_p ? 2 : max_p, q = 2 < max_q ? 2 : max_q;

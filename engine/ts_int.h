@@ -31,6 +31,10 @@ void ts_add_param(ts_result *r, const char *name, double value);
 /* Linear-interpolation (type 7) quantile of a sorted array. */
 double ts_quantile_sorted(const double *x, int n, double p);
 void ts_sort(double *x, int n);
+/* Rescales r's interval half-widths (about the mean) by the rolling-origin
+ * errors of the combination on y[0..n-1] (opt->calib_origins origins); 1 when
+ * it did, 0 when the series is too short (r unchanged).  ts.c. */
+int ts_calibrate_widths(const double *y, int n, const ts_options *opt, ts_result *r);
 
 /* ts_ets_fit that also returns the best damped-trend model (aicc INFINITY
  * when none was fitted).  h_positive > 0: for strictly positive data, pass

@@ -151,12 +151,17 @@ static double now_wall(void)
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-static void run_ours(const char *label, ts_method meth)
+static char ETS_MODEL[MAXS][96];
+static double ETS_LOGLIK[MAXS];
+
+static void run_ours(const char *label, ts_method meth, int uncalibrated)
 {
     method *m = add_method(label, 1);
     ts_options o;
     ts_options_init(&o);
     o.method = meth;
+    if (uncalibrated)
+        o.calib_origins = 0;
     double w0 = now_wall();
     clock_t c0 = clock();
     for (int i = 0; i < NS; i++) {
@@ -167,6 +172,10 @@ static void run_ours(const char *label, ts_method meth)
         if (ts_forecast(S[i].y, S[i].n, &o, &r, &err) != 0) {
             fprintf(stderr, "m3bench: %s %s: %s\n", label, S[i].id, err.msg);
             continue;
+        }
+        if (meth == TS_ETS) { /* for the optimiser comparison with R's ets */
+            snprintf(ETS_MODEL[i], sizeof ETS_MODEL[i], "%s", r.method);
+            ETS_LOGLIK[i] = r.loglik;
         }
         memcpy(slot(m, i, 0), r.mean, (size_t)o.h * sizeof(double));
         memcpy(slot(m, i, 1), ts_lower(&r, 0), (size_t)o.h * sizeof(double));
@@ -340,22 +349,53 @@ int main(int argc, char **argv)
     if (argc >= 7)
         ts_ets_set_effort(atoi(argv[5]), atof(argv[6]), argc >= 8 ? atoi(argv[7]) : -1);
     load(dir, subset, step < 1 ? 1 : step);
+    /* M3_TRAIN_HOLDOUT=1: the last h observations of each training part are
+     * the test, the rest the training data; the real test part is never
+     * read.  For choosing rules without looking at the evaluation data (R's
+     * forecasts and the submissions, made for the real test, are left out). */
+    const char *holdout = getenv("M3_TRAIN_HOLDOUT");
+    int pseudo = holdout && strcmp(holdout, "1") == 0;
+    if (pseudo) {
+        int k = 0;
+        for (int i = 0; i < NS; i++) {
+            if (S[i].n - S[i].h < 8)
+                continue;
+            S[k] = S[i];
+            S[k].n -= S[k].h;
+            memcpy(S[k].test, S[i].y + S[k].n, (size_t)S[k].h * sizeof(double));
+            k++;
+        }
+        fprintf(stderr, "m3bench: training-part holdout, %d of %d series\n", k, NS);
+        NS = k;
+    }
     const char *only = getenv("M3_METHODS"); /* e.g. "ets,theta" for a quick look */
-    struct { const char *label; ts_method m; } ours[] = {
-        {"prm auto-ETS", TS_ETS}, {"prm Theta", TS_THETA}, {"prm auto-ARIMA", TS_ARIMA},
-        {"prm combo (EAT, default)", TS_COMBO}, {"prm damped ETS", TS_DAMPED},
-        {"prm seasonal naive", TS_SNAIVE}, {"prm naive", TS_NAIVE}, {"prm drift", TS_DRIFT}};
+    struct { const char *label; ts_method m; int uncal; } ours[] = {
+        {"prm auto-ETS", TS_ETS, 0}, {"prm Theta", TS_THETA, 0}, {"prm auto-ARIMA", TS_ARIMA, 0},
+        {"prm combo (EAT, default)", TS_COMBO, 0}, {"prm combo uncalibrated", TS_COMBO, 1},
+        {"prm damped ETS", TS_DAMPED, 0}, {"prm seasonal naive", TS_SNAIVE, 0},
+        {"prm naive", TS_NAIVE, 0}, {"prm drift", TS_DRIFT, 0}};
     for (size_t j = 0; j < sizeof ours / sizeof *ours; j++) {
         const char *short_name = ts_method_name(ours[j].m);
         if (only && !strstr(only, short_name))
             continue;
-        run_ours(ours[j].label, ours[j].m);
+        run_ours(ours[j].label, ours[j].m, ours[j].uncal);
     }
-    load_r(out, subset);
-    const char *reat[] = {"R_ets", "R_auto.arima", "R_thetaf"};
-    combine("R mean ets+auto.arima+thetaf", reat, 3, 0);
-    load_original(dir);
+    if (!pseudo) {
+        load_r(out, subset);
+        const char *reat[] = {"R_ets", "R_auto.arima", "R_thetaf"};
+        combine("R mean ets+auto.arima+thetaf", reat, 3, 0);
+        load_original(dir);
+    }
     char file[1200];
+    snprintf(file, sizeof file, "%s/ours_%s_ets_models.csv", out, subset);
+    FILE *em = fopen(file, "w");
+    if (em) {
+        fprintf(em, "series,model,loglik\n");
+        for (int i = 0; i < NS; i++)
+            if (ETS_MODEL[i][0])
+                fprintf(em, "%s,%s,%.6f\n", S[i].id, ETS_MODEL[i], ETS_LOGLIK[i]);
+        fclose(em);
+    }
     snprintf(file, sizeof file, "%s/ours_%s.csv", out, subset);
     FILE *per = fopen(file, "w");
     double rcpu = -1, acpu = -1;

@@ -7,7 +7,8 @@
 # STEP-th series of m3_SUBSET_train.csv.gz and writes, per method,
 # OUTDIR/r_SUBSET_METHOD.csv (one row per series and horizon step: mean and
 # the 80/95% bounds) and OUTDIR/r_SUBSET_METHOD_time.csv (wall and CPU
-# seconds).  Scoring is done by the C side (m3bench.c) with
+# seconds); for ets also OUTDIR/r_SUBSET_ets_models.csv (the chosen model
+# and its log-likelihood, for the optimiser comparison).  Scoring is done by the C side (m3bench.c) with
 # engine/metrics.c, so both sides are scored by the same code; the mean of
 # the three (R's "EAT") is formed there too.
 suppressMessages(library(forecast))
@@ -33,11 +34,17 @@ put <- function(name, id, fc) {
 for (meth in methods) {
   name <- paste0("R_", if (meth == "arima") "auto.arima" else meth)
   res <- vector("list", length(idx))
+  models <- vector("list", length(idx))
   t0 <- proc.time()
   for (j in seq_along(idx)) {
     y <- series[[j]]
     fc <- switch(meth,
-                 ets = forecast(ets(y), h = h[j], level = c(80, 95)),
+                 ets = {
+                   fit <- ets(y)
+                   models[[j]] <- data.frame(series = tr$series[idx[j]], model = fit$method,
+                                             loglik = fit$loglik)
+                   forecast(fit, h = h[j], level = c(80, 95))
+                 },
                  thetaf = thetaf(y, h = h[j], level = c(80, 95)),
                  arima = forecast(auto.arima(y), h = h[j], level = c(80, 95)))
     res[[j]] <- put(name, tr$series[idx[j]], fc)
@@ -47,6 +54,9 @@ for (meth in methods) {
                       cpu = t1[["user.self"]] + t1[["sys.self"]], nseries = length(idx))
   write.csv(do.call(rbind, res), file.path(out, sprintf("r_%s_%s.csv", subset, meth)),
             row.names = FALSE, quote = FALSE)
+  if (meth == "ets")
+    write.csv(do.call(rbind, models), file.path(out, sprintf("r_%s_ets_models.csv", subset)),
+              row.names = FALSE, quote = FALSE)
   write.csv(times, file.path(out, sprintf("r_%s_%s_time.csv", subset, meth)),
             row.names = FALSE, quote = FALSE)
 }

@@ -107,10 +107,10 @@ static int same(const forecast_result *a, const forecast_result *b)
 
 /* A program of `days` days from `from` with `per_day` registrations a day,
  * the store's clock at `now`. Deal k: k % 10 < 5 lost after 20 days
- * (registered); 5, 6 won after 100 days and 7..9 lost after 400 (qualified):
- * the long-lived deals are mostly losses and they resolve last. Outcomes
- * after `now` are not recorded (those deals are open). */
-static void program(const char *from, int days, int per_day, const char *now)
+ * (registered); 5, 6 won after `win_life` days and 7..9 lost after 400
+ * (qualified): the long-lived deals are mostly losses and they resolve
+ * last. Outcomes after `now` are not recorded (those deals are open). */
+static void program(const char *from, int days, int per_day, const char *now, int win_life)
 {
     prm_error err;
     store_begin(s, &err);
@@ -120,7 +120,7 @@ static void program(const char *from, int days, int per_day, const char *now)
     int k = 0;
     for (int d = 0; d < days; d++)
         for (int j = 0; j < per_day; j++, k++) {
-            int g = k % 10, life = g < 5 ? 20 : g < 7 ? 100 : 400;
+            int g = k % 10, life = g < 5 ? 20 : g < 7 ? win_life : 400;
             int64_t c = d0 + d, close = c + life;
             snprintf(id, sizeof id, "C%06d", k);
             snprintf(acct, sizeof acct, "Acct %d", k);
@@ -128,6 +128,45 @@ static void program(const char *from, int days, int per_day, const char *now)
                  close <= end ? close : 0, g == 5 || g == 6 ? "won" : "lost");
         }
     store_commit(s, &err);
+}
+
+/* The mean P(win) a model gives the deals open at `at` that program()
+ * made qualified (k % 10 >= 5). */
+static double qualified_mean(int64_t model_id, const char *at)
+{
+    prm_error err;
+    world *w;
+    if (world_load(s, &w, &err) < 0) return NAN;
+    size_t nd = world_n_deals(w), n_open = 0;
+    double *p = malloc(sizeof *p * (nd + 1)), sum = 0;
+    int64_t used;
+    int cnt = 0;
+    if (p && scoring_open_probs(s, w, model_id, T(at), p, &n_open, &used, &err) == 0)
+        for (size_t i = 0; i < nd; i++) {
+            int k = atoi(world_deal_id(w, i) + 1);
+            if (p[i] == p[i] && k % 10 >= 5) {
+                sum += p[i];
+                cnt++;
+            }
+        }
+    free(p);
+    world_free(w);
+    return cnt ? sum / cnt : NAN;
+}
+
+/* Trains (not activated) as of `as_of`; prints the error when it fails. */
+static int train_as_of(const char *as_of, const char *kind, int label_days, train_result *r)
+{
+    train_opts o;
+    train_opts_init(&o);
+    o.as_of = as_of;
+    o.kind = kind;
+    o.activate = 0;
+    o.label_days = label_days;
+    prm_error err;
+    int rc = scoring_train(s, &o, r, &err);
+    if (rc < 0) printf("# train as of %s (label_days %d): %s\n", as_of, label_days, err.msg);
+    return rc;
 }
 
 /* Issue 9 item 5: the censoring of training labels and the adaptive window. */
@@ -141,47 +180,48 @@ static void censoring_tests(void)
         printf("# %s\n", err.msg);
         return;
     }
-    program("2021-07-01", 1660, 1, "2026-01-15");
+    program("2021-07-01", 1660, 1, "2026-01-15", 100);
     /* At 2026-01-15 the open qualified deals are, by construction, 2 in 10
      * a day younger than 100 days (they will win) and 3 in 10 a day younger
      * than 400 (they will lose): a win rate of 20 / (20 + 120) = 0.143. */
     double truth = 20.0 / 140.0, mean[2] = { NAN, NAN };
     int label_days[2] = { TRAIN_LABEL_DAYS, 0 };
     for (int v = 0; v < 2; v++) {
-        train_opts o;
-        train_opts_init(&o);
-        o.as_of = "2026-01-15T00:00:00Z";
-        o.kind = "logistic";
-        o.activate = 0;
-        o.label_days = label_days[v];
         train_result r;
-        if (scoring_train(s, &o, &r, &err) < 0) {
-            printf("# train (label_days %d): %s\n", label_days[v], err.msg);
-            continue;
-        }
-        world *w;
-        if (world_load(s, &w, &err) < 0) continue;
-        size_t nd = world_n_deals(w), n_open = 0;
-        double *p = malloc(sizeof *p * (nd + 1)), sum = 0;
-        int64_t used;
-        int cnt = 0;
-        if (p && scoring_open_probs(s, w, r.cand[0].model_id, T("2026-01-15T00:00:00Z"), p, &n_open, &used, &err) == 0)
-            for (size_t i = 0; i < nd; i++) {
-                int k = atoi(world_deal_id(w, i) + 1);
-                if (p[i] == p[i] && k % 10 >= 5) {
-                    sum += p[i];
-                    cnt++;
-                }
-            }
-        mean[v] = cnt ? sum / cnt : NAN;
-        printf("# label_days %d: mean P(win) of %d open qualified deals %.3f (truth %.3f)\n", label_days[v], cnt,
+        if (train_as_of("2026-01-15T00:00:00Z", "logistic", label_days[v], &r) < 0) continue;
+        mean[v] = qualified_mean(r.cand[0].model_id, "2026-01-15T00:00:00Z");
+        printf("# label_days %d: mean P(win) of the open qualified deals %.3f (truth %.3f)\n", label_days[v],
                mean[v], truth);
-        free(p);
-        world_free(w);
     }
     T_OK(fabs(mean[0] - truth) < 0.06, "with fully observed labels the calibrated P(win) of long-lived deals"
                                         " recovers their win rate");
     T_OK(mean[1] > truth + 0.15, "training on deals resolved by each cutoff (the censored labels) over-predicts them");
+    store_close(s);
+    unlink(path);
+
+    /* Wins that take longer than the label horizon (200 days against
+     * H = 120): the model ranks on "won within H", the calibrator, fitted on
+     * rows labelled "won within 2H + 91 days" as known at T, maps it to
+     * P(win) at all. Open qualified deals at T: 2 in 10 a day younger than
+     * 200 days (they will win), 3 in 10 younger than 400: 40 / 160. With the
+     * calibration rows labelled "won within H" the mean comes out near
+     * 24 / 160 (only the winners older than 80 days win within H). */
+    snprintf(path, sizeof path, "/tmp/prmcast-test-slow-%d.db", (int)getpid());
+    unlink(path);
+    if (store_open(path, &s, &err) < 0) return;
+    program("2021-07-01", 1660, 1, "2026-01-15", 200);
+    {
+        train_result r;
+        int rc = train_as_of("2026-01-15T00:00:00Z", "logistic", TRAIN_LABEL_DAYS, &r);
+        T_OK(rc == 0, "a program with slow wins trains");
+        T_OK(rc == 0 && r.label_days == TRAIN_LABEL_DAYS && r.calib_label_days == 2 * TRAIN_LABEL_DAYS + 91,
+             "the calibration rows' label horizon reaches from the calibration part's end to T");
+        double m = rc == 0 ? qualified_mean(r.cand[0].model_id, "2026-01-15T00:00:00Z") : NAN;
+        printf("# slow wins: H %d, calibrated to %d, mean P(win) of the open qualified deals %.3f (truth %.3f)\n",
+               r.label_days, r.calib_label_days, m, 40.0 / 160.0);
+        T_OK(fabs(m - 40.0 / 160.0) < 0.05, "wins slower than the label horizon: the calibrated P(win) recovers the"
+                                           " eventual win rate");
+    }
     store_close(s);
     unlink(path);
 
@@ -191,15 +231,10 @@ static void censoring_tests(void)
     snprintf(path, sizeof path, "/tmp/prmcast-test-young-%d.db", (int)getpid());
     unlink(path);
     if (store_open(path, &s, &err) < 0) return;
-    program("2024-10-01", 456, 6, "2025-12-31");
-    train_opts o;
-    train_opts_init(&o);
-    o.as_of = "2025-12-31T00:00:00Z";
-    o.activate = 0;
+    program("2024-10-01", 456, 6, "2025-12-31", 100);
     train_result r;
-    int rc = scoring_train(s, &o, &r, &err);
+    int rc = train_as_of("2025-12-31T00:00:00Z", NULL, TRAIN_LABEL_DAYS, &r);
     T_OK(rc == 0, "a 15-month program trains");
-    if (rc < 0) printf("# %s\n", err.msg);
     T_OK(rc == 0 && strcmp(r.train_from, "2024-10-01") == 0, "the window starts at the program's first registration");
     T_OK(rc == 0 && r.label_days > 0 && r.label_days <= TRAIN_LABEL_DAYS, "a label horizon that fits the history");
     int stat = 0;

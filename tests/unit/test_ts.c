@@ -494,6 +494,86 @@ static void test_fuzz(void)
     T_OK(ok_count > 10 * err_count, name);
 }
 
+/* The combination's rolling-origin calibration (ts_calibrate_widths): a
+ * series whose recent noise is six times its early noise gets wider
+ * intervals than its members give, the reverse gets narrower ones, a
+ * homogeneous one about the same; the point forecasts never change and the
+ * levels stay nested. */
+static double calib_factor(const ts_result *r)
+{
+    for (int i = 0; i < r->nparams; i++)
+        if (strcmp(r->params[i].name, "calib80") == 0)
+            return r->params[i].value;
+    return NAN;
+}
+
+static void calib_case(const double *y, int n, const char *what, double lo, double hi)
+{
+    ts_options o;
+    ts_options_init(&o);
+    o.method = TS_COMBO;
+    o.h = 6;
+    ts_result cal, raw;
+    prm_error err;
+    char name[120];
+    int rc = ts_forecast(y, n, &o, &cal, &err);
+    o.calib_origins = 0;
+    int rc2 = ts_forecast(y, n, &o, &raw, &err);
+    snprintf(name, sizeof name, "calibration, %s: both fits", what);
+    T_OK(rc == 0 && rc2 == 0, name);
+    if (rc || rc2)
+        return;
+    double f = calib_factor(&cal), same = 0, ratio = 0;
+    int nested = 1;
+    for (int k = 0; k < o.h; k++) {
+        same = fmax(same, fabs(cal.mean[k] - raw.mean[k]));
+        ratio += (ts_upper(&cal, 0)[k] - ts_lower(&cal, 0)[k]) /
+                 (ts_upper(&raw, 0)[k] - ts_lower(&raw, 0)[k]) / o.h;
+        nested &= ts_lower(&cal, 1)[k] <= ts_lower(&cal, 0)[k] &&
+                  ts_lower(&cal, 0)[k] <= cal.mean[k] && cal.mean[k] <= ts_upper(&cal, 0)[k] &&
+                  ts_upper(&cal, 0)[k] <= ts_upper(&cal, 1)[k];
+    }
+    snprintf(name, sizeof name, "calibration, %s: factor %.3f in [%g, %g], width ratio %.3f",
+             what, f, lo, hi, ratio);
+    T_OK(f >= lo && f <= hi && fabs(ratio - f) < 1e-6 * f, name);
+    snprintf(name, sizeof name, "calibration, %s: same point forecasts, nested bounds", what);
+    T_OK(same == 0.0 && nested, name);
+    snprintf(name, sizeof name, "calibration, %s: calib_origins = 0 leaves no factor", what);
+    T_OK(isnan(calib_factor(&raw)), name);
+    ts_result_free(&cal);
+    ts_result_free(&raw);
+}
+
+static void test_calibration(void)
+{
+    enum { N = 60 };
+    double up[N], down[N], flat[N];
+    lcg = 77;
+    for (int t = 0; t < N; t++) {
+        double e = gauss();
+        up[t] = 100 + (t < 36 ? 1.0 : 6.0) * e;
+        down[t] = 100 + (t < 24 ? 6.0 : 1.0) * e;
+        flat[t] = 100 + 2.0 * e;
+    }
+    calib_case(up, N, "recent noise 6x", 1.3, 4.0);
+    calib_case(down, N, "early noise 6x", 0.5, 0.8);
+    calib_case(flat, N, "homogeneous noise", 0.6, 1.6);
+    /* too short for 8 rolling errors (n - 8 < 1 with 8 observations): unchanged */
+    ts_options o;
+    ts_options_init(&o);
+    o.method = TS_COMBO;
+    o.h = 6;
+    ts_result r;
+    prm_error err;
+    T_OK(ts_forecast(flat, 8, &o, &r, &err) == 0 && isnan(calib_factor(&r)),
+         "calibration: a series of 8 keeps its members' widths");
+    if (r.mean)
+        ts_result_free(&r);
+    o.calib_origins = -1;
+    T_OK(ts_forecast(flat, N, &o, &r, &err) != 0 && strstr(err.msg, "calib_origins"),
+         "calibration: calib_origins < 0 is a clear error");
+}
+
 int main(void)
 {
     test_qnorm();
@@ -503,5 +583,6 @@ int main(void)
     test_degenerate();
     test_determinism();
     test_fuzz();
+    test_calibration();
     return t_done();
 }
