@@ -105,6 +105,7 @@ static int job_finish(store *db, const char *script, int64_t id, int rc, const c
      * is what `audit verify --expect` checks truncation against. */
     char head[65];
     int64_t rows;
+    fflush(stdout); /* the job's own output first, not cut by this line */
     if (store_audit_head(db, head, &rows, NULL) == 0)
         fprintf(stderr, "audit head %s (%lld rows)\n", head, (long long)rows);
     return rc;
