@@ -73,11 +73,11 @@ static lua_Integer opt_int(lua_State *L, int idx, const char *k, lua_Integer def
     return v;
 }
 
-/* scoring.train{as_of=, kind=, train_quarters=, step_days=, activate=} -> result | nil, msg */
+/* scoring.train{as_of=, kind=, train_quarters=, step_days=, label_days=, activate=} -> result | nil, msg */
 static int l_scoring_train(lua_State *L)
 {
     static const char *const keys[] = { "as_of", "kind", "train_quarters", "step_days",
-                                        "activate", "force_activate", NULL };
+                                        "label_days", "activate", "force_activate", NULL };
     lprm_check_options(L, 1, "scoring.train", keys);
     train_opts o;
     train_opts_init(&o);
@@ -85,6 +85,9 @@ static int l_scoring_train(lua_State *L)
     o.kind = opt_str(L, 1, "kind", "auto");
     o.train_quarters = (int)opt_int(L, 1, "train_quarters", o.train_quarters);
     o.step_days = (int)opt_int(L, 1, "step_days", o.step_days);
+    lua_Integer label_days = opt_int(L, 1, "label_days", o.label_days);
+    luaL_argcheck(L, label_days >= 0 && label_days <= 3650, 1, "label_days must be 0..3650");
+    o.label_days = (int)label_days;
     if (!lua_isnoneornil(L, 1)) {
         lua_getfield(L, 1, "activate");
         if (!lua_isnil(L, -1)) o.activate = lua_toboolean(L, -1);

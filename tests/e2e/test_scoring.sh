@@ -29,6 +29,17 @@ ok "$(test "$(q s.db "select kind from models where active = 1")" = baserate; ec
 ok "$(test "$(q s.db "select kind from models where active = 1")" != baserate; echo $?)" "a better model replaces a worse active one without the flag"
 best=$(q s.db 'select id from models where active = 1')
 
+# scoring.train from a job takes the label horizon as the CLI's --label-days does
+cat >lbl.lua <<'LUA'
+local scoring = require "prm.scoring"
+local t = assert(scoring.train{ kind = "logistic", label_days = 150, activate = false })
+assert(t.label_days == 150, "label_days " .. tostring(t.label_days))
+local ok, msg = pcall(scoring.train, { kind = "logistic", label_days = -1 })
+assert(not ok and msg:find("label_days must be 0..3650"), tostring(msg))
+LUA
+"$P" --db s.db run lbl.lua >lbl.out 2>&1; ok $? "scoring.train{label_days=} from a job, out-of-range refused" "$(cat lbl.out)"
+ok "$(test "$(q s.db 'select id from models where active = 1')" = "$best"; echo $?)" "activate = false leaves the active model"
+
 "$P" --db s.db score >score.out 2>score.err; ok $? "score" "$(cat score.err)"
 open=$(q s.db "select count(*) from deals where status = 'open'")
 scored=$(q s.db "select deals from score_runs order by id desc limit 1")
