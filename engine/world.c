@@ -551,46 +551,73 @@ static int load_series(store *s, world *w, prm_error *err)
     return rc < 0 ? -1 : 0;
 }
 
-static int load_commits(store *s, world *w, prm_error *err)
+/* A partner's revisions of one quarter figure (commits or quotas): the
+ * quarter index, amount and instant of each, in the query's order. */
+typedef struct revs {
+    int32_t **q;
+    double **amt;
+    int64_t **t;
+    size_t *n;
+} revs;
+
+static revs commit_revs(wpartner *p) { return (revs){ &p->cq, &p->camt, &p->ct, &p->nc }; }
+static revs quota_revs(wpartner *p) { return (revs){ &p->qq, &p->qamt, &p->qt, &p->nq }; }
+
+/* Loads rows (partner_id, period 'YYYY-Qn', amount, instant) into each
+ * partner's revisions; rows for unknown partners or periods are skipped. */
+static int load_revisions(store *s, world *w, const char *sql, revs (*of)(wpartner *),
+                          const char *what, prm_error *err)
 {
     store_stmt *st;
-    if (query(s, "SELECT partner_id, period, amount, submitted_at FROM commits"
-                 " WHERE category = 'commit' ORDER BY partner_id, period, submitted_at", &st, err) < 0)
-        return -1;
+    if (query(s, sql, &st, err) < 0) return -1;
     int rc;
     size_t *cap = calloc(w->np + 1, sizeof *cap);
     if (!cap) {
         store_finalize(st);
-        return prm_error_set(err, "out of memory loading commits");
+        return prm_error_set(err, "out of memory loading %s", what);
     }
     while ((rc = store_step(st, err)) == 1) {
         int pi = partner_index(w, integer(st, 0));
         int fy, q;
         const char *per = txt(st, 1);
         if (pi < 0 || !per || sscanf(per, "%d-Q%d", &fy, &q) != 2) continue;
-        wpartner *p = &w->p[pi];
-        if (p->nc == cap[pi]) {
+        revs r = of(&w->p[pi]);
+        if (*r.n == cap[pi]) {
             size_t nc = cap[pi] ? cap[pi] * 2 : 16;
-            int32_t *nq = realloc(p->cq, sizeof *p->cq * nc);
-            if (nq) p->cq = nq;
-            double *na = realloc(p->camt, sizeof *p->camt * nc);
-            if (na) p->camt = na;
-            int64_t *nt = realloc(p->ct, sizeof *p->ct * nc);
-            if (nt) p->ct = nt;
+            int32_t *nq = realloc(*r.q, sizeof **r.q * nc);
+            if (nq) *r.q = nq;
+            double *na = realloc(*r.amt, sizeof **r.amt * nc);
+            if (na) *r.amt = na;
+            int64_t *nt = realloc(*r.t, sizeof **r.t * nc);
+            if (nt) *r.t = nt;
             if (!nq || !na || !nt) {
-                rc = prm_error_set(err, "out of memory loading commits");
+                rc = prm_error_set(err, "out of memory loading %s", what);
                 break;
             }
             cap[pi] = nc;
         }
-        p->cq[p->nc] = fy * 4 + q - 1;
-        p->camt[p->nc] = num(st, 2);
-        p->ct[p->nc] = instant_of(txt(st, 3));
-        p->nc++;
+        (*r.q)[*r.n] = fy * 4 + q - 1;
+        (*r.amt)[*r.n] = num(st, 2);
+        (*r.t)[*r.n] = instant_of(txt(st, 3));
+        (*r.n)++;
     }
     free(cap);
     store_finalize(st);
     return rc < 0 ? -1 : 0;
+}
+
+static int load_commits(store *s, world *w, prm_error *err)
+{
+    return load_revisions(s, w, "SELECT partner_id, period, amount, submitted_at FROM commits"
+                                " WHERE category = 'commit' ORDER BY partner_id, period, submitted_at",
+                          commit_revs, "commits", err);
+}
+
+static int load_quotas(store *s, world *w, prm_error *err)
+{
+    return load_revisions(s, w, "SELECT partner_id, period, amount, set_at FROM quotas"
+                                " ORDER BY partner_id, period, set_at",
+                          quota_revs, "quotas", err);
 }
 
 
@@ -733,44 +760,6 @@ static int load_attrs(store *s, world *w, prm_error *err)
     return rc < 0 ? -1 : 0;
 }
 
-static int load_quotas(store *s, world *w, prm_error *err)
-{
-    store_stmt *st;
-    if (query(s, "SELECT partner_id, period, amount, set_at FROM quotas ORDER BY partner_id, period, set_at",
-              &st, err) < 0)
-        return -1;
-    int rc;
-    size_t *cap = calloc(w->np + 1, sizeof *cap);
-    if (!cap) {
-        store_finalize(st);
-        return prm_error_set(err, "out of memory loading quotas");
-    }
-    while ((rc = store_step(st, err)) == 1) {
-        int pi = partner_index(w, integer(st, 0));
-        int fy, q;
-        const char *per = txt(st, 1);
-        if (pi < 0 || !per || sscanf(per, "%d-Q%d", &fy, &q) != 2) continue;
-        wpartner *p = &w->p[pi];
-        if (p->nq == cap[pi]) {
-            size_t nc = cap[pi] ? cap[pi] * 2 : 16;
-            int32_t *qq = realloc(p->qq, sizeof *qq * nc);
-            if (qq) p->qq = qq;
-            double *qa = realloc(p->qamt, sizeof *qa * nc);
-            if (qa) p->qamt = qa;
-            int64_t *qt = realloc(p->qt, sizeof *qt * nc);
-            if (qt) p->qt = qt;
-            if (!qq || !qa || !qt) { rc = prm_error_set(err, "out of memory loading quotas"); break; }
-            cap[pi] = nc;
-        }
-        p->qq[p->nq] = fy * 4 + q - 1;
-        p->qamt[p->nq] = num(st, 2);
-        p->qt[p->nq] = instant_of(txt(st, 3));
-        p->nq++;
-    }
-    free(cap);
-    store_finalize(st);
-    return rc < 0 ? -1 : 0;
-}
 
 int world_load(store *s, world **out, prm_error *err)
 {
