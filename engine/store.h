@@ -133,6 +133,16 @@ int store_setting_set(store *s, const char *key, const char *value, prm_error *e
 int store_fiscal_start(store *s, int *month, prm_error *err);      /* 1..12, default 1 */
 int store_base_currency(store *s, char out[4], prm_error *err);    /* default "USD" */
 
+/* Tenant deal fields' types, kept in settings as "field_type.x.<name>" by the
+ * deal_field upsert: store_field_types names them (NULL-terminated; the index
+ * is the type), store_field_types_each calls fn(ud, "x.<name>", type index)
+ * for each stored field in key order, skipping values that are not a type;
+ * fn returns < 0 to stop with an out-of-memory error. */
+extern const char *const store_field_types[];
+int store_field_type_index(const char *type);                      /* -1 when not a type */
+typedef int (*store_field_type_fn)(void *ud, const char *field, int type);
+int store_field_types_each(store *s, store_field_type_fn fn, void *ud, prm_error *err);
+
 /* Statements for scripts and reports: SQL text comes from the caller,
  * values are always bound, never spliced. */
 int store_prepare(store *s, const char *sql, store_stmt **out, prm_error *err);

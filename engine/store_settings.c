@@ -55,3 +55,33 @@ int store_base_currency(store *s, char out[4], prm_error *err)
     memcpy(out, buf, 4);
     return 0;
 }
+
+const char *const store_field_types[] = { "category", "number", "yesno", "date", NULL };
+
+int store_field_type_index(const char *type)
+{
+    for (int i = 0; type && store_field_types[i]; i++)
+        if (strcmp(type, store_field_types[i]) == 0) return i;
+    return -1;
+}
+
+int store_field_types_each(store *s, store_field_type_fn fn, void *ud, prm_error *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT substr(key, 12), value FROM settings"
+                           " WHERE key LIKE 'field_type.x.%' ORDER BY key", -1, &st, NULL) != SQLITE_OK)
+        return store_db_error(s, err, "reading tenant field types");
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        int k = store_field_type_index((const char *)sqlite3_column_text(st, 1));
+        if (!name || k < 0) continue;
+        if (fn(ud, name, k) < 0) {
+            sqlite3_finalize(st);
+            return prm_error_set(err, "out of memory reading tenant field types");
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return store_db_error(s, err, "reading tenant field types");
+    return 0;
+}

@@ -710,10 +710,7 @@ static int upsert_deal_field(store *s, const store_value *b, int *written, prm_e
         return prm_error_set(err, "field 'field' must be a name of 1..157 bytes");
     snprintf(field, sizeof field, "x.%s", b[2].s);
     if (b[5].kind == SV_TEXT) {
-        static const char *const types[] = { "category", "number", "yesno", "date" };
-        int ok = 0;
-        for (int i = 0; i < 4; i++) ok |= strcmp(b[5].s, types[i]) == 0;
-        if (!ok) return prm_error_set(err, "field 'type' must be category, number, yesno or date");
+        if (store_field_type_index(b[5].s) < 0) return prm_error_set(err, "field 'type' must be category, number, yesno or date");
         char seen[200], key[180];
         snprintf(seen, sizeof seen, "\n%s=%s\n", field, b[5].s);
         if (!strstr(s->up->xtypes, seen)) {

@@ -624,47 +624,38 @@ static int load_quotas(store *s, world *w, prm_error *err)
 /* The tenant deal fields whose type the sync saved (store_upsert.c's
  * deal_field): only these become features; a field stored without a type
  * (synced before types were kept) is not read. */
-static const char *const xtype_names[] = { "category", "number", "yesno", "date" };
-
 const char *world_field_type(const world *w, const char *name)
 {
     for (int k = 0; k < w->nx; k++)
-        if (strcmp(w->xname[k], name) == 0) return xtype_names[w->xtype[k]];
+        if (strcmp(w->xname[k], name) == 0) return store_field_types[w->xtype[k]];
     return NULL;
+}
+
+static int add_xtype(void *ud, const char *name, int type)
+{
+    world *w = ud;
+    if (w->nx == w->xcap) {
+        int cap = w->xcap ? w->xcap * 2 : 8;
+        char **nn = realloc(w->xname, sizeof *nn * (size_t)cap);
+        if (nn) w->xname = nn;
+        int *nt = realloc(w->xtype, sizeof *nt * (size_t)cap);
+        if (nt) w->xtype = nt;
+        strtab *nv = realloc(w->xvals, sizeof *nv * (size_t)cap);
+        if (nv) w->xvals = nv;
+        if (!nn || !nt || !nv) return -1;
+        w->xcap = cap;
+    }
+    w->xname[w->nx] = strdup(name);
+    if (!w->xname[w->nx]) return -1;
+    w->xtype[w->nx] = type;
+    memset(&w->xvals[w->nx], 0, sizeof w->xvals[w->nx]);
+    w->nx++;
+    return 0;
 }
 
 static int load_xtypes(store *s, world *w, prm_error *err)
 {
-    const char *const *tn = xtype_names;
-    store_stmt *st;
-    if (query(s, "SELECT substr(key, 12), value FROM settings WHERE key LIKE 'field_type.x.%'"
-                 " ORDER BY key", &st, err) < 0)
-        return -1;
-    int rc, cap = 0;
-    while ((rc = store_step(st, err)) == 1) {
-        const char *name = txt(st, 0), *type = txt(st, 1);
-        int k = -1;
-        for (int i = 0; i < 4; i++)
-            if (type && strcmp(type, tn[i]) == 0) k = i;
-        if (!name || k < 0) continue;
-        if (w->nx == cap) {
-            cap = cap ? cap * 2 : 8;
-            char **nn = realloc(w->xname, sizeof *nn * (size_t)cap);
-            if (nn) w->xname = nn;
-            int *nt = realloc(w->xtype, sizeof *nt * (size_t)cap);
-            if (nt) w->xtype = nt;
-            strtab *nv = realloc(w->xvals, sizeof *nv * (size_t)cap);
-            if (nv) w->xvals = nv;
-            if (!nn || !nt || !nv) { rc = prm_error_set(err, "out of memory"); break; }
-        }
-        w->xname[w->nx] = strdup(name);
-        w->xtype[w->nx] = k;
-        memset(&w->xvals[w->nx], 0, sizeof w->xvals[w->nx]);
-        if (!w->xname[w->nx]) { rc = prm_error_set(err, "out of memory"); break; }
-        w->nx++;
-    }
-    store_finalize(st);
-    return rc < 0 ? -1 : 0;
+    return store_field_types_each(s, add_xtype, w, err);
 }
 
 /* Attribute changes: attr_history rows of deals and partners, by entity in

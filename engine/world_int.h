@@ -33,7 +33,7 @@ enum {
     A_COUNT                    /* tenant field k (x.<name>): A_COUNT + k */
 };
 /* A tenant-declared deal field's type (settings "field_type.x.<name>"). */
-enum { XT_CATEGORY, XT_NUMBER, XT_YESNO, XT_DATE };
+enum { XT_CATEGORY, XT_NUMBER, XT_YESNO, XT_DATE };   /* store_field_types' order */
 typedef struct wattr {
     int64_t t;
     int32_t field, iv;         /* iv: interned index / partner index / 0-1; -1 none */
@@ -107,7 +107,7 @@ struct world {
     char conflict_ex[3][32];
     /* tenant deal fields with a declared type, by name: "x.<name>", its
      * XT_* type and, for a category, its interned values */
-    int nx;
+    int nx, xcap;
     char **xname;
     int *xtype;
     strtab *xvals;
