@@ -955,7 +955,6 @@ int scorer_run(scorer *sc, score_result *res, prm_error *err)
     feat_set fs;
     memset(&fs, 0, sizeof fs);
     double *p = NULL;
-    store_stmt *ins = NULL;
     json dj, fj, pj;
     json_init(&dj);
     json_init(&fj);
@@ -974,12 +973,7 @@ int scorer_run(scorer *sc, score_result *res, prm_error *err)
     /* Scores, the run and its write-back payloads commit together: a kill
      * at any point leaves either all of them or none. */
     if (store_begin(s, err) < 0) goto out;
-    store_value v[3] = { { SV_INT, NULL, 0, r->model_id }, { SV_TEXT, sc->as_of, 0, 0 },
-                         { SV_TEXT, sc->now, 0, 0 } };
-    if (store_run(s, "INSERT INTO score_runs (model_id, as_of, started_at, status)"
-                     " VALUES (?, ?, ?, 'running')", 3, v, &r->run_id, err) < 0) goto fail;
-    if (store_prepare(s, "INSERT INTO scores (run_id, deal_id, probability, score, drivers, flags,"
-                         " model_id, scored_at) VALUES (?,?,?,?,?,?,?,?)", &ins, err) < 0) goto fail;
+    if (store_score_run_begin(s, r->model_id, sc->as_of, sc->now, &r->run_id, err) < 0) goto fail;
     double sum = 0;
     for (size_t i = 0; i < fs.n; i++) {
         scored_deal d;
@@ -994,15 +988,9 @@ int scorer_run(scorer *sc, score_result *res, prm_error *err)
         }
         r->flagged += d.nhits > 0;
         int64_t rowid = world_deal_rowid(sc->w, d.deal);
-        store_value row[8] = {
-            { SV_INT, NULL, 0, r->run_id }, { SV_INT, NULL, 0, rowid },
-            { SV_REAL, NULL, d.probability, 0 }, { SV_REAL, NULL, d.score, 0 },
-            { SV_TEXT, json_cstr(&dj), 0, 0 }, { SV_TEXT, json_cstr(&fj), 0, 0 },
-            { SV_INT, NULL, 0, r->model_id }, { SV_TEXT, sc->now, 0, 0 },
-        };
-        for (int c = 0; c < 8; c++) store_bind(ins, c + 1, &row[c], NULL);
-        if (store_step(ins, err) < 0) goto fail;
-        store_reset(ins);
+        if (store_score_add(s, r->run_id, rowid, d.probability, d.score, json_cstr(&dj), json_cstr(&fj),
+                            r->model_id, sc->now, err) < 0)
+            goto fail;
         sum += d.probability;
         if (sc->wb.L) {
             wbdeal wd = { world_deal_id(sc->w, d.deal), world_deal_source(sc->w, d.deal), sc->now,
@@ -1032,12 +1020,9 @@ int scorer_run(scorer *sc, score_result *res, prm_error *err)
                      rules_error_msg(sc->r, i, 0) ? rules_error_msg(sc->r, i, 0) : "");
         }
     }
-    store_value u[7] = { { SV_TEXT, sc->now, 0, 0 }, { SV_INT, NULL, 0, (int64_t)r->deals },
-                         { SV_INT, NULL, 0, (int64_t)r->flagged },
-                         { SV_INT, NULL, 0, (int64_t)(r->rule_errors + r->rule_problems) },
-                         { SV_INT, NULL, 0, (int64_t)r->queued }, { SV_INT, NULL, 0, r->run_id } };
-    if (store_run(s, "UPDATE score_runs SET finished_at = ?, deals = ?, flagged = ?, rule_errors = ?,"
-                     " queued = ?, status = 'ok' WHERE id = ?", 6, u, NULL, err) < 0) goto fail;
+    if (store_score_run_end(s, r->run_id, sc->now, (int64_t)r->deals, (int64_t)r->flagged,
+                            (int64_t)(r->rule_errors + r->rule_problems), (int64_t)r->queued, err) < 0)
+        goto fail;
     json a;
     json_init(&a);
     json_obj(&a);
@@ -1057,7 +1042,6 @@ int scorer_run(scorer *sc, score_result *res, prm_error *err)
 fail:
     store_rollback(s);
 out:
-    store_finalize(ins);
     json_free(&dj);
     json_free(&fj);
     json_free(&pj);

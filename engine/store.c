@@ -293,6 +293,7 @@ void store_close(store *s)
     sqlite3_finalize(s->ob_last);
     sqlite3_finalize(s->ob_sup);
     sqlite3_finalize(s->ob_ins);
+    sqlite3_finalize(s->score_ins);
     sqlite3_close_v2(s->db);
     free(s->path);
     free(s);

@@ -90,6 +90,17 @@ int store_reject(store *s, const char *source, const char *file, int64_t line,
 
 int store_job_start(store *s, const char *script, const char *args, int64_t pid, int64_t *id,
                     prm_error *err);
+/* Score runs (store_runs.c), inside the caller's transaction: a run row
+ * 'running' (*run_id its id), one scores row per deal, and the run's end
+ * with its counts ('ok'). drivers and flags are JSON text. */
+int store_score_run_begin(store *s, int64_t model_id, const char *as_of, const char *started_at,
+                          int64_t *run_id, prm_error *err);
+int store_score_add(store *s, int64_t run_id, int64_t deal_rowid, double probability, double score,
+                    const char *drivers, const char *flags, int64_t model_id, const char *scored_at,
+                    prm_error *err);
+int store_score_run_end(store *s, int64_t run_id, const char *finished_at, int64_t deals,
+                        int64_t flagged, int64_t rule_errors, int64_t queued, prm_error *err);
+
 /* The reports `prmcast status` prints: a title and a query without
  * parameters each, in order (the store owns what its tables are called). */
 typedef struct store_report { const char *title, *sql; } store_report;

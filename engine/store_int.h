@@ -16,6 +16,7 @@ struct store {
     int readonly;
     struct upsert_state *up;
     sqlite3_stmt *ob_last, *ob_sup, *ob_ins;   /* store_outbox.c, prepared once */
+    sqlite3_stmt *score_ins;                   /* store_runs.c, prepared once */
 };
 
 struct store_stmt {

@@ -94,6 +94,41 @@ int store_jobs_running(store *s, int64_t *ids, int64_t *pids, int max, prm_error
     return n;
 }
 
+/* ---- score runs and scores ------------------------------------------------ */
+
+int store_score_run_begin(store *s, int64_t model_id, const char *as_of, const char *started_at,
+                          int64_t *run_id, prm_error *err)
+{
+    store_value v[3] = { I(model_id), T(as_of), T(started_at) };
+    return store_run(s, "INSERT INTO score_runs (model_id, as_of, started_at, status)"
+                        " VALUES (?, ?, ?, 'running')", 3, v, run_id, err);
+}
+
+int store_score_add(store *s, int64_t run_id, int64_t deal_rowid, double probability, double score,
+                    const char *drivers, const char *flags, int64_t model_id, const char *scored_at,
+                    prm_error *err)
+{
+    if (store_prep(s, &s->score_ins, "INSERT INTO scores (run_id, deal_id, probability, score, drivers,"
+                   " flags, model_id, scored_at) VALUES (?,?,?,?,?,?,?,?)", err) < 0)
+        return -1;
+    sqlite3_stmt *st = s->score_ins;
+    store_value row[8] = { I(run_id), I(deal_rowid), { SV_REAL, NULL, probability, 0 },
+                           { SV_REAL, NULL, score, 0 }, T(drivers), T(flags), I(model_id), T(scored_at) };
+    for (int c = 0; c < 8; c++) store_bind_value(st, c + 1, &row[c]);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : store_db_error(s, err, "storing a score");
+}
+
+int store_score_run_end(store *s, int64_t run_id, const char *finished_at, int64_t deals,
+                        int64_t flagged, int64_t rule_errors, int64_t queued, prm_error *err)
+{
+    store_value u[6] = { T(finished_at), I(deals), I(flagged), I(rule_errors), I(queued), I(run_id) };
+    return store_run(s, "UPDATE score_runs SET finished_at = ?, deals = ?, flagged = ?, rule_errors = ?,"
+                        " queued = ?, status = 'ok' WHERE id = ?", 6, u, NULL, err);
+}
+
 /* ---- what `prmcast status` shows ------------------------------------------ */
 
 static const store_report status_reports[] = {
