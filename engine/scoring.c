@@ -127,28 +127,27 @@ static void tenant_fields_json(json *j, const world *w, const model_data *d)
     json_end(j);
 }
 
+/* A model's tenant fields must still have the type it was trained with. */
+typedef struct field_check {
+    const world *w;
+    int64_t model_id;
+    prm_error *err;
+} field_check;
+
+static int check_field(void *ud, const char *field, const char *type)
+{
+    field_check *fc = ud;
+    const char *now = world_field_type(fc->w, field);
+    if (now && strcmp(now, type) == 0) return 0;
+    return prm_error_set(fc->err, "model %lld was trained with tenant field '%s' as %s; the store now %s%s:"
+                         " retrain ('prmcast train')", (long long)fc->model_id, field, type,
+                         now ? "declares it " : "has no type for it", now ? now : "");
+}
+
 static int check_tenant_fields(store *s, int64_t model_id, const world *w, prm_error *err)
 {
-    store_stmt *st;
-    if (store_prepare(s, "SELECT f.key, f.value FROM models, json_each(models.params, '$.tenant_fields') AS f"
-                         " WHERE models.id = ?1", &st, err) < 0)
-        return -1;
-    store_value v = { SV_INT, NULL, 0, model_id };
-    store_bind(st, 1, &v, NULL);
-    int rc;
-    while ((rc = store_step(st, err)) == 1) {
-        store_value k = store_column(st, 0), t = store_column(st, 1);
-        if (k.kind != SV_TEXT || t.kind != SV_TEXT) continue;
-        const char *now = world_field_type(w, k.s);
-        if (!now || strcmp(now, t.s) != 0) {
-            rc = prm_error_set(err, "model %lld was trained with tenant field '%s' as %s; the store now %s%s:"
-                               " retrain ('prmcast train')", (long long)model_id, k.s, t.s,
-                               now ? "declares it " : "has no type for it", now ? now : "");
-            break;
-        }
-    }
-    store_finalize(st);
-    return rc < 0 ? -1 : 0;
+    field_check fc = { w, model_id, err };
+    return store_model_tenant_fields(s, model_id, check_field, &fc, err) < 0 ? -1 : 0;
 }
 
 static void params_json(json *j, const model_params *p, const world *w, const model_data *d)
@@ -212,13 +211,9 @@ static int register_model(store *s, const world *w, const model *m, const model_
     if (json_failed(&feats) || json_failed(&params) || json_failed(&metrics)) {
         rc = prm_error_set(err, "out of memory");
     } else {
-        const char *t[] = { c->kind, version, now, json_cstr(&feats), json_cstr(&params), r->train_from,
+        const char *const t[] = { c->kind, version, now, json_cstr(&feats), json_cstr(&params), r->train_from,
                             r->eval_from, r->eval_to, r->data_hash, json_cstr(&metrics), blob };
-        store_value v[11];
-        for (int i = 0; i < 11; i++) v[i] = (store_value){ SV_TEXT, t[i], 0, 0 };
-        rc = store_run(s, "INSERT INTO models (kind, version, created_at, features, params,"
-                          " train_from, train_to, eval_to, data_hash, metrics, blob)"
-                          " VALUES (?,?,?,?,?,?,?,?,?,?,?)", 11, v, id, err);
+        rc = store_model_add(s, t, id, err);
     }
     json_free(&feats);
     json_free(&params);
@@ -430,31 +425,24 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
      * good gbdt, say). */
     int activate = o->activate != 0;
     if (o->activate == 1) {
-        store_stmt *q;
-        if (store_prepare(s, "SELECT id, kind, json_extract(metrics, '$.eval_logloss') FROM models"
-                             " WHERE active = 1 AND eval_to = ?1 ORDER BY id DESC LIMIT 1", &q, err) < 0) {
+        int64_t act_id;
+        char act_kind[16];
+        double act;
+        int found = store_model_active_on(s, r->eval_to, &act_id, act_kind, &act, err);
+        if (found < 0) {
             store_rollback(s);
             goto out;
         }
-        store_value evto = { SV_TEXT, r->eval_to, 0, 0 };
-        store_bind(q, 1, &evto, NULL);
-        if (store_step(q, NULL) == 1) {
-            store_value ll = store_column(q, 2);
-            double act = ll.kind == SV_REAL ? ll.r : ll.kind == SV_INT ? (double)ll.i : NAN;
-            if (act == act && act < r->cand[r->best].logloss) {
-                activate = 0;
-                snprintf(r->note, sizeof r->note, "kept the active model %lld (%s, log loss %.4f on the same"
-                         " evaluation window) over %s (%.4f); --force-activate to switch",
-                         (long long)store_column(q, 0).i, store_column(q, 1).s, act,
-                         r->cand[r->best].kind, r->cand[r->best].logloss);
-            }
+        if (found && act == act && act < r->cand[r->best].logloss) {
+            activate = 0;
+            snprintf(r->note, sizeof r->note, "kept the active model %lld (%s, log loss %.4f on the same"
+                     " evaluation window) over %s (%.4f); --force-activate to switch",
+                     (long long)act_id, act_kind, act, r->cand[r->best].kind, r->cand[r->best].logloss);
         }
-        store_finalize(q);
     }
     r->activated = activate;
     if (activate) {
-        store_value v = { SV_INT, NULL, 0, r->cand[r->best].model_id };
-        if (store_run(s, "UPDATE models SET active = (id = ?)", 1, &v, NULL, err) < 0) {
+        if (store_model_activate(s, r->cand[r->best].model_id, err) < 0) {
             store_rollback(s);
             goto out;
         }
@@ -564,31 +552,16 @@ int scoring_rules_flags(void *ud, const deal_view *v, const char *today,
 static int load_model(store *s, int64_t want, model **m, int64_t *id, char kind[16], char version[64],
                       prm_error *err)
 {
-    store_stmt *st;
-    const char *sql = want ? "SELECT id, kind, blob, version FROM models WHERE id = ?"
-                           : "SELECT id, kind, blob, version FROM models WHERE active = 1 ORDER BY id DESC LIMIT 1";
-    if (store_prepare(s, sql, &st, err) < 0) return -1;
-    if (want) {
-        store_value v = { SV_INT, NULL, 0, want };
-        store_bind(st, 1, &v, NULL);
+    char *blob;
+    int rc = store_model_get(s, want, id, kind, version, &blob, err);
+    if (rc < 0) return -1;
+    if (rc == 0) {
+        if (want) prm_error_set(err, "no model with id %lld", (long long)want);
+        else prm_error_set(err, "no active model: run 'prmcast train' first");
+        return want ? -1 : -2;   /* -2: no active model (the forecast falls back) */
     }
-    int rc = store_step(st, err);
-    if (rc != 1) {
-        store_finalize(st);
-        if (rc == 0) {
-            if (want) prm_error_set(err, "no model with id %lld", (long long)want);
-            else prm_error_set(err, "no active model: run 'prmcast train' first");
-            return want ? -1 : -2;   /* -2: no active model (the forecast falls back) */
-        }
-        return -1;
-    }
-    *id = store_column(st, 0).i;
-    snprintf(kind, 16, "%s", store_column(st, 1).s);
-    store_value ver = store_column(st, 3);
-    snprintf(version, 64, "%s", ver.kind == SV_TEXT ? ver.s : "");
-    store_value b = store_column(st, 2);
-    rc = model_load(b.s, strlen(b.s), m, err);
-    store_finalize(st);
+    rc = model_load(blob, strlen(blob), m, err);
+    free(blob);
     return rc;
 }
 

@@ -90,6 +90,26 @@ int store_reject(store *s, const char *source, const char *file, int64_t line,
 
 int store_job_start(store *s, const char *script, const char *args, int64_t pid, int64_t *id,
                     prm_error *err);
+/* The model registry (store_runs.c). store_model_add inserts a trained
+ * model: the 11 text columns kind, version, created_at, features, params,
+ * train_from, train_to, eval_to, data_hash, metrics, blob (*id its id).
+ * store_model_active_on finds the active model evaluated on the window
+ * ending eval_to: 1 with its id, kind and eval log loss (NAN when none was
+ * recorded), 0 when there is none. store_model_activate makes id the only
+ * active model. store_model_get reads model `want` (0: the active one): 1
+ * with its id, kind, version and *blob (the caller frees it), 0 when there
+ * is none. store_model_tenant_fields calls fn(ud, field, type) for each
+ * tenant field the model was trained with; fn returns < 0 to stop (that
+ * value is returned). */
+int store_model_add(store *s, const char *const cols[11], int64_t *id, prm_error *err);
+int store_model_active_on(store *s, const char *eval_to, int64_t *id, char kind[16], double *logloss,
+                          prm_error *err);
+int store_model_activate(store *s, int64_t id, prm_error *err);
+int store_model_get(store *s, int64_t want, int64_t *id, char kind[16], char version[64], char **blob,
+                    prm_error *err);
+typedef int (*store_model_field_fn)(void *ud, const char *field, const char *type);
+int store_model_tenant_fields(store *s, int64_t id, store_model_field_fn fn, void *ud, prm_error *err);
+
 /* Score runs (store_runs.c), inside the caller's transaction: a run row
  * 'running' (*run_id its id), one scores row per deal, and the run's end
  * with its counts ('ok'). drivers and flags are JSON text. */

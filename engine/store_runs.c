@@ -1,7 +1,9 @@
 /* store_runs.c - the store API for what is not ingest: sync state, rejected
- * rows, jobs, the model registry, score runs and scores. */
+ * rows, jobs, the model registry, score runs and scores, and the reports
+ * `prmcast status` prints. */
 #include "store_int.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +94,87 @@ int store_jobs_running(store *s, int64_t *ids, int64_t *pids, int max, prm_error
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_db_error(s, err, "reading jobs");
     return n;
+}
+
+/* ---- the model registry ---------------------------------------------------- */
+
+int store_model_add(store *s, const char *const cols[11], int64_t *id, prm_error *err)
+{
+    store_value v[11];
+    for (int i = 0; i < 11; i++) v[i] = T(cols[i]);
+    return store_run(s, "INSERT INTO models (kind, version, created_at, features, params,"
+                        " train_from, train_to, eval_to, data_hash, metrics, blob)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?,?)", 11, v, id, err);
+}
+
+int store_model_active_on(store *s, const char *eval_to, int64_t *id, char kind[16], double *logloss,
+                          prm_error *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT id, kind, json_extract(metrics, '$.eval_logloss') FROM models"
+                           " WHERE active = 1 AND eval_to = ?1 ORDER BY id DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+        return store_db_error(s, err, "reading the model registry");
+    sqlite3_bind_text(st, 1, eval_to, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), found = rc == SQLITE_ROW;
+    if (found) {
+        *id = sqlite3_column_int64(st, 0);
+        const unsigned char *k = sqlite3_column_text(st, 1);
+        snprintf(kind, 16, "%s", k ? (const char *)k : "");
+        *logloss = sqlite3_column_type(st, 2) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 2);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_db_error(s, err, "reading the model registry");
+    return found;
+}
+
+int store_model_activate(store *s, int64_t id, prm_error *err)
+{
+    store_value v = I(id);
+    return store_run(s, "UPDATE models SET active = (id = ?)", 1, &v, NULL, err);
+}
+
+int store_model_get(store *s, int64_t want, int64_t *id, char kind[16], char version[64], char **blob,
+                    prm_error *err)
+{
+    sqlite3_stmt *st;
+    const char *sql = want ? "SELECT id, kind, blob, version FROM models WHERE id = ?1"
+                           : "SELECT id, kind, blob, version FROM models WHERE active = 1 ORDER BY id DESC LIMIT 1";
+    *blob = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return store_db_error(s, err, "reading the model registry");
+    if (want) sqlite3_bind_int64(st, 1, want);
+    int rc = sqlite3_step(st), found = rc == SQLITE_ROW;
+    if (found) {
+        const unsigned char *k = sqlite3_column_text(st, 1), *b = sqlite3_column_text(st, 2),
+                            *v = sqlite3_column_text(st, 3);
+        *id = sqlite3_column_int64(st, 0);
+        snprintf(kind, 16, "%s", k ? (const char *)k : "");
+        snprintf(version, 64, "%s", v ? (const char *)v : "");
+        *blob = strdup(b ? (const char *)b : "");
+        if (!*blob) found = prm_error_set(err, "out of memory reading a model");
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_db_error(s, err, "reading the model registry");
+    return found;
+}
+
+int store_model_tenant_fields(store *s, int64_t id, store_model_field_fn fn, void *ud, prm_error *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT f.key, f.value FROM models, json_each(models.params,"
+                           " '$.tenant_fields') AS f WHERE models.id = ?1", -1, &st, NULL) != SQLITE_OK)
+        return store_db_error(s, err, "reading the model registry");
+    sqlite3_bind_int64(st, 1, id);
+    int rc, stop = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *k = sqlite3_column_text(st, 0), *t = sqlite3_column_text(st, 1);
+        if (sqlite3_column_type(st, 1) != SQLITE_TEXT || !k || !t) continue;
+        if ((stop = fn(ud, (const char *)k, (const char *)t)) < 0) break;
+    }
+    sqlite3_finalize(st);
+    if (stop < 0) return stop;
+    if (rc != SQLITE_DONE) return store_db_error(s, err, "reading the model registry");
+    return 0;
 }
 
 /* ---- score runs and scores ------------------------------------------------ */
