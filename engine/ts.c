@@ -87,6 +87,43 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+int ts_solve(double *A, double *b, int n, double tiny)
+{
+    for (int c = 0; c < n; c++) {
+        int piv = c;
+        for (int i = c + 1; i < n; i++)
+            if (fabs(A[i * n + c]) > fabs(A[piv * n + c]))
+                piv = i;
+        if (!(fabs(A[piv * n + c]) >= tiny) || A[piv * n + c] == 0.0)
+            return -1;
+        if (piv != c) {
+            for (int j = 0; j < n; j++) {
+                double t = A[c * n + j];
+                A[c * n + j] = A[piv * n + j];
+                A[piv * n + j] = t;
+            }
+            double t = b[c];
+            b[c] = b[piv];
+            b[piv] = t;
+        }
+        for (int i = c + 1; i < n; i++) {
+            double f = A[i * n + c] / A[c * n + c];
+            if (f == 0.0)
+                continue;
+            for (int j = c; j < n; j++)
+                A[i * n + j] -= f * A[c * n + j];
+            b[i] -= f * b[c];
+        }
+    }
+    for (int i = n - 1; i >= 0; i--) {
+        double v = b[i];
+        for (int j = i + 1; j < n; j++)
+            v -= A[i * n + j] * b[j];
+        b[i] = v / A[i * n + i];
+    }
+    return 0;
+}
+
 void ts_sort(double *x, int n)
 {
     qsort(x, (size_t)n, sizeof *x, cmp_double);

@@ -274,45 +274,6 @@ static double css_objective(const double *par, void *ctx)
 
 /* ---- exact likelihood (Kalman filter) ---- */
 
-/* Solves the n x n system A x = b in place (partial pivoting); -1 when
- * singular. */
-static int solve(double *A, double *b, int n)
-{
-    for (int c = 0; c < n; c++) {
-        int piv = c;
-        for (int i = c + 1; i < n; i++)
-            if (fabs(A[i * n + c]) > fabs(A[piv * n + c]))
-                piv = i;
-        if (!(fabs(A[piv * n + c]) > 1e-300))
-            return -1;
-        if (piv != c) {
-            for (int j = 0; j < n; j++) {
-                double t = A[c * n + j];
-                A[c * n + j] = A[piv * n + j];
-                A[piv * n + j] = t;
-            }
-            double t = b[c];
-            b[c] = b[piv];
-            b[piv] = t;
-        }
-        for (int i = c + 1; i < n; i++) {
-            double f = A[i * n + c] / A[c * n + c];
-            if (f == 0.0)
-                continue;
-            for (int j = c; j < n; j++)
-                A[i * n + j] -= f * A[c * n + j];
-            b[i] -= f * b[c];
-        }
-    }
-    for (int i = n - 1; i >= 0; i--) {
-        double v = b[i];
-        for (int j = i + 1; j < n; j++)
-            v -= A[i * n + j] * b[j];
-        b[i] = v / A[i * n + i];
-    }
-    return 0;
-}
-
 /* The first row P0[k] = Cov(y_t, alpha_t[k]) of the stationary state
  * covariance (sigma^2 = 1) of the ARMA in Harvey's form: sum_{j>=k}
  * phi_{j+1} gamma(j+1-k) + theta_j psi_{j-k}, from the autocovariances
@@ -344,7 +305,7 @@ static int initial_cov(const double *arr, const double *rv, int np, int r, doubl
             A[k * ns + abs(k - i)] -= arr[i - 1];
         g[k] = rhs[k];
     }
-    if (solve(A, g, ns) != 0)
+    if (ts_solve(A, g, ns, 1e-300) != 0)
         return -1;
     for (int k = ns; k <= r; k++) {
         double v = rhs[k];

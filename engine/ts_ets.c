@@ -253,43 +253,6 @@ static double objective(const double *par, void *vctx)
 
 /* ---- initial states (R's initstate) ---- */
 
-/* Solves the k x k system a x = b in place (Gaussian elimination with partial
- * pivoting).  Returns -1 when singular. */
-static int solve(double *a, double *b, int k)
-{
-    for (int col = 0; col < k; col++) {
-        int piv = col;
-        for (int r = col + 1; r < k; r++)
-            if (fabs(a[r * k + col]) > fabs(a[piv * k + col]))
-                piv = r;
-        if (fabs(a[piv * k + col]) < 1e-12)
-            return -1;
-        if (piv != col) {
-            for (int j = 0; j < k; j++) {
-                double t = a[col * k + j];
-                a[col * k + j] = a[piv * k + j];
-                a[piv * k + j] = t;
-            }
-            double t = b[col];
-            b[col] = b[piv];
-            b[piv] = t;
-        }
-        for (int r = col + 1; r < k; r++) {
-            double f = a[r * k + col] / a[col * k + col];
-            for (int j = col; j < k; j++)
-                a[r * k + j] -= f * a[col * k + j];
-            b[r] -= f * b[col];
-        }
-    }
-    for (int r = k - 1; r >= 0; r--) {
-        double s = b[r];
-        for (int j = r + 1; j < k; j++)
-            s -= a[r * k + j] * b[j];
-        b[r] = s / a[r * k + r];
-    }
-    return 0;
-}
-
 /* Least-squares line through (1..k, v[0..k-1]): intercept and slope. */
 static void line_fit(const double *v, int k, double *a, double *b)
 {
@@ -389,7 +352,7 @@ static int init_states(const double *y, int n, int m, char T, char S, double *ou
                         a[i * nreg + j] += xr[i] * xr[j];
                 }
             }
-            if (solve(a, rhs, nreg) != 0) {
+            if (ts_solve(a, rhs, nreg, 1e-12) != 0) {
                 double mu = 0.0;
                 for (int t = 0; t < n; t++)
                     mu += y[t];

@@ -31,6 +31,9 @@ void ts_add_param(ts_result *r, const char *name, double value);
 /* Linear-interpolation (type 7) quantile of a sorted array. */
 double ts_quantile_sorted(const double *x, int n, double p);
 void ts_sort(double *x, int n);
+/* Solves the n x n system A x = b in place (Gaussian elimination with
+ * partial pivoting; x in b); -1 when a pivot's magnitude is below tiny. */
+int ts_solve(double *A, double *b, int n, double tiny);
 /* Rescales r's interval half-widths (about the mean) by the rolling-origin
  * errors of the combination on y[0..n-1] (opt->calib_origins origins); 1 when
  * it did, 0 when the series is too short (r unchanged).  ts.c. */
