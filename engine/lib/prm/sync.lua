@@ -567,39 +567,20 @@ function M.print_summary(s, out)
     s.written, s.unchanged, s.rejected, s.skipped, s.cpu_seconds))
 end
 
--- `prmcast ingest connectors/<prm>.lua [--full] [--since T] [--batch N] [--budget N]
--- [--backoff SECONDS] [--object NAME]... [--quiet]` -> true, summary | false, message
-function M.cli(args)
+-- The command line of a connector command (ingest, writeback): one
+-- CONNECTOR path and options. option(a, args, i, opts) handles the option
+-- at args[i] and returns the next index, or nil and a message; it returns
+-- false for an option it does not know. Then run(opts) in a pcall, its
+-- error with secret values masked -> true, result | false, message.
+function M.connector_cli(args, option, run)
   local opts, i = {}, 1
   while i <= #args do
     local a = args[i]
-    if a == "--since" or a == "--batch" or a == "--budget" or a == "--object" or a == "--source"
-       or a == "--backoff" then
-      local v = args[i + 1]
-      if not v then return false, a .. " needs a value" end
-      if a == "--backoff" then
-        opts.backoff = tonumber(v)
-        if not opts.backoff or opts.backoff <= 0 then return false, "--backoff needs seconds > 0" end
-      elseif a == "--batch" or a == "--budget" then
-        local nv = math.tointeger(tonumber(v))
-        if not nv or nv < (a == "--batch" and 1 or 0) then
-          return false, a .. " needs a " .. (a == "--batch" and "positive" or "non-negative")
-            .. " integer"
-        end
-        opts[a:sub(3)] = nv
-      elseif a == "--object" then
-        opts.only = opts.only or {}
-        opts.only[v] = true
-      else
-        opts[a:sub(3)] = v
-      end
-      i = i + 2
-    elseif a == "--full" then
-      opts.full, i = true, i + 1
-    elseif a == "--quiet" then
-      opts.quiet, i = true, i + 1
-    elseif a:sub(1, 2) == "--" then
-      return false, "unknown option " .. a
+    if a:sub(1, 2) == "--" then
+      local ni, err = option(a, args, i, opts)
+      if ni == nil then return false, err end
+      if ni == false then return false, "unknown option " .. a end
+      i = ni
     elseif opts.connector then
       return false, "unexpected argument " .. a
     else
@@ -607,8 +588,48 @@ function M.cli(args)
     end
   end
   if not opts.connector then return false, "CONNECTOR is required" end
-  local ok, res = pcall(M.run, opts)
+  local ok, res = pcall(run, opts)
   if not ok then return false, prm.redact(tostring(res)) end
+  return true, res, opts
+end
+
+local function ingest_option(a, args, i, opts)
+  if a == "--since" or a == "--batch" or a == "--budget" or a == "--object" or a == "--source"
+     or a == "--backoff" then
+    local v = args[i + 1]
+    if not v then return nil, a .. " needs a value" end
+    if a == "--backoff" then
+      opts.backoff = tonumber(v)
+      if not opts.backoff or opts.backoff <= 0 then return nil, "--backoff needs seconds > 0" end
+    elseif a == "--batch" or a == "--budget" then
+      local nv = math.tointeger(tonumber(v))
+      if not nv or nv < (a == "--batch" and 1 or 0) then
+        return nil, a .. " needs a " .. (a == "--batch" and "positive" or "non-negative")
+          .. " integer"
+      end
+      opts[a:sub(3)] = nv
+    elseif a == "--object" then
+      opts.only = opts.only or {}
+      opts.only[v] = true
+    else
+      opts[a:sub(3)] = v
+    end
+    return i + 2
+  elseif a == "--full" then
+    opts.full = true
+    return i + 1
+  elseif a == "--quiet" then
+    opts.quiet = true
+    return i + 1
+  end
+  return false
+end
+
+-- `prmcast ingest connectors/<prm>.lua [--full] [--since T] [--batch N] [--budget N]
+-- [--backoff SECONDS] [--object NAME]... [--quiet]` -> true, summary | false, message
+function M.cli(args)
+  local ok, res, opts = M.connector_cli(args, ingest_option, M.run)
+  if not ok then return false, res end
   local text
   if not opts.quiet then
     local buf = {}

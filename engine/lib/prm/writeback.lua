@@ -123,27 +123,22 @@ function M.format(s)
     :format(s.connector, s.sent, s.failed, s.dead, s.pending or 0, s.dead_total or 0)
 end
 
+local function writeback_option(a, args, i, opts)
+  if a == "--dry-run" then
+    opts.dry_run = true
+    return i + 1
+  elseif a == "--limit" or a == "--max-attempts" then
+    local v = math.tointeger(tonumber(args[i + 1] or ""))
+    if not v or v < 1 then return nil, a .. " needs a positive integer" end
+    opts[a == "--limit" and "limit" or "max_attempts"] = v
+    return i + 2
+  end
+  return false
+end
+
 -- `prmcast writeback CONNECTOR [--dry-run] [--limit N] [--max-attempts N]`
 function M.cli(args)
-  local opts, i = {}, 1
-  while i <= #args do
-    local a = args[i]
-    if a == "--dry-run" then
-      opts.dry_run, i = true, i + 1
-    elseif a == "--limit" or a == "--max-attempts" then
-      local v = math.tointeger(tonumber(args[i + 1] or ""))
-      if not v or v < 1 then return false, a .. " needs a positive integer" end
-      opts[a == "--limit" and "limit" or "max_attempts"], i = v, i + 2
-    elseif a:sub(1, 2) == "--" then
-      return false, "unknown option " .. a
-    elseif opts.connector then
-      return false, "unexpected argument " .. a
-    else
-      opts.connector, i = a, i + 1
-    end
-  end
-  if not opts.connector then return false, "CONNECTOR is required" end
-  local ok, res = pcall(M.run, opts)
+  local ok, res = sync.connector_cli(args, writeback_option, M.run)
   if not ok then return false, res end
   local text = M.format(res)
   res.payloads = nil
