@@ -45,6 +45,9 @@ int main(void)
     T_OK(utf8_valid("h\xc3\xa9", 3, &bad), "utf8_valid accepts a 2-byte sequence");
     T_OK(!utf8_valid("h\xc0\xaf", 3, &bad) && bad == 1, "overlong forms are invalid, offset named");
     T_OK(!utf8_valid("\xed\xa0\x80", 3, &bad), "surrogates are invalid");
+    T_OK(!utf8_valid("abcdefghijklmnopq\xc3(xyzxyzxyz", 27, &bad) && bad == 17,
+         "past a run of ASCII read 8 bytes at a time, the bad offset is exact");
+    T_OK(utf8_valid("abcdefghijklmnop\xc3\xa9" "abcdefgh", 26, &bad), "ASCII runs around a sequence");
     json_reset(&j);
     json_strn(&j, "a\0b", 3);
     T_EQ_STR(json_cstr(&j), "\"a\\u0000b\"", "a NUL inside a counted string is escaped, not a cut");
