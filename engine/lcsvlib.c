@@ -49,9 +49,9 @@ typedef struct plan_item {
     double num;                /* money scale; percent scale */
     date_format fmt;
     int lookup;                /* index of its table in uservalue 3 */
-    char lk_raw[48];           /* the last value looked up, as read (lk_n bytes) */
-    size_t lk_n;               /* 0: none yet */
-    const char *lk_val;        /* and its result, a string held by the lookup table */
+    char last_raw[48];         /* the last value converted, as read (last_n bytes) */
+    size_t last_n;             /* 0: none */
+    store_value last;          /* and what it became (text in buf or a lookup table) */
     int *cols, ncols;          /* completeness: the columns counted */
     int sfield;                /* index in the store object's fields (r:load) */
     char buf[24];              /* a converted date, instant or currency */
@@ -136,6 +136,7 @@ static void arena_clear(lcsv *r)
 static int apply_plan(lua_State *L, lcsv *r, char *err, size_t errcap);
 struct plan_item;
 static int convert(lua_State *L, lcsv *r, struct plan_item *it, store_value *out, prm_error *pe);
+static int convert_value(lua_State *L, lcsv *r, struct plan_item *it, store_value *out, prm_error *pe);
 
 /* The row as a record: keyed by header name, or mapped by r:map's plan.
  * Returns 0 with the record pushed, or -1 with err set (nothing pushed).
@@ -476,7 +477,7 @@ static const char *trimmed(const char *s, char *buf, size_t cap)
  * row's arena, the item's buffer or a lookup table, all alive until the
  * next row). Returns 1, 0 when the value is absent, or -1 with pe set to
  * the reason (without the column). [-0, +0, m] */
-static int convert(lua_State *L, lcsv *r, struct plan_item *it, store_value *out, prm_error *pe)
+static int convert_value(lua_State *L, lcsv *r, struct plan_item *it, store_value *out, prm_error *pe)
 {
     *out = (store_value){ SV_NULL, NULL, 0, 0 };
     if (it->kind == PK_COMPLETENESS) {
@@ -540,14 +541,6 @@ static int convert(lua_State *L, lcsv *r, struct plan_item *it, store_value *out
         return 1;
     }
     case PK_LOOKUP: {
-        /* Exports repeat a few labels (a stage, a status) on every row: the
-         * last value read is answered without normalising it again or
-         * asking the Lua table (-2.5% instructions of a first load). */
-        if (n == it->lk_n && memcmp(v, it->lk_raw, n) == 0) {
-            out->kind = SV_TEXT;
-            out->s = it->lk_val;
-            return 1;
-        }
         char kb[128];
         size_t kn = norm_key(v, n, kb, sizeof kb);
         lua_getiuservalue(L, 1, 3);
@@ -560,11 +553,6 @@ static int convert(lua_State *L, lcsv *r, struct plan_item *it, store_value *out
         if (!out->s) {
             snprintf(pe->msg, sizeof pe->msg, "unknown value \"%.60s\"", v);
             return -1;
-        }
-        if (n < sizeof it->lk_raw) {
-            memcpy(it->lk_raw, v, n);
-            it->lk_n = n;
-            it->lk_val = out->s;
         }
         out->kind = SV_TEXT;
         return 1;
@@ -595,6 +583,32 @@ static int convert(lua_State *L, lcsv *r, struct plan_item *it, store_value *out
         return 1;
     }
     return 0;
+}
+
+/* convert_value, remembering each item's last value: exports repeat
+ * values row after row (a stage label, a deal's amount and close date over
+ * its history rows), and a repeat is answered without parsing it again or
+ * asking a lookup table (with the line-wise UTF-8 check, -5% instructions of a first load,
+ * bench/RESULTS.md). Plain text needs no conversion, completeness is
+ * computed over several columns. [-0, +0, m] */
+static int convert(lua_State *L, lcsv *r, struct plan_item *it, store_value *out, prm_error *pe)
+{
+    if (it->kind == PK_TEXT || it->kind == PK_COMPLETENESS || it->col < 0 || it->col >= r->fcap)
+        return convert_value(L, r, it, out, pe);
+    const char *v = r->arena + r->foff[it->col];
+    size_t n = r->flen[it->col];
+    if (n && n == it->last_n && memcmp(v, it->last_raw, n) == 0) {
+        *out = it->last;
+        return 1;
+    }
+    int rc = convert_value(L, r, it, out, pe);
+    it->last_n = 0;                    /* a failed conversion may have changed buf */
+    if (rc == 1 && n < sizeof it->last_raw) {
+        memcpy(it->last_raw, v, n);
+        it->last_n = n;
+        it->last = *out;
+    }
+    return rc;
 }
 
 /* Builds the mapped record of the row: [-0, +1, m] on success; on a bad
