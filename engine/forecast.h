@@ -66,6 +66,8 @@ typedef struct forecast_opts {
     int keep_draws;            /* 1: keep every row's draws (row_draws) */
     int bias_correct;          /* 1: shift P(win) by the past periods' mean logit shift (1) */
     int keep_deals;            /* 1: keep every open deal's P(win) and P(close in period) */
+    int censor_open;           /* 1: deals open at T are censored rows of the slip model,
+                                  weighted by their P(win) (1) */
 } forecast_opts;
 
 void forecast_opts_init(forecast_opts *o);
