@@ -636,11 +636,24 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
     rates = calloc(1, sizeof *rates);
     if (!rates) goto oom;
     int first_key = pkey - K;
-    /* past quarters usable: ended by A */
+    /* The program's first registration as known at T: a quarter whose
+     * offset falls before it is no history (its "revenue registered after
+     * the offset" is not zero but undefined; as zeros, the first quarters'
+     * run-rate came out at half or less). */
+    int32_t first = INT32_MAX;
+    for (size_t i = 0; i < nd; i++) {
+        wstate st;
+        if (w->d[i].created != INT32_MIN && w->d[i].created < first && world_state_at(w, &w->d[i], T, &st))
+            first = w->d[i].created;
+    }
+    /* past quarters usable: ended by A, their offset inside them and not
+     * before the program */
     int nq = 0;
     int qkeys[64];
     for (int k = pkey - 1; k >= pkey - 40 && nq < K && nq < 64; k--)
-        if (key_start(k + 1, sm) <= A + 1 && key_start(k, sm) + off < key_start(k + 1, sm)) qkeys[nq++] = k;
+        if (key_start(k + 1, sm) <= A + 1 && key_start(k, sm) + off < key_start(k + 1, sm) &&
+            key_start(k, sm) + off >= first)
+            qkeys[nq++] = k;
     /* oldest first */
     for (int i = 0; i < nq / 2; i++) {
         int tmp = qkeys[i];
@@ -858,7 +871,7 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
         mc_segment *g = &segs[k];
         g->closed = seg_closed[k];
         g->group = by_region && L.region[k] >= 0 ? L.region[k] : -1;
-        if (nq < 2) continue;
+        if (nq < 1) continue;
         const double *y = uh.y + k * (size_t)nq;
         double sum = 0, ss = 0;
         int nz = 0;
@@ -868,7 +881,9 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
             nz += y[j] > 0;
         }
         if (nz == 0) continue;
-        double mean = sum / nq, sd = sqrt(fmax(0, ss / nq - mean * mean) * nq / (nq - 1.0));
+        /* one past quarter (a program in its second quarter): its value,
+         * with half of it as the spread */
+        double mean = sum / nq, sd = nq > 1 ? sqrt(fmax(0, ss / nq - mean * mean) * nq / (nq - 1.0)) : 0.5 * mean;
         /* The time-series core where there is enough history; few
          * non-zero quarters keep the plain mean and spread. */
         if (nz >= 4 && nq >= 6) {
@@ -906,6 +921,11 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
             int32_t ks = key_start(qkeys[j], sm), ke = key_start(qkeys[j] + 1, sm);
             int64_t tk = (int64_t)(ks + off) * DAY + DAY - 1;
             if (tk <= 0 || tk >= T) continue;
+            /* a past date in the program's ramp-up tells nothing of a
+             * period's shared variation: its pipeline was a few weeks'
+             * registrations (as one of 3 periods it made the sd 1.1 logit,
+             * P10-P90 19-51M at the backtest's first model point) */
+            if (ks + off < first + FC_RAMP_DAYS) continue;
             const double *pk = NULL;
             if (have_model) {
                 int rk = scoring_open_probs(s, w, used_model, tk, pwk, NULL, NULL, err);

@@ -45,6 +45,10 @@ enum {
     FC_REGION, FC_TIER, FC_PARTNER, FC_PRODUCT, FC_TYPE, FC_CURRENCY, FC_DISTRIBUTOR, FC_NKEYS
 };
 enum { FC_MAX_LEVELS = 8, FC_TOP = 10 };
+/* A program's ramp-up: the first two quarters after its first registration
+ * (a deal takes about that long to close). Past dates inside it give the
+ * period effect nothing, and seasonal naive no year-earlier quarter. */
+enum { FC_RAMP_DAYS = 182 };
 
 /* "region" ... "distributor"; -1 when unknown. */
 int forecast_key_parse(const char *name);
