@@ -249,90 +249,13 @@ static double timing_p(const mc_timing *tm, const world *w, const wdeal *d, cons
     return p == p ? fmin(1, fmax(0, p)) : 0;
 }
 
-/* P(win) without a model: per stage, the chance a deal open at that stage
- * and age wins, from the deals of the program as of T as competing risks
- * (won, lost) over age in 30-day bins, the deals still open censored.
- * Taking the win rate of the resolved deals only was biased in a young
- * program, whose resolved deals are its fast ones (mostly losses): the
- * backtest's first quarter got P(win) 0.30 where 0.46 of the open amount
- * won (seed 7, bench/RESULTS.md). Past the oldest age with data, the
- * resolutions keep the win share of the last observed ages. */
-enum { SR_BINS = 25, SR_DAYS = 30 };
-typedef struct stage_rates {
-    double risk[STAGE_OPEN_COUNT][SR_BINS], won[STAGE_OPEN_COUNT][SR_BINS], lost[STAGE_OPEN_COUNT][SR_BINS];
-    double p[STAGE_OPEN_COUNT][SR_BINS];   /* P(win | open at the stage, age bin) */
-} stage_rates;
-
-static int sr_bin(int32_t age) { return age < 0 ? 0 : age / SR_DAYS >= SR_BINS ? SR_BINS - 1 : age / SR_DAYS; }
-
-/* A deal seen at the stages in `seen` by T, resolved (won or lost) at age
- * `age` or still open at that age (censored: at risk for half its bin). */
-static void sr_add(stage_rates *r, unsigned seen, int32_t age, int status)
-{
-    int b = sr_bin(age);
-    for (int k = 0; k < STAGE_OPEN_COUNT; k++) {
-        if (!(seen & 1u << k)) continue;
-        for (int j = 0; j < b; j++) r->risk[k][j] += 1;
-        r->risk[k][b] += status == STATUS_OPEN ? 0.5 : 1;
-        if (status == STATUS_WON) r->won[k][b] += 1;
-        else if (status != STATUS_OPEN) r->lost[k][b] += 1;
-    }
-}
-
-static void sr_finish(stage_rates *r)
-{
-    const double m = 10;       /* pseudo deals at risk pulling a stage's hazards toward all stages' */
-    double pr[SR_BINS] = { 0 }, pw[SR_BINS] = { 0 }, pl[SR_BINS] = { 0 };
-    for (int k = 0; k < STAGE_OPEN_COUNT; k++)
-        for (int b = 0; b < SR_BINS; b++) {
-            pr[b] += r->risk[k][b];
-            pw[b] += r->won[k][b];
-            pl[b] += r->lost[k][b];
-        }
-    int last = -1;             /* the oldest bin with resolutions */
-    for (int b = 0; b < SR_BINS; b++)
-        if (pr[b] >= 1 && pw[b] + pl[b] > 0) last = b;
-    for (int k = 0; k < STAGE_OPEN_COUNT; k++) {
-        double hw[SR_BINS], hl[SR_BINS], tw = 1, tl = 1;   /* tail share, Laplace */
-        for (int b = 0; b < SR_BINS; b++) {
-            double gw = pr[b] > 0 ? pw[b] / pr[b] : 0, gl = pr[b] > 0 ? pl[b] / pr[b] : 0;
-            hw[b] = b <= last ? (r->won[k][b] + m * gw) / (r->risk[k][b] + m) : 0;
-            hl[b] = b <= last ? (r->lost[k][b] + m * gl) / (r->risk[k][b] + m) : 0;
-            if (b == SR_BINS - 1 && b <= last && hw[b] + hl[b] > 0) {   /* the last bin is "older" */
-                double sh = hw[b] / (hw[b] + hl[b]);
-                hw[b] = sh;
-                hl[b] = 1 - sh;
-            }
-        }
-        for (int b = last - 2 > 0 ? last - 2 : 0; b <= last; b++) {
-            tw += r->won[k][b] + pw[b] * 0.1;
-            tl += r->lost[k][b] + pl[b] * 0.1;
-        }
-        double tail = tw / (tw + tl);
-        /* backwards: P(win | open at the start of bin a) */
-        double after = tail;   /* P(win | open past the data) */
-        for (int a = SR_BINS - 1; a >= 0; a--) {
-            double h = hw[a] + hl[a];
-            if (h > 1) {
-                hw[a] /= h;
-                hl[a] /= h;
-                h = 1;
-            }
-            after = hw[a] + (1 - h) * after;
-            r->p[k][a] = fmin(0.99, fmax(0.01, after));
-        }
-    }
-}
-
-static double sr_p(const stage_rates *r, int stage, int32_t age) { return r->p[stage][sr_bin(age)]; }
-
 static uint64_t deal_key(const world *w, size_t i)
 {
     return (uint64_t)w->d[i].rowid * 0x9E3779B97F4A7C15ULL ^ fnv(w->d[i].ext);
 }
 
 static int build_pipe(const world *w, const mc_timing *tm, int64_t t, int32_t start, int32_t end,
-                      const double *pw, const stage_rates *rates, const uint8_t *drop,
+                      const double *pw, const double stage_rate[STAGE_OPEN_COUNT], const uint8_t *drop,
                       pipe *out, prm_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -357,7 +280,7 @@ static int build_pipe(const world *w, const mc_timing *tm, int64_t t, int32_t st
         }
         size_t k = out->n++;
         double p = pw ? pw[i] : NAN;
-        if (!(p == p)) p = sr_p(rates, s.now->stage, d->created != INT32_MIN ? A - d->created : 0);
+        if (!(p == p)) p = stage_rate[s.now->stage];
         out->deal[k] = i;
         out->p_win[k] = p;
         out->p_close[k] = timing_p(tm, w, d, &s, t, start, end);
@@ -574,7 +497,6 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
     memset(mults, 0, sizeof mults);
     mc_timing_row *trow = NULL;
     size_t *trow_deal = NULL;  /* the deal of each timing row */
-    stage_rates *rates = NULL;
     size_t ntrow = 0, tcap = 0;
     mc_timing *tm = NULL;
     unreg_hist uh = { NULL, 0 };
@@ -629,12 +551,15 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
     if (prc < 0) goto out;
     int have_model = prc == 0;
     if (have_model) snprintf(r->model, sizeof r->model, "model %lld", (long long)used_model);
-    else snprintf(r->model, sizeof r->model, "stage win rates (no active model)");
+    else snprintf(r->model, sizeof r->model, "win hazard by stage and age (no model)");
+    /* Without a model: P(win) from the win hazard as of T (feat.h), the
+     * censored deals at risk; the stage win rates below stand in only
+     * where it has nothing to say. */
+    if (!have_model && feat_win_hazard(w, T, 14, pw, err) < 0) goto out;
 
     /* One pass over the deals: closed in the period, stage win rates,
      * slip-model rows, amount multipliers, the run-rate history. */
-    rates = calloc(1, sizeof *rates);
-    if (!rates) goto oom;
+    double stage_won[STAGE_OPEN_COUNT] = { 0 }, stage_res[STAGE_OPEN_COUNT] = { 0 };
     int first_key = pkey - K;
     /* The program's first registration as known at T: a quarter whose
      * offset falls before it is no history (its "revenue registered after
@@ -671,17 +596,16 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
         double wamt = NAN;
         int32_t W = won_day(w, d, T, &wamt);
         int status = st.now->status;
-        /* the stage win rates: every deal by its age at resolution, or
-         * at T when still open */
-        if (d->created != INT32_MIN) {
+        /* stage win rates over resolved deals */
+        if (status != STATUS_OPEN) {
             unsigned seen = 0;
-            int32_t R = A;
-            for (size_t h = d->h0; h < d->h0 + d->hn && w->h[h].t <= T; h++) {
+            for (size_t h = d->h0; h < d->h0 + d->hn && w->h[h].t <= T; h++)
                 if (w->h[h].stage >= 0 && w->h[h].stage < STAGE_OPEN_COUNT) seen |= 1u << w->h[h].stage;
-                if (w->h[h].status != STATUS_OPEN && R == A) R = (int32_t)(w->h[h].t / DAY);
-            }
-            if (status == STATUS_OPEN) R = A;
-            sr_add(rates, seen, R - d->created, status);
+            for (int k = 0; k < STAGE_OPEN_COUNT; k++)
+                if (seen & 1u << k) {
+                    stage_res[k]++;
+                    stage_won[k] += status == STATUS_WON;
+                }
         }
         /* closed inside the period */
         if (W != INT32_MIN && W >= start && W < end && W <= A) {
@@ -741,17 +665,16 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
             }
         }
     }
-    sr_finish(rates);
-    /* The censored rows' weights: P(win) as of T (the model's, else the
-     * stage win rate of the deal's stage at T). */
+    for (int k = 0; k < STAGE_OPEN_COUNT; k++) stage_won[k] = (stage_won[k] + 1) / (stage_res[k] + 4);
+    /* The censored rows' weights: P(win) as of T (the model's or the win
+     * hazard's, else the stage win rate of the deal's stage at T). */
     for (size_t k = 0; k < ntrow; k++) {
         if (!trow[k].censored) continue;
         size_t i = trow_deal[k];
-        double p = have_model ? pw[i] : NAN;
+        double p = pw[i];
         if (!(p == p)) {
             wstate st;
-            p = world_open_at(w, &w->d[i], T, &st)
-                    ? sr_p(rates, st.now->stage, w->d[i].created != INT32_MIN ? A - w->d[i].created : 0) : 0;
+            p = world_open_at(w, &w->d[i], T, &st) ? stage_won[st.now->stage] : 0;
         }
         trow[k].weight = fmax(1e-6, fmin(1, p));
     }
@@ -782,7 +705,7 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
     }
 
     /* The pipeline at T. */
-    if (build_pipe(w, tm, T, start, end, have_model ? pw : NULL, rates, drop, &P, err) < 0) goto out;
+    if (build_pipe(w, tm, T, start, end, pw, stage_won, drop, &P, err) < 0) goto out;
     r->n_open = P.n;
     int32_t *pseg = malloc(sizeof *pseg * (P.n + 1));
     if (!pseg) goto oom;
@@ -931,9 +854,12 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
                 int rk = scoring_open_probs(s, w, used_model, tk, pwk, NULL, NULL, err);
                 if (rk < 0) { free(pseg); goto out; }
                 if (rk == 0) pk = pwk;
+            } else {
+                if (feat_win_hazard(w, tk, 14, pwk, err) < 0) { free(pseg); goto out; }
+                pk = pwk;
             }
             pipe Q;
-            if (build_pipe(w, tm, tk, ks, ke, pk, rates, drop, &Q, err) < 0) { free(pseg); goto out; }
+            if (build_pipe(w, tm, tk, ks, ke, pk, stage_won, drop, &Q, err) < 0) { free(pseg); goto out; }
             mc_period_obs *ob = obs + nobs;
             for (int g = 0; g < gcount; g++) ob[g] = (mc_period_obs){ j, g, 0, 0, 0, 0 };
             for (size_t k = 0; k < Q.n; k++) {
@@ -1237,7 +1163,6 @@ out:
     mc_timing_free(tm);
     free(trow);
     free(trow_deal);
-    free(rates);
     for (int k = 0; k < STAGE_OPEN_COUNT; k++) free(mults[k].v);
     free(quota);
     free(commit);
