@@ -53,6 +53,9 @@ typedef struct ts_options {
                               training data whose errors rescale the interval
                               widths, default TS_CALIB_ORIGINS; 0 = members'
                               widths unchanged (docs/TIMESERIES.md) */
+    double calib_pool[TS_MAX_LEVELS]; /* per level: the width factor pooled over
+                              series of the same frequency (ts_calib_pool); each
+                              series' own factor is shrunk toward it; 0 = none */
 } ts_options;
 #define TS_CALIB_ORIGINS 5
 
@@ -82,6 +85,17 @@ void ts_options_init(ts_options *opt);
 int ts_forecast(const double *y, int n, const ts_options *opt, ts_result *out,
                 prm_error *err);
 void ts_result_free(ts_result *r);
+
+/* Pools the combination's rolling-origin calibration over count series of
+ * the same frequency (the training data of each; opt->period, h, levels and
+ * calib_origins as they will be forecast): sets opt->calib_pool[j] to the
+ * width factor of all their ratios together, so that a short series, whose
+ * own rolling-origin errors are few, borrows from its frequency.  Series
+ * the forecast would not calibrate (too short, intermittent, unreadable) are
+ * skipped.  Returns 1 when the pool was set, 0 when the series gave too few
+ * errors (calib_pool left 0), -1 on bad options. */
+int ts_calib_pool(const double *const *y, const int *n, int count, ts_options *opt,
+                  prm_error *err);
 
 /* The bounds of interval level index j (0 <= j < r->nlevels). */
 const double *ts_lower(const ts_result *r, int j);

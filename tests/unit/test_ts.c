@@ -574,6 +574,85 @@ static void test_calibration(void)
          "calibration: calib_origins < 0 is a clear error");
 }
 
+/* The pooled calibration (ts_calib_pool): a short series (14 observations,
+ * h = 6: one rolling origin, 6 errors, too few for its own factor) takes
+ * its frequency's pooled factor: wider intervals when the siblings' later
+ * errors outgrow their widths, narrower when they shrink; the point
+ * forecasts never change; too few pooled errors leave no pool. */
+static void pool_case(int grow, const double *shorty, const char *what)
+{
+    enum { NS = 30, N = 40 };
+    static double ys[NS][N];
+    const double *yp[NS];
+    int ns[NS];
+    for (int i = 0; i < NS; i++) {
+        for (int t = 0; t < N; t++) {
+            double e = gauss();
+            int late = t >= 20;
+            ys[i][t] = 100 + (late == grow ? 6.0 : 1.0) * e;
+        }
+        yp[i] = ys[i];
+        ns[i] = N;
+    }
+    ts_options o;
+    ts_options_init(&o);
+    o.method = TS_COMBO;
+    o.h = 6;
+    prm_error err;
+    char name[160];
+    int rc = ts_calib_pool(yp, ns, NS, &o, &err);
+    snprintf(name, sizeof name, "calibration pool, %s: pooled factors %.3f / %.3f", what,
+             o.calib_pool[0], o.calib_pool[1]);
+    T_OK(rc == 1 && (grow ? o.calib_pool[0] > 1.3 : o.calib_pool[0] < 0.8) &&
+             o.calib_pool[1] > 0, name);
+    ts_result pooled, own;
+    int rc1 = ts_forecast(shorty, 14, &o, &pooled, &err);
+    memset(o.calib_pool, 0, sizeof o.calib_pool);
+    int rc2 = ts_forecast(shorty, 14, &o, &own, &err);
+    snprintf(name, sizeof name, "calibration pool, %s: both fits", what);
+    T_OK(rc1 == 0 && rc2 == 0, name);
+    if (rc1 || rc2)
+        return;
+    double ratio = 0, same = 0;
+    for (int k = 0; k < o.h; k++) {
+        same = fmax(same, fabs(pooled.mean[k] - own.mean[k]));
+        ratio += (ts_upper(&pooled, 0)[k] - ts_lower(&pooled, 0)[k]) /
+                 (ts_upper(&own, 0)[k] - ts_lower(&own, 0)[k]) / o.h;
+    }
+    snprintf(name, sizeof name,
+             "calibration pool, %s: the short series' 80%% width x %.3f, its own factor none",
+             what, ratio);
+    T_OK(isnan(calib_factor(&own)) && fabs(calib_factor(&pooled) - ratio) < 1e-6 * ratio &&
+             (grow ? ratio > 1.3 : ratio < 0.8) && same == 0.0,
+         name);
+    ts_result_free(&pooled);
+    ts_result_free(&own);
+}
+
+static void test_calib_pool(void)
+{
+    double shorty[14];
+    lcg = 91;
+    for (int t = 0; t < 14; t++)
+        shorty[t] = 50 + 0.5 * t + 2.0 * gauss();
+    pool_case(1, shorty, "later errors grow");
+    pool_case(0, shorty, "later errors shrink");
+    /* one short series alone gives 6 errors: no pool */
+    const double *one[1] = {shorty};
+    int n1[1] = {14};
+    ts_options o;
+    ts_options_init(&o);
+    o.method = TS_COMBO;
+    o.h = 6;
+    prm_error err;
+    T_OK(ts_calib_pool(one, n1, 1, &o, &err) == 0 && o.calib_pool[0] == 0.0,
+         "calibration pool: 6 errors set no pool");
+    o.calib_pool[1] = -1;
+    ts_result r;
+    T_OK(ts_forecast(shorty, 14, &o, &r, &err) != 0 && strstr(err.msg, "calib_pool[1]"),
+         "calibration pool: a negative pooled factor is a clear error");
+}
+
 int main(void)
 {
     test_qnorm();
@@ -584,5 +663,6 @@ int main(void)
     test_determinism();
     test_fuzz();
     test_calibration();
+    test_calib_pool();
     return t_done();
 }
