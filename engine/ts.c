@@ -542,6 +542,33 @@ static int combo(const double *y, int n, const ts_options *opt, ts_result *r, pr
     return rc;
 }
 
+/* Whether opt's pooled seasonal indexes apply to a series of len values. */
+static int uses_season(const ts_options *opt, int len)
+{
+    return opt->season && opt->period > 1 && len < 2 * opt->period;
+}
+
+/* c divided by opt->season (end-aligned, ts_season_pool); malloc'd, or NULL
+ * with err set. */
+static double *deseason(const double *c, int len, const ts_options *opt, prm_error *err)
+{
+    int m = opt->period;
+    for (int k = 0; k < m; k++)
+        if (!(isfinite(opt->season[k]) && opt->season[k] > 0)) {
+            prm_error_set(err, "ts: season[%d] must be a positive index, got %g", k,
+                          opt->season[k]);
+            return NULL;
+        }
+    double *a = malloc((size_t)len * sizeof *a);
+    if (!a) {
+        prm_error_set(err, "ts: out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < len; i++)
+        a[i] = c[i] / opt->season[((i - len) % m + m) % m];
+    return a;
+}
+
 static int share_zero_at_least(const double *y, int n, double share)
 {
     int z = 0;
@@ -707,8 +734,19 @@ int ts_calib_pool(const double *const *y, const int *n, int count, ts_options *o
         double *c = clean(y[i], n[i], &len, &filled, &e);
         if (!c)
             continue; /* a series the forecast itself would refuse */
+        /* a short sibling with pooled seasonal indexes is calibrated as
+         * it will be forecast: adjusted, without a season */
+        ts_options oi = o;
+        if (uses_season(opt, len)) {
+            double *a = deseason(c, len, opt, &e);
+            free(c);
+            if (!(c = a))
+                continue;
+            oi.period = 1;
+            oi.season = NULL;
+        }
         int Ni = len >= MIN_N_MODEL && !share_zero_at_least(c, len, 0.3)
-                     ? ts_calib_ratios(c, len, &o, ratio, cap)
+                     ? ts_calib_ratios(c, len, &oi, ratio, cap)
                      : 0;
         for (int j = 0; j < nl; j++)
             memcpy(all + (size_t)j * room + N, ratio + (size_t)j * (size_t)cap,
@@ -739,6 +777,36 @@ static int all_finite(const ts_result *r)
 }
 
 
+/* A short series with its siblings' pooled seasonal indexes (ts_season_pool):
+ * divided by them, forecast without a season, the forecasts and bounds
+ * multiplied back (indexes are positive, so the bounds stay ordered). */
+static int pooled_season_forecast(const double *c, int len, const ts_options *opt,
+                                  ts_result *out, prm_error *err)
+{
+    int m = opt->period;
+    double *a = deseason(c, len, opt, err);
+    if (!a)
+        return -1;
+    ts_options o = *opt;
+    o.season = NULL;
+    o.period = 1;
+    int rc = ts_forecast(a, len, &o, out, err);
+    free(a);
+    if (rc != 0)
+        return rc;
+    for (int k = 0; k < out->h; k++) {
+        double f = opt->season[k % m];
+        out->mean[k] *= f;
+        for (int j = 0; j < out->nlevels; j++) {
+            out->lower[(size_t)j * (size_t)out->h + k] *= f;
+            out->upper[(size_t)j * (size_t)out->h + k] *= f;
+        }
+    }
+    size_t used = strlen(out->method);
+    snprintf(out->method + used, sizeof out->method - used, " x pooled season");
+    return 0;
+}
+
 int ts_forecast(const double *y, int n, const ts_options *opt, ts_result *out, prm_error *err)
 {
     prm_error local;
@@ -757,6 +825,10 @@ int ts_forecast(const double *y, int n, const ts_options *opt, ts_result *out, p
     const char *note = NULL;
     if (len < 2) {
         prm_error_set(err, "ts: need at least 2 observations, got %d", len);
+        goto done;
+    }
+    if (uses_season(opt, len)) {
+        rc = pooled_season_forecast(c, len, opt, out, err);
         goto done;
     }
     double lo = c[0], hi = c[0];

@@ -48,6 +48,8 @@ def rules(S, j):
     allr = [v for (sid, jj), vs in S.items() if jj == j for v in vs]
     pool_med = clamp(medfac(allr, j))
     pool_q = clamp(quantile(allr, LEVELS[j] / 100))
+    shortr = [v for (sid, jj), vs in S.items() if jj == j and len(vs) < MIN_ERR for v in vs]
+    pool_qs = clamp(quantile(shortr, LEVELS[j] / 100)) if len(shortr) >= MIN_ERR else pool_q
     out = {"none": lambda own, n: 1.0,
            "own (median, n >= 8; the 2026-12-02 rule)":
                lambda own, n: clamp(own) if n >= MIN_ERR else 1.0,
@@ -62,6 +64,8 @@ def rules(S, j):
     for k in (MIN_ERR, 12, 18, 24):
         out["own when n >= %d, else pool quantile" % k] = (
             lambda own, n, k=k: clamp(own) if n >= k else pool_q)
+    out["own when n >= 8, else quantile of the short series' pool"] = (
+        lambda own, n: clamp(own) if n >= MIN_ERR else pool_qs)
     out["max(own, pool median)"] = lambda own, n: max(clamp(own) if n >= MIN_ERR else 0, pool_med)
     return out, pool_med, pool_q
 

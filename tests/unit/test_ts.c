@@ -653,6 +653,111 @@ static void test_calib_pool(void)
          "calibration pool: a negative pooled factor is a clear error");
 }
 
+/* Seasonal indexes pooled over short siblings (ts_season_pool): ten
+ * monthly series of 18 observations (< 2 seasons) sharing one pattern give
+ * it back, and a short sibling forecast with it follows the season; when
+ * every sibling has its own phase, or none has a season, nothing is pooled;
+ * a series of two seasons or more ignores the pooled indexes. */
+enum { SP_K = 10, SP_N = 18, SP_M = 12, SP_H = 6 };
+
+static void siblings(double *y, double *future, int own_phase, double amp)
+{
+    for (int s = 0; s < SP_K; s++) {
+        double level = 50 + 20 * s, phase = own_phase ? 0.63 * s : 0.7;
+        for (int t = 0; t < SP_N + SP_H; t++) {
+            int k = ((t - SP_N) % SP_M + SP_M) % SP_M;
+            double mu = level * (1 + 0.005 * t) * (1 + amp * sin(2 * M_PI * k / SP_M + phase));
+            if (t < SP_N)
+                y[s * SP_N + t] = mu * (1 + 0.1 * gauss());
+            else if (s == 0)
+                future[t - SP_N] = mu;
+        }
+    }
+}
+
+static void test_season_pool(void)
+{
+    static double y[SP_K * SP_N];
+    double future[SP_H], fig[SP_M];
+    prm_error err;
+    char name[300];
+    lcg = 123;
+    siblings(y, future, 0, 0.3);
+    int rc = ts_season_pool(y, SP_K, SP_N, SP_M, fig, &err);
+    /* 10-20 ratios a season with 10% noise: a standard error near 0.035;
+     * the indexes left at 1 would be 0.19 off on average */
+    double worst = 0, mad = 0;
+    for (int k = 0; k < SP_M; k++) {
+        double d = fabs(fig[k] - (1 + 0.3 * sin(2 * M_PI * k / SP_M + 0.7)));
+        worst = fmax(worst, d);
+        mad += d / SP_M;
+    }
+    snprintf(name, sizeof name,
+             "season pool: shared pattern recovered (indexes off %.3f on average, %.3f worst)",
+             mad, worst);
+    T_OK(rc == 1 && mad < 0.04 && worst < 0.1, name);
+
+    ts_options o;
+    ts_options_init(&o);
+    o.period = SP_M;
+    o.h = SP_H;
+    ts_result with, without;
+    o.season = fig;
+    int rc1 = ts_forecast(y, SP_N, &o, &with, &err);
+    o.season = NULL;
+    int rc2 = ts_forecast(y, SP_N, &o, &without, &err);
+    T_OK(rc1 == 0 && rc2 == 0, "season pool: both forecasts of a short sibling");
+    if (rc1 == 0 && rc2 == 0) {
+        double ew = 0, eo = 0;
+        int ordered = 1;
+        for (int k = 0; k < SP_H; k++) {
+            ew += fabs(with.mean[k] - future[k]) / SP_H;
+            eo += fabs(without.mean[k] - future[k]) / SP_H;
+            ordered &= ts_lower(&with, 1)[k] <= ts_lower(&with, 0)[k] &&
+                       ts_lower(&with, 0)[k] <= with.mean[k] &&
+                       with.mean[k] <= ts_upper(&with, 0)[k] &&
+                       ts_upper(&with, 0)[k] <= ts_upper(&with, 1)[k];
+        }
+        snprintf(name, sizeof name,
+                 "season pool: the short sibling's error %.2f with the pool, %.2f without (%.80s)",
+                 ew, eo, with.method);
+        T_OK(ew < 0.5 * eo && ordered && strstr(with.method, "pooled season"), name);
+        ts_result_free(&with);
+        ts_result_free(&without);
+    }
+
+    siblings(y, future, 1, 0.3);
+    rc = ts_season_pool(y, SP_K, SP_N, SP_M, fig, &err);
+    T_OK(rc == 0 && fig[0] == 1.0 && fig[5] == 1.0,
+         "season pool: siblings with their own phases pool nothing");
+    siblings(y, future, 0, 0.0);
+    T_OK(ts_season_pool(y, SP_K, SP_N, SP_M, fig, &err) == 0,
+         "season pool: siblings without a season pool nothing");
+    T_OK(ts_season_pool(y, SP_K, SP_N, 1, fig, &err) == -1 && strstr(err.msg, "period"),
+         "season pool: period 1 is a clear error");
+
+    /* two seasons or more: the pooled indexes are ignored */
+    double lng[30];
+    for (int t = 0; t < 30; t++)
+        lng[t] = 100 * (1 + 0.3 * sin(2 * M_PI * t / SP_M)) * (1 + 0.05 * gauss());
+    for (int k = 0; k < SP_M; k++)
+        fig[k] = k == 0 ? 2.0 : 1.0;
+    o.season = fig;
+    rc1 = ts_forecast(lng, 30, &o, &with, &err);
+    o.season = NULL;
+    rc2 = ts_forecast(lng, 30, &o, &without, &err);
+    T_OK(rc1 == 0 && rc2 == 0 && memcmp(with.mean, without.mean, SP_H * sizeof(double)) == 0,
+         "season pool: a series of 30 months ignores the pooled indexes");
+    if (rc1 == 0)
+        ts_result_free(&with);
+    if (rc2 == 0)
+        ts_result_free(&without);
+    fig[3] = 0.0;
+    o.season = fig;
+    T_OK(ts_forecast(y, SP_N, &o, &with, &err) != 0 && strstr(err.msg, "season[3]"),
+         "season pool: a zero index is a clear error");
+}
+
 int main(void)
 {
     test_qnorm();
@@ -664,5 +769,6 @@ int main(void)
     test_fuzz();
     test_calibration();
     test_calib_pool();
+    test_season_pool();
     return t_done();
 }
