@@ -604,7 +604,9 @@ static int share_zero_at_least(const double *y, int n, double share)
  * That rule was chosen the same way, on the training-part holdout, over
  * the pooled median factor, over shrinking each series' factor toward
  * either pool by N0 = 6..96 pseudo-errors, and over a larger own-factor
- * threshold (bench/m3/calib_rules.py; the figures in bench/RESULTS.md). */
+ * threshold, as the rule with every subset within 3 points of nominal and
+ * then the smallest summed distance (bench/m3/calib_rules.py; the figures
+ * in bench/RESULTS.md). */
 #define MIN_N_CAL 8
 #define CAL_MIN_ERRORS 8
 #define CAL_FMIN 0.5
