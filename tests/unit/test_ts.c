@@ -726,6 +726,37 @@ static void test_season_pool(void)
         ts_result_free(&without);
     }
 
+    /* the siblings' widths pooled as they will be forecast (adjusted, no
+     * season): the short sibling takes that factor inside the season */
+    const double *rows[SP_K];
+    int lens[SP_K];
+    for (int s = 0; s < SP_K; s++) {
+        rows[s] = y + s * SP_N;
+        lens[s] = SP_N;
+    }
+    o.season = fig;
+    int prc = ts_calib_pool(rows, lens, SP_K, &o, &err);
+    double adjusted = o.calib_pool[0];
+    o.season = NULL;
+    int prc2 = ts_calib_pool(rows, lens, SP_K, &o, &err);
+    double raw = o.calib_pool[0];
+    o.season = fig;
+    o.calib_pool[0] = adjusted;
+    if (prc == 1 && ts_forecast(y, SP_N, &o, &with, &err) == 0) {
+        snprintf(name, sizeof name,
+                 "season pool: widths pooled over the adjusted siblings (%.3f; unadjusted %.3f) "
+                 "reach the short sibling's 80%% interval",
+                 adjusted, raw);
+        T_OK(prc2 == 1 && adjusted != raw && fabs(calib_factor(&with) - adjusted) < 1e-12 &&
+                 strstr(with.method, "pooled season"),
+             name);
+        ts_result_free(&with);
+    } else {
+        T_OK(0, "season pool: the calibration pool over adjusted siblings");
+    }
+    memset(o.calib_pool, 0, sizeof o.calib_pool);
+    o.season = NULL;
+
     siblings(y, future, 1, 0.3);
     rc = ts_season_pool(y, SP_K, SP_N, SP_M, fig, &err);
     T_OK(rc == 0 && fig[0] == 1.0 && fig[5] == 1.0,
