@@ -71,5 +71,11 @@ ok "$(test "$(field kept <r5.json)" = 0 && test "$(field queued <r5.json)" -ge $
 js --connector "$T/edited.lua" >r6.json
 ok "$(test "$(field kept <r6.json)" = "$deals" && test "$(field queued <r6.json)" = 0; echo $?)" \
   "and the next run with it keeps them again" "$(cat r6.json)"
+# A dead payload is not live: the same score is queued again.
+ID=$(q s.db "SELECT max(id) FROM writeback_outbox WHERE status = 'pending'")
+q s.db "UPDATE writeback_outbox SET status = 'dead' WHERE id = $ID"
+js --connector "$T/edited.lua" >r7.json
+ok "$(test "$(field queued <r7.json)" = 1 && test "$(field kept <r7.json)" = $((deals - 1)); echo $?)" \
+  "a deal whose payload died is queued again" "$(cat r7.json)"
 "$P" --db s.db audit verify >/dev/null; ok $? "audit chain intact"
 done_testing
