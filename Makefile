@@ -28,8 +28,7 @@ ALL_CFLAGS  := $(BASE_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
 # fails the build, and libcore.a links into its tests with -lm alone.
 CORE_TEST_CFLAGS := $(BASE_CFLAGS) -Ibuild/poison $(CFLAGS)
 CORE_CFLAGS := $(CORE_TEST_CFLAGS) -Wconversion -Wno-sign-conversion
-# libcsv-dev stays a build package: tests/fuzz/fuzz_csvscan.c checks engine/csvscan.c against it.
-LDLIBS  += $(CJSON_A) $(PKG_LIBS) -lm -lpthread
+LDLIBS  += $(CJSON_A) $(PKG_LIBS) -lcsv -lm -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # The numeric core: plain arrays and structs, no Lua, no SQLite.

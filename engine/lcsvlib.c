@@ -1,6 +1,4 @@
-/* lcsvlib.c - `prm.csv`: a streaming RFC 4180 reader over csvscan.h (the
- * tokenizer that reproduces libcsv's strict mode, checked against it by
- * tests/fuzz/fuzz_csvscan.c).
+/* lcsvlib.c - `prm.csv`: a streaming RFC 4180 reader over libcsv.
  *
  *   local csv = require "prm.csv"
  *   local r <close> = assert(csv.open("export/deals.csv"))
@@ -16,6 +14,7 @@
  * longest record (max_record, 1 MiB by default), not the file size. Each
  * record carries the physical line it starts on, so errors point at it.
  */
+#include <csv.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <stdio.h>
@@ -24,7 +23,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "csvscan.h"
 #include "currency.h"
 #include "json.h"
 #include "numparse.h"
@@ -57,9 +55,14 @@ typedef struct plan_item {
     char buf[24];              /* a converted date, instant or currency */
 } plan_item;
 
+/* libcsv's parser states (libcsv.c): before a row's first character, and
+ * inside a field (with p.quoted: inside a quoted field). */
+#define CSV_ROW_NOT_BEGUN 0
+#define CSV_FIELD_BEGUN 2
+
 typedef struct lcsv {
     FILE *f;
-    csvscan p;
+    struct csv_parser p;
     int parser_live;
     char *line;
     size_t cap;
@@ -335,8 +338,8 @@ static void cb_row(int c, void *data)
 
 static void reset_parser(lcsv *r)
 {
-    if (r->parser_live) csvscan_free(&r->p);
-    csvscan_init(&r->p, r->delim);
+    if (r->parser_live) csv_free(&r->p);
+    csv_init(&r->p, CSV_STRICT | CSV_STRICT_FINI | CSV_EMPTY_IS_NULL);
     r->parser_live = 1;
     r->nfields = 0;
     r->record_bytes = 0;
@@ -371,6 +374,7 @@ static void recover_quote(lcsv *r, const char *why)
     lua_newtable(r->L);
     lua_replace(r->L, r->rec_idx);
     reset_parser(r);
+    csv_set_delim(&r->p, r->delim);
     r->eof = 0;
     clearerr(r->f);
     if (fseeko(r->f, qoff, SEEK_SET) != 0 || getline(&r->line, &r->cap, r->f) < 0) {
@@ -393,7 +397,7 @@ static int feed(lcsv *r)
                 recover_quote(r, "the file ended inside it");
                 return 0;
             }
-            if (csvscan_finish(&r->p, cb_field, cb_row, r) != 0 && !r->in_header) {
+            if (csv_fini(&r->p, cb_field, cb_row, r) != 0 && !r->in_header) {
                 char *e = strdup("malformed last row");
                 if (!e) luaL_error(r->L, "out of memory");
                 enqueue(r, r->row_start, e);
@@ -405,7 +409,7 @@ static int feed(lcsv *r)
     r->lineno++;
     const char *s = r->line;
     if (r->lineno == 1 && n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) { s += 3; n -= 3; }
-    if (r->p.state == CSVS_ROW_NOT_BEGUN) r->row_start = r->lineno;
+    if (r->p.pstate == CSV_ROW_NOT_BEGUN) r->row_start = r->lineno;
     r->line_suspect = memchr(s, 0, (size_t)n) || !utf8_valid(s, (size_t)n, NULL);
     r->row_suspect |= r->line_suspect;
     r->record_bytes += (size_t)n;
@@ -416,11 +420,14 @@ static int feed(lcsv *r)
         recover_quote(r, why);
         return 0;
     }
-    if (csvscan_feed(&r->p, s, (size_t)n, cb_field, cb_row, r) != (size_t)n) {
+    if (csv_parse(&r->p, s, (size_t)n, cb_field, cb_row, r) != (size_t)n) {
         char buf[200];
-        if (r->p.err == CSVS_ENOMEM) luaL_error(r->L, "out of memory");
-        snprintf(buf, sizeof buf, "malformed CSV on line %ld: a quote inside a field (quote the"
-                 " field and double the quote); the rest of the row is rejected", r->lineno);
+        if (csv_error(&r->p) == CSV_EPARSE)
+            snprintf(buf, sizeof buf, "malformed CSV on line %ld: a quote inside a field (quote the"
+                     " field and double the quote); the rest of the row is rejected", r->lineno);
+        else
+            snprintf(buf, sizeof buf, "malformed CSV on line %ld: %s", r->lineno,
+                     csv_strerror(csv_error(&r->p)));
         char *e = strdup(buf);
         if (!e) luaL_error(r->L, "out of memory");
         enqueue(r, r->row_start, e);
@@ -428,9 +435,10 @@ static int feed(lcsv *r)
         lua_newtable(r->L);
         lua_replace(r->L, r->rec_idx);
         reset_parser(r);
+        csv_set_delim(&r->p, r->delim);
         return 0;
     }
-    if (csvscan_in_quote(&r->p)) {
+    if (r->p.pstate == CSV_FIELD_BEGUN && r->p.quoted) {
         if (!r->in_quote) {
             r->in_quote = 1;
             r->quote_line = r->lineno;
@@ -871,7 +879,7 @@ static int l_reader_close(lua_State *L)
     lcsv *r = luaL_checkudata(L, 1, CSV_MT);
     if (r->f) fclose(r->f);
     r->f = NULL;
-    if (r->parser_live) csvscan_free(&r->p);
+    if (r->parser_live) csv_free(&r->p);
     r->parser_live = 0;
     for (int i = 0; i < r->nheader; i++) free(r->hnames[i]);
     free(r->hnames);
@@ -955,8 +963,9 @@ static int l_csv_open(lua_State *L)
     lua_setiuservalue(L, 1, 1);
     lua_newtable(L);
     lua_setiuservalue(L, 1, 2);
-    r->delim = (unsigned char)delim;
     reset_parser(r);
+    r->delim = (unsigned char)delim;
+    csv_set_delim(&r->p, r->delim);
     begin_parse(L, r);
     while (r->in_header && feed(r) == 0) {}
     end_parse(L, r);

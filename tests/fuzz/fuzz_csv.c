@@ -1,4 +1,4 @@
-/* fuzz_csv.c - libFuzzer target: prm.csv (engine/lcsvlib.c over csvscan.c) as
+/* fuzz_csv.c - libFuzzer target: prm.csv (engine/lcsvlib.c over libcsv) as
  * the ingest uses it, on arbitrary file contents. Beyond memory safety it
  * checks the reader's promises: every value is NUL-free valid UTF-8, a
  * bad row comes back as false + line + message, and line numbers never go

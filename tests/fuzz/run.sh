@@ -6,15 +6,14 @@
 # stops the target and leaves the input as build/fuzz/<target>/crash-*;
 # such an input becomes a regression test (the tests replay every file in
 # tests/fuzz/regress/<target>/ on each run, before fuzzing).
-#   targets: csv (prm.csv), csvscan (engine/csvscan.c against libcsv,
-#   event for event), json (JSON record scan), parse
+#   targets: csv (prm.csv over libcsv), json (JSON record scan), parse
 #   (dates, money, percentages), model (model_load), http (Retry-After
 #   values, URL and message redaction)
 set -eu
 cd "$(dirname "$0")/../.."
 SECS=${1:-20}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-csv csvscan json parse model http}
+TARGETS=${*:-csv json parse model http}
 CLANG=${CLANG:-$(command -v clang-14 || command -v clang || true)}
 if [ -z "$CLANG" ]; then
   echo "tests/fuzz/run.sh: clang is missing (Debian: apt-get install clang-14 libclang-rt-14-dev)" >&2
@@ -34,9 +33,8 @@ done
 
 build() {   # target -> build/fuzz/fuzz_<target>
   case $1 in
-    csv)   src="engine/lcsvlib.c engine/csvscan.c engine/json.c engine/jsonscan.c engine/numparse.c engine/currency.c
-                 engine/timeutil.c engine/error.c tests/fuzz/stub_store.c"; extra="$LUA_CF"; libs="$LUA_LIBS -lm" ;;
-    csvscan) src="engine/csvscan.c"; extra=""; libs="-lcsv" ;;
+    csv)   src="engine/lcsvlib.c engine/json.c engine/jsonscan.c engine/numparse.c engine/currency.c
+                 engine/timeutil.c engine/error.c tests/fuzz/stub_store.c"; extra="$LUA_CF"; libs="$LUA_LIBS -lcsv -lm" ;;
     json)  src="engine/jsonscan.c"; extra=""; libs="" ;;
     parse) src="engine/timeutil.c engine/numparse.c engine/currency.c engine/error.c"; extra=""; libs="-lm" ;;
     model) src="$CORE"; extra=""; libs="-lm" ;;
