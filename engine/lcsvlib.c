@@ -47,6 +47,7 @@ typedef struct plan_item {
     double num;                /* money scale; percent scale */
     date_format fmt;
     int lookup;                /* index of its table in uservalue 3 */
+    int keep;                  /* lookup: a value the table lacks passes as it is */
     int *cols, ncols;          /* completeness: the columns counted */
     int sfield;                /* index in the store object's fields (r:load) */
     char buf[24];              /* a converted date, instant or currency */
@@ -543,6 +544,7 @@ static int convert(lua_State *L, lcsv *r, struct plan_item *it, store_value *out
         /* the string stays alive in the lookup table */
         out->s = ty == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
         lua_pop(L, 3);
+        if (!out->s && it->keep) out->s = v;     /* the row's own text, alive until the next row */
         if (!out->s) {
             snprintf(pe->msg, sizeof pe->msg, "unknown value \"%.60s\"", v);
             return -1;
@@ -629,7 +631,8 @@ static lcsv *check_reader(lua_State *L);
  * From now on r:read() returns records mapped to the store's fields, each
  * value converted in C: kind "text" (as is), "money" (arg: scale),
  * "number", "date"/"instant" (arg: format), "percent" (arg: 1 or 100),
- * "bool", "lookup" (arg: table of normalised keys, as prm.map's norm),
+ * "bool", "lookup" (arg: table of normalised keys, as prm.map's norm;
+ * with `keep = true` in the item a value the table lacks passes as it is),
  * "currency" (ISO 4217), "completeness" (column: a list of columns; the
  * share present), "quarter" (a quarter label, as "2026-Q1"). A bad value makes the row `false, line, "<column>:
  * <why>"`, worded as prm.map's helpers word it. A column the file lacks is
@@ -691,6 +694,9 @@ static int l_reader_map(lua_State *L)
             lua_pushvalue(L, -1);
             lua_rawseti(L, -4, ++nlook);
             it->lookup = nlook;
+            lua_getfield(L, -2, "keep");
+            it->keep = lua_toboolean(L, -1);
+            lua_pop(L, 1);
             break;
         default: break;
         }

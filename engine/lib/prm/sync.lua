@@ -35,6 +35,20 @@ for _, o in ipairs(store.objects()) do known[o] = true end
 
 -- ---- connectors -----------------------------------------------------------
 
+-- A list of declared tenant fields ({name=, type=, from=}, as a
+-- connector's deal `fields`); bad(field, what) raises, naming the field.
+function M.check_tenant_fields(list, where, bad, from_is)
+  if type(list) ~= "table" then bad(where, "a list of {name=, type=, from=}") end
+  for j, x in ipairs(list) do
+    local g = ("%s[%d]"):format(where, j)
+    if type(x) ~= "table" or type(x.name) ~= "string" or not x.name:match("^[%w_]+$") then
+      bad(g .. ".name", "a name of letters, digits and _")
+    end
+    if not M.field_types[x.type] then bad(g .. ".type", "category, number, yesno or date") end
+    if type(x.from) ~= "string" then bad(g .. ".from", from_is) end
+  end
+end
+
 function M.check_connector(c, path)
   local function bad(field, what)
     error(("%s: field '%s' must be %s"):format(path, field, what), 0)
@@ -60,15 +74,7 @@ function M.check_connector(c, path)
     if o.pages ~= nil and type(o.pages) ~= "table" then bad(f .. ".pages", "a table") end
     if o.fields ~= nil then
       if o.object ~= "deal" then bad(f .. ".fields", "declared on a deal object only") end
-      if type(o.fields) ~= "table" then bad(f .. ".fields", "a list of {name=, type=, from=}") end
-      for j, x in ipairs(o.fields) do
-        local g = ("%s.fields[%d]"):format(f, j)
-        if type(x) ~= "table" or type(x.name) ~= "string" or not x.name:match("^[%w_]+$") then
-          bad(g .. ".name", "a name of letters, digits and _")
-        end
-        if not M.field_types[x.type] then bad(g .. ".type", "category, number, yesno or date") end
-        if type(x.from) ~= "string" then bad(g .. ".from", "the record's field (a.b for nested)") end
-      end
+      M.check_tenant_fields(o.fields, f .. ".fields", bad, "the record's field (a.b for nested)")
     end
     local w = o.watermark
     if w ~= nil then
