@@ -15,12 +15,13 @@ static int cmp_p(const void *a, const void *b)
 static int valid_y(const double *y, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (y[i] != 0 && y[i] != 1) return 0;
+        if (!(y[i] >= 0 && y[i] <= 1)) return 0;
     return 1;
 }
 
-/* Mann-Whitney: the mean rank of the positives, ties sharing their average
- * rank, so a tie between a positive and a negative counts one half. */
+/* Mann-Whitney: P(a positive ranks above a negative), ties one half; a
+ * row with y in between counts y as a positive and 1 - y as a negative
+ * (the expected AUC of a censored row's outcome). */
 double cls_auc(const double *p, const double *y, size_t n)
 {
     if (n == 0 || !valid_y(y, n)) return NAN;
@@ -28,20 +29,22 @@ double cls_auc(const double *p, const double *y, size_t n)
     if (!s) return NAN;
     for (size_t i = 0; i < n; i++) { s[i].p = p[i]; s[i].y = y[i]; }
     qsort(s, n, sizeof *s, cmp_p);
-    double n1 = 0, ranks = 0;
+    double n1 = 0, n0 = 0, above = 0;
     for (size_t i = 0; i < n;) {
         size_t k = i;
-        double pos = 0;
-        while (k < n && s[k].p == s[i].p) pos += s[k++].y;
-        double avg = ((double)i + 1 + (double)k) / 2;   /* ranks i+1..k */
-        ranks += pos * avg;
+        double pos = 0, neg = 0;
+        for (; k < n && s[k].p == s[i].p; k++) {
+            pos += s[k].y;
+            neg += 1 - s[k].y;
+        }
+        above += pos * (n0 + neg / 2);      /* negatives below, ties half */
         n1 += pos;
+        n0 += neg;
         i = k;
     }
     free(s);
-    double n0 = (double)n - n1;
     if (n1 == 0 || n0 == 0) return NAN;
-    return (ranks - n1 * (n1 + 1) / 2) / (n1 * n0);
+    return above / (n1 * n0);
 }
 
 double cls_logloss(const double *p, const double *y, size_t n)
@@ -50,7 +53,7 @@ double cls_logloss(const double *p, const double *y, size_t n)
     double s = 0;
     for (size_t i = 0; i < n; i++) {
         double q = fmin(fmax(p[i], 1e-15), 1 - 1e-15);
-        s -= y[i] == 1 ? log(q) : log(1 - q);
+        s -= y[i] * log(q) + (1 - y[i]) * log(1 - q);
     }
     return s / (double)n;
 }

@@ -1,9 +1,11 @@
 /* clsmetrics.h - metrics of binary classifiers: ROC AUC, log loss, Brier
  * score and a reliability (calibration) table.
  *
- * Numeric core: p holds predicted probabilities, y the outcomes (0 or 1), n
- * rows. Each metric returns NaN when it is undefined (no rows; AUC with a
- * single class; y not 0/1; allocation failure for AUC), so a caller can
+ * Numeric core: p holds predicted probabilities, y the outcomes (0 or 1, or
+ * an expected outcome in between: a censored deal's P(win), counted as y
+ * won and 1 - y lost), n rows. Each metric returns NaN when it is undefined
+ * (no rows; AUC with a single class; y outside [0, 1]; allocation failure
+ * for AUC), so a caller can
  * print it without a second status channel.
  *
  *   double auc = cls_auc(p, y, n);          // ties count one half

@@ -389,7 +389,8 @@ static int add_row(const world *w, feat_set *fs, size_t di, int64_t t, const wst
 }
 
 int feat_snapshots(const world *w, int64_t from, int64_t to, int step_days,
-                   int64_t label_cutoff, int horizon_days, feat_set *out, prm_error *err)
+                   int64_t label_cutoff, int horizon_days, const double *open_p, feat_set *out,
+                   prm_error *err)
 {
     if (step_days < 1) return prm_error_set(err, "snapshot step must be at least one day");
     if (set_init(w, out) < 0) return prm_error_set(err, "out of memory");
@@ -410,10 +411,16 @@ int feat_snapshots(const world *w, int64_t from, int64_t to, int step_days,
              * deal resolved early, late or not yet (censoring by outcome
              * time would keep the fast outcomes and drop the slow). */
             int64_t h_end = horizon_days > 0 ? t + horizon_days * DAY : INT64_MAX;
-            if (horizon_days > 0 ? h_end > label_cutoff : d->outcome_t >= label_cutoff) continue;
+            if (open_p ? t >= label_cutoff
+                       : horizon_days > 0 ? h_end > label_cutoff : d->outcome_t >= label_cutoff) continue;
             wstate s;
             if (!world_open_at(w, d, t, &s)) continue;
             double y = d->outcome == STATUS_WON && d->outcome_t < label_cutoff && d->outcome_t <= h_end;
+            /* Still open at the cutoff: its P(win) then (the win hazard). */
+            if (open_p && d->outcome_t >= label_cutoff) {
+                y = open_p[i];
+                if (!(y == y)) continue;
+            }
             if (add_row(w, out, i, t, &s, &ps, med, y) < 0) {
                 rc = prm_error_set(err, "out of memory building features");
                 break;
@@ -423,6 +430,75 @@ int feat_snapshots(const world *w, int64_t from, int64_t to, int step_days,
     pstats_free(&ps);
     set_finish(w, out);
     return rc;
+}
+
+/* ---- the win hazard (feat.h) ------------------------------------------ */
+
+/* Strata: the stage at the landmark x the deal's age then, in buckets
+ * (days) whose edges were chosen on the seed-7 sample (bench/RESULTS.md). */
+static const int age_edges[] = { 30, 90, 180 };
+enum { N_AGE = 4, N_HSTRATA = FEAT_STAGES * N_AGE };
+
+static int32_t hazard_stratum(const wdeal *d, const wstate *s, int64_t t)
+{
+    int stage = s->now->stage;
+    if (stage < 0 || stage >= FEAT_STAGES) return -1;
+    int age = d->created != INT32_MIN ? (int)(t / DAY - d->created) : 0, a = 0;
+    while (a < N_AGE - 1 && age >= age_edges[a]) a++;
+    return stage * N_AGE + a;
+}
+
+int feat_win_hazard(const world *w, int64_t at, int step_days, double *p, prm_error *err)
+{
+    if (step_days < 1) return prm_error_set(err, "landmark step must be at least one day");
+    for (size_t i = 0; i < w->nd; i++) p[i] = NAN;
+    int64_t first = world_first_created(w);
+    if (first == INT64_MIN || first >= at) return 1;
+    size_t n = 0, cap = 4096;
+    model_hazard_row *rows = malloc(sizeof *rows * cap);
+    if (!rows) return prm_error_set(err, "out of memory");
+    /* Landmarks every step_days back from `at`: each open deal followed to
+     * its outcome, or to `at` when it was still open then (censored). */
+    for (int64_t t = at - step_days * DAY; t >= first; t -= step_days * DAY) {
+        for (size_t i = 0; i < w->nd; i++) {
+            const wdeal *d = &w->d[i];
+            wstate s;
+            if (d->outcome_t <= t || (d->created != INT32_MIN && d->created > t / DAY)) continue;
+            if (!world_open_at(w, d, t, &s)) continue;
+            int32_t k = hazard_stratum(d, &s, t);
+            if (k < 0) continue;
+            if (n == cap) {
+                model_hazard_row *nr = realloc(rows, sizeof *rows * cap * 2);
+                if (!nr) {
+                    free(rows);
+                    return prm_error_set(err, "out of memory");
+                }
+                rows = nr;
+                cap *= 2;
+            }
+            int done = d->outcome_t < at;
+            rows[n].stratum = k;
+            rows[n].days = (double)((done ? d->outcome_t : at) - t) / DAY;
+            rows[n].event = !done ? 0 : d->outcome == STATUS_WON ? 1 : 2;
+            n++;
+        }
+    }
+    int32_t parent[N_HSTRATA];
+    for (int k = 0; k < N_HSTRATA; k++) parent[k] = k / N_AGE;
+    model_hazard_params hp;
+    model_hazard_params_init(&hp);
+    model_hazard *h = NULL;
+    prm_error e2;
+    int rc = n ? model_hazard_fit(rows, n, N_HSTRATA, parent, FEAT_STAGES, &hp, &h, &e2) : -1;
+    free(rows);
+    if (rc < 0) return 1;                       /* no outcome yet: nothing to say */
+    for (size_t i = 0; i < w->nd; i++) {
+        wstate s;
+        if (!world_open_at(w, &w->d[i], at, &s)) continue;
+        p[i] = model_hazard_p_win(h, hazard_stratum(&w->d[i], &s, at));
+    }
+    model_hazard_free(h);
+    return 0;
 }
 
 /* What the last feat_open computed, kept in the world for feat_view. */

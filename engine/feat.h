@@ -54,7 +54,22 @@ typedef struct feat_set {
  * 0 the label is the final outcome and only deals resolved before the
  * cutoff are rows (censored: slow outcomes are under-represented). */
 int feat_snapshots(const world *w, int64_t from, int64_t to, int step_days,
-                   int64_t label_cutoff, int horizon_days, feat_set *out, prm_error *err);
+                   int64_t label_cutoff, int horizon_days, const double *open_p, feat_set *out,
+                   prm_error *err);
+/* With `open_p` (feat_win_hazard as of label_cutoff, indexed by world deal)
+ * the label is "won at all" as known at the cutoff, and a deal still open
+ * then is a row labelled with its P(win) at the cutoff, a number in (0, 1)
+ * (the expected outcome: censored deals are rows, not left out);
+ * horizon_days is then ignored. */
+
+/* P(win) of every deal open at `at` from the win hazard (model.h) of
+ * landmarks every step_days before `at`, each deal followed to its outcome
+ * or to `at` (still open: censored, at risk while seen), strata the stage x
+ * age bucket at the landmark, shrunk to the stage and to all. p[i] for
+ * world deal i (world_n_deals entries), NaN when not open at `at`. 0, or 1
+ * when there is no outcome before `at` to learn from (all NaN). Uses
+ * nothing observed after `at`. */
+int feat_win_hazard(const world *w, int64_t at, int step_days, double *p, prm_error *err);
 /* Scoring rows: every deal open at `at`. The partner statistics of `at`
  * stay in the world for feat_view. */
 int feat_open(world *w, int64_t at, feat_set *out, prm_error *err);

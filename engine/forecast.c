@@ -549,7 +549,11 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
     if (prc < 0) goto out;
     int have_model = prc == 0;
     if (have_model) snprintf(r->model, sizeof r->model, "model %lld", (long long)used_model);
-    else snprintf(r->model, sizeof r->model, "stage win rates (no active model)");
+    else snprintf(r->model, sizeof r->model, "win hazard by stage and age (no model)");
+    /* Without a model: P(win) from the win hazard as of T (feat.h), the
+     * censored deals at risk; the stage win rates below stand in only
+     * where it has nothing to say. */
+    if (!have_model && feat_win_hazard(w, T, 14, pw, err) < 0) goto out;
 
     /* One pass over the deals: closed in the period, stage win rates,
      * slip-model rows, amount multipliers, the run-rate history. */
@@ -666,7 +670,7 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
     }
 
     /* The pipeline at T. */
-    if (build_pipe(w, tm, T, start, end, have_model ? pw : NULL, stage_won, drop, &P, err) < 0) goto out;
+    if (build_pipe(w, tm, T, start, end, pw, stage_won, drop, &P, err) < 0) goto out;
     r->n_open = P.n;
     int32_t *pseg = malloc(sizeof *pseg * (P.n + 1));
     if (!pseg) goto oom;
@@ -808,6 +812,9 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
                 int rk = scoring_open_probs(s, w, used_model, tk, pwk, NULL, NULL, err);
                 if (rk < 0) { free(pseg); goto out; }
                 if (rk == 0) pk = pwk;
+            } else {
+                if (feat_win_hazard(w, tk, 14, pwk, err) < 0) { free(pseg); goto out; }
+                pk = pwk;
             }
             pipe Q;
             if (build_pipe(w, tm, tk, ks, ke, pk, stage_won, drop, &Q, err) < 0) { free(pseg); goto out; }

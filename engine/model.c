@@ -171,13 +171,14 @@ static int check_train(const model_data *d, const double *y, prm_error *err)
     if (d->n_rows == 0) return prm_error_set(err, "no rows to fit");
     if (d->n_cols == 0) return prm_error_set(err, "no feature columns to fit");
     if (!y) return prm_error_set(err, "no y");
-    size_t n1 = 0;
+    size_t n1 = 0, n0 = 0;
     for (size_t i = 0; i < d->n_rows; i++) {
-        if (y[i] != 0 && y[i] != 1)
-            return prm_error_set(err, "y[%zu] is %g; y must be 0 or 1", i + 1, y[i]);
-        n1 += y[i] == 1;
+        if (!(y[i] >= 0 && y[i] <= 1))
+            return prm_error_set(err, "y[%zu] is %g; y must be in [0, 1]", i + 1, y[i]);
+        n1 += y[i] > 0;
+        n0 += y[i] < 1;
     }
-    if (n1 == 0 || n1 == d->n_rows)
+    if (n1 == 0 || n0 == 0)
         return prm_error_set(err, "y has a single class (%zu of %zu rows are 1); need both 0 and 1",
                              n1, d->n_rows);
     for (size_t j = 0; j < d->n_cols; j++) {
@@ -540,13 +541,14 @@ int model_calib_fit(model_calib_kind kind, const double *p, const double *y, siz
     if (kind != MODEL_CALIB_ISOTONIC && kind != MODEL_CALIB_PLATT)
         return prm_error_set(err, "calibration: unknown method %d", (int)kind);
     if (n == 0) return prm_error_set(err, "calibration: no rows");
-    size_t n1 = 0;
+    size_t n1 = 0, n0 = 0;
     for (size_t i = 0; i < n; i++) {
-        if (y[i] != 0 && y[i] != 1) return prm_error_set(err, "calibration: y[%zu] is %g; must be 0 or 1", i + 1, y[i]);
+        if (!(y[i] >= 0 && y[i] <= 1)) return prm_error_set(err, "calibration: y[%zu] is %g; must be in [0, 1]", i + 1, y[i]);
         if (!(p[i] >= 0 && p[i] <= 1)) return prm_error_set(err, "calibration: p[%zu] is %g; must be in [0, 1]", i + 1, p[i]);
-        n1 += y[i] == 1;
+        n1 += y[i] > 0;
+        n0 += y[i] < 1;
     }
-    if (n1 == 0 || n1 == n) return prm_error_set(err, "calibration: y has a single class");
+    if (n1 == 0 || n0 == 0) return prm_error_set(err, "calibration: y has a single class");
     model_calib *c = model_xcalloc(1, sizeof *c);
     if (!c) return prm_error_set(err, "out of memory");
     c->kind = kind;

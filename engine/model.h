@@ -19,7 +19,8 @@
  *   model_predict(m, &d, prob, &err);
  *
  * Conventions shared by every kind:
- * - y holds 0 or 1 (exactly); anything else is an error naming the row.
+ * - y holds 0 or 1, or an expected outcome in between (a censored row's
+ *   P(win), feat.h); anything outside [0, 1] is an error naming the row.
  * - Numeric columns: NaN is a missing value. Categorical columns: codes index
  *   the column's own vocab; a negative code is missing. Vocabularies are
  *   matched by string, so the data given to predict may use other codes (or
@@ -114,7 +115,7 @@ int model_kind_parse(const char *name);
 
 typedef struct model model;
 
-/* Fits a model. Errors: no rows, no columns, y not 0/1, a single class,
+/* Fits a model. Errors: no rows, no columns, y outside [0, 1], a single class,
  * duplicate column names, a column without its data, a code outside its
  * vocabulary; baserate also wants one or two categorical columns only (the
  * first is the outer key). *out is NULL after an error. */
@@ -190,5 +191,46 @@ size_t model_calib_knots(const model_calib *c, const double **x, const double **
 int model_calibrate(model *m, const model_data *d, const double *y,
                     model_calib_kind kind, prm_error *err);
 model_calib_kind model_calib_get_kind(const model *m);
+
+/* ---- Win hazard (model_hazard.c): P(win) of a deal still open, from a
+ * discrete-time competing-risks life table, so that censored deals count.
+ *
+ * A row is a deal followed from a landmark (a snapshot while it was open):
+ * `days` from the landmark to its outcome, or to the cutoff when it was
+ * still open then (censored: at risk for the days it was seen, no event).
+ * Time since the landmark is cut into n_bins bins of bin_days plus an
+ * open-ended tail; inside a bin the win and loss rates are constant (events
+ * over exposure, exposure counted up to the event or censoring), so
+ *     P(win) = sum_k S_k * lw_k/(lw_k+ll_k) * (1 - exp(-(lw_k+ll_k)))
+ *            + S_end * lw_tail/(lw_tail+ll_tail),
+ * S_k the probability of still being open at bin k's start. Rates of a
+ * stratum are shrunk toward its parent's, the parent's toward all rows':
+ * rate = (events + prior * parent rate) / (exposure + prior), exposure in
+ * bins. A bin (or the tail) nobody was seen in takes the rates of the last
+ * bin that had exposure: a young program's long-lived deals resolve as its
+ * oldest observed ones did, neither all lost nor all won. */
+typedef struct model_hazard_row {
+    int32_t stratum;       /* 0 .. n_strata-1 */
+    double days;           /* landmark to outcome or cutoff, >= 0 */
+    int event;             /* 0 still open at the cutoff, 1 won, 2 lost */
+} model_hazard_row;
+
+typedef struct model_hazard_params {
+    int n_bins;            /* 12 */
+    double bin_days;       /* 30 */
+    double prior;          /* pseudo-exposure of the parent, in bins: 20 */
+} model_hazard_params;
+
+typedef struct model_hazard model_hazard;
+
+void model_hazard_params_init(model_hazard_params *p);
+/* parent[s] in 0 .. n_parents-1 names stratum s's parent. Errors: no rows
+ * with an event, a stratum or parent out of range, a negative duration. */
+int model_hazard_fit(const model_hazard_row *rows, size_t n, int n_strata, const int32_t *parent,
+                     int n_parents, const model_hazard_params *p, model_hazard **out, prm_error *err);
+/* P(win) of a deal of the stratum seen open at a landmark (s < 0: the
+ * pooled rates). */
+double model_hazard_p_win(const model_hazard *h, int32_t stratum);
+void model_hazard_free(model_hazard *h);
 
 #endif

@@ -232,11 +232,13 @@ static size_t distinct_deals(const feat_set *fs, size_t nd)
     return k;
 }
 
+/* Some row won (y > 0) and some lost (y < 1); a censored row's P(win) is both. */
 static int both_classes(const double *y, size_t n)
 {
     int a = 0, b = 0;
     for (size_t i = 0; i < n; i++) {
-        if (y[i] > 0.5) a = 1; else b = 1;
+        a |= y[i] > 0;
+        b |= y[i] < 1;
     }
     return a && b;
 }
@@ -313,29 +315,37 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
         return -1;
     }
     int sm = world_fiscal_start(w);
-    /* Windows, newest first. With a label horizon H (feat_snapshots) every
-     * row's label must be observed by its cutoff: the evaluation rows are
-     * snapshots of the 91 days ending H days before T (labels as of T);
-     * calibration and fit rows end H days before the evaluation window
-     * starts, the fit's labels as of H days after the calibration part
-     * starts (no outcome from the evaluation period reaches the fitted
-     * model); the calibration rows' labels, over a longer horizon, as of T
-     * (below). Without a horizon (0): the newest complete quarter before T, labels of deals resolved by each cutoff. The window
-     * adapts to the history there is: it starts no earlier than the
-     * program's first registration, and for a young program H shrinks (to
-     * no less than TRAIN_LABEL_DAYS_MIN) so that a quarter of snapshots is
-     * left to fit and calibrate on. */
+    /* Windows, newest first. With label_days H > 0 every row is labelled
+     * "won at all" as known at its cutoff, a deal still open then at its
+     * P(win) from the win hazard as of the cutoff (feat_win_hazard:
+     * censored deals are rows and at risk, so long-lived deals count and
+     * no window has to wait for its labels to be observed). The
+     * evaluation rows are the snapshots of the E = 91 days ending H days
+     * before T, labelled as of T (the same long label as the calibrated
+     * output); the fit and calibration rows (the last `calib_share`) the
+     * snapshots before the evaluation window, labelled as of its start:
+     * no outcome from the evaluation period reaches the model or its
+     * calibrator. A young program (less than H + E + 2 * E days since its
+     * first registration) gets H and E cut to a quarter of its history
+     * each (H no less than TRAIN_LABEL_DAYS_MIN, E no less than 28 days),
+     * the rest to fit on. Without a horizon (0): the newest complete
+     * quarter before T evaluates, labels of deals resolved by each
+     * cutoff, fit and calibration before it. The window starts no earlier
+     * than the program's first registration. */
     int64_t first = world_first_created(w);
-    int H = o->label_days;
-    if (H > 0 && first != INT64_MIN) {
-        int64_t hmax = ((T - first) / DAY - 91 - 91) / 2;
-        if (hmax < H) H = hmax >= TRAIN_LABEL_DAYS_MIN ? (int)hmax : H < TRAIN_LABEL_DAYS_MIN ? H : TRAIN_LABEL_DAYS_MIN;
-    }
+    int H = o->label_days, E = 91;
     int64_t eval_to, eval_from, fc_end;
     if (H > 0) {
+        int64_t S = first != INT64_MIN ? (T - first) / DAY : INT64_MAX;
+        if (S < (int64_t)H + 3 * E) {
+            int64_t q = S / 4;
+            H = (int)(q < H ? q : H);
+            if (H < TRAIN_LABEL_DAYS_MIN) H = TRAIN_LABEL_DAYS_MIN;
+            E = (int)(q < 28 ? 28 : q < E ? q : E);
+        }
         eval_to = (T / DAY - H) * DAY;
-        eval_from = eval_to - 91 * DAY;
-        fc_end = eval_from - (int64_t)H * DAY;
+        eval_from = eval_to - (int64_t)E * DAY;
+        fc_end = eval_from;
     } else {
         eval_to = quarter_start_of(T, sm);
         fc_end = eval_from = quarters_back(eval_to, 1, sm);
@@ -351,22 +361,35 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
     date_iso(eval_from, r->eval_from);
     date_iso(eval_to, r->eval_to);
 
-    /* The calibration rows' label is "won within Hc" as known at T, Hc the
-     * days from the calibration part's end to T (2H + 91 days: close to
-     * "won eventually"): the model ranks on "won within H", the calibrator
-     * maps it to the outcome the forecast needs, P(win) at all, which a
-     * deal younger than its own life cannot show within H (seed-7
-     * backtest: P(win) ECE 0.066 -> 0.045, bench/RESULTS.md). */
-    int Hc = H > 0 ? (int)((T - fc_end) / DAY) : H;
-    r->calib_label_days = Hc;
+    /* The calibration rows are labelled as of the evaluation window's
+     * start, like the fit's. Labelled as of T instead (outcomes from the
+     * evaluation period in the calibrator, as before the win hazard), the
+     * seed-7 backtest's P(win) ECE was 0.073 against 0.034
+     * (bench/RESULTS.md). calib_label_days: from the calibration part's
+     * end to its labels' cutoff (0 here). */
+    int64_t cal_cut = eval_from;
+    r->calib_label_days = H > 0 ? (int)((cal_cut - fc_end) / DAY) : 0;
     feat_set fit, cal, ev;
     int rc = -1;
     memset(&fit, 0, sizeof fit);
     memset(&cal, 0, sizeof cal);
     memset(&ev, 0, sizeof ev);
-    if (feat_snapshots(w, train_from, calib_from, o->step_days, calib_from + (int64_t)H * DAY, H, &fit, err) < 0 ||
-        feat_snapshots(w, calib_from, fc_end, o->step_days, H > 0 ? T : eval_from, Hc, &cal, err) < 0 ||
-        feat_snapshots(w, eval_from, eval_to, o->step_days, T, H, &ev, err) < 0)
+    size_t nd = world_n_deals(w);
+    double *p_from = NULL, *p_T = NULL;
+    if (H > 0) {
+        p_from = malloc(sizeof(double) * (nd + 1));
+        p_T = malloc(sizeof(double) * (nd + 1));
+        if (!p_from || !p_T) {
+            prm_error_set(err, "out of memory");
+            goto out;
+        }
+        if (feat_win_hazard(w, eval_from, o->step_days, p_from, err) < 0 ||
+            feat_win_hazard(w, T, o->step_days, p_T, err) < 0)
+            goto out;
+    }
+    if (feat_snapshots(w, train_from, calib_from, o->step_days, eval_from, H, p_from, &fit, err) < 0 ||
+        feat_snapshots(w, calib_from, fc_end, o->step_days, cal_cut, H, p_from, &cal, err) < 0 ||
+        feat_snapshots(w, eval_from, eval_to, o->step_days, T, H, p_T, &ev, err) < 0)
         goto out;
     if (feat_cap_levels(&fit, TENANT_CATEGORY_LEVELS) < 0) {
         prm_error_set(err, "out of memory");
@@ -464,6 +487,8 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
     }
     rc = 0;
 out:
+    free(p_from);
+    free(p_T);
     feat_set_free(&fit);
     feat_set_free(&cal);
     feat_set_free(&ev);

@@ -47,7 +47,7 @@ struct store;
  * tried), never on the reported seed-42 one (bench/RESULTS.md); so is the
  * floor a young program's horizon shrinks to (60 was worse). */
 #define TRAIN_LABEL_DAYS 120
-#define TRAIN_LABEL_DAYS_MIN 120
+#define TRAIN_LABEL_DAYS_MIN 30
 
 /* The levels of a tenant category field a model learns (feat_cap_levels):
  * the most frequent on the fit rows. 30: not tuned (a ceiling on columns,

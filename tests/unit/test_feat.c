@@ -136,7 +136,7 @@ int main(void)
     feat_set fs;
     world_load(s, &w, &err);
     feat_snapshots(w, T("2025-01-01T00:00:00Z"), T("2025-04-01T00:00:00Z"), 7,
-                   T("2025-04-10T00:00:00Z"), 0, &fs, &err);
+                   T("2025-04-10T00:00:00Z"), 0, NULL, &fs, &err);
     int d1 = 0, d2 = 0;
     for (size_t i = 0; i < fs.n; i++) {
         d1 += strcmp(world_deal_id(w, fs.deal[i]), "D1") == 0;
@@ -149,7 +149,7 @@ int main(void)
     T_OK(label_ok, "D2's rows are labelled lost");
     feat_set_free(&fs);
     feat_snapshots(w, T("2025-01-01T00:00:00Z"), T("2025-04-01T00:00:00Z"), 7,
-                   T("2025-06-01T00:00:00Z"), 0, &fs, &err);
+                   T("2025-06-01T00:00:00Z"), 0, NULL, &fs, &err);
     int won_rows = 0;
     for (size_t i = 0; i < fs.n; i++) won_rows += fs.label[i] == 1.0;
     T_OK(won_rows > 0, "with a later cutoff D1's snapshots join, labelled won");
