@@ -210,7 +210,7 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
                 to.activate = 0;
             to.label_days = o->label_days;
                 /* A young program has less history than the default
-                 * window: shorter windows, then the stage win rates. */
+                 * window: shorter windows, then the win hazard (forecast.c). */
                 train_result tr;
                 fo.model_id = -1;
                 static const int windows[] = { 8, 4, 2 };

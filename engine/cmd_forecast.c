@@ -471,7 +471,7 @@ int cmd_backtest(int argc, char **argv, const cli *c)
             if (v[k] == v[k]) printf(" %12.0f", v[k]);
             else printf(" %12s", "-");
         }
-        printf("%s\n", p[i].model_id < 0 ? "  (stage win rates: too little history to train)" : "");
+        printf("%s\n", p[i].model_id < 0 ? "  (win hazard: too little history to train)" : "");
     }
     printf("\n%-10s %9s %9s %9s %9s %9s %9s | MAPE: %9s %9s %9s %9s\n", "horizon", "MAPE", "bias", "cover", "pinball",
            "segWAPE", "segCover", "commit", "commit-bc", "stage-wtd", "snaive");

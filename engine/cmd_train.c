@@ -138,8 +138,8 @@ int cmd_train(int argc, char **argv, const cli *c)
            r.as_of, r.train_from, r.calib_from, r.n_fit, r.calib_from, r.calib_to, r.n_calib,
            r.eval_from, r.eval_to, r.n_eval);
     if (r.label_days > 0)
-        printf("  label: won within %d days of the snapshot (every row fully observed); calibrated to won within %d\n",
-               r.label_days, r.calib_label_days);
+        printf("  label: won at all, a deal still open at the cutoff at its win-hazard P(win) (fit and calibration"
+               " as of %s, evaluation as of T); evaluation ends %d days before T\n", r.eval_from, r.label_days);
     if (r.cold_start) printf("  cold start: %zu deals with an observed label in the fit window, base rates only\n", r.closed_deals);
     printf("  %-10s %6s %9s %9s %9s %9s\n", "model", "id", "AUC", "log loss", "Brier", "ECE");
     for (int i = 0; i < r.ncand; i++) {

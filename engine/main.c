@@ -63,10 +63,12 @@ static const command commands[] = {
     { "train", cmd_train,
       "train [--as-of DATE] [--kind auto|logistic|gbdt|baserate] [--train-quarters N] [--step-days N]"
       " [--label-days N] [--no-activate] [--force-activate] [--reliability] [--quiet]",
-      "Fit deal-scoring models on point-in-time snapshots labelled \"won within N days\"\n"
-      "(--label-days, 120; 0: the final outcome of deals resolved by the cutoff), calibrate\n"
-      "them on the next slice of time, evaluate on held-out later snapshots (the 91 days\n"
-      "ending N days before the as-of date), register every candidate and make\n"
+      "Fit deal-scoring models on point-in-time snapshots labelled \"won at all\" as known\n"
+      "at a cutoff, a deal still open then at its P(win) from the win hazard (censored\n"
+      "deals at risk), calibrate them on the last slice of the fit window, evaluate on\n"
+      "held-out later snapshots (the 91 days ending N days before the as-of date,\n"
+      "--label-days, 120; 0: the old layout, the final outcome of deals resolved by the\n"
+      "cutoff), register every candidate and make\n"
       "the best by held-out log loss active (a model worse than the active one on the same\n"
       "evaluation window is not activated without --force-activate). Below 300 closed deals\n"
       "only the cold-start base-rate model (tier x stage) is trained." },
