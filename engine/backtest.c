@@ -232,9 +232,8 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
             bp->commit = r.rows[0].commit > 0 ? r.rows[0].commit : NAN;
             bp->stage_weighted = r.rows[0].closed + stage_weighted(w, t, (int32_t)start, (int32_t)end);
             /* seasonal naive needs a year-earlier quarter past the program's
-             * ramp-up (two quarters after its first registration: a deal
-             * takes about that long to close) */
-            bp->snaive = prev && prev->total > 0 && start - 365 >= first_day + 182 ? prev->total : NAN;
+             * ramp-up (FC_RAMP_DAYS) */
+            bp->snaive = prev && prev->total > 0 && start - 365 >= first_day + FC_RAMP_DAYS ? prev->total : NAN;
             /* bias-corrected commit: each partner's commit x its past ratio */
             double bc = 0;
             int any = 0;

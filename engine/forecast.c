@@ -40,6 +40,7 @@ void forecast_opts_init(forecast_opts *o)
     o->history_quarters = 8;
     o->dedup = 1;
     o->bias_correct = 1;
+    o->censor_open = 1;
 }
 
 int forecast_parse_by(const char *text, forecast_opts *o, prm_error *err)
@@ -242,7 +243,7 @@ static double timing_p(const mc_timing *tm, const world *w, const wdeal *d, cons
     if (end <= A + 1) return 0;
     int32_t E = s->now->close_day == INT32_MIN ? A + 1 : s->now->close_day;
     mc_timing_row q = { s->now->stage, age_bucket(d->created != INT32_MIN ? A - d->created : 0),
-                        s->slips > 3 ? 3 : s->slips, -1, d->partner, 0, 0, 0 };
+                        s->slips > 3 ? 3 : s->slips, -1, d->partner, 0, 0, 0, 1 };
     if (d->partner >= 0) q.tier = wp_tier(w, &w->p[d->partner], t);
     double p = mc_timing_p_window(tm, &q, start - E, end - E, A + 1 - E);
     return p == p ? fmin(1, fmax(0, p)) : 0;
@@ -495,6 +496,7 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
     dvec mults[STAGE_OPEN_COUNT];
     memset(mults, 0, sizeof mults);
     mc_timing_row *trow = NULL;
+    size_t *trow_deal = NULL;  /* the deal of each timing row */
     size_t ntrow = 0, tcap = 0;
     mc_timing *tm = NULL;
     unreg_hist uh = { NULL, 0 };
@@ -559,11 +561,24 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
      * slip-model rows, amount multipliers, the run-rate history. */
     double stage_won[STAGE_OPEN_COUNT] = { 0 }, stage_res[STAGE_OPEN_COUNT] = { 0 };
     int first_key = pkey - K;
-    /* past quarters usable: ended by A */
+    /* The program's first registration as known at T: a quarter whose
+     * offset falls before it is no history (its "revenue registered after
+     * the offset" is not zero but undefined; as zeros, the first quarters'
+     * run-rate came out at half or less). */
+    int32_t first = INT32_MAX;
+    for (size_t i = 0; i < nd; i++) {
+        wstate st;
+        if (w->d[i].created != INT32_MIN && w->d[i].created < first && world_state_at(w, &w->d[i], T, &st))
+            first = w->d[i].created;
+    }
+    /* past quarters usable: ended by A, their offset inside them and not
+     * before the program */
     int nq = 0;
     int qkeys[64];
     for (int k = pkey - 1; k >= pkey - 40 && nq < K && nq < 64; k--)
-        if (key_start(k + 1, sm) <= A + 1 && key_start(k, sm) + off < key_start(k + 1, sm)) qkeys[nq++] = k;
+        if (key_start(k + 1, sm) <= A + 1 && key_start(k, sm) + off < key_start(k + 1, sm) &&
+            key_start(k, sm) + off >= first)
+            qkeys[nq++] = k;
     /* oldest first */
     for (int i = 0; i < nq / 2; i++) {
         int tmp = qkeys[i];
@@ -603,13 +618,16 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
                 if (d->partner >= 0) partner_closed[d->partner] += b;
             }
         }
-        /* slip-model snapshots and multipliers: deals won by T. Deals still
-         * open at T are not taken as censored wins: most of them will be
-         * lost, and as rows at risk without events they pulled the slip
-         * hazards down (P(won inside the period) came out 0.253 against
-         * 0.296 observed in the backtest; without them 0.275, ECE 0.043 ->
-         * 0.021). */
-        if (W != INT32_MIN && d->created != INT32_MIN) {
+        /* slip-model snapshots and multipliers: deals won by T, and deals
+         * still open at T as censored rows weighted by their P(win) as of T
+         * (the slip is that of a win; most open deals will be lost, and at
+         * weight 1 they pulled the hazards down: P(won inside the period)
+         * 0.253 against 0.296 observed, ECE 0.043). Without them a young
+         * program's slips are those of its fastest wins only, and the
+         * backtest's first quarters over-forecast by 25-30%
+         * (bench/RESULTS.md). */
+        int open_now = status == STATUS_OPEN && o->censor_open;
+        if ((W != INT32_MIN || open_now) && d->created != INT32_MIN) {
             int32_t x0 = d->created > snap_from ? d->created : snap_from + (d->created - snap_from) % 14 + 14;
             if (x0 < d->created) x0 = d->created;
             for (int32_t x = x0; x <= A; x += 14) {
@@ -627,8 +645,12 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
                     mc_timing_row *nr = realloc(trow, sizeof *nr * nc);
                     if (!nr) goto oom;
                     trow = nr;
+                    size_t *nd_ = realloc(trow_deal, sizeof *nd_ * nc);
+                    if (!nd_) goto oom;
+                    trow_deal = nd_;
                     tcap = nc;
                 }
+                trow_deal[ntrow] = i;
                 int32_t E = sx.now->close_day;
                 mc_timing_row *tr = &trow[ntrow++];
                 tr->stage = sx.now->stage;
@@ -639,10 +661,23 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
                 tr->entry = x - E;
                 tr->censored = W == INT32_MIN;
                 tr->slip = W != INT32_MIN ? W - E : A - E;
+                tr->weight = 1;
             }
         }
     }
     for (int k = 0; k < STAGE_OPEN_COUNT; k++) stage_won[k] = (stage_won[k] + 1) / (stage_res[k] + 4);
+    /* The censored rows' weights: P(win) as of T (the model's or the win
+     * hazard's, else the stage win rate of the deal's stage at T). */
+    for (size_t k = 0; k < ntrow; k++) {
+        if (!trow[k].censored) continue;
+        size_t i = trow_deal[k];
+        double p = pw[i];
+        if (!(p == p)) {
+            wstate st;
+            p = world_open_at(w, &w->d[i], T, &st) ? stage_won[st.now->stage] : 0;
+        }
+        trow[k].weight = fmax(1e-6, fmin(1, p));
+    }
     r->n_timing_rows = ntrow;
     mc_timing_params tp;
     mc_timing_params_init(&tp);
@@ -759,7 +794,7 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
         mc_segment *g = &segs[k];
         g->closed = seg_closed[k];
         g->group = by_region && L.region[k] >= 0 ? L.region[k] : -1;
-        if (nq < 2) continue;
+        if (nq < 1) continue;
         const double *y = uh.y + k * (size_t)nq;
         double sum = 0, ss = 0;
         int nz = 0;
@@ -769,7 +804,9 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
             nz += y[j] > 0;
         }
         if (nz == 0) continue;
-        double mean = sum / nq, sd = sqrt(fmax(0, ss / nq - mean * mean) * nq / (nq - 1.0));
+        /* one past quarter (a program in its second quarter): its value,
+         * with half of it as the spread */
+        double mean = sum / nq, sd = nq > 1 ? sqrt(fmax(0, ss / nq - mean * mean) * nq / (nq - 1.0)) : 0.5 * mean;
         /* The time-series core where there is enough history; few
          * non-zero quarters keep the plain mean and spread. */
         if (nz >= 4 && nq >= 6) {
@@ -807,6 +844,11 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
             int32_t ks = key_start(qkeys[j], sm), ke = key_start(qkeys[j] + 1, sm);
             int64_t tk = (int64_t)(ks + off) * DAY + DAY - 1;
             if (tk <= 0 || tk >= T) continue;
+            /* a past date in the program's ramp-up tells nothing of a
+             * period's shared variation: its pipeline was a few weeks'
+             * registrations (as one of 3 periods it made the sd 1.1 logit,
+             * P10-P90 19-51M at the backtest's first model point) */
+            if (ks + off < first + FC_RAMP_DAYS) continue;
             const double *pk = NULL;
             if (have_model) {
                 int rk = scoring_open_probs(s, w, used_model, tk, pwk, NULL, NULL, err);
@@ -1120,6 +1162,7 @@ out:
     free(uh.y);
     mc_timing_free(tm);
     free(trow);
+    free(trow_deal);
     for (int k = 0; k < STAGE_OPEN_COUNT; k++) free(mults[k].v);
     free(quota);
     free(commit);

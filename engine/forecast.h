@@ -45,6 +45,10 @@ enum {
     FC_REGION, FC_TIER, FC_PARTNER, FC_PRODUCT, FC_TYPE, FC_CURRENCY, FC_DISTRIBUTOR, FC_NKEYS
 };
 enum { FC_MAX_LEVELS = 8, FC_TOP = 10 };
+/* A program's ramp-up: the first two quarters after its first registration
+ * (a deal takes about that long to close). Past dates inside it give the
+ * period effect nothing, and seasonal naive no year-earlier quarter. */
+enum { FC_RAMP_DAYS = 182 };
 
 /* "region" ... "distributor"; -1 when unknown. */
 int forecast_key_parse(const char *name);
@@ -66,6 +70,8 @@ typedef struct forecast_opts {
     int keep_draws;            /* 1: keep every row's draws (row_draws) */
     int bias_correct;          /* 1: shift P(win) by the past periods' mean logit shift (1) */
     int keep_deals;            /* 1: keep every open deal's P(win) and P(close in period) */
+    int censor_open;           /* 1: deals open at T are censored rows of the slip model,
+                                  weighted by their P(win) (1) */
 } forecast_opts;
 
 void forecast_opts_init(forecast_opts *o);

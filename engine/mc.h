@@ -205,7 +205,8 @@ void mc_effect_free(mc_effect *e);
  * date stated at a snapshot ----
  *
  * Training rows are snapshots of deals that went on to win (slip observed)
- * or were still open at the cut-off (censored): slip = actual close day -
+ * or were still open at the cut-off (censored, weighted by the chance they
+ * win: `weight`): slip = actual close day -
  * stated close day at the snapshot, entry = snapshot day - stated close day
  * (the deal was open at the snapshot, so slip >= entry: delayed entry).
  * The slip is binned (bin_days wide from slip_min; the last bin is
@@ -220,6 +221,11 @@ typedef struct mc_timing_row {
     int32_t slip;                         /* days; the last seen when censored */
     int32_t entry;                        /* days; INT32_MIN = no delayed entry */
     int32_t censored;                     /* 1: slip > this value only */
+    double weight;                        /* the row's count, > 0 (0 counts as 1, so a zeroed
+                                             row is a plain row; leave out a row that should
+                                             not count): a censored row of a deal that may yet
+                                             lose is weighted by its P(win), since the slip
+                                             modelled is that of a win */
 } mc_timing_row;
 
 typedef struct mc_timing_params {

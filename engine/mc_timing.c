@@ -4,8 +4,9 @@
  * A discrete-time survival model of the slip (actual - stated close day),
  * fitted as hazards per bin: h_b = events in b / at risk in b. Censored rows
  * (still open at the cut-off) count as at risk in the bins they survived
- * entirely; delayed entry (a snapshot taken after its stated date, so
- * slip >= entry) starts a row's risk at entry's bin. Counts are kept per
+ * entirely, each row with its weight (a still-open deal's chance to win);
+ * delayed entry (a snapshot taken after its stated date, so slip >= entry)
+ * starts a row's risk at entry's bin. Counts are kept per
  * cell of four levels, and the shrinkage is done at query time down the
  * hierarchy the query names (its tier and partner), so a partner that
  * changed tier is shrunk toward the tier it has now.
@@ -159,6 +160,12 @@ int mc_timing_fit(const mc_timing_row *rows, size_t n, const mc_timing_params *p
                                  "(want 0..255), tier %d, partner %d (want >= -1)", i, r->stage,
                                  r->age_bucket, r->n_slips, r->tier, r->partner);
         }
+        if (!(r->weight >= 0) || r->weight > 1e9) {
+            mc_timing_free(t);
+            return prm_error_set(err, "mc_timing_fit: row %zu: weight %g (want 0..1e9; 0 counts as 1)", i,
+                                 r->weight);
+        }
+        double wt = r->weight > 0 ? r->weight : 1;
         int be = r->entry == INT32_MIN ? 0 : bin_of(t, r->entry), bl;
         int event;
         double part = 0;   /* exposure in the bin a censored row was last seen in */
@@ -191,14 +198,14 @@ int mc_timing_fit(const mc_timing_row *rows, size_t n, const mc_timing_params *p
             }
             /* at risk in be..bl: kept as a difference array until the end */
             if (be <= bl) {
-                c[B + be] += 1;
-                if (bl + 1 < B) c[B + bl + 1] -= 1;
+                c[B + be] += wt;
+                if (bl + 1 < B) c[B + bl + 1] -= wt;
             }
             if (part > 0) {            /* at risk `part` in bin bl + 1 only */
-                c[B + bl + 1] += part;
-                if (bl + 2 < B) c[B + bl + 2] -= part;
+                c[B + bl + 1] += wt * part;
+                if (bl + 2 < B) c[B + bl + 2] -= wt * part;
             }
-            if (event) c[bl] += 1;
+            if (event) c[bl] += wt;
         }
     }
     for (size_t i = 0; i < t->cap; i++)

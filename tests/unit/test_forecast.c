@@ -107,10 +107,10 @@ static int same(const forecast_result *a, const forecast_result *b)
 
 /* A program of `days` days from `from` with `per_day` registrations a day,
  * the store's clock at `now`. Deal k: k % 10 < 5 lost after 20 days
- * (registered); 5, 6 won after `win_life` days and 7..9 lost after 400
- * (qualified): the long-lived deals are mostly losses and they resolve
- * last. Outcomes after `now` are not recorded (those deals are open). */
-static void program(const char *from, int days, int per_day, const char *now, int win_life)
+ * (registered); 5, 6 won after `win_life` days and 7..9 lost after
+ * `lose_life` (qualified): the long-lived deals are mostly losses and they
+ * resolve last. Outcomes after `now` are not recorded (those deals are open). */
+static void program_lives(const char *from, int days, int per_day, const char *now, int win_life, int lose_life)
 {
     prm_error err;
     store_begin(s, &err);
@@ -120,7 +120,7 @@ static void program(const char *from, int days, int per_day, const char *now, in
     int k = 0;
     for (int d = 0; d < days; d++)
         for (int j = 0; j < per_day; j++, k++) {
-            int g = k % 10, life = g < 5 ? 20 : g < 7 ? win_life : 400;
+            int g = k % 10, life = g < 5 ? 20 : g < 7 ? win_life : lose_life;
             int64_t c = d0 + d, close = c + life;
             snprintf(id, sizeof id, "C%06d", k);
             snprintf(acct, sizeof acct, "Acct %d", k);
@@ -128,6 +128,11 @@ static void program(const char *from, int days, int per_day, const char *now, in
                  close <= end ? close : 0, g == 5 || g == 6 ? "won" : "lost");
         }
     store_commit(s, &err);
+}
+
+static void program(const char *from, int days, int per_day, const char *now, int win_life)
+{
+    program_lives(from, days, per_day, now, win_life, 400);
 }
 
 /* The mean P(win) a model gives the deals open at `at` that program()
@@ -308,6 +313,57 @@ static void censoring_tests(void)
     young_program("2024-10-01", 456, "2025-12-31", "15 months", 20.0 / 140, 0.05);
 }
 
+/* Without a model, P(win) comes from stage win rates as of T. A program of
+ * 300 days whose qualified deals win after 60 days or lose after 150: at T
+ * the resolved qualified deals won 480 / 930 = 0.52, but the open ones are
+ * the young (2 in 5 of those under 60 days win) and the losers waiting
+ * (3 a day aged 60..149): 120 / 570 = 0.21 win. The rates by age, with
+ * the open deals censored, see that. */
+static void stage_rate_test(void)
+{
+    char path[128];
+    prm_error err;
+    snprintf(path, sizeof path, "/tmp/prmcast-test-stagerate-%d.db", (int)getpid());
+    unlink(path);
+    if (store_open(path, &s, &err) < 0) return;
+    program_lives("2026-01-01", 300, 10, "2026-10-28", 60, 150);
+    forecast_opts o;
+    forecast_opts_init(&o);
+    o.as_of = T("2026-10-27T23:59:59Z");
+    o.fy = 2026;
+    o.q = 4;
+    o.sims = 200;
+    o.model_id = -1;
+    o.bias_correct = 0;
+    o.keep_deals = 1;
+    forecast_result r;
+    int rc = forecast_run(s, NULL, &o, &r, &err);
+    T_OK(rc == 0, "a young program forecasts with the stage win rates");
+    if (rc == 0) {
+        world *w;
+        double sum = 0;
+        int n = 0;
+        if (world_load(s, &w, &err) == 0) {
+            for (size_t i = 0; i < r.n_open; i++) {
+                int k = atoi(world_deal_id(w, r.open_deal[i]) + 1);
+                if (k % 10 >= 5) {
+                    sum += r.open_p_win[i];
+                    n++;
+                }
+            }
+            world_free(w);
+        }
+        double m = n ? sum / n : NAN;
+        printf("# stage rates: mean P(win) of %d open qualified deals %.3f (truth %.3f, resolved-only 0.52)\n", n,
+               m, 120.0 / 570);
+        T_OK(n > 500 && fabs(m - 120.0 / 570) < 0.08, "stage win rates by age with the open deals censored:"
+                                                     " the open qualified deals' P(win) near their win rate");
+        forecast_result_free(&r);
+    }
+    store_close(s);
+    unlink(path);
+}
+
 int main(void)
 {
     char path[128];
@@ -480,5 +536,6 @@ int main(void)
     store_close(s);
     unlink(path);
     censoring_tests();
+    stage_rate_test();
     return t_done();
 }
