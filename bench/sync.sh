@@ -24,7 +24,8 @@ PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
 PEER=$!
 trap 'kill $PEER 2>/dev/null' EXIT
 i=0
-while [ ! -s "$W/sync.port" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+# The peer reads and encodes the whole sample first (~1-2 min at 1M deals).
+while [ ! -s "$W/sync.port" ] && [ $i -lt 6000 ]; do sleep 0.1; i=$((i + 1)); done
 export PARTNERSTACK_BASE_URL="http://127.0.0.1:$(cat "$W/sync.port")"
 export PARTNERSTACK_PUBLIC_KEY=pk_test PARTNERSTACK_SECRET_KEY=sk_test PRMCAST_LOG=warn
 rm -f "$W"/sync.db*
