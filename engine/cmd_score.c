@@ -63,6 +63,7 @@ int cmd_score(int argc, char **argv, const cli *c)
         json_key(&j, "flagged"); json_int(&j, (int64_t)r.flagged);
         json_key(&j, "queued"); json_int(&j, (int64_t)r.queued);
         json_key(&j, "unchanged"); json_int(&j, (int64_t)r.unchanged);
+        json_key(&j, "kept"); json_int(&j, (int64_t)r.kept);
         json_key(&j, "mean_probability"); json_num_fmt(&j, r.mean_p, "%.6g");
         json_key(&j, "rule_errors"); json_int(&j, r.rule_errors);
         json_key(&j, "rule_problems"); json_int(&j, r.rule_problems);
@@ -90,6 +91,7 @@ int cmd_score(int argc, char **argv, const cli *c)
                (long long)r.model_id, r.model_kind, r.deals, r.flagged, isnan(r.mean_p) ? 0 : r.mean_p,
                r.queued);
         if (r.unchanged) printf(" (%zu unchanged since the last delivery)", r.unchanged);
+        if (r.kept) printf(" (%zu unchanged since the last delivery or pending payload: not rebuilt)", r.kept);
         printf("\n  time: features %.2f s, model %.2f s, drivers/flags/store %.2f s\n",
                r.seconds_features, r.seconds_model, r.seconds_store);
     }

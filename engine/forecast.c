@@ -790,6 +790,11 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
         }
     }
     int ngroups = by_region ? w->regions.n : 0;
+    /* Segments with under two years of quarters borrow a season from their
+     * siblings when the pooled data show a shared one (ts_season_pool). */
+    double sfig[4];
+    int spool = nq >= 6 && nq < 8 && nleaf > 1 &&
+                ts_season_pool(uh.y, (int)nleaf, nq, 4, sfig, NULL) == 1;
     for (size_t k = 0; k < nleaf; k++) {
         mc_segment *g = &segs[k];
         g->closed = seg_closed[k];
@@ -812,7 +817,8 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
         if (nz >= 4 && nq >= 6) {
             ts_options to;
             ts_options_init(&to);
-            to.period = nq >= 8 ? 4 : 1;
+            to.period = nq >= 8 || spool ? 4 : 1;
+            to.season = spool ? sfig : NULL;
             to.h = 1;
             to.method = nleaf > 40 ? TS_THETA : TS_AUTO;
             to.seed = o->seed;

@@ -187,6 +187,7 @@ static int l_scoring_score(lua_State *L)
     lua_pushinteger(L, (lua_Integer)r.flagged); lua_setfield(L, -2, "flagged");
     lua_pushinteger(L, (lua_Integer)r.queued); lua_setfield(L, -2, "queued");
     lua_pushinteger(L, (lua_Integer)r.unchanged); lua_setfield(L, -2, "unchanged");
+    lua_pushinteger(L, (lua_Integer)r.kept); lua_setfield(L, -2, "kept");
     lua_pushstring(L, r.target); lua_setfield(L, -2, "target");
     lua_pushinteger(L, (lua_Integer)r.rule_errors); lua_setfield(L, -2, "rule_errors");
     lua_pushinteger(L, r.rule_problems); lua_setfield(L, -2, "rule_problems");

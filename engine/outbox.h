@@ -48,6 +48,15 @@ typedef struct outbox_counts {
 int outbox_queue(struct store *s, int64_t run_id, int64_t deal_id, const char *deal_ext,
                  const char *target, const char *payload, const char *compare_hash, int *queued,
                  prm_error *err);
+/* *same = 1 when the deal's newest live payload for target (pending,
+ * sending or sent) was queued by a score run whose score row of the deal
+ * has exactly these values (probability, score, model, drivers and flags
+ * JSON as stored in scores): the score run then neither builds nor queues
+ * a payload, because nothing the connector maps has changed (the caller
+ * also checks that the mapping itself is unchanged). */
+int outbox_unchanged(struct store *s, const char *target, int64_t deal_id, double probability,
+                     double score, int64_t model_id, const char *drivers, const char *flags, int *same,
+                     prm_error *err);
 /* Claims up to `limit` due items for target, oldest first; *items is
  * malloc'd (outbox_free). */
 int outbox_claim(struct store *s, const char *target, int limit, outbox_item **items, int *n,

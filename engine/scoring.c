@@ -658,12 +658,42 @@ typedef struct wbconn {
     char name[64];
     const char *skip[9];       /* keys left out of the comparison hash */
     char skipbuf[8][48];
+    char mapping[65];          /* SHA-256 of the mapping: file text, volatile keys */
 } wbconn;
 
 static void wb_close(wbconn *c)
 {
     if (c && c->L) sandbox_close(c->L);
     if (c) c->L = NULL;
+}
+
+/* The identity of a write-back mapping: the connector file's text and the
+ * keys left out of the comparison (the engine's own builder for HTTP
+ * connectors is part of the binary). A score run skips a deal whose score
+ * row is unchanged only while this is what the last run recorded: an
+ * edited mapping rebuilds every payload once. */
+static int mapping_hash(wbconn *c, const char *path, prm_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    hash_sha256 *h = hash_sha256_new();
+    if (!f || !h) {
+        if (f) fclose(f);
+        hash_sha256_hex(h, c->mapping);
+        wb_close(c);
+        return prm_error_set(err, "connector %s: cannot read it to hash the mapping", path);
+    }
+    static const char tag[] = "prmcast writeback mapping 1";
+    hash_sha256_update(h, tag, sizeof tag);
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) hash_sha256_update(h, buf, n);
+    fclose(f);
+    for (int i = 0; c->skip[i]; i++) hash_sha256_update(h, c->skip[i], strlen(c->skip[i]) + 1);
+    if (hash_sha256_hex(h, c->mapping) < 0) {
+        wb_close(c);
+        return prm_error_set(err, "out of memory hashing the connector");
+    }
+    return 0;
 }
 
 /* Loads the connector at the connector kind (no io/os) in its own state:
@@ -749,7 +779,7 @@ static int wb_open(wbconn *c, const char *path, const char *shown, prm_error *er
     }
     c->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_settop(L, 0);
-    return 0;
+    return mapping_hash(c, path, err);
 }
 
 typedef struct wbdeal {
@@ -972,6 +1002,17 @@ int scorer_run(scorer *sc, score_result *res, prm_error *err)
      * at any point leaves either all of them or none. */
     if (store_begin(s, err) < 0) goto out;
     if (store_score_run_begin(s, r->model_id, sc->as_of, sc->now, &r->run_id, err) < 0) goto fail;
+    /* Payloads are rebuilt only for deals whose score row changed since
+     * their live payload, and only while the mapping is the one the last
+     * run recorded (mapping_hash). */
+    char mkey[96], last_mapping[65] = "";
+    int keep_ok = 0;
+    if (sc->wb.L) {
+        snprintf(mkey, sizeof mkey, "writeback_mapping.%s", sc->wb.name);
+        int found = store_setting(s, mkey, last_mapping, sizeof last_mapping, err);
+        if (found < 0) goto fail;
+        keep_ok = found && strcmp(last_mapping, sc->wb.mapping) == 0;
+    }
     double sum = 0;
     for (size_t i = 0; i < fs.n; i++) {
         scored_deal d;
@@ -990,7 +1031,12 @@ int scorer_run(scorer *sc, score_result *res, prm_error *err)
                             r->model_id, sc->now, err) < 0)
             goto fail;
         sum += d.probability;
-        if (sc->wb.L) {
+        int same = 0;
+        if (keep_ok && outbox_unchanged(s, sc->wb.name, rowid, d.probability, d.score, r->model_id,
+                                        json_cstr(&dj), json_cstr(&fj), &same, err) < 0)
+            goto fail;
+        r->kept += same;
+        if (sc->wb.L && !same) {
             wbdeal wd = { world_deal_id(sc->w, d.deal), world_deal_source(sc->w, d.deal), sc->now,
                           r->model_version, sc->as_of, d.probability, d.score, d.drivers, d.ndrivers,
                           d.hits, d.nhits };
@@ -1018,6 +1064,7 @@ int scorer_run(scorer *sc, score_result *res, prm_error *err)
                      rules_error_msg(sc->r, i, 0) ? rules_error_msg(sc->r, i, 0) : "");
         }
     }
+    if (sc->wb.L && !keep_ok && store_setting_set(s, mkey, sc->wb.mapping, err) < 0) goto fail;
     if (store_score_run_end(s, r->run_id, sc->now, (int64_t)r->deals, (int64_t)r->flagged,
                             (int64_t)(r->rule_errors + r->rule_problems), (int64_t)r->queued, err) < 0)
         goto fail;

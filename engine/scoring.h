@@ -124,6 +124,7 @@ typedef struct score_result {
     int64_t run_id, model_id;
     char as_of[21], model_kind[16], model_version[64], target[64];
     size_t deals, flagged, queued, unchanged;
+    size_t kept;               /* score row unchanged since the deal's live payload: none built */
     long rule_errors;          /* rule evaluations that raised */
     int rules_disabled, rule_problems;   /* switched off; load/config problems */
     size_t conflicts;          /* deals whose current row disagreed with history */

@@ -291,6 +291,7 @@ void store_close(store *s)
     if (!s) return;
     store_upsert_free(s->up);
     sqlite3_finalize(s->ob_last);
+    sqlite3_finalize(s->ob_live);
     sqlite3_finalize(s->ob_sup);
     sqlite3_finalize(s->ob_ins);
     sqlite3_finalize(s->score_ins);

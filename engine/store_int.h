@@ -15,7 +15,7 @@ struct store {
     char *path;
     int readonly;
     struct upsert_state *up;
-    sqlite3_stmt *ob_last, *ob_sup, *ob_ins;   /* store_outbox.c, prepared once */
+    sqlite3_stmt *ob_last, *ob_sup, *ob_ins, *ob_live;   /* store_outbox.c, prepared once */
     sqlite3_stmt *score_ins;                   /* store_runs.c, prepared once */
 };
 

@@ -25,6 +25,14 @@ static int prepare(store *s, const char *sql, sqlite3_stmt **st, prm_error *err)
     return 0;
 }
 
+/* Binds (target, deal) as ?1, ?2 of a per-deal statement and steps it. */
+static int step_deal(sqlite3_stmt *st, const char *target, int64_t deal_id)
+{
+    sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, deal_id);
+    return sqlite3_step(st);
+}
+
 static void sha(const char *text, char out[65])
 {
     hash_sha256 *h = hash_sha256_new();
@@ -58,19 +66,15 @@ int outbox_queue(store *s, int64_t run_id, int64_t deal_id, const char *deal_ext
         return -1;
     /* The last delivered payload for this deal: identical means nothing to send. */
     sqlite3_stmt *st = s->ob_last;
-    sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, deal_id);
-    int rc = sqlite3_step(st);
+    int rc = step_deal(st, target, deal_id);
     int same = rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT &&
                strcmp((const char *)sqlite3_column_text(st, 0), compare_hash) == 0;
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_db_error(s, err, "outbox lookup");
     /* Whatever is still pending for the deal is superseded either way. */
     st = s->ob_sup;
-    sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, deal_id);
     sqlite3_bind_int64(st, 3, run_id);
-    rc = sqlite3_step(st);
+    rc = step_deal(st, target, deal_id);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) return store_db_error(s, err, "outbox supersede");
     if (same) return 0;
@@ -89,6 +93,30 @@ int outbox_queue(store *s, int64_t run_id, int64_t deal_id, const char *deal_ext
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) return store_db_error(s, err, "outbox queue");
     *queued = sqlite3_changes(s->db) > 0;
+    return 0;
+}
+
+int outbox_unchanged(store *s, const char *target, int64_t deal_id, double probability, double score,
+                     int64_t model_id, const char *drivers, const char *flags, int *same, prm_error *err)
+{
+    *same = 0;
+    /* The newest live row through outbox_deal (target, deal_id, id), its
+     * run's score row through the scores primary key: two index probes. */
+    if (store_prep(s, &s->ob_live, "SELECT s.probability, s.score, s.model_id, s.drivers, s.flags"
+                   " FROM writeback_outbox o JOIN scores s ON s.run_id = o.run_id AND s.deal_id = o.deal_id"
+                   " WHERE o.target = ?1 AND o.deal_id = ?2 AND o.status IN ('pending', 'sending', 'sent')"
+                   " ORDER BY o.id DESC LIMIT 1", err) < 0)
+        return -1;
+    sqlite3_stmt *st = s->ob_live;
+    int rc = step_deal(st, target, deal_id);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *d = sqlite3_column_text(st, 3), *f = sqlite3_column_text(st, 4);
+        *same = sqlite3_column_double(st, 0) == probability && sqlite3_column_double(st, 1) == score &&
+                sqlite3_column_type(st, 2) == SQLITE_INTEGER && sqlite3_column_int64(st, 2) == model_id &&
+                d && f && strcmp((const char *)d, drivers) == 0 && strcmp((const char *)f, flags) == 0;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_db_error(s, err, "outbox lookup");
     return 0;
 }
 

@@ -387,6 +387,10 @@ static int check_options(const ts_options *opt, prm_error *err)
     if (opt->calib_origins < 0 || opt->calib_origins > 100)
         return prm_error_set(err, "ts: calib_origins must be in 0..100, got %d",
                              opt->calib_origins);
+    for (int j = 0; j < TS_MAX_LEVELS; j++)
+        if (!(opt->calib_pool[j] >= 0.0 && opt->calib_pool[j] <= 100.0))
+            return prm_error_set(err, "ts: calib_pool[%d] must be in 0..100, got %g", j,
+                                 opt->calib_pool[j]);
     return 0;
 }
 
@@ -538,6 +542,45 @@ static int combo(const double *y, int n, const ts_options *opt, ts_result *r, pr
     return rc;
 }
 
+/* Whether opt's pooled seasonal indexes apply to a series of len values. */
+static int uses_season(const ts_options *opt, int len)
+{
+    return opt->season && opt->period > 1 && len < 2 * opt->period;
+}
+
+/* c divided by opt->season (end-aligned, ts_season_pool); malloc'd, or NULL
+ * with err set. */
+static double *deseason(const double *c, int len, const ts_options *opt, prm_error *err)
+{
+    int m = opt->period;
+    for (int k = 0; k < m; k++)
+        if (!(isfinite(opt->season[k]) && opt->season[k] > 0)) {
+            prm_error_set(err, "ts: season[%d] must be a positive index, got %g", k,
+                          opt->season[k]);
+            return NULL;
+        }
+    double *a = malloc((size_t)len * sizeof *a);
+    if (!a) {
+        prm_error_set(err, "ts: out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < len; i++)
+        a[i] = c[i] / opt->season[((i - len) % m + m) % m];
+    return a;
+}
+
+static int share_zero_at_least(const double *y, int n, double share)
+{
+    int z = 0;
+    for (int i = 0; i < n; i++)
+        z += (y[i] == 0.0);
+    return z >= share * n;
+}
+
+/* Model-based methods need this many observations; shorter series get the
+ * naive forecast (ETS(A,N,N) has 2 parameters and needs n >= 6). */
+#define MIN_N_MODEL 6
+
 /* Rolling-origin interval calibration of the combination.  The members'
  * intervals ignore parameter and model-selection uncertainty and come out
  * narrow on short series.  The uncalibrated combination is refitted at the
@@ -553,21 +596,32 @@ static int combo(const double *y, int n, const ts_options *opt, ts_result *r, pr
  * rule (median, non-overlapping origins) was chosen over the p-quantile, the
  * conformal rank and the RMS of the ratios, and over overlapping origins, on
  * the M3 training parts' own last h observations (bench/m3 with
- * M3_TRAIN_HOLDOUT=1), never on the test parts; docs/TIMESERIES.md. */
+ * M3_TRAIN_HOLDOUT=1), never on the test parts; docs/TIMESERIES.md.
+ *
+ * A series with fewer than CAL_MIN_ERRORS errors (most short yearly series)
+ * takes its frequency's pooled factor when the caller set one
+ * (ts_calib_pool: the level-p quantile of every series' ratios together).
+ * That rule was chosen the same way, on the training-part holdout, over
+ * the pooled median factor, over shrinking each series' factor toward
+ * either pool by N0 = 6..96 pseudo-errors, and over a larger own-factor
+ * threshold, as the rule with every subset within 3 points of nominal and
+ * then the smallest summed distance (bench/m3/calib_rules.py; the figures
+ * in bench/RESULTS.md). */
 #define MIN_N_CAL 8
 #define CAL_MIN_ERRORS 8
 #define CAL_FMIN 0.5
 #define CAL_FMAX 4.0
 
-int ts_calibrate_widths(const double *y, int n, const ts_options *opt, ts_result *r)
+/* The rolling-origin ratios |error| / half-width of the uncalibrated
+ * combination on y[0..n-1] (see above): ratio holds one block of cap =
+ * calib_origins * h entries per level; returns how many ratios each level
+ * got (0 when the series is too short or the refits fail). */
+int ts_calib_ratios(const double *y, int n, const ts_options *opt, double *ratio, int cap)
 {
     int hh = opt->h < n - MIN_N_CAL ? opt->h : n - MIN_N_CAL;
-    int K = opt->calib_origins, nl = r->nlevels;
+    int K = opt->calib_origins, nl = opt->nlevels;
     if (hh < 1 || nl < 1)
         return 0;
-    double *ratio = malloc((size_t)nl * (size_t)K * (size_t)hh * sizeof(double));
-    if (!ratio)
-        return 0; /* widths left as the members give them */
     int N = 0;
     ts_options o = *opt;
     o.h = hh;
@@ -580,7 +634,7 @@ int ts_calibrate_widths(const double *y, int n, const ts_options *opt, ts_result
         prm_error e;
         if (combo(y, origin, &o, &f, &e) != 0)
             continue;
-        for (int t = 0; t < hh; t++) {
+        for (int t = 0; t < hh && N < cap; t++) {
             double err = y[origin + t] - f.mean[t];
             int ok = isfinite(err);
             for (int j = 0; j < nl && ok; j++) {
@@ -593,32 +647,54 @@ int ts_calibrate_widths(const double *y, int n, const ts_options *opt, ts_result
             for (int j = 0; j < nl; j++) {
                 double half = err >= 0 ? ts_upper(&f, j)[t] - f.mean[t]
                                        : f.mean[t] - ts_lower(&f, j)[t];
-                ratio[(size_t)j * (size_t)K * (size_t)hh + (size_t)N] = fabs(err) / half;
+                ratio[(size_t)j * (size_t)cap + (size_t)N] = fabs(err) / half;
             }
             N++;
         }
         ts_result_free(&f);
     }
-    if (N >= CAL_MIN_ERRORS) {
-        for (int j = 0; j < nl; j++) {
-            double *rj = ratio + (size_t)j * (size_t)K * (size_t)hh;
-            ts_sort(rj, N);
-            /* the median ratio, scaled as if the errors were normal: a
-             * level-p interval's half-width is z_p sigma, and the median
-             * |error| is 0.6745 sigma */
-            double zp = ts_qnorm(0.5 + r->levels[j] / 200.0);
-            double fac = ts_quantile_sorted(rj, N, 0.5) * zp / 0.6744897501960817;
-            fac = fmin(CAL_FMAX, fmax(CAL_FMIN, fac));
-            for (int t = 0; t < r->h; t++) {
-                double *lo = r->lower + (size_t)j * (size_t)r->h + t;
-                double *up = r->upper + (size_t)j * (size_t)r->h + t;
-                *lo = r->mean[t] - fac * (r->mean[t] - *lo);
-                *up = r->mean[t] + fac * (*up - r->mean[t]);
-            }
-            char name[16];
-            snprintf(name, sizeof name, "calib%d", (int)(r->levels[j] + 0.5) % 100);
-            ts_add_param(r, name, fac);
+    return N;
+}
+
+/* The level-p factor from N ratios (sorted in place): the median ratio,
+ * scaled as if the errors were normal (a level-p half-width is z_p sigma,
+ * and the median |error| is 0.6745 sigma). */
+static double median_factor(double *ratio, int N, double level)
+{
+    ts_sort(ratio, N);
+    double zp = ts_qnorm(0.5 + level / 200.0);
+    return ts_quantile_sorted(ratio, N, 0.5) * zp / 0.6744897501960817;
+}
+
+int ts_calibrate_widths(const double *y, int n, const ts_options *opt, ts_result *r)
+{
+    int nl = r->nlevels, cap = opt->calib_origins * opt->h;
+    int pooled = opt->calib_pool[0] > 0;
+    if (nl < 1 || cap < 1)
+        return 0;
+    double *ratio = malloc((size_t)nl * (size_t)cap * sizeof(double));
+    if (!ratio)
+        return 0; /* widths left as the members give them */
+    int N = ts_calib_ratios(y, n, opt, ratio, cap);
+    int done = N >= CAL_MIN_ERRORS || pooled;
+    for (int j = 0; j < nl && done; j++) {
+        /* a series' own factor when it has the errors for one, else its
+         * frequency's pooled factor */
+        double fac = N >= CAL_MIN_ERRORS
+                         ? median_factor(ratio + (size_t)j * (size_t)cap, N, r->levels[j])
+                         : opt->calib_pool[j];
+        fac = fmin(CAL_FMAX, fmax(CAL_FMIN, fac));
+        for (int t = 0; t < r->h; t++) {
+            double *lo = r->lower + (size_t)j * (size_t)r->h + t;
+            double *up = r->upper + (size_t)j * (size_t)r->h + t;
+            *lo = r->mean[t] - fac * (r->mean[t] - *lo);
+            *up = r->mean[t] + fac * (*up - r->mean[t]);
         }
+        char name[16];
+        snprintf(name, sizeof name, "calib%d", (int)(r->levels[j] + 0.5) % 100);
+        ts_add_param(r, name, fac);
+    }
+    if (done) {
         /* nested: a wider level's bounds never inside a narrower one's */
         for (int j = 0; j < nl; j++)
             for (int i = 0; i < nl; i++)
@@ -631,15 +707,67 @@ int ts_calibrate_widths(const double *y, int n, const ts_options *opt, ts_result
                     }
     }
     free(ratio);
-    return N >= CAL_MIN_ERRORS;
+    return done;
 }
 
-static int share_zero_at_least(const double *y, int n, double share)
+int ts_calib_pool(const double *const *y, const int *n, int count, ts_options *opt,
+                  prm_error *err)
 {
-    int z = 0;
-    for (int i = 0; i < n; i++)
-        z += (y[i] == 0.0);
-    return z >= share * n;
+    int nl = opt->nlevels, cap = opt->calib_origins * opt->h;
+    memset(opt->calib_pool, 0, sizeof opt->calib_pool);
+    if (check_options(opt, err) != 0)
+        return -1;
+    if (count < 1 || cap < 1 || nl < 1)
+        return 0;
+    size_t room = (size_t)count * (size_t)cap;
+    double *all = malloc((size_t)nl * room * sizeof(double));
+    double *ratio = malloc((size_t)nl * (size_t)cap * sizeof(double));
+    if (!all || !ratio) {
+        free(all);
+        free(ratio);
+        return prm_error_set(err, "ts: out of memory");
+    }
+    ts_options o = *opt;
+    memset(o.calib_pool, 0, sizeof o.calib_pool);
+    size_t N = 0;
+    for (int i = 0; i < count; i++) {
+        int len, filled;
+        prm_error e;
+        double *c = clean(y[i], n[i], &len, &filled, &e);
+        if (!c)
+            continue; /* a series the forecast itself would refuse */
+        /* a short sibling with pooled seasonal indexes is calibrated as
+         * it will be forecast: adjusted, without a season */
+        ts_options oi = o;
+        if (uses_season(opt, len)) {
+            double *a = deseason(c, len, opt, &e);
+            free(c);
+            if (!(c = a))
+                continue;
+            oi.period = 1;
+            oi.season = NULL;
+        }
+        int Ni = len >= MIN_N_MODEL && !share_zero_at_least(c, len, 0.3)
+                     ? ts_calib_ratios(c, len, &oi, ratio, cap)
+                     : 0;
+        for (int j = 0; j < nl; j++)
+            memcpy(all + (size_t)j * room + N, ratio + (size_t)j * (size_t)cap,
+                   (size_t)Ni * sizeof(double));
+        N += (size_t)Ni;
+        free(c);
+    }
+    /* the level's quantile of all the ratios: the factor that would have
+     * covered a share p of the pooled rolling-origin errors */
+    if (N >= CAL_MIN_ERRORS)
+        for (int j = 0; j < nl; j++) {
+            double *aj = all + (size_t)j * room;
+            ts_sort(aj, (int)N);
+            double q = ts_quantile_sorted(aj, (int)N, opt->levels[j] / 100.0);
+            opt->calib_pool[j] = fmin(CAL_FMAX, fmax(CAL_FMIN, q));
+        }
+    free(all);
+    free(ratio);
+    return N >= CAL_MIN_ERRORS ? 1 : 0;
 }
 
 static int all_finite(const ts_result *r)
@@ -650,9 +778,36 @@ static int all_finite(const ts_result *r)
     return 1;
 }
 
-/* Model-based methods need this many observations; shorter series get the
- * naive forecast (ETS(A,N,N) has 2 parameters and needs n >= 6). */
-#define MIN_N_MODEL 6
+
+/* A short series with its siblings' pooled seasonal indexes (ts_season_pool):
+ * divided by them, forecast without a season, the forecasts and bounds
+ * multiplied back (indexes are positive, so the bounds stay ordered). */
+static int pooled_season_forecast(const double *c, int len, const ts_options *opt,
+                                  ts_result *out, prm_error *err)
+{
+    int m = opt->period;
+    double *a = deseason(c, len, opt, err);
+    if (!a)
+        return -1;
+    ts_options o = *opt;
+    o.season = NULL;
+    o.period = 1;
+    int rc = ts_forecast(a, len, &o, out, err);
+    free(a);
+    if (rc != 0)
+        return rc;
+    for (int k = 0; k < out->h; k++) {
+        double f = opt->season[k % m];
+        out->mean[k] *= f;
+        for (int j = 0; j < out->nlevels; j++) {
+            out->lower[(size_t)j * (size_t)out->h + k] *= f;
+            out->upper[(size_t)j * (size_t)out->h + k] *= f;
+        }
+    }
+    size_t used = strlen(out->method);
+    snprintf(out->method + used, sizeof out->method - used, " x pooled season");
+    return 0;
+}
 
 int ts_forecast(const double *y, int n, const ts_options *opt, ts_result *out, prm_error *err)
 {
@@ -672,6 +827,10 @@ int ts_forecast(const double *y, int n, const ts_options *opt, ts_result *out, p
     const char *note = NULL;
     if (len < 2) {
         prm_error_set(err, "ts: need at least 2 observations, got %d", len);
+        goto done;
+    }
+    if (uses_season(opt, len)) {
+        rc = pooled_season_forecast(c, len, opt, out, err);
         goto done;
     }
     double lo = c[0], hi = c[0];

@@ -53,6 +53,13 @@ typedef struct ts_options {
                               training data whose errors rescale the interval
                               widths, default TS_CALIB_ORIGINS; 0 = members'
                               widths unchanged (docs/TIMESERIES.md) */
+    double calib_pool[TS_MAX_LEVELS]; /* per level: the width factor pooled over
+                              series of the same frequency (ts_calib_pool); each
+                              series' own factor is shrunk toward it; 0 = none */
+    const double *season;  /* period indexes from ts_season_pool (NULL = none):
+                              a series shorter than 2 periods is divided by
+                              them, forecast without a season and multiplied
+                              back; longer series ignore them */
 } ts_options;
 #define TS_CALIB_ORIGINS 5
 
@@ -82,6 +89,19 @@ void ts_options_init(ts_options *opt);
 int ts_forecast(const double *y, int n, const ts_options *opt, ts_result *out,
                 prm_error *err);
 void ts_result_free(ts_result *r);
+
+/* Pools the combination's rolling-origin calibration over count series of
+ * the same frequency (the training data of each; opt->period, h, levels and
+ * calib_origins as they will be forecast): sets opt->calib_pool[j] to the
+ * width factor of all their ratios together, so that a short series, whose
+ * own rolling-origin errors are few, borrows from its frequency.  Series
+ * the forecast would not calibrate (too short, intermittent, unreadable) are
+ * skipped; with opt->season set, a series shorter than 2 periods is
+ * calibrated as it will be forecast (divided by the indexes, without a
+ * season), so siblings pool their widths too.  Returns 1 when the pool was set, 0 when the series gave too few
+ * errors (calib_pool left 0), -1 on bad options. */
+int ts_calib_pool(const double *const *y, const int *n, int count, ts_options *opt,
+                  prm_error *err);
 
 /* The bounds of interval level index j (0 <= j < r->nlevels). */
 const double *ts_lower(const ts_result *r, int j);
@@ -127,6 +147,21 @@ int ts_seasonal_test(const double *y, int n, int m);
 /* Classical multiplicative (or additive) decomposition as R's decompose():
  * fills figure[0..m-1], the seasonal index of the position of y[0], y[1], ... */
 int ts_decompose(const double *y, int n, int m, int multiplicative, double *figure);
+
+/* Seasonal indexes pooled over sibling series (issue 11, item 4): count
+ * series of n values each, row-major in y (NaN = missing), on one time axis
+ * that ends at the forecast origin, with period m (2..TS_ETS_MAX_PERIOD).
+ * Each sibling is divided by its own linear trend; the ratios are averaged
+ * per season over all siblings (three rounds, the trends refitted to the
+ * adjusted values), and a one-way analysis of variance of the ratios by
+ * season decides (chi-square at TS_SEASON_POOL_ALPHA).  figure[k] is the
+ * multiplicative index of the season of forecast step k + 1 (so y[i] has
+ * figure[(i - n) mod m]); mean 1.  Returns 1 when the pooled data are
+ * seasonal, 0 when not (figure all 1: negative data, fewer than two usable
+ * siblings, a season seen fewer than twice, the test), -1 on bad arguments.
+ * Pass figure as ts_options.season to forecast a short sibling with it. */
+#define TS_SEASON_POOL_ALPHA 0.01
+int ts_season_pool(const double *y, int count, int n, int m, double *figure, prm_error *err);
 
 /* ---- ARIMA (ts_arima.c) ---- */
 

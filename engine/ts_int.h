@@ -38,6 +38,9 @@ int ts_solve(double *A, double *b, int n, double tiny);
  * errors of the combination on y[0..n-1] (opt->calib_origins origins); 1 when
  * it did, 0 when the series is too short (r unchanged).  ts.c. */
 int ts_calibrate_widths(const double *y, int n, const ts_options *opt, ts_result *r);
+/* The rolling-origin ratios |error| / half-width behind it: level j's in
+ * ratio[j * cap ..], at most cap of them; returns their count.  ts.c. */
+int ts_calib_ratios(const double *y, int n, const ts_options *opt, double *ratio, int cap);
 
 /* ts_ets_fit that also returns the best damped-trend model (aicc INFINITY
  * when none was fitted).  h_positive > 0: for strictly positive data, pass

@@ -44,6 +44,162 @@ int ts_seasonal_test(const double *y, int n, int m)
     return fabs(rm) / stat > 1.6448536269514722; /* qnorm(0.95) */
 }
 
+/* ---- seasonal indexes pooled over sibling series ---- */
+
+/* The upper p-quantile of chi-square with k degrees of freedom (Wilson and
+ * Hilferty 1931; within 1% of the exact value for k >= 3 at p = 0.01). */
+static double chisq_upper(double k, double p)
+{
+    double z = ts_qnorm(1.0 - p), c = 2.0 / (9.0 * k);
+    double w = 1.0 - c + z * sqrt(c);
+    return k * w * w * w;
+}
+
+/* Ratios of one sibling to its own linear trend (fitted to its
+ * deseasonalised values); 0 when it has too few positive points. */
+static int sibling_ratios(const double *y, int n, int m, const double *fig, double *ratio)
+{
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(y[i]))
+            continue;
+        double v = y[i] / fig[((i - n) % m + m) % m];
+        sx += i;
+        sy += v;
+        sxx += (double)i * i;
+        sxy += i * v;
+        k++;
+    }
+    if (k < 3 || !(sy > 0))
+        return 0;
+    double d = k * sxx - sx * sx;
+    double b = d > 0 ? (k * sxy - sx * sy) / d : 0.0, a = (sy - b * sx) / k;
+    for (int i = 0; i < n; i++) {
+        double tr = a + b * i;
+        ratio[i] = isfinite(y[i]) && tr > 0 ? y[i] / tr : NAN;
+    }
+    return 1;
+}
+
+static int pool_done(double *ratio, int rc)
+{
+    free(ratio);
+    return rc;
+}
+
+int ts_season_pool(const double *y, int count, int n, int m, double *figure, prm_error *err)
+{
+    if (m < 2 || m > TS_ETS_MAX_PERIOD)
+        return prm_error_set(err, "ts: season pool period must be in 2..%d, got %d",
+                             TS_ETS_MAX_PERIOD, m);
+    if (!y || count < 0 || n < 1)
+        return prm_error_set(err, "ts: season pool needs count >= 0 series of n >= 1 values");
+    for (int k = 0; k < m; k++)
+        figure[k] = 1.0;
+    for (size_t i = 0; i < (size_t)count * (size_t)n; i++)
+        if (y[i] < 0)
+            return 0; /* multiplicative indexes need non-negative data */
+    double *ratio = malloc((size_t)n * sizeof *ratio);
+    if (!ratio)
+        return prm_error_set(err, "ts: out of memory");
+    double fig[TS_ETS_MAX_PERIOD], sum[TS_ETS_MAX_PERIOD], ss[TS_ETS_MAX_PERIOD];
+    int cnt[TS_ETS_MAX_PERIOD], used = 0;
+    for (int k = 0; k < m; k++)
+        fig[k] = 1.0;
+    /* Three rounds: each sibling's trend is refitted to its values adjusted
+     * by the pooled indexes of the round before. */
+    for (int round = 0; round < 3; round++) {
+        memset(sum, 0, sizeof sum);
+        memset(ss, 0, sizeof ss);
+        memset(cnt, 0, sizeof cnt);
+        used = 0;
+        for (int s = 0; s < count; s++) {
+            if (!sibling_ratios(y + (size_t)s * (size_t)n, n, m, fig, ratio))
+                continue;
+            used++;
+            for (int i = 0; i < n; i++)
+                if (isfinite(ratio[i])) {
+                    int k = ((i - n) % m + m) % m;
+                    sum[k] += ratio[i];
+                    ss[k] += ratio[i] * ratio[i];
+                    cnt[k]++;
+                }
+        }
+        double mean = 0;
+        for (int k = 0; k < m; k++) {
+            if (cnt[k] < 2) {
+                free(ratio);
+                return 0; /* a season seen fewer than twice: nothing to pool */
+            }
+            fig[k] = sum[k] / cnt[k];
+            mean += fig[k] / m;
+        }
+        for (int k = 0; k < m; k++)
+            fig[k] /= mean;
+    }
+    /* One-way analysis of variance of the last round's ratios by season:
+     * (m - 1) F against chi-square(m - 1) at 1%.  Siblings whose patterns
+     * differ (or have none) leave the seasons' means close together against
+     * the spread within each season. */
+    double N = 0, grand = 0, ssb = 0, ssw = 0;
+    for (int k = 0; k < m; k++) {
+        N += cnt[k];
+        grand += sum[k];
+    }
+    grand /= N;
+    for (int k = 0; k < m; k++) {
+        double mk = sum[k] / cnt[k];
+        ssb += cnt[k] * (mk - grand) * (mk - grand);
+        ssw += ss[k] - cnt[k] * mk * mk;
+    }
+    if (used < 2 || N - m < 1 || !(ssw > 0))
+        return pool_done(ratio, 0);
+    double stat = ssb / (ssw / (N - m));
+    if (!(stat > chisq_upper(m - 1, TS_SEASON_POOL_ALPHA)))
+        return pool_done(ratio, 0);
+    /* The siblings must share the pattern, not only average to one: the
+     * indexes pooled without a sibling must bring significantly more than
+     * half of them closer to their own ratios than no season does
+     * (siblings with their own phases still average to a weak pattern,
+     * which the test above finds in a quarter of such groups of 8). */
+    int closer = 0;
+    for (int s = 0; s < count; s++) {
+        if (!sibling_ratios(y + (size_t)s * (size_t)n, n, m, fig, ratio))
+            continue;
+        double os[TS_ETS_MAX_PERIOD] = {0}, e1 = 0, ef = 0;
+        int oc[TS_ETS_MAX_PERIOD] = {0};
+        for (int i = 0; i < n; i++)
+            if (isfinite(ratio[i])) {
+                int k = ((i - n) % m + m) % m;
+                os[k] += ratio[i];
+                oc[k]++;
+            }
+        for (int i = 0; i < n; i++) {
+            if (!isfinite(ratio[i]))
+                continue;
+            int k = ((i - n) % m + m) % m;
+            double rest = cnt[k] > oc[k] ? (sum[k] - os[k]) / (cnt[k] - oc[k]) : 1.0;
+            e1 += (ratio[i] - 1) * (ratio[i] - 1);
+            ef += (ratio[i] - rest) * (ratio[i] - rest);
+        }
+        closer += ef < e1;
+    }
+    /* a one-sided sign test at 5%: P(X >= closer) for X ~ Binomial(used,
+     * 1/2); so at least 5 siblings, 7 of 8, 8 of 10 */
+    double tail = 0, c = 1;
+    for (int k = 0; k <= used; k++) {
+        if (k >= closer)
+            tail += c;
+        c = c * (used - k) / (k + 1);
+    }
+    if (!(tail * pow(0.5, used) < 0.05))
+        return pool_done(ratio, 0);
+    for (int k = 0; k < m; k++)
+        figure[k] = fig[k];
+    return pool_done(ratio, 1);
+}
+
 int ts_theta(const double *y, int n, int m, const ts_options *opt, ts_result *r, prm_error *err)
 {
     double *x = malloc((size_t)n * sizeof *x);

@@ -17,8 +17,9 @@
 int world_intern(strtab *t, const char *s)
 {
     if (!s) return -1;
+    if (t->last < t->n && strcmp(t->s[t->last], s) == 0) return t->last;
     for (int i = 0; i < t->n; i++)
-        if (strcmp(t->s[i], s) == 0) return i;
+        if (strcmp(t->s[i], s) == 0) return t->last = i;
     if (t->n == t->cap) {
         int nc = t->cap ? t->cap * 2 : 16;
         char **ns = realloc(t->s, sizeof *t->s * (size_t)nc);
@@ -30,6 +31,37 @@ int world_intern(strtab *t, const char *s)
     if (!copy) return -1;
     t->s[t->n] = copy;
     return t->n++;
+}
+
+/* A copy of s in the pool; NULL when out of memory. */
+static char *pool_dup(strpool *p, const char *s)
+{
+    enum { BLOCK = 1 << 20 };
+    size_t n = strlen(s) + 1;
+    if (!p->nb || p->used + n > p->room) {
+        if (p->nb == p->capb) {
+            size_t nc = p->capb ? p->capb * 2 : 16;
+            char **nbk = realloc(p->blocks, sizeof *nbk * nc);
+            if (!nbk) return NULL;
+            p->blocks = nbk;
+            p->capb = nc;
+        }
+        size_t room = n > BLOCK ? n : BLOCK;
+        if (!(p->blocks[p->nb] = malloc(room))) return NULL;
+        p->nb++;
+        p->used = 0;
+        p->room = room;
+    }
+    char *d = p->blocks[p->nb - 1] + p->used;
+    memcpy(d, s, n);
+    p->used += n;
+    return d;
+}
+
+static void pool_free(strpool *p)
+{
+    for (size_t i = 0; i < p->nb; i++) free(p->blocks[i]);
+    free(p->blocks);
 }
 
 static void strtab_free(strtab *t)
@@ -325,7 +357,12 @@ static int load_deals(store *s, world *w, whist **cur, prm_error *err)
         memset(d, 0, sizeof *d);
         d->rowid = integer(st, 0);
         d->source = world_intern(&w->sources, txt(st, 1));
-        d->ext = strdup(txt(st, 2) ? txt(st, 2) : "");
+        d->ext = pool_dup(&w->ids, txt(st, 2) ? txt(st, 2) : "");
+        if (!d->ext) {
+            w->nd--;
+            rc = prm_error_set(err, "out of memory loading deals");
+            break;
+        }
         d->partner = partner_index(w, integer(st, 3));
         d->product = world_intern(&w->products, txt(st, 4));
         d->currency = world_intern(&w->currencies, txt(st, 5));
@@ -831,7 +868,7 @@ void world_free(world *w)
 {
     if (!w) return;
     if (w->feat_cache && w->feat_cache_free) w->feat_cache_free(w->feat_cache);
-    for (size_t i = 0; i < w->nd; i++) free(w->d[i].ext);
+    pool_free(&w->ids);
     for (size_t i = 0; i < w->np; i++) {
         free(w->p[i].ext);
         free(w->p[i].deals);

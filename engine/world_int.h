@@ -15,7 +15,16 @@ enum { MAX_SIGNALS = 8 };
 typedef struct strtab {
     char **s;
     int n, cap;
+    int last;                  /* the last index found: deals in a row mostly repeat it */
 } strtab;
+
+/* Strings that live as long as the world (deal ids): carved from 1 MiB
+ * blocks instead of one malloc each (a million strdup calls were ~2% of
+ * a 1M-deal score run). */
+typedef struct strpool {
+    char **blocks;
+    size_t nb, capb, used, room;   /* room: size of the last block */
+} strpool;
 
 /* One observation of a deal's pipeline fields. */
 typedef struct whist {
@@ -95,6 +104,7 @@ struct world {
     int64_t *prow;             /* partner rowid -> index + 1 (0: none) */
     int64_t max_prow;
     strtab tiers, types, regions, products, currencies, sources, competitors, pstatuses;
+    strpool ids;               /* wdeal.ext */
     series *fx;                /* by currency index: units of USD per unit (fx_rates) */
     int base_ccy;              /* currency index of the base currency, -1 when unseen */
     char base[4];

@@ -10,7 +10,7 @@
 # optimiser stops more than 0.1 below R's likelihood (and above), and the
 # mean MASE of both there.  Columns: subset, series, same model, ours
 # > 0.1 below R's loglik, above, mean MASE ours / R on the same-model series,
-# the same on the series where ours is below.
+# the same on the series where ours is below, and where ours is above.
 set -eu
 cd "$(dirname "$0")/../.."
 SUBSET=$1
@@ -40,10 +40,11 @@ END {
         if (ours[s] != r[s]) continue
         same++; d = oll[s] - rll[s]
         if (d < -0.1) { below++; bo += om[s]; br += rm[s] }
-        else if (d > 0.1) above++
+        else if (d > 0.1) { above++; ao += om[s]; ar += rm[s] }
         mo += om[s]; mr += rm[s]
     }
-    printf "| %s | %d | %d | %d | %d | %.4f | %.4f | %.4f | %.4f |\n", SUBSET, n, same,
-        below, above, mo / same, mr / same, below ? bo / below : 0, below ? br / below : 0
+    printf "| %s | %d | %d | %d | %d | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |\n", SUBSET, n, same,
+        below, above, mo / same, mr / same, below ? bo / below : 0, below ? br / below : 0,
+        above ? ao / above : 0, above ? ar / above : 0
 }' SUBSET="$SUBSET" "$OUT/ours_${SUBSET}_ets_models.csv" "$OUT/r_${SUBSET}_ets_models.csv" \
     "$OUT/ours_$SUBSET.csv"

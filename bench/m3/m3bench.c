@@ -20,8 +20,8 @@
 
 #include "metrics.h"
 #include "ts.h"
+#include "ts_int.h"
 
-void ts_ets_set_effort(int maxit_per_dim, double abstol, int restarts);
 
 #define MAXS 1500 /* monthly: 1428 */
 #define MAXN 160
@@ -151,19 +151,79 @@ static double now_wall(void)
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+/* M3_CALIB_DUMP=FILE: per series, the uncalibrated combination's
+ * rolling-origin ratios |error| / half-width on its training data ("S id
+ * level N ratios") and the same ratios of its forecast on the test ("T id
+ * level h ratios"); bench/m3/calib_rules.py scores width rules on them (run
+ * with M3_TRAIN_HOLDOUT=1 to choose one without the test parts). */
+static void dump_calibration(const char *file)
+{
+    FILE *f = fopen(file, "w");
+    if (!f) {
+        fprintf(stderr, "m3bench: cannot write %s\n", file);
+        exit(1);
+    }
+    ts_options o;
+    ts_options_init(&o);
+    o.method = TS_COMBO;
+    static double ratio[2 * TS_CALIB_ORIGINS * MAXH];
+    for (int i = 0; i < NS; i++) {
+        o.period = S[i].m;
+        o.h = S[i].h;
+        o.calib_origins = 0;
+        ts_result r;
+        prm_error err;
+        if (ts_forecast(S[i].y, S[i].n, &o, &r, &err) != 0)
+            continue;
+        o.calib_origins = TS_CALIB_ORIGINS;
+        int cap = TS_CALIB_ORIGINS * o.h;
+        int N = strncmp(r.method, "Combo", 5) == 0 ? ts_calib_ratios(S[i].y, S[i].n, &o, ratio, cap) : 0;
+        for (int j = 0; j < 2; j++) {
+            fprintf(f, "S %s %d %d", S[i].id, j, N);
+            for (int k = 0; k < N; k++)
+                fprintf(f, " %.5g", ratio[j * cap + k]);
+            fprintf(f, "\nT %s %d %d", S[i].id, j, o.h);
+            for (int t = 0; t < o.h; t++) {
+                double e = S[i].test[t] - r.mean[t];
+                double half = e >= 0 ? ts_upper(&r, j)[t] - r.mean[t] : r.mean[t] - ts_lower(&r, j)[t];
+                fprintf(f, " %.5g", half > 0 ? fabs(e) / half : (e == 0 ? 0.0 : 1e9));
+            }
+            fprintf(f, "\n");
+        }
+        ts_result_free(&r);
+    }
+    fclose(f);
+}
+
 static char ETS_MODEL[MAXS][96];
 static double ETS_LOGLIK[MAXS];
 
-static void run_ours(const char *label, ts_method meth, int uncalibrated)
+/* calib: 0 the default (the combination's widths calibrated on each series,
+ * short series from the subset's pool, ts_calib_pool over the training
+ * parts, inside the timing), 1 uncalibrated, 2 without the pool. */
+static void run_ours(const char *label, ts_method meth, int calib)
 {
     method *m = add_method(label, 1);
     ts_options o;
     ts_options_init(&o);
     o.method = meth;
-    if (uncalibrated)
+    if (calib == 1)
         o.calib_origins = 0;
     double w0 = now_wall();
     clock_t c0 = clock();
+    if (calib == 0 && (meth == TS_COMBO || meth == TS_AUTO) && NS > 0) {
+        static const double *ys[MAXS];
+        static int ns[MAXS];
+        for (int i = 0; i < NS; i++) {
+            ys[i] = S[i].y;
+            ns[i] = S[i].n;
+        }
+        o.period = S[0].m; /* one frequency and horizon per subset */
+        o.h = S[0].h;
+        prm_error err;
+        if (ts_calib_pool(ys, ns, NS, &o, &err) < 0)
+            fprintf(stderr, "m3bench: %s: %s\n", label, err.msg);
+    }
     for (int i = 0; i < NS; i++) {
         o.period = S[i].m;
         o.h = S[i].h;
@@ -368,17 +428,23 @@ int main(int argc, char **argv)
         fprintf(stderr, "m3bench: training-part holdout, %d of %d series\n", k, NS);
         NS = k;
     }
+    const char *dump = getenv("M3_CALIB_DUMP");
+    if (dump) {
+        dump_calibration(dump);
+        return 0;
+    }
     const char *only = getenv("M3_METHODS"); /* e.g. "ets,theta" for a quick look */
-    struct { const char *label; ts_method m; int uncal; } ours[] = {
+    struct { const char *label; ts_method m; int calib; } ours[] = {
         {"prm auto-ETS", TS_ETS, 0}, {"prm Theta", TS_THETA, 0}, {"prm auto-ARIMA", TS_ARIMA, 0},
-        {"prm combo (EAT, default)", TS_COMBO, 0}, {"prm combo uncalibrated", TS_COMBO, 1},
+        {"prm combo (EAT, default)", TS_COMBO, 0}, {"prm combo unpooled", TS_COMBO, 2},
+        {"prm combo uncalibrated", TS_COMBO, 1},
         {"prm damped ETS", TS_DAMPED, 0}, {"prm seasonal naive", TS_SNAIVE, 0},
         {"prm naive", TS_NAIVE, 0}, {"prm drift", TS_DRIFT, 0}};
     for (size_t j = 0; j < sizeof ours / sizeof *ours; j++) {
         const char *short_name = ts_method_name(ours[j].m);
         if (only && !strstr(only, short_name))
             continue;
-        run_ours(ours[j].label, ours[j].m, ours[j].uncal);
+        run_ours(ours[j].label, ours[j].m, ours[j].calib);
     }
     if (!pseudo) {
         load_r(out, subset);

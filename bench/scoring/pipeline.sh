@@ -19,6 +19,9 @@
 #    deal and history columns the world reads (the floor for any loader
 #    that reads the whole store), with the ratio. PEER_BIN=path also scores
 #    the same copy with another prmcast binary (e.g. main's) for a ratio.
+#    RERUN=1 scores each copy once untimed first and times the second run
+#    at the same as-of date (a rerun: scores unchanged, so a binary that
+#    builds payloads only for changed scores builds none).
 set -eu
 cd "$(dirname "$0")/../.."
 DEALS=${1:-1000000}
@@ -42,6 +45,7 @@ DB="$W/score-$DEALS.db"
 score_only() {   # score_only BIN LABEL: one score run on a fresh copy of $DB
   cp "$DB" "$W/scratch.db"
   rm -f "$W/scratch.db-wal" "$W/scratch.db-shm"
+  if [ "${RERUN:-0}" = 1 ]; then PRMCAST_HOME=$PWD "$1" --db "$W/scratch.db" score >/dev/null 2>&1; fi
   PRMCAST_HOME=$PWD /usr/bin/time -f "%e %U %S %M" -o "$W/score.time" "$1" --db "$W/scratch.db" score >"$W/score.out" 2>&1
   grep "time:" "$W/score.out" | sed "s/^ */  $2 /"
   read -r wall user sys rss <"$W/score.time"
@@ -56,7 +60,7 @@ score_only() {   # score_only BIN LABEL: one score run on a fresh copy of $DB
 
 if [ "${SCORE_ONLY:-0}" = 1 ]; then
   [ -f "$DB" ] || { echo "no $DB: run without SCORE_ONLY first" >&2; exit 1; }
-  echo "== score only: $DB as of $PRMCAST_NOW, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "== score only${RERUN:+ (rerun)}: $DB as of $PRMCAST_NOW, load: $(cut -d' ' -f1-3 /proc/loadavg)"
   score_only ./prmcast prmcast
   if [ -n "${PEER_BIN:-}" ]; then
     score_only "$PEER_BIN" peer-bin

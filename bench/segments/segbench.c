@@ -125,6 +125,101 @@ static void note_method(tally *t, const char *name)
     }
 }
 
+/* Scores one forecast of y[n .. n+h-1] (the history y[0..n-1]) into t. */
+static void score_into(tally *t, const ts_result *res, const double *y, int n, int h, int m)
+{
+    metrics_interval iv[2] = {{80, ts_lower(res, 0), ts_upper(res, 0)},
+                              {95, ts_lower(res, 1), ts_upper(res, 1)}};
+    metrics_result mr;
+    prm_error err;
+    if (metrics_compute(y + n, res->mean, h, y, n, m, iv, 2, &mr, &err) != 0)
+        return;
+    t->cov80 += mr.coverage[0] * mr.n / 100.0;
+    t->cov95 += mr.coverage[1] * mr.n / 100.0;
+    t->pts += mr.n;
+    if (isfinite(mr.mase)) {
+        t->mase += mr.mase;
+        t->nmase++;
+    }
+    t->nser++;
+}
+
+/* Sibling segments (issue 11, item 4): groups of SIB_K short monthly series
+ * (13-20 observations, < 2 seasons, one length per group) with their own
+ * levels and 15% noise, a 30% multiplicative season shared by the group
+ * ("shared") or with its own phase per series ("differ").  Each series is
+ * forecast by the default method without and with the seasonal indexes
+ * pooled over its group's training data (ts_season_pool). */
+#define SIB_K 8
+static void sibling_table(int per, unsigned long long seed)
+{
+    static const char *fam[2] = {"siblings_shared", "siblings_differ"};
+    printf("\n#### sibling segments: groups of %d monthly series of 13-20 observations, "
+           "season 30%%, noise 15%%, h = 6\n\n", SIB_K);
+    printf("| family | series | groups pooled | 80%% / 95%% cov, MASE without pooling | "
+           "season pooled | season and widths pooled |\n|---|---:|---:|---|---|---|\n");
+    for (int f = 0; f < 2; f++) {
+        rng r;
+        rng_seed(&r, seed + 7777777ULL * (unsigned long long)(f + 1));
+        tally T[3];
+        memset(T, 0, sizeof T);
+        int groups = per / SIB_K, pooled = 0;
+        for (int g = 0; g < groups; g++) {
+            enum { H = 6, M = 12 };
+            int n = 13 + (int)rng_below(&r, 8);
+            double y[SIB_K][MAXN + MAXH], train[SIB_K * MAXN], fig[M];
+            double gphase = 2.0 * M_PI * rng_uniform(&r);
+            for (int s = 0; s < SIB_K; s++) {
+                double level = 50.0 + 200.0 * rng_uniform(&r);
+                double phase = f == 0 ? gphase : 2.0 * M_PI * rng_uniform(&r);
+                for (int t = 0; t < n + H; t++)
+                    y[s][t] = fmax(0.0, round(level * (1.0 + 0.3 * sin(2.0 * M_PI * t / M + phase)) *
+                                              (1.0 + 0.15 * rng_normal(&r))));
+                memcpy(train + s * n, y[s], (size_t)n * sizeof(double));
+            }
+            prm_error err;
+            int use = ts_season_pool(train, SIB_K, n, M, fig, &err) == 1;
+            pooled += use;
+            /* w = 2: the widths pooled too (ts_calib_pool over the group) */
+            ts_options wo;
+            ts_options_init(&wo);
+            wo.period = M;
+            wo.h = H;
+            wo.season = use ? fig : NULL;
+            const double *rows[SIB_K];
+            int lens[SIB_K];
+            for (int s = 0; s < SIB_K; s++) {
+                rows[s] = train + s * n;
+                lens[s] = n;
+            }
+            ts_calib_pool(rows, lens, SIB_K, &wo, &err);
+            for (int s = 0; s < SIB_K; s++)
+                for (int w = 0; w < 3; w++) {
+                    ts_options o;
+                    ts_options_init(&o);
+                    o.period = M;
+                    o.h = H;
+                    o.season = w && use ? fig : NULL;
+                    if (w == 2)
+                        memcpy(o.calib_pool, wo.calib_pool, sizeof o.calib_pool);
+                    ts_result res;
+                    if (ts_forecast(y[s], n, &o, &res, &err) != 0) {
+                        T[w].fail++;
+                        continue;
+                    }
+                    score_into(&T[w], &res, y[s], n, H, M);
+                    ts_result_free(&res);
+                }
+        }
+        printf("| %s | %d%s | %d of %d |", fam[f], T[0].nser,
+               T[0].fail + T[1].fail + T[2].fail ? " (failures!)" : "", pooled, groups);
+        for (int w = 0; w < 3; w++)
+            printf(" %.1f%% / %.1f%%, %.3f |", 100.0 * T[w].cov80 / fmax(1, T[w].pts),
+                   100.0 * T[w].cov95 / fmax(1, T[w].pts), T[w].mase / fmax(1, T[w].nmase));
+        printf("\n");
+    }
+}
+
 int main(int argc, char **argv)
 {
     int per = argc > 1 ? atoi(argv[1]) : 400;
@@ -155,19 +250,7 @@ int main(int argc, char **argv)
                     T[f].fail++;
                     continue;
                 }
-                metrics_interval iv[2] = {{80, ts_lower(&res, 0), ts_upper(&res, 0)},
-                                          {95, ts_lower(&res, 1), ts_upper(&res, 1)}};
-                metrics_result mr;
-                if (metrics_compute(y + n, res.mean, h, y, n, FAM[f].m, iv, 2, &mr, &err) == 0) {
-                    T[f].cov80 += mr.coverage[0] * mr.n / 100.0;
-                    T[f].cov95 += mr.coverage[1] * mr.n / 100.0;
-                    T[f].pts += mr.n;
-                    if (isfinite(mr.mase)) {
-                        T[f].mase += mr.mase;
-                        T[f].nmase++;
-                    }
-                    T[f].nser++;
-                }
+                score_into(&T[f], &res, y, n, h, FAM[f].m);
                 note_method(&T[f], res.method);
                 ts_result_free(&res);
             }
@@ -194,5 +277,6 @@ int main(int argc, char **argv)
                    100.0 * t->cov95 / fmax(1, t->pts), t->mase / fmax(1, t->nmase), taken);
         }
     }
+    sibling_table(per, seed);
     return 0;
 }

@@ -574,6 +574,221 @@ static void test_calibration(void)
          "calibration: calib_origins < 0 is a clear error");
 }
 
+/* The pooled calibration (ts_calib_pool): a short series (14 observations,
+ * h = 6: one rolling origin, 6 errors, too few for its own factor) takes
+ * its frequency's pooled factor: wider intervals when the siblings' later
+ * errors outgrow their widths, narrower when they shrink; the point
+ * forecasts never change; too few pooled errors leave no pool. */
+static void pool_case(int grow, const double *shorty, const char *what)
+{
+    enum { NS = 30, N = 40 };
+    static double ys[NS][N];
+    const double *yp[NS];
+    int ns[NS];
+    for (int i = 0; i < NS; i++) {
+        for (int t = 0; t < N; t++) {
+            double e = gauss();
+            int late = t >= 20;
+            ys[i][t] = 100 + (late == grow ? 6.0 : 1.0) * e;
+        }
+        yp[i] = ys[i];
+        ns[i] = N;
+    }
+    ts_options o;
+    ts_options_init(&o);
+    o.method = TS_COMBO;
+    o.h = 6;
+    prm_error err;
+    char name[160];
+    int rc = ts_calib_pool(yp, ns, NS, &o, &err);
+    snprintf(name, sizeof name, "calibration pool, %s: pooled factors %.3f / %.3f", what,
+             o.calib_pool[0], o.calib_pool[1]);
+    T_OK(rc == 1 && (grow ? o.calib_pool[0] > 1.3 : o.calib_pool[0] < 0.8) &&
+             o.calib_pool[1] > 0, name);
+    ts_result pooled, own;
+    int rc1 = ts_forecast(shorty, 14, &o, &pooled, &err);
+    memset(o.calib_pool, 0, sizeof o.calib_pool);
+    int rc2 = ts_forecast(shorty, 14, &o, &own, &err);
+    snprintf(name, sizeof name, "calibration pool, %s: both fits", what);
+    T_OK(rc1 == 0 && rc2 == 0, name);
+    if (rc1 || rc2)
+        return;
+    double ratio = 0, same = 0;
+    for (int k = 0; k < o.h; k++) {
+        same = fmax(same, fabs(pooled.mean[k] - own.mean[k]));
+        ratio += (ts_upper(&pooled, 0)[k] - ts_lower(&pooled, 0)[k]) /
+                 (ts_upper(&own, 0)[k] - ts_lower(&own, 0)[k]) / o.h;
+    }
+    snprintf(name, sizeof name,
+             "calibration pool, %s: the short series' 80%% width x %.3f, its own factor none",
+             what, ratio);
+    T_OK(isnan(calib_factor(&own)) && fabs(calib_factor(&pooled) - ratio) < 1e-6 * ratio &&
+             (grow ? ratio > 1.3 : ratio < 0.8) && same == 0.0,
+         name);
+    ts_result_free(&pooled);
+    ts_result_free(&own);
+}
+
+static void test_calib_pool(void)
+{
+    double shorty[14];
+    lcg = 91;
+    for (int t = 0; t < 14; t++)
+        shorty[t] = 50 + 0.5 * t + 2.0 * gauss();
+    pool_case(1, shorty, "later errors grow");
+    pool_case(0, shorty, "later errors shrink");
+    /* one short series alone gives 6 errors: no pool */
+    const double *one[1] = {shorty};
+    int n1[1] = {14};
+    ts_options o;
+    ts_options_init(&o);
+    o.method = TS_COMBO;
+    o.h = 6;
+    prm_error err;
+    T_OK(ts_calib_pool(one, n1, 1, &o, &err) == 0 && o.calib_pool[0] == 0.0,
+         "calibration pool: 6 errors set no pool");
+    o.calib_pool[1] = -1;
+    ts_result r;
+    T_OK(ts_forecast(shorty, 14, &o, &r, &err) != 0 && strstr(err.msg, "calib_pool[1]"),
+         "calibration pool: a negative pooled factor is a clear error");
+}
+
+/* Seasonal indexes pooled over short siblings (ts_season_pool): ten
+ * monthly series of 18 observations (< 2 seasons) sharing one pattern give
+ * it back, and a short sibling forecast with it follows the season; when
+ * every sibling has its own phase, or none has a season, nothing is pooled;
+ * a series of two seasons or more ignores the pooled indexes. */
+enum { SP_K = 10, SP_N = 18, SP_M = 12, SP_H = 6 };
+
+static void siblings(double *y, double *future, int own_phase, double amp)
+{
+    for (int s = 0; s < SP_K; s++) {
+        double level = 50 + 20 * s, phase = own_phase ? 0.63 * s : 0.7;
+        for (int t = 0; t < SP_N + SP_H; t++) {
+            int k = ((t - SP_N) % SP_M + SP_M) % SP_M;
+            double mu = level * (1 + 0.005 * t) * (1 + amp * sin(2 * M_PI * k / SP_M + phase));
+            if (t < SP_N)
+                y[s * SP_N + t] = mu * (1 + 0.1 * gauss());
+            else if (s == 0)
+                future[t - SP_N] = mu;
+        }
+    }
+}
+
+static void test_season_pool(void)
+{
+    static double y[SP_K * SP_N];
+    double future[SP_H], fig[SP_M];
+    prm_error err;
+    char name[300];
+    lcg = 123;
+    siblings(y, future, 0, 0.3);
+    int rc = ts_season_pool(y, SP_K, SP_N, SP_M, fig, &err);
+    /* 10-20 ratios a season with 10% noise: a standard error near 0.035;
+     * the indexes left at 1 would be 0.19 off on average */
+    double worst = 0, mad = 0;
+    for (int k = 0; k < SP_M; k++) {
+        double d = fabs(fig[k] - (1 + 0.3 * sin(2 * M_PI * k / SP_M + 0.7)));
+        worst = fmax(worst, d);
+        mad += d / SP_M;
+    }
+    snprintf(name, sizeof name,
+             "season pool: shared pattern recovered (indexes off %.3f on average, %.3f worst)",
+             mad, worst);
+    T_OK(rc == 1 && mad < 0.04 && worst < 0.1, name);
+
+    ts_options o;
+    ts_options_init(&o);
+    o.period = SP_M;
+    o.h = SP_H;
+    ts_result with, without;
+    o.season = fig;
+    int rc1 = ts_forecast(y, SP_N, &o, &with, &err);
+    o.season = NULL;
+    int rc2 = ts_forecast(y, SP_N, &o, &without, &err);
+    T_OK(rc1 == 0 && rc2 == 0, "season pool: both forecasts of a short sibling");
+    if (rc1 == 0 && rc2 == 0) {
+        double ew = 0, eo = 0;
+        int ordered = 1;
+        for (int k = 0; k < SP_H; k++) {
+            ew += fabs(with.mean[k] - future[k]) / SP_H;
+            eo += fabs(without.mean[k] - future[k]) / SP_H;
+            ordered &= ts_lower(&with, 1)[k] <= ts_lower(&with, 0)[k] &&
+                       ts_lower(&with, 0)[k] <= with.mean[k] &&
+                       with.mean[k] <= ts_upper(&with, 0)[k] &&
+                       ts_upper(&with, 0)[k] <= ts_upper(&with, 1)[k];
+        }
+        snprintf(name, sizeof name,
+                 "season pool: the short sibling's error %.2f with the pool, %.2f without (%.80s)",
+                 ew, eo, with.method);
+        T_OK(ew < 0.5 * eo && ordered && strstr(with.method, "pooled season"), name);
+        ts_result_free(&with);
+        ts_result_free(&without);
+    }
+
+    /* the siblings' widths pooled as they will be forecast (adjusted, no
+     * season): the short sibling takes that factor inside the season */
+    const double *rows[SP_K];
+    int lens[SP_K];
+    for (int s = 0; s < SP_K; s++) {
+        rows[s] = y + s * SP_N;
+        lens[s] = SP_N;
+    }
+    o.season = fig;
+    int prc = ts_calib_pool(rows, lens, SP_K, &o, &err);
+    double adjusted = o.calib_pool[0];
+    o.season = NULL;
+    int prc2 = ts_calib_pool(rows, lens, SP_K, &o, &err);
+    double raw = o.calib_pool[0];
+    o.season = fig;
+    o.calib_pool[0] = adjusted;
+    if (prc == 1 && ts_forecast(y, SP_N, &o, &with, &err) == 0) {
+        snprintf(name, sizeof name,
+                 "season pool: widths pooled over the adjusted siblings (%.3f; unadjusted %.3f) "
+                 "reach the short sibling's 80%% interval",
+                 adjusted, raw);
+        T_OK(prc2 == 1 && adjusted != raw && fabs(calib_factor(&with) - adjusted) < 1e-12 &&
+                 strstr(with.method, "pooled season"),
+             name);
+        ts_result_free(&with);
+    } else {
+        T_OK(0, "season pool: the calibration pool over adjusted siblings");
+    }
+    memset(o.calib_pool, 0, sizeof o.calib_pool);
+    o.season = NULL;
+
+    siblings(y, future, 1, 0.3);
+    rc = ts_season_pool(y, SP_K, SP_N, SP_M, fig, &err);
+    T_OK(rc == 0 && fig[0] == 1.0 && fig[5] == 1.0,
+         "season pool: siblings with their own phases pool nothing");
+    siblings(y, future, 0, 0.0);
+    T_OK(ts_season_pool(y, SP_K, SP_N, SP_M, fig, &err) == 0,
+         "season pool: siblings without a season pool nothing");
+    T_OK(ts_season_pool(y, SP_K, SP_N, 1, fig, &err) == -1 && strstr(err.msg, "period"),
+         "season pool: period 1 is a clear error");
+
+    /* two seasons or more: the pooled indexes are ignored */
+    double lng[30];
+    for (int t = 0; t < 30; t++)
+        lng[t] = 100 * (1 + 0.3 * sin(2 * M_PI * t / SP_M)) * (1 + 0.05 * gauss());
+    for (int k = 0; k < SP_M; k++)
+        fig[k] = k == 0 ? 2.0 : 1.0;
+    o.season = fig;
+    rc1 = ts_forecast(lng, 30, &o, &with, &err);
+    o.season = NULL;
+    rc2 = ts_forecast(lng, 30, &o, &without, &err);
+    T_OK(rc1 == 0 && rc2 == 0 && memcmp(with.mean, without.mean, SP_H * sizeof(double)) == 0,
+         "season pool: a series of 30 months ignores the pooled indexes");
+    if (rc1 == 0)
+        ts_result_free(&with);
+    if (rc2 == 0)
+        ts_result_free(&without);
+    fig[3] = 0.0;
+    o.season = fig;
+    T_OK(ts_forecast(y, SP_N, &o, &with, &err) != 0 && strstr(err.msg, "season[3]"),
+         "season pool: a zero index is a clear error");
+}
+
 int main(void)
 {
     test_qnorm();
@@ -584,5 +799,7 @@ int main(void)
     test_determinism();
     test_fuzz();
     test_calibration();
+    test_calib_pool();
+    test_season_pool();
     return t_done();
 }

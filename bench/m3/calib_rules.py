@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""bench/m3/calib_rules.py - scores interval-width rules on m3bench's
+M3_CALIB_DUMP files (issue 11): coverage of the uncalibrated combination's
+80/95% intervals times each rule's factor, per subset, and the summed
+distance from nominal.  Run on the training-part holdout (M3_TRAIN_HOLDOUT=1)
+to choose a rule without the test parts:
+
+    M3_TRAIN_HOLDOUT=1 M3_CALIB_DUMP=build/m3ho/dump_yearly.txt \\
+        build/m3ho/m3bench ../shared/data/m3 yearly build/m3ho 1   # and so on
+    bench/m3/calib_rules.py build/m3ho/dump_{yearly,quarterly,monthly,other}.txt
+"""
+import sys
+from statistics import NormalDist
+
+LEVELS = (80.0, 95.0)
+FMIN, FMAX, MIN_ERR = 0.5, 4.0, 8
+Z = [NormalDist().inv_cdf(0.5 + l / 200) for l in LEVELS]
+
+
+def quantile(xs, p):  # type 7, as ts_quantile_sorted
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    h = (len(xs) - 1) * p
+    lo = int(h)
+    return xs[lo] + (h - lo) * (xs[min(lo + 1, len(xs) - 1)] - xs[lo])
+
+
+def medfac(xs, j):
+    return quantile(xs, 0.5) * Z[j] / 0.6744897501960817
+
+
+def clamp(f):
+    return min(FMAX, max(FMIN, f))
+
+
+def load(path):
+    S, T = {}, {}
+    for line in open(path):
+        f = line.split()
+        key = (f[1], int(f[2]))
+        vals = [float(v) for v in f[4:]]
+        (S if f[0] == "S" else T)[key] = vals
+    return S, T
+
+
+def rules(S, j):
+    allr = [v for (sid, jj), vs in S.items() if jj == j for v in vs]
+    pool_med = clamp(medfac(allr, j))
+    pool_q = clamp(quantile(allr, LEVELS[j] / 100))
+    shortr = [v for (sid, jj), vs in S.items() if jj == j and len(vs) < MIN_ERR for v in vs]
+    pool_qs = clamp(quantile(shortr, LEVELS[j] / 100)) if len(shortr) >= MIN_ERR else pool_q
+    out = {"none": lambda own, n: 1.0,
+           "own (median, n >= 8; the 2026-12-02 rule)":
+               lambda own, n: clamp(own) if n >= MIN_ERR else 1.0,
+           "pool median only": lambda own, n: pool_med,
+           "pool quantile only": lambda own, n: pool_q,
+           "own, else pool median": lambda own, n: clamp(own) if n >= MIN_ERR else pool_med}
+    for n0 in (6, 12, 24, 48, 96):
+        out["shrink to pool median, N0 = %d" % n0] = (
+            lambda own, n, n0=n0: clamp((n * (own if n else 0) + n0 * pool_med) / (n + n0)))
+        out["shrink to pool quantile, N0 = %d" % n0] = (
+            lambda own, n, n0=n0: clamp((n * (own if n else 0) + n0 * pool_q) / (n + n0)))
+    for k in (MIN_ERR, 12, 18, 24):
+        out["own when n >= %d, else pool quantile" % k] = (
+            lambda own, n, k=k: clamp(own) if n >= k else pool_q)
+    out["own when n >= 8, else quantile of the short series' pool"] = (
+        lambda own, n: clamp(own) if n >= MIN_ERR else pool_qs)
+    out["max(own, pool median)"] = lambda own, n: max(clamp(own) if n >= MIN_ERR else 0, pool_med)
+    return out, pool_med, pool_q
+
+
+def main():
+    table = {}
+    names = None
+    for path in sys.argv[1:]:
+        S, T = load(path)
+        subset = path.rsplit("_", 1)[-1].split(".")[0]
+        for j in range(2):
+            rs, pm, pq = rules(S, j)
+            names = list(rs)
+            print("%s %d%%: pooled median factor %.3f, pooled quantile %.3f, %d ratios" % (
+                subset, LEVELS[j], pm, pq, sum(len(v) for (s, jj), v in S.items() if jj == j)),
+                file=sys.stderr)
+            for name, rule in rs.items():
+                hit = tot = 0
+                for (sid, jj), tv in T.items():
+                    if jj != j:
+                        continue
+                    own = S.get((sid, j), [])
+                    f = rule(medfac(own, j) if own else 0.0, len(own))
+                    hit += sum(1 for v in tv if v <= f)
+                    tot += len(tv)
+                table.setdefault(name, {}).setdefault(subset, [0, 0])[j] = 100.0 * hit / tot
+    subsets = list(next(iter(table.values())).keys())
+    print("| rule | " + " | ".join("%s 80 / 95" % s for s in subsets) + " | summed distance |")
+    print("|---|" + "---:|" * (len(subsets) + 1))
+    for name in names:
+        row, dist = [], 0.0
+        for s in subsets:
+            c = table[name][s]
+            row.append("%.1f / %.1f" % (c[0], c[1]))
+            dist += abs(c[0] - 80) + abs(c[1] - 95)
+        print("| %s | %s | %.1f |" % (name, " | ".join(row), dist))
+
+
+if __name__ == "__main__":
+    main()
