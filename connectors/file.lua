@@ -104,9 +104,21 @@ return {
     }
   end,
 
+  -- The company's own deal columns to keep, as the HTTP connectors'
+  -- `fields` (stored as attribute history x.<name>, as of the row's Last
+  -- Modified, and picked up by the scoring features): name, type
+  -- (category, number, yesno, date) and the export's column. None in this
+  -- PRM's export; for example:
+  --   tenant_fields = { deal = {
+  --     { name = "deal_type", type = "category", from = "Deal Type" },
+  --     { name = "seats", type = "number", from = "Seats" },
+  --   } },
+  -- A file with declared tenant columns is mapped by the Lua rules, not in C.
+
   -- Declared fields: the store's field = the export's column, or
   -- { column, kind, arg } (kinds: text money number date instant percent
-  -- bool lookup currency completeness). Compiled once to column indexes and
+  -- bool lookup currency completeness; a lookup with keep_unknown = true
+  -- passes a value its table lacks as it is). Compiled once to column indexes and
   -- converted in C for CSV.
   fields = {
     partner = {
@@ -160,10 +172,14 @@ return {
       currency = { "Currency", "currency" }, booked_at = { "Booked Date", "date", "auto" },
     },
 
-    -- This PRM sends payouts in cents.
+    -- This PRM sends payouts in cents. A Type the table does not know (a
+    -- "Distributor Margin", the tenant's own) is passed on as it is: the
+    -- store keeps it as kind "other" with the Type in kind_raw, as the HTTP
+    -- connectors do with a reward trigger, never rejects it.
     payout = {
       external_id = "Payout ID", partner_id = "Partner ID",
-      kind = { "Type", "lookup", payout_kinds }, amount = { "Amount (cents)", "money", 0.01 },
+      kind = { "Type", "lookup", payout_kinds, keep_unknown = true },
+      amount = { "Amount (cents)", "money", 0.01 },
       currency = { "Currency", "currency" }, paid_at = { "Paid Date", "date", "auto" },
       deal_id = "Deal ID",
     },

@@ -50,6 +50,7 @@ typedef struct plan_item {
     char last_raw[48];         /* the last value converted, as read (last_n bytes) */
     size_t last_n;             /* 0: none */
     store_value last;          /* and what it became (text in buf or a lookup table) */
+    int keep;                  /* lookup: a value the table lacks passes as it is */
     int *cols, ncols;          /* completeness: the columns counted */
     int sfield;                /* index in the store object's fields (r:load) */
     char buf[24];              /* a converted date, instant or currency */
@@ -558,6 +559,7 @@ static int convert_value(lua_State *L, lcsv *r, struct plan_item *it, store_valu
         /* the string stays alive in the lookup table */
         out->s = ty == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
         lua_pop(L, 3);
+        if (!out->s && it->keep) out->s = v;     /* the row's own text, alive until the next row */
         if (!out->s) {
             snprintf(pe->msg, sizeof pe->msg, "unknown value \"%.60s\"", v);
             return -1;
@@ -611,7 +613,10 @@ static int convert(lua_State *L, lcsv *r, struct plan_item *it, store_value *out
     }
     int rc = convert_value(L, r, it, out, pe);
     it->last_n = 0;                    /* a failed conversion may have changed buf */
-    if (rc == 1 && n < sizeof it->last_raw) {
+    /* A lookup's pass-through (keep) points into this row's arena, which
+     * the next row overwrites: not remembered. */
+    int in_row = out->kind == SV_TEXT && out->s == v;
+    if (rc == 1 && !in_row && n < sizeof it->last_raw) {
         memcpy(it->last_raw, v, n);
         it->last_n = n;
         it->last = *out;
@@ -670,7 +675,8 @@ static lcsv *check_reader(lua_State *L);
  * From now on r:read() returns records mapped to the store's fields, each
  * value converted in C: kind "text" (as is), "money" (arg: scale),
  * "number", "date"/"instant" (arg: format), "percent" (arg: 1 or 100),
- * "bool", "lookup" (arg: table of normalised keys, as prm.map's norm),
+ * "bool", "lookup" (arg: table of normalised keys, as prm.map's norm;
+ * with `keep = true` in the item a value the table lacks passes as it is),
  * "currency" (ISO 4217), "completeness" (column: a list of columns; the
  * share present), "quarter" (a quarter label, as "2026-Q1"). A bad value makes the row `false, line, "<column>:
  * <why>"`, worded as prm.map's helpers word it. A column the file lacks is
@@ -732,6 +738,9 @@ static int l_reader_map(lua_State *L)
             lua_pushvalue(L, -1);
             lua_rawseti(L, -4, ++nlook);
             it->lookup = nlook;
+            lua_getfield(L, -2, "keep");
+            it->keep = lua_toboolean(L, -1);
+            lua_pop(L, 1);
             break;
         default: break;
         }

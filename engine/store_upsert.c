@@ -169,6 +169,7 @@ struct upsert_state {
     int64_t last_deal_id;
     char xtypes[1024];             /* "\nname=type" already saved by this handle */
     int bulk;                      /* a first load: rows are tried as new first */
+    int64_t fresh_deal;            /* the deal the last deal upsert inserted, 0: none */
 };
 
 static void cache_clear(refcache *c);
@@ -721,6 +722,13 @@ static int upsert_deal_field(store *s, const store_value *b, int *written, prm_e
                 memcpy(s->up->xtypes + (n ? n - 1 : 0), seen, strlen(seen) + 1);
         }
     }
+    /* An absent field of a deal just inserted (no x.* row written for it
+     * since) has no row to differ from: nothing to look up or write (a
+     * first sync's absent values). */
+    if (b[3].kind == SV_NULL && b[1].i == s->up->fresh_deal) {
+        if (written) *written = 0;
+        return 0;
+    }
     if (store_prep(s, &s->up->xfield_at, "SELECT value FROM attr_history WHERE entity = 'deal' AND"
                    " entity_id = ?1 AND field = ?2 AND observed_at <= ?3"
                    " ORDER BY observed_at DESC LIMIT 1", err) < 0)
@@ -740,6 +748,7 @@ static int upsert_deal_field(store *s, const store_value *b, int *written, prm_e
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_db_error(s, err, "reading a deal field");
     if (written) *written = !same;
     if (same) return 0;
+    if (b[1].i == s->up->fresh_deal) s->up->fresh_deal = 0;
     return attr_put(s, "deal", b[1].i, field, b[4].s, b[3].kind == SV_NULL ? NULL : b[3].s,
                     b[3].kind == SV_NULL, err);
 }
@@ -779,6 +788,7 @@ int store_upsert(store *s, const store_object *o, const store_value *v, int *wri
     }
 
     if (o->fields == dealfield_f) return upsert_deal_field(s, b, written, err);
+    if (k == 1) s->up->fresh_deal = 0;
     char filled[5][256];
     if (k == 2 && b[o->nfields - 1].kind == SV_TEXT && fill_change(s, o, b, filled, err) < 0)
         return -1;
@@ -804,6 +814,7 @@ int store_upsert(store *s, const store_object *o, const store_value *v, int *wri
         if (rc0 != SQLITE_DONE) return prm_error_set(err, "%s", sqlite3_errmsg(s->db));
         if (sqlite3_changes(s->db) > 0) {
             /* a new deal's first state */
+            if (k == 1) s->up->fresh_deal = sqlite3_last_insert_rowid(s->db);
             if (k == 1 && write_history(s, sqlite3_last_insert_rowid(s->db), o, b, err) < 0) return -1;
             if (written) *written = 1;
             return 0;
@@ -854,7 +865,10 @@ int store_upsert(store *s, const store_object *o, const store_value *v, int *wri
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     if (rc != SQLITE_DONE) return prm_error_set(err, "%s", sqlite3_errmsg(s->db));
-    if (!rowid) rowid = sqlite3_last_insert_rowid(s->db);
+    if (!rowid) {
+        rowid = sqlite3_last_insert_rowid(s->db);
+        if (k == 1) s->up->fresh_deal = rowid;
+    }
     /* History: a new deal's first state, and every change of a tracked value. */
     if (k == 1 && (st == os->ins || track) && write_history(s, rowid, o, b, err) < 0) return -1;
     if (nch && write_attrs(s, k, rowid, o, b, ch, nch, old_at, err) < 0) return -1;

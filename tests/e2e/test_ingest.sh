@@ -199,6 +199,59 @@ LUA
 "$P" --db "$T/fk.db" run "$T/fk.lua" "$E" >"$T/fk.out" 2>"$T/fk.err"
 ok "$(test "$(cat "$T/fk.out")" = "1	1	false"; echo $?)" "foreign keys are on again after an ingest and after a failed one" "$(cat "$T/fk.out")"
 
+# A payout Type the connector's table lacks passes on (kind "other", the
+# Type in kind_raw) instead of rejecting the row, in C for CSV and by the
+# Lua rules for JSON alike; a connector's declared tenant columns
+# (tenant_fields, as the HTTP connectors' deal fields) are stored as
+# attribute history x.<name> with their types, a bad value rejects the row
+# with the field named, and a rerun writes nothing.
+X="$T/x"; mkdir -p "$X" "$T/xj"
+cp "$E/partners.csv" "$X/"; cp "$E/partners.csv" "$T/xj/"
+cat >"$X/deals.csv" <<'CSV'
+Deal ID,Partner ID,Stage,Created Date,Last Modified,Deal Type,Seats,DM Known,Kickoff
+X1,P1,Registered,2025-01-10,2025-02-01T10:00:00Z,Upsell,40,Yes,2025-03-01
+X2,P1,Registered,2025-01-11,2025-02-01T10:00:00Z,,lots,No,
+X3,P2,Registered,2025-01-12,2025-02-02T10:00:00Z,New,,,03/15/2025
+CSV
+printf 'Payout ID,Partner ID,Type,Amount (cents),Currency,Paid Date,Deal ID\nY1,P1,Commission,10000,USD,2025-02-01,\nY2,P1,Distributor Margin,2500,USD,2025-02-02,\nY3,P1,Bogus Type,100,USD,not a date,\n' >"$X/payouts.csv"
+printf '[{"Payout ID":"Z1","Partner ID":"P1","Type":"MDF","Amount (cents)":"500","Currency":"USD","Paid Date":"2025-02-03"},\n {"Payout ID":"Z2","Partner ID":"P2","Type":"distributor_margin","Amount (cents)":"700","Currency":"EUR","Paid Date":"2025-02-04"}]\n' >"$T/xj/payouts.json"
+mkdir -p "$T/xc"
+sed 's/^  source = "file",$/  source = "file",\n  tenant_fields = { deal = {\n    { name = "deal_type", type = "category", from = "Deal Type" },\n    { name = "seats", type = "number", from = "Seats" },\n    { name = "dm", type = "yesno", from = "DM Known" },\n    { name = "kickoff", type = "date", from = "Kickoff" },\n  } },/' \
+  "$ROOT/connectors/file.lua" >"$T/xc/tenant.lua"
+grep -q 'tenant_fields = { deal' "$T/xc/tenant.lua"; ok $? "the test connector declares tenant columns"
+"$P" --db "$T/x.db" ingest "$X" --connector "$T/xc/tenant.lua" >"$T/xout" 2>"$T/xerr"
+ok $? "ingest with declared tenant columns" "$(cat "$T/xerr")"
+grep -q 'deals.csv:3: Seats (seats): not a number: "lots"' "$T/xerr"; ok $? "a bad tenant value rejects the row, field named" "$(cat "$T/xerr")"
+ok "$(test "$(q "$T/x.db" "select group_concat(external_id, ',') from deals order by external_id")" = "X1,X3"; echo $?)" "the other deals load"
+xa() { q "$T/x.db" "select group_concat(d.external_id || ':' || a.field || '=' || coalesce(a.value, '-') || '@' || a.observed_at, ' ') from (select * from attr_history order by entity_id, field) a join deals d on d.id = a.entity_id where a.entity = 'deal' and a.field like 'x.%'"; }
+ok "$(test "$(xa)" = "X1:x.deal_type=Upsell@2025-02-01T10:00:00Z X1:x.dm=1@2025-02-01T10:00:00Z X1:x.kickoff=2025-03-01@2025-02-01T10:00:00Z X1:x.seats=40@2025-02-01T10:00:00Z X3:x.deal_type=New@2025-02-02T10:00:00Z X3:x.kickoff=2025-03-15@2025-02-02T10:00:00Z"; echo $?)" \
+  "tenant columns stored as x.<name> history as of Last Modified (yes/no 1, US date read)" "$(xa)"
+ok "$(test "$(q "$T/x.db" "select group_concat(key || '=' || value, ',') from (select * from settings where key like 'field_type.x.%' order by key)")" = "field_type.x.deal_type=category,field_type.x.dm=yesno,field_type.x.kickoff=date,field_type.x.seats=number"; echo $?)" \
+  "each tenant field's type is kept for the scoring features"
+ok "$(test "$(q "$T/x.db" "select group_concat(external_id || ':' || kind || ':' || coalesce(kind_raw, '-'), ',') from (select * from payouts order by external_id)")" = "Y1:commission:-,Y2:other:Distributor Margin"; echo $?)" \
+  "an unknown payout Type is kept as other + kind_raw (CSV, in C)"
+grep -q 'payouts.csv:4: Paid Date: not a date' "$T/xerr"; ok $? "a bad value in a passed-through row still rejects it" "$(cat "$T/xerr")"
+touch -d '2020-01-01' "$X/deals.csv"
+before=$(q "$T/x.db" "select count(*) from attr_history")
+"$P" --db "$T/x.db" ingest "$X" --connector "$T/xc/tenant.lua" >"$T/xout2" 2>&1
+ok "$(test "$(q "$T/x.db" "select count(*) from attr_history")" = "$before"; echo $?)" "a rerun adds no tenant field rows"
+grep -q 'deals.csv .* 3 .* 0 .* 2 .* 1 ' "$T/xout2"; ok $? "rerun: 0 written, 2 unchanged" "$(cat "$T/xout2")"
+"$P" --db "$T/xj.db" ingest "$T/xj" >"$T/xjout" 2>"$T/xjerr"
+ok "$(test "$(q "$T/xj.db" "select group_concat(external_id || ':' || kind || ':' || coalesce(kind_raw, '-'), ',') from (select * from payouts order by external_id)")" = "Z1:mdf:-,Z2:other:distributor_margin"; echo $?)" \
+  "an unknown payout Type is kept as other + kind_raw (JSON, Lua rules)" "$(cat "$T/xjerr")"
+# The same through the default connector's C conversion, two passed-through
+# Types in a row: a converted value is remembered for the next row, but a
+# passed-through one points into its own row and must not be.
+XP="$T/xp"; mkdir -p "$XP"; cp "$E/partners.csv" "$XP/"
+printf 'Payout ID,Partner ID,Type,Amount (cents),Currency,Paid Date,Deal ID\nW1,P1,Distributor Margin,100,USD,2025-02-01,\nW2-with-a-longer-id,P1,Distributor Margin,200,USD,2025-02-02,\nW3,P1,Commission,300,USD,2025-02-03,\nW4,P1,Commission,400,USD,2025-02-04,\nW5,P1,Referral Bonus,500,USD,2025-02-05,\n' >"$XP/payouts.csv"
+"$P" --db "$T/xp.db" ingest "$XP" >/dev/null 2>"$T/xperr"
+ok "$(test "$(q "$T/xp.db" "select group_concat(external_id || ':' || kind || ':' || coalesce(kind_raw, '-'), ',') from (select * from payouts order by external_id)")" = "W1:other:Distributor Margin,W2-with-a-longer-id:other:Distributor Margin,W3:commission:-,W4:commission:-,W5:other:Referral Bonus"; echo $?)" \
+  "passed-through Types in consecutive rows each keep their own text (CSV, in C)" "$(cat "$T/xperr")"
+sed 's/type = "number", from = "Seats"/type = "count", from = "Seats"/' "$T/xc/tenant.lua" >"$T/xc/badtype.lua"
+"$P" --db "$T/xb.db" ingest "$X" --connector "$T/xc/badtype.lua" >/dev/null 2>"$T/xberr"
+ok "$(test $? -ne 0; echo $?)" "a tenant column of an unknown type fails the connector"
+grep -q "badtype.lua: field 'tenant_fields.deal\[2\].type' must be category, number, yesno or date" "$T/xberr"; ok $? "the bad declaration is named" "$(cat "$T/xberr")"
+
 # The store's audit chain recorded the ingest and verifies.
 "$P" --db "$DB" audit verify >"$T/audit"
 ok $? "audit chain intact after ingests"

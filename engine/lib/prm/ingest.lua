@@ -47,6 +47,7 @@ local kinds = { text = true, money = true, number = true, date = true, instant =
                 percent = true, bool = true, lookup = true, currency = true, completeness = true,
                 quarter = true }
 local map = require "prm.map"
+local sync = require "prm.sync"     -- the declared tenant fields' one owner
 
 function M.compile_fields(db, obj, decl, path)
   local names, plan = {}, {}
@@ -62,7 +63,7 @@ function M.compile_fields(db, obj, decl, path)
     if type(d) == "string" then
       item = { field, d, "text" }
     elseif type(d) == "table" then
-      item = { field, d[1], d[2] or "text", d[3] }
+      item = { field, d[1], d[2] or "text", d[3], keep = d.keep_unknown }
     else
       error(where .. ": must be a column name or {column, kind [, arg]}", 0)
     end
@@ -78,6 +79,11 @@ function M.compile_fields(db, obj, decl, path)
       for k, v in pairs(item[4]) do n[map.norm(k)] = v end
       item.fn = map.lookup(item[4], item[2])
       item[4] = n
+      if item.keep ~= nil and type(item.keep) ~= "boolean" then
+        error(where .. ": keep_unknown must be true or false", 0)
+      end
+    elseif d.keep_unknown ~= nil then
+      error(where .. ": keep_unknown is for a lookup", 0)
     elseif item[3] == "percent" then
       if item[4] == "0-100" then item[4] = 100 elseif item[4] == "0-1" then item[4] = 1 end
       if item[4] ~= 1 and item[4] ~= 100 then error(where .. ": percent needs its scale, 1 or 100", 0) end
@@ -113,7 +119,11 @@ local function apply_plan(plan, raw)
         elseif kind == "instant" then rec[field] = map.instant(v, arg, col)
         elseif kind == "percent" then rec[field] = map.percent(v, arg, col)
         elseif kind == "bool" then rec[field] = map.bool(v, col)
-        elseif kind == "lookup" then rec[field] = it.fn(v)
+        elseif kind == "lookup" then
+          -- keep_unknown: a value the table lacks passes on as it is (a
+          -- payout Type the store keeps as kind "other" + kind_raw).
+          local r = it.keep and arg[map.norm(v)]
+          rec[field] = r or (it.keep and v) or it.fn(v)
         elseif kind == "currency" then rec[field] = map.currency(v, col)
         elseif kind == "quarter" then rec[field] = map.quarter(v, col) end
       end
@@ -134,6 +144,13 @@ function M.check_connector(c, path)
   if c.fields ~= nil and type(c.fields) ~= "table" then bad("fields", "a table") end
   if c.finish ~= nil and type(c.finish) ~= "table" then bad("finish", "a table") end
   if c.columns ~= nil and type(c.columns) ~= "table" then bad("columns", "a table") end
+  if c.tenant_fields ~= nil then
+    if type(c.tenant_fields) ~= "table" then bad("tenant_fields", "a table") end
+    for obj, list in pairs(c.tenant_fields) do
+      if obj ~= "deal" then bad("tenant_fields." .. tostring(obj), "absent (deals only)") end
+      sync.check_tenant_fields(list, "tenant_fields.deal", bad, "the export's column name")
+    end
+  end
   c.map, c.finish = c.map or {}, c.finish or {}
   c.path = path
   for obj in pairs(c.fields or {}) do
@@ -363,9 +380,12 @@ local function load_file(db, conn, object, path, kind, opts, summary)
   local mapfn = conn.map[object]
   local plan = conn.plans[object]
   local loader                             -- the CSV reader, when rows go to the store in C
+  -- Declared tenant columns are read from the raw row, so such a file's
+  -- declared fields are converted by the Lua rules (apply_plan).
+  local xdecl = conn.tenant_fields and conn.tenant_fields[object]
   if plan then
     local finish = conn.finish[object]
-    if kind == "csv" and not opts.lua_plan then
+    if kind == "csv" and not opts.lua_plan and not xdecl then
       -- Declared fields convert in C as the rows are read; with nothing
       -- left for Lua to do, the rows go to the store in C too (r:load).
       reader_of[next_rec]:map(plan)
@@ -428,7 +448,13 @@ local function load_file(db, conn, object, path, kind, opts, summary)
             reject(line, why or "rejected by the mapping")
           else
             if out.source == nil then out.source = source end
-            local w, uerr = upsert(db, object, out)
+            local xf, w, uerr
+            if xdecl then xf, uerr = sync.tenant_fields(xdecl, rec, true) end
+            if not uerr then w, uerr = upsert(db, object, out) end
+            if w ~= nil and xf then
+              local w2, ferr = sync.store_tenant_fields(db, out, xf)
+              if w2 == nil then w, uerr = nil, ferr elseif w2 then w = true end
+            end
             if w == nil then reject(line, uerr)
             elseif w then nwritten = nwritten + 1
             else nunchanged = nunchanged + 1 end

@@ -35,6 +35,20 @@ for _, o in ipairs(store.objects()) do known[o] = true end
 
 -- ---- connectors -----------------------------------------------------------
 
+-- A list of declared tenant fields ({name=, type=, from=}, as a
+-- connector's deal `fields`); bad(field, what) raises, naming the field.
+function M.check_tenant_fields(list, where, bad, from_is)
+  if type(list) ~= "table" then bad(where, "a list of {name=, type=, from=}") end
+  for j, x in ipairs(list) do
+    local g = ("%s[%d]"):format(where, j)
+    if type(x) ~= "table" or type(x.name) ~= "string" or not x.name:match("^[%w_]+$") then
+      bad(g .. ".name", "a name of letters, digits and _")
+    end
+    if not M.field_types[x.type] then bad(g .. ".type", "category, number, yesno or date") end
+    if type(x.from) ~= "string" then bad(g .. ".from", from_is) end
+  end
+end
+
 function M.check_connector(c, path)
   local function bad(field, what)
     error(("%s: field '%s' must be %s"):format(path, field, what), 0)
@@ -60,15 +74,7 @@ function M.check_connector(c, path)
     if o.pages ~= nil and type(o.pages) ~= "table" then bad(f .. ".pages", "a table") end
     if o.fields ~= nil then
       if o.object ~= "deal" then bad(f .. ".fields", "declared on a deal object only") end
-      if type(o.fields) ~= "table" then bad(f .. ".fields", "a list of {name=, type=, from=}") end
-      for j, x in ipairs(o.fields) do
-        local g = ("%s.fields[%d]"):format(f, j)
-        if type(x) ~= "table" or type(x.name) ~= "string" or not x.name:match("^[%w_]+$") then
-          bad(g .. ".name", "a name of letters, digits and _")
-        end
-        if not M.field_types[x.type] then bad(g .. ".type", "category, number, yesno or date") end
-        if type(x.from) ~= "string" then bad(g .. ".from", "the record's field (a.b for nested)") end
-      end
+      M.check_tenant_fields(o.fields, f .. ".fields", bad, "the record's field (a.b for nested)")
     end
     local w = o.watermark
     if w ~= nil then
@@ -188,29 +194,61 @@ M.field_types = {
   yesno = yesno,
   date = function(v) return prm.date and (prm.date(v, "auto")) or nil end,
 }
-local function pick(raw, from)
+-- A `from` path split once per declaration ("a.b" -> {"a", "b"}); a flat
+-- record (a CSV row, keyed by column names that may hold dots) keeps the
+-- whole name as one step.
+local steps_of = setmetatable({}, { __mode = "k" })
+local function steps(x, flat)
+  local s = steps_of[x]
+  if s == nil then
+    s = {}
+    if flat then s[1] = x.from
+    else for part in x.from:gmatch("[^.]+") do s[#s + 1] = part end end
+    steps_of[x] = s
+  end
+  return s
+end
+local function pick(raw, path)
   local v = raw
-  for part in from:gmatch("[^.]+") do
+  for i = 1, #path do
     if type(v) ~= "table" then return nil end
-    v = v[part]
+    v = v[path[i]]
   end
   return v
 end
-function M.tenant_fields(decl, raw)
+-- decl: a connector's `fields`; raw: the record; flat: `from` names a key
+-- of raw as it is (a CSV column). -> { {name, text|nil, type}, ... } | nil, why
+function M.tenant_fields(decl, raw, flat)
   local out = {}
-  for _, x in ipairs(decl) do
-    local v = pick(raw, x.from)
+  for i, x in ipairs(decl) do
+    local v = pick(raw, steps(x, flat))
     if v ~= nil then
       local t = M.field_types[x.type](v)
       if t == nil then
         return nil, ("%s (%s): not a %s: %q"):format(x.from, x.name, x.type, tostring(v))
       end
-      out[#out + 1] = { x.name, t, x.type }
+      out[i] = { x.name, t, x.type }
     else
-      out[#out + 1] = { x.name, nil, x.type }
+      out[i] = { x.name, nil, x.type }
     end
   end
   return out
+end
+
+-- Stores a record's declared tenant fields (from M.tenant_fields) as
+-- attribute history of its deal, as of the deal's own update time (a row
+-- only on change). -> written (true when a value changed) | nil, why
+function M.store_tenant_fields(db, rec, xf)
+  local at = rec.updated_at or (rec.created_at .. "T00:00:00Z")
+  local row = { source = rec.source, deal_id = rec.external_id, observed_at = at }
+  local any = false
+  for _, kv in ipairs(xf) do
+    row.field, row.value, row.type = kv[1], kv[2], kv[3]
+    local w, err = db:upsert("deal_field", row)
+    if w == nil then return nil, err end
+    if w then any = true end
+  end
+  return any
 end
 
 -- cjson.null -> nil, all the way down (a mapping sees absent values as nil).
@@ -223,6 +261,15 @@ local function clean(t)
 end
 
 -- ---- one object --------------------------------------------------------------
+
+-- A record the mapping or the store refused, kept in ingest_rejects with
+-- its place (page and position) and id.
+local function reject_record(db, st, source, o, key, raw, i, page, limit, why)
+  st.rejected = st.rejected + 1
+  local line = (page.page - 1) * (limit > 0 and limit or 100000) + i
+  local id = type(raw) == "table" and (raw.key or raw.id or raw.Id) or nil
+  db:reject(source, o.path or key, line, id and ("%s %s: %s"):format(key, tostring(id), why) or why)
+end
 
 local function sync_object(db, client, conn, o, opts, st)
   local source = opts.source
@@ -268,8 +315,16 @@ local function sync_object(db, client, conn, o, opts, st)
   local ctx = { source = source, object = o.object }
   local batch = opts.batch or M.batch
   local n = 0
+  -- Epoch watermarks (numbers in the records) are compared as numbers.
+  local epoch = fmt == "epoch_ms" or fmt == "epoch_s"
+  local max_epoch
 
   local function save(state, done)
+    if max_epoch then
+      local inst = prm.instant(max_epoch, parse_fmt[fmt])
+      if inst and (not run.max or inst > run.max) then run.max = inst end
+      max_epoch = nil
+    end
     if done then
       if run.max and (not wm or run.max > wm) then wm = run.max end
       db:sync_set(source, key, wm, 0)
@@ -319,24 +374,17 @@ local function sync_object(db, client, conn, o, opts, st)
       end
       for i, raw in ipairs(page.items) do
         st.read = st.read + 1
-        local line = (page.page - 1) * (limit > 0 and limit or 100000) + i
-        local function reject(why)
-          st.rejected = st.rejected + 1
-          local id = type(raw) == "table" and (raw.key or raw.id or raw.Id) or nil
-          db:reject(source, o.path or key, line,
-                    id and ("%s %s: %s"):format(key, tostring(id), why) or why)
-        end
         if type(raw) ~= "table" then
-          reject("record is not a JSON object")
+          reject_record(db, st, source, o, key, raw, i, page, limit, "record is not a JSON object")
         else
           clean(raw)
           local okm, rec, why = pcall(mapfn, raw, ctx)
           if not okm then
-            reject(tostring(rec))
+            reject_record(db, st, source, o, key, raw, i, page, limit, tostring(rec))
           elseif rec == false then
             st.skipped = st.skipped + 1
           elseif rec == nil then
-            reject(why or "rejected by the mapping")
+            reject_record(db, st, source, o, key, raw, i, page, limit, why or "rejected by the mapping")
           else
             if rec.source == nil then rec.source = source end
             if fault then fault("sync.record") end
@@ -346,23 +394,24 @@ local function sync_object(db, client, conn, o, opts, st)
             if xerr then written, uerr = nil, xerr
             else written, uerr = db:upsert(o.object, rec) end
             if written ~= nil and xf then
-              -- Stored as of the deal's own update time, a row only on change.
-              local at = rec.updated_at or (rec.created_at .. "T00:00:00Z")
-              for _, kv in ipairs(xf) do
-                local w2, ferr = db:upsert("deal_field", { source = rec.source,
-                  deal_id = rec.external_id, field = kv[1], value = kv[2], observed_at = at, type = kv[3] })
-                if w2 == nil then written, uerr = nil, ferr break end
-                if w2 then written = true end
-              end
+              local w2, ferr = M.store_tenant_fields(db, rec, xf)
+              if w2 == nil then written, uerr = nil, ferr
+              elseif w2 then written = true end
             end
-            if written == nil then reject(uerr)
+            if written == nil then
+              reject_record(db, st, source, o, key, raw, i, page, limit, uerr)
             elseif written then st.written = st.written + 1
             else st.unchanged = st.unchanged + 1 end
           end
           local t = w and raw[w.field]
           if t ~= nil then
-            local inst = prm.instant(t, parse_fmt[fmt])
-            if inst and (not run.max or inst > run.max) then run.max = inst end
+            if epoch and type(t) == "number" then
+              -- Compared as numbers; made an instant once, when saved.
+              if not max_epoch or t > max_epoch then max_epoch = t end
+            else
+              local inst = prm.instant(t, parse_fmt[fmt])
+              if inst and (not run.max or inst > run.max) then run.max = inst end
+            end
           end
         end
         n = n + 1
@@ -481,33 +530,8 @@ end
 
 -- ---- the run -------------------------------------------------------------------
 
--- sync.run{ connector = path|table, full =, since =, batch =, source =, only = {object...},
---           quiet =, budget =, backoff =, db = } -> summary
-function M.run(opts)
-  assert(type(opts) == "table" and opts.connector, "sync.run{connector=...} expected")
-  local db = opts.db or store.default()
-  local conn = opts.connector
-  local path = type(conn) == "string" and conn or "(connector table)"
-  if type(conn) == "string" then conn = M.load_connector(conn)
-  else M.check_connector(conn, path) end
-  opts.source = opts.source or conn.source or conn.name
-  if opts.since then
-    local t, err = prm.instant(opts.since)
-    if not t then error("--since: " .. tostring(err), 0) end
-    opts.since = t
-  end
-  local env, secrets = M.env(conn)
-  local copts = conn.client(env)
-  copts.secrets = copts.secrets or secrets
-  if opts.budget then copts.budget = opts.budget end
-  if opts.backoff then copts.backoff = opts.backoff end
-  if copts.log == nil then
-    copts.log = function(line) prm.info("http %s", line) end
-  end
-  local client <close> = http.client(copts)
-  local summary = { connector = conn.name, source = opts.source, objects = {}, pages = 0,
-                    read = 0, written = 0, unchanged = 0, rejected = 0, skipped = 0, failed = 0 }
-  local t0 = os.clock()
+-- The connector's objects in order, each one's counts added to the summary.
+local function sync_objects(db, client, conn, opts, copts, summary)
   for _, o in ipairs(conn.objects) do
     if not opts.only or opts.only[o.name or o.object] then
       local st = { object = o.name or o.object, path = o.path, pages = 0, read = 0, written = 0,
@@ -540,6 +564,50 @@ function M.run(opts)
       end
     end
   end
+end
+
+-- sync.run{ connector = path|table, full =, since =, batch =, source =, only = {object...},
+--           quiet =, budget =, backoff =, db = } -> summary
+function M.run(opts)
+  assert(type(opts) == "table" and opts.connector, "sync.run{connector=...} expected")
+  local db = opts.db or store.default()
+  local conn = opts.connector
+  local path = type(conn) == "string" and conn or "(connector table)"
+  if type(conn) == "string" then conn = M.load_connector(conn)
+  else M.check_connector(conn, path) end
+  opts.source = opts.source or conn.source or conn.name
+  if opts.since then
+    local t, err = prm.instant(opts.since)
+    if not t then error("--since: " .. tostring(err), 0) end
+    opts.since = t
+  end
+  local env, secrets = M.env(conn)
+  local copts = conn.client(env)
+  copts.secrets = copts.secrets or secrets
+  if opts.budget then copts.budget = opts.budget end
+  if opts.backoff then copts.backoff = opts.backoff end
+  if copts.log == nil then
+    copts.log = function(line) prm.info("http %s", line) end
+  end
+  local client <close> = http.client(copts)
+  local summary = { connector = conn.name, source = opts.source, objects = {}, pages = 0,
+                    read = 0, written = 0, unchanged = 0, rejected = 0, skipped = 0, failed = 0 }
+  local t0 = os.clock()
+  -- A sync into an empty store is a first load: the store's bulk path
+  -- (store_bulk_begin/end, as the export ingest takes) drops the secondary
+  -- indexes of deals and commits and builds them once at the end. Batches,
+  -- cursors and watermarks commit as before, so kill-safety is unchanged; a
+  -- killed first load leaves the indexes out and the next store_open builds
+  -- them. The sync deletes nothing and every reference was resolved by the
+  -- upsert, so SQLite's own foreign-key probe per insert is off for it too.
+  local bulk = db:bulk_begin()
+  if bulk then db:exec("PRAGMA foreign_keys = OFF") end
+  local okr, rerr = pcall(sync_objects, db, client, conn, opts, copts, summary)
+  if bulk then
+    db:exec("PRAGMA foreign_keys = ON")
+    db:bulk_end()
+  end
+  if not okr then error(rerr, 0) end
   local hs = client:stats()
   summary.requests, summary.retries, summary.throttled = hs.requests, hs.retries, hs.throttled
   summary.budget_left = hs.budget_left
