@@ -1109,39 +1109,21 @@ int scoring_score(store *s, const score_opts *o, score_result *r, prm_error *err
 int scoring_explain(store *s, const char *deal, explain_result *x, prm_error *err)
 {
     memset(x, 0, sizeof *x);
-    store_stmt *st;
-    if (store_prepare(s, "SELECT d.external_id, s.probability, s.score, s.drivers, s.flags, s.run_id,"
-                         " r.as_of, m.id, m.kind, m.version, s.scored_at"
-                         " FROM deals d JOIN scores s ON s.deal_id = d.id JOIN score_runs r ON r.id = s.run_id"
-                         " LEFT JOIN models m ON m.id = s.model_id"
-                         " WHERE d.external_id = ? ORDER BY s.run_id DESC LIMIT 1", &st, err) < 0)
-        return -1;
-    store_value v = { SV_TEXT, deal, 0, 0 };
-    store_bind(st, 1, &v, NULL);
-    int rc = store_step(st, err);
-    if (rc != 1) {
-        store_finalize(st);
-        if (rc == 0) prm_error_set(err, "deal '%s' has no score (unknown deal, or not open when last scored)", deal);
-        return -1;
-    }
-    store_value c[11];
-    for (int i = 0; i < 11; i++) c[i] = store_column(st, i);
-    snprintf(x->deal, sizeof x->deal, "%s", c[0].s);
-    x->probability = c[1].kind == SV_REAL ? c[1].r : (double)c[1].i;
-    x->score = c[2].kind == SV_REAL ? c[2].r : (double)c[2].i;
-    x->drivers = strdup(c[3].kind == SV_TEXT ? c[3].s : "[]");
-    x->flags = strdup(c[4].kind == SV_TEXT ? c[4].s : "[]");
-    x->run_id = c[5].i;
-    snprintf(x->as_of, sizeof x->as_of, "%s", c[6].kind == SV_TEXT ? c[6].s : "");
-    x->model_id = c[7].kind == SV_INT ? c[7].i : 0;
-    snprintf(x->model_kind, sizeof x->model_kind, "%s", c[8].kind == SV_TEXT ? c[8].s : "");
-    snprintf(x->model_version, sizeof x->model_version, "%s", c[9].kind == SV_TEXT ? c[9].s : "");
-    snprintf(x->scored_at, sizeof x->scored_at, "%s", c[10].kind == SV_TEXT ? c[10].s : "");
-    store_finalize(st);
-    if (!x->drivers || !x->flags) {
-        explain_free(x);
-        return prm_error_set(err, "out of memory");
-    }
+    store_last_score ls;
+    int rc = store_score_last(s, deal, &ls, err);
+    if (rc < 0) return -1;
+    if (rc == 0) return prm_error_set(err, "deal '%s' has no score (unknown deal, or not open when last scored)", deal);
+    snprintf(x->deal, sizeof x->deal, "%s", ls.deal);
+    snprintf(x->as_of, sizeof x->as_of, "%s", ls.as_of);
+    snprintf(x->scored_at, sizeof x->scored_at, "%s", ls.scored_at);
+    snprintf(x->model_kind, sizeof x->model_kind, "%s", ls.model_kind);
+    snprintf(x->model_version, sizeof x->model_version, "%s", ls.model_version);
+    x->run_id = ls.run_id;
+    x->model_id = ls.model_id;
+    x->probability = ls.probability;
+    x->score = ls.score;
+    x->drivers = ls.drivers;
+    x->flags = ls.flags;
     /* The deal as it was when scored (the run's as-of) and as it is now. */
     world *w;
     if (world_load(s, &w, err) < 0) {

@@ -121,6 +121,17 @@ int store_score_add(store *s, int64_t run_id, int64_t deal_rowid, double probabi
 int store_score_run_end(store *s, int64_t run_id, const char *finished_at, int64_t deals,
                         int64_t flagged, int64_t rule_errors, int64_t queued, prm_error *err);
 
+/* A deal's newest score with its run and model (store_runs.c), for
+ * `prmcast explain`: 1 and *out filled (drivers and flags are JSON text the
+ * caller frees), 0 when the deal has none (unknown, or never scored). */
+typedef struct store_last_score {
+    char deal[128], as_of[21], scored_at[21], model_kind[16], model_version[64];
+    int64_t run_id, model_id;
+    double probability, score;
+    char *drivers, *flags;
+} store_last_score;
+int store_score_last(store *s, const char *deal, store_last_score *out, prm_error *err);
+
 /* The reports `prmcast status` prints: a title and a query without
  * parameters each, in order (the store owns what its tables are called). */
 typedef struct store_report { const char *title, *sql; } store_report;

@@ -158,6 +158,49 @@ int store_model_get(store *s, int64_t want, int64_t *id, char kind[16], char ver
     return found;
 }
 
+static void col_text(sqlite3_stmt *st, int i, char *out, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(out, cap, "%s", t ? (const char *)t : "");
+}
+
+int store_score_last(store *s, const char *deal, store_last_score *out, prm_error *err)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT d.external_id, s.probability, s.score, s.drivers, s.flags, s.run_id,"
+                           " r.as_of, m.id, m.kind, m.version, s.scored_at"
+                           " FROM deals d JOIN scores s ON s.deal_id = d.id JOIN score_runs r ON r.id = s.run_id"
+                           " LEFT JOIN models m ON m.id = s.model_id"
+                           " WHERE d.external_id = ?1 ORDER BY s.run_id DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+        return store_db_error(s, err, "reading the scores");
+    sqlite3_bind_text(st, 1, deal, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st), found = rc == SQLITE_ROW;
+    if (found) {
+        col_text(st, 0, out->deal, sizeof out->deal);
+        out->probability = sqlite3_column_double(st, 1);
+        out->score = sqlite3_column_double(st, 2);
+        const unsigned char *dr = sqlite3_column_text(st, 3), *fl = sqlite3_column_text(st, 4);
+        out->drivers = strdup(dr ? (const char *)dr : "[]");
+        out->flags = strdup(fl ? (const char *)fl : "[]");
+        out->run_id = sqlite3_column_int64(st, 5);
+        col_text(st, 6, out->as_of, sizeof out->as_of);
+        out->model_id = sqlite3_column_int64(st, 7);   /* 0 for NULL */
+        col_text(st, 8, out->model_kind, sizeof out->model_kind);
+        col_text(st, 9, out->model_version, sizeof out->model_version);
+        col_text(st, 10, out->scored_at, sizeof out->scored_at);
+        if (!out->drivers || !out->flags) {
+            free(out->drivers);
+            free(out->flags);
+            out->drivers = out->flags = NULL;
+            found = prm_error_set(err, "out of memory reading a score");
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_db_error(s, err, "reading the scores");
+    return found;
+}
+
 int store_model_tenant_fields(store *s, int64_t id, store_model_field_fn fn, void *ud, prm_error *err)
 {
     sqlite3_stmt *st;
