@@ -29,13 +29,14 @@ double cls_auc(const double *p, const double *y, size_t n)
     if (!s) return NAN;
     for (size_t i = 0; i < n; i++) { s[i].p = p[i]; s[i].y = y[i]; }
     qsort(s, n, sizeof *s, cmp_p);
-    double n1 = 0, n0 = 0, above = 0;
+    double n1 = 0, n0 = 0, above = 0, self = 0;   /* self: a fractional row's pair with itself */
     for (size_t i = 0; i < n;) {
         size_t k = i;
         double pos = 0, neg = 0;
         for (; k < n && s[k].p == s[i].p; k++) {
             pos += s[k].y;
             neg += 1 - s[k].y;
+            self += s[k].y * (1 - s[k].y);
         }
         above += pos * (n0 + neg / 2);      /* negatives below, ties half */
         n1 += pos;
@@ -43,8 +44,8 @@ double cls_auc(const double *p, const double *y, size_t n)
         i = k;
     }
     free(s);
-    if (n1 == 0 || n0 == 0) return NAN;
-    return above / (n1 * n0);
+    if (n1 * n0 - self <= 0) return NAN;
+    return (above - self / 2) / (n1 * n0 - self);
 }
 
 double cls_logloss(const double *p, const double *y, size_t n)

@@ -488,10 +488,15 @@ int feat_win_hazard(const world *w, int64_t at, int step_days, double *p, prm_er
     model_hazard_params hp;
     model_hazard_params_init(&hp);
     model_hazard *h = NULL;
-    prm_error e2;
-    int rc = n ? model_hazard_fit(rows, n, N_HSTRATA, parent, FEAT_STAGES, &hp, &h, &e2) : -1;
+    size_t events = 0;
+    for (size_t i = 0; i < n; i++) events += rows[i].event != 0;
+    if (!events) {                              /* no outcome yet: nothing to say */
+        free(rows);
+        return 1;
+    }
+    int rc = model_hazard_fit(rows, n, N_HSTRATA, parent, FEAT_STAGES, &hp, &h, err);
     free(rows);
-    if (rc < 0) return 1;                       /* no outcome yet: nothing to say */
+    if (rc < 0) return -1;
     for (size_t i = 0; i < w->nd; i++) {
         wstate s;
         if (!world_open_at(w, &w->d[i], at, &s)) continue;

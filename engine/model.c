@@ -514,7 +514,7 @@ static int fit_platt(model_calib *c, const double *p, const double *y, size_t n,
         double g0 = 0, g1 = 0, h00 = 1e-12, h01 = 0, h11 = 1e-12;
         for (size_t i = 0; i < n; i++) {
             double z = model_logit(p[i]), q = model_sigmoid(a * z + b);
-            double t = y[i] == 1 ? t1 : t0, w = q * (1 - q);
+            double t = t0 + y[i] * (t1 - t0), w = q * (1 - q);   /* a censored row's expected target */
             g0 += (q - t) * z;
             g1 += q - t;
             h00 += w * z * z;

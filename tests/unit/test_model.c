@@ -370,6 +370,10 @@ static void test_metrics(void)
     T_NEAR(cls_auc(p, y, 4), 0.75, 1e-12, "metrics: AUC of the textbook example");
     double pt[] = { 0.5, 0.5, 0.5, 0.9 };
     T_NEAR(cls_auc(pt, y, 4), 0.75, 1e-12, "metrics: AUC counts ties as one half");
+    /* A censored row (y 0.5) is half a positive and half a negative, never
+     * paired with itself: below a sure win it ranks every pair right. */
+    double pf[] = { 0.2, 0.8 }, yf[] = { 0.5, 1 };
+    T_NEAR(cls_auc(pf, yf, 2), 1.0, 1e-12, "metrics: a fractional row is not paired with itself (AUC 1, not 0.83)");
     T_NEAR(cls_logloss(p, y, 4), -(log(0.9) + log(0.6) + log(0.35) + log(0.8)) / 4, 1e-12, "metrics: log loss");
     T_NEAR(cls_brier(p, y, 4), (0.01 + 0.16 + 0.4225 + 0.04) / 4, 1e-12, "metrics: Brier");
     double y1[] = { 1, 1, 1, 1 };
