@@ -216,6 +216,15 @@ ok $? "mistyped records do not fail the sync"
 ok "$(test "$(q "$T/r.db" "SELECT count(*) FROM ingest_rejects WHERE source = 'partnerstack' AND reason LIKE 'deal D%amount%'")" -eq 2; echo $?)" \
    "the 2 mistyped deals are rejected with key and field"
 faults '{}'
+# An updated_at that is a number but no instant (1e300) is not the
+# watermark's maximum: the batch's advance is kept, as a clean sync's.
+rm -f "$T/h.db"*
+faults '{"huge_updated": 2, "object": "deals"}'
+sync "$T/h.db"
+wm() { q "$1" "SELECT watermark FROM sync_state WHERE source = 'partnerstack' AND object = 'deal'"; }
+ok "$(test -n "$(wm "$T/h.db")" && test "$(wm "$T/h.db")" = "$(wm "$T/u.db")"; echo $?)" \
+   "a huge numeric updated_at does not hold the watermark back" "$(wm "$T/h.db") vs $(wm "$T/u.db")"
+faults '{}'
 
 # ---- credentials -----------------------------------------------------------------
 PARTNERSTACK_SECRET_KEY=wrong_Secret_77aa1 sync "$T/c.db"

@@ -255,6 +255,9 @@ class PartnerStack:
             if start + i < peer.faults.get("bad_records", 0) and \
                     peer.faults.get("object", name) == name:
                 out.append(json.dumps(dict(x, amount="not-a-number", created_at="yesterday")).encode())
+            elif start + i < peer.faults.get("huge_updated", 0) and \
+                    peer.faults.get("object", name) == name:
+                out.append(json.dumps(dict(x, updated_at=1e300)).encode())   # a number, not an instant
             else:
                 out.append(self.encoded(name, x))
         more = start + limit < len(items)

@@ -14,6 +14,8 @@ or at run time by POST /__peer/faults with the same JSON (replacing the set):
   {"html_page": P, "object": "deals"}     page P is an HTML maintenance page, 200
   {"bad_records": N, "object": "deals"}   the first N records of the list get
                                           a mistyped field
+  {"huge_updated": N, "object": "deals"}  (PartnerStack) the first N records'
+                                          updated_at is 1e300, a number but no instant
   {"wrong_type_page": P, "object": ...}   page P's item list is an object
 Page numbers count from 1 by position in the list (item offset / limit), so a
 fault stays on the same page across reruns until it is switched off.

@@ -197,14 +197,15 @@ M.field_types = {
 -- A `from` path split once per declaration ("a.b" -> {"a", "b"}); a flat
 -- record (a CSV row, keyed by column names that may hold dots) keeps the
 -- whole name as one step.
-local steps_of = setmetatable({}, { __mode = "k" })
+local steps_of = { [true] = setmetatable({}, { __mode = "k" }), [false] = setmetatable({}, { __mode = "k" }) }
 local function steps(x, flat)
-  local s = steps_of[x]
+  local cache = steps_of[not not flat]
+  local s = cache[x]
   if s == nil then
     s = {}
     if flat then s[1] = x.from
     else for part in x.from:gmatch("[^.]+") do s[#s + 1] = part end end
-    steps_of[x] = s
+    cache[x] = s
   end
   return s
 end
@@ -318,6 +319,11 @@ local function sync_object(db, client, conn, o, opts, st)
   -- Epoch watermarks (numbers in the records) are compared as numbers.
   local epoch = fmt == "epoch_ms" or fmt == "epoch_s"
   local max_epoch
+  -- The instants prm.instant accepts (years 0001..9999): a number outside
+  -- them, or NaN, is ignored like an unreadable watermark, not kept as the
+  -- maximum (which would lose the whole batch's advance at save).
+  local scale = fmt == "epoch_ms" and 1000 or 1
+  local epoch_lo, epoch_hi = -62135596800 * scale, 253402300799 * scale + (scale - 1)
 
   local function save(state, done)
     if max_epoch then
@@ -407,7 +413,7 @@ local function sync_object(db, client, conn, o, opts, st)
           if t ~= nil then
             if epoch and type(t) == "number" then
               -- Compared as numbers; made an instant once, when saved.
-              if not max_epoch or t > max_epoch then max_epoch = t end
+              if t >= epoch_lo and t <= epoch_hi and (not max_epoch or t > max_epoch) then max_epoch = t end
             else
               local inst = prm.instant(t, parse_fmt[fmt])
               if inst and (not run.max or inst > run.max) then run.max = inst end
