@@ -334,7 +334,7 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
      * than the program's first registration. */
     int64_t first = world_first_created(w);
     int H = o->label_days, E = 91;
-    int64_t eval_to, eval_from, fc_end;
+    int64_t eval_to, eval_from;   /* the fit and calibration parts end at eval_from */
     if (H > 0) {
         int64_t S = first != INT64_MIN ? (T - first) / DAY : INT64_MAX;
         if (S < (int64_t)H + 3 * E) {
@@ -345,19 +345,18 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
         }
         eval_to = (T / DAY - H) * DAY;
         eval_from = eval_to - (int64_t)E * DAY;
-        fc_end = eval_from;
     } else {
         eval_to = quarter_start_of(T, sm);
-        fc_end = eval_from = quarters_back(eval_to, 1, sm);
+        eval_from = quarters_back(eval_to, 1, sm);
     }
-    int64_t train_from = quarters_back(quarter_start_of(fc_end, sm), o->train_quarters, sm);
-    if (first != INT64_MIN && train_from < first && first < fc_end) train_from = first;
-    int64_t calib_from = fc_end - (int64_t)((double)(fc_end - train_from) * o->calib_share / DAY) * DAY;
+    int64_t train_from = quarters_back(quarter_start_of(eval_from, sm), o->train_quarters, sm);
+    if (first != INT64_MIN && train_from < first && first < eval_from) train_from = first;
+    int64_t calib_from = eval_from - (int64_t)((double)(eval_from - train_from) * o->calib_share / DAY) * DAY;
     r->label_days = H;
     instant_iso(T, r->as_of);
     date_iso(train_from, r->train_from);
     date_iso(calib_from, r->calib_from);
-    date_iso(fc_end, r->calib_to);
+    date_iso(eval_from, r->calib_to);
     date_iso(eval_from, r->eval_from);
     date_iso(eval_to, r->eval_to);
 
@@ -365,10 +364,10 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
      * start, like the fit's. Labelled as of T instead (outcomes from the
      * evaluation period in the calibrator, as before the win hazard), the
      * seed-7 backtest's P(win) ECE was 0.073 against 0.034
-     * (bench/RESULTS.md). calib_label_days: from the calibration part's
-     * end to its labels' cutoff (0 here). */
-    int64_t cal_cut = eval_from;
-    r->calib_label_days = H > 0 ? (int)((cal_cut - fc_end) / DAY) : 0;
+     * (bench/RESULTS.md). calib_label_days, from the calibration part's
+     * end to its labels' cutoff, is therefore 0 (kept for the scripts and
+     * metrics that read it). */
+    r->calib_label_days = 0;
     feat_set fit, cal, ev;
     int rc = -1;
     memset(&fit, 0, sizeof fit);
@@ -388,7 +387,7 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
             goto out;
     }
     if (feat_snapshots(w, train_from, calib_from, o->step_days, eval_from, H, p_from, &fit, err) < 0 ||
-        feat_snapshots(w, calib_from, fc_end, o->step_days, cal_cut, H, p_from, &cal, err) < 0 ||
+        feat_snapshots(w, calib_from, eval_from, o->step_days, eval_from, H, p_from, &cal, err) < 0 ||
         feat_snapshots(w, eval_from, eval_to, o->step_days, T, H, p_T, &ev, err) < 0)
         goto out;
     if (feat_cap_levels(&fit, TENANT_CATEGORY_LEVELS) < 0) {
