@@ -54,8 +54,10 @@ typedef struct ts_options {
                               widths, default TS_CALIB_ORIGINS; 0 = members'
                               widths unchanged (docs/TIMESERIES.md) */
     double calib_pool[TS_MAX_LEVELS]; /* per level: the width factor pooled over
-                              series of the same frequency (ts_calib_pool); each
-                              series' own factor is shrunk toward it; 0 = none */
+                              series of the same frequency (ts_calib_pool): a
+                              series with fewer rolling-origin errors than
+                              CAL_MIN_ERRORS (ts.c) takes it in place of its own
+                              factor (no shrinkage); 0 = none */
     const double *season;  /* period indexes from ts_season_pool (NULL = none):
                               a series shorter than 2 periods is divided by
                               them, forecast without a season and multiplied
