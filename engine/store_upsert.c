@@ -724,7 +724,9 @@ static int upsert_deal_field(store *s, const store_value *b, int *written, prm_e
     }
     /* An absent field of a deal just inserted (no x.* row written for it
      * since) has no row to differ from: nothing to look up or write (a
-     * first sync's absent values). */
+     * first sync's absent values). Only until the deal's first present
+     * field is written: absent fields declared after it are looked up (a
+     * record of which fields were written would lift that). */
     if (b[3].kind == SV_NULL && b[1].i == s->up->fresh_deal) {
         if (written) *written = 0;
         return 0;
