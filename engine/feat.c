@@ -12,7 +12,7 @@
 #include "timeutil.h"
 #include "world_int.h"
 
-enum { PARTNER_MEDIAN_WINDOW = 200 };
+enum { PARTNER_MEDIAN_WINDOW = WORLD_RECENT };
 #define WIN_RATE_WINDOW_DAYS 365
 
 const char *feat_stage_name(int i) { return i >= 0 && i < STAGE_COUNT ? domain_stage_names[i] : "?"; }
@@ -24,44 +24,51 @@ static double median_of(double *v, size_t n)
     return n ? mc_quantile(v, n, 0.5) : NAN;
 }
 
+/* Exact medians over a bounded, as-of-honest set of spells: the stage
+ * spells ended by `at` of the deals open at `at` and of the store's last
+ * WORLD_RECENT_ALL deals resolved by `at` (world_recent_resolved) - the
+ * recent closes, not every spell of every deal, so a world loaded as of
+ * `at` (world_load_as_of) has all of them without reading every deal's
+ * history. (It was a reservoir of 20,000 spells per stage over every deal;
+ * bench/RESULTS.md compares the two.) */
 void feat_stage_medians(const world *w, int64_t at, double med[FEAT_STAGES])
 {
-    /* Reservoir of spell lengths per stage; exact median over all spells
-     * would need them all, and the median is stable well before that. */
-    enum { CAP = 20000 };
-    double *buf[FEAT_STAGES];
-    size_t n[FEAT_STAGES] = { 0 }, seen[FEAT_STAGES] = { 0 };
-    uint64_t x = 0x9e3779b97f4a7c15ULL;
-    for (int k = 0; k < FEAT_STAGES; k++) buf[k] = malloc(sizeof(double) * CAP);
-    for (size_t i = 0; i < w->nd; i++) {
-        const whist *h = w->h + w->d[i].h0;
+    double *buf[FEAT_STAGES] = { 0 };
+    size_t n[FEAT_STAGES] = { 0 }, cap[FEAT_STAGES] = { 0 };
+    uint8_t *mark = malloc(w->nd + 1);
+    int ok = mark && world_recent_resolved(w, at, 0, w->recent_all, mark) == 0;
+    for (size_t i = 0; ok && i < w->nd; i++) {
+        const wdeal *d = &w->d[i];
+        wstate s;
+        if (!mark[i] && !world_open_at(w, d, at, &s)) continue;
+        const whist *h = w->h + d->h0;
         size_t start = 0;
-        for (size_t j = 1; j < w->d[i].hn && h[j].t <= at; j++) {
+        for (size_t j = 1; j < d->hn && h[j].t <= at; j++) {
             if (h[j].stage == h[start].stage) continue;
             int k = h[start].stage;
             if (k >= 0 && k < FEAT_STAGES) {
-                double len = (double)(h[j].t - h[start].t) / DAY;
-                seen[k]++;
-                if (n[k] < CAP) {
-                    buf[k][n[k]++] = len;
-                } else {
-                    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-                    size_t r = x % seen[k];
-                    if (r < CAP) buf[k][r] = len;
+                if (n[k] == cap[k]) {
+                    size_t nc = cap[k] ? cap[k] * 2 : 4096;
+                    double *nb = realloc(buf[k], sizeof(double) * nc);
+                    if (!nb) { ok = 0; break; }
+                    buf[k] = nb;
+                    cap[k] = nc;
                 }
+                buf[k][n[k]++] = (double)(h[j].t - h[start].t) / DAY;
             }
             start = j;
         }
     }
     for (int k = 0; k < FEAT_STAGES; k++) {
-        if (n[k] == 0) {
-            med[k] = 14;                        /* no history: two weeks */
+        if (!ok || n[k] == 0) {
+            med[k] = 14;                        /* no history (or no memory): two weeks */
         } else {
-            med[k] = median_of(buf[k], n[k]);  /* n bounded by CAP */
+            med[k] = median_of(buf[k], n[k]);
             if (med[k] < 1) med[k] = 1;
         }
         free(buf[k]);
     }
+    free(mark);
 }
 
 
@@ -76,10 +83,18 @@ typedef struct pstats pstats;
 
 /* Win rates shrunk toward the tier's rate with an empirical-Bayes
  * beta-binomial prior (method of moments per tier), over outcomes observed
- * in the trailing WIN_RATE_WINDOW_DAYS; commit accuracy over the last four
- * quarters that ended before t; trailing median deal size. */
+ * in the trailing WIN_RATE_WINDOW_DAYS; the probability bias over the
+ * partner's last WORLD_RECENT of those (it needs each deal's last open
+ * row: history a world as of t keeps for those only); commit accuracy over
+ * the last four quarters that ended before t; median deal size over the
+ * last PARTNER_MEDIAN_WINDOW deals created by t. */
 static void partner_stats(const world *w, int64_t t, pstats *ps)
 {
+    uint8_t *recent = malloc(w->nd + 1);
+    if (recent && world_recent_resolved(w, t, WORLD_RECENT, 0, recent) < 0) {
+        free(recent);
+        recent = NULL;                  /* out of memory: no bias rather than a wrong one */
+    }
     size_t np = w->np;
     int nt = w->tiers.n + 1;
     double *wins = calloc(np, sizeof *wins), *n = calloc(np, sizeof *n);
@@ -96,7 +111,7 @@ static void partner_stats(const world *w, int64_t t, pstats *ps)
         if (d->outcome_t > lo) {
             n[d->partner] += 1;
             wins[d->partner] += d->outcome == STATUS_WON;
-            if (d->last_open_prob == d->last_open_prob) {
+            if (recent && recent[i] && d->last_open_prob == d->last_open_prob) {
                 pb[d->partner] += d->last_open_prob - (d->outcome == STATUS_WON);
                 pbn[d->partner] += 1;
             }
@@ -169,7 +184,7 @@ static void partner_stats(const world *w, int64_t t, pstats *ps)
         }
         hi = lo2;
         size_t nb = 0;
-        for (size_t j = hi; j > 0 && nb < PARTNER_MEDIAN_WINDOW; j--) {
+        for (size_t j = hi; j > 0 && hi - j < PARTNER_MEDIAN_WINDOW; j--) {
             const wdeal *d = &w->d[p->deals[j - 1]];
             if (!d->hn) continue;
             double a = world_amount_base(w, d, w->h[d->h0].amount, d->created);
@@ -196,6 +211,7 @@ static void partner_stats(const world *w, int64_t t, pstats *ps)
     free(tn);
     free(m);
     free(ptier);
+    free(recent);
 }
 
 static void pstats_alloc(const world *w, pstats *ps)
@@ -388,11 +404,26 @@ static int add_row(const world *w, feat_set *fs, size_t di, int64_t t, const wst
     return 0;
 }
 
+/* A world loaded as of one instant (world_load_as_of) answers for that
+ * instant only. */
+static int world_answers(const world *w, int64_t at, prm_error *err)
+{
+    int64_t only = world_as_of(w);
+    if (only == INT64_MAX || only == at) return 0;
+    char a[21], b[21];
+    instant_iso(only, a);
+    if (at == INT64_MIN)
+        return prm_error_set(err, "training rows need every instant, and the world was loaded as of %s only", a);
+    instant_iso(at, b);
+    return prm_error_set(err, "the world was loaded as of %s only, not for features as of %s", a, b);
+}
+
 int feat_snapshots(const world *w, int64_t from, int64_t to, int step_days,
                    int64_t label_cutoff, int horizon_days, const double *open_p, feat_set *out,
                    prm_error *err)
 {
     if (step_days < 1) return prm_error_set(err, "snapshot step must be at least one day");
+    if (world_as_of(w) != INT64_MAX) return world_answers(w, INT64_MIN, err);
     if (set_init(w, out) < 0) return prm_error_set(err, "out of memory");
     pstats ps;
     pstats_alloc(w, &ps);
@@ -451,6 +482,7 @@ static int32_t hazard_stratum(const wdeal *d, const wstate *s, int64_t t)
 int feat_win_hazard(const world *w, int64_t at, int step_days, double *p, prm_error *err)
 {
     if (step_days < 1) return prm_error_set(err, "landmark step must be at least one day");
+    if (world_as_of(w) != INT64_MAX) return world_answers(w, INT64_MIN, err);
     for (size_t i = 0; i < w->nd; i++) p[i] = NAN;
     int64_t first = world_first_created(w);
     if (first == INT64_MIN || first >= at) return 1;
@@ -535,6 +567,7 @@ static featcache *cache_of(world *w)
 
 int feat_prepare(world *w, int64_t at, prm_error *err)
 {
+    if (world_answers(w, at, err) < 0) return -1;
     featcache *c = cache_of(w);
     if (!c) return prm_error_set(err, "out of memory");
     if (c->at == at) return 0;

@@ -72,12 +72,18 @@ static int64_t quarters_back(int64_t qstart, int n, int sm)
 
 /* The as-of instant: the option, else the engine clock (--as-of,
  * $PRMCAST_NOW, the wall clock). */
-static int resolve_as_of(const world *w, const char *as_of, int64_t *t, prm_error *err)
+/* The run's instant: `as_of`, else the engine clock. */
+static int parse_as_of(const char *as_of, int64_t *t, prm_error *err)
 {
-    if (world_last_observed(w) <= 0) return prm_error_set(err, "the store has no deal history yet");
     if (as_of) return clock_parse(as_of, t, err) < 0 ? prm_error_prefix(err, "as of: ") : 0;
     *t = clock_now();
     return 0;
+}
+
+static int resolve_as_of(const world *w, const char *as_of, int64_t *t, prm_error *err)
+{
+    if (world_last_observed(w) <= 0) return prm_error_set(err, "the store has no deal history yet");
+    return parse_as_of(as_of, t, err);
 }
 
 /* ---- training --------------------------------------------------------- */
@@ -884,9 +890,15 @@ int scorer_open(store *s, const score_opts *o, scorer **out, prm_error *err)
     char version[64];
     if (load_model(s, o->model_id, &sc->m, &r->model_id, r->model_kind, version, err) < 0) goto fail;
     snprintf(r->model_version, sizeof r->model_version, "%s", version);
-    if (world_load(s, &sc->w, err) < 0) goto fail;
+    /* A world for T alone: full history only for the deals the features
+     * at T read (world_load_as_of), not every deal's. */
+    if (parse_as_of(o->as_of, &sc->T, err) < 0) goto fail;
+    if (world_load_as_of(s, sc->T, &sc->w, err) < 0) goto fail;
+    if (world_last_observed(sc->w) <= 0) {
+        prm_error_set(err, "the store has no deal history yet");
+        goto fail;
+    }
     if (check_tenant_fields(s, r->model_id, sc->w, err) < 0) goto fail;
-    if (resolve_as_of(sc->w, o->as_of, &sc->T, err) < 0) goto fail;
     instant_iso(sc->T, sc->as_of);
     date_iso(sc->T, sc->today);
     /* Every timestamp of the run is the engine clock: a run pinned to an

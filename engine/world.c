@@ -224,6 +224,7 @@ static int partner_by_ext(const world *w, const char *ext)
 }
 
 static int cmp_hist_t(const void *a, const void *b);
+static int group_history(world *w, const whist *cur, whist *tmp, int32_t *owner, size_t n, prm_error *err);
 
 /* The current row is authoritative for now:
  *  - a current row that says won/lost while the newest history row says
@@ -406,11 +407,74 @@ static int cmp_hist_t(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* One deal_history row into h; 0 when its instant cannot be read. */
+static int hist_row(store_stmt *st, int c0, whist *h)
+{
+    h->t = instant_of(txt(st, c0));
+    if (h->t == INT64_MIN) return 0;
+    h->stage = (int8_t)domain_stage(txt(st, c0 + 1));
+    h->amount = num(st, c0 + 2);
+    h->close_day = day_of(txt(st, c0 + 3));
+    h->status = (int8_t)domain_status(txt(st, c0 + 4));
+    h->prob = (float)num(st, c0 + 5);
+    return 1;
+}
+
+/* The rows of the deals marked in `need` only, one indexed query per deal
+ * (the (deal_id, observed_at) key): for a world as of T, where most
+ * deals were settled long before T (world_load_as_of). */
+static int read_some_history(store *s, world *w, const uint8_t *need, whist **tmp, int32_t **owner,
+                             size_t *n, prm_error *err)
+{
+    store_stmt *st;
+    if (query(s, "SELECT observed_at, stage, amount, expected_close, status, partner_probability"
+                 " FROM deal_history WHERE deal_id = ?1", &st, err) < 0)
+        return -1;
+    size_t cap = 0;
+    int rc = 0;
+    for (size_t i = 0; i < w->nd && rc >= 0; i++) {
+        if (!need[i]) continue;
+        store_value id = { .kind = SV_INT, .i = w->d[i].rowid };
+        store_reset(st);
+        if (store_bind(st, 1, &id, err) < 0) { rc = -1; break; }
+        while ((rc = store_step(st, err)) == 1) {
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 1u << 16;
+                whist *t2 = realloc(*tmp, sizeof **tmp * cap);
+                if (t2) *tmp = t2;
+                int32_t *o2 = realloc(*owner, sizeof **owner * cap);
+                if (o2) *owner = o2;
+                if (!t2 || !o2) {
+                    rc = prm_error_set(err, "out of memory loading history");
+                    break;
+                }
+            }
+            if (hist_row(st, 0, &(*tmp)[*n])) (*owner)[(*n)++] = (int32_t)i;
+        }
+    }
+    store_finalize(st);
+    return rc < 0 ? -1 : 0;
+}
+
 /* History is read in table order (a sequential scan: ordering by the
  * (deal_id, observed_at) index would cost a table lookup per row), then
- * grouped by deal with a counting sort and ordered in time per deal. */
-static int load_history(store *s, world *w, const whist *cur, prm_error *err)
+ * grouped by deal with a counting sort and ordered in time per deal. With
+ * `need` only the marked deals' rows are read (by the index); every other
+ * deal's history is its current row alone (reconcile), which is what a
+ * world as of T keeps of a deal settled by then. */
+static int load_history(store *s, world *w, const whist *cur, const uint8_t *need, prm_error *err)
 {
+    whist *tmp = NULL;
+    int32_t *owner = NULL;
+    size_t n = 0;
+    if (need) {
+        if (read_some_history(s, w, need, &tmp, &owner, &n, err) < 0) {
+            free(tmp);
+            free(owner);
+            return -1;
+        }
+        return group_history(w, cur, tmp, owner, n, err);
+    }
     int64_t max_rowid = w->nd ? w->d[w->nd - 1].rowid : 0;
     int32_t *idx = malloc(sizeof *idx * (size_t)(max_rowid + 1));
     if (!idx) return prm_error_set(err, "out of memory");
@@ -423,9 +487,7 @@ static int load_history(store *s, world *w, const whist *cur, prm_error *err)
         free(idx);
         return -1;
     }
-    whist *tmp = NULL;
-    int32_t *owner = NULL;
-    size_t cap = 0, n = 0;
+    size_t cap = 0;
     int64_t hint = table_max_id(s, "SELECT max(id) FROM deal_history", err);
     int rc = hint < 0 ? -1 : 1;
     if (rc < 0) {
@@ -459,15 +521,7 @@ static int load_history(store *s, world *w, const whist *cur, prm_error *err)
                 break;
             }
         }
-        whist *h = &tmp[n];
-        h->t = instant_of(txt(st, 1));
-        if (h->t == INT64_MIN) continue;
-        h->stage = (int8_t)domain_stage(txt(st, 2));
-        h->amount = num(st, 3);
-        h->close_day = day_of(txt(st, 4));
-        h->status = (int8_t)domain_status(txt(st, 5));
-        h->prob = (float)num(st, 6);
-        owner[n++] = idx[rowid];
+        if (hist_row(st, 1, &tmp[n])) owner[n++] = idx[rowid];
     }
     store_finalize(st);
     free(idx);
@@ -476,6 +530,14 @@ static int load_history(store *s, world *w, const whist *cur, prm_error *err)
         free(owner);
         return -1;
     }
+    return group_history(w, cur, tmp, owner, n, err);
+}
+
+/* Rows tmp[i] of deal owner[i] (both freed here) into each deal's slice:
+ * a counting sort by deal, then time order within each deal, the current
+ * row reconciled, the outcome found. */
+static int group_history(world *w, const whist *cur, whist *tmp, int32_t *owner, size_t n, prm_error *err)
+{
     /* Counting sort by deal, then time order within each deal. */
     for (size_t i = 0; i < n; i++) w->d[owner[i]].hn++;
     size_t pos = 0;
@@ -789,59 +851,34 @@ static int load_attrs(store *s, world *w, prm_error *err)
 }
 
 
-int world_load(store *s, world **out, prm_error *err)
+/* Each partner's deals by creation day (created day, load order): for
+ * trailing medians and the recent deals of a world as of T. */
+static int partner_lists(world *w, prm_error *err)
 {
-    world *w = calloc(1, sizeof *w);
-    if (!w) return prm_error_set(err, "out of memory");
-    whist *cur = NULL;
-    if (store_fiscal_start(s, &w->fiscal_start, err) < 0 ||
-        store_base_currency(s, w->base, err) < 0) {
-        free(w);
-        return -1;
-    }
-    w->base_ccy = -1;
-    if (load_partners(s, w, err) < 0 || load_deals(s, w, &cur, err) < 0 ||
-        load_history(s, w, cur, err) < 0 || load_series(s, w, err) < 0 ||
-        load_commits(s, w, err) < 0 || load_quotas(s, w, err) < 0 || load_xtypes(s, w, err) < 0 ||
-        load_attrs(s, w, err) < 0) {
-        free(cur);
-        world_free(w);
-        return prm_error_prefix(err, "loading the store: ");
-    }
-    free(cur);
-    /* Each partner's deals by creation day, for trailing medians. */
     size_t *cnt = calloc(w->np + 1, sizeof *cnt);
-    if (!cnt) {
-        world_free(w);
-        return prm_error_set(err, "out of memory");
-    }
+    if (!cnt) return prm_error_set(err, "out of memory");
     for (size_t i = 0; i < w->nd; i++)
         if (w->d[i].partner >= 0) cnt[w->d[i].partner]++;
     for (size_t i = 0; i < w->np; i++) {
         w->p[i].deals = malloc(sizeof(size_t) * (cnt[i] + 1));
         if (!w->p[i].deals) {
             free(cnt);
-            world_free(w);
             return prm_error_set(err, "out of memory");
         }
     }
+    free(cnt);
     /* Deals visited in (created day, load order) - a counting sort by day
      * when the days span less than ~30 years, else qsort - so every
      * partner's list comes out in that order without sorting it. */
-    size_t *order = NULL;
     int32_t lo = INT32_MAX, hi = INT32_MIN;
     for (size_t i = 0; i < w->nd; i++) {
         if (w->d[i].created < lo) lo = w->d[i].created;
         if (w->d[i].created > hi) hi = w->d[i].created;
     }
     size_t span = w->nd ? (size_t)((int64_t)hi - lo + 1) : 0;
-    order = malloc(sizeof *order * (w->nd + 1));
-    size_t *bucket = order && span <= 11000 ? calloc(span + 1, sizeof *bucket) : NULL;
-    if (!order) {
-        free(cnt);
-        world_free(w);
-        return prm_error_set(err, "out of memory");
-    }
+    size_t *order = malloc(sizeof *order * (w->nd + 1));
+    if (!order) return prm_error_set(err, "out of memory");
+    size_t *bucket = span <= 11000 ? calloc(span + 1, sizeof *bucket) : NULL;
     if (bucket) {
         for (size_t i = 0; i < w->nd; i++) bucket[w->d[i].created - lo + 1]++;
         for (size_t k = 1; k <= span; k++) bucket[k] += bucket[k - 1];
@@ -859,10 +896,168 @@ int world_load(store *s, world **out, prm_error *err)
         }
     }
     free(order);
-    free(cnt);
+    return 0;
+}
+
+typedef struct resolved_at {
+    int64_t t;
+    size_t i;
+} resolved_at;
+
+/* a before b: newer first; ties: the later-loaded deal first */
+static int newer(const resolved_at *a, const resolved_at *b)
+{
+    return a->t != b->t ? a->t > b->t : a->i > b->i;
+}
+
+/* Marks the k newest of buf[0..n) (reordered): a quickselect, O(n). */
+static void mark_newest(resolved_at *buf, size_t n, size_t k, uint8_t *mark)
+{
+    if (k >= n) {
+        for (size_t j = 0; j < n; j++) mark[buf[j].i] = 1;
+        return;
+    }
+    size_t lo = 0, hi = n;                       /* the k-th newest lies in [lo, hi) */
+    while (hi - lo > 1) {
+        resolved_at piv = buf[lo + (hi - lo) / 2];
+        size_t a = lo, b = hi;                   /* [lo,a) newer than piv, [b,hi) not */
+        for (size_t j = lo; j < b;) {
+            if (newer(&buf[j], &piv)) {
+                resolved_at x = buf[a]; buf[a] = buf[j]; buf[j] = x;
+                a++, j++;
+            } else if (newer(&piv, &buf[j])) {
+                b--;
+                resolved_at x = buf[b]; buf[b] = buf[j]; buf[j] = x;
+            } else {
+                j++;
+            }
+        }
+        /* [a, b) equal to piv (one element: the keys are unique) */
+        if (k < a) hi = a;
+        else if (k >= b) lo = b;
+        else break;
+    }
+    for (size_t j = 0; j < k; j++) mark[buf[j].i] = 1;
+}
+
+int world_recent_resolved(const world *w, int64_t at, size_t k_partner, size_t k_all, uint8_t *mark)
+{
+    memset(mark, 0, w->nd);
+    resolved_at *buf = malloc(sizeof *buf * (w->nd + 1));
+    if (!buf) return -1;
+    for (size_t g = 0; k_partner && g <= w->np; g++) {   /* g == np: deals without a partner */
+        size_t n = 0;
+        if (g < w->np) {
+            const wpartner *p = &w->p[g];
+            for (size_t j = 0; j < p->nd; j++)
+                if (w->d[p->deals[j]].outcome_t <= at) buf[n++] = (resolved_at){ w->d[p->deals[j]].outcome_t, p->deals[j] };
+        } else {
+            for (size_t i = 0; i < w->nd; i++)
+                if (w->d[i].partner < 0 && w->d[i].outcome_t <= at) buf[n++] = (resolved_at){ w->d[i].outcome_t, i };
+        }
+        mark_newest(buf, n, k_partner, mark);
+    }
+    if (k_all) {
+        size_t n = 0;
+        for (size_t i = 0; i < w->nd; i++)
+            if (w->d[i].outcome_t <= at) buf[n++] = (resolved_at){ w->d[i].outcome_t, i };
+        mark_newest(buf, n, k_all, mark);
+    }
+    free(buf);
+    return 0;
+}
+
+/* The deals a world as of t reads the full history of (world.h): every
+ * deal not settled by t by its current row (open now, or changed after t:
+ * possibly open at t), each partner's last WORLD_RECENT deals created by t
+ * and last WORLD_RECENT settled by t, and the store's last
+ * w->recent_all (WORLD_RECENT_ALL) settled by t. NULL in *out when that is more
+ * than a third of the store: one scan of all history is then cheaper
+ * than the indexed reads, and the world is a full one. */
+static int as_of_needs(world *w, const whist *cur, int64_t t, uint8_t **out, prm_error *err)
+{
+    *out = NULL;
+    uint8_t *need = calloc(w->nd + 1, 1), *mark = malloc(w->nd + 1);
+    if (!need || !mark) {
+        free(need);
+        free(mark);
+        return prm_error_set(err, "out of memory");
+    }
+    for (size_t i = 0; i < w->nd; i++) {
+        const whist *c = &cur[i];
+        int settled = c->status > STATUS_OPEN && c->stage >= 0 && c->t != INT64_MIN && c->t <= t;
+        if (settled) w->d[i].outcome_t = c->t;   /* what reconcile will make of it */
+        else need[i] = 1;
+    }
+    int rc = world_recent_resolved(w, t, WORLD_RECENT, w->recent_all, mark);
+    for (size_t i = 0; i < w->nd; i++) {
+        need[i] |= mark[i];
+        w->d[i].outcome_t = INT64_MAX;           /* group_history finds it */
+    }
+    int32_t today = (int32_t)(t / DAY);
+    for (size_t g = 0; g < w->np; g++) {
+        const wpartner *p = &w->p[g];
+        size_t j = p->nd, took = 0;
+        while (j > 0 && w->d[p->deals[j - 1]].created > today) j--;
+        for (; j > 0 && took < WORLD_RECENT; j--, took++) need[p->deals[j - 1]] = 1;
+    }
+    free(mark);
+    size_t n = 0;
+    for (size_t i = 0; i < w->nd; i++) n += need[i];
+    if (rc < 0) {
+        free(need);
+        return prm_error_set(err, "out of memory");
+    }
+    if (n * 3 > w->nd) free(need);
+    else *out = need;
+    return 0;
+}
+
+int world_load_window(store *s, int64_t as_of, size_t recent_all, world **out, prm_error *err)
+{
+    world *w = calloc(1, sizeof *w);
+    if (!w) return prm_error_set(err, "out of memory");
+    w->recent_all = recent_all;
+    whist *cur = NULL;
+    uint8_t *need = NULL;
+    w->as_of = INT64_MAX;
+    if (store_fiscal_start(s, &w->fiscal_start, err) < 0 ||
+        store_base_currency(s, w->base, err) < 0) {
+        free(w);
+        return -1;
+    }
+    w->base_ccy = -1;
+    if (load_partners(s, w, err) < 0 || load_deals(s, w, &cur, err) < 0 || partner_lists(w, err) < 0 ||
+        (as_of != INT64_MAX && as_of_needs(w, cur, as_of, &need, err) < 0) ||
+        load_history(s, w, cur, need, err) < 0 || load_series(s, w, err) < 0 ||
+        load_commits(s, w, err) < 0 || load_quotas(s, w, err) < 0 || load_xtypes(s, w, err) < 0 ||
+        load_attrs(s, w, err) < 0) {
+        free(cur);
+        free(need);
+        world_free(w);
+        return prm_error_prefix(err, "loading the store: ");
+    }
+    if (need) {
+        w->as_of = as_of;
+        for (size_t i = 0; i < w->nd; i++) w->d[i].brief = !need[i];
+    }
+    free(cur);
+    free(need);
     *out = w;
     return 0;
 }
+
+int world_load(store *s, world **out, prm_error *err)
+{
+    return world_load_window(s, INT64_MAX, WORLD_RECENT_ALL, out, err);
+}
+
+int world_load_as_of(store *s, int64_t t, world **out, prm_error *err)
+{
+    return world_load_window(s, t == INT64_MAX ? t - 1 : t, WORLD_RECENT_ALL, out, err);
+}
+
+int64_t world_as_of(const world *w) { return w->as_of; }
 
 void world_free(world *w)
 {

@@ -38,7 +38,31 @@ struct store;
 typedef struct world world;
 
 int world_load(struct store *s, world **out, prm_error *err);
+/* A world for the one instant T (a score run's): every deal's current row,
+ * but full history only for the deals that need it at T - those not
+ * settled by T by their current row (open now, or changed after T:
+ * possibly open at T; a deal closed after T is open at T), each partner's
+ * last WORLD_RECENT deals created by T and last WORLD_RECENT resolved by T,
+ * and the store's last WORLD_RECENT_ALL resolved by T (world_int.h's
+ * world_recent_resolved): all the history the features at T read (feat.h). A deal settled by T keeps its current row
+ * as its only observation, at its updated_at: its outcome and close
+ * instant as of T are the row's (the same as history's unless the deal
+ * changed after its close; a history row newer than the current row,
+ * the conflict case, is not seen). Everything as of T then equals the full
+ * world's for the deals open at T (tests/unit/test_world.c). When the
+ * deals needing history are over a third of the store, one scan of all
+ * history is cheaper: the world is then a full one (world_as_of is
+ * INT64_MAX). Features at another instant refuse a world as of T. */
+int world_load_as_of(struct store *s, int64_t t, world **out, prm_error *err);
+int64_t world_as_of(const world *w);               /* INT64_MAX: every instant */
 void world_free(world *w);
+
+/* The recent deals a world as of T reads in full (world_load_as_of), the
+ * windows of the features that need history (feat.h): each partner's last
+ * WORLD_RECENT deals created and resolved by T (partner median amount and
+ * probability bias), the store's last WORLD_RECENT_ALL resolved by T (stage
+ * medians: as many spells per stage as the old reservoir kept). */
+enum { WORLD_RECENT = 200, WORLD_RECENT_ALL = 20000 };
 
 size_t world_n_deals(const world *w);
 size_t world_n_partners(const world *w);

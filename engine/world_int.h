@@ -64,6 +64,7 @@ typedef struct wdeal {
     int64_t outcome_t;         /* first observation of the outcome; INT64_MAX if open */
     float last_open_prob;      /* the partner's probability just before the outcome */
     uint8_t conflict;          /* current row disagreed with history (reconciled) */
+    uint8_t brief;             /* as-of world: settled, its current row is its history */
 } wdeal;
 
 typedef struct wpartner {
@@ -112,6 +113,8 @@ struct world {
     int sig_kind[MAX_SIGNALS]; /* 0 region, 1 partner */
     series *sig;               /* [signal][entity]: regions or partners */
     int64_t last_t;
+    int64_t as_of;             /* world_load_as_of's instant; INT64_MAX: a full world */
+    size_t recent_all;         /* WORLD_RECENT_ALL (world_load_window) */
     int fiscal_start;          /* settings.fiscal_start_month */
     size_t conflicts;
     char conflict_ex[3][32];
@@ -127,6 +130,17 @@ struct world {
 };
 
 int world_intern(strtab *t, const char *s);
+
+/* Marks (mark[i] = 1, all others 0) each partner's last k_partner deals
+ * resolved by `at` (deals without a partner as one more group) and the
+ * store's last k_all (outcome instant, newest first; ties: the
+ * later-loaded deal first). -1 when out of memory. */
+/* world_load (as_of INT64_MAX) or world_load_as_of with the store-wide
+ * window of recent resolved deals `recent_all` instead of WORLD_RECENT_ALL:
+ * for tests, so that a small store has more resolved deals than it. */
+int world_load_window(struct store *s, int64_t as_of, size_t recent_all, world **out, prm_error *err);
+
+int world_recent_resolved(const world *w, int64_t at, size_t k_partner, size_t k_all, uint8_t *mark);
 
 /* Latest value at or before `day`; NaN when none. */
 double world_series_at(const series *s, int32_t day);
