@@ -969,7 +969,8 @@ int world_recent_resolved(const world *w, int64_t at, size_t k_partner, size_t k
 
 /* The deals a world as of t reads the full history of (world.h): every
  * deal not settled by t by its current row (open now, or changed after t:
- * possibly open at t), each partner's last WORLD_RECENT deals created by t
+ * possibly open at t; or with no amount in its current row), each
+ * partner's last WORLD_RECENT deals created by t
  * and last WORLD_RECENT settled by t, and the store's last
  * w->recent_all (WORLD_RECENT_ALL) settled by t. NULL in *out when that is more
  * than a third of the store: one scan of all history is then cheaper
@@ -985,7 +986,10 @@ static int as_of_needs(world *w, const whist *cur, int64_t t, uint8_t **out, prm
     }
     for (size_t i = 0; i < w->nd; i++) {
         const whist *c = &cur[i];
-        int settled = c->status > STATUS_OPEN && c->stage >= 0 && c->t != INT64_MIN && c->t <= t;
+        /* A current row without an amount (history may have it: the
+         * amount booked counts) is read in full too. */
+        int settled = c->status > STATUS_OPEN && c->stage >= 0 && c->t != INT64_MIN && c->t <= t &&
+                      c->amount == c->amount;
         if (settled) w->d[i].outcome_t = c->t;   /* what reconcile will make of it */
         else need[i] = 1;
     }

@@ -41,7 +41,8 @@ int world_load(struct store *s, world **out, prm_error *err);
 /* A world for the one instant T (a score run's): every deal's current row,
  * but full history only for the deals that need it at T - those not
  * settled by T by their current row (open now, or changed after T:
- * possibly open at T; a deal closed after T is open at T), each partner's
+ * possibly open at T, as a deal closed after T is; or a row without an
+ * amount, which history may have), each partner's
  * last WORLD_RECENT deals created by T and last WORLD_RECENT resolved by T,
  * and the store's last WORLD_RECENT_ALL resolved by T (world_int.h's
  * world_recent_resolved): all the history the features at T read (feat.h). A deal settled by T keeps its current row

@@ -135,6 +135,21 @@ int main(void)
         snprintf(id, sizeof id, "O%02d", i);
         life(id, i % 2 ? "P1" : "P2", tday - 60 + i * 4, 5 + i, 25 + i, 0, 0);
     }
+    /* A commit for the last quarters (commit accuracy counts the amounts
+     * won), and a deal won in them whose current row lost its amount:
+     * history has it, so the world as of T reads its history too. */
+    char q[8], sub[32];
+    for (int k = 1; k <= 3; k++) {
+        int fy, qq;
+        fiscal_quarter(tday - 91 * k, 1, &fy, &qq);
+        snprintf(q, sizeof q, "%d-Q%d", fy, qq);
+        day_iso(tday - 91 * k - 60, "08:00:00", sub);
+        const char *c[] = { "partner_id", "P1", "period", q, "category", "commit", "amount", "50000",
+                            "submitted_at", sub, NULL };
+        put("commit", c);
+    }
+    life("NA1", "P1", tday - 330, 5, 20, 60, 1);
+    if (store_exec(s, "UPDATE deals SET amount = NULL WHERE external_id = 'NA1'", &err) < 0) printf("# %s\n", err.msg);
     store_commit(s, &err);
     /* L1: open through T, won ten days after it (the current row says won). */
     store_begin(s, &err);
