@@ -96,7 +96,10 @@ int feat_prepare(world *w, int64_t at, prm_error *err);
 void feat_view(const world *w, size_t deal, int64_t at, deal_view *v);
 /* The stage medians of the last prepared instant (NULL before one). */
 const double *feat_medians(const world *w);
-/* Median days spent in each open stage, over stage spells completed before `at`. */
+/* Median days spent in each open stage, over the stage spells completed by
+ * `at` of the deals open at `at` and of the store's last WORLD_RECENT_ALL
+ * deals resolved by `at` (world.h): bounded, exact, and as of `at`. A world
+ * as of T (world_load_as_of) has them for T only. */
 void feat_stage_medians(const world *w, int64_t at, double med[FEAT_STAGES]);
 const char *feat_stage_name(int i);
 

@@ -303,6 +303,7 @@ void store_close(store *s)
 const char *store_path(const store *s) { return s->path; }
 
 int store_begin(store *s, prm_error *err) { return store_exec(s, "BEGIN IMMEDIATE", err); }
+int store_begin_read(store *s, prm_error *err) { return store_exec(s, "BEGIN", err); }
 int store_commit(store *s, prm_error *err) { return store_exec(s, "COMMIT", err); }
 int store_in_transaction(store *s) { return !sqlite3_get_autocommit(s->db); }
 

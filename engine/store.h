@@ -56,6 +56,10 @@ void store_close(store *s);
 const char *store_path(const store *s);
 
 int store_begin(store *s, prm_error *err);
+/* A read transaction (deferred BEGIN): every statement until store_commit
+ * sees one snapshot of the store, and they share one lock instead of
+ * taking it per statement (the world's loaders: ~150k indexed queries). */
+int store_begin_read(store *s, prm_error *err);
 int store_commit(store *s, prm_error *err);
 void store_rollback(store *s);
 int store_in_transaction(store *s);

@@ -1031,11 +1031,20 @@ int world_load_window(store *s, int64_t as_of, size_t recent_all, world **out, p
         return -1;
     }
     w->base_ccy = -1;
+    /* One snapshot of the store (no commit of a concurrent sync between
+     * two tables), and one lock for every statement; inside a caller's
+     * transaction, that one. */
+    int own = !store_in_transaction(s);
+    if (own && store_begin_read(s, err) < 0) {
+        free(w);
+        return prm_error_prefix(err, "loading the store: ");
+    }
     if (load_partners(s, w, err) < 0 || load_deals(s, w, &cur, err) < 0 || partner_lists(w, err) < 0 ||
         (as_of != INT64_MAX && as_of_needs(w, cur, as_of, &need, err) < 0) ||
         load_history(s, w, cur, need, err) < 0 || load_series(s, w, err) < 0 ||
         load_commits(s, w, err) < 0 || load_quotas(s, w, err) < 0 || load_xtypes(s, w, err) < 0 ||
-        load_attrs(s, w, err) < 0) {
+        load_attrs(s, w, err) < 0 || (own && store_commit(s, err) < 0)) {
+        if (own) store_rollback(s);
         free(cur);
         free(need);
         world_free(w);
