@@ -163,7 +163,7 @@ class PartnerStack:
         self.changed(obj, key)
         return True
 
-    def delete(self, obj, key):
+    def delete(self, obj, key, deleted_ms=None):
         rec = self.by_key.get(obj, {}).pop(key, None)
         if rec is None:
             return False

@@ -22,7 +22,7 @@ fault stays on the same page across reruns until it is switched off.
 
 POST /__peer/update {"object": "deals", "key": K, "set": {...}} changes a
 record (and its update time: "updated_at" in epoch ms, default now).
-POST /__peer/delete {"object": ..., "key": K} removes a record (peers that
+POST /__peer/delete {"object": ..., "key": K[, "deleted_at": ms]} removes a record (peers that
 implement it). GET /__peer/stats returns counters; GET /__peer/feeds/<file>.csv serves that
 file of the export (a document feed such as fx_rates.csv), without auth. Every request is appended to --log as
 one JSON line: method, path, query, auth ("ok"/"bad"/"none"), status, and
@@ -218,7 +218,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, items, headers={"Link": ", ".join(links)})
         if path == "/__peer/delete" and self.method == "POST":
             b = self.body_json()
-            ok = self.api.delete(b["object"], b["key"])
+            ok = self.api.delete(b["object"], b["key"],
+                                 b.get("deleted_at") or int(time.time() * 1000))
             return self.reply(200 if ok else 404, {"ok": ok})
         if path == "/__peer/stats":
             return self.reply(200, peer.stats)
