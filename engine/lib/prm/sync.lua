@@ -516,13 +516,16 @@ end
 --     overlap, and no further back than `days`; a log that starts after
 --     `start` (`earliest`) is warned about. The first run only marks where the feed starts: what was
 --     deleted before the first sync was never stored.
---   { absent = true, path =, query = | request = function() -> {...}, pages =, id = }
+--   { absent = true, path =, query = | request = function() -> {...}, pages =, id =,
+--     confirm = function(id) -> {path=} }
 --     an API that deletes records outright and offers no such list
---     (Impartner's DELETE, Allbound's): every live id is listed (ids only),
---     and an open stored deal of this source that is not among them was
---     deleted, as of now. A listing that fails part-way closes nothing; an
---     empty one while deals are open is taken for an API fault, not for
---     every deal deleted.
+--     (Impartner's DELETE): every live id is listed (ids only), and an open
+--     stored deal of this source that is not among them was deleted, as of
+--     now, once `confirm`'s request for it answers 404 (offset paging shifts
+--     when a record goes mid-listing, so an unlisted id may still be
+--     there: a 200 keeps it open). A listing that fails part-way closes
+--     nothing; an empty one while deals are open is taken for an API fault,
+--     not for every deal deleted.
 -- Closing is idempotent, so a kill -9 at any point and a rerun end alike.
 local function sync_deletes(db, client, conn, o, opts, st)
   local dl = o.deletes
@@ -607,7 +610,23 @@ local function sync_deletes(db, client, conn, o, opts, st)
   end
   local closed = {}
   for _, r in ipairs(open) do
-    if not live[r.external_id] then closed[#closed + 1] = { r.external_id, now } end
+    local id = r.external_id
+    if not live[id] then
+      local gone = true
+      if dl.confirm then
+        local c = dl.confirm(id)
+        local res, err, status = client:request { path = c.path, query = c.query }
+        status = res and res.status or status
+        if status ~= 404 and status ~= 200 then
+          st.status, st.http_status = "failed", status
+          st.error = ("%s deletes: confirming %s: %s"):format(st.object, id,
+            err or ("HTTP %d from %s"):format(res.status, res.url))
+          return st
+        end
+        gone = status == 404
+      end
+      if gone then closed[#closed + 1] = { id, now } end
+    end
   end
   return close_all(db, source, closed, st)
 end
