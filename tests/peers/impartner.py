@@ -96,6 +96,9 @@ class Impartner:
         rec["Updated"] = iso(updated_ms)
         return True
 
+    def records(self, obj):
+        return VENDOR_FIELDS, self.objects.get(obj, {})
+
     def delete(self, obj, key, deleted_ms=None):
         return self.objects.get(obj, {}).pop(key, None) is not None
 

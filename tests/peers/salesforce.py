@@ -149,6 +149,9 @@ class Salesforce:
         rec["LastModifiedDate"] = rec["SystemModstamp"] = sf_time(updated_ms)
         return True
 
+    def records(self, obj):
+        return VENDOR_FIELDS, self.objects.get(obj, {})
+
     def delete(self, obj, key, deleted_ms):
         """A hard delete (purged from the Recycle Bin): only getDeleted lists it."""
         if key not in self.objects.get(obj, {}) or obj not in self.deleted:
