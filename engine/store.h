@@ -44,7 +44,7 @@ typedef struct store_value {
     int64_t i;
 } store_value;
 
-enum { STORE_VERSION = 7 };          /* newest schema version */
+enum { STORE_VERSION = 8 };          /* newest schema version */
 
 int store_open(const char *path, store **out, prm_error *err);
 /* Opens without migrating; store_migrate brings it to `version`. Tests use

@@ -161,7 +161,7 @@ typedef struct refcache {
 
 struct upsert_state {
     objstmts obj[NOBJ];
-    sqlite3_stmt *find_partner, *find_deal, *hist_ins, *hist_upd, *attr_ins, *attr_any;
+    sqlite3_stmt *find_partner, *find_deal, *hist_put, *attr_ins, *attr_any;
     sqlite3_stmt *hist_before, *hist_after;   /* a partial change's other fields */
     sqlite3_stmt *xfield_at;                  /* a tenant field's value as of an instant */
     refcache partners;
@@ -185,8 +185,7 @@ void store_upsert_free(struct upsert_state *u)
     }
     sqlite3_finalize(u->find_partner);
     sqlite3_finalize(u->find_deal);
-    sqlite3_finalize(u->hist_ins);
-    sqlite3_finalize(u->hist_upd);
+    sqlite3_finalize(u->hist_put);
     sqlite3_finalize(u->attr_ins);
     sqlite3_finalize(u->attr_any);
     sqlite3_finalize(u->hist_before);
@@ -434,18 +433,40 @@ static int same_value(sqlite3_stmt *st, int col, const store_value *v)
     return 0;
 }
 
+/* Writes one deal_history row (deal, at, stage, amount, expected_close,
+ * status, partner_probability): a new row, or the row already at that
+ * instant updated when a value differs. One statement (an UPSERT on the
+ * table's key), so a row identical to the stored one - the export's copy of
+ * the first state the deal's own upsert wrote - costs one key probe and a
+ * compare, and writes nothing. *changed: 1 when a row was written. */
+static int history_put(store *s, int64_t deal, const store_value *at, const store_value *const vals[5],
+                       int *changed, prm_error *err)
+{
+    if (store_prep(s, &s->up->hist_put, "INSERT INTO deal_history (deal_id, observed_at, stage,"
+                   " amount, expected_close, status, partner_probability) VALUES (?1,?2,?3,?4,?5,?6,?7)"
+                   " ON CONFLICT (deal_id, observed_at) DO UPDATE SET stage = excluded.stage,"
+                   " amount = excluded.amount, expected_close = excluded.expected_close,"
+                   " status = excluded.status, partner_probability = excluded.partner_probability"
+                   " WHERE stage IS NOT excluded.stage OR amount IS NOT excluded.amount OR"
+                   " expected_close IS NOT excluded.expected_close OR status IS NOT excluded.status OR"
+                   " partner_probability IS NOT excluded.partner_probability", err) < 0)
+        return -1;
+    sqlite3_stmt *st = s->up->hist_put;
+    sqlite3_bind_int64(st, 1, deal);
+    store_bind_value(st, 2, at);
+    for (int i = 0; i < 5; i++) store_bind_value(st, i + 3, vals[i]);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return prm_error_set(err, "%s", sqlite3_errmsg(s->db));
+    if (changed) *changed = sqlite3_changes(s->db) > 0;
+    return 0;
+}
+
 /* One deal_history row for the deal's state at its updated_at (or
- * created_at): inserted, or updated when a row at that instant exists. */
+ * created_at). */
 static int write_history(store *s, int64_t deal, const store_object *o, const store_value *v,
                          prm_error *err)
 {
-    if (store_prep(s, &s->up->hist_ins, "INSERT OR IGNORE INTO deal_history (deal_id, observed_at, stage,"
-                              " amount, expected_close, status, partner_probability)"
-                              " VALUES (?1,?2,?3,?4,?5,?6,?7)", err) < 0 ||
-        store_prep(s, &s->up->hist_upd, "UPDATE deal_history SET stage = ?3, amount = ?4, expected_close = ?5,"
-                              " status = ?6, partner_probability = ?7"
-                              " WHERE deal_id = ?1 AND observed_at = ?2", err) < 0)
-        return -1;
     /* Field indexes looked up once (this runs for every new deal). */
     static int fi[7] = { -1 };
     if (fi[0] < 0) {
@@ -454,16 +475,9 @@ static int write_history(store *s, int64_t deal, const store_object *o, const st
         for (int i = 0; i < 7; i++) fi[i] = store_field_index(o, f[i]);
     }
     int at = v[fi[0]].kind == SV_NULL ? fi[1] : fi[0];
-    for (int pass = 0; pass < 2; pass++) {
-        sqlite3_stmt *st = pass ? s->up->hist_upd : s->up->hist_ins;
-        sqlite3_bind_int64(st, 1, deal);
-        store_bind_value(st, 2, &v[at]);
-        for (int i = 0; i < 5; i++) store_bind_value(st, i + 3, &v[fi[i + 2]]);
-        int rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) return store_db_error(s, err, "writing deal history");
-        if (pass == 0 && sqlite3_changes(s->db) > 0) break;
-    }
+    const store_value *vals[5] = { &v[fi[2]], &v[fi[3]], &v[fi[4]], &v[fi[5]], &v[fi[6]] };
+    if (history_put(s, deal, &v[at], vals, NULL, err) < 0)
+        return prm_error_prefix(err, "writing deal history: ");
     return 0;
 }
 
@@ -767,7 +781,9 @@ int store_upsert(store *s, const store_object *o, const store_value *v, int *wri
     for (int i = 0; i < o->nfields; i++)
         if (check_value(&o->fields[i], &v[i], err) < 0) return -1;
     if (!s->up && !(s->up = calloc(1, sizeof *s->up))) return prm_error_set(err, "out of memory");
-    if (o->fields != dealfield_f && !s->up->obj[k].sel && prepare_obj(s, k, err) < 0) return -1;
+    if (o->fields != dealfield_f && o->fields != change_f && !s->up->obj[k].sel &&
+        prepare_obj(s, k, err) < 0)
+        return -1;
 
     /* Values as stored: references resolved, FT_REAL given as an integer
      * stored as a real (so "100" and 100.0 are not a change). */
@@ -794,12 +810,21 @@ int store_upsert(store *s, const store_object *o, const store_value *v, int *wri
     char filled[5][256];
     if (k == 2 && b[o->nfields - 1].kind == SV_TEXT && fill_change(s, o, b, filled, err) < 0)
         return -1;
+    if (k == 2) {
+        /* deal_history has no rowid (keyed by deal and instant): its rows
+         * are put by key. Fields in change_f order after source. */
+        const store_value *vals[5] = { &b[3], &b[4], &b[5], &b[6], &b[7] };
+        int changed;
+        if (history_put(s, b[1].i, &b[2], vals, &changed, err) < 0) return -1;
+        if (written) *written = changed;
+        return 0;
+    }
     objstmts *os = &s->up->obj[k];
-    if (k == 2 || s->up->bulk) {
-        /* History rows are almost always new, and so is every row of a
-         * first load: one INSERT OR IGNORE (no statement journal, one index
-         * probe) settles them, and only a row already there takes the
-         * lookup-compare-write path below. IGNORE loses nothing: a row it
+    if (s->up->bulk) {
+        /* Every row of a first load is almost always new: one INSERT OR
+         * IGNORE (no statement journal, one index probe) settles it, and
+         * only a row already there takes the lookup-compare-write path
+         * below. IGNORE loses nothing: a row it
          * ignores for a CHECK or NOT NULL failure rather than a key
          * conflict finds no row below and its plain INSERT reports it. */
         if (!os->ins_new) {
