@@ -219,7 +219,8 @@ int store_field_index(const store_object *o, const char *name)
     return -1;
 }
 
-static int check_value(const store_field *f, const store_value *v, prm_error *err)
+/* made: the value is date_iso / instant_iso output (store_upsert_iso). */
+static int check_value(const store_field *f, const store_value *v, int made, prm_error *err)
 {
     if (v->kind == SV_NULL) {
         if (f->required) return prm_error_set(err, "missing required field '%s'", f->name);
@@ -240,6 +241,12 @@ static int check_value(const store_field *f, const store_value *v, prm_error *er
          * mapping); this guards the format so text order stays time order. */
         int64_t t;
         size_t len = v->kind == SV_TEXT ? strlen(v->s) : 0;
+        /* Text made by date_iso / instant_iso has a valid month, day and
+         * time by construction; what parse_iso would still refuse is a
+         * year outside 1900..2200 (an offset can carry an instant there). */
+        if (made && (len == 10 || len == 20) && memcmp(v->s, "1900", 4) >= 0 &&
+            memcmp(v->s, "2200", 4) <= 0)
+            break;
         if (v->kind != SV_TEXT || (len != 10 && len != 20) || date_parse(v->s, DATE_ISO, &t, NULL) < 0)
             return prm_error_set(err, "field '%s' must be an ISO %s (YYYY-MM-DD%s)", f->name,
                                  f->type == FT_DATE ? "date" : "instant",
@@ -772,6 +779,12 @@ static int upsert_deal_field(store *s, const store_value *b, int *written, prm_e
 int store_upsert(store *s, const store_object *o, const store_value *v, int *written,
                  prm_error *err)
 {
+    return store_upsert_iso(s, o, v, 0, written, err);
+}
+
+int store_upsert_iso(store *s, const store_object *o, const store_value *v, uint32_t iso_made,
+                     int *written, prm_error *err)
+{
     int k = (int)(o - objects);
     const objspec *sp = &specs[k];
     store_value pv[NF(payout_f)];
@@ -779,7 +792,7 @@ int store_upsert(store *s, const store_object *o, const store_value *v, int *wri
         if ((v = map_payout(o, v, pv, err)) == NULL) return -1;
     }
     for (int i = 0; i < o->nfields; i++)
-        if (check_value(&o->fields[i], &v[i], err) < 0) return -1;
+        if (check_value(&o->fields[i], &v[i], i < 32 && (iso_made >> i & 1), err) < 0) return -1;
     if (!s->up && !(s->up = calloc(1, sizeof *s->up))) return prm_error_set(err, "out of memory");
     if (o->fields != dealfield_f && o->fields != change_f && !s->up->obj[k].sel &&
         prepare_obj(s, k, err) < 0)
