@@ -420,8 +420,8 @@ static int hist_row(store_stmt *st, int c0, whist *h)
     return 1;
 }
 
-/* The rows of the deals marked in `need` only, one indexed query per deal
- * (the (deal_id, observed_at) key): for a world as of T, where most
+/* The rows of the deals marked in `need` only, one query per deal on the
+ * table's (deal_id, observed_at) key: for a world as of T, where most
  * deals were settled long before T (world_load_as_of). */
 static int read_some_history(store *s, world *w, const uint8_t *need, whist **tmp, int32_t **owner,
                              size_t *n, prm_error *err)
@@ -456,10 +456,11 @@ static int read_some_history(store *s, world *w, const uint8_t *need, whist **tm
     return rc < 0 ? -1 : 0;
 }
 
-/* History is read in table order (a sequential scan: ordering by the
- * (deal_id, observed_at) index would cost a table lookup per row), then
- * grouped by deal with a counting sort and ordered in time per deal. With
- * `need` only the marked deals' rows are read (by the index); every other
+/* History is read in table order (a sequential scan; the table is keyed
+ * by (deal_id, observed_at), schema 8, so rows come grouped by deal and in
+ * time order), then grouped by deal with a counting sort and ordered in
+ * time per deal (which keeps a store of any order correct). With `need`
+ * only the marked deals' rows are read (a key range each); every other
  * deal's history is its current row alone (reconcile), which is what a
  * world as of T keeps of a deal settled by then. */
 static int load_history(store *s, world *w, const whist *cur, const uint8_t *need, prm_error *err)
@@ -488,7 +489,9 @@ static int load_history(store *s, world *w, const whist *cur, const uint8_t *nee
         return -1;
     }
     size_t cap = 0;
-    int64_t hint = table_max_id(s, "SELECT max(id) FROM deal_history", err);
+    /* The table has no rowid to bound its size: its count (SQLite counts
+     * cells per page without decoding rows). */
+    int64_t hint = table_max_id(s, "SELECT count(*) FROM deal_history", err);
     int rc = hint < 0 ? -1 : 1;
     if (rc < 0) {
         store_finalize(st);
