@@ -528,19 +528,6 @@ int store_bulk_begin(store *s, int *bulk, prm_error *err)
     if (any) return 0;
     if (!s->up && !(s->up = calloc(1, sizeof *s->up))) return prm_error_set(err, "out of memory");
     if (bulk_ddl(s, 1, err) < 0) return -1;
-    /* The load runs in rollback-journal mode without syncs: pages past the
-     * store's size at a transaction's start (nearly all of a first load's)
-     * are written once, not to the WAL and again at each checkpoint, and
-     * no page read goes through the WAL index. A killed process leaves a
-     * hot journal that the next open rolls back, so kill-and-rerun is as
-     * before (tests/e2e/test_kill_rerun.sh); a power loss (or OS crash)
-     * mid-load is not covered: it can leave the store corrupt, and since
-     * it held nothing before, the remedy is to delete it and load again.
-     * Afterwards the store is durable as ever. store_bulk_end goes
-     * back to WAL + NORMAL. If another connection holds the store in WAL
-     * mode the switch is refused and the load stays in WAL (still
-     * kill-safe). */
-    if (store_exec(s, "PRAGMA journal_mode=DELETE; PRAGMA synchronous=OFF", err) < 0) return -1;
     s->up->bulk = *bulk = 1;
     return 0;
 }
@@ -549,8 +536,7 @@ int store_bulk_end(store *s, prm_error *err)
 {
     if (store_in_transaction(s)) return 0;
     if (s->up) s->up->bulk = 0;
-    if (bulk_ddl(s, 0, err) < 0) return -1;
-    return store_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", err);
+    return bulk_ddl(s, 0, err);
 }
 
 /* store_open: 1 when a secondary index is missing (a killed first load). */
