@@ -60,6 +60,10 @@ score_only() {   # score_only BIN LABEL: one score run on a fresh copy of $DB
 
 if [ "${SCORE_ONLY:-0}" = 1 ]; then
   [ -f "$DB" ] || { echo "no $DB: run without SCORE_ONLY first" >&2; exit 1; }
+  # Bring the store to this binary's schema once: a fresh copy of an older
+  # store would migrate inside every timed run (6 -> 7 cost 1.9 s CPU,
+  # 7 -> 8 ~22 s). A PEER_BIN older than the schema then refuses the copy.
+  ./prmcast --db "$DB" status >/dev/null 2>&1 || true
   echo "== score only${RERUN:+ (rerun)}: $DB as of $PRMCAST_NOW, load: $(cut -d' ' -f1-3 /proc/loadavg)"
   score_only ./prmcast prmcast
   if [ -n "${PEER_BIN:-}" ]; then
