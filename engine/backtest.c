@@ -275,6 +275,8 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
             }
             /* calibration: outcomes as the store knows them now */
             int64_t last = world_last_observed(w);
+            size_t w0 = cw.n, p0 = cp.n;
+            double raw = 0;
             for (size_t i = 0; i < r.n_open; i++) {
                 const wdeal *d = &w->d[r.open_deal[i]];
                 wstate st;
@@ -282,9 +284,13 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
                 int won = st.now->status == STATUS_WON;
                 int32_t cd = d->closed_day != INT32_MIN ? d->closed_day : (int32_t)(st.now->t / DAY);
                 int in = won && cd >= start && cd < end;
-                if (st.now->status != STATUS_OPEN && pv_push(&cw, r.open_p_win[i], won) < 0) {
-                    forecast_result_free(&r);
-                    goto oom;
+                if (st.now->status != STATUS_OPEN) {
+                    if (pv_push(&cw, r.open_p_win[i], won) < 0) {
+                        forecast_result_free(&r);
+                        goto oom;
+                    }
+                    double pq = fmin(1 - 1e-9, fmax(1e-9, r.open_p_win[i]));
+                    raw += 1 / (1 + exp(-(log(pq / (1 - pq)) - r.bias_applied)));
                 }
                 if ((st.now->status != STATUS_OPEN || last >= end * DAY) &&
                     pv_push(&cp, r.open_p_win[i] * r.open_p_close[i], in) < 0) {
@@ -292,6 +298,15 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
                     goto oom;
                 }
             }
+            bp->bias_applied = r.bias_applied;
+            pv pw = { cw.p + w0, cw.y + w0, cw.n - w0, 0 }, pp = { cp.p + p0, cp.y + p0, cp.n - p0, 0 };
+            bp->cal_n_win = pw.n;
+            bp->cal_n_period = pp.n;
+            pv_mean(&pw, &bp->cal_p_win, &bp->cal_won);
+            pv_mean(&pp, &bp->cal_p_period, &bp->cal_in);
+            bp->cal_p_win_raw = pw.n ? raw / (double)pw.n : NAN;
+            bp->cal_ece_win = pw.n ? cls_ece(pw.p, pw.y, pw.n, 10) : NAN;
+            bp->cal_ece_period = pp.n ? cls_ece(pp.p, pp.y, pp.n, 10) : NAN;
             forecast_result_free(&r);
         }
     }

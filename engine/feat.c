@@ -438,6 +438,7 @@ int feat_snapshots(const world *w, int64_t from, int64_t to, int step_days,
  * (days) whose edges were chosen on the seed-7 sample (bench/RESULTS.md). */
 static const int age_edges[] = { 30, 90, 180 };
 enum { N_AGE = 4, N_HSTRATA = FEAT_STAGES * N_AGE };
+_Static_assert((int)N_HSTRATA == (int)FEAT_HAZARD_STRATA, "feat.h names the strata count");
 
 static int32_t hazard_stratum(const wdeal *d, const wstate *s, int64_t t)
 {
@@ -450,8 +451,16 @@ static int32_t hazard_stratum(const wdeal *d, const wstate *s, int64_t t)
 
 int feat_win_hazard(const world *w, int64_t at, int step_days, double *p, prm_error *err)
 {
+    return feat_win_hazard_strata(w, at, step_days, p, NULL, err);
+}
+
+int feat_win_hazard_strata(const world *w, int64_t at, int step_days, double *p, int32_t *stratum,
+                           prm_error *err)
+{
     if (step_days < 1) return prm_error_set(err, "landmark step must be at least one day");
     for (size_t i = 0; i < w->nd; i++) p[i] = NAN;
+    if (stratum)
+        for (size_t i = 0; i < w->nd; i++) stratum[i] = -1;
     int64_t first = world_first_created(w);
     if (first == INT64_MIN || first >= at) return 1;
     size_t n = 0, cap = 4096;
@@ -500,7 +509,9 @@ int feat_win_hazard(const world *w, int64_t at, int step_days, double *p, prm_er
     for (size_t i = 0; i < w->nd; i++) {
         wstate s;
         if (!world_open_at(w, &w->d[i], at, &s)) continue;
-        p[i] = model_hazard_p_win(h, hazard_stratum(&w->d[i], &s, at));
+        int32_t k = hazard_stratum(&w->d[i], &s, at);
+        p[i] = model_hazard_p_win(h, k);
+        if (stratum) stratum[i] = k;
     }
     model_hazard_free(h);
     return 0;

@@ -162,6 +162,13 @@ typedef struct backtest_point {
     double seg_abs_err, seg_actual;    /* sum |p50 - actual| and sum actual over segments */
     size_t seg_n, seg_covered;         /* segments, and those with P10 <= actual <= P90 */
     double pinball;                    /* mean pinball loss (q .1 .5 .9) of the total / actual */
+    /* this point's share of the calibration below: resolved open deals,
+     * their mean P(win) as forecast (after the past-periods logit shift)
+     * and before the shift, the share won, ECE; the same for P(won inside
+     * the period) */
+    size_t cal_n_win, cal_n_period;
+    double cal_p_win, cal_p_win_raw, cal_won, cal_ece_win, cal_p_period, cal_in, cal_ece_period;
+    double bias_applied;               /* the logit shift the forecast applied to P(win) */
 } backtest_point;
 
 /* Calibration pooled over every point's open deals, outcomes as known at

@@ -137,7 +137,10 @@ static void program(const char *from, int days, int per_day, const char *now, in
 
 /* The mean P(win) a model gives the deals open at `at` that program()
  * made qualified (k % 10 >= 5). */
-static double qualified_mean(int64_t model_id, const char *at)
+/* The mean P(win) of the open qualified deals: the model's own
+ * (scoring_model_probs), or as the forecast takes it, anchored to the win
+ * hazard as of `at` (scoring_open_probs). */
+static double qualified_mean_of(int64_t model_id, const char *at, int anchored)
 {
     prm_error err;
     world *w;
@@ -146,7 +149,7 @@ static double qualified_mean(int64_t model_id, const char *at)
     double *p = malloc(sizeof *p * (nd + 1)), sum = 0;
     int64_t used;
     int cnt = 0;
-    if (p && scoring_open_probs(s, w, model_id, T(at), p, &n_open, &used, &err) == 0)
+    if (p && (anchored ? scoring_open_probs : scoring_model_probs)(s, w, model_id, T(at), p, &n_open, &used, &err) == 0)
         for (size_t i = 0; i < nd; i++) {
             int k = atoi(world_deal_id(w, i) + 1);
             if (p[i] == p[i] && k % 10 >= 5) {
@@ -157,6 +160,11 @@ static double qualified_mean(int64_t model_id, const char *at)
     free(p);
     world_free(w);
     return cnt ? sum / cnt : NAN;
+}
+
+static double qualified_mean(int64_t model_id, const char *at)
+{
+    return qualified_mean_of(model_id, at, 0);
 }
 
 /* Trains (not activated) as of `as_of`; prints the error when it fails. */
@@ -222,15 +230,21 @@ static void censoring_tests(void)
     /* At 2026-01-15 the open qualified deals are, by construction, 2 in 10
      * a day younger than 100 days (they will win) and 3 in 10 a day younger
      * than 400 (they will lose): a win rate of 20 / (20 + 120) = 0.143. */
-    double truth = 20.0 / 140.0, mean[2] = { NAN, NAN };
+    double truth = 20.0 / 140.0, mean[2] = { NAN, NAN }, anchored[2] = { NAN, NAN };
     int label_days[2] = { TRAIN_LABEL_DAYS, 0 };
     for (int v = 0; v < 2; v++) {
         train_result r;
         if (train_as_of("2026-01-15T00:00:00Z", "logistic", label_days[v], &r) < 0) continue;
         mean[v] = qualified_mean(r.cand[0].model_id, "2026-01-15T00:00:00Z");
-        printf("# label_days %d: mean P(win) of the open qualified deals %.3f (truth %.3f)\n", label_days[v],
-               mean[v], truth);
+        anchored[v] = qualified_mean_of(r.cand[0].model_id, "2026-01-15T00:00:00Z", 1);
+        printf("# label_days %d: mean P(win) of the open qualified deals %.3f, anchored to the win hazard %.3f"
+               " (truth %.3f)\n", label_days[v], mean[v], anchored[v], truth);
     }
+    /* The forecast's P(win) is anchored to the win hazard as of the date
+     * (scoring_open_probs): even the model of the censored labels, which
+     * over-predicts on its own (below), then says the known rate. */
+    T_OK(fabs(anchored[0] - truth) < 0.03 && fabs(anchored[1] - truth) < 0.03,
+         "anchored to the win hazard, both models' P(win) of the long-lived deals is their win rate");
     T_OK(fabs(mean[0] - truth) < 0.06, "with fully observed labels the calibrated P(win) of long-lived deals"
                                         " recovers their win rate");
     T_OK(mean[1] > truth + 0.15, "training on deals resolved by each cutoff (the censored labels) over-predicts them");
@@ -294,6 +308,24 @@ static void censoring_tests(void)
         T_OK(rc == 0 && cnt == 140, "win hazard: a P(win) for every open qualified deal");
         T_OK(fabs(m - 20.0 / 140) < 0.02, "win hazard: censored long-lived deals at risk, the known win rate recovered");
         T_OK(hi > 0.3 && lo < 0.05, "win hazard: young deals (may still win) above old ones (past the wins' age)");
+        /* The strata the forecast anchors the model to (model_anchor):
+         * the same P(win), one value per stratum, -1 where there is none. */
+        double *p2 = malloc(sizeof *p2 * (nd + 1)), byk[FEAT_HAZARD_STRATA];
+        int32_t *k2 = malloc(sizeof *k2 * (nd + 1));
+        int same = p2 && k2 && rc == 0 &&
+                   feat_win_hazard_strata(w, T("2026-01-15T00:00:00Z"), 14, p2, k2, &err) == 0;
+        for (int k = 0; k < FEAT_HAZARD_STRATA; k++) byk[k] = NAN;
+        size_t nk = 0;
+        for (size_t i = 0; same && i < nd; i++) {
+            if (p[i] != p[i]) { same = p2[i] != p2[i] && k2[i] == -1; continue; }
+            same = p2[i] == p[i] && k2[i] >= 0 && k2[i] < FEAT_HAZARD_STRATA;
+            if (!same) break;
+            if (byk[k2[i]] != byk[k2[i]]) { byk[k2[i]] = p[i]; nk++; }
+            same = byk[k2[i]] == p[i];
+        }
+        T_OK(same && nk >= 2, "win hazard strata: the same P(win), one value per stratum, -1 for deals not open");
+        free(p2);
+        free(k2);
         free(p);
         world_free(w);
     }
