@@ -150,7 +150,7 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
                       prm_error *err)
 {
     *pts = NULL;
-    pv cw = { NULL, NULL, 0, 0 }, cp = { NULL, NULL, 0, 0 };
+    pv cw = { NULL, NULL, 0, 0 }, cp = { NULL, NULL, 0, 0 }, cr = { NULL, NULL, 0, 0 };
     *n = 0;
     world *w;
     if (world_load(s, &w, err) < 0) return -1;
@@ -290,7 +290,12 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
                         goto oom;
                     }
                     double pq = fmin(1 - 1e-9, fmax(1e-9, r.open_p_win[i]));
-                    raw += 1 / (1 + exp(-(log(pq / (1 - pq)) - r.bias_applied)));
+                    double pr = 1 / (1 + exp(-(log(pq / (1 - pq)) - r.bias_applied)));
+                    raw += pr;
+                    if (pv_push(&cr, pr, won) < 0) {
+                        forecast_result_free(&r);
+                        goto oom;
+                    }
                 }
                 if ((st.now->status != STATUS_OPEN || last >= end * DAY) &&
                     pv_push(&cp, r.open_p_win[i] * r.open_p_close[i], in) < 0) {
@@ -315,6 +320,9 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
         cal->n_period = cp.n;
         cal->ece_win = cw.n ? cls_ece(cw.p, cw.y, cw.n, 10) : NAN;
         cal->ece_period = cp.n ? cls_ece(cp.p, cp.y, cp.n, 10) : NAN;
+        cal->ece_win_raw = cr.n ? cls_ece(cr.p, cr.y, cr.n, 10) : NAN;
+        double ry;
+        pv_mean(&cr, &cal->mean_p_win_raw, &ry);
         pv_mean(&cw, &cal->mean_p_win, &cal->rate_win);
         pv_mean(&cp, &cal->mean_p_period, &cal->rate_period);
         memset(cal->rel, 0, sizeof cal->rel);
@@ -332,6 +340,8 @@ out:
     free(cw.y);
     free(cp.p);
     free(cp.y);
+    free(cr.p);
+    free(cr.y);
     if (rc < 0) *n = 0;
     free(p);
     for (size_t i = 0; cache && i < nc; i++) {

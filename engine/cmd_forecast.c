@@ -514,6 +514,9 @@ int cmd_backtest(int argc, char **argv, const cli *c)
            "  P(won inside the period)   ECE %.4f  mean p %.3f  won %.3f  (%zu deals)\n",
            cal.ece_win, cal.mean_p_win, cal.rate_win, cal.n_win, cal.ece_period, cal.mean_p_period,
            cal.rate_period, cal.n_period);
+    printf("  P(win) before the logit shift ECE %.4f  mean p %.3f  (the deal model's, anchored; the forecast\n"
+           "                             moves it by the past periods' revenue bias)\n",
+           cal.ece_win_raw, cal.mean_p_win_raw);
     const char *what[2] = { "P(win)", "P(won inside the period)" };
     for (int k = 0; k < 2; k++) {
         printf("reliability, %s:  bin  deals  mean p  won\n", what[k]);

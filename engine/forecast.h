@@ -177,6 +177,7 @@ typedef struct backtest_point {
 enum { BACKTEST_REL_BINS = 10 };
 typedef struct backtest_calib {
     double ece_win, ece_period, mean_p_win, rate_win, mean_p_period, rate_period;
+    double ece_win_raw, mean_p_win_raw;  /* P(win) before the forecast's past-periods logit shift */
     size_t n_win, n_period;
     cls_bin rel[2][BACKTEST_REL_BINS];   /* reliability: P(win), P(won inside the period) */
 } backtest_calib;
