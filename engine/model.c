@@ -610,26 +610,22 @@ model_calib_kind model_calib_get_kind(const model *m)
     return m->calib ? m->calib->kind : MODEL_CALIB_NONE;
 }
 
-/* The offset c with sum sigmoid(logit p_i + c) = goal over the rows of
- * group g (g < 0: every counted row): the sum rises with c, so bisection
- * on [-20, 20] after Newton steps that leave the bracket. */
-static double anchor_offset(const double *z, const int32_t *group, const double *p, const double *target,
-                            size_t n, int32_t g, double goal)
+/* The offset c with sum sigmoid(z_i + c) = goal over z[0..n): the sum
+ * rises with c, so Newton steps inside a bisection bracket on [-20, 20]. */
+static double anchor_offset(const double *z, size_t n, double goal)
 {
     double lo = -20, hi = 20, c = 0;
     for (int it = 0; it < 100; it++) {
         double f = -goal, d = 0;
         for (size_t i = 0; i < n; i++) {
-            if (group[i] < 0 || (g >= 0 && group[i] != g) || isnan(p[i]) || isnan(target[i])) continue;
             double q = model_sigmoid(z[i] + c);
             f += q;
             d += q * (1 - q);
         }
         if (f > 0) hi = c; else lo = c;
-        if (fabs(f) < 1e-9) break;
+        if (fabs(f) < 1e-9 || hi - lo < 1e-12) break;
         double nc = d > 0 ? c - f / d : (lo + hi) / 2;
         c = nc > lo && nc < hi ? nc : (lo + hi) / 2;
-        if (hi - lo < 1e-12) break;
     }
     return c;
 }
@@ -638,44 +634,55 @@ int model_anchor(double *p, const int32_t *group, const double *target, size_t n
                  double prior, prm_error *err)
 {
     if (n_groups < 1 || !(prior >= 0)) return prm_error_set(err, "model_anchor: bad groups or prior");
-    double *z = model_xcalloc(n + 1, sizeof *z), *goal = model_xcalloc((size_t)n_groups + 1, sizeof *goal),
-           *cnt = model_xcalloc((size_t)n_groups + 1, sizeof *cnt);
-    if (!z || !goal || !cnt) {
-        free(z); free(goal); free(cnt);
-        return prm_error_set(err, "out of memory");
-    }
-    double all = 0, nall = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t ng = (size_t)n_groups, m = 0;
+    size_t *start = model_xcalloc(ng + 2, sizeof *start);
+    for (size_t i = 0; start && i < n; i++) {
         if (group[i] >= n_groups) {
-            free(z); free(goal); free(cnt);
+            free(start);
             return prm_error_set(err, "model_anchor: row %zu has group %d, not in 0..%d", i + 1, group[i],
                                  n_groups - 1);
         }
         if (group[i] < 0 || isnan(p[i]) || isnan(target[i])) continue;
         if (!(p[i] > 0 && p[i] < 1 && target[i] > 0 && target[i] < 1)) {
-            free(z); free(goal); free(cnt);
+            free(start);
             return prm_error_set(err, "model_anchor: row %zu has p %g, target %g; both must be in (0, 1)",
                                  i + 1, p[i], target[i]);
         }
-        z[i] = model_logit(p[i]);
+        start[group[i] + 2]++;
+        m++;
+    }
+    /* the counted rows' logits, grouped (a counting sort), and each group's goal */
+    double *z = start ? model_xcalloc(m + 1, sizeof *z) : NULL, *goal = model_xcalloc(ng + 1, sizeof *goal);
+    size_t *row = model_xcalloc(m + 1, sizeof *row);
+    if (!start || !z || !goal || !row) {
+        free(start); free(z); free(goal); free(row);
+        return prm_error_set(err, "out of memory");
+    }
+    for (size_t g = 2; g < ng + 2; g++) start[g] += start[g - 1];
+    double all = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (group[i] < 0 || isnan(p[i]) || isnan(target[i])) continue;
+        size_t k = start[group[i] + 1]++;
+        z[k] = model_logit(p[i]);
+        row[k] = i;
         goal[group[i]] += target[i];
-        cnt[group[i]] += 1;
         all += target[i];
-        nall += 1;
     }
-    if (nall > 0) {
-        double c0 = anchor_offset(z, group, p, target, n, -1, all);
-        for (int32_t g = 0; g < n_groups; g++) {
-            if (!(cnt[g] > 0)) continue;
-            double cg = anchor_offset(z, group, p, target, n, g, goal[g]);
-            goal[g] = (cnt[g] * cg + prior * c0) / (cnt[g] + prior);   /* now the offset */
+    /* now start[g] .. start[g + 1] are group g's rows */
+    if (m > 0) {
+        double c0 = anchor_offset(z, m, all);
+        for (size_t g = 0; g < ng; g++) {
+            size_t a = start[g], b = start[g + 1];
+            if (b == a) continue;
+            double cnt = (double)(b - a), cg = anchor_offset(z + a, b - a, goal[g]);
+            double c = (cnt * cg + prior * c0) / (cnt + prior);
+            for (size_t k = a; k < b; k++) p[row[k]] = model_sigmoid(z[k] + c);
         }
-        for (size_t i = 0; i < n; i++)
-            if (group[i] >= 0 && !isnan(p[i]) && !isnan(target[i])) p[i] = model_sigmoid(z[i] + goal[group[i]]);
     }
+    free(start);
     free(z);
     free(goal);
-    free(cnt);
+    free(row);
     return 0;
 }
 
