@@ -604,7 +604,10 @@ int feat_prepare(world *w, int64_t at, prm_error *err)
 int feat_open(world *w, int64_t at, feat_set *out, prm_error *err)
 {
     if (set_init(w, out) < 0) return prm_error_set(err, "out of memory");
-    if (feat_prepare(w, at, err) < 0) return -1;
+    if (feat_prepare(w, at, err) < 0) {
+        feat_set_free(out);   /* nothing of the set is left to the caller */
+        return -1;
+    }
     featcache *c = w->feat_cache;
     const pstats *pp = &c->ps;
     const double *med = c->med;
@@ -624,7 +627,10 @@ int feat_open(world *w, int64_t at, feat_set *out, prm_error *err)
 int feat_one(world *w, size_t deal, int64_t at, feat_set *out, prm_error *err)
 {
     if (set_init(w, out) < 0) return prm_error_set(err, "out of memory");
-    if (feat_prepare(w, at, err) < 0) return -1;
+    if (feat_prepare(w, at, err) < 0) {
+        feat_set_free(out);   /* nothing of the set is left to the caller */
+        return -1;
+    }
     featcache *c = w->feat_cache;
     wstate s;
     int rc = 0;
