@@ -572,12 +572,17 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
             first = w->d[i].created;
     }
     /* past quarters usable: ended by A, their offset inside them and not
-     * before the program */
+     * before the program. An as-of day before the period (off < 0: the
+     * 13-week point is the day before the quarter) counts from the
+     * quarter's start: a program that began with that quarter has its
+     * whole revenue from deals registered inside it, the same kind of
+     * revenue (left out, the first 13-week point had no run-rate at all:
+     * 0 against 3.7M, seed 7). */
     int nq = 0;
     int qkeys[64];
     for (int k = pkey - 1; k >= pkey - 40 && nq < K && nq < 64; k--)
         if (key_start(k + 1, sm) <= A + 1 && key_start(k, sm) + off < key_start(k + 1, sm) &&
-            key_start(k, sm) + off >= first)
+            key_start(k, sm) + (off > 0 ? off : 0) >= first)
             qkeys[nq++] = k;
     /* oldest first */
     for (int i = 0; i < nq / 2; i++) {
