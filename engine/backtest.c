@@ -231,9 +231,14 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
             bp->pinball = act->total > 0 ? pinball(act->total, bp->p10, bp->p50, bp->p90) / act->total : NAN;
             bp->commit = r.rows[0].commit > 0 ? r.rows[0].commit : NAN;
             bp->stage_weighted = r.rows[0].closed + stage_weighted(w, t, (int32_t)start, (int32_t)end);
-            /* seasonal naive needs a year-earlier quarter past the program's
-             * ramp-up (FC_RAMP_DAYS) */
-            bp->snaive = prev && prev->total > 0 && start - 365 >= first_day + FC_RAMP_DAYS ? prev->total : NAN;
+            /* seasonal naive: the same quarter a year earlier, its actual,
+             * wherever the program ran through that whole quarter (a
+             * quarter it began inside has no quarter's actual). It was
+             * scored only past the program's ramp-up, 3 of the 5 quarters
+             * that have one: the issue's baseline is every quarter's. */
+            int64_t prev_start = fiscal_quarter_start(fy - 1, q, sm);
+            bp->snaive = prev && prev_start >= first_day ? prev->total : NAN;
+            bp->snaive_mature = bp->snaive == bp->snaive && prev_start >= first_day + FC_RAMP_DAYS;
             /* bias-corrected commit: each partner's commit x its past ratio */
             double bc = 0;
             int any = 0;

@@ -159,6 +159,7 @@ typedef struct backtest_point {
     int64_t model_id;
     double actual, mean, p10, p50, p90;
     double commit, commit_bc, stage_weighted, snaive;   /* baselines; NaN when missing */
+    int snaive_mature;                 /* the year-earlier quarter is past the program's ramp-up */
     double seg_abs_err, seg_actual;    /* sum |p50 - actual| and sum actual over segments */
     size_t seg_n, seg_covered;         /* segments, and those with P10 <= actual <= P90 */
     double pinball;                    /* mean pinball loss (q .1 .5 .9) of the total / actual */

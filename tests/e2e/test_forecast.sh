@@ -53,6 +53,13 @@ ok "$(grep -q '^false	true' f.out; echo $?)" "a bad key raises with the reason"
 "$P" --db a.db backtest --from 2026-Q2 --to 2026-Q2 --weeks-before-end 4 --sims 500 >bt.out 2>&1
 ok $? "backtest of one point" "$(tail -3 bt.out)"
 ok "$(grep -q '^2026-Q2  2026-06-02   4' bt.out && grep -q '^ 4 weeks' bt.out; echo $?)" "it prints the point and the horizon's summary" "$(head -3 bt.out)"
+ok "$(grep -q '^   4 weeks  1 points: MAPE .* vs snaive .*;  1 points: ' bt.out; echo $?)" \
+   "seasonal naive's points, and those past the ramp-up, beside the forecast's MAPE on them" "$(tail -20 bt.out)"
+# Seasonal naive is every quarter's with a year-earlier quarter the program
+# ran through (the sample began 2023-10-01): 2024-Q4 has one, in the ramp-up.
+"$P" --db a.db backtest --from 2024-Q4 --to 2024-Q4 --weeks-before-end 4 --sims 500 --no-retrain --json >bt.json 2>&1
+ok "$(grep -q '"seasonal_naive":[0-9][0-9.]*,"seasonal_naive_past_ramp_up":0' bt.json; echo $?)" \
+   "2024-Q4's seasonal naive is 2023-Q4's actual, marked inside the ramp-up" "$(cat bt.json)"
 
 # Later history: new deals, deal changes, a partner moved - all after the date.
 cat >later.lua <<'LUA'
