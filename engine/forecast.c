@@ -913,6 +913,12 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
             }
         }
     }
+    /* Too few past periods for an estimate (a program in its first year:
+     * under two past dates at this offset past its ramp-up): the period
+     * still has a shared variation, only it is unmeasured, so the range
+     * takes a prior sd instead of none (FC_PRIOR_EFFECT_SD, forecast.h),
+     * not a guessed shift. */
+    if (!have_eff) r->global_sd = FC_PRIOR_EFFECT_SD;
     /* The mean shift past periods ran at, as a logit offset on every open
      * deal (bounded): the model's probabilities are calibrated on deals,
      * and this corrects what deals-in-a-period add to that (slips into

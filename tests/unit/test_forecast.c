@@ -367,7 +367,9 @@ static void stage_rate_test(void)
 /* A program that began with a quarter, forecast the day before the next
  * one (the backtest's 13-week point): its one past quarter is all revenue
  * from deals registered inside it, the run-rate's one value (it was left
- * out as "before the program", and the not-yet-registered part was 0). */
+ * out as "before the program", and the not-yet-registered part was 0);
+ * with no past period to estimate it from, the period effect's sd is the
+ * prior's. */
 static void first_quarter_runrate_test(void)
 {
     char path[128];
@@ -393,6 +395,9 @@ static void first_quarter_runrate_test(void)
                r.rows[0].unregistered, truth);
         T_OK(truth > 0 && fabs(r.rows[0].unregistered - truth) < 0.05 * truth,
              "the not-yet-registered part is the first quarter's revenue from deals registered in it");
+        /* no past date at this offset past the ramp-up: the prior effect */
+        T_OK(r.effect_periods == 0 && r.global_sd == FC_PRIOR_EFFECT_SD && r.rows[0].p90 - r.rows[0].p10 > 0,
+             "a period effect without past periods takes the prior sd, not none");
         forecast_result_free(&r);
     }
     store_close(s);
