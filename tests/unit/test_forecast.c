@@ -104,6 +104,22 @@ static int run(const char *as_of, const char *by, uint64_t seed, forecast_result
     return 0;
 }
 
+/* 2026-Q4 as of `as_of` with the win hazard (no model). */
+static int run_hazard(const char *as_of, int sims, int bias_correct, int keep_deals, forecast_result *r)
+{
+    forecast_opts o;
+    forecast_opts_init(&o);
+    o.as_of = T(as_of);
+    o.fy = 2026;
+    o.q = 4;
+    o.sims = sims;
+    o.model_id = -1;
+    o.bias_correct = bias_correct;
+    o.keep_deals = keep_deals;
+    prm_error err;
+    return forecast_run(s, NULL, &o, r, &err);
+}
+
 static int same(const forecast_result *a, const forecast_result *b)
 {
     if (a->nrows != b->nrows) return 0;
@@ -327,17 +343,8 @@ static void stage_rate_test(void)
     prm_error err;
     if (fresh_store(path, "stagerate") < 0) return;
     program_lives("2026-01-01", 300, 10, "2026-10-28", 60, 150);
-    forecast_opts o;
-    forecast_opts_init(&o);
-    o.as_of = T("2026-10-27T23:59:59Z");
-    o.fy = 2026;
-    o.q = 4;
-    o.sims = 200;
-    o.model_id = -1;
-    o.bias_correct = 0;
-    o.keep_deals = 1;
     forecast_result r;
-    int rc = forecast_run(s, NULL, &o, &r, &err);
+    int rc = run_hazard("2026-10-27T23:59:59Z", 200, 0, 1, &r);
     T_OK(rc == 0, "a young program forecasts with the stage win rates");
     if (rc == 0) {
         world *w;
@@ -373,22 +380,15 @@ static void stage_rate_test(void)
 static void first_quarter_runrate_test(void)
 {
     char path[128];
-    prm_error err;
     if (fresh_store(path, "runrate") < 0) return;
     program("2026-07-01", 92, 6, "2026-09-30", 30);
     /* program(): deals 5, 6 of every 10 won 30 days after registration */
     double truth = 0;
     for (int k = 0; k < 92 * 6; k++)
         if ((k % 10 == 5 || k % 10 == 6) && D("2026-07-01") + k / 6 + 30 <= D("2026-09-30")) truth += 10000;
-    forecast_opts o;
-    forecast_opts_init(&o);
-    o.as_of = T("2026-09-30T23:59:59Z");
-    o.fy = 2026;
-    o.q = 4;
-    o.sims = 4000;   /* the split is the draws' mean: sd/mean 0.5 over 4,000 draws, se 0.8% */
-    o.model_id = -1;
     forecast_result r;
-    int rc = forecast_run(s, NULL, &o, &r, &err);
+    /* the split is the draws' mean: sd/mean 0.5 over 4,000 draws, se 0.8% */
+    int rc = run_hazard("2026-09-30T23:59:59Z", 4000, 1, 0, &r);
     T_OK(rc == 0, "a one-quarter-old program forecasts its second quarter");
     if (rc == 0) {
         printf("# first quarter run-rate: unregistered %.0f, the first quarter's in-quarter revenue %.0f\n",
@@ -400,6 +400,32 @@ static void first_quarter_runrate_test(void)
              "a period effect without past periods takes the prior sd, not none");
         forecast_result_free(&r);
     }
+    store_close(s);
+    unlink(path);
+}
+
+/* A program under a year old has no estimate of the period effect (one
+ * past date at the offset past its ramp-up, here 2026-07-27); the mean
+ * shift comes from every past date it has, the ramp-up's too, and moves
+ * the forecast its way (it was 0 by construction). */
+static void young_shift_test(void)
+{
+    char path[128];
+    if (fresh_store(path, "youngshift") < 0) return;
+    program_lives("2026-01-01", 300, 10, "2026-10-28", 60, 150);
+    forecast_result r[2];
+    int rc[2];
+    for (int k = 0; k < 2; k++) rc[k] = run_hazard("2026-10-27T23:59:59Z", 2000, k == 0, 0, &r[k]);
+    T_OK(rc[0] == 0 && rc[1] == 0, "a young program forecasts with and without the shift");
+    if (rc[0] == 0 && rc[1] == 0) {
+        double b = r[0].bias_applied, d = r[0].rows[0].p50 - r[1].rows[0].p50;
+        printf("# young program: effect periods %d, shift %.3f logit, P50 %.0f -> %.0f\n", r[0].effect_periods, b,
+               r[1].rows[0].p50, r[0].rows[0].p50);
+        T_OK(r[0].effect_periods == 0 && b != 0 && fabs(b) <= 1 && r[1].bias_applied == 0 && d * b > 0,
+             "without an effect estimate the shift of every past date is applied, bounded, and moves P50 its way");
+    }
+    for (int k = 0; k < 2; k++)
+        if (rc[k] == 0) forecast_result_free(&r[k]);
     store_close(s);
     unlink(path);
 }
@@ -578,5 +604,6 @@ int main(void)
     censoring_tests();
     stage_rate_test();
     first_quarter_runrate_test();
+    young_shift_test();
     return t_done();
 }
