@@ -150,7 +150,7 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
                       prm_error *err)
 {
     *pts = NULL;
-    pv cw = { NULL, NULL, 0, 0 }, cp = { NULL, NULL, 0, 0 };
+    pv cw = { NULL, NULL, 0, 0 }, cp = { NULL, NULL, 0, 0 }, cr = { NULL, NULL, 0, 0 };
     *n = 0;
     world *w;
     if (world_load(s, &w, err) < 0) return -1;
@@ -293,7 +293,12 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
                 int won = st.now->status == STATUS_WON;
                 int32_t cd = d->closed_day != INT32_MIN ? d->closed_day : (int32_t)(st.now->t / DAY);
                 int in = won && cd >= start && cd < end;
-                if (st.now->status != STATUS_OPEN && pv_push(&cw, r.open_p_win[i], won) < 0) {
+                /* the deal model's P(win): the period shift undone (it is
+                 * one logit offset on every open deal) */
+                double pr = fmin(1 - 1e-9, fmax(1e-9, r.open_p_win[i]));
+                pr = 1 / (1 + exp(-(log(pr / (1 - pr)) - r.bias_applied)));
+                if (st.now->status != STATUS_OPEN && (pv_push(&cw, r.open_p_win[i], won) < 0 ||
+                                                      pv_push(&cr, pr, won) < 0)) {
                     forecast_result_free(&r);
                     goto oom;
                 }
@@ -312,6 +317,9 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
         cal->ece_win = cw.n ? cls_ece(cw.p, cw.y, cw.n, 10) : NAN;
         cal->ece_period = cp.n ? cls_ece(cp.p, cp.y, cp.n, 10) : NAN;
         pv_mean(&cw, &cal->mean_p_win, &cal->rate_win);
+        double rate;
+        cal->ece_win_model = cr.n ? cls_ece(cr.p, cr.y, cr.n, 10) : NAN;
+        pv_mean(&cr, &cal->mean_p_win_model, &rate);
         pv_mean(&cp, &cal->mean_p_period, &cal->rate_period);
         memset(cal->rel, 0, sizeof cal->rel);
         if (cw.n) cls_reliability(cw.p, cw.y, cw.n, BACKTEST_REL_BINS, cal->rel[0]);
@@ -326,6 +334,8 @@ oom:
 out:
     free(cw.p);
     free(cw.y);
+    free(cr.p);
+    free(cr.y);
     free(cp.p);
     free(cp.y);
     if (rc < 0) *n = 0;

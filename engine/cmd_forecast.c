@@ -530,9 +530,11 @@ int cmd_backtest(int argc, char **argv, const cli *c)
     }
     printf("\ncalibration over every point's open deals (10 bins):\n"
            "  P(win)                     ECE %.4f  mean p %.3f  won %.3f  (%zu resolved deals)\n"
-           "  P(won inside the period)   ECE %.4f  mean p %.3f  won %.3f  (%zu deals)\n",
+           "  P(won inside the period)   ECE %.4f  mean p %.3f  won %.3f  (%zu deals)\n"
+           "  P(win) before the shift    ECE %.4f  mean p %.3f  (the deal model's; P(win) above is after the"
+           " period shift the forecast applies)\n",
            cal.ece_win, cal.mean_p_win, cal.rate_win, cal.n_win, cal.ece_period, cal.mean_p_period,
-           cal.rate_period, cal.n_period);
+           cal.rate_period, cal.n_period, cal.ece_win_model, cal.mean_p_win_model);
     const char *what[2] = { "P(win)", "P(won inside the period)" };
     for (int k = 0; k < 2; k++) {
         printf("reliability, %s:  bin  deals  mean p  won\n", what[k]);

@@ -175,10 +175,13 @@ typedef struct backtest_point {
 
 /* Calibration pooled over every point's open deals, outcomes as known at
  * the store's last observation: P(win) against won (unresolved deals left
- * out), P(win) x P(close in period) against won inside the period. */
+ * out), P(win) x P(close in period) against won inside the period. P(win)
+ * is the forecast's, after the period shift; *_model: the deal model's,
+ * before it. */
 enum { BACKTEST_REL_BINS = 10 };
 typedef struct backtest_calib {
     double ece_win, ece_period, mean_p_win, rate_win, mean_p_period, rate_period;
+    double ece_win_model, mean_p_win_model;   /* P(win) before the period shift (bias_applied) */
     size_t n_win, n_period;
     cls_bin rel[2][BACKTEST_REL_BINS];   /* reliability: P(win), P(won inside the period) */
 } backtest_calib;
