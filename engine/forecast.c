@@ -846,11 +846,8 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
         }
     }
 
-    /* The shared period effect from past quarters at the same offset.
-     * young_num / young_den: the mean shift over every past date,
-     * ramp-up ones included, for a program too young for an estimate. */
-    double young_num = 0, young_den = 0;
-    if (nq >= 1) {
+    /* The shared period effect from past quarters at the same offset. */
+    if (nq >= 2) {
         int gcount = by_region ? ngroups : 1;
         obs = calloc((size_t)nq * (size_t)(gcount > 0 ? gcount : 1), sizeof *obs);
         if (!obs) { free(pseg); goto oom; }
@@ -861,9 +858,8 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
             /* a past date in the program's ramp-up tells nothing of a
              * period's shared variation: its pipeline was a few weeks'
              * registrations (as one of 3 periods it made the sd 1.1 logit,
-             * P10-P90 19-51M at the backtest's first model point); it
-             * counts for the young program's mean shift only */
-            int ramp = ks + off < first + FC_RAMP_DAYS;
+             * P10-P90 19-51M at the backtest's first model point) */
+            if (ks + off < first + FC_RAMP_DAYS) continue;
             const double *pk = NULL;
             if (have_model) {
                 int rk = scoring_open_probs(s, w, used_model, tk, pwk, NULL, NULL, err);
@@ -899,12 +895,8 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
             }
             pipe_free(&Q);
             int any = 0;
-            for (int g = 0; g < gcount; g++) {
-                any |= ob[g].predicted > 0;
-                young_num += (ob[g].actual - ob[g].predicted) * ob[g].sensitivity;
-                young_den += ob[g].sensitivity * ob[g].sensitivity;
-            }
-            if (any && !ramp) nobs += (size_t)gcount;
+            for (int g = 0; g < gcount; g++) any |= ob[g].predicted > 0;
+            if (any) nobs += (size_t)gcount;
         }
         if (nobs / (size_t)gcount >= 2) {
             if (mc_effect_estimate(obs, nobs, (size_t)gcount, 4, &eff, err) < 0) { free(pseg); goto out; }
@@ -932,15 +924,8 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
      * and this corrects what deals-in-a-period add to that (slips into
      * the period, amounts), measured only on periods before T. */
     r->bias_applied = 0;
-    /* A program too young for an estimate (under two past dates past its
-     * ramp-up) takes the shift from every past date it has, the ramp-up's
-     * too: the model of a young program under-predicts what its deals win
-     * (mean P(win) 0.30-0.49 where 0.54-0.60 won at seed 7's first five
-     * points) and nothing else measures it; the shift is the same
-     * estimator's, sum (y - mu) D / sum D^2 (mc_effect_estimate). */
-    double shift = have_eff ? eff.global_bias : young_den > 0 ? young_num / young_den : NAN;
-    if (o->bias_correct && shift == shift) {
-        double b = fmax(-1.0, fmin(1.0, shift));
+    if (have_eff && o->bias_correct && eff.global_bias == eff.global_bias) {
+        double b = fmax(-1.0, fmin(1.0, eff.global_bias));
         r->bias_applied = b;
         for (size_t k = 0; k < P.n; k++) {
             double p = fmin(1 - 1e-9, fmax(1e-9, P.p_win[k]));

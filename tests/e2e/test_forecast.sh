@@ -53,8 +53,6 @@ ok "$(grep -q '^false	true' f.out; echo $?)" "a bad key raises with the reason"
 "$P" --db a.db backtest --from 2026-Q2 --to 2026-Q2 --weeks-before-end 4 --sims 500 >bt.out 2>&1
 ok $? "backtest of one point" "$(tail -3 bt.out)"
 ok "$(grep -q '^2026-Q2  2026-06-02   4' bt.out && grep -q '^ 4 weeks' bt.out; echo $?)" "it prints the point and the horizon's summary" "$(head -3 bt.out)"
-ok "$(grep -q '^  P(win) before the shift    ECE 0\.[0-9]*  mean p 0\.[0-9]' bt.out; echo $?)" \
-   "the deal model's P(win) calibration beside the shifted one" "$(grep ECE bt.out)"
 ok "$(grep -q '^   4 weeks  1 points: MAPE .* vs snaive .*;  1 points: ' bt.out; echo $?)" \
    "seasonal naive's points, and those past the ramp-up, beside the forecast's MAPE on them" "$(tail -20 bt.out)"
 # A cold-start fit (under COLD_START_DEALS labelled deals: 117 here) is no
