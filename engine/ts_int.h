@@ -39,8 +39,11 @@ int ts_solve(double *A, double *b, int n, double tiny);
  * it did, 0 when the series is too short (r unchanged).  ts.c. */
 int ts_calibrate_widths(const double *y, int n, const ts_options *opt, ts_result *r);
 /* The rolling-origin ratios |error| / half-width behind it: level j's in
- * ratio[j * cap ..], at most cap of them; returns their count.  ts.c. */
-int ts_calib_ratios(const double *y, int n, const ts_options *opt, double *ratio, int cap);
+ * ratio[j * cap ..], at most cap of them; returns their count.  fitlen
+ * (NULL or cap entries) gets each ratio's origin, the length of the data
+ * its forecast was fitted on.  ts.c. */
+int ts_calib_ratios(const double *y, int n, const ts_options *opt, double *ratio, int cap,
+                    int *fitlen);
 
 /* ts_ets_fit that also returns the best damped-trend model (aicc INFINITY
  * when none was fitted).  h_positive > 0: for strictly positive data, pass

@@ -153,8 +153,9 @@ static double now_wall(void)
 
 /* M3_CALIB_DUMP=FILE: per series, the uncalibrated combination's
  * rolling-origin ratios |error| / half-width on its training data ("S id
- * level N ratios") and the same ratios of its forecast on the test ("T id
- * level h ratios"); bench/m3/calib_rules.py scores width rules on them (run
+ * level N ratios"), the length each ratio's forecast was fitted on ("L id n
+ * N lengths", n the series' own) and the same ratios of its forecast on the
+ * test ("T id level h ratios"); bench/m3/calib_rules.py scores width rules on them (run
  * with M3_TRAIN_HOLDOUT=1 to choose one without the test parts). */
 static void dump_calibration(const char *file)
 {
@@ -167,6 +168,7 @@ static void dump_calibration(const char *file)
     ts_options_init(&o);
     o.method = TS_COMBO;
     static double ratio[2 * TS_CALIB_ORIGINS * MAXH];
+    static int fitlen[TS_CALIB_ORIGINS * MAXH];
     for (int i = 0; i < NS; i++) {
         o.period = S[i].m;
         o.h = S[i].h;
@@ -177,7 +179,11 @@ static void dump_calibration(const char *file)
             continue;
         o.calib_origins = TS_CALIB_ORIGINS;
         int cap = TS_CALIB_ORIGINS * o.h;
-        int N = strncmp(r.method, "Combo", 5) == 0 ? ts_calib_ratios(S[i].y, S[i].n, &o, ratio, cap) : 0;
+        int N = strncmp(r.method, "Combo", 5) == 0 ? ts_calib_ratios(S[i].y, S[i].n, &o, ratio, cap, fitlen) : 0;
+        fprintf(f, "L %s %d %d", S[i].id, S[i].n, N);
+        for (int k = 0; k < N; k++)
+            fprintf(f, " %d", fitlen[k]);
+        fprintf(f, "\n");
         for (int j = 0; j < 2; j++) {
             fprintf(f, "S %s %d %d", S[i].id, j, N);
             for (int k = 0; k < N; k++)
@@ -199,8 +205,9 @@ static char ETS_MODEL[MAXS][96];
 static double ETS_LOGLIK[MAXS];
 
 /* calib: 0 the default (the combination's widths calibrated on each series,
- * short series from the subset's pool, ts_calib_pool over the training
- * parts, inside the timing), 1 uncalibrated, 2 without the pool. */
+ * short series from the subset's pool, ts_calib_pool_keep over the training
+ * parts, inside the timing; the forecasts reuse the pass's ratios), 1
+ * uncalibrated, 2 without the pool. */
 static void run_ours(const char *label, ts_method meth, int calib)
 {
     method *m = add_method(label, 1);
@@ -209,6 +216,7 @@ static void run_ours(const char *label, ts_method meth, int calib)
     o.method = meth;
     if (calib == 1)
         o.calib_origins = 0;
+    static ts_calib_cache cache;
     double w0 = now_wall();
     clock_t c0 = clock();
     if (calib == 0 && (meth == TS_COMBO || meth == TS_AUTO) && NS > 0) {
@@ -221,12 +229,15 @@ static void run_ours(const char *label, ts_method meth, int calib)
         o.period = S[0].m; /* one frequency and horizon per subset */
         o.h = S[0].h;
         prm_error err;
-        if (ts_calib_pool(ys, ns, NS, &o, &err) < 0)
+        /* the pool pass keeps each series' ratios; its forecast reuses them */
+        if (ts_calib_pool_keep(ys, ns, NS, &o, &cache, &err) < 0)
             fprintf(stderr, "m3bench: %s: %s\n", label, err.msg);
+        o.calib_cache = &cache;
     }
     for (int i = 0; i < NS; i++) {
         o.period = S[i].m;
         o.h = S[i].h;
+        o.calib_index = i;
         ts_result r;
         prm_error err;
         if (ts_forecast(S[i].y, S[i].n, &o, &r, &err) != 0) {
@@ -244,6 +255,7 @@ static void run_ours(const char *label, ts_method meth, int calib)
         memcpy(slot(m, i, 4), ts_upper(&r, 1), (size_t)o.h * sizeof(double));
         ts_result_free(&r);
     }
+    ts_calib_cache_free(&cache);
     m->cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
     m->wall = now_wall() - w0;
     m->nseries_timed = NS;
