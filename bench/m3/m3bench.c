@@ -425,19 +425,22 @@ int main(int argc, char **argv)
      * the test, the rest the training data; the real test part is never
      * read.  For choosing rules without looking at the evaluation data (R's
      * forecasts and the submissions, made for the real test, are left out). */
+    /* M3_TRAIN_HOLDOUT=2 (3, ...): the origin 2h (3h) before the training
+     * part's end, the h observations after it the test: the same rules at
+     * other series lengths, still inside the training parts. */
     const char *holdout = getenv("M3_TRAIN_HOLDOUT");
-    int pseudo = holdout && strcmp(holdout, "1") == 0;
-    if (pseudo) {
+    int pseudo = holdout ? atoi(holdout) : 0;
+    if (pseudo > 0) {
         int k = 0;
         for (int i = 0; i < NS; i++) {
-            if (S[i].n - S[i].h < 8)
+            if (S[i].n - pseudo * S[i].h < 8)
                 continue;
             S[k] = S[i];
-            S[k].n -= S[k].h;
+            S[k].n -= pseudo * S[k].h;
             memcpy(S[k].test, S[i].y + S[k].n, (size_t)S[k].h * sizeof(double));
             k++;
         }
-        fprintf(stderr, "m3bench: training-part holdout, %d of %d series\n", k, NS);
+        fprintf(stderr, "m3bench: training-part holdout %d, %d of %d series\n", pseudo, k, NS);
         NS = k;
     }
     const char *dump = getenv("M3_CALIB_DUMP");
