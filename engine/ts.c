@@ -600,7 +600,8 @@ static int share_zero_at_least(const double *y, int n, double share)
  *
  * A series with fewer than CAL_MIN_ERRORS errors (most short yearly series)
  * takes its frequency's pooled factor when the caller set one
- * (ts_calib_pool: the level-p quantile of every series' ratios together).
+ * (ts_calib_pool: the level-p quantile of every series' ratios together,
+ * taken as the conformal rank ceil((N + 1) p), pool_quantile).
  * That rule was chosen the same way, on the training-part holdout, over
  * the pooled median factor, over shrinking each series' factor toward
  * either pool by N0 = 6..96 pseudo-errors, and over a larger own-factor
@@ -748,6 +749,17 @@ int ts_calibrate_widths(const double *y, int n, const ts_options *opt, ts_result
     return done;
 }
 
+/* The pooled factor of level p from N sorted ratios: the ratio of rank
+ * ceil((N + 1) p), the split-conformal quantile that covers a new error
+ * with probability >= p when the ratios are exchangeable (the largest when
+ * the rank passes N).  With many ratios (M3) it is the p-quantile; with a
+ * few dozen (eight short siblings) the type-7 quantile covered too little. */
+static double pool_quantile(const double *sorted, int N, double p)
+{
+    int k = (int)ceil((N + 1) * p - 1e-9);
+    return sorted[(k < 1 ? 1 : k > N ? N : k) - 1];
+}
+
 void ts_calib_cache_free(ts_calib_cache *cache)
 {
     if (!cache)
@@ -848,13 +860,14 @@ int ts_calib_pool_keep(const double *const *y, const int *n, int count, ts_optio
         N += (size_t)Ni;
         free(c);
     }
-    /* the level's quantile of all the ratios: the factor that would have
-     * covered a share p of the pooled rolling-origin errors */
+    /* the level's conformal quantile of all the ratios: the factor that
+     * would have covered a share p of the pooled rolling-origin errors, and
+     * of one more exchangeable error */
     if (N >= CAL_MIN_ERRORS)
         for (int j = 0; j < nl; j++) {
             double *aj = all + (size_t)j * room;
             ts_sort(aj, (int)N);
-            double q = ts_quantile_sorted(aj, (int)N, opt->levels[j] / 100.0);
+            double q = pool_quantile(aj, (int)N, opt->levels[j] / 100.0);
             opt->calib_pool[j] = fmin(CAL_FMAX, fmax(CAL_FMIN, q));
         }
     free(all);

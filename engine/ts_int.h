@@ -52,6 +52,8 @@ int ts_ets_select(const double *y, int n, int period, const char *spec, int damp
                   int h_positive, ts_ets *fit, ts_ets *best_damped, prm_error *err);
 /* Optimiser effort (the benchmark measures it); <= 0 / < 0 keeps a value. */
 void ts_ets_set_effort(int maxit_per_dim, double abstol, int restarts);
+/* The weight of the prior on beta / alpha (ts_ets.c); < 0 keeps it. */
+void ts_ets_set_beta_prior(double weight);
 
 /* Theta, intermittent and baseline forecasters (y is clean: finite, n >= 2). */
 int ts_theta(const double *y, int n, int m, const ts_options *opt, ts_result *r,

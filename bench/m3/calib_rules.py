@@ -9,6 +9,7 @@ to choose a rule without the test parts:
         build/m3ho/m3bench ../shared/data/m3 yearly build/m3ho 1   # and so on
     bench/m3/calib_rules.py build/m3ho/dump_{yearly,quarterly,monthly,other}.txt
 """
+import math
 import sys
 from statistics import NormalDist
 
@@ -87,6 +88,11 @@ def rules(S, j, L=None):
     for k in (MIN_ERR, 12, 18, 24):
         out["own when n >= %d, else pool quantile" % k] = (
             lambda own, n, k=k: clamp(own) if n >= k else pool_q)
+    srt = sorted(allr)
+    k = min(len(srt), max(1, math.ceil((len(srt) + 1) * LEVELS[j] / 100 - 1e-9)))
+    pool_conf = clamp(srt[k - 1]) if srt else pool_q
+    out["own when n >= 8, else pool conformal rank ceil((N+1)p) (ts.c since 2026-12-02 last)"] = (
+        lambda own, n: clamp(own) if n >= MIN_ERR else pool_conf)
     out["own when n >= 8, else quantile of the short series' pool"] = (
         lambda own, n: clamp(own) if n >= MIN_ERR else pool_qs)
     out["max(own, pool median)"] = lambda own, n: max(clamp(own) if n >= MIN_ERR else 0, pool_med)

@@ -653,6 +653,12 @@ static void test_calib_pool(void)
          "calibration pool: a negative pooled factor is a clear error");
 }
 
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 /* The pool pass's ratios kept (ts_calib_pool_keep): forecasting each series
  * with the cache gives the very same bounds as without it (long series with
  * their own factor, short ones with the pool); the cache is really read (a
@@ -686,6 +692,20 @@ static void test_calib_cache(void)
     T_OK(ts_calib_pool(yp, ns, NS, &plain, &err) == 1 && plain.calib_pool[0] == pool80 &&
              plain.calib_pool[1] == o.calib_pool[1],
          "calibration cache: the same pool as ts_calib_pool");
+    /* the pooled factor is the kept ratios' rank ceil((cnt + 1) p) element */
+    int conf_ok = 1;
+    for (int j = 0; j < o.nlevels; j++) {
+        static double all[NS * TS_CALIB_ORIGINS * 6];
+        int cnt = 0;
+        for (int i = 0; i < NS; i++)
+            for (int k = 0; k < cache.nratios[i]; k++)
+                all[cnt++] = cache.ratio[((size_t)i * cache.nlevels + j) * cache.cap + k];
+        qsort(all, (size_t)cnt, sizeof *all, cmp_dbl);
+        int rank = (int)ceil((cnt + 1) * o.levels[j] / 100.0 - 1e-9);
+        double want = fmin(4.0, fmax(0.5, all[(rank > cnt ? cnt : rank) - 1]));
+        conf_ok = conf_ok && o.calib_pool[j] == want;
+    }
+    T_OK(conf_ok, "calibration pool: the factor is the ratios' conformal rank ceil((N+1)p)");
     o.calib_cache = &cache;
     double worst = 0;
     int ok = 1;
