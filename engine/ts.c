@@ -600,7 +600,8 @@ static int share_zero_at_least(const double *y, int n, double share)
  *
  * A series with fewer than CAL_MIN_ERRORS errors (most short yearly series)
  * takes its frequency's pooled factor when the caller set one
- * (ts_calib_pool: the level-p quantile of every series' ratios together).
+ * (ts_calib_pool: the level-p quantile of every series' ratios together,
+ * taken as the conformal rank ceil((N + 1) p), pool_quantile).
  * That rule was chosen the same way, on the training-part holdout, over
  * the pooled median factor, over shrinking each series' factor toward
  * either pool by N0 = 6..96 pseudo-errors, and over a larger own-factor
@@ -616,7 +617,8 @@ static int share_zero_at_least(const double *y, int n, double share)
  * combination on y[0..n-1] (see above): ratio holds one block of cap =
  * calib_origins * h entries per level; returns how many ratios each level
  * got (0 when the series is too short or the refits fail). */
-int ts_calib_ratios(const double *y, int n, const ts_options *opt, double *ratio, int cap)
+int ts_calib_ratios(const double *y, int n, const ts_options *opt, double *ratio, int cap,
+                    int *fitlen)
 {
     int hh = opt->h < n - MIN_N_CAL ? opt->h : n - MIN_N_CAL;
     int K = opt->calib_origins, nl = opt->nlevels;
@@ -649,6 +651,8 @@ int ts_calib_ratios(const double *y, int n, const ts_options *opt, double *ratio
                                        : f.mean[t] - ts_lower(&f, j)[t];
                 ratio[(size_t)j * (size_t)cap + (size_t)N] = fabs(err) / half;
             }
+            if (fitlen)
+                fitlen[N] = origin;
             N++;
         }
         ts_result_free(&f);
@@ -666,6 +670,39 @@ static double median_factor(double *ratio, int N, double level)
     return ts_quantile_sorted(ratio, N, 0.5) * zp / 0.6744897501960817;
 }
 
+/* FNV-1a over the values' bytes: the cache serves only the data it was
+ * computed on. */
+static uint64_t data_hash(const double *y, int n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    const unsigned char *b = (const unsigned char *)y;
+    for (size_t k = 0; k < (size_t)n * sizeof *y; k++)
+        h = (h ^ b[k]) * 1099511628211ULL;
+    return h;
+}
+
+/* Series opt->calib_index's ratios from opt->calib_cache into ratio (cap per
+ * level) when the cache holds them for this length and these options; -1
+ * when it does not (the caller refits). */
+static int cached_ratios(const double *y, int n, const ts_options *opt, double *ratio, int cap)
+{
+    const ts_calib_cache *c = opt->calib_cache;
+    int i = opt->calib_index, nl = opt->nlevels;
+    if (!c || i < 0 || i >= c->count || c->len[i] != n || c->nratios[i] < 0 ||
+        c->hash[i] != data_hash(y, n) ||
+        c->cap != cap || c->nlevels != nl || c->h != opt->h || c->origins != opt->calib_origins)
+        return -1;
+    for (int j = 0; j < nl; j++)
+        if (c->levels[j] != opt->levels[j])
+            return -1;
+    int N = c->nratios[i];
+    for (int j = 0; j < nl; j++)
+        memcpy(ratio + (size_t)j * (size_t)cap,
+               c->ratio + ((size_t)i * (size_t)nl + (size_t)j) * (size_t)cap,
+               (size_t)N * sizeof(double));
+    return N;
+}
+
 int ts_calibrate_widths(const double *y, int n, const ts_options *opt, ts_result *r)
 {
     int nl = r->nlevels, cap = opt->calib_origins * opt->h;
@@ -675,7 +712,9 @@ int ts_calibrate_widths(const double *y, int n, const ts_options *opt, ts_result
     double *ratio = malloc((size_t)nl * (size_t)cap * sizeof(double));
     if (!ratio)
         return 0; /* widths left as the members give them */
-    int N = ts_calib_ratios(y, n, opt, ratio, cap);
+    int N = cached_ratios(y, n, opt, ratio, cap);
+    if (N < 0)
+        N = ts_calib_ratios(y, n, opt, ratio, cap, NULL);
     int done = N >= CAL_MIN_ERRORS || pooled;
     for (int j = 0; j < nl && done; j++) {
         /* a series' own factor when it has the errors for one, else its
@@ -710,25 +749,81 @@ int ts_calibrate_widths(const double *y, int n, const ts_options *opt, ts_result
     return done;
 }
 
+/* The pooled factor of level p from N sorted ratios: the ratio of rank
+ * ceil((N + 1) p), the split-conformal quantile that covers a new error
+ * with probability >= p when the ratios are exchangeable (the largest when
+ * the rank passes N).  With many ratios (M3) it is the p-quantile; with a
+ * few dozen (eight short siblings) the type-7 quantile covered too little. */
+static double pool_quantile(const double *sorted, int N, double p)
+{
+    int k = (int)ceil((N + 1) * p - 1e-9);
+    return sorted[(k < 1 ? 1 : k > N ? N : k) - 1];
+}
+
+void ts_calib_cache_free(ts_calib_cache *cache)
+{
+    if (!cache)
+        return;
+    free(cache->len);
+    free(cache->hash);
+    free(cache->nratios);
+    free(cache->ratio);
+    memset(cache, 0, sizeof *cache);
+}
+
+static int cache_init(ts_calib_cache *c, int count, const ts_options *opt, prm_error *err)
+{
+    ts_calib_cache_free(c);
+    int nl = opt->nlevels, cap = opt->calib_origins * opt->h;
+    c->len = calloc((size_t)count, sizeof *c->len);
+    c->hash = calloc((size_t)count, sizeof *c->hash);
+    c->nratios = malloc((size_t)count * sizeof *c->nratios);
+    c->ratio = malloc((size_t)count * (size_t)nl * (size_t)cap * sizeof *c->ratio);
+    if (!c->len || !c->hash || !c->nratios || !c->ratio) {
+        ts_calib_cache_free(c);
+        return prm_error_set(err, "ts: out of memory");
+    }
+    for (int i = 0; i < count; i++)
+        c->nratios[i] = -1;
+    c->count = count;
+    c->cap = cap;
+    c->nlevels = nl;
+    c->h = opt->h;
+    c->origins = opt->calib_origins;
+    memcpy(c->levels, opt->levels, sizeof c->levels);
+    return 0;
+}
+
 int ts_calib_pool(const double *const *y, const int *n, int count, ts_options *opt,
                   prm_error *err)
 {
+    return ts_calib_pool_keep(y, n, count, opt, NULL, err);
+}
+
+int ts_calib_pool_keep(const double *const *y, const int *n, int count, ts_options *opt,
+                       ts_calib_cache *cache, prm_error *err)
+{
     int nl = opt->nlevels, cap = opt->calib_origins * opt->h;
     memset(opt->calib_pool, 0, sizeof opt->calib_pool);
+    ts_calib_cache_free(cache);
     if (check_options(opt, err) != 0)
         return -1;
     if (count < 1 || cap < 1 || nl < 1)
         return 0;
+    if (cache && cache_init(cache, count, opt, err) != 0)
+        return -1;
     size_t room = (size_t)count * (size_t)cap;
     double *all = malloc((size_t)nl * room * sizeof(double));
     double *ratio = malloc((size_t)nl * (size_t)cap * sizeof(double));
     if (!all || !ratio) {
         free(all);
         free(ratio);
+        ts_calib_cache_free(cache);
         return prm_error_set(err, "ts: out of memory");
     }
     ts_options o = *opt;
     memset(o.calib_pool, 0, sizeof o.calib_pool);
+    o.calib_cache = NULL;
     size_t N = 0;
     for (int i = 0; i < count; i++) {
         int len, filled;
@@ -747,22 +842,32 @@ int ts_calib_pool(const double *const *y, const int *n, int count, ts_options *o
             oi.period = 1;
             oi.season = NULL;
         }
-        int Ni = len >= MIN_N_MODEL && !share_zero_at_least(c, len, 0.3)
-                     ? ts_calib_ratios(c, len, &oi, ratio, cap)
-                     : 0;
+        int kept = len >= MIN_N_MODEL && !share_zero_at_least(c, len, 0.3);
+        int Ni = kept ? ts_calib_ratios(c, len, &oi, ratio, cap, NULL) : 0;
+        if (cache && kept) {
+            /* a skipped series (not calibrated by the forecast's default
+             * route) keeps nratios -1: refitted if ever calibrated */
+            cache->len[i] = len;
+            cache->hash[i] = data_hash(c, len);
+            cache->nratios[i] = Ni;
+            for (int j = 0; j < nl; j++)
+                memcpy(cache->ratio + ((size_t)i * (size_t)nl + (size_t)j) * (size_t)cap,
+                       ratio + (size_t)j * (size_t)cap, (size_t)Ni * sizeof(double));
+        }
         for (int j = 0; j < nl; j++)
             memcpy(all + (size_t)j * room + N, ratio + (size_t)j * (size_t)cap,
                    (size_t)Ni * sizeof(double));
         N += (size_t)Ni;
         free(c);
     }
-    /* the level's quantile of all the ratios: the factor that would have
-     * covered a share p of the pooled rolling-origin errors */
+    /* the level's conformal quantile of all the ratios: the factor that
+     * would have covered a share p of the pooled rolling-origin errors, and
+     * of one more exchangeable error */
     if (N >= CAL_MIN_ERRORS)
         for (int j = 0; j < nl; j++) {
             double *aj = all + (size_t)j * room;
             ts_sort(aj, (int)N);
-            double q = ts_quantile_sorted(aj, (int)N, opt->levels[j] / 100.0);
+            double q = pool_quantile(aj, (int)N, opt->levels[j] / 100.0);
             opt->calib_pool[j] = fmin(CAL_FMAX, fmax(CAL_FMIN, q));
         }
     free(all);

@@ -58,6 +58,13 @@ typedef struct ts_options {
                               series with fewer rolling-origin errors than
                               CAL_MIN_ERRORS (ts.c) takes it in place of its own
                               factor (no shrinkage); 0 = none */
+    const struct ts_calib_cache *calib_cache; /* NULL, or the ratios kept by
+                              ts_calib_pool_keep: the calibration of series
+                              calib_index takes its rolling-origin ratios from
+                              there instead of refitting them (the same series
+                              and options as the pool pass; an entry whose
+                              data, h, levels or origins differ is refitted) */
+    int calib_index;
     const double *season;  /* period indexes from ts_season_pool (NULL = none):
                               a series shorter than 2 periods is divided by
                               them, forecast without a season and multiplied
@@ -104,6 +111,26 @@ void ts_result_free(ts_result *r);
  * errors (calib_pool left 0), -1 on bad options. */
 int ts_calib_pool(const double *const *y, const int *n, int count, ts_options *opt,
                   prm_error *err);
+
+/* Each series' rolling-origin ratios from the pool pass, kept so that the
+ * forecasts after it do not refit them (issue 11: the pass made the default
+ * cost 1.55-1.8x its unpooled CPU).  Filled by ts_calib_pool_keep, freed by
+ * ts_calib_cache_free; read-only while forecasts use it. */
+typedef struct ts_calib_cache {
+    int count, cap, nlevels, h, origins;  /* the options the ratios were made with */
+    double levels[TS_MAX_LEVELS];
+    int *len;              /* per series: cleaned length (0 = not kept) */
+    unsigned long long *hash; /* per series: hash of the data the ratios came from */
+    int *nratios;          /* per series: ratios kept (-1 = not computed) */
+    double *ratio;         /* series i, level j: ratio[(i * nlevels + j) * cap ..] */
+} ts_calib_cache;
+
+/* ts_calib_pool that also keeps every series' ratios in *cache (freed and
+ * refilled); then forecast series i with opt->calib_cache = cache and
+ * opt->calib_index = i: the result is the same as without the cache. */
+int ts_calib_pool_keep(const double *const *y, const int *n, int count, ts_options *opt,
+                       ts_calib_cache *cache, prm_error *err);
+void ts_calib_cache_free(ts_calib_cache *cache);
 
 /* The bounds of interval level index j (0 <= j < r->nlevels). */
 const double *ts_lower(const ts_result *r, int j);

@@ -242,13 +242,23 @@ static int unpack(const fitctx *c, const double *par, double *alpha, double *bet
     return 1;
 }
 
+/* A prior on the trend's share of the smoothing, beta / alpha (issue 11,
+ * item 5): -2 log prior = g_beta_prior (beta / alpha)^2 is added to the
+ * fitted objective (never to the reported likelihood or AICc). */
+static double g_beta_prior = 0.0;
+
 static double objective(const double *par, void *vctx)
 {
     fitctx *c = vctx;
     double alpha, beta, gamma, phi, x0[NSTATE];
     if (!unpack(c, par, &alpha, &beta, &gamma, &phi, x0))
         return TS_BIG;
-    return filter(c, alpha, beta, gamma, phi, x0, NULL, NULL);
+    double lik = filter(c, alpha, beta, gamma, phi, x0, NULL, NULL);
+    if (c->ntrend && g_beta_prior > 0.0 && lik < TS_BIG) {
+        double r = beta / alpha;
+        lik += g_beta_prior * r * r;
+    }
+    return lik;
 }
 
 /* ---- initial states (R's initstate) ---- */
@@ -902,6 +912,12 @@ int ts_ets_forecast(const ts_ets *f, const ts_options *opt, ts_result *r, prm_er
 }
 
 /* For the benchmark's measurement of the optimiser effort. */
+void ts_ets_set_beta_prior(double weight)
+{
+    if (weight >= 0.0)
+        g_beta_prior = weight;
+}
+
 void ts_ets_set_effort(int maxit_per_dim, double abstol, int restarts)
 {
     if (maxit_per_dim > 0)

@@ -39,8 +39,11 @@ int ts_solve(double *A, double *b, int n, double tiny);
  * it did, 0 when the series is too short (r unchanged).  ts.c. */
 int ts_calibrate_widths(const double *y, int n, const ts_options *opt, ts_result *r);
 /* The rolling-origin ratios |error| / half-width behind it: level j's in
- * ratio[j * cap ..], at most cap of them; returns their count.  ts.c. */
-int ts_calib_ratios(const double *y, int n, const ts_options *opt, double *ratio, int cap);
+ * ratio[j * cap ..], at most cap of them; returns their count.  fitlen
+ * (NULL or cap entries) gets each ratio's origin, the length of the data
+ * its forecast was fitted on.  ts.c. */
+int ts_calib_ratios(const double *y, int n, const ts_options *opt, double *ratio, int cap,
+                    int *fitlen);
 
 /* ts_ets_fit that also returns the best damped-trend model (aicc INFINITY
  * when none was fitted).  h_positive > 0: for strictly positive data, pass
@@ -49,6 +52,8 @@ int ts_ets_select(const double *y, int n, int period, const char *spec, int damp
                   int h_positive, ts_ets *fit, ts_ets *best_damped, prm_error *err);
 /* Optimiser effort (the benchmark measures it); <= 0 / < 0 keeps a value. */
 void ts_ets_set_effort(int maxit_per_dim, double abstol, int restarts);
+/* The weight of the prior on beta / alpha (ts_ets.c); < 0 keeps it. */
+void ts_ets_set_beta_prior(double weight);
 
 /* Theta, intermittent and baseline forecasters (y is clean: finite, n >= 2). */
 int ts_theta(const double *y, int n, int m, const ts_options *opt, ts_result *r,

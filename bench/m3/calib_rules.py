@@ -9,6 +9,7 @@ to choose a rule without the test parts:
         build/m3ho/m3bench ../shared/data/m3 yearly build/m3ho 1   # and so on
     bench/m3/calib_rules.py build/m3ho/dump_{yearly,quarterly,monthly,other}.txt
 """
+import math
 import sys
 from statistics import NormalDist
 
@@ -35,16 +36,39 @@ def clamp(f):
 
 
 def load(path):
-    S, T = {}, {}
+    S, T, L = {}, {}, {}
     for line in open(path):
         f = line.split()
+        if f[0] == "L":  # series length, then each ratio's fit length
+            L[f[1]] = (int(f[2]), [int(v) for v in f[4:]])
+            continue
         key = (f[1], int(f[2]))
         vals = [float(v) for v in f[4:]]
         (S if f[0] == "S" else T)[key] = vals
-    return S, T
+    return S, T, L
 
 
-def rules(S, j):
+BAND_MIN = 30  # ratios a length band needs, else the whole pool (fixed, not tuned)
+
+
+def banded(S, L, j, keep):
+    """own when n >= 8, else the level's quantile of the pooled ratios whose
+    fit length passes keep(fit_length, series_length); the whole pool when
+    fewer than BAND_MIN do."""
+    pairs = [(fl, v) for (sid, jj), vs in S.items() if jj == j
+             for fl, v in zip(L.get(sid, (0, []))[1], vs)]
+    allr = [v for _, v in pairs]
+    cache = {}
+
+    def factor(n):
+        if n not in cache:
+            sel = [v for fl, v in pairs if keep(fl, n)]
+            cache[n] = clamp(quantile(sel if len(sel) >= BAND_MIN else allr, LEVELS[j] / 100))
+        return cache[n]
+    return factor
+
+
+def rules(S, j, L=None):
     allr = [v for (sid, jj), vs in S.items() if jj == j for v in vs]
     pool_med = clamp(medfac(allr, j))
     pool_q = clamp(quantile(allr, LEVELS[j] / 100))
@@ -64,9 +88,22 @@ def rules(S, j):
     for k in (MIN_ERR, 12, 18, 24):
         out["own when n >= %d, else pool quantile" % k] = (
             lambda own, n, k=k: clamp(own) if n >= k else pool_q)
+    srt = sorted(allr)
+    k = min(len(srt), max(1, math.ceil((len(srt) + 1) * LEVELS[j] / 100 - 1e-9)))
+    pool_conf = clamp(srt[k - 1]) if srt else pool_q
+    out["own when n >= 8, else pool conformal rank ceil((N+1)p) (ts.c since 2026-12-02 last)"] = (
+        lambda own, n: clamp(own) if n >= MIN_ERR else pool_conf)
     out["own when n >= 8, else quantile of the short series' pool"] = (
         lambda own, n: clamp(own) if n >= MIN_ERR else pool_qs)
     out["max(own, pool median)"] = lambda own, n: max(clamp(own) if n >= MIN_ERR else 0, pool_med)
+    if L:  # pools by the length of the fits behind the ratios (issue 11, 2026-12-02 last)
+        for b in (2, 4):
+            f = banded(S, L, j, lambda fl, n, b=b: abs(fl - n) <= b)
+            out["own, else pool quantile of fits within %d of the series' length" % b] = f
+        out["own, else pool quantile of fits at least as long as the series"] = banded(
+            S, L, j, lambda fl, n: fl >= n)
+        out["own, else pool quantile of fits within 25% of the series' length"] = banded(
+            S, L, j, lambda fl, n: n / 1.25 <= fl <= n * 1.25)
     return out, pool_med, pool_q
 
 
@@ -74,10 +111,12 @@ def main():
     table = {}
     names = None
     for path in sys.argv[1:]:
-        S, T = load(path)
+        S, T, L = load(path)
         subset = path.rsplit("_", 1)[-1].split(".")[0]
+        if path.split("/")[-2].endswith("2"):
+            subset += "(ho2)"
         for j in range(2):
-            rs, pm, pq = rules(S, j)
+            rs, pm, pq = rules(S, j, L)
             names = list(rs)
             print("%s %d%%: pooled median factor %.3f, pooled quantile %.3f, %d ratios" % (
                 subset, LEVELS[j], pm, pq, sum(len(v) for (s, jj), v in S.items() if jj == j)),
@@ -88,7 +127,11 @@ def main():
                     if jj != j:
                         continue
                     own = S.get((sid, j), [])
-                    f = rule(medfac(own, j) if own else 0.0, len(own))
+                    if name.startswith("own, else pool quantile of fits"):
+                        # a short series takes the pool of fits of its own length
+                        f = clamp(medfac(own, j)) if len(own) >= MIN_ERR else rule(L[sid][0])
+                    else:
+                        f = rule(medfac(own, j) if own else 0.0, len(own))
                     hit += sum(1 for v in tv if v <= f)
                     tot += len(tv)
                 table.setdefault(name, {}).setdefault(subset, [0, 0])[j] = 100.0 * hit / tot

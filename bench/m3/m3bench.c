@@ -153,8 +153,9 @@ static double now_wall(void)
 
 /* M3_CALIB_DUMP=FILE: per series, the uncalibrated combination's
  * rolling-origin ratios |error| / half-width on its training data ("S id
- * level N ratios") and the same ratios of its forecast on the test ("T id
- * level h ratios"); bench/m3/calib_rules.py scores width rules on them (run
+ * level N ratios"), the length each ratio's forecast was fitted on ("L id n
+ * N lengths", n the series' own) and the same ratios of its forecast on the
+ * test ("T id level h ratios"); bench/m3/calib_rules.py scores width rules on them (run
  * with M3_TRAIN_HOLDOUT=1 to choose one without the test parts). */
 static void dump_calibration(const char *file)
 {
@@ -167,6 +168,7 @@ static void dump_calibration(const char *file)
     ts_options_init(&o);
     o.method = TS_COMBO;
     static double ratio[2 * TS_CALIB_ORIGINS * MAXH];
+    static int fitlen[TS_CALIB_ORIGINS * MAXH];
     for (int i = 0; i < NS; i++) {
         o.period = S[i].m;
         o.h = S[i].h;
@@ -177,7 +179,11 @@ static void dump_calibration(const char *file)
             continue;
         o.calib_origins = TS_CALIB_ORIGINS;
         int cap = TS_CALIB_ORIGINS * o.h;
-        int N = strncmp(r.method, "Combo", 5) == 0 ? ts_calib_ratios(S[i].y, S[i].n, &o, ratio, cap) : 0;
+        int N = strncmp(r.method, "Combo", 5) == 0 ? ts_calib_ratios(S[i].y, S[i].n, &o, ratio, cap, fitlen) : 0;
+        fprintf(f, "L %s %d %d", S[i].id, S[i].n, N);
+        for (int k = 0; k < N; k++)
+            fprintf(f, " %d", fitlen[k]);
+        fprintf(f, "\n");
         for (int j = 0; j < 2; j++) {
             fprintf(f, "S %s %d %d", S[i].id, j, N);
             for (int k = 0; k < N; k++)
@@ -199,8 +205,9 @@ static char ETS_MODEL[MAXS][96];
 static double ETS_LOGLIK[MAXS];
 
 /* calib: 0 the default (the combination's widths calibrated on each series,
- * short series from the subset's pool, ts_calib_pool over the training
- * parts, inside the timing), 1 uncalibrated, 2 without the pool. */
+ * short series from the subset's pool, ts_calib_pool_keep over the training
+ * parts, inside the timing; the forecasts reuse the pass's ratios), 1
+ * uncalibrated, 2 without the pool. */
 static void run_ours(const char *label, ts_method meth, int calib)
 {
     method *m = add_method(label, 1);
@@ -209,6 +216,7 @@ static void run_ours(const char *label, ts_method meth, int calib)
     o.method = meth;
     if (calib == 1)
         o.calib_origins = 0;
+    static ts_calib_cache cache;
     double w0 = now_wall();
     clock_t c0 = clock();
     if (calib == 0 && (meth == TS_COMBO || meth == TS_AUTO) && NS > 0) {
@@ -221,12 +229,15 @@ static void run_ours(const char *label, ts_method meth, int calib)
         o.period = S[0].m; /* one frequency and horizon per subset */
         o.h = S[0].h;
         prm_error err;
-        if (ts_calib_pool(ys, ns, NS, &o, &err) < 0)
+        /* the pool pass keeps each series' ratios; its forecast reuses them */
+        if (ts_calib_pool_keep(ys, ns, NS, &o, &cache, &err) < 0)
             fprintf(stderr, "m3bench: %s: %s\n", label, err.msg);
+        o.calib_cache = &cache;
     }
     for (int i = 0; i < NS; i++) {
         o.period = S[i].m;
         o.h = S[i].h;
+        o.calib_index = i;
         ts_result r;
         prm_error err;
         if (ts_forecast(S[i].y, S[i].n, &o, &r, &err) != 0) {
@@ -244,6 +255,7 @@ static void run_ours(const char *label, ts_method meth, int calib)
         memcpy(slot(m, i, 4), ts_upper(&r, 1), (size_t)o.h * sizeof(double));
         ts_result_free(&r);
     }
+    ts_calib_cache_free(&cache);
     m->cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
     m->wall = now_wall() - w0;
     m->nseries_timed = NS;
@@ -408,24 +420,29 @@ int main(int argc, char **argv)
     int step = atoi(argv[4]);
     if (argc >= 7)
         ts_ets_set_effort(atoi(argv[5]), atof(argv[6]), argc >= 8 ? atoi(argv[7]) : -1);
+    if (getenv("M3_ETS_BETA_PRIOR")) /* for choosing the prior's weight */
+        ts_ets_set_beta_prior(atof(getenv("M3_ETS_BETA_PRIOR")));
     load(dir, subset, step < 1 ? 1 : step);
     /* M3_TRAIN_HOLDOUT=1: the last h observations of each training part are
      * the test, the rest the training data; the real test part is never
      * read.  For choosing rules without looking at the evaluation data (R's
      * forecasts and the submissions, made for the real test, are left out). */
+    /* M3_TRAIN_HOLDOUT=2 (3, ...): the origin 2h (3h) before the training
+     * part's end, the h observations after it the test: the same rules at
+     * other series lengths, still inside the training parts. */
     const char *holdout = getenv("M3_TRAIN_HOLDOUT");
-    int pseudo = holdout && strcmp(holdout, "1") == 0;
-    if (pseudo) {
+    int pseudo = holdout ? atoi(holdout) : 0;
+    if (pseudo > 0) {
         int k = 0;
         for (int i = 0; i < NS; i++) {
-            if (S[i].n - S[i].h < 8)
+            if (S[i].n - pseudo * S[i].h < 8)
                 continue;
             S[k] = S[i];
-            S[k].n -= S[k].h;
+            S[k].n -= pseudo * S[k].h;
             memcpy(S[k].test, S[i].y + S[k].n, (size_t)S[k].h * sizeof(double));
             k++;
         }
-        fprintf(stderr, "m3bench: training-part holdout, %d of %d series\n", k, NS);
+        fprintf(stderr, "m3bench: training-part holdout %d, %d of %d series\n", pseudo, k, NS);
         NS = k;
     }
     const char *dump = getenv("M3_CALIB_DUMP");

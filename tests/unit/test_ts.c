@@ -653,6 +653,103 @@ static void test_calib_pool(void)
          "calibration pool: a negative pooled factor is a clear error");
 }
 
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The pool pass's ratios kept (ts_calib_pool_keep): forecasting each series
+ * with the cache gives the very same bounds as without it (long series with
+ * their own factor, short ones with the pool); the cache is really read (a
+ * doubled kept ratio set changes the widths), and an entry whose data differ
+ * from the series forecast is refitted, not used. */
+static void test_calib_cache(void)
+{
+    enum { NS = 12, N = 40 };
+    static double ys[NS][N];
+    const double *yp[NS];
+    int ns[NS];
+    lcg = 77;
+    for (int i = 0; i < NS; i++) {
+        for (int t = 0; t < N; t++)
+            ys[i][t] = 100 + 0.8 * t * (i % 3) + (2.0 + i % 4) * gauss();
+        yp[i] = ys[i];
+        ns[i] = i % 3 == 0 ? 14 : N; /* every third one short: pooled */
+    }
+    ts_options o;
+    ts_options_init(&o);
+    o.method = TS_COMBO;
+    o.h = 6;
+    prm_error err;
+    ts_calib_cache cache = {0};
+    int rc = ts_calib_pool_keep(yp, ns, NS, &o, &cache, &err);
+    double pool80 = o.calib_pool[0];
+    ts_options plain = o; /* the same pool, no cache */
+    T_OK(rc == 1 && pool80 > 0 && cache.count == NS && cache.nratios[0] == 6 &&
+             cache.nratios[1] >= 8,
+         "calibration cache: the pool pass keeps each series' ratios");
+    T_OK(ts_calib_pool(yp, ns, NS, &plain, &err) == 1 && plain.calib_pool[0] == pool80 &&
+             plain.calib_pool[1] == o.calib_pool[1],
+         "calibration cache: the same pool as ts_calib_pool");
+    /* the pooled factor is the kept ratios' rank ceil((cnt + 1) p) element */
+    int conf_ok = 1;
+    for (int j = 0; j < o.nlevels; j++) {
+        static double all[NS * TS_CALIB_ORIGINS * 6];
+        int cnt = 0;
+        for (int i = 0; i < NS; i++)
+            for (int k = 0; k < cache.nratios[i]; k++)
+                all[cnt++] = cache.ratio[((size_t)i * cache.nlevels + j) * cache.cap + k];
+        qsort(all, (size_t)cnt, sizeof *all, cmp_dbl);
+        int rank = (int)ceil((cnt + 1) * o.levels[j] / 100.0 - 1e-9);
+        double want = fmin(4.0, fmax(0.5, all[(rank > cnt ? cnt : rank) - 1]));
+        conf_ok = conf_ok && o.calib_pool[j] == want;
+    }
+    T_OK(conf_ok, "calibration pool: the factor is the ratios' conformal rank ceil((N+1)p)");
+    o.calib_cache = &cache;
+    double worst = 0;
+    int ok = 1;
+    for (int i = 0; i < NS && ok; i++) {
+        ts_result a, b;
+        o.calib_index = i;
+        ok = ts_forecast(yp[i], ns[i], &o, &a, &err) == 0 &&
+             ts_forecast(yp[i], ns[i], &plain, &b, &err) == 0;
+        for (int k = 0; ok && k < o.h * (1 + 2 * o.nlevels); k++)
+            worst = fmax(worst, fabs(a.mean[k] - b.mean[k]));
+        if (ok) {
+            ts_result_free(&a);
+            ts_result_free(&b);
+        }
+    }
+    T_OK(ok && worst == 0.0, "calibration cache: the forecasts are identical with it");
+    /* series 1 has its own factor: doubling its kept ratios doubles the factor */
+    for (int j = 0; j < cache.nlevels; j++)
+        for (int k = 0; k < cache.nratios[1]; k++)
+            cache.ratio[((size_t)1 * cache.nlevels + j) * cache.cap + k] *= 2;
+    ts_result a, b, c;
+    o.calib_index = 1;
+    int rca = ts_forecast(yp[1], ns[1], &o, &a, &err);
+    int rcb = ts_forecast(yp[1], ns[1], &plain, &b, &err);
+    o.calib_index = 2; /* the entry of another series: its data differ */
+    int rcc = ts_forecast(yp[1], ns[1], &o, &c, &err);
+    T_OK(rca == 0 && rcb == 0 && rcc == 0, "calibration cache: the probes fit");
+    if (rca == 0 && rcb == 0 && rcc == 0) {
+        char name[160];
+        double wa = ts_upper(&a, 0)[0] - a.mean[0], wb = ts_upper(&b, 0)[0] - b.mean[0];
+        snprintf(name, sizeof name, "calibration cache: doubled kept ratios give %.3f x the width",
+                 wa / wb);
+        T_OK(fabs(wa / wb - 2.0) < 1e-9 || (wa / wb > 1.0 && calib_factor(&a) == 4.0), name);
+        T_OK(ts_upper(&c, 0)[0] == ts_upper(&b, 0)[0] && ts_lower(&c, 1)[3] == ts_lower(&b, 1)[3],
+             "calibration cache: another series' entry is not used");
+        ts_result_free(&a);
+        ts_result_free(&b);
+        ts_result_free(&c);
+    }
+    ts_calib_cache_free(&cache);
+    ts_calib_cache_free(&cache); /* idempotent */
+    T_OK(cache.count == 0 && cache.ratio == NULL, "calibration cache: freed");
+}
+
 /* Seasonal indexes pooled over short siblings (ts_season_pool): ten
  * monthly series of 18 observations (< 2 seasons) sharing one pattern give
  * it back, and a short sibling forecast with it follows the season; when
@@ -800,6 +897,7 @@ int main(void)
     test_fuzz();
     test_calibration();
     test_calib_pool();
+    test_calib_cache();
     test_season_pool();
     return t_done();
 }
