@@ -30,6 +30,9 @@ local STAGES = {
   ["closed lost"] = "closed_lost", ["lost"] = "closed_lost", ["rejected"] = "closed_lost",
 }
 local status_of = { closed_won = "won", closed_lost = "lost" }
+-- A deal's status from its stage label: won, lost or open.
+local STATUS = {}
+for label, st in pairs(STAGES) do STATUS[label] = status_of[st] or "open" end
 
 local PARTNER_TYPES = {
   ["distributor"] = "distributor", ["reseller"] = "reseller", ["var"] = "reseller",
@@ -115,6 +118,8 @@ return {
         contact_email = "field_data.contact_email",
         amount = { "amount", "money", 0.01 }, currency = "field_data.currency",
         product_family = "field_data.product", stage = { "stage", "lookup", STAGES },
+        status = { "stage", "lookup", STATUS },
+        contact_name = { { "contact_first_name", "contact_last_name" }, "join", " " },
         created_at = { "created_at", "date", "epoch_ms" },
         expected_close = { "close_date", "date", "iso" },
         closed_at = { "field_data.closed_date", "date", "iso" },
@@ -128,14 +133,11 @@ return {
                            "amount", "field_data.product", "close_date",
                            "field_data.budget_confirmed" }, "completeness" },
       },
-      inputs = { "contact_first_name", "contact_last_name", "archived" },
-      finish = function(d, raw)
-        local name = raw.contact_first_name
-        if name and raw.contact_last_name then name = name .. " " .. raw.contact_last_name end
-        d.contact_name = name
-        -- An archived deal is no longer worked: it is lost, not kept open.
-        if raw.archived == true and not status_of[d.stage] then d.stage = "closed_lost" end
-        d.status = status_of[d.stage] or "open"
+      -- An archived deal is no longer worked: it is lost, not kept open
+      -- (a won one keeps its outcome). Only archived deals reach Lua.
+      finish_when = "archived",
+      finish = function(d)
+        if d.status == "open" then d.stage, d.status = "closed_lost", "lost" end
         return d
       end,
     }),

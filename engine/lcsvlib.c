@@ -34,10 +34,10 @@
 #define CSV_MT "prm.csv.reader"
 
 enum { PK_TEXT, PK_MONEY, PK_NUMBER, PK_DATE, PK_INSTANT, PK_PERCENT, PK_BOOL, PK_LOOKUP,
-       PK_CURRENCY, PK_COMPLETENESS, PK_QUARTER };
+       PK_CURRENCY, PK_COMPLETENESS, PK_QUARTER, PK_JOIN };
 static const char *const plan_kinds[] = { "text", "money", "number", "date", "instant", "percent",
                                           "bool", "lookup", "currency", "completeness", "quarter",
-                                          NULL };
+                                          "join", NULL };
 
 /* One field of a declared mapping, compiled to a column index. */
 typedef struct plan_item {
@@ -51,7 +51,11 @@ typedef struct plan_item {
     size_t last_n;             /* 0: none */
     store_value last;          /* and what it became (text in buf or a lookup table) */
     int keep;                  /* lookup: a value the table lacks passes as it is */
-    int *cols, ncols;          /* completeness: the columns counted */
+    int *cols, ncols;          /* completeness: the columns counted; join: joined */
+    char *sep;                 /* join: the separator */
+    char *dflt;                /* the value when the record has none (text), or NULL */
+    char *jbuf;                /* join: the joined text */
+    size_t jcap;
     int sfield;                /* index in the store object's fields (r:load) */
     char buf[24];              /* a converted date, instant or currency */
 } plan_item;
@@ -501,6 +505,33 @@ static int convert_value(lua_State *L, lcsv *r, struct plan_item *it, store_valu
         out->r = it->ncols ? (double)have / it->ncols : 0;
         return 1;
     }
+    if (it->kind == PK_JOIN) {
+        /* The first column's value, then each further one present after the
+         * separator; absent without the first (a contact's first name). */
+        size_t o = 0, sl = strlen(it->sep);
+        for (int j = 0; j < it->ncols; j++) {
+            int c = it->cols[j];
+            if (c < 0 || c >= r->fcap || !r->flen[c]) {
+                if (j == 0) return 0;
+                continue;
+            }
+            size_t need = o + (j ? sl : 0) + r->flen[c] + 1;
+            if (need > it->jcap) {
+                size_t nc = need * 2;
+                char *b = realloc(it->jbuf, nc);
+                if (!b) { snprintf(pe->msg, sizeof pe->msg, "out of memory"); return -1; }
+                it->jbuf = b;
+                it->jcap = nc;
+            }
+            if (j) { memcpy(it->jbuf + o, it->sep, sl); o += sl; }
+            memcpy(it->jbuf + o, r->arena + r->foff[c], r->flen[c]);
+            o += r->flen[c];
+        }
+        it->jbuf[o] = 0;
+        out->kind = SV_TEXT;
+        out->s = it->jbuf;
+        return 1;
+    }
     if (it->col < 0 || it->col >= r->fcap || !r->flen[it->col]) return 0;   /* absent */
     const char *v = r->arena + r->foff[it->col];
     size_t n = r->flen[it->col];
@@ -605,7 +636,7 @@ static int convert_value(lua_State *L, lcsv *r, struct plan_item *it, store_valu
  * asking a lookup table (with the line-wise UTF-8 check, -5% instructions of a first load,
  * bench/RESULTS.md). Plain text needs no conversion, completeness is
  * computed over several columns. [-0, +0, m] */
-static int convert(lua_State *L, lcsv *r, struct plan_item *it, store_value *out, prm_error *pe)
+static int convert_memo(lua_State *L, lcsv *r, struct plan_item *it, store_value *out, prm_error *pe)
 {
     if (it->kind == PK_TEXT || it->kind == PK_COMPLETENESS || it->col < 0 || it->col >= r->fcap)
         return convert_value(L, r, it, out, pe);
@@ -624,6 +655,19 @@ static int convert(lua_State *L, lcsv *r, struct plan_item *it, store_value *out
         memcpy(it->last_raw, v, n);
         it->last_n = n;
         it->last = *out;
+    }
+    return rc;
+}
+
+/* convert_memo, and an item's default (`default` in its declaration) when
+ * the record has no value. [-0, +0, m] */
+static int convert(lua_State *L, lcsv *r, struct plan_item *it, store_value *out, prm_error *pe)
+{
+    int rc = convert_memo(L, r, it, out, pe);
+    if (rc == 0 && it->dflt) {
+        out->kind = SV_TEXT;
+        out->s = it->dflt;
+        return 1;
     }
     return rc;
 }
@@ -660,6 +704,9 @@ static void free_plan(lcsv *r)
     for (int k = 0; k < r->nplan; k++) {
         free(r->plan[k].field);
         free(r->plan[k].cols);
+        free(r->plan[k].sep);
+        free(r->plan[k].dflt);
+        free(r->plan[k].jbuf);
     }
     free(r->plan);
     r->plan = NULL;
@@ -682,7 +729,10 @@ static lcsv *check_reader(lua_State *L);
  * "bool", "lookup" (arg: table of normalised keys, as prm.map's norm;
  * with `keep = true` in the item a value the table lacks passes as it is),
  * "currency" (ISO 4217), "completeness" (column: a list of columns; the
- * share present), "quarter" (a quarter label, as "2026-Q1"). A bad value makes the row `false, line, "<column>:
+ * share present), "quarter" (a quarter label, as "2026-Q1"), "join" (column: a
+ * list of columns; arg: the separator, " " by default; the first column's
+ * value and each further one present, absent without the first); with
+ * `default = "text"` in the item an absent value becomes that text. A bad value makes the row `false, line, "<column>:
  * <why>"`, worded as prm.map's helpers word it. A column the file lacks is
  * an absent value. Misuse raises. */
 static int l_reader_map(lua_State *L)
@@ -710,8 +760,8 @@ static int l_reader_map(lua_State *L)
         lua_pop(L, 1);
         lua_geti(L, -1, 2);
         it->col = -1;
-        if (it->kind == PK_COMPLETENESS) {
-            luaL_argcheck(L, lua_istable(L, -1), 2, "completeness needs a list of columns");
+        if (it->kind == PK_COMPLETENESS || it->kind == PK_JOIN) {
+            luaL_argcheck(L, lua_istable(L, -1), 2, "completeness and join need a list of columns");
             int nc = (int)luaL_len(L, -1);
             it->cols = calloc((size_t)(nc ? nc : 1), sizeof *it->cols);
             if (!it->cols) return luaL_error(L, "out of memory");
@@ -737,6 +787,10 @@ static int l_reader_map(lua_State *L)
             if (date_format_parse(luaL_optstring(L, -1, "auto"), &it->fmt) < 0)
                 return luaL_error(L, "unknown date format '%s'", lua_tostring(L, -1));
             break;
+        case PK_JOIN:
+            it->sep = strdup(luaL_optstring(L, -1, " "));
+            if (!it->sep) return luaL_error(L, "out of memory");
+            break;
         case PK_LOOKUP:
             luaL_argcheck(L, lua_istable(L, -1), 2, "lookup needs a table");
             lua_pushvalue(L, -1);
@@ -748,7 +802,13 @@ static int l_reader_map(lua_State *L)
             break;
         default: break;
         }
-        lua_pop(L, 2);
+        lua_getfield(L, -2, "default");
+        if (!lua_isnil(L, -1)) {
+            luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2, "a default must be a string");
+            it->dflt = strdup(lua_tostring(L, -1));
+            if (!it->dflt) return luaL_error(L, "out of memory");
+        }
+        lua_pop(L, 3);
     }
     lua_setiuservalue(L, 1, 3);
     return 0;
@@ -1143,6 +1203,9 @@ typedef struct jload {
     load_ctx lc;
     const char *label;         /* the object's name in messages ("deal") */
     int finish, ctx;           /* stack indexes; 0: none */
+    int when;                  /* finish only where this column is true; -1: always */
+    int i_upd, i_cre, i_ext;   /* the object's updated_at, created_at, external_id */
+    int f_deal, f_obs, f_field, f_value, f_type;   /* deal_field's fields */
     int *in_col, nin;          /* finish's raw inputs: columns */
     const char **in_path;
     struct tfield { const char *name, *type, *from; int col, kind; } *tf;
@@ -1361,7 +1424,7 @@ static int on_json_record(void *ud, long index, json_kind kind, const json_leaf 
             return 0;
         }
     }
-    if (j->finish) {
+    if (j->finish && (j->when < 0 || (r->flen[j->when] && r->jkind[j->when] == JV_TRUE))) {
         int rc = run_finish(j, v, buf, sizeof buf);
         if (rc < 0) { jreject(j, index, buf); lua_settop(L, top); return 0; }
         if (rc == 0) { j->nskipped++; lua_settop(L, top); return 0; }
@@ -1396,8 +1459,7 @@ static int on_json_record(void *ud, long index, json_kind kind, const json_leaf 
     }
     if (j->ntf) {
         /* As prm.sync's store_tenant_fields: as of the deal's own update. */
-        int iu = store_field_index(o, "updated_at"), ic = store_field_index(o, "created_at");
-        int ie = store_field_index(o, "external_id");
+        int iu = j->i_upd, ic = j->i_cre, ie = j->i_ext;
         char at[32];
         const char *obs = NULL;
         if (iu >= 0 && v[iu].kind == SV_TEXT) obs = v[iu].s;
@@ -1408,10 +1470,9 @@ static int on_json_record(void *ud, long index, json_kind kind, const json_leaf 
         store_value f[8];
         for (int i = 0; i < j->fo->nfields && i < 8; i++) f[i] = (store_value){ SV_NULL, NULL, 0, 0 };
         f[0] = v[0];
-        f[store_field_index(j->fo, "deal_id")] = v[ie];
-        if (obs) f[store_field_index(j->fo, "observed_at")] = (store_value){ SV_TEXT, obs, 0, 0 };
-        int fi = store_field_index(j->fo, "field"), vi = store_field_index(j->fo, "value");
-        int ti = store_field_index(j->fo, "type");
+        f[j->f_deal] = v[ie];
+        if (obs) f[j->f_obs] = (store_value){ SV_TEXT, obs, 0, 0 };
+        int fi = j->f_field, vi = j->f_value, ti = j->f_type;
         for (int k = 0; k < j->ntf; k++) {
             f[fi] = (store_value){ SV_TEXT, j->tf[k].name, 0, 0 };
             f[vi] = tv[k] ? (store_value){ SV_TEXT, tv[k], 0, 0 } : (store_value){ SV_NULL, NULL, 0, 0 };
@@ -1444,7 +1505,8 @@ static const char *opt_field_str(lua_State *L, int t, const char *k)
  * Walks one page (after r:map on a csv.json_reader) and upserts each record
  * of the array at `items` in C. opts: label (the object's name in
  * messages), finish (function(rec, raw, ctx) -> rec | false | nil, why:
- * what a declaration cannot say), inputs (the leaf paths raw gets, with
+ * what a declaration cannot say), finish_when (a leaf path: finish runs
+ * only for the records where it is JSON true), inputs (the leaf paths raw gets, with
  * their JSON types), ctx, tenant ({ {name=, type=, from=}, ... }: the
  * deal's declared tenant fields, stored as deal_field rows), watermark (a
  * leaf path), epoch (its scale, 1000 or 1: numbers compared as numbers;
@@ -1520,7 +1582,22 @@ static int l_reader_load_json(lua_State *L)
         lua_pop(L, 1);
     }
     j.ntf = ntf;
-    if (ntf) j.fo = store_object_find("deal_field");
+    if (ntf) {
+        j.fo = store_object_find("deal_field");
+        j.i_upd = store_field_index(j.lc.o, "updated_at");
+        j.i_cre = store_field_index(j.lc.o, "created_at");
+        j.i_ext = store_field_index(j.lc.o, "external_id");
+        j.f_deal = store_field_index(j.fo, "deal_id");
+        j.f_obs = store_field_index(j.fo, "observed_at");
+        j.f_field = store_field_index(j.fo, "field");
+        j.f_value = store_field_index(j.fo, "value");
+        j.f_type = store_field_index(j.fo, "type");
+        if (j.i_ext < 0 || j.f_deal < 0 || j.f_obs < 0 || j.f_field < 0 || j.f_value < 0 || j.f_type < 0)
+            return luaL_error(L, "tenant fields need a deal object");
+    }
+    const char *when = opt_field_str(L, 7, "finish_when");
+    j.when = when ? jcol(r, when, strlen(when)) : -1;
+    if (when && j.when < 0) return luaL_error(L, "finish_when '%s' is not a column", when);
     const char *wpath = opt_field_str(L, 7, "watermark");
     j.wcol = wpath ? jcol(r, wpath, strlen(wpath)) : -1;
     lua_getfield(L, 7, "epoch");

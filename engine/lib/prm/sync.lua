@@ -77,6 +77,9 @@ function M.check_connector(c, path)
       if o.document ~= nil then bad(f .. ".declare", "absent on a document object") end
       if o.map ~= nil then bad(f .. ".map", "absent when .declare declares the fields (use .finish)") end
       if o.finish ~= nil and type(o.finish) ~= "function" then bad(f .. ".finish", "a function(rec, raw, ctx)") end
+      if o.finish_when ~= nil and (type(o.finish_when) ~= "string" or o.finish == nil) then
+        bad(f .. ".finish_when", "a path (with .finish): finish runs for the records where it is true")
+      end
       if o.inputs ~= nil then
         if type(o.inputs) ~= "table" then bad(f .. ".inputs", "a list of paths") end
         for j, x in ipairs(o.inputs) do
@@ -85,7 +88,9 @@ function M.check_connector(c, path)
       end
     else
       if type(o.map) ~= "function" then bad(f .. ".map", "a function (or .declare the fields)") end
-      if o.finish ~= nil or o.inputs ~= nil then bad(f .. ".finish", "absent without .declare") end
+      if o.finish ~= nil or o.inputs ~= nil or o.finish_when ~= nil then
+        bad(f .. ".finish", "absent without .declare")
+      end
     end
     if o.pages ~= nil and type(o.pages) ~= "table" then bad(f .. ".pages", "a table") end
     if o.fields ~= nil then
@@ -294,12 +299,14 @@ function M.compile_declared(db, o, key, path, ctx, wfield, scale)
     if type(it[2]) == "table" then for _, c in ipairs(it[2]) do add(c) end else add(it[2]) end
   end
   for _, p in ipairs(o.inputs or {}) do add(p) end
+  add(o.finish_when)
   for _, x in ipairs(o.fields or {}) do add(x.from) end
   add(wfield)
   add("key") add("id") add("Id")
   local reader = csv.json_reader(paths)
   reader:map(plan)
-  return reader, { label = key, finish = o.finish, inputs = o.inputs, ctx = ctx, tenant = o.fields,
+  return reader, { label = key, finish = o.finish, finish_when = o.finish_when, inputs = o.inputs,
+                   ctx = ctx, tenant = o.fields,
                    watermark = wfield, epoch = scale, fault = fault }
 end
 
