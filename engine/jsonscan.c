@@ -146,6 +146,7 @@ struct json_walker {
     long nitems;
     json_record_fn fn;
     void *ud;
+    size_t last_start;         /* the last record's first byte */
     int stop;                  /* the callback's stop value */
     prm_error *err;
 };
@@ -383,10 +384,14 @@ static int records(json_walker *w, int depth)
         if (w->i >= w->n) return bad_at(w, "unterminated array");
         long index = ++w->nitems;
         char c = w->s[w->i];
-        json_kind kind;
+        json_kind kind = JV_MISSING;
         w->rec.n = 0;
         w->rec.a.n = 0;
-        if (c == '{') {
+        w->last_start = w->i;
+        if (!w->fn) {
+            /* Records only checked (json_walk_last reads the last one). */
+            if (value(w, CTX_SKIP, depth + 1) < 0) return -1;
+        } else if (c == '{') {
             w->base = w->path.n;
             int rc = value(w, CTX_REC, depth + 1);
             w->base = base0;
@@ -397,10 +402,12 @@ static int records(json_walker *w, int depth)
                    c == 'f' ? JV_FALSE : c == 'n' ? JV_NULL : JV_NUMBER;
             if (value(w, CTX_SKIP, depth + 1) < 0) return -1;
         }
+        if (!w->fn) goto next;
         const json_leaf *l = kind == JV_OBJECT ? leaves_of(w, &w->rec) : NULL;
         if (kind == JV_OBJECT && !l) return oom(w);
         int rc = w->fn ? w->fn(w->ud, index, kind, l, kind == JV_OBJECT ? w->rec.n : 0) : 0;
         if (rc < 0) { w->stop = rc; return -1; }
+    next:
         ws(w);
         if (w->i < w->n && w->s[w->i] == ',') { w->i++; continue; }
         if (w->i < w->n && w->s[w->i] == ']') { w->i++; return 0; }
@@ -542,6 +549,34 @@ int json_walk(json_walker *w, const char *s, size_t n, const char *items, json_r
     if (w->i < w->n) return bad_at(w, "text after the JSON value");
     if (w->doc.n && !leaves_of(w, &w->doc)) return oom(w);
     return 0;
+}
+
+int json_walk_last(json_walker *w, json_record_fn fn, void *ud, prm_error *err)
+{
+    if (w->items_kind != JV_ARRAY || w->nitems == 0) return 0;
+    size_t end = w->i;
+    w->err = err;
+    w->i = w->last_start;
+    w->base = 0;
+    w->path.n = 0;
+    w->path.p[0] = 0;
+    w->rec.n = 0;
+    w->rec.a.n = 0;
+    json_kind kind = JV_OBJECT;
+    char c = w->s[w->i];
+    int rc;
+    if (c == '{') {
+        rc = value(w, CTX_REC, 2);
+    } else {
+        kind = c == '[' ? JV_ARRAY : c == '"' ? JV_STRING : c == 't' ? JV_TRUE :
+               c == 'f' ? JV_FALSE : c == 'n' ? JV_NULL : JV_NUMBER;
+        rc = 0;
+    }
+    w->i = end;
+    if (rc < 0) return -1;
+    const json_leaf *l = kind == JV_OBJECT ? leaves_of(w, &w->rec) : NULL;
+    if (kind == JV_OBJECT && !l) return oom(w);
+    return fn(ud, w->nitems, kind, l, kind == JV_OBJECT ? w->rec.n : 0);
 }
 
 json_kind json_walk_items(const json_walker *w, long *nitems)

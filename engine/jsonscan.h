@@ -75,6 +75,11 @@ void json_walker_free(json_walker *w);
  * only when it returned 0. */
 int json_walk(json_walker *w, const char *s, size_t n, const char *items, json_record_fn fn,
               void *ud, prm_error *err);
+/* With fn NULL json_walk only checks the records (faster); after such a
+ * walk, json_walk_last hands the last record to fn as json_walk would
+ * have (a paginator's cursor is the last record's key). Returns 0 when
+ * there is none, or what fn returns. */
+int json_walk_last(json_walker *w, json_record_fn fn, void *ud, prm_error *err);
 /* After json_walk: the kind of the value at `items` (JV_MISSING when the
  * document has none) and how many elements it had. */
 json_kind json_walk_items(const json_walker *w, long *nitems);

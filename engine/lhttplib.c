@@ -454,7 +454,8 @@ static int walk_facts(lua_State *L, lpages *lp, int spec, const char *body, size
     keyscan ks = { lp, opt_str(L, spec, "key", "key"), 0, 0 };
     ks.klen = strlen(ks.key);
     prm_error err;
-    if (json_walk(lp->jw, body, len, items_path, last_key, &ks, &err) < 0) {
+    if (json_walk(lp->jw, body, len, items_path, NULL, NULL, &err) < 0 ||
+        json_walk_last(lp->jw, last_key, &ks, &err) < 0) {
         snprintf(msg, cap, "invalid or truncated JSON (%d bytes: %s)", (int)len, err.msg);
         return -1;
     }

@@ -93,6 +93,16 @@ int main(void)
     T_OK(walk(w, deep, "x", &g, &err) < 0 && strstr(err.msg, "nested too deep"), "nesting is bounded");
     T_OK(walk(w, "{\"a\":1,\"a\":2}", "", &g, &err) == 0 &&
          strcmp(json_walk_get(w, "a")->v, "2") == 0, "a repeated key: the last one read (as cjson)");
+    memset(g.text, 0, sizeof g.text);
+    g.records = 0;
+    const char *two = "{\"d\":[{\"key\":\"A\"},{\"key\":\"B\",\"n\":{\"x\":1}}],\"more\":false}";
+    T_OK(json_walk(w, two, strlen(two), "d", NULL, NULL, &err) == 0 && g.records == 0 &&
+         json_walk_last(w, on_rec, &g, &err) == 0, "records only checked, then the last one read");
+    T_EQ_STR(g.text, "#2(6) key=B n.x=1;", "json_walk_last: the last record's leaves and index");
+    T_OK(json_walk_get(w, "more") && json_walk_get(w, "more")->kind == JV_FALSE,
+         "the envelope after a checking walk");
+    T_OK(json_walk(w, "{\"d\":[{\"a\":1},{\"a\":", 20, "d", NULL, NULL, &err) < 0,
+         "a checking walk still refuses truncated text");
     json_walker_free(w);
     return t_done();
 }
