@@ -10,6 +10,14 @@
 -- {"input": [...]}, and 406 as the throttle status (the throttle rule
 -- below).
 --
+-- Allbound's public API collection (developers.allbound.com) confirms the
+-- 406 throttle, at 20 requests a minute. Deletes: no list of deleted or
+-- archived deals is published, and listing every live id each night (as
+-- impartner.lua does) costs one request per page of 200 at 20 a minute, with
+-- no GET by id to confirm an unlisted one; so a deal deleted in Allbound is
+-- not seen here (it stays as last synced). A tenant whose deal status has an
+-- archived value can map it to closed_lost in `stage` below.
+--
 -- The tenant's to adjust: the endpoint paths (/api/v1/partners,
 -- /api/v1/deals), the page parameters (`page` from 1 and `limit`), the
 -- `updated_since` filter, the field names, the stage names, and the names

@@ -18,6 +18,15 @@
 -- budget, competitor, closed date, the AI write-back fields), the tier
 -- field, the stage names, and `take` (100 here).
 --
+-- Deletes: the Objects API deletes outright (DELETE .../{Object}/{id}; a
+-- public client, Syncari's, reads a deleted record's GET .../{id} as 404
+-- "Record not found") and publishes neither a list of deleted records nor
+-- an archived flag, so the deal object's `deletes` lists every live
+-- Opportunity id (fields=Id, take 500) after each sync: an open deal no
+-- longer listed, and whose GET answers 404, is closed as lost on the day
+-- the sync saw it gone. A tenant that archives through a custom field
+-- (or a stage such as Rejected, mapped to lost above) can map it instead.
+--
 -- Offset paging over a filter on Updated, ordered by Id: a record updated
 -- while the sync pages can only join the set, which shifts later records
 -- by one and repeats one of them (harmless: upserts are idempotent); none
@@ -121,6 +130,11 @@ return {
       end },
     { name = "deal", object = "deal", path = "/api/objects/v1/Opportunity",
       request = request(OPPORTUNITY), pages = pages, watermark = watermark, fields = DEAL_FIELDS,
+      deletes = { absent = true, path = "/api/objects/v1/Opportunity",
+                  query = { fields = "Id", orderby = "Id" }, id = "id",
+                  pages = { paginator = "offset", limit = 500, limit_param = "take",
+                            offset_param = "skip", items = "data.results", total = "data.count" },
+                  confirm = function(id) return { path = "/api/objects/v1/Opportunity/" .. id } end },
       map = function(r)
         local s = stage(r.stage)
         local d = {

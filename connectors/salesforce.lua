@@ -27,10 +27,16 @@
 -- Deletes: Opportunities are read through queryAll, so one deleted since
 -- the last sync arrives with IsDeleted = true; an open one is stored as
 -- closed_lost (closed the day it was deleted), never kept open; a won or
--- lost one keeps its outcome. Not covered: a record purged from the Recycle
--- Bin (after 15 days, or emptied) before a sync saw it deleted - the
--- getDeleted resource (sobjects/Opportunity/deleted/?start=&end=) would
--- list those ids.
+-- lost one keeps its outcome. A record purged from the Recycle Bin (after
+-- 15 days, or emptied) before a sync saw it deleted is gone from queryAll
+-- too: the sObject Get Deleted resource (confirmed from the REST API
+-- reference: GET sobjects/Opportunity/deleted/?start=&end=, ISO 8601
+-- datetimes with an offset, seconds ignored, answering {deletedRecords:
+-- [{id, deletedDate}], earliestDateAvailable, latestDateCovered}, at most
+-- 15 days back) lists those ids, and prm.sync closes them the same way
+-- (the deal object's `deletes`). Each run asks from where the last one's
+-- list was covered; a sync paused longer than the delete log keeps is
+-- warned about (earliestDateAvailable after the start).
 --
 -- History: deal_history rows come from OpportunityFieldHistory (StageName,
 -- Amount, CloseDate), each stamped with the change's own CreatedDate, as
@@ -165,6 +171,14 @@ return {
         return r
       end,
       pages = pages, watermark = watermark, fields = DEAL_FIELDS,
+      -- Purged deletes: the delete log, from the last covered instant.
+      deletes = { feed = true, items = "deletedRecords", id = "id", at = "deletedDate",
+                  covered = "latestDateCovered", earliest = "earliestDateAvailable", days = 15,
+                  request = function(start, stop)
+                    local function sf(t) return t:sub(1, 19) .. "+00:00" end
+                    return { path = ("/services/data/v%s/sobjects/Opportunity/deleted/"):format(version),
+                             query = { start = sf(start), ["end"] = sf(stop) } }
+                  end },
       map = function(r)
         -- A deal registration is an Opportunity with a partner account.
         if r.PartnerAccountId == nil then return false end

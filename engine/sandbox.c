@@ -780,6 +780,44 @@ done:
     return push_readonly(L);
 }
 
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+int sandbox_each_required(lua_State *L, sandbox_kind kind,
+                          void (*fn)(void *ud, const char *name, const char *src), void *ud)
+{
+    char names[64][64], prefix[16];
+    int n = 0, over = 0;
+    snprintf(prefix, sizeof prefix, "%d:", (int)kind);
+    size_t pl = strlen(prefix);
+    lua_getfield(L, LUA_REGISTRYINDEX, "prm.rule_loaded");
+    if (lua_istable(L, -1)) {
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pop(L, 1);
+            if (lua_type(L, -1) != LUA_TSTRING) continue;
+            const char *k = lua_tostring(L, -1);
+            if (strncmp(k, prefix, pl) != 0 || strlen(k + pl) >= sizeof names[0]) continue;
+            if (n == 64) {
+                over = 1;
+                continue;
+            }
+            snprintf(names[n++], sizeof names[0], "%s", k + pl);
+        }
+    }
+    lua_pop(L, 1);
+    qsort(names, (size_t)n, sizeof names[0], cmp_names);
+    for (int i = 0; i < n; i++) {
+        const char *src = NULL;
+        for (int j = 0; lualib[j].name; j++)
+            if (strcmp(lualib[j].name, names[i]) == 0) src = lualib[j].src;
+        fn(ud, names[i], src);
+    }
+    return over ? -1 : n;
+}
+
 /* ---- the state -------------------------------------------------------- */
 
 static int load_embedded(lua_State *L)

@@ -125,6 +125,15 @@ void sandbox_push_env(lua_State *L, sandbox_kind kind);
 /* sandbox_load + sandbox_call with nres results. */
 int sandbox_dofile(lua_State *L, const char *path, int nres, prm_error *err);
 
+/* The modules code of `kind` has required in L so far, in name order:
+ * fn(ud, name, src) once each, src the module's embedded Lua source, or
+ * NULL when it has none (a C builtin, whose code is the binary's; a
+ * project file such as rules/lib/x.lua). -> how many, or -1
+ * when more than 64 (the first 64 are passed). What a loaded script
+ * depends on beyond its own text (the write-back mapping hash). */
+int sandbox_each_required(lua_State *L, sandbox_kind kind,
+                          void (*fn)(void *ud, const char *name, const char *src), void *ud);
+
 /* Internal (sandbox_str.c): replace the functions of the string / table
  * library table at `tab` by versions bounded by `kind`'s limits. */
 void sandbox_bound_string(lua_State *L, int tab, sandbox_kind kind);

@@ -22,6 +22,7 @@
 #include "lprm.h"
 #include "outbox.h"
 #include "sandbox.h"
+#include "version.h"   /* build/gen: the engine version in the mapping hash */
 #include <lauxlib.h>
 #include <unistd.h>
 
@@ -657,7 +658,7 @@ typedef struct wbconn {
     char name[64];
     const char *skip[9];       /* keys left out of the comparison hash */
     char skipbuf[8][48];
-    char mapping[65];          /* SHA-256 of the mapping: file text, volatile keys */
+    char mapping[65];          /* mapping_hash: engine, file, modules, volatile keys */
 } wbconn;
 
 static void wb_close(wbconn *c)
@@ -666,29 +667,106 @@ static void wb_close(wbconn *c)
     if (c) c->L = NULL;
 }
 
-/* The identity of a write-back mapping: the connector file's text and the
- * keys left out of the comparison (the engine's own builder for HTTP
- * connectors is part of the binary). A score run skips a deal whose score
- * row is unchanged only while this is what the last run recorded: an
- * edited mapping rebuilds every payload once. */
+/* The identity of a write-back mapping (scoring.h). */
+int scoring_mapping_digest(const char *version, const char *text, size_t len,
+                           const char *const *modules, const char *const *skip, char hex[65])
+{
+    hash_sha256 *h = hash_sha256_new();
+    if (!h) {
+        hex[0] = 0;
+        return -1;
+    }
+    /* Each part with its terminating NUL (text with its length), so no two
+     * different lists of parts hash alike. */
+    static const char tag[] = "prmcast writeback mapping 2";
+    hash_sha256_update(h, tag, sizeof tag);
+    hash_sha256_update(h, version, strlen(version) + 1);
+    char nbuf[32];
+    int nl = snprintf(nbuf, sizeof nbuf, "%zu", len);
+    hash_sha256_update(h, nbuf, (size_t)nl + 1);
+    hash_sha256_update(h, text, len);
+    for (int i = 0; modules && modules[i]; i += 2) {
+        hash_sha256_update(h, "module", 7);
+        hash_sha256_update(h, modules[i], strlen(modules[i]) + 1);
+        const char *src = modules[i + 1] ? modules[i + 1] : "(builtin)";
+        nl = snprintf(nbuf, sizeof nbuf, "%zu", strlen(src));
+        hash_sha256_update(h, nbuf, (size_t)nl + 1);
+        hash_sha256_update(h, src, strlen(src));
+    }
+    for (int i = 0; skip && skip[i]; i++) {
+        hash_sha256_update(h, "skip", 5);
+        hash_sha256_update(h, skip[i], strlen(skip[i]) + 1);
+    }
+    return hash_sha256_hex(h, hex);
+}
+
+/* The modules the connector required, as name/source pairs for the
+ * digest. */
+typedef struct modlist {
+    const char *v[2 * 64 + 1];
+    char names[64][64];
+    int n;
+} modlist;
+
+static void add_module(void *ud, const char *name, const char *src)
+{
+    modlist *m = ud;
+    if (m->n >= 64) return;
+    snprintf(m->names[m->n], sizeof m->names[0], "%s", name);
+    m->v[2 * m->n] = m->names[m->n];
+    m->v[2 * m->n + 1] = src;
+    m->n++;
+    m->v[2 * m->n] = NULL;
+}
+
+/* The mapping's hash as scoring_mapping_digest says, of this engine: a
+ * score run skips a deal whose score row is unchanged only while this is
+ * what the last run recorded, so an edited connector, an edited module it
+ * requires (prm.map's dates, lookups) or another engine (its builder for
+ * HTTP connectors and its C modules) rebuilds every payload once. */
 static int mapping_hash(wbconn *c, const char *path, prm_error *err)
 {
     FILE *f = fopen(path, "rb");
-    hash_sha256 *h = hash_sha256_new();
-    if (!f || !h) {
-        if (f) fclose(f);
-        hash_sha256_hex(h, c->mapping);
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    int rc = -1;
+    if (!f) {
         wb_close(c);
         return prm_error_set(err, "connector %s: cannot read it to hash the mapping", path);
     }
-    static const char tag[] = "prmcast writeback mapping 1";
-    hash_sha256_update(h, tag, sizeof tag);
-    char buf[8192];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) hash_sha256_update(h, buf, n);
+    for (;;) {
+        if (len == cap) {
+            size_t ncap = cap ? 2 * cap : 16384;
+            char *t = realloc(text, ncap);
+            if (!t) goto out;
+            text = t;
+            cap = ncap;
+        }
+        size_t n = fread(text + len, 1, cap - len, f);
+        if (n == 0) break;
+        len += n;
+    }
+    if (ferror(f)) {
+        fclose(f);
+        free(text);
+        wb_close(c);
+        return prm_error_set(err, "connector %s: cannot read it to hash the mapping", path);
+    }
+    modlist *m = calloc(1, sizeof *m);
+    if (!m) goto out;
+    if (sandbox_each_required(c->L, SANDBOX_CONNECTOR, add_module, m) < 0) {
+        free(m);
+        fclose(f);
+        free(text);
+        wb_close(c);
+        return prm_error_set(err, "connector %s: requires more than 64 modules", path);
+    }
+    rc = scoring_mapping_digest(PRM_VERSION, text ? text : "", len, m->v, c->skip, c->mapping);
+    free(m);
+out:
     fclose(f);
-    for (int i = 0; c->skip[i]; i++) hash_sha256_update(h, c->skip[i], strlen(c->skip[i]) + 1);
-    if (hash_sha256_hex(h, c->mapping) < 0) {
+    free(text);
+    if (rc < 0) {
         wb_close(c);
         return prm_error_set(err, "out of memory hashing the connector");
     }

@@ -160,6 +160,16 @@ int scorer_run(scorer *sc, score_result *r, prm_error *err);
 const score_result *scorer_result(const scorer *sc);
 void scorer_close(scorer *sc);
 
+/* The identity of a write-back mapping, as lowercase hex SHA-256: the
+ * engine version (its payload builder for HTTP connectors, its C modules),
+ * the connector file's text (len bytes), the modules it required as
+ * name/source pairs (NULL-terminated; a NULL source is a C builtin) and
+ * the payload keys left out of the comparison (NULL-terminated). A score
+ * run rebuilds every payload once when it changes. -> 0 | -1 (out of
+ * memory; hex empty) */
+int scoring_mapping_digest(const char *version, const char *text, size_t len,
+                           const char *const *modules, const char *const *skip, char hex[65]);
+
 /* scorer_open + scorer_run + scorer_close. */
 int scoring_score(struct store *s, const score_opts *o, score_result *r, prm_error *err);
 

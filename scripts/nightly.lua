@@ -12,7 +12,11 @@
 -- are retrained when the active one is older than $PRMCAST_RETRAIN_DAYS
 -- (default 7) or missing, and the scores, drivers, risk flags and write-back
 -- payloads of the run are stored. Later stages (forecast, outputs) append
--- to this same script.
+-- to this same script. With an HTTP connector the payloads are then sent
+-- (prm.writeback); a new store synced from an API without field history
+-- has nothing to learn from yet, and the night says so and scores nothing
+-- rather than failing (history accumulates with each sync, or comes from the
+-- PRM's export ingested once with --source).
 local ingest = require "prm.ingest"
 local pipeline = require "prm.pipeline"
 local store = require "prm.store"
@@ -23,7 +27,13 @@ if not dir then error("usage: prmcast run scripts/nightly.lua EXPORT_DIR [--conn
 local args = { dir }
 for i = 2, #arg do args[#args + 1] = arg[i] end
 
-local ok, res, text = ingest.cli(args)
+-- A connector file (connectors/<prm>.lua) is an HTTP connector: the PRM is
+-- synced through it and the scores are written back through it at the end;
+-- a folder is an export, ingested (with --connector FILE for its mapping).
+local http_connector = dir:match("%.lua$") ~= nil
+local ok, res, text
+if http_connector then ok, res, text = require("prm.sync").cli(args)
+else ok, res, text = ingest.cli(args) end
 if not ok then error(res, 0) end
 -- Export data reaches these lines: prm.safe shows control and ANSI escape
 -- characters as \xHH (issue 8), line by line so the layout stays.
@@ -115,28 +125,46 @@ end
 section("Deal scoring")
 local retrain_days = tonumber(os.getenv("PRMCAST_RETRAIN_DAYS") or "7")
 local last = db:query([[SELECT created_at FROM models WHERE active = 1 ORDER BY id DESC LIMIT 1]])[1]
-local trained
+local trained, waiting
 if not last or prm.days(prm.today()) - prm.days(last.created_at:sub(1, 10)) >= retrain_days then
   local t, terr = pipeline.train {}
-  if not t then error("train: " .. terr, 0) end
-  trained = t.best
+  if not t and not last and (terr:find("not enough history", 1, true)
+                             or terr:find("no evaluation window", 1, true)) then
+    -- A new store synced from an API without field history (PartnerStack,
+    -- Impartner, Allbound): each deal is known only from the day a sync
+    -- first saw it, so there is nothing honest to learn from yet. Not a
+    -- failure of the night: history accumulates with every sync.
+    waiting = terr
+    out:write("  no model yet: ", terr, "\n  History accumulates with each nightly sync; "
+      .. "to start scoring sooner, ingest the PRM's export once (its deal history) into this "
+      .. "store with --source ", res.source or "<the connector's source>", ".\n")
+  elseif not t then
+    error("train: " .. terr, 0)
+  else
+    trained = t.best
+  end
 else
   out:write(("  active model trained %s (retrain every %d days)\n"):format(last.created_at, retrain_days))
 end
-local s, serr = pipeline.score { connector = http_connector and dir or nil }
-if not s then error("score: " .. serr, 0) end
-
-out:write("\n  score band    deals   expected wins\n")
-for _, r in ipairs(db:query([[
-    SELECT CAST(s.score AS INTEGER) AS band, count(*) AS n, sum(s.probability) AS wins
-      FROM scores s WHERE s.run_id = ? GROUP BY 1 ORDER BY 1 DESC]], s.run_id)) do
-  out:write(("  %5d-%-5d %8d %15.1f\n"):format(r.band, r.band + 1, r.n, r.wins or 0))
+local s, serr
+if not waiting then
+  s, serr = pipeline.score { connector = http_connector and dir or nil }
+  if not s then error("score: " .. serr, 0) end
 end
-out:write("\n  most frequent risk flags\n")
-for _, r in ipairs(db:query([[
-    SELECT json_extract(f.value, '$.name') AS flag, count(*) AS n
-      FROM scores s, json_each(s.flags) f WHERE s.run_id = ? GROUP BY 1 ORDER BY 2 DESC]], s.run_id)) do
-  out:write(("  %8d  %s\n"):format(r.n, prm.safe(r.flag)))
+
+if s then
+  out:write("\n  score band    deals   expected wins\n")
+  for _, r in ipairs(db:query([[
+      SELECT CAST(s.score AS INTEGER) AS band, count(*) AS n, sum(s.probability) AS wins
+        FROM scores s WHERE s.run_id = ? GROUP BY 1 ORDER BY 1 DESC]], s.run_id)) do
+    out:write(("  %5d-%-5d %8d %15.1f\n"):format(r.band, r.band + 1, r.n, r.wins or 0))
+  end
+  out:write("\n  most frequent risk flags\n")
+  for _, r in ipairs(db:query([[
+      SELECT json_extract(f.value, '$.name') AS flag, count(*) AS n
+        FROM scores s, json_each(s.flags) f WHERE s.run_id = ? GROUP BY 1 ORDER BY 2 DESC]], s.run_id)) do
+    out:write(("  %8d  %s\n"):format(r.n, prm.safe(r.flag)))
+  end
 end
 
 -- The channel forecast: the current and the next fiscal period.
@@ -163,7 +191,7 @@ end
 
 -- Scores back to the PRM: the outbox drained through the connector.
 local sent
-if http_connector then
+if http_connector and s then
   local wok, wres, wtext = require("prm.writeback").cli { dir }
   if not wok then error("writeback: " .. tostring(wres), 0) end
   section("Write-back")
@@ -174,5 +202,6 @@ end
 
 return { ingest = { read = res.read, written = res.written, rejected = res.rejected }, sent = sent,
          open_pipeline = grand, base_currency = pipe.base, problems = problems,
-         scoring = { run = s.run_id, deals = s.deals, flagged = s.flagged,
-                     trained = trained and trained.kind or nil }, forecast = forecasts }
+         scoring = s and { run = s.run_id, deals = s.deals, flagged = s.flagged,
+                           trained = trained and trained.kind or nil } or { waiting = waiting },
+         forecast = forecasts }

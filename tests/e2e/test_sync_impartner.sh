@@ -2,7 +2,8 @@
 # Impartner over HTTP against tests/peers/impartner.py: skip/take offset
 # pages with a total count; full sync = file ingest; incremental by an
 # Updated filter; kill -9 and rerun; a throttling storm; a page with a
-# mistyped count stops the object; wrong key fails cleanly; no secret in logs.
+# mistyped count stops the object; wrong key fails cleanly; no secret in logs;
+# a deal deleted in Impartner is closed, not kept open.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/peers.sh"
 
@@ -48,6 +49,38 @@ ok $? "exactly the 2 changed deals written" "$(cat "$T/out")"
 grep -q "\"filter\": \"Updated > '20[0-9-]*T[0-9:]*'\"" "$PEER_LOG"
 ok $? "the filter is Updated > 'ISO without zone'"
 ok "$(test "$(q "$T/a.db" "SELECT count(*) FROM attr_history WHERE field = 'x.use_case' AND value = 'Security' AND observed_at > '$wm'")" -eq 2; echo $?)" "a declared __cf field stored with its change time"
+
+# Deletes: Impartner deletes outright (DELETE .../Opportunity/{id}) and lists
+# no deleted records, so a deal no longer listed whose GET answers 404 is
+# closed as lost the day the sync saw it gone (an open one; a won one keeps
+# its outcome); one merely left out of a listing (offset paging shifted) and
+# still there is kept open.
+set -- $(q "$T/a.db" "SELECT external_id FROM deals WHERE status = 'open' ORDER BY external_id DESC LIMIT 2")
+gone=$1 shifted=$2
+won=$(q "$T/a.db" "SELECT external_id FROM deals WHERE status = 'won' ORDER BY external_id LIMIT 1")
+for d in $gone $won; do
+  curl -s -X DELETE -H "Authorization: prm-key $KEY" -H "X-PRM-TenantId: 4711" \
+    "$PEER_URL/api/objects/v1/Opportunity/$d" >"$T/del.out"
+done
+ok "$(grep -q '"success": true' "$T/del.out"; echo $?)" "the peer deletes through DELETE /api/objects/v1/Opportunity/{id}" "$(cat "$T/del.out")"
+faults "{\"unlisted\": [\"$shifted\"]}"
+: >"$PEER_LOG"
+now=$("$PY" -c "import datetime as d;print((d.datetime.strptime('$wm','%Y-%m-%dT%H:%M:%SZ')+d.timedelta(hours=5)).strftime('%Y-%m-%dT%H:%M:%SZ'))")
+PRMCAST_NOW=$now sync "$T/a.db"
+ok $? "incremental sync after deletes" "$(tail -3 "$T/err")"
+faults '{}'
+grep -q '"query": {"fields": "Id", "orderby": "Id", "skip": "0", "take": "500"}' "$PEER_LOG"
+ok $? "every live id listed (fields=Id)" "$(grep -m1 '"fields": "Id"' "$PEER_LOG")"
+gl=$(q "$T/a.db" "SELECT stage || '|' || status || '|' || closed_at FROM deals WHERE external_id = '$gone'")
+ok "$(test "$gl" = "closed_lost|lost|$(echo "$now" | cut -c1-10)"; echo $?)" "a deleted open deal is closed as lost the day the sync saw it gone" "got '$gl'"
+ok "$(test "$(q "$T/a.db" "SELECT status FROM deals WHERE external_id = '$won'")" = won; echo $?)" "a deleted won deal keeps its outcome"
+grep -q "\"path\": \"/api/objects/v1/Opportunity/$shifted\".*\"status\": 200" "$PEER_LOG"
+ok $? "an unlisted id is confirmed with GET .../{id}"
+ok "$(test "$(q "$T/a.db" "SELECT status FROM deals WHERE external_id = '$shifted'")" = open; echo $?)" "and, still there, kept open"
+grep -q "1 deleted in the PRM closed" "$T/out"
+ok $? "the summary counts the one closed" "$(grep deal "$T/out" | head -1)"
+PRMCAST_NOW=$now sync "$T/a.db"
+ok "$(test $? -eq 0 && ! grep -q "deleted in the PRM closed" "$T/out"; echo $?)" "a rerun closes nothing again" "$(cat "$T/out")"
 
 sync "$T/u.db" --batch 150
 dump_all "$T/u.db" >"$T/u.dump"

@@ -4,7 +4,8 @@
 # kill -9 and rerun; 403 REQUEST_LIMIT_EXCEEDED ridden out; a malformed
 # batch stops with a clear error; a bad token fails cleanly; no secret in logs;
 # OpportunityFieldHistory gives history rows at the API's timestamps; a
-# deleted opportunity (queryAll, IsDeleted) is closed, not kept open.
+# deleted opportunity (queryAll, IsDeleted) is closed, not kept open, and so
+# is one purged from the Recycle Bin (getDeleted).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/peers.sh"
 
@@ -82,6 +83,39 @@ sync "$T/a.db"
 ok $? "a rerun"
 awk '$1 == "deal" || $1 == "deal_history" { if ($4 != 0) exit 1 }' "$T/out"
 ok $? "writes nothing new" "$(cat "$T/out")"
+
+# Deletes purged from the Recycle Bin before a sync saw them: gone from
+# queryAll too, listed only by getDeleted (sobjects/Opportunity/deleted/).
+# The open one is closed as lost on its delete day, the won one keeps its
+# outcome; a rerun closes nothing again. The engine clock is set an hour
+# after the deletes (getDeleted ignores seconds and lists up to its end).
+fwm=$(q "$T/a.db" "SELECT watermark FROM sync_state WHERE source = 'salesforce' AND object = 'deal#deleted'")
+ok "$(test -n "$fwm"; echo $?)" "the first sync marked where the delete log is read from" "got '$fwm'"
+off() { "$PY" -c "import datetime as d;t=d.datetime.strptime('$fwm','%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=d.timezone.utc)+d.timedelta(minutes=$1);print(int(t.timestamp()*1000) if '${2:-}' == 'ms' else t.strftime('%Y-%m-%dT%H:%M:%SZ'))"; }
+purged=$(q "$T/a.db" "SELECT external_id FROM deals WHERE status = 'open' ORDER BY external_id DESC LIMIT 1")
+wonp=$(q "$T/a.db" "SELECT external_id FROM deals WHERE status = 'won' ORDER BY external_id LIMIT 1")
+for d in $purged $wonp; do
+  curl -s -X POST --data "{\"object\": \"Opportunity\", \"key\": \"$d\", \"deleted_at\": $(off 10 ms)}" "$PEER_URL/__peer/delete" >/dev/null
+done
+: >"$PEER_LOG"
+PRMCAST_NOW=$(off 60) sync "$T/a.db"
+ok $? "incremental sync after purged deletes" "$(tail -3 "$T/err")"
+grep -q '"path": "/services/data/v59.0/sobjects/Opportunity/deleted/", "query": {"end": "[^"]*", "start": "' "$PEER_LOG"
+ok $? "the delete log is read (getDeleted with start and end)"
+pl=$(q "$T/a.db" "SELECT stage || '|' || status || '|' || closed_at FROM deals WHERE external_id = '$purged'")
+ok "$(test "$pl" = "closed_lost|lost|$(off 10 | cut -c1-10)"; echo $?)" "a purged open opportunity is closed as lost on its delete day" "got '$pl'"
+ok "$(test "$(q "$T/a.db" "SELECT status FROM deals WHERE external_id = '$wonp'")" = won; echo $?)" "a purged won one keeps its outcome"
+ph=$(q "$T/a.db" "SELECT h.status FROM deal_history h JOIN deals d ON d.id = h.deal_id WHERE d.external_id = '$purged' ORDER BY h.observed_at DESC LIMIT 1")
+ok "$(test "$ph" = lost; echo $?)" "with a history row for the close" "got '$ph'"
+grep -q "1 deleted in the PRM closed" "$T/out"
+ok $? "the summary counts it" "$(grep deal "$T/out" | head -1)"
+PRMCAST_NOW=$(off 61) sync "$T/a.db"
+ok "$(test $? -eq 0 && ! grep -q "deleted in the PRM closed" "$T/out"; echo $?)" "a rerun closes nothing again" "$(cat "$T/out")"
+# A delete log that starts after the run's start (older entries purged) is said.
+faults "{\"delete_log_from\": $(off 2000 ms)}"
+PRMCAST_NOW=$(off 2100) sync "$T/a.db"
+ok "$(test $? -eq 0 && grep -q "delete log starts at" "$T/err"; echo $?)" "a delete log purged past the last run is warned about" "$(tail -2 "$T/err")"
+faults '{}'
 
 sync "$T/u.db"
 dump_all "$T/u.db" >"$T/u.dump"

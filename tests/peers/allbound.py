@@ -72,6 +72,9 @@ class Allbound:
         rec["updated_at"] = iso(updated_ms)
         return True
 
+    def records(self, obj):
+        return VENDOR_FIELDS, self.objects.get(obj, {})
+
     def error(self, h, status, msg):
         h.reply(status, {"status": "error", "result": {"message": msg}})
 

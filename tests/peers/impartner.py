@@ -15,6 +15,12 @@ SQL-like (`Updated > '2026-01-01T00:00:00'`, ISO without zone); errors are
 PATCH /api/objects/v1/{Object}/{id} takes a JSON object of PascalCase
 fields; an unknown field is a 400. Objects served: Account (partners) and
 Opportunity (deal registrations).
+Deletes are outright, as the Objects API's DELETE /api/objects/v1/{Object}/{id}
+(a public Impartner client, Syncari's connector, deletes this way and reads a
+deleted record's GET /api/objects/v1/{Object}/{id} as a 404 "Record not
+found: <id>"); no list of deleted records and no archived flag is published,
+so a deleted record simply leaves every listing. `/__peer/delete` does the
+same as that DELETE.
 """
 import json
 import os
@@ -90,6 +96,12 @@ class Impartner:
         rec["Updated"] = iso(updated_ms)
         return True
 
+    def records(self, obj):
+        return VENDOR_FIELDS, self.objects.get(obj, {})
+
+    def delete(self, obj, key, deleted_ms=None):
+        return self.objects.get(obj, {}).pop(key, None) is not None
+
     def error(self, h, status, msg):
         h.reply(status, {"success": False, "message": msg})
 
@@ -108,6 +120,16 @@ class Impartner:
             return self.list(h, obj)
         if h.method == "PATCH" and rid:
             return self.patch(h, obj, rid)
+        if h.method == "GET" and rid:
+            rec = self.objects[obj].get(rid)
+            if rec is None:
+                return self.error(h, 404, "Record not found: %s" % rid)
+            return h.reply(200, {"data": {lower_first(k): v for k, v in rec.items()},
+                                 "success": True})
+        if h.method == "DELETE" and rid:
+            if not self.delete(obj, rid):
+                return self.error(h, 404, "Record not found: %s" % rid)
+            return h.reply(200, {"success": True})
         return self.error(h, 405, "The requested resource does not support this method")
 
     def list(self, h, obj):
@@ -126,6 +148,11 @@ class Impartner:
         if skip < 0 or not 1 <= take <= 500:
             return self.error(h, 400, "take must be between 1 and 500")
         recs = list(self.objects[obj].values())
+        # Fault `unlisted`: ids a listing leaves out although they exist (what
+        # offset paging does to a record when one before it goes mid-listing).
+        hide = set(peer.faults.get("unlisted") or [])
+        if hide:
+            recs = [r for r in recs if r["Id"] not in hide]
         flt = q.get("filter")
         if flt:
             m = re.match(r"^(\w+)\s*(>=|>)\s*'(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)'$", flt.strip())

@@ -163,7 +163,10 @@ class PartnerStack:
         self.changed(obj, key)
         return True
 
-    def delete(self, obj, key):
+    def records(self, obj):
+        return VENDOR_FIELDS, self.by_key.get(obj, {})
+
+    def delete(self, obj, key, deleted_ms=None):
         rec = self.by_key.get(obj, {}).pop(key, None)
         if rec is None:
             return False

@@ -22,8 +22,9 @@ fault stays on the same page across reruns until it is switched off.
 
 POST /__peer/update {"object": "deals", "key": K, "set": {...}} changes a
 record (and its update time: "updated_at" in epoch ms, default now).
-POST /__peer/delete {"object": ..., "key": K} removes a record (peers that
-implement it). GET /__peer/stats returns counters; GET /__peer/feeds/<file>.csv serves that
+POST /__peer/delete {"object": ..., "key": K[, "deleted_at": ms]} removes a record (peers that
+implement it). GET /__peer/records?object=O returns {vendor: [...], records: {key: record}};
+GET /__peer/stats returns counters; GET /__peer/feeds/<file>.csv serves that
 file of the export (a document feed such as fx_rates.csv), without auth. Every request is appended to --log as
 one JSON line: method, path, query, auth ("ok"/"bad"/"none"), status, and
 for writes the parsed body and the Idempotency-Key. The log never holds the
@@ -218,8 +219,15 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, items, headers={"Link": ", ".join(links)})
         if path == "/__peer/delete" and self.method == "POST":
             b = self.body_json()
-            ok = self.api.delete(b["object"], b["key"])
+            ok = self.api.delete(b["object"], b["key"],
+                                 b.get("deleted_at") or int(time.time() * 1000))
             return self.reply(200 if ok else 404, {"ok": ok})
+        if path == "/__peer/records" and self.method == "GET":
+            # The peer's own records of an object, and the vendor-owned field
+            # names a write-back may set: what a test checks a write-back
+            # against ("a partner-entered field is never touched").
+            vendor, recs = self.api.records(self.query.get("object", ""))
+            return self.reply(200, {"vendor": sorted(vendor), "records": recs})
         if path == "/__peer/stats":
             return self.reply(200, peer.stats)
         return self.reply(404, {"message": "no such control"})

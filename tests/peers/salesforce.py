@@ -20,6 +20,14 @@ GET /services/data/vNN.N/queryAll?q=<SOQL> is the same query including
 soft-deleted records (IsDeleted = true; /query leaves them out), its further
 batches at a nextRecordsUrl under /query/ as the reference says. A delete
 (`/__peer/update` setting IsDeleted) moves SystemModstamp like Salesforce's.
+`/__peer/delete` (with `deleted_at`, ms) is a delete purged from the Recycle
+Bin: the record is gone from query and queryAll alike, and only the sObject
+Get Deleted resource, GET /services/data/vNN.N/sobjects/Opportunity/deleted/
+?start=<ISO 8601>&end=<ISO 8601>, lists it: {deletedRecords: [{id,
+deletedDate}], earliestDateAvailable, latestDateCovered}, seconds of start
+and end ignored (the reference's "ignores the seconds portion"), start after
+end or either missing or unreadable a 400; earliestDateAvailable is the
+fault `delete_log_from` (ms) when set (an older log purged), else 2000-01-01.
 OpportunityFieldHistory (Id, OpportunityId, Field, OldValue, NewValue,
 CreatedDate, IsDeleted) holds one row per change of a tracked field
 (StageName, Amount, CloseDate), seeded from the export's deal_history.csv
@@ -62,6 +70,7 @@ class Salesforce:
         self.locators = {}
         self.seq = itertools.count(1)
         self.objects = {"Account": {}, "Opportunity": {}, "OpportunityFieldHistory": {}}
+        self.deleted = {"Opportunity": []}   # the delete log: (id, deleted ms)
         for r in pl.read_csv(os.path.join(data, "partners.csv")):
             ms = pl.ms_of_iso(r.get("Last Modified"))
             self.objects["Account"][r["Partner ID"]] = {
@@ -140,6 +149,44 @@ class Salesforce:
         rec["LastModifiedDate"] = rec["SystemModstamp"] = sf_time(updated_ms)
         return True
 
+    def records(self, obj):
+        return VENDOR_FIELDS, self.objects.get(obj, {})
+
+    def delete(self, obj, key, deleted_ms):
+        """A hard delete (purged from the Recycle Bin): only getDeleted lists it."""
+        if key not in self.objects.get(obj, {}) or obj not in self.deleted:
+            return False
+        del self.objects[obj][key]
+        self.deleted[obj].append((key, deleted_ms))
+        return True
+
+    def get_deleted(self, h, obj):
+        def minute(v):
+            if not v or not re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?"
+                                     r"(Z|[+-]\d\d:?\d\d)$", v):
+                return None
+            return pl.ms_of_iso(v[:16] + ":00Z") - self.offset_ms(v)
+        start, end = minute(h.query.get("start")), minute(h.query.get("end"))
+        if start is None or end is None:
+            return self.error(h, 400, "INVALID_REPLICATION_DATE",
+                              "start and end must be dateTime values in ISO 8601 format")
+        if start > end:
+            return self.error(h, 400, "INVALID_REPLICATION_DATE",
+                              "startDate must chronologically precede endDate")
+        recs = [{"id": k, "deletedDate": sf_time(ms)} for k, ms in self.deleted.get(obj, [])
+                if start <= ms < end]
+        earliest = self.peer.faults.get("delete_log_from") or pl.ms_of_iso("2000-01-01T00:00:00Z")
+        h.reply(200, {"deletedRecords": recs, "earliestDateAvailable": sf_time(earliest),
+                      "latestDateCovered": sf_time(end)}, headers=self.headers())
+
+    @staticmethod
+    def offset_ms(v):
+        m = re.search(r"([+-])(\d\d):?(\d\d)$", v)
+        if not m:
+            return 0
+        sign = 1 if m.group(1) == "+" else -1
+        return sign * (int(m.group(2)) * 3600 + int(m.group(3)) * 60) * 1000
+
     def headers(self):
         return {"Sforce-Limit-Info": "api-usage=%d/15000" % self.usage}
 
@@ -160,6 +207,10 @@ class Salesforce:
             if m.group(2):
                 return self.next_batch(h, m.group(2))
             return self.query(h, deleted=m.group(1) == "queryAll")
+        if m.group(1) == "sobjects" and h.method == "GET":
+            parts = (m.group(2) or "").split("/")
+            if len(parts) >= 2 and parts[1] == "deleted" and parts[0] in self.objects:
+                return self.get_deleted(h, parts[0])
         if m.group(1) == "sobjects" and h.method == "PATCH":
             parts = (m.group(2) or "").split("/")
             if len(parts) == 2:

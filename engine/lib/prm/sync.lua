@@ -96,6 +96,20 @@ function M.check_connector(c, path)
       end
     end
     if o.pages ~= nil and type(o.pages) ~= "table" then bad(f .. ".pages", "a table") end
+    local dl = o.deletes
+    if dl ~= nil then
+      if o.object ~= "deal" then bad(f .. ".deletes", "declared on a deal object only") end
+      if type(dl) ~= "table" or (dl.feed == true) == (dl.absent == true) then
+        bad(f .. ".deletes", "a table with feed = true or absent = true")
+      end
+      if type(dl.id) ~= "string" then bad(f .. ".deletes.id", "the name of the id field") end
+      if dl.feed and (type(dl.request) ~= "function" or type(dl.items) ~= "string") then
+        bad(f .. ".deletes", "a feed with request = function(start, stop) and items =")
+      end
+      if dl.absent and type(dl.path) ~= "string" and type(dl.request) ~= "function" then
+        bad(f .. ".deletes.path", "a string (or .request a function)")
+      end
+    end
     if o.fields ~= nil then
       if o.object ~= "deal" then bad(f .. ".fields", "declared on a deal object only") end
       M.check_tenant_fields(o.fields, f .. ".fields", bad, "the record's field (a.b for nested)")
@@ -523,6 +537,176 @@ local function sync_object(db, client, conn, o, opts, st)
   return st
 end
 
+-- ---- deletes ------------------------------------------------------------------
+
+-- A deal the PRM deleted at instant `at`: closed as lost on its delete day
+-- when it was open (nobody works it any more); a won or lost one keeps its
+-- outcome. The close is an ordinary upsert stamped `at` (or the deal's own
+-- last update, when later), so its history row is honest about when.
+-- -> true (closed) | false (not stored, or already closed) | nil, err
+function M.close_deleted(db, source, id, at)
+  local d = db:query([[SELECT d.*, p.external_id AS partner_ext FROM deals d
+                       JOIN partners p ON p.id = d.partner_id
+                       WHERE d.source = ? AND d.external_id = ?]], source, id)[1]
+  if not d or d.status ~= "open" then return false end
+  if d.updated_at and d.updated_at > at then at = d.updated_at end
+  local rec = { source = source, external_id = id, partner_id = d.partner_ext,
+                stage = "closed_lost", status = "lost", closed_at = at:sub(1, 10),
+                updated_at = at }
+  for _, f in ipairs { "account", "contact_name", "contact_email", "amount", "currency",
+                       "product_family", "created_at", "expected_close", "partner_probability",
+                       "budget_confirmed", "competitor", "completeness", "notes" } do
+    rec[f] = d[f]
+  end
+  local w, err = db:upsert("deal", rec)
+  if w == nil then return nil, err end
+  return true
+end
+
+-- Closes each {id, at} of `list` and runs after() (the feed's mark) in one
+-- transaction; st.deleted counts the deals closed.
+local function close_all(db, source, list, st, after)
+  db:begin()
+  local ok, err = pcall(function()
+    for _, c in ipairs(list) do
+      local w, e = M.close_deleted(db, source, c[1], c[2])
+      if w == nil then error(e, 0) end
+      if w then st.deleted = st.deleted + 1 end
+    end
+    if after then after() end
+  end)
+  if not ok then
+    db:rollback()
+    error(("%s deletes: %s"):format(st.object, tostring(err)), 0)
+  end
+  db:commit()
+  return st
+end
+
+-- The deletes of a deal object, after its records synced (o.deletes):
+--   { feed = true, request = function(start, stop) -> {path=, query=},
+--     items =, id =, at =, covered =, earliest =, days = }
+--     an API's list of deleted ids in [start, stop) (Salesforce getDeleted):
+--     each id is closed as of its own delete instant; the next run starts
+--     where this one's list was covered (`covered`, else stop), less the
+--     overlap, and no further back than `days`; a log that starts after
+--     `start` (`earliest`) is warned about. The first run only marks where the feed starts: what was
+--     deleted before the first sync was never stored.
+--   { absent = true, path =, query = | request = function() -> {...}, pages =, id =,
+--     confirm = function(id) -> {path=} }
+--     an API that deletes records outright and offers no such list
+--     (Impartner's DELETE): every live id is listed (ids only), and an open
+--     stored deal of this source that is not among them was deleted, as of
+--     now, once `confirm`'s request for it answers 404 (offset paging shifts
+--     when a record goes mid-listing, so an unlisted id may still be
+--     there: a 200 keeps it open). A listing that fails part-way closes
+--     nothing; an empty one while deals are open is taken for an API fault,
+--     not for every deal deleted.
+-- Closing is idempotent, so a kill -9 at any point and a rerun end alike.
+local function sync_deletes(db, client, conn, o, opts, st)
+  local dl = o.deletes
+  local source = opts.source
+  local key = (o.name or o.object) .. "#deleted"
+  local now = prm.now()
+  local at_of = function(v) return v and prm.instant(v, "auto") or nil end
+  st.deleted = 0
+  if dl.feed then
+    local wm = db:sync_get(source, key)
+    if not wm then
+      -- From the newest update the records showed (a soft delete moves it):
+      -- the same for every run over the same data, so a killed and rerun
+      -- first sync ends as an uninterrupted one.
+      db:begin()
+      db:sync_set(source, key, st.watermark or now, 0)
+      db:commit()
+      return st
+    end
+    local start = iso_of(epoch_s(wm) - (conn.overlap or M.overlap))
+    if dl.days and epoch_s(now) - epoch_s(start) > dl.days * 86400 then
+      -- The API answers no further back (Salesforce: 15 days); what its log
+      -- no longer holds is warned about below (earliest).
+      start = iso_of(epoch_s(now) - dl.days * 86400)
+      prm.warn("%s: the last delete log read was more than %d days ago; reading from %s",
+               st.object, dl.days, start)
+    end
+    local req = dl.request(start, now)
+    local r, err, status = client:request { path = req.path, query = req.query,
+                                            method = req.method }
+    if not r or r.status ~= 200 then
+      st.status, st.http_status = "failed", status or (r and r.status)
+      st.error = ("%s deletes: %s"):format(st.object, err or ("HTTP %d from %s"):format(r.status, r.url))
+      return st
+    end
+    local ok, doc = pcall(cjson.decode, r.body)
+    local list, closed = ok and type(doc) == "table" and doc[dl.items], {}
+    if type(list) ~= "table" then
+      st.status = "failed"
+      st.error = ("%s deletes: %s is not a list of deleted records (%s)"):format(st.object,
+        client:redact(r.url), dl.items)
+      return st
+    end
+    for _, x in ipairs(list) do
+      local id, at = type(x) == "table" and x[dl.id], type(x) == "table" and at_of(x[dl.at])
+      if type(id) == "string" then closed[#closed + 1] = { id, at or now } end
+    end
+    local covered = dl.covered and at_of(doc[dl.covered]) or now
+    local earliest = dl.earliest and at_of(doc[dl.earliest])
+    if earliest and earliest > start then
+      prm.warn("%s: the PRM's delete log starts at %s, after this run's start %s: deals deleted "
+               .. "in between are not seen as deleted", st.object, earliest, start)
+    end
+    return close_all(db, source, closed, st, function() db:sync_set(source, key, covered, 0) end)
+  end
+  -- absent: list every live id.
+  local live, n = {}, 0
+  local req = dl.request and dl.request() or { path = dl.path, query = dl.query }
+  local spec = { path = req.path or dl.path, query = req.query or dl.query or {},
+                 object = key }
+  for k, v in pairs(dl.pages or o.pages or { paginator = "none" }) do spec[k] = v end
+  for page, perr, pstatus in client:pages(spec) do
+    if not page then
+      st.status, st.http_status = "failed", pstatus
+      st.error = ("%s deletes: %s"):format(st.object, perr)
+      return st
+    end
+    for _, x in ipairs(page.items) do
+      local id = type(x) == "table" and x[dl.id]
+      if id ~= nil and id ~= cjson.null then
+        live[tostring(id)] = true
+        n = n + 1
+      end
+    end
+  end
+  local open = db:query([[SELECT external_id FROM deals WHERE source = ? AND status = 'open']],
+                        source)
+  if n == 0 and #open > 0 then
+    prm.warn("%s: the API lists no %s at all while %d are open here; closing none",
+             st.object, st.object, #open)
+    return st
+  end
+  local closed = {}
+  for _, r in ipairs(open) do
+    local id = r.external_id
+    if not live[id] then
+      local gone = true
+      if dl.confirm then
+        local c = dl.confirm(id)
+        local res, err, status = client:request { path = c.path, query = c.query }
+        status = res and res.status or status
+        if status ~= 404 and status ~= 200 then
+          st.status, st.http_status = "failed", status
+          st.error = ("%s deletes: confirming %s: %s"):format(st.object, id,
+            err or ("HTTP %d from %s"):format(res.status, res.url))
+          return st
+        end
+        gone = status == 404
+      end
+      if gone then closed[#closed + 1] = { id, now } end
+    end
+  end
+  return close_all(db, source, closed, st)
+end
+
 -- ---- documents ----------------------------------------------------------------
 
 -- An object that is one CSV or JSON document at a URL (an FX-rate feed, a
@@ -617,11 +801,14 @@ local function sync_objects(db, client, conn, opts, copts, summary)
   for _, o in ipairs(conn.objects) do
     if not opts.only or opts.only[o.name or o.object] then
       local st = { object = o.name or o.object, path = o.path, pages = 0, read = 0, written = 0,
-                   unchanged = 0, rejected = 0, skipped = 0, status = "failed" }
+                   unchanged = 0, rejected = 0, skipped = 0, deleted = 0, status = "failed" }
       if o.document then sync_document(db, o, opts, st, copts.log)
-      else sync_object(db, client, conn, o, opts, st) end
+      else
+        sync_object(db, client, conn, o, opts, st)
+        if o.deletes and st.status == "synced" then sync_deletes(db, client, conn, o, opts, st) end
+      end
       summary.objects[#summary.objects + 1] = st
-      for _, k in ipairs { "pages", "read", "written", "unchanged", "rejected", "skipped" } do
+      for _, k in ipairs { "pages", "read", "written", "unchanged", "rejected", "skipped", "deleted" } do
         summary[k] = summary[k] + st[k]
       end
       if st.status == "failed" then
@@ -673,7 +860,8 @@ function M.run(opts)
   end
   local client <close> = http.client(copts)
   local summary = { connector = conn.name, source = opts.source, objects = {}, pages = 0,
-                    read = 0, written = 0, unchanged = 0, rejected = 0, skipped = 0, failed = 0 }
+                    read = 0, written = 0, unchanged = 0, rejected = 0, skipped = 0, deleted = 0,
+                    failed = 0 }
   local t0 = os.clock()
   -- A sync into an empty store is a first load: the store's bulk path
   -- (store_bulk_begin/end, as the export ingest takes) drops the secondary
@@ -697,6 +885,7 @@ function M.run(opts)
   if summary.error then summary.error = client:redact(summary.error) end
   db:audit("sync", conn.name, cjson.encode { source = opts.source, read = summary.read,
     written = summary.written, rejected = summary.rejected, failed = summary.failed,
+    deleted = summary.deleted,
     requests = summary.requests, retries = summary.retries })
   return summary
 end
@@ -708,10 +897,11 @@ function M.print_summary(s, out)
   out:write(("  %-14s %6s %8s %8s %9s %8s %8s  %s\n"):format("object", "pages", "read", "written",
     "unchanged", "rejected", "skipped", "status"))
   for _, o in ipairs(s.objects) do
-    out:write(("  %-14s %6d %8d %8d %9d %8d %8d  %s%s%s\n"):format(o.object, o.pages, o.read,
+    out:write(("  %-14s %6d %8d %8d %9d %8d %8d  %s%s%s%s\n"):format(o.object, o.pages, o.read,
       o.written, o.unchanged, o.rejected, o.skipped, o.status,
       o.since and (" since " .. o.since) or "",
-      o.resumed and (" (resumed after page %d)"):format(o.resumed) or ""))
+      o.resumed and (" (resumed after page %d)"):format(o.resumed) or "",
+      (o.deleted or 0) > 0 and (", %d deleted in the PRM closed"):format(o.deleted) or ""))
   end
   out:write(("  %-14s %6d %8d %8d %9d %8d %8d  %.1f s CPU\n"):format("total", s.pages, s.read,
     s.written, s.unchanged, s.rejected, s.skipped, s.cpu_seconds))
