@@ -51,6 +51,10 @@ local kinds = { text = true, money = true, number = true, date = true, instant =
 local map = require "prm.map"
 local sync = require "prm.sync"     -- the declared tenant fields' one owner
 
+-- The date formats prm.date and the C plan read (timeutil.c's names).
+local date_formats = { auto = true, iso = true, us = true, eu = true, epoch_ms = true,
+                       epoch_s = true }
+
 function M.compile_fields(db, obj, decl, path)
   local names, plan = {}, {}
   local have = {}
@@ -102,7 +106,7 @@ function M.compile_fields(db, obj, decl, path)
       if type(item[4]) ~= "number" then error(where .. ": the money scale must be a number", 0) end
     elseif item[3] == "date" or item[3] == "instant" then
       item[4] = item[4] or "auto"
-      if not prm.date("2000-01-01", item[4]) and item[4] ~= "epoch_ms" and item[4] ~= "epoch_s" then
+      if not date_formats[item[4]] then
         error(("%s: unknown date format '%s'"):format(where, tostring(item[4])), 0)
       end
     end
