@@ -23,31 +23,23 @@
 -- `updated_since` filter, the field names, the stage names, and the names
 -- of the vendor-owned AI fields. This program's export sends amounts and
 -- probabilities as text and dates in US format, which the mapping parses.
-local map = require "prm.map"
-
-local stage = map.lookup({
+local STAGES = {
   ["registered"] = "registered", ["submitted"] = "registered", ["approved"] = "qualified",
   ["qualified"] = "qualified", ["solution design"] = "solution", ["proposal sent"] = "proposal",
   ["proposal"] = "proposal", ["negotiation"] = "negotiation", ["closed won"] = "closed_won",
   ["won"] = "closed_won", ["closed lost"] = "closed_lost", ["lost"] = "closed_lost",
   ["declined"] = "closed_lost",
-}, "stage")
-local status_of = { closed_won = "won", closed_lost = "lost" }
+}
+-- A deal's status from its stage label: won, lost or open.
+local STATUS = {}
+for label, st in pairs(STAGES) do
+  STATUS[label] = st == "closed_won" and "won" or st == "closed_lost" and "lost" or "open"
+end
 
-local partner_type = map.lookup({
+local PARTNER_TYPES = {
   ["distributor"] = "distributor", ["reseller"] = "reseller", ["var"] = "reseller",
   ["referral"] = "referral", ["msp"] = "msp",
-}, "partner_type")
-
-local function completeness(d)
-  local need = { d.account, d.contact_name, d.contact_email, d.amount, d.product_family,
-                 d.expected_close, d.budget_confirmed }
-  local have = 0
-  for i = 1, 7 do
-    if need[i] ~= nil then have = have + 1 end
-  end
-  return have / 7
-end
+}
 
 -- The vendor-owned deal fields (their Allbound names are the same here).
 local VENDOR_FIELDS = { "ai_forecast_score", "ai_risk_flags", "ai_last_scored_at",
@@ -75,35 +67,32 @@ return {
   objects = {
     { name = "partner", object = "partner", path = "/api/v1/partners", pages = pages,
       watermark = watermark,
-      map = function(r)
-        return {
-          external_id = r.id, name = r.company_name, tier = r.tier, region = r.region,
-          country = r.country, type = partner_type(r.partner_type), parent_id = r.parent_id,
-          currency = r.currency, status = r.status,
-          joined_at = map.date(r.joined_on, "auto", "joined_on"),
-          updated_at = map.instant(r.updated_at, "auto", "updated_at"),
-        }
-      end },
+      -- Fields declared as data (walked and stored in C, see docs/SCRIPTING.md).
+      declare = {
+        external_id = "id", name = "company_name", tier = "tier", region = "region",
+        country = "country", type = { "partner_type", "lookup", PARTNER_TYPES },
+        parent_id = "parent_id", currency = "currency", status = "status",
+        joined_at = { "joined_on", "date", "auto" },
+        updated_at = { "updated_at", "instant", "auto" },
+      } },
     { name = "deal", object = "deal", path = "/api/v1/deals", pages = pages,
       watermark = watermark,
-      map = function(r)
-        local s = stage(r.stage)
-        local d = {
-          external_id = r.id, partner_id = r.partner_id, account = r.customer_company,
-          contact_name = r.contact_name, contact_email = r.contact_email,
-          amount = map.money(r.amount, 1, "amount"), currency = r.currency,
-          product_family = r.product, stage = s, status = status_of[s] or "open",
-          created_at = map.date(r.created_on, "iso", "created_on"),
-          expected_close = map.date(r.expected_close, "us", "expected_close"),
-          closed_at = map.date(r.closed_on, "iso", "closed_on"),
-          partner_probability = map.percent(r.partner_probability, 100, "partner_probability"),
-          budget_confirmed = map.bool(r.budget_confirmed, "budget_confirmed"),
-          competitor = r.competitor, notes = r.notes,
-          updated_at = map.instant(r.updated_at, "auto", "updated_at"),
-        }
-        d.completeness = completeness(d)
-        return d
-      end },
+      declare = {
+        external_id = "id", partner_id = "partner_id", account = "customer_company",
+        contact_name = "contact_name", contact_email = "contact_email",
+        amount = { "amount", "money", 1 }, currency = "currency", product_family = "product",
+        stage = { "stage", "lookup", STAGES }, status = { "stage", "lookup", STATUS },
+        created_at = { "created_on", "date", "iso" },
+        expected_close = { "expected_close", "date", "us" },
+        closed_at = { "closed_on", "date", "iso" },
+        partner_probability = { "partner_probability", "percent", 100 },
+        budget_confirmed = { "budget_confirmed", "bool" },
+        competitor = "competitor", notes = "notes",
+        updated_at = { "updated_at", "instant", "auto" },
+        -- What a channel manager needs on a registration (as connectors/file.lua).
+        completeness = { { "customer_company", "contact_name", "contact_email", "amount",
+                           "product", "expected_close", "budget_confirmed" }, "completeness" },
+      } },
   },
 
   vendor_fields = VENDOR_FIELDS,

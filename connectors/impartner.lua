@@ -33,35 +33,23 @@
 -- is skipped.
 local map = require "prm.map"
 
-local stage = map.lookup({
+local STAGES = {
   ["registered"] = "registered", ["submitted"] = "registered", ["pending approval"] = "registered",
   ["approved"] = "qualified", ["qualified"] = "qualified", ["solution design"] = "solution",
   ["proposal sent"] = "proposal", ["proposal"] = "proposal", ["negotiation"] = "negotiation",
   ["closed won"] = "closed_won", ["won"] = "closed_won", ["closed lost"] = "closed_lost",
   ["lost"] = "closed_lost", ["rejected"] = "closed_lost", ["expired"] = "closed_lost",
-}, "stage")
-local status_of = { closed_won = "won", closed_lost = "lost" }
+}
+-- A deal's status from its stage label: won, lost or open.
+local STATUS = {}
+for label, st in pairs(STAGES) do
+  STATUS[label] = st == "closed_won" and "won" or st == "closed_lost" and "lost" or "open"
+end
 
-local partner_type = map.lookup({
+local PARTNER_TYPES = {
   ["distributor"] = "distributor", ["reseller"] = "reseller", ["var"] = "reseller",
   ["referral"] = "referral", ["msp"] = "msp",
-}, "partnerType__cf")
-
-local function bool(v, col)
-  if v == nil then return nil end
-  if type(v) == "boolean" then return v and 1 or 0 end
-  return map.bool(v, col)
-end
-
-local function completeness(d)
-  local need = { d.account, d.contact_name, d.contact_email, d.amount, d.product_family,
-                 d.expected_close, d.budget_confirmed }
-  local have = 0
-  for i = 1, 7 do
-    if need[i] ~= nil then have = have + 1 end
-  end
-  return have / 7
-end
+}
 
 -- The vendor-owned Opportunity fields: canonical name -> the tenant's __cf.
 local VENDOR_FIELDS = {
@@ -119,14 +107,19 @@ return {
   objects = {
     { name = "partner", object = "partner", path = "/api/objects/v1/Account",
       request = request(ACCOUNT), pages = pages, watermark = watermark,
-      map = function(r)
-        return {
-          external_id = r.id, name = r.name, tier = r.partnerTier, region = r.region,
-          country = r.country, type = partner_type(r.partnerType__cf),
-          parent_id = r.parentAccountId, currency = r.currency, status = r.status,
-          joined_at = map.date(r.joinDate__cf or r.created, "auto", "joinDate__cf"),
-          updated_at = map.instant(r.updated, "auto", "updated"),
-        }
+      -- Fields declared as data (walked and stored in C, see docs/SCRIPTING.md).
+      declare = {
+        external_id = "id", name = "name", tier = "partnerTier", region = "region",
+        country = "country", type = { "partnerType__cf", "lookup", PARTNER_TYPES },
+        parent_id = "parentAccountId", currency = "currency", status = "status",
+        updated_at = { "updated", "instant", "auto" },
+      },
+      -- The join date, else the record's creation (a few hundred partners:
+      -- Lua for each is cheap).
+      inputs = { "joinDate__cf", "created" },
+      finish = function(p, raw)
+        p.joined_at = map.date(raw.joinDate__cf or raw.created, "auto", "joinDate__cf")
+        return p
       end },
     { name = "deal", object = "deal", path = "/api/objects/v1/Opportunity",
       request = request(OPPORTUNITY), pages = pages, watermark = watermark, fields = DEAL_FIELDS,
@@ -135,24 +128,24 @@ return {
                   pages = { paginator = "offset", limit = 500, limit_param = "take",
                             offset_param = "skip", items = "data.results", total = "data.count" },
                   confirm = function(id) return { path = "/api/objects/v1/Opportunity/" .. id } end },
-      map = function(r)
-        local s = stage(r.stage)
-        local d = {
-          external_id = r.id, partner_id = r.accountId, account = r.customerName,
-          contact_name = r.contactName, contact_email = r.contactEmail,
-          amount = map.money(r.amount, 1, "amount"), currency = r.currency,
-          product_family = r.productFamily__cf, stage = s, status = status_of[s] or "open",
-          created_at = map.date(r.created, "auto", "created"),
-          expected_close = map.date(r.closeDate, "iso", "closeDate"),
-          closed_at = map.date(r.closedDate__cf, "iso", "closedDate__cf"),
-          partner_probability = map.percent(r.partnerProbability__cf, 100, "partnerProbability__cf"),
-          budget_confirmed = bool(r.budgetConfirmed__cf, "budgetConfirmed__cf"),
-          competitor = r.competitor__cf, notes = r.notes,
-          updated_at = map.instant(r.updated, "auto", "updated"),
-        }
-        d.completeness = completeness(d)
-        return d
-      end },
+      declare = {
+        external_id = "id", partner_id = "accountId", account = "customerName",
+        contact_name = "contactName", contact_email = "contactEmail",
+        amount = { "amount", "money", 1 }, currency = "currency",
+        product_family = "productFamily__cf", stage = { "stage", "lookup", STAGES },
+        status = { "stage", "lookup", STATUS },
+        created_at = { "created", "date", "auto" },
+        expected_close = { "closeDate", "date", "iso" },
+        closed_at = { "closedDate__cf", "date", "iso" },
+        partner_probability = { "partnerProbability__cf", "percent", 100 },
+        budget_confirmed = { "budgetConfirmed__cf", "bool" },
+        competitor = "competitor__cf", notes = "notes",
+        updated_at = { "updated", "instant", "auto" },
+        -- What a channel manager needs on a registration (as connectors/file.lua).
+        completeness = { { "customerName", "contactName", "contactEmail", "amount",
+                           "productFamily__cf", "closeDate", "budgetConfirmed__cf" },
+                         "completeness" },
+      } },
   },
 
   vendor_fields = VENDOR_FIELDS,

@@ -20,52 +20,37 @@
 -- vendor-owned write-back fields.
 local map = require "prm.map"
 
-local stage = map.lookup({
+-- The lookups of the declared fields (keys compare as prm.map's norm:
+-- case, spaces, '_' and '-' do not matter).
+local STAGES = {
   ["registered"] = "registered", ["submitted"] = "registered", ["qualified"] = "qualified",
   ["approved"] = "qualified", ["solution design"] = "solution", ["demo"] = "solution",
   ["proposal sent"] = "proposal", ["proposal"] = "proposal", ["negotiation"] = "negotiation",
   ["closed won"] = "closed_won", ["won"] = "closed_won",
   ["closed lost"] = "closed_lost", ["lost"] = "closed_lost", ["rejected"] = "closed_lost",
-}, "stage")
+}
 local status_of = { closed_won = "won", closed_lost = "lost" }
+-- A deal's status from its stage label: won, lost or open.
+local STATUS = {}
+for label, st in pairs(STAGES) do STATUS[label] = status_of[st] or "open" end
 
-local partner_type = map.lookup({
+local PARTNER_TYPES = {
   ["distributor"] = "distributor", ["reseller"] = "reseller", ["var"] = "reseller",
   ["referral"] = "referral", ["msp"] = "msp",
-}, "m_data.partner_type")
+}
 
-local partner_status = map.lookup({
+local PARTNER_STATUS = {
   ["active"] = "Active", ["inactive"] = "Inactive", ["archived"] = "Archived",
   ["pending"] = "Pending",
-}, "status")
+}
 
 -- Reward triggers to payout kinds. A trigger this table does not know (a
--- `distributor_margin`, a tenant's own) is passed on as it is: the store
--- keeps it as kind "other" with the trigger in kind_raw, never rejects it.
+-- `distributor_margin`, a tenant's own) is passed on as it is
+-- (keep_unknown): the store keeps it as kind "other" with the trigger in
+-- kind_raw, never rejects it.
 local REWARD_KINDS = {
   commission = "commission", mdf = "mdf", rebate = "rebate", spiff = "spiff", bonus = "spiff",
 }
-local function reward_kind(key)
-  if key == nil then return nil end
-  return REWARD_KINDS[tostring(key):lower()] or key
-end
-
-local function bool(v, col)
-  if v == nil then return nil end
-  if type(v) == "boolean" then return v and 1 or 0 end
-  return map.bool(v, col)
-end
-
--- What a channel manager needs on a registration (as connectors/file.lua).
-local function completeness(d)
-  local need = { d.account, d.contact_name, d.contact_email, d.amount, d.product_family,
-                 d.expected_close, d.budget_confirmed }
-  local have = 0
-  for i = 1, 7 do
-    if need[i] ~= nil then have = have + 1 end
-  end
-  return have / 7
-end
 
 -- The vendor-owned deal fields (the tenant's names for them): the only
 -- fields a write-back may set.
@@ -99,19 +84,22 @@ return {
   -- the write starts, so a slow write can land behind the watermark.
   overlap = 600,
 
+  -- Each list declares its fields as data (`declare`: store field = the
+  -- record's path, or {path, kind [, arg]}, as an export connector's
+  -- fields.<object>): pages are walked and records stored in C. `finish`
+  -- (rec, raw, ctx) says what a declaration cannot; raw holds the `inputs`
+  -- paths with their JSON types.
   objects = {
     list("/api/v2/partnerships", "partner", {
-      map = function(r)
-        local m = r.m_data or {}
-        return {
-          external_id = r.partner_key, name = r.company and r.company.name,
-          tier = r.group and r.group.name, region = m.region, country = m.country,
-          type = partner_type(m.partner_type), parent_id = m.parent_partner_key,
-          currency = m.currency, status = partner_status(r.status),
-          joined_at = map.date(r.created_at, "epoch_ms", "created_at"),
-          updated_at = map.instant(r.updated_at, "epoch_ms", "updated_at"),
-        }
-      end,
+      declare = {
+        external_id = "partner_key", name = "company.name", tier = "group.name",
+        region = "m_data.region", country = "m_data.country",
+        type = { "m_data.partner_type", "lookup", PARTNER_TYPES },
+        parent_id = "m_data.parent_partner_key", currency = "m_data.currency",
+        status = { "status", "lookup", PARTNER_STATUS },
+        joined_at = { "created_at", "date", "epoch_ms" },
+        updated_at = { "updated_at", "instant", "epoch_ms" },
+      },
     }),
     list("/api/v2/deals", "deal", {
       -- The company's own deal fields to keep (stored with history, as of
@@ -125,55 +113,58 @@ return {
           from = "field_data.decision_maker_identified" },
         { name = "use_case", type = "category", from = "field_data.use_case" },
       },
-      map = function(r)
-        local f = r.field_data or {}
-        local s = stage(r.stage)
-        -- An archived deal is no longer worked: it is lost, not kept open.
-        if r.archived == true and not status_of[s] then s = "closed_lost" end
-        local name = r.contact_first_name
-        if name and r.contact_last_name then name = name .. " " .. r.contact_last_name end
-        local d = {
-          external_id = r.key, partner_id = r.partner_key, account = r.account_name,
-          contact_name = name, contact_email = f.contact_email,
-          amount = map.money(r.amount, 0.01, "amount"), currency = f.currency,
-          product_family = f.product, stage = s, status = status_of[s] or "open",
-          created_at = map.date(r.created_at, "epoch_ms", "created_at"),
-          expected_close = map.date(r.close_date, "iso", "close_date"),
-          closed_at = map.date(f.closed_date, "iso", "field_data.closed_date"),
-          partner_probability = map.percent(f.partner_probability, 100, "field_data.partner_probability"),
-          budget_confirmed = bool(f.budget_confirmed, "field_data.budget_confirmed"),
-          competitor = f.competitor, notes = f.notes,
-          updated_at = map.instant(r.updated_at, "epoch_ms", "updated_at"),
-        }
-        d.completeness = completeness(d)
+      declare = {
+        external_id = "key", partner_id = "partner_key", account = "account_name",
+        contact_email = "field_data.contact_email",
+        amount = { "amount", "money", 0.01 }, currency = "field_data.currency",
+        product_family = "field_data.product", stage = { "stage", "lookup", STAGES },
+        status = { "stage", "lookup", STATUS },
+        contact_name = { { "contact_first_name", "contact_last_name" }, "join", " " },
+        created_at = { "created_at", "date", "epoch_ms" },
+        expected_close = { "close_date", "date", "iso" },
+        closed_at = { "field_data.closed_date", "date", "iso" },
+        partner_probability = { "field_data.partner_probability", "percent", 100 },
+        budget_confirmed = { "field_data.budget_confirmed", "bool" },
+        competitor = "field_data.competitor", notes = "field_data.notes",
+        updated_at = { "updated_at", "instant", "epoch_ms" },
+        -- What a channel manager needs on a registration (as
+        -- connectors/file.lua): the contact counts when its first name is there.
+        completeness = { { "account_name", "contact_first_name", "field_data.contact_email",
+                           "amount", "field_data.product", "close_date",
+                           "field_data.budget_confirmed" }, "completeness" },
+      },
+      -- An archived deal is no longer worked: it is lost, not kept open
+      -- (a won one keeps its outcome). Only archived deals reach Lua.
+      finish_when = "archived",
+      finish = function(d)
+        if d.status == "open" then d.stage, d.status = "closed_lost", "lost" end
         return d
       end,
     }),
     list("/api/v2/transactions", "transaction", {
-      map = function(r)
-        local c = r.customer or {}
-        return {
-          external_id = r.key, partner_id = c.partner_key,
-          deal_id = r.metadata and r.metadata.deal_key, account = c.name,
-          amount = map.money(r.amount, 0.01, "amount"), currency = r.currency,
-          booked_at = map.date(r.created_at, "epoch_ms", "created_at"),
-        }
-      end,
+      declare = {
+        external_id = "key", partner_id = "customer.partner_key", deal_id = "metadata.deal_key",
+        account = "customer.name", amount = { "amount", "money", 0.01 }, currency = "currency",
+        booked_at = { "created_at", "date", "epoch_ms" },
+      },
     }),
     list("/api/v2/rewards", "payout", {
-      map = function(r)
+      declare = {
+        external_id = "key", partner_id = "partner_key",
+        kind = { "trigger.key", "lookup", REWARD_KINDS, keep_unknown = true },
+        kind_raw = "trigger.key", amount = { "amount", "money", 0.01 }, currency = "currency",
+        deal_id = "deal_key",
+      },
+      inputs = { "reward_status", "paid_at", "created_at" },
+      finish = function(p, raw)
         -- Every reward is kept with its status; one not paid yet (pending,
         -- approved, declined) has no paid date until a later sync sees it paid.
-        local st = r.reward_status or "paid"
-        local key = r.trigger and r.trigger.key
-        return {
-          external_id = r.key, partner_id = r.partner_key,
-          kind = reward_kind(key), kind_raw = key,
-          amount = map.money(r.amount, 0.01, "amount"), currency = r.currency,
-          paid_at = st == "paid" and map.date(r.paid_at or r.created_at, "epoch_ms", "created_at")
-                    or nil,
-          status = st, deal_id = r.deal_key,
-        }
+        local st = raw.reward_status or "paid"
+        p.status = st
+        if st == "paid" then
+          p.paid_at = map.date(raw.paid_at or raw.created_at, "epoch_ms", "created_at")
+        end
+        return p
       end,
     }),
     -- Not PartnerStack's: an FX-rate feed the finance team publishes as CSV

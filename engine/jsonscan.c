@@ -114,3 +114,483 @@ long json_dup_keys(const char *s, size_t n, const char *wrapper, json_dup_fn on_
     free(keys);
     return reported;
 }
+
+/* ---- the page walker (jsonscan.h) ------------------------------------------ */
+
+#include <stdint.h>
+
+#include "json.h"
+
+typedef struct buf { char *p; size_t n, cap; } buf;
+
+/* A leaf while its set grows: offsets into the set's arena. */
+typedef struct lraw { size_t p, plen, v, n; json_kind kind; int bad; } lraw;
+
+typedef struct leafset {
+    lraw *l;
+    size_t n, cap;
+    buf a;                     /* paths and values, each NUL-terminated */
+    json_leaf *out;            /* the leaves with pointers, made for readers */
+    size_t outcap;
+} leafset;
+
+struct json_walker {
+    leafset rec, doc;
+    buf path;                  /* the key path being read */
+    size_t base;               /* inside a record: where its own path starts */
+    buf tmp;                   /* a string's unescaped bytes */
+    const char *s;
+    size_t n, i;
+    const char *items;
+    json_kind items_kind;
+    long nitems;
+    json_record_fn fn;
+    void *ud;
+    size_t last_start;         /* the last record's first byte */
+    int stop;                  /* the callback's stop value */
+    prm_error *err;
+};
+
+enum { CTX_DOC, CTX_REC, CTX_SKIP };
+
+static int buf_put(buf *b, const char *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        size_t c = b->cap ? b->cap : 256;
+        while (c < b->n + n + 1) c *= 2;
+        char *p = realloc(b->p, c);
+        if (!p) return -1;
+        b->p = p;
+        b->cap = c;
+    }
+    if (n) memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+    return 0;
+}
+
+json_walker *json_walker_new(void)
+{
+    return calloc(1, sizeof(json_walker));
+}
+
+static void set_free(leafset *s)
+{
+    free(s->l);
+    free(s->a.p);
+    free(s->out);
+}
+
+void json_walker_free(json_walker *w)
+{
+    if (!w) return;
+    set_free(&w->rec);
+    set_free(&w->doc);
+    free(w->path.p);
+    free(w->tmp.p);
+    free(w);
+}
+
+static int oom(json_walker *w)
+{
+    return prm_error_set(w->err, "out of memory");
+}
+
+static int bad_at(json_walker *w, const char *what)
+{
+    if (w->i >= w->n) return prm_error_set(w->err, "%s: the text ends at byte %zu", what, w->n);
+    return prm_error_set(w->err, "%s at byte %zu", what, w->i + 1);
+}
+
+static void ws(json_walker *w)
+{
+    while (w->i < w->n) {
+        char c = w->s[w->i];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') return;
+        w->i++;
+    }
+}
+
+static int hex4(const char *p, unsigned *out)
+{
+    unsigned v = 0;
+    for (int k = 0; k < 4; k++) {
+        char c = p[k];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
+        else return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The string at s[i] (its opening quote): into b unescaped when b is not
+ * NULL, else only checked; *nul set when it holds an escaped NUL. */
+static int string(json_walker *w, buf *b, int *nul)
+{
+    w->i++;
+    for (;;) {
+        size_t j = w->i;
+        while (j < w->n) {
+            unsigned char c = (unsigned char)w->s[j];
+            if (c == '"' || c == '\\' || c < 0x20) break;
+            j++;
+        }
+        if (b && j > w->i && buf_put(b, w->s + w->i, j - w->i) < 0) return oom(w);
+        w->i = j;
+        if (j >= w->n) return bad_at(w, "unterminated string");
+        char c = w->s[j];
+        if (c == '"') { w->i++; return 0; }
+        if (c != '\\') return bad_at(w, "control character in a string");
+        if (j + 1 >= w->n) { w->i = w->n; return bad_at(w, "unterminated string"); }
+        char e = w->s[j + 1], out[4];
+        size_t on = 1;
+        w->i = j + 2;
+        switch (e) {
+        case '"': out[0] = '"'; break;
+        case '\\': out[0] = '\\'; break;
+        case '/': out[0] = '/'; break;
+        case 'b': out[0] = '\b'; break;
+        case 'f': out[0] = '\f'; break;
+        case 'n': out[0] = '\n'; break;
+        case 'r': out[0] = '\r'; break;
+        case 't': out[0] = '\t'; break;
+        case 'u': {
+            unsigned u, lo;
+            if (w->i + 4 > w->n || hex4(w->s + w->i, &u) < 0) return bad_at(w, "bad \\u escape");
+            w->i += 4;
+            if (u >= 0xD800 && u <= 0xDBFF) {
+                if (w->i + 6 > w->n || w->s[w->i] != '\\' || w->s[w->i + 1] != 'u' ||
+                    hex4(w->s + w->i + 2, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
+                    return bad_at(w, "unpaired surrogate in a \\u escape");
+                w->i += 6;
+                u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+            } else if (u >= 0xDC00 && u <= 0xDFFF) {
+                return bad_at(w, "unpaired surrogate in a \\u escape");
+            }
+            if (u == 0 && nul) *nul = 1;
+            if (u < 0x80) out[0] = (char)u;
+            else if (u < 0x800) {
+                out[0] = (char)(0xC0 | (u >> 6));
+                out[1] = (char)(0x80 | (u & 0x3F));
+                on = 2;
+            } else if (u < 0x10000) {
+                out[0] = (char)(0xE0 | (u >> 12));
+                out[1] = (char)(0x80 | ((u >> 6) & 0x3F));
+                out[2] = (char)(0x80 | (u & 0x3F));
+                on = 3;
+            } else {
+                out[0] = (char)(0xF0 | (u >> 18));
+                out[1] = (char)(0x80 | ((u >> 12) & 0x3F));
+                out[2] = (char)(0x80 | ((u >> 6) & 0x3F));
+                out[3] = (char)(0x80 | (u & 0x3F));
+                on = 4;
+            }
+            break;
+        }
+        default:
+            w->i = j + 1;
+            return bad_at(w, "bad escape in a string");
+        }
+        if (b && buf_put(b, out, on) < 0) return oom(w);
+    }
+}
+
+static int digits(json_walker *w)
+{
+    size_t j = w->i;
+    while (w->i < w->n && w->s[w->i] >= '0' && w->s[w->i] <= '9') w->i++;
+    return w->i > j;
+}
+
+static int number(json_walker *w)
+{
+    if (w->i < w->n && w->s[w->i] == '-') w->i++;
+    if (w->i < w->n && w->s[w->i] == '0') w->i++;
+    else if (!digits(w)) return bad_at(w, "bad number");
+    if (w->i < w->n && w->s[w->i] == '.') {
+        w->i++;
+        if (!digits(w)) return bad_at(w, "bad number");
+    }
+    if (w->i < w->n && (w->s[w->i] == 'e' || w->s[w->i] == 'E')) {
+        w->i++;
+        if (w->i < w->n && (w->s[w->i] == '+' || w->s[w->i] == '-')) w->i++;
+        if (!digits(w)) return bad_at(w, "bad number");
+    }
+    return 0;
+}
+
+static int add_leaf(json_walker *w, leafset *set, json_kind kind, const char *v, size_t n, int bad)
+{
+    if (set->n == set->cap) {
+        size_t c = set->cap ? set->cap * 2 : 32;
+        lraw *l = realloc(set->l, c * sizeof *l);
+        if (!l) return oom(w);
+        set->l = l;
+        set->cap = c;
+    }
+    lraw *r = &set->l[set->n];
+    r->plen = w->path.n - w->base;
+    r->p = set->a.n;
+    if (buf_put(&set->a, w->path.p ? w->path.p + w->base : "", r->plen) < 0) return oom(w);
+    set->a.n++;                                   /* keep the NUL */
+    r->v = set->a.n;
+    if (buf_put(&set->a, v, n) < 0) return oom(w);
+    set->a.n++;
+    r->n = n;
+    r->kind = kind;
+    r->bad = bad;
+    set->n++;
+    return 0;
+}
+
+/* The set's leaves with pointers (valid until the set changes). */
+static const json_leaf *leaves_of(json_walker *w, leafset *set)
+{
+    if (set->n > set->outcap) {
+        json_leaf *o = realloc(set->out, set->n * sizeof *o);
+        if (!o) return NULL;
+        set->out = o;
+        set->outcap = set->n;
+    }
+    for (size_t k = 0; k < set->n; k++) {
+        lraw *r = &set->l[k];
+        set->out[k] = (json_leaf){ set->a.p + r->p, r->plen, r->kind, set->a.p + r->v, r->n, r->bad };
+    }
+    (void)w;
+    return set->out ? set->out : (const json_leaf *)"";
+}
+
+static int value(json_walker *w, int ctx, int depth);
+
+static int at_items(const json_walker *w)
+{
+    return w->items && w->path.n == strlen(w->items) &&
+           (w->path.n == 0 || memcmp(w->path.p, w->items, w->path.n) == 0);
+}
+
+/* The records array: each element flattened and handed to the callback. */
+static int records(json_walker *w, int depth)
+{
+    w->items_kind = JV_ARRAY;
+    w->i++;
+    ws(w);
+    if (w->i < w->n && w->s[w->i] == ']') { w->i++; return 0; }
+    size_t base0 = w->base;
+    for (;;) {
+        ws(w);
+        if (w->i >= w->n) return bad_at(w, "unterminated array");
+        long index = ++w->nitems;
+        char c = w->s[w->i];
+        json_kind kind = JV_MISSING;
+        w->rec.n = 0;
+        w->rec.a.n = 0;
+        w->last_start = w->i;
+        if (!w->fn) {
+            /* Records only checked (json_walk_last reads the last one). */
+            if (value(w, CTX_SKIP, depth + 1) < 0) return -1;
+        } else if (c == '{') {
+            w->base = w->path.n;
+            int rc = value(w, CTX_REC, depth + 1);
+            w->base = base0;
+            if (rc < 0) return rc;
+            kind = JV_OBJECT;
+        } else {
+            kind = c == '[' ? JV_ARRAY : c == '"' ? JV_STRING : c == 't' ? JV_TRUE :
+                   c == 'f' ? JV_FALSE : c == 'n' ? JV_NULL : JV_NUMBER;
+            if (value(w, CTX_SKIP, depth + 1) < 0) return -1;
+        }
+        if (!w->fn) goto next;
+        const json_leaf *l = kind == JV_OBJECT ? leaves_of(w, &w->rec) : NULL;
+        if (kind == JV_OBJECT && !l) return oom(w);
+        int rc = w->fn ? w->fn(w->ud, index, kind, l, kind == JV_OBJECT ? w->rec.n : 0) : 0;
+        if (rc < 0) { w->stop = rc; return -1; }
+    next:
+        ws(w);
+        if (w->i < w->n && w->s[w->i] == ',') { w->i++; continue; }
+        if (w->i < w->n && w->s[w->i] == ']') { w->i++; return 0; }
+        return bad_at(w, "expected ',' or ']' in an array");
+    }
+}
+
+static int object(json_walker *w, int ctx, int depth)
+{
+    w->i++;
+    ws(w);
+    if (w->i < w->n && w->s[w->i] == '}') { w->i++; return 0; }
+    for (;;) {
+        ws(w);
+        if (w->i >= w->n || w->s[w->i] != '"') return bad_at(w, "expected a key string");
+        size_t plen = w->path.n;
+        if (ctx != CTX_SKIP) {
+            if (plen > w->base && buf_put(&w->path, ".", 1) < 0) return oom(w);
+            if (string(w, &w->path, NULL) < 0) return -1;
+        } else if (string(w, NULL, NULL) < 0) {
+            return -1;
+        }
+        ws(w);
+        if (w->i >= w->n || w->s[w->i] != ':') return bad_at(w, "expected ':' after a key");
+        w->i++;
+        ws(w);
+        int rc = value(w, ctx, depth + 1);
+        w->path.n = plen;
+        if (w->path.p) w->path.p[plen] = 0;
+        if (rc < 0) return rc;
+        ws(w);
+        if (w->i < w->n && w->s[w->i] == ',') { w->i++; continue; }
+        if (w->i < w->n && w->s[w->i] == '}') { w->i++; return 0; }
+        return bad_at(w, "expected ',' or '}' in an object");
+    }
+}
+
+static int array(json_walker *w, int depth)
+{
+    w->i++;
+    ws(w);
+    if (w->i < w->n && w->s[w->i] == ']') { w->i++; return 0; }
+    for (;;) {
+        ws(w);
+        if (value(w, CTX_SKIP, depth + 1) < 0) return -1;
+        ws(w);
+        if (w->i < w->n && w->s[w->i] == ',') { w->i++; continue; }
+        if (w->i < w->n && w->s[w->i] == ']') { w->i++; return 0; }
+        return bad_at(w, "expected ',' or ']' in an array");
+    }
+}
+
+static int literal(json_walker *w, const char *word)
+{
+    size_t k = strlen(word);
+    if (w->i + k > w->n || memcmp(w->s + w->i, word, k) != 0) return bad_at(w, "unexpected character");
+    w->i += k;
+    return 0;
+}
+
+/* One value at s[i]: kept as leaves (ctx DOC, REC) or only checked. */
+static int value(json_walker *w, int ctx, int depth)
+{
+    if (depth > JSON_WALK_DEPTH) return bad_at(w, "nested too deep");
+    ws(w);
+    if (w->i >= w->n) return bad_at(w, "expected a value");
+    leafset *set = ctx == CTX_REC ? &w->rec : &w->doc;
+    char c = w->s[w->i];
+    size_t start = w->i;
+    int items = ctx == CTX_DOC && at_items(w);
+    if (c == '[' && items) return records(w, depth);
+    if (items) w->items_kind = c == '{' ? JV_OBJECT : c == '"' ? JV_STRING : c == 't' ? JV_TRUE :
+                               c == 'f' ? JV_FALSE : c == 'n' ? JV_NULL : JV_NUMBER;
+    switch (c) {
+    case '{': {
+        int rc = object(w, ctx, depth);
+        if (rc == 0 && items) {
+            /* An empty object reads as an empty list (cjson decodes both
+             * to an empty table); a member makes it an object. */
+            const char *p = w->s + start + 1;
+            while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+            if (*p == '}') w->items_kind = JV_ARRAY;
+        }
+        return rc;
+    }
+    case '[':
+        if (array(w, depth) < 0) return -1;
+        if (ctx == CTX_REC) return add_leaf(w, set, JV_ARRAY, w->s + start, w->i - start, 0);
+        return 0;
+    case '"': {
+        if (ctx == CTX_SKIP) return string(w, NULL, NULL);
+        int nul = 0;
+        w->tmp.n = 0;
+        if (buf_put(&w->tmp, "", 0) < 0) return oom(w);
+        if (string(w, &w->tmp, &nul) < 0) return -1;
+        int bad = nul || !utf8_valid(w->tmp.p, w->tmp.n, NULL);
+        return add_leaf(w, set, JV_STRING, w->tmp.p, w->tmp.n, bad);
+    }
+    case 't': case 'f': case 'n': {
+        json_kind k = c == 't' ? JV_TRUE : c == 'f' ? JV_FALSE : JV_NULL;
+        if (literal(w, c == 't' ? "true" : c == 'f' ? "false" : "null") < 0) return -1;
+        if (ctx == CTX_SKIP) return 0;
+        return add_leaf(w, set, k, w->s + start, w->i - start, 0);
+    }
+    default:
+        if (c != '-' && (c < '0' || c > '9')) return bad_at(w, "unexpected character");
+        if (number(w) < 0) return -1;
+        if (ctx == CTX_SKIP) return 0;
+        return add_leaf(w, set, JV_NUMBER, w->s + start, w->i - start, 0);
+    }
+}
+
+int json_walk(json_walker *w, const char *s, size_t n, const char *items, json_record_fn fn,
+              void *ud, prm_error *err)
+{
+    w->s = s;
+    w->n = n;
+    w->i = 0;
+    w->items = items;
+    w->items_kind = JV_MISSING;
+    w->nitems = 0;
+    w->fn = fn;
+    w->ud = ud;
+    w->stop = 0;
+    w->err = err;
+    w->base = 0;
+    w->path.n = 0;
+    w->doc.n = 0;
+    w->doc.a.n = 0;
+    free(w->doc.out);
+    w->doc.out = NULL;
+    w->doc.outcap = 0;
+    w->rec.n = 0;
+    w->rec.a.n = 0;
+    if (buf_put(&w->path, "", 0) < 0) return oom(w);
+    int rc = value(w, CTX_DOC, 1);
+    if (rc < 0) return w->stop ? w->stop : -1;
+    ws(w);
+    if (w->i < w->n) return bad_at(w, "text after the JSON value");
+    if (w->doc.n && !leaves_of(w, &w->doc)) return oom(w);
+    return 0;
+}
+
+int json_walk_last(json_walker *w, json_record_fn fn, void *ud, prm_error *err)
+{
+    if (w->items_kind != JV_ARRAY || w->nitems == 0) return 0;
+    size_t end = w->i;
+    w->err = err;
+    w->i = w->last_start;
+    w->base = 0;
+    w->path.n = 0;
+    w->path.p[0] = 0;
+    w->rec.n = 0;
+    w->rec.a.n = 0;
+    json_kind kind = JV_OBJECT;
+    char c = w->s[w->i];
+    int rc;
+    if (c == '{') {
+        rc = value(w, CTX_REC, 2);
+    } else {
+        kind = c == '[' ? JV_ARRAY : c == '"' ? JV_STRING : c == 't' ? JV_TRUE :
+               c == 'f' ? JV_FALSE : c == 'n' ? JV_NULL : JV_NUMBER;
+        rc = 0;
+    }
+    w->i = end;
+    if (rc < 0) return -1;
+    const json_leaf *l = kind == JV_OBJECT ? leaves_of(w, &w->rec) : NULL;
+    if (kind == JV_OBJECT && !l) return oom(w);
+    return fn(ud, w->nitems, kind, l, kind == JV_OBJECT ? w->rec.n : 0);
+}
+
+json_kind json_walk_items(const json_walker *w, long *nitems)
+{
+    if (nitems) *nitems = w->nitems;
+    return w->items_kind;
+}
+
+const json_leaf *json_walk_get(const json_walker *w, const char *path)
+{
+    size_t pl = strlen(path);
+    const leafset *d = &w->doc;
+    if (!d->out) return NULL;
+    for (size_t k = d->n; k-- > 0;)
+        if (d->out[k].plen == pl && memcmp(d->out[k].path, path, pl) == 0) return &d->out[k];
+    return NULL;
+}

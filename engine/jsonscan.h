@@ -19,9 +19,72 @@
 
 #include <stddef.h>
 
+#include "error.h"
+
 typedef void (*json_dup_fn)(void *ud, long index, const char *key, size_t keylen);
 
 /* Returns the number of records reported, or -1 when out of memory. */
 long json_dup_keys(const char *s, size_t n, const char *wrapper, json_dup_fn on_dup, void *ud);
+
+/* ---- the page walker ---------------------------------------------------
+ *
+ * A strict JSON parser (RFC 8259; nesting to JSON_WALK_DEPTH) for API pages
+ * whose records go to the store without a Lua table (prm.sync's declared
+ * objects). The records are the elements of the array at the dotted path
+ * `items` ("data.items"; "" for the document itself). Each record that is
+ * an object is flattened to its leaves: every scalar at any depth of
+ * nested objects, with its key path joined by '.' ("field_data.deal_type"),
+ * and every array as its JSON text. The leaves outside the records (the
+ * envelope: "data.has_more", "count") are kept and read with json_walk_get
+ * after the walk.
+ *
+ *   json_walker *w = json_walker_new();
+ *   if (json_walk(w, body, len, "data.items", on_record, ud, &err) < 0) ...
+ *   const json_leaf *more = json_walk_get(w, "data.has_more");
+ *
+ * A repeated key keeps both leaves; readers take the last (as cjson does).
+ */
+enum { JSON_WALK_DEPTH = 200 };
+
+typedef enum { JV_NULL, JV_FALSE, JV_TRUE, JV_NUMBER, JV_STRING, JV_ARRAY, JV_OBJECT,
+               JV_MISSING } json_kind;
+
+typedef struct json_leaf {
+    const char *path;          /* keys joined by '.', NUL-terminated */
+    size_t plen;
+    json_kind kind;
+    const char *v;             /* string: unescaped; number, array: as written; NUL-terminated */
+    size_t n;
+    int bad;                   /* string: invalid UTF-8 or an escaped NUL (the store refuses it) */
+} json_leaf;
+
+typedef struct json_walker json_walker;
+
+/* index: 1-based position in the items array; kind: the element's kind
+ * (leaves only for JV_OBJECT), valid during the call. Returns 0 to go on,
+ * < 0 to stop the walk (json_walk returns that value, err untouched). */
+typedef int (*json_record_fn)(void *ud, long index, json_kind kind, const json_leaf *leaves,
+                              size_t n);
+
+json_walker *json_walker_new(void);
+void json_walker_free(json_walker *w);
+/* Returns 0, -1 with err naming the byte offset and what is wrong with the
+ * text (or out of memory), or the callback's negative value. The records
+ * are reported as they are read, so a text that turns out malformed after
+ * some records has already reported them: callers keep what a walk reported
+ * only when it returned 0. */
+int json_walk(json_walker *w, const char *s, size_t n, const char *items, json_record_fn fn,
+              void *ud, prm_error *err);
+/* With fn NULL json_walk only checks the records (faster); after such a
+ * walk, json_walk_last hands the last record to fn as json_walk would
+ * have (a paginator's cursor is the last record's key). Returns 0 when
+ * there is none, or what fn returns. */
+int json_walk_last(json_walker *w, json_record_fn fn, void *ud, prm_error *err);
+/* After json_walk: the kind of the value at `items` (JV_MISSING when the
+ * document has none) and how many elements it had. */
+json_kind json_walk_items(const json_walker *w, long *nitems);
+/* After json_walk: the envelope leaf at a dotted path (the last one when
+ * repeated), or NULL. */
+const json_leaf *json_walk_get(const json_walker *w, const char *path);
 
 #endif

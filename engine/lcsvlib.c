@@ -34,10 +34,10 @@
 #define CSV_MT "prm.csv.reader"
 
 enum { PK_TEXT, PK_MONEY, PK_NUMBER, PK_DATE, PK_INSTANT, PK_PERCENT, PK_BOOL, PK_LOOKUP,
-       PK_CURRENCY, PK_COMPLETENESS, PK_QUARTER };
+       PK_CURRENCY, PK_COMPLETENESS, PK_QUARTER, PK_JOIN };
 static const char *const plan_kinds[] = { "text", "money", "number", "date", "instant", "percent",
                                           "bool", "lookup", "currency", "completeness", "quarter",
-                                          NULL };
+                                          "join", NULL };
 
 /* Values a plan item remembers: a lookup or yes/no column has a handful of
  * labels, so 8 answer nearly every row (the 20k export: with one value
@@ -61,7 +61,11 @@ typedef struct plan_item {
     } memo[PLAN_MEMO];
     int memo_next;             /* the slot the next new value takes */
     int keep;                  /* lookup: a value the table lacks passes as it is */
-    int *cols, ncols;          /* completeness: the columns counted */
+    int *cols, ncols;          /* completeness: the columns counted; join: joined */
+    char *sep;                 /* join: the separator */
+    char *dflt;                /* the value when the record has none (text), or NULL */
+    char *jbuf;                /* join: the joined text */
+    size_t jcap;
     int sfield;                /* index in the store object's fields (r:load) */
     char buf[24];              /* a converted date, instant or currency */
 } plan_item;
@@ -103,6 +107,10 @@ typedef struct lcsv {
     struct plan_item *plan;
     int nplan;
     struct load_ctx *load;     /* r:load in progress: rows go to the store */
+    /* csv.json_reader: records of JSON pages, the header their leaf paths */
+    json_walker *jw;
+    int *jhash, jhcap;         /* header path -> column + 1, open addressing */
+    int *jkind;                /* per column: the JSON kind of the record's value */
     /* completed records waiting to be returned */
     long *qline;
     char **qerr;
@@ -510,6 +518,33 @@ static int convert_value(lua_State *L, lcsv *r, struct plan_item *it, store_valu
         out->r = it->ncols ? (double)have / it->ncols : 0;
         return 1;
     }
+    if (it->kind == PK_JOIN) {
+        /* The first column's value, then each further one present after the
+         * separator; absent without the first (a contact's first name). */
+        size_t o = 0, sl = strlen(it->sep);
+        for (int j = 0; j < it->ncols; j++) {
+            int c = it->cols[j];
+            if (c < 0 || c >= r->fcap || !r->flen[c]) {
+                if (j == 0) return 0;
+                continue;
+            }
+            size_t need = o + (j ? sl : 0) + r->flen[c] + 1;
+            if (need > it->jcap) {
+                size_t nc = need * 2;
+                char *b = realloc(it->jbuf, nc);
+                if (!b) { snprintf(pe->msg, sizeof pe->msg, "out of memory"); return -1; }
+                it->jbuf = b;
+                it->jcap = nc;
+            }
+            if (j) { memcpy(it->jbuf + o, it->sep, sl); o += sl; }
+            memcpy(it->jbuf + o, r->arena + r->foff[c], r->flen[c]);
+            o += r->flen[c];
+        }
+        it->jbuf[o] = 0;
+        out->kind = SV_TEXT;
+        out->s = it->jbuf;
+        return 1;
+    }
     if (it->col < 0 || it->col >= r->fcap || !r->flen[it->col]) return 0;   /* absent */
     const char *v = r->arena + r->foff[it->col];
     size_t n = r->flen[it->col];
@@ -613,8 +648,9 @@ static int convert_value(lua_State *L, lcsv *r, struct plan_item *it, store_valu
  * date over its history rows), and a repeat is answered without parsing it
  * again or asking a lookup table (with the line-wise UTF-8 check, -5%
  * instructions of a first load, bench/RESULTS.md). Plain text needs no
- * conversion, completeness is computed over several columns. [-0, +0, m] */
-static int convert(lua_State *L, lcsv *r, struct plan_item *it, store_value *out, prm_error *pe)
+ * conversion, completeness and join are computed over several columns.
+ * [-0, +0, m] */
+static int convert_memo(lua_State *L, lcsv *r, struct plan_item *it, store_value *out, prm_error *pe)
 {
     if (it->kind == PK_TEXT || it->kind == PK_COMPLETENESS || it->col < 0 || it->col >= r->fcap)
         return convert_value(L, r, it, out, pe);
@@ -638,6 +674,19 @@ static int convert(lua_State *L, lcsv *r, struct plan_item *it, store_value *out
         memcpy(it->memo[j].raw, v, n);
         it->memo[j].n = n;
         it->memo[j].v = *out;
+    }
+    return rc;
+}
+
+/* convert_memo, and an item's default (`default` in its declaration) when
+ * the record has no value. [-0, +0, m] */
+static int convert(lua_State *L, lcsv *r, struct plan_item *it, store_value *out, prm_error *pe)
+{
+    int rc = convert_memo(L, r, it, out, pe);
+    if (rc == 0 && it->dflt) {
+        out->kind = SV_TEXT;
+        out->s = it->dflt;
+        return 1;
     }
     return rc;
 }
@@ -674,6 +723,9 @@ static void free_plan(lcsv *r)
     for (int k = 0; k < r->nplan; k++) {
         free(r->plan[k].field);
         free(r->plan[k].cols);
+        free(r->plan[k].sep);
+        free(r->plan[k].dflt);
+        free(r->plan[k].jbuf);
     }
     free(r->plan);
     r->plan = NULL;
@@ -696,7 +748,10 @@ static lcsv *check_reader(lua_State *L);
  * "bool", "lookup" (arg: table of normalised keys, as prm.map's norm;
  * with `keep = true` in the item a value the table lacks passes as it is),
  * "currency" (ISO 4217), "completeness" (column: a list of columns; the
- * share present), "quarter" (a quarter label, as "2026-Q1"). A bad value makes the row `false, line, "<column>:
+ * share present), "quarter" (a quarter label, as "2026-Q1"), "join" (column: a
+ * list of columns; arg: the separator, " " by default; the first column's
+ * value and each further one present, absent without the first); with
+ * `default = "text"` in the item an absent value becomes that text. A bad value makes the row `false, line, "<column>:
  * <why>"`, worded as prm.map's helpers word it. A column the file lacks is
  * an absent value. Misuse raises. */
 static int l_reader_map(lua_State *L)
@@ -724,8 +779,8 @@ static int l_reader_map(lua_State *L)
         lua_pop(L, 1);
         lua_geti(L, -1, 2);
         it->col = -1;
-        if (it->kind == PK_COMPLETENESS) {
-            luaL_argcheck(L, lua_istable(L, -1), 2, "completeness needs a list of columns");
+        if (it->kind == PK_COMPLETENESS || it->kind == PK_JOIN) {
+            luaL_argcheck(L, lua_istable(L, -1), 2, "completeness and join need a list of columns");
             int nc = (int)luaL_len(L, -1);
             it->cols = calloc((size_t)(nc ? nc : 1), sizeof *it->cols);
             if (!it->cols) return luaL_error(L, "out of memory");
@@ -751,6 +806,10 @@ static int l_reader_map(lua_State *L)
             if (date_format_parse(luaL_optstring(L, -1, "auto"), &it->fmt) < 0)
                 return luaL_error(L, "unknown date format '%s'", lua_tostring(L, -1));
             break;
+        case PK_JOIN:
+            it->sep = strdup(luaL_optstring(L, -1, " "));
+            if (!it->sep) return luaL_error(L, "out of memory");
+            break;
         case PK_LOOKUP:
             luaL_argcheck(L, lua_istable(L, -1), 2, "lookup needs a table");
             lua_pushvalue(L, -1);
@@ -762,7 +821,13 @@ static int l_reader_map(lua_State *L)
             break;
         default: break;
         }
-        lua_pop(L, 2);
+        lua_getfield(L, -2, "default");
+        if (!lua_isnil(L, -1)) {
+            luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2, "a default must be a string");
+            it->dflt = strdup(lua_tostring(L, -1));
+            if (!it->dflt) return luaL_error(L, "out of memory");
+        }
+        lua_pop(L, 3);
     }
     lua_setiuservalue(L, 1, 3);
     return 0;
@@ -833,7 +898,7 @@ static int l_reader_load(lua_State *L)
 static lcsv *check_reader(lua_State *L)
 {
     lcsv *r = luaL_checkudata(L, 1, CSV_MT);
-    if (!r->f) luaL_error(L, "attempt to use a closed CSV reader");
+    if (!r->f && !r->jw) luaL_error(L, "attempt to use a closed CSV reader");
     return r;
 }
 
@@ -856,6 +921,7 @@ static void end_parse(lua_State *L, lcsv *r)
 static int l_reader_read(lua_State *L)
 {
     lcsv *r = check_reader(L);
+    if (!r->f) return luaL_error(L, "a JSON reader has no rows to read (r:load_json)");
     lua_settop(L, 1);
     begin_parse(L, r);
     while (r->qhead == r->qtail && feed(r) == 0) {}
@@ -928,6 +994,11 @@ static int l_reader_close(lua_State *L)
     r->alen = r->acap = 0;
     r->fcap = 0;
     free_plan(r);
+    json_walker_free(r->jw);
+    r->jw = NULL;
+    free(r->jhash);
+    free(r->jkind);
+    r->jhash = r->jkind = NULL;
     return 0;
 }
 
@@ -1077,15 +1148,514 @@ static int l_csv_json_dup_keys(lua_State *L)
     return 1;
 }
 
+/* ---- JSON pages (csv.json_reader, r:load_json) ------------------------- */
+
+/* A JSON reader is a reader without a file whose header is a list of leaf
+ * paths ("key", "field_data.deal_type"): r:map compiles a declared mapping
+ * against those paths exactly as against a CSV header, and r:load_json
+ * walks a page (jsonscan.h), fills each record's row from its leaves and
+ * converts and upserts it with the same plan, without a Lua table. */
+
+static unsigned path_hash(const char *s, size_t n)
+{
+    unsigned h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+static int jcol(const lcsv *r, const char *path, size_t n)
+{
+    unsigned m = (unsigned)r->jhcap - 1;
+    for (unsigned k = path_hash(path, n) & m;; k = (k + 1) & m) {
+        int c = r->jhash[k];
+        if (!c) return -1;
+        const char *h = r->hnames[c - 1];
+        if (strlen(h) == n && memcmp(h, path, n) == 0) return c - 1;
+    }
+}
+
+/* csv.json_reader({ path, ... }) -> reader
+ * A reader for r:map and r:load_json whose columns are JSON leaf paths
+ * (keys joined by '.'); repeated paths are one column. may raise */
+static int l_csv_json_reader(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    int n = (int)luaL_len(L, 1);
+    lcsv *r = lua_newuserdatauv(L, sizeof *r, 3);
+    memset(r, 0, sizeof *r);
+    luaL_setmetatable(L, CSV_MT);
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, 1);
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, 2);
+    r->jw = json_walker_new();
+    int cap = 16;
+    while (cap < 2 * (n + 1)) cap *= 2;
+    r->jhash = calloc((size_t)cap, sizeof *r->jhash);
+    r->jkind = calloc((size_t)(n ? n : 1), sizeof *r->jkind);
+    r->hnames = calloc((size_t)(n ? n : 1), sizeof *r->hnames);
+    if (!r->jw || !r->jhash || !r->jkind || !r->hnames) return luaL_error(L, "out of memory");
+    r->jhcap = cap;
+    snprintf(r->path, sizeof r->path, "%s", "(JSON page)");
+    for (int i = 1; i <= n; i++) {
+        lua_geti(L, 1, i);
+        size_t len;
+        const char *p = lua_tolstring(L, -1, &len);
+        if (!p) return luaL_argerror(L, 1, "each path must be a string");
+        if (jcol(r, p, len) < 0) {
+            char *d = strdup(p);
+            if (!d) return luaL_error(L, "out of memory");
+            r->hnames[r->nheader] = d;
+            unsigned m = (unsigned)cap - 1, k = path_hash(p, len) & m;
+            while (r->jhash[k]) k = (k + 1) & m;
+            r->jhash[k] = ++r->nheader;
+        }
+        lua_pop(L, 1);
+    }
+    return 1;
+}
+
+/* r:load_json's state for one page. */
+typedef struct jload {
+    lua_State *L;
+    lcsv *r;
+    load_ctx lc;
+    const char *label;         /* the object's name in messages ("deal") */
+    int finish, ctx;           /* stack indexes; 0: none */
+    int when;                  /* finish only where this column is true; -1: always */
+    int i_upd, i_cre, i_ext;   /* the object's updated_at, created_at, external_id */
+    int f_deal, f_obs, f_field, f_value, f_type;   /* deal_field's fields */
+    int *in_col, nin;          /* finish's raw inputs: columns */
+    const char **in_path;
+    struct tfield { const char *name, *type, *from; int col, kind; } *tf;
+    int ntf;
+    const store_object *fo;    /* deal_field, for the tenant fields */
+    int wcol, epoch;           /* the watermark's column; numbers compared as numbers */
+    double lo, hi, wmax;
+    int have_wmax, wlist;
+    lua_Integer nw, nskipped;
+    int idcol[3];
+} jload;
+
+static void jreject(jload *j, long index, const char *why)
+{
+    char buf[400];
+    const char *id = NULL;
+    for (int k = 0; k < 3 && !id; k++) {
+        int c = j->idcol[k];
+        if (c >= 0 && j->r->flen[c]) id = j->r->arena + j->r->foff[c];
+    }
+    if (id) snprintf(buf, sizeof buf, "%s %.80s: %.300s", j->label, id, why);
+    else snprintf(buf, sizeof buf, "%.390s", why);
+    load_reject(j->L, &j->lc, index, buf);
+}
+
+/* A declared tenant field's text (prm.sync's field_types, in C): 1 with
+ * *out, 0 absent, -1 when the value is not of the type. */
+static int tenant_text(const struct tfield *t, const char *v, int jk, char *buf, size_t cap,
+                       const char **out)
+{
+    *out = buf;
+    if (strcmp(t->type, "category") == 0) {
+        if (jk == JV_ARRAY || jk == JV_OBJECT) return -1;
+        *out = v;
+        return 1;
+    }
+    if (strcmp(t->type, "number") == 0) {
+        if (jk == JV_TRUE || jk == JV_FALSE || jk == JV_ARRAY) return -1;
+        char *end;
+        double d = strtod(v, &end);
+        while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r') end++;
+        if (end == v || *end || d != d || d - d != 0) return -1;
+        snprintf(buf, cap, "%.17g", d);
+        return 1;
+    }
+    if (strcmp(t->type, "yesno") == 0) {
+        if (jk == JV_TRUE || jk == JV_FALSE) { *out = jk == JV_TRUE ? "1" : "0"; return 1; }
+        if (jk == JV_NUMBER) {
+            double d = strtod(v, NULL);
+            if (d == 1 || d == 0) { *out = d == 1 ? "1" : "0"; return 1; }
+            return -1;
+        }
+        if (jk != JV_STRING) return -1;
+        static const char *const yes[] = { "yes", "true", "y", "1", NULL };
+        static const char *const no[] = { "no", "false", "n", "0", NULL };
+        char lb[8];
+        size_t n = strlen(v);
+        if (n >= sizeof lb) return -1;
+        for (size_t i = 0; i <= n; i++) lb[i] = (char)(v[i] >= 'A' && v[i] <= 'Z' ? v[i] + 32 : v[i]);
+        for (int k = 0; yes[k]; k++) if (strcmp(lb, yes[k]) == 0) { *out = "1"; return 1; }
+        for (int k = 0; no[k]; k++) if (strcmp(lb, no[k]) == 0) { *out = "0"; return 1; }
+        return -1;
+    }
+    /* date */
+    if (jk != JV_STRING && jk != JV_NUMBER) return -1;
+    int64_t secs;
+    prm_error pe;
+    if (date_parse(v, DATE_AUTO, &secs, &pe) < 0 || cap < 11) return -1;
+    date_iso(secs, buf);
+    return 1;
+}
+
+/* [-0, +1, m] a raw input's value with its JSON type (nil when absent). */
+static void push_input(lua_State *L, lcsv *r, int col)
+{
+    if (col < 0 || !r->flen[col]) { lua_pushnil(L); return; }
+    const char *v = r->arena + r->foff[col];
+    switch (r->jkind[col]) {
+    case JV_TRUE: lua_pushboolean(L, 1); break;
+    case JV_FALSE: lua_pushboolean(L, 0); break;
+    case JV_NUMBER: if (!lua_stringtonumber(L, v)) lua_pushnil(L); break;
+    default: lua_pushlstring(L, v, r->flen[col]); break;
+    }
+}
+
+/* finish(rec, raw, ctx) on the declared record in v: its result replaces
+ * v (strings alive in the result, left on the stack). 1 go on, 0 skipped,
+ * -1 rejected (why in buf). [-0, +1, m] */
+static int run_finish(jload *j, store_value *v, char *buf, size_t cap)
+{
+    lua_State *L = j->L;
+    const store_object *o = j->lc.o;
+    lua_pushvalue(L, j->finish);
+    lua_createtable(L, 0, o->nfields);
+    for (int i = 1; i < o->nfields; i++) {
+        switch (v[i].kind) {
+        case SV_TEXT: lua_pushstring(L, v[i].s); break;
+        case SV_REAL: lua_pushnumber(L, v[i].r); break;
+        case SV_INT: lua_pushinteger(L, v[i].i); break;
+        case SV_NULL: continue;
+        }
+        lua_setfield(L, -2, o->fields[i].name);
+    }
+    lua_createtable(L, 0, j->nin);
+    for (int k = 0; k < j->nin; k++) {
+        push_input(L, j->r, j->in_col[k]);
+        lua_setfield(L, -2, j->in_path[k]);
+    }
+    lua_pushvalue(L, j->ctx);
+    if (lua_pcall(L, 3, 2, 0) != LUA_OK) {
+        snprintf(buf, cap, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error in finish");
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        return -1;
+    }
+    if (lua_type(L, -2) == LUA_TBOOLEAN && !lua_toboolean(L, -2)) { lua_pop(L, 1); return 0; }
+    if (!lua_istable(L, -2)) {
+        snprintf(buf, cap, "%s", lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                                 : "rejected by the mapping");
+        lua_pop(L, 1);
+        return -1;
+    }
+    lua_pop(L, 1);
+    int t = lua_gettop(L), found = 0, keys = 0;
+    for (int i = 0; i < o->nfields; i++) {
+        lua_getfield(L, t, o->fields[i].name);
+        store_value x = { SV_NULL, NULL, 0, 0 };
+        switch (lua_type(L, -1)) {
+        case LUA_TNUMBER:
+            if (lua_isinteger(L, -1)) { x.kind = SV_INT; x.i = lua_tointeger(L, -1); }
+            else { x.kind = SV_REAL; x.r = lua_tonumber(L, -1); }
+            break;
+        case LUA_TSTRING: x.kind = SV_TEXT; x.s = lua_tostring(L, -1); break;
+        case LUA_TBOOLEAN: x.kind = SV_INT; x.i = lua_toboolean(L, -1); break;
+        case LUA_TNIL: break;
+        default:
+            snprintf(buf, cap, "%s field '%s' has a %s value", o->name, o->fields[i].name,
+                     luaL_typename(L, -1));
+            lua_pop(L, 1);
+            return -1;
+        }
+        found += x.kind != SV_NULL;
+        if (i > 0 || x.kind != SV_NULL) v[i] = x;
+        lua_pop(L, 1);                  /* strings stay alive in the result table */
+    }
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        keys++;
+        if (lua_type(L, -2) != LUA_TSTRING || store_field_index(o, lua_tostring(L, -2)) < 0) {
+            snprintf(buf, cap, "%s has no field '%s'", o->name,
+                     lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
+            lua_pop(L, 2);
+            return -1;
+        }
+        lua_pop(L, 1);
+    }
+    (void)keys;
+    (void)found;
+    return 1;
+}
+
+/* One record of the page: its row filled from the leaves, converted by
+ * the plan (and finish), upserted with its tenant fields. may raise (memory) */
+static int on_json_record(void *ud, long index, json_kind kind, const json_leaf *l, size_t n)
+{
+    jload *j = ud;
+    lcsv *r = j->r;
+    lua_State *L = j->L;
+    int top = lua_gettop(L);
+    char buf[400];
+    arena_clear(r);
+    j->lc.nread++;
+    if (kind != JV_OBJECT) { jreject(j, index, "record is not a JSON object"); return 0; }
+    const char *bad = NULL;
+    for (size_t k = 0; k < n; k++) {
+        int c = jcol(r, l[k].path, l[k].plen);
+        if (c < 0) continue;
+        if (l[k].kind == JV_NULL || (l[k].kind == JV_STRING && l[k].n == 0)) {
+            r->flen[c] = 0;                           /* absent (the last of repeats wins) */
+            continue;
+        }
+        if (l[k].bad && !bad) bad = l[k].path;
+        if (arena_put(r, c, l[k].v, l[k].n) < 0) return luaL_error(L, "out of memory");
+        r->jkind[c] = l[k].kind;
+    }
+    /* The newest update seen, also of a record refused below. */
+    if (j->wcol >= 0 && r->flen[j->wcol]) {
+        const char *t = r->arena + r->foff[j->wcol];
+        if (j->epoch && r->jkind[j->wcol] == JV_NUMBER) {
+            double x = strtod(t, NULL);
+            if (x >= j->lo && x <= j->hi && (!j->have_wmax || x > j->wmax)) {
+                j->wmax = x;
+                j->have_wmax = 1;
+            }
+        } else {
+            lua_pushstring(L, t);
+            lua_rawseti(L, j->wlist, ++j->nw);
+        }
+    }
+    if (bad) {
+        snprintf(buf, sizeof buf, "invalid UTF-8 or a NUL in '%.100s'", bad);
+        jreject(j, index, buf);
+        return 0;
+    }
+    const store_object *o = j->lc.o;
+    store_value v[32];
+    for (int i = 0; i < o->nfields; i++) v[i] = (store_value){ SV_NULL, NULL, 0, 0 };
+    v[0].kind = SV_TEXT;
+    v[0].s = j->lc.source;
+    for (int k = 0; k < r->nplan; k++) {
+        plan_item *it = &r->plan[k];
+        prm_error pe;
+        if (convert(L, r, it, &v[it->sfield], &pe) < 0) {
+            snprintf(buf, sizeof buf, "%.100s: %.180s", it->col >= 0 ? r->hnames[it->col] : "", pe.msg);
+            jreject(j, index, buf);
+            return 0;
+        }
+    }
+    if (j->finish && (j->when < 0 || (r->flen[j->when] && r->jkind[j->when] == JV_TRUE))) {
+        int rc = run_finish(j, v, buf, sizeof buf);
+        if (rc < 0) { jreject(j, index, buf); lua_settop(L, top); return 0; }
+        if (rc == 0) { j->nskipped++; lua_settop(L, top); return 0; }
+    }
+    /* Tenant fields are checked before anything of the record is written. */
+    const char *tv[16];
+    char tb[16][32];
+    for (int k = 0; k < j->ntf; k++) {
+        const struct tfield *t = &j->tf[k];
+        tv[k] = NULL;
+        if (t->col < 0 || !r->flen[t->col]) continue;
+        const char *x = r->arena + r->foff[t->col];
+        if (tenant_text(t, x, r->jkind[t->col], tb[k], sizeof tb[k], &tv[k]) < 0) {
+            snprintf(buf, sizeof buf, "%.100s (%.60s): not a %s: \"%.80s\"", t->from, t->name, t->type,
+                     r->jkind[t->col] == JV_TRUE ? "true" : r->jkind[t->col] == JV_FALSE ? "false" : x);
+            jreject(j, index, buf);
+            lua_settop(L, top);
+            return 0;
+        }
+    }
+    if (j->lc.fault) {
+        lua_pushvalue(L, j->lc.fault);
+        lua_pushliteral(L, "sync.record");
+        lua_call(L, 1, 0);
+    }
+    prm_error err;
+    int written = 0;
+    if (store_upsert(j->lc.s, o, v, &written, &err) < 0) {
+        jreject(j, index, err.msg);
+        lua_settop(L, top);
+        return 0;
+    }
+    if (j->ntf) {
+        /* As prm.sync's store_tenant_fields: as of the deal's own update. */
+        int iu = j->i_upd, ic = j->i_cre, ie = j->i_ext;
+        char at[32];
+        const char *obs = NULL;
+        if (iu >= 0 && v[iu].kind == SV_TEXT) obs = v[iu].s;
+        else if (ic >= 0 && v[ic].kind == SV_TEXT) {
+            snprintf(at, sizeof at, "%.10sT00:00:00Z", v[ic].s);
+            obs = at;
+        }
+        store_value f[8];
+        for (int i = 0; i < j->fo->nfields && i < 8; i++) f[i] = (store_value){ SV_NULL, NULL, 0, 0 };
+        f[0] = v[0];
+        f[j->f_deal] = v[ie];
+        if (obs) f[j->f_obs] = (store_value){ SV_TEXT, obs, 0, 0 };
+        int fi = j->f_field, vi = j->f_value, ti = j->f_type;
+        for (int k = 0; k < j->ntf; k++) {
+            f[fi] = (store_value){ SV_TEXT, j->tf[k].name, 0, 0 };
+            f[vi] = tv[k] ? (store_value){ SV_TEXT, tv[k], 0, 0 } : (store_value){ SV_NULL, NULL, 0, 0 };
+            f[ti] = (store_value){ SV_TEXT, j->tf[k].type, 0, 0 };
+            int w2 = 0;
+            if (store_upsert(j->lc.s, j->fo, f, &w2, &err) < 0) {
+                jreject(j, index, err.msg);
+                lua_settop(L, top);
+                return 0;
+            }
+            written |= w2;
+        }
+    }
+    if (written) j->lc.nwritten++;
+    else j->lc.nunchanged++;
+    lua_settop(L, top);
+    return 0;
+}
+
+static const char *opt_field_str(lua_State *L, int t, const char *k)
+{
+    lua_getfield(L, t, k);
+    const char *s = lua_tostring(L, -1);
+    lua_pop(L, 1);                      /* alive in the options table */
+    return s;
+}
+
+/* r:load_json(db, object, source, body, items, opts)
+ *   -> read, written, unchanged, skipped, rejects, newest_epoch|nil, newest_texts
+ * Walks one page (after r:map on a csv.json_reader) and upserts each record
+ * of the array at `items` in C. opts: label (the object's name in
+ * messages), finish (function(rec, raw, ctx) -> rec | false | nil, why:
+ * what a declaration cannot say), finish_when (a leaf path: finish runs
+ * only for the records where it is JSON true), inputs (the leaf paths raw gets, with
+ * their JSON types), ctx, tenant ({ {name=, type=, from=}, ... }: the
+ * deal's declared tenant fields, stored as deal_field rows), watermark (a
+ * leaf path), epoch (its scale, 1000 or 1: numbers compared as numbers;
+ * others and text listed in newest_texts), fault (the test build's hook).
+ * `rejects` lists index, message, ... The caller owns the transaction and
+ * has checked the page (the walk stopping on malformed text raises).
+ * may raise */
+static int l_reader_load_json(lua_State *L)
+{
+    lcsv *r = luaL_checkudata(L, 1, CSV_MT);
+    luaL_argcheck(L, r->jw != NULL, 1, "r:load_json needs a csv.json_reader");
+    luaL_argcheck(L, r->plan != NULL, 1, "r:load_json needs a plan (r:map)");
+    jload j;
+    memset(&j, 0, sizeof j);
+    j.L = L;
+    j.r = r;
+    j.lc.s = lstore_check(L, 2);
+    const char *object = luaL_checkstring(L, 3);
+    j.lc.source = luaL_checkstring(L, 4);
+    size_t blen;
+    const char *body = luaL_checklstring(L, 5, &blen);
+    const char *items = luaL_checkstring(L, 6);
+    luaL_checktype(L, 7, LUA_TTABLE);
+    lua_settop(L, 7);
+    j.lc.o = store_object_find(object);
+    if (!j.lc.o) return luaL_argerror(L, 3, "unknown object");
+    if (j.lc.o->nfields > 32) return luaL_argerror(L, 3, "too many fields");
+    for (int k = 0; k < r->nplan; k++) {
+        r->plan[k].sfield = store_field_index(j.lc.o, r->plan[k].field);
+        if (r->plan[k].sfield <= 0)
+            return luaL_error(L, "%s has no field '%s'", object, r->plan[k].field);
+    }
+    j.label = opt_field_str(L, 7, "label");
+    if (!j.label) j.label = object;
+    lua_getfield(L, 7, "finish");          /* 8 */
+    j.finish = lua_isnil(L, 8) ? 0 : 8;
+    lua_getfield(L, 7, "ctx");             /* 9 */
+    j.ctx = 9;
+    lua_getfield(L, 7, "fault");           /* 10 */
+    j.lc.fault = lua_isnil(L, 10) ? 0 : 10;
+    lua_newtable(L);                       /* 11: rejects */
+    j.lc.rej = 11;
+    lua_newtable(L);                       /* 12: newest texts */
+    j.wlist = 12;
+    lua_getfield(L, 7, "inputs");          /* 13 */
+    int nin = lua_istable(L, 13) ? (int)luaL_len(L, 13) : 0;
+    lua_getfield(L, 7, "tenant");          /* 14 */
+    int ntf = lua_istable(L, 14) ? (int)luaL_len(L, 14) : 0;
+    if (ntf > 16) return luaL_error(L, "at most 16 declared tenant fields");
+    /* Scratch for the input and tenant-field lists, freed with the userdata. */
+    void *scratch = lua_newuserdatauv(L, sizeof(int) * (size_t)(nin + 1) +
+                                         sizeof(char *) * (size_t)(nin + 1) +
+                                         sizeof(struct tfield) * (size_t)(ntf + 1), 0);   /* 15 */
+    j.tf = scratch;
+    j.in_path = (const char **)(void *)(j.tf + ntf + 1);
+    j.in_col = (int *)(void *)(j.in_path + nin + 1);
+    for (int k = 0; k < nin; k++) {
+        lua_geti(L, 13, k + 1);
+        j.in_path[k] = luaL_checkstring(L, -1);     /* alive in the inputs table */
+        j.in_col[k] = jcol(r, j.in_path[k], strlen(j.in_path[k]));
+        lua_pop(L, 1);
+    }
+    j.nin = nin;
+    for (int k = 0; k < ntf; k++) {
+        lua_geti(L, 14, k + 1);
+        int t = lua_gettop(L);
+        j.tf[k].name = opt_field_str(L, t, "name");
+        j.tf[k].type = opt_field_str(L, t, "type");
+        j.tf[k].from = opt_field_str(L, t, "from");
+        if (!j.tf[k].name || !j.tf[k].type || !j.tf[k].from)
+            return luaL_error(L, "tenant[%d] needs name, type and from", k + 1);
+        j.tf[k].col = jcol(r, j.tf[k].from, strlen(j.tf[k].from));
+        lua_pop(L, 1);
+    }
+    j.ntf = ntf;
+    if (ntf) {
+        j.fo = store_object_find("deal_field");
+        j.i_upd = store_field_index(j.lc.o, "updated_at");
+        j.i_cre = store_field_index(j.lc.o, "created_at");
+        j.i_ext = store_field_index(j.lc.o, "external_id");
+        j.f_deal = store_field_index(j.fo, "deal_id");
+        j.f_obs = store_field_index(j.fo, "observed_at");
+        j.f_field = store_field_index(j.fo, "field");
+        j.f_value = store_field_index(j.fo, "value");
+        j.f_type = store_field_index(j.fo, "type");
+        if (j.i_ext < 0 || j.f_deal < 0 || j.f_obs < 0 || j.f_field < 0 || j.f_value < 0 || j.f_type < 0)
+            return luaL_error(L, "tenant fields need a deal object");
+    }
+    const char *when = opt_field_str(L, 7, "finish_when");
+    j.when = when ? jcol(r, when, strlen(when)) : -1;
+    if (when && j.when < 0) return luaL_error(L, "finish_when '%s' is not a column", when);
+    const char *wpath = opt_field_str(L, 7, "watermark");
+    j.wcol = wpath ? jcol(r, wpath, strlen(wpath)) : -1;
+    lua_getfield(L, 7, "epoch");
+    double scale = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (scale > 0) {
+        /* The instants prm.instant accepts (years 0001..9999), as prm.sync. */
+        j.epoch = 1;
+        j.lo = -62135596800.0 * scale;
+        j.hi = 253402300799.0 * scale + (scale - 1);
+    }
+    static const char *const ids[] = { "key", "id", "Id" };
+    for (int k = 0; k < 3; k++) j.idcol[k] = jcol(r, ids[k], strlen(ids[k]));
+    if (r->fcap < r->nheader && arena_put(r, r->nheader - 1, "", 0) < 0)
+        return luaL_error(L, "out of memory");
+    prm_error err;
+    int rc = json_walk(r->jw, body, blen, items, on_json_record, &j, &err);
+    if (rc < 0) return luaL_error(L, "%s", err.msg);
+    lua_pushinteger(L, j.lc.nread);
+    lua_pushinteger(L, j.lc.nwritten);
+    lua_pushinteger(L, j.lc.nunchanged);
+    lua_pushinteger(L, j.nskipped);
+    lua_pushvalue(L, 11);
+    if (j.have_wmax) lua_pushnumber(L, j.wmax);
+    else lua_pushnil(L);
+    lua_pushvalue(L, 12);
+    return 7;
+}
+
 int luaopen_prm_csv(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         { "read", l_reader_read }, { "header", l_reader_header }, { "line", l_reader_line },
-        { "map", l_reader_map }, { "load", l_reader_load },
+        { "map", l_reader_map }, { "load", l_reader_load }, { "load_json", l_reader_load_json },
         { "close", l_reader_close }, { NULL, NULL },
     };
     static const luaL_Reg fns[] = { { "open", l_csv_open }, { "fingerprint", l_csv_fingerprint },
                                      { "json_dup_keys", l_csv_json_dup_keys },
+                                     { "json_reader", l_csv_json_reader },
                                      { NULL, NULL } };
     if (luaL_newmetatable(L, CSV_MT)) {
         luaL_newlib(L, methods);

@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "http.h"
+#include "jsonscan.h"
 #include "lprm.h"
 #include "paginate.h"
 #include "timeutil.h"
@@ -407,6 +408,8 @@ static int l_client_close(lua_State *L)
 typedef struct lpages {
     paginator *p;
     int done;
+    json_walker *jw;           /* walk = true: pages checked in C, not decoded */
+    char last_key[256];
 } lpages;
 
 static int l_pages_gc(lua_State *L)
@@ -414,6 +417,73 @@ static int l_pages_gc(lua_State *L)
     lpages *lp = luaL_checkudata(L, 1, PAGES_MT);
     pg_free(lp->p);
     lp->p = NULL;
+    json_walker_free(lp->jw);
+    lp->jw = NULL;
+    return 0;
+}
+
+/* The walk's record callback: the last record's cursor key, kept. */
+typedef struct keyscan { lpages *lp; const char *key; size_t klen; int have; } keyscan;
+
+static int last_key(void *ud, long index, json_kind kind, const json_leaf *l, size_t n)
+{
+    keyscan *k = ud;
+    (void)index;
+    k->have = 0;
+    if (kind != JV_OBJECT) return 0;
+    for (size_t i = n; i-- > 0;)
+        if (l[i].plen == k->klen && memcmp(l[i].path, k->key, k->klen) == 0) {
+            if ((l[i].kind == JV_STRING || l[i].kind == JV_NUMBER) && l[i].n < sizeof k->lp->last_key) {
+                memcpy(k->lp->last_key, l[i].v, l[i].n + 1);
+                k->have = 1;
+            }
+            break;
+        }
+    return 0;
+}
+
+static const char *const kind_names[] = { "userdata", "boolean", "boolean", "number", "string",
+                                          "table", "table", "missing" };
+
+/* A walked page's facts (the decoded one's, in C). Returns 0, or -1 with
+ * msg set to what is malformed. */
+static int walk_facts(lua_State *L, lpages *lp, int spec, const char *body, size_t len,
+                      pg_facts *f, char *msg, size_t cap)
+{
+    const char *items_path = opt_str(L, spec, "items", "");
+    keyscan ks = { lp, opt_str(L, spec, "key", "key"), 0, 0 };
+    ks.klen = strlen(ks.key);
+    prm_error err;
+    if (json_walk(lp->jw, body, len, items_path, NULL, NULL, &err) < 0 ||
+        json_walk_last(lp->jw, last_key, &ks, &err) < 0) {
+        snprintf(msg, cap, "invalid or truncated JSON (%d bytes: %s)", (int)len, err.msg);
+        return -1;
+    }
+    long nitems = 0;
+    json_kind ik = json_walk_items(lp->jw, &nitems);
+    if (ik == JV_OBJECT) {
+        snprintf(msg, cap, "'%s' is an object, not a list", items_path);
+        return -1;
+    }
+    if (ik != JV_ARRAY) {
+        snprintf(msg, cap, "'%s' is %s, not a list", *items_path ? items_path : "the body",
+                 kind_names[ik]);
+        return -1;
+    }
+    *f = (pg_facts){ nitems, -1, NULL, -1, -1, NULL };
+    const json_leaf *x;
+    const char *has_more = opt_str(L, spec, "has_more", NULL);
+    if (has_more && (x = json_walk_get(lp->jw, has_more)) && (x->kind == JV_TRUE || x->kind == JV_FALSE))
+        f->has_more = x->kind == JV_TRUE;
+    const char *done = opt_str(L, spec, "done", NULL);
+    if (done && (x = json_walk_get(lp->jw, done)) && (x->kind == JV_TRUE || x->kind == JV_FALSE))
+        f->done = x->kind == JV_TRUE;
+    const char *total = opt_str(L, spec, "total", NULL);
+    if (total && (x = json_walk_get(lp->jw, total)) && x->kind == JV_NUMBER)
+        f->total = (long)strtod(x->v, NULL);
+    const char *next = opt_str(L, spec, "next", NULL);
+    if (next && (x = json_walk_get(lp->jw, next)) && x->kind == JV_STRING) f->next_url = x->v;
+    if (nitems > 0 && ks.have) f->last_key = lp->last_key;
     return 0;
 }
 
@@ -484,6 +554,25 @@ static int fail_page(lua_State *L, lpages *lp, long status, const char *fmt, ...
     return 3;
 }
 
+/* [-0, +0, m] A page table's common fields (on the table at the top);
+ * returns 1, the page. */
+static int page_fields(lua_State *L, lpages *lp, long page, const char *url, long status, int hdrs)
+{
+    lua_pushinteger(L, page);
+    lua_setfield(L, -2, "page");
+    lua_pushstring(L, pg_state(lp->p));
+    lua_setfield(L, -2, "state");
+    lua_pushboolean(L, !pg_has_next(lp->p));
+    lua_setfield(L, -2, "last");
+    lua_pushstring(L, url);
+    lua_setfield(L, -2, "url");
+    lua_pushinteger(L, status);
+    lua_setfield(L, -2, "status");
+    lua_pushvalue(L, hdrs);
+    lua_setfield(L, -2, "headers");
+    return 1;
+}
+
 /* Iterator step: upvalues 1 client, 2 spec table, 3 pages userdata,
  * 4 cjson.decode. -> page | false, msg, status | nil (end) */
 static int pages_next(lua_State *L)
@@ -550,6 +639,30 @@ static int pages_next(lua_State *L)
         return fail_page(L, lp, status, "%s: malformed page %d of %s: not JSON (%s%s\"%s\")",
                          object, (int)page, url, html ? ctype : "", html ? ", " : "", ex);
     }
+    if (lp->jw) {
+        /* Walked in C: the page's facts without a Lua table; the body goes
+         * to the caller (r:load_json) as a string. */
+        pg_facts f;
+        char msg[1200];
+        if (walk_facts(L, lp, spec, resp.body, resp.body_len, &f, msg, sizeof msg) < 0) {
+            http_response_free(&resp);
+            return fail_page(L, lp, status, "%s: malformed page %d of %s: %s", object, (int)page,
+                             url, msg);
+        }
+        if (*link) f.next_url = link;
+        if (pg_advance(lp->p, &f, &err) < 0) {
+            http_response_free(&resp);
+            return fail_page(L, lp, status, "%s: malformed page %d of %s: %s", object, (int)page,
+                             url, err.msg);
+        }
+        lua_createtable(L, 0, 8);
+        lua_pushlstring(L, resp.body, resp.body_len);
+        lua_setfield(L, -2, "body");
+        http_response_free(&resp);
+        lua_pushinteger(L, f.nitems);
+        lua_setfield(L, -2, "count");
+        return page_fields(L, lp, page, url, status, hdrs);
+    }
     lua_pushvalue(L, lua_upvalueindex(4));
     lua_pushlstring(L, resp.body, resp.body_len);
     size_t body_len = resp.body_len;
@@ -601,33 +714,24 @@ static int pages_next(lua_State *L)
     lua_setfield(L, -2, "items");
     lua_pushvalue(L, doc);
     lua_setfield(L, -2, "doc");
-    lua_pushinteger(L, page);
-    lua_setfield(L, -2, "page");
-    lua_pushstring(L, pg_state(lp->p));
-    lua_setfield(L, -2, "state");
-    lua_pushboolean(L, !pg_has_next(lp->p));
-    lua_setfield(L, -2, "last");
-    lua_pushstring(L, url);
-    lua_setfield(L, -2, "url");
-    lua_pushinteger(L, status);
-    lua_setfield(L, -2, "status");
-    lua_pushvalue(L, hdrs);
-    lua_setfield(L, -2, "headers");
-    return 1;
+    return page_fields(L, lp, page, url, status, hdrs);
 }
 
 /* c:pages{ method=, path=, query=, headers=, body=, object=,
  *          paginator = "none"|"cursor"|"offset"|"page"|"link"|"next_url",
  *          limit=, limit_param=, cursor_param=, offset_param=, page_param=, first_page=,
  *          items = "data.items", has_more=, key = "key", total=, next=, done=,
- *          resume = page.state }
+ *          resume = page.state, walk = false }
  *   -> iterator over pages { items, doc, page, state, last, url, status, headers };
+ *      with walk = true the page is checked and its facts read in C
+ *      (jsonscan.h), not decoded: { body, count, page, state, last, url,
+ *      status, headers }, the body for csv's r:load_json;
  *      a failed page yields false, msg, status and ends the iteration. */
 static int l_client_pages(lua_State *L)
 {
     static const char *const keys[] = { "method", "path", "query", "headers", "body", "object",
         "paginator", "limit", "limit_param", "cursor_param", "offset_param", "page_param",
-        "first_page", "items", "has_more", "key", "total", "next", "done", "resume", NULL };
+        "first_page", "items", "has_more", "key", "total", "next", "done", "resume", "walk", NULL };
     static const char *const kinds[] = { "none", "cursor", "offset", "page", "link", "next_url",
                                          NULL };
     check_client(L);
@@ -648,7 +752,12 @@ static int l_client_pages(lua_State *L)
     lpages *lp = lua_newuserdatauv(L, sizeof *lp, 0);
     lp->p = NULL;
     lp->done = 0;
+    lp->jw = NULL;
     luaL_setmetatable(L, PAGES_MT);
+    lua_getfield(L, 2, "walk");
+    int walk = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (walk && !(lp->jw = json_walker_new())) return luaL_error(L, "out of memory");
     prm_error err;
     /* The spec's strings stay alive in its table, an upvalue below. */
     if (pg_new(&s, resume, &lp->p, &err) < 0) return luaL_error(L, "pages: %s", err.msg);

@@ -6,14 +6,15 @@
 # stops the target and leaves the input as build/fuzz/<target>/crash-*;
 # such an input becomes a regression test (the tests replay every file in
 # tests/fuzz/regress/<target>/ on each run, before fuzzing).
-#   targets: csv (prm.csv over libcsv), json (JSON record scan), parse
+#   targets: csv (prm.csv over libcsv), json (JSON record scan), jsonpage
+#   (the page walker of declared sync objects), parse
 #   (dates, money, percentages), model (model_load), http (Retry-After
 #   values, URL and message redaction)
 set -eu
 cd "$(dirname "$0")/../.."
 SECS=${1:-20}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-csv json parse model http}
+TARGETS=${*:-csv json jsonpage parse model http}
 CLANG=${CLANG:-$(command -v clang-14 || command -v clang || true)}
 if [ -z "$CLANG" ]; then
   echo "tests/fuzz/run.sh: clang is missing (Debian: apt-get install clang-14 libclang-rt-14-dev)" >&2
@@ -35,7 +36,8 @@ build() {   # target -> build/fuzz/fuzz_<target>
   case $1 in
     csv)   src="engine/lcsvlib.c engine/json.c engine/jsonscan.c engine/numparse.c engine/currency.c
                  engine/timeutil.c engine/error.c tests/fuzz/stub_store.c"; extra="$LUA_CF"; libs="$LUA_LIBS -lcsv -lm" ;;
-    json)  src="engine/jsonscan.c"; extra=""; libs="" ;;
+    json)  src="engine/jsonscan.c engine/json.c engine/error.c"; extra=""; libs="-lm" ;;
+    jsonpage) src="engine/jsonscan.c engine/json.c engine/error.c"; extra=""; libs="-lm" ;;
     parse) src="engine/timeutil.c engine/numparse.c engine/currency.c engine/error.c"; extra=""; libs="-lm" ;;
     model) src="$CORE"; extra=""; libs="-lm" ;;
     http)  src="engine/http.c engine/error.c"; extra="$(pkg-config --cflags libcurl)"; libs="$(pkg-config --libs libcurl)" ;;

@@ -41,13 +41,19 @@ local function basename(p) return (p:match("[^/]+$")) end
 --   currency = { "Currency", "currency" }         -- ISO 4217
 --   completeness = { { "Account Name", ... }, "completeness" }
 --   period = { "Period", "quarter" }              -- "FY2026 Q1" -> "2026-Q1"
+--   contact_name = { { "First", "Last" }, "join", " " }   -- the first, then the others present
+--   status = { "Status", "text", default = "open" }  -- text when the record has none
 -- `finish.<object>(rec, ctx)` may then derive what a declaration cannot say
 -- (a status from the stage) and returns rec, false (skip) or nil, why.
 local kinds = { text = true, money = true, number = true, date = true, instant = true,
                 percent = true, bool = true, lookup = true, currency = true, completeness = true,
-                quarter = true }
+                quarter = true, join = true }
 local map = require "prm.map"
 local sync = require "prm.sync"     -- the declared tenant fields' one owner
+
+-- The date formats prm.date and the C plan read (timeutil.c's names).
+local date_formats = { auto = true, iso = true, us = true, eu = true, epoch_ms = true,
+                       epoch_s = true }
 
 function M.compile_fields(db, obj, decl, path)
   local names, plan = {}, {}
@@ -63,13 +69,21 @@ function M.compile_fields(db, obj, decl, path)
     if type(d) == "string" then
       item = { field, d, "text" }
     elseif type(d) == "table" then
-      item = { field, d[1], d[2] or "text", d[3], keep = d.keep_unknown }
+      item = { field, d[1], d[2] or "text", d[3], keep = d.keep_unknown, default = d.default }
     else
       error(where .. ": must be a column name or {column, kind [, arg]}", 0)
     end
     if not kinds[item[3]] then error(("%s: unknown kind '%s'"):format(where, tostring(item[3])), 0) end
-    if item[3] == "completeness" then
-      if type(item[2]) ~= "table" then error(where .. ": completeness needs a list of columns", 0) end
+    if item.default ~= nil and (type(item.default) ~= "string" or
+                                (item[3] ~= "text" and item[3] ~= "lookup")) then
+      error(where .. ": a default is a string, for a text or lookup field", 0)
+    end
+    if item[3] == "completeness" or item[3] == "join" then
+      if type(item[2]) ~= "table" then error(("%s: %s needs a list of columns"):format(where, item[3]), 0) end
+      if item[3] == "join" then
+        item[4] = item[4] or " "
+        if type(item[4]) ~= "string" then error(where .. ": the join separator must be a string", 0) end
+      end
     elseif type(item[2]) ~= "string" then
       error(where .. ": the column must be a string", 0)
     end
@@ -92,7 +106,7 @@ function M.compile_fields(db, obj, decl, path)
       if type(item[4]) ~= "number" then error(where .. ": the money scale must be a number", 0) end
     elseif item[3] == "date" or item[3] == "instant" then
       item[4] = item[4] or "auto"
-      if not prm.date("2000-01-01", item[4]) and item[4] ~= "epoch_ms" and item[4] ~= "epoch_s" then
+      if not date_formats[item[4]] then
         error(("%s: unknown date format '%s'"):format(where, tostring(item[4])), 0)
       end
     end
@@ -109,6 +123,14 @@ local function apply_plan(plan, raw)
     local field, col, kind, arg = it[1], it[2], it[3], it[4]
     if kind == "completeness" then
       rec[field] = map.completeness(raw, col)
+    elseif kind == "join" then
+      local v = raw[col[1]]
+      if v ~= nil then
+        for j = 2, #col do
+          if raw[col[j]] ~= nil then v = v .. arg .. raw[col[j]] end
+        end
+      end
+      rec[field] = v
     else
       local v = raw[col]
       if v ~= nil then
@@ -128,6 +150,7 @@ local function apply_plan(plan, raw)
         elseif kind == "quarter" then rec[field] = map.quarter(v, col) end
       end
     end
+    if rec[field] == nil and it.default then rec[field] = it.default end
   end
   return rec
 end
