@@ -39,6 +39,13 @@ static const char *const plan_kinds[] = { "text", "money", "number", "date", "in
                                           "bool", "lookup", "currency", "completeness", "quarter",
                                           NULL };
 
+/* Values a plan item remembers: a lookup or yes/no column has a handful of
+ * labels, so 8 answer nearly every row (the 20k export: with one value
+ * remembered 213k lookups went to the table, with eight 38 do);
+ * the other kinds keep one, since their result lives in the item's buffer
+ * or their values rarely come back after another. */
+enum { PLAN_MEMO = 8 };
+
 /* One field of a declared mapping, compiled to a column index. */
 typedef struct plan_item {
     char *field;               /* the store's field name */
@@ -47,9 +54,12 @@ typedef struct plan_item {
     double num;                /* money scale; percent scale */
     date_format fmt;
     int lookup;                /* index of its table in uservalue 3 */
-    char last_raw[48];         /* the last value converted, as read (last_n bytes) */
-    size_t last_n;             /* 0: none */
-    store_value last;          /* and what it became (text in buf or a lookup table) */
+    struct {                   /* values converted last: as read (n bytes; 0: none) and */
+        char raw[48];          /* what each became (text in buf or a lookup table) */
+        size_t n;
+        store_value v;
+    } memo[PLAN_MEMO];
+    int memo_next;             /* the slot the next new value takes */
     int keep;                  /* lookup: a value the table lacks passes as it is */
     int *cols, ncols;          /* completeness: the columns counted */
     int sfield;                /* index in the store object's fields (r:load) */
@@ -267,6 +277,7 @@ static void load_row(lua_State *L, lcsv *r, load_ctx *lc)
     for (int i = 0; i < lc->o->nfields; i++) v[i] = (store_value){ SV_NULL, NULL, 0, 0 };
     v[0].kind = SV_TEXT;
     v[0].s = lc->source;
+    uint32_t iso_made = 0;         /* fields date_iso / instant_iso wrote */
     for (int k = 0; k < r->nplan; k++) {
         plan_item *it = &r->plan[k];
         prm_error pe;
@@ -276,10 +287,12 @@ static void load_row(lua_State *L, lcsv *r, load_ctx *lc)
             load_reject(L, lc, r->row_start, buf);
             return;
         }
+        if (rc == 1 && (it->kind == PK_DATE || it->kind == PK_INSTANT) && it->sfield < 32)
+            iso_made |= 1u << it->sfield;
     }
     prm_error err;
     int written = 0;
-    if (store_upsert(lc->s, lc->o, v, &written, &err) < 0) {
+    if (store_upsert_iso(lc->s, lc->o, v, iso_made, &written, &err) < 0) {
         load_reject(L, lc, r->row_start, err.msg);
         return;
     }
@@ -595,31 +608,36 @@ static int convert_value(lua_State *L, lcsv *r, struct plan_item *it, store_valu
     return 0;
 }
 
-/* convert_value, remembering each item's last value: exports repeat
- * values row after row (a stage label, a deal's amount and close date over
- * its history rows), and a repeat is answered without parsing it again or
- * asking a lookup table (with the line-wise UTF-8 check, -5% instructions of a first load,
- * bench/RESULTS.md). Plain text needs no conversion, completeness is
- * computed over several columns. [-0, +0, m] */
+/* convert_value, remembering each item's last values (PLAN_MEMO): exports
+ * repeat values row after row (a stage label, a deal's amount and close
+ * date over its history rows), and a repeat is answered without parsing it
+ * again or asking a lookup table (with the line-wise UTF-8 check, -5%
+ * instructions of a first load, bench/RESULTS.md). Plain text needs no
+ * conversion, completeness is computed over several columns. [-0, +0, m] */
 static int convert(lua_State *L, lcsv *r, struct plan_item *it, store_value *out, prm_error *pe)
 {
     if (it->kind == PK_TEXT || it->kind == PK_COMPLETENESS || it->col < 0 || it->col >= r->fcap)
         return convert_value(L, r, it, out, pe);
     const char *v = r->arena + r->foff[it->col];
     size_t n = r->flen[it->col];
-    if (n && n == it->last_n && memcmp(v, it->last_raw, n) == 0) {
-        *out = it->last;
-        return 1;
-    }
+    /* Lookups and yes/no give text of the lookup table or a number, so
+     * several can be kept; the rest convert into it->buf: one. */
+    int slots = it->kind == PK_LOOKUP || it->kind == PK_BOOL ? PLAN_MEMO : 1;
+    for (int j = 0; n && j < slots; j++)
+        if (n == it->memo[j].n && memcmp(v, it->memo[j].raw, n) == 0) {
+            *out = it->memo[j].v;
+            return 1;
+        }
     int rc = convert_value(L, r, it, out, pe);
-    it->last_n = 0;                    /* a failed conversion may have changed buf */
+    if (slots == 1) it->memo[0].n = 0;     /* a failed conversion may have changed buf */
     /* A lookup's pass-through (keep) points into this row's arena, which
      * the next row overwrites: not remembered. */
     int in_row = out->kind == SV_TEXT && out->s == v;
-    if (rc == 1 && !in_row && n < sizeof it->last_raw) {
-        memcpy(it->last_raw, v, n);
-        it->last_n = n;
-        it->last = *out;
+    if (rc == 1 && !in_row && n < sizeof it->memo[0].raw) {
+        int j = slots == 1 ? 0 : it->memo_next++ % PLAN_MEMO;
+        memcpy(it->memo[j].raw, v, n);
+        it->memo[j].n = n;
+        it->memo[j].v = *out;
     }
     return rc;
 }

@@ -2,6 +2,7 @@
 #include "numparse.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,6 +82,36 @@ static const char *number_body(const char *p, const char *end, char *buf, size_t
     return p;
 }
 
+/* Powers of ten that a double holds exactly (10^22 is the last). */
+static const double exact_pow10[] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                                      1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22 };
+
+double decimal_value(const char *digits)
+{
+    /* Clinger's fast path: with at most 2^53 as the digits' integer and
+     * at most 22 decimals, both m and 10^k are exact doubles, and IEEE
+     * division rounds m / 10^k correctly - which is what strtod returns
+     * (in the default rounding mode). Anything longer goes to strtod. */
+    uint64_t m = 0;
+    int sig = 0, frac = -1;
+    const char *p = digits;
+    for (; *p; p++) {
+        if (*p == '.') {
+            if (frac >= 0) return strtod(digits, NULL);
+            frac = 0;
+            continue;
+        }
+        if (*p < '0' || *p > '9') return strtod(digits, NULL);
+        if (m || *p != '0') sig++;
+        if (sig > 19) return strtod(digits, NULL);
+        m = m * 10 + (uint64_t)(*p - '0');
+        if (frac >= 0) frac++;
+    }
+    if (frac < 0) frac = 0;
+    if (p == digits || m > (1ULL << 53) || frac > 22) return strtod(digits, NULL);
+    return (double)m / exact_pow10[frac];
+}
+
 int money_parse(const char *s, size_t n, double *out, prm_error *err)
 {
     const char *p = s, *end = s + n;
@@ -103,7 +134,7 @@ int money_parse(const char *s, size_t n, double *out, prm_error *err)
         neg = 1;
     }
     if (p != end) goto bad;
-    double v = strtod(buf, NULL);
+    double v = decimal_value(buf);
     if (!isfinite(v)) goto bad;
     *out = neg ? -v : v;
     return 0;
@@ -126,7 +157,7 @@ int percent_parse(const char *s, size_t n, int scale, double *out, prm_error *er
     char buf[64];
     const char *q = number_body(p, end, buf, sizeof buf);
     if (!q || q != end || strchr(buf, ',')) goto bad;
-    double v = strtod(buf, NULL);
+    double v = decimal_value(buf);
     if (neg) v = -v;
     if (pct) {
         v /= 100;

@@ -29,4 +29,11 @@ int money_parse(const char *s, size_t n, double *out, prm_error *err);
  * guessed. Returns 0, or -1 with err saying why. */
 int percent_parse(const char *s, size_t n, int scale, double *out, prm_error *err);
 
+/* The value of plain decimal digits with an optional fraction ("1234.50",
+ * ".5", "007"), as money_parse and percent_parse leave a number after
+ * removing signs, symbols and separators: bit for bit what strtod gives
+ * (checked by tests/fuzz/fuzz_parse.c), without its general machinery for
+ * the usual short amounts. Other text is handed to strtod as it is. */
+double decimal_value(const char *digits);
+
 #endif

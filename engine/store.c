@@ -150,6 +150,20 @@ static const char *const migrations[] = {
 "  deal_external_id FROM payouts;"
 "DROP TABLE payouts;"
 "ALTER TABLE payouts_v7 RENAME TO payouts;",
+
+/* 7 -> 8 (issue 10 item 9): deal_history as a WITHOUT ROWID table keyed by
+ * its natural key (deal_id, observed_at). Every reader looks rows up or
+ * scans them by that key; the rowid table kept a second B-tree (the unique
+ * index) beside the table, so each history row was two B-tree inserts. The
+ * old synthetic id is dropped (nothing referenced it); rows are kept. */
+"CREATE TABLE deal_history_v8 ("
+"  deal_id INTEGER NOT NULL REFERENCES deals(id), observed_at TEXT NOT NULL,"
+"  stage TEXT, amount REAL, expected_close TEXT, status TEXT, partner_probability REAL,"
+"  PRIMARY KEY (deal_id, observed_at)) WITHOUT ROWID;"
+"INSERT INTO deal_history_v8 SELECT deal_id, observed_at, stage, amount, expected_close, status,"
+"  partner_probability FROM deal_history;"
+"DROP TABLE deal_history;"
+"ALTER TABLE deal_history_v8 RENAME TO deal_history;",
 };
 
 

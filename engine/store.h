@@ -44,7 +44,7 @@ typedef struct store_value {
     int64_t i;
 } store_value;
 
-enum { STORE_VERSION = 7 };          /* newest schema version */
+enum { STORE_VERSION = 8 };          /* newest schema version */
 
 int store_open(const char *path, store **out, prm_error *err);
 /* Opens without migrating; store_migrate brings it to `version`. Tests use
@@ -69,6 +69,13 @@ int store_field_index(const store_object *o, const char *name);
  * type), and a failure names the field. */
 int store_upsert(store *s, const store_object *o, const store_value *v,
                  int *written, prm_error *err);
+
+/* store_upsert for a caller that wrote some date / instant fields itself
+ * with date_iso / instant_iso (the ingest's declared fields): bit i of
+ * iso_made says field i is such text, so only its year range is checked,
+ * not a second parse of its format. Everything else as store_upsert. */
+int store_upsert_iso(store *s, const store_object *o, const store_value *v, uint32_t iso_made,
+                     int *written, prm_error *err);
 
 /* A first load into an empty store: the secondary indexes of deals and
  * commits (not the unique keys the upsert probes) are dropped for the load

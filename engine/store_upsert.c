@@ -161,7 +161,7 @@ typedef struct refcache {
 
 struct upsert_state {
     objstmts obj[NOBJ];
-    sqlite3_stmt *find_partner, *find_deal, *hist_ins, *hist_upd, *attr_ins, *attr_any;
+    sqlite3_stmt *find_partner, *find_deal, *hist_put, *attr_ins, *attr_any;
     sqlite3_stmt *hist_before, *hist_after;   /* a partial change's other fields */
     sqlite3_stmt *xfield_at;                  /* a tenant field's value as of an instant */
     refcache partners;
@@ -185,8 +185,7 @@ void store_upsert_free(struct upsert_state *u)
     }
     sqlite3_finalize(u->find_partner);
     sqlite3_finalize(u->find_deal);
-    sqlite3_finalize(u->hist_ins);
-    sqlite3_finalize(u->hist_upd);
+    sqlite3_finalize(u->hist_put);
     sqlite3_finalize(u->attr_ins);
     sqlite3_finalize(u->attr_any);
     sqlite3_finalize(u->hist_before);
@@ -220,7 +219,8 @@ int store_field_index(const store_object *o, const char *name)
     return -1;
 }
 
-static int check_value(const store_field *f, const store_value *v, prm_error *err)
+/* made: the value is date_iso / instant_iso output (store_upsert_iso). */
+static int check_value(const store_field *f, const store_value *v, int made, prm_error *err)
 {
     if (v->kind == SV_NULL) {
         if (f->required) return prm_error_set(err, "missing required field '%s'", f->name);
@@ -241,6 +241,12 @@ static int check_value(const store_field *f, const store_value *v, prm_error *er
          * mapping); this guards the format so text order stays time order. */
         int64_t t;
         size_t len = v->kind == SV_TEXT ? strlen(v->s) : 0;
+        /* Text made by date_iso / instant_iso has a valid month, day and
+         * time by construction; what parse_iso would still refuse is a
+         * year outside 1900..2200 (an offset can carry an instant there). */
+        if (made && (len == 10 || len == 20) && memcmp(v->s, "1900", 4) >= 0 &&
+            memcmp(v->s, "2200", 4) <= 0)
+            break;
         if (v->kind != SV_TEXT || (len != 10 && len != 20) || date_parse(v->s, DATE_ISO, &t, NULL) < 0)
             return prm_error_set(err, "field '%s' must be an ISO %s (YYYY-MM-DD%s)", f->name,
                                  f->type == FT_DATE ? "date" : "instant",
@@ -434,18 +440,40 @@ static int same_value(sqlite3_stmt *st, int col, const store_value *v)
     return 0;
 }
 
+/* Writes one deal_history row (deal, at, stage, amount, expected_close,
+ * status, partner_probability): a new row, or the row already at that
+ * instant updated when a value differs. One statement (an UPSERT on the
+ * table's key), so a row identical to the stored one - the export's copy of
+ * the first state the deal's own upsert wrote - costs one key probe and a
+ * compare, and writes nothing. *changed: 1 when a row was written. */
+static int history_put(store *s, int64_t deal, const store_value *at, const store_value *const vals[5],
+                       int *changed, prm_error *err)
+{
+    if (store_prep(s, &s->up->hist_put, "INSERT INTO deal_history (deal_id, observed_at, stage,"
+                   " amount, expected_close, status, partner_probability) VALUES (?1,?2,?3,?4,?5,?6,?7)"
+                   " ON CONFLICT (deal_id, observed_at) DO UPDATE SET stage = excluded.stage,"
+                   " amount = excluded.amount, expected_close = excluded.expected_close,"
+                   " status = excluded.status, partner_probability = excluded.partner_probability"
+                   " WHERE stage IS NOT excluded.stage OR amount IS NOT excluded.amount OR"
+                   " expected_close IS NOT excluded.expected_close OR status IS NOT excluded.status OR"
+                   " partner_probability IS NOT excluded.partner_probability", err) < 0)
+        return -1;
+    sqlite3_stmt *st = s->up->hist_put;
+    sqlite3_bind_int64(st, 1, deal);
+    store_bind_value(st, 2, at);
+    for (int i = 0; i < 5; i++) store_bind_value(st, i + 3, vals[i]);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return prm_error_set(err, "%s", sqlite3_errmsg(s->db));
+    if (changed) *changed = sqlite3_changes(s->db) > 0;
+    return 0;
+}
+
 /* One deal_history row for the deal's state at its updated_at (or
- * created_at): inserted, or updated when a row at that instant exists. */
+ * created_at). */
 static int write_history(store *s, int64_t deal, const store_object *o, const store_value *v,
                          prm_error *err)
 {
-    if (store_prep(s, &s->up->hist_ins, "INSERT OR IGNORE INTO deal_history (deal_id, observed_at, stage,"
-                              " amount, expected_close, status, partner_probability)"
-                              " VALUES (?1,?2,?3,?4,?5,?6,?7)", err) < 0 ||
-        store_prep(s, &s->up->hist_upd, "UPDATE deal_history SET stage = ?3, amount = ?4, expected_close = ?5,"
-                              " status = ?6, partner_probability = ?7"
-                              " WHERE deal_id = ?1 AND observed_at = ?2", err) < 0)
-        return -1;
     /* Field indexes looked up once (this runs for every new deal). */
     static int fi[7] = { -1 };
     if (fi[0] < 0) {
@@ -454,16 +482,9 @@ static int write_history(store *s, int64_t deal, const store_object *o, const st
         for (int i = 0; i < 7; i++) fi[i] = store_field_index(o, f[i]);
     }
     int at = v[fi[0]].kind == SV_NULL ? fi[1] : fi[0];
-    for (int pass = 0; pass < 2; pass++) {
-        sqlite3_stmt *st = pass ? s->up->hist_upd : s->up->hist_ins;
-        sqlite3_bind_int64(st, 1, deal);
-        store_bind_value(st, 2, &v[at]);
-        for (int i = 0; i < 5; i++) store_bind_value(st, i + 3, &v[fi[i + 2]]);
-        int rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) return store_db_error(s, err, "writing deal history");
-        if (pass == 0 && sqlite3_changes(s->db) > 0) break;
-    }
+    const store_value *vals[5] = { &v[fi[2]], &v[fi[3]], &v[fi[4]], &v[fi[5]], &v[fi[6]] };
+    if (history_put(s, deal, &v[at], vals, NULL, err) < 0)
+        return prm_error_prefix(err, "writing deal history: ");
     return 0;
 }
 
@@ -767,6 +788,12 @@ static int upsert_deal_field(store *s, const store_value *b, int *written, prm_e
 int store_upsert(store *s, const store_object *o, const store_value *v, int *written,
                  prm_error *err)
 {
+    return store_upsert_iso(s, o, v, 0, written, err);
+}
+
+int store_upsert_iso(store *s, const store_object *o, const store_value *v, uint32_t iso_made,
+                     int *written, prm_error *err)
+{
     int k = (int)(o - objects);
     const objspec *sp = &specs[k];
     store_value pv[NF(payout_f)];
@@ -774,9 +801,11 @@ int store_upsert(store *s, const store_object *o, const store_value *v, int *wri
         if ((v = map_payout(o, v, pv, err)) == NULL) return -1;
     }
     for (int i = 0; i < o->nfields; i++)
-        if (check_value(&o->fields[i], &v[i], err) < 0) return -1;
+        if (check_value(&o->fields[i], &v[i], i < 32 && (iso_made >> i & 1), err) < 0) return -1;
     if (!s->up && !(s->up = calloc(1, sizeof *s->up))) return prm_error_set(err, "out of memory");
-    if (o->fields != dealfield_f && !s->up->obj[k].sel && prepare_obj(s, k, err) < 0) return -1;
+    if (o->fields != dealfield_f && o->fields != change_f && !s->up->obj[k].sel &&
+        prepare_obj(s, k, err) < 0)
+        return -1;
 
     /* Values as stored: references resolved, FT_REAL given as an integer
      * stored as a real (so "100" and 100.0 are not a change). */
@@ -803,12 +832,21 @@ int store_upsert(store *s, const store_object *o, const store_value *v, int *wri
     char filled[5][256];
     if (k == 2 && b[o->nfields - 1].kind == SV_TEXT && fill_change(s, o, b, filled, err) < 0)
         return -1;
+    if (k == 2) {
+        /* deal_history has no rowid (keyed by deal and instant): its rows
+         * are put by key. Fields in change_f order after source. */
+        const store_value *vals[5] = { &b[3], &b[4], &b[5], &b[6], &b[7] };
+        int changed;
+        if (history_put(s, b[1].i, &b[2], vals, &changed, err) < 0) return -1;
+        if (written) *written = changed;
+        return 0;
+    }
     objstmts *os = &s->up->obj[k];
-    if (k == 2 || s->up->bulk) {
-        /* History rows are almost always new, and so is every row of a
-         * first load: one INSERT OR IGNORE (no statement journal, one index
-         * probe) settles them, and only a row already there takes the
-         * lookup-compare-write path below. IGNORE loses nothing: a row it
+    if (s->up->bulk) {
+        /* Every row of a first load is almost always new: one INSERT OR
+         * IGNORE (no statement journal, one index probe) settles it, and
+         * only a row already there takes the lookup-compare-write path
+         * below. IGNORE loses nothing: a row it
          * ignores for a CHECK or NOT NULL failure rather than a key
          * conflict finds no row below and its plain INSERT reports it. */
         if (!os->ins_new) {

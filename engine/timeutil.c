@@ -142,7 +142,13 @@ static int parse_epoch(const char *s, int ms, int64_t *secs)
 {
     char *end;
     if (!*s) return -1;
-    long long v = strtoll(s, &end, 10);
+    /* Plain digits (what exports write: one per history row) without
+     * strtoll's locale and sign handling; anything else goes to it. */
+    long long v = 0;
+    const char *q = s;
+    while (*q >= '0' && *q <= '9' && q - s < 18) v = v * 10 + (*q++ - '0');
+    if (*q) v = strtoll(s, &end, 10);
+    else end = (char *)q;
     if (*end == '.' && !ms) {            /* 1700000000.5 */
         while (isdigit((unsigned char)*++end)) {}
     }

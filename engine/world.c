@@ -406,9 +406,10 @@ static int cmp_hist_t(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* History is read in table order (a sequential scan: ordering by the
- * (deal_id, observed_at) index would cost a table lookup per row), then
- * grouped by deal with a counting sort and ordered in time per deal. */
+/* History is read in table order (a sequential scan; the table is keyed
+ * by (deal_id, observed_at), schema 8, so rows come grouped by deal and in
+ * time order), then grouped by deal with a counting sort and ordered in
+ * time per deal (which keeps a store of any order correct). */
 static int load_history(store *s, world *w, const whist *cur, prm_error *err)
 {
     int64_t max_rowid = w->nd ? w->d[w->nd - 1].rowid : 0;
@@ -426,7 +427,9 @@ static int load_history(store *s, world *w, const whist *cur, prm_error *err)
     whist *tmp = NULL;
     int32_t *owner = NULL;
     size_t cap = 0, n = 0;
-    int64_t hint = table_max_id(s, "SELECT max(id) FROM deal_history", err);
+    /* The table has no rowid to bound its size: its count (SQLite counts
+     * cells per page without decoding rows). */
+    int64_t hint = table_max_id(s, "SELECT count(*) FROM deal_history", err);
     int rc = hint < 0 ? -1 : 1;
     if (rc < 0) {
         store_finalize(st);

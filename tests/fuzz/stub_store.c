@@ -9,8 +9,9 @@
 struct store *lstore_check(lua_State *L, int idx) { (void)L; (void)idx; abort(); }
 const store_object *store_object_find(const char *name) { (void)name; abort(); }
 int store_field_index(const store_object *o, const char *name) { (void)o; (void)name; abort(); }
-int store_upsert(store *s, const store_object *o, const store_value *v, int *written, prm_error *err)
+int store_upsert_iso(store *s, const store_object *o, const store_value *v, uint32_t iso_made,
+                     int *written, prm_error *err)
 {
-    (void)s; (void)o; (void)v; (void)written; (void)err;
+    (void)s; (void)o; (void)v; (void)iso_made; (void)written; (void)err;
     abort();
 }

@@ -86,6 +86,38 @@ int main(void)
              count(s, "SELECT count(*) FROM partners WHERE tier = 'Gold'") == 1, name);
         store_close(s);
     }
+    /* 7 -> 8: deal_history loses its rowid and is keyed by (deal_id,
+     * observed_at); a store made by the previous schema keeps every row, and
+     * its readers get them in key order. */
+    s = fresh(7);
+    int ok7 = store_exec(s, "INSERT INTO partners (id, source, external_id) VALUES (1, 't', 'P1');"
+        "INSERT INTO deals (id, source, external_id, partner_id, stage, status, created_at)"
+        " VALUES (1, 't', 'D1', 1, 'registered', 'open', '2025-01-01'),"
+        " (2, 't', 'D2', 1, 'qualified', 'open', '2025-01-01');"
+        "INSERT INTO deal_history (id, deal_id, observed_at, stage, amount, status) VALUES"
+        " (1, 2, '2025-02-01T00:00:00Z', 'qualified', 5, 'open'),"
+        " (2, 1, '2025-01-03T00:00:00Z', 'qualified', NULL, 'open'),"
+        " (3, 1, '2025-01-02T00:00:00Z', 'registered', 1.5, 'open');", &err) == 0;
+    T_OK(ok7 && store_migrate(s, STORE_VERSION, &err) == 0, "migrate v7 store with history");
+    store_stmt *hq;
+    char order[200] = "";
+    if (store_prepare(s, "SELECT deal_id, observed_at, stage, amount FROM deal_history", &hq, &err) == 0) {
+        while (store_step(hq, NULL) == 1) {
+            store_value a = store_column(hq, 3);
+            size_t n = strlen(order);
+            snprintf(order + n, sizeof order - n, "%lld %s %s %s;", (long long)store_column(hq, 0).i,
+                     store_column(hq, 1).s, store_column(hq, 2).s, a.kind == SV_NULL ? "-" : "x");
+        }
+        store_finalize(hq);
+    }
+    T_OK(strcmp(order, "1 2025-01-02T00:00:00Z registered x;1 2025-01-03T00:00:00Z qualified -;"
+                       "2 2025-02-01T00:00:00Z qualified x;") == 0,
+         "v7 history rows kept, read back in (deal, instant) order");
+    T_OK(store_prepare(s, "SELECT rowid FROM deal_history", &hq, &err) < 0,
+         "deal_history has no rowid after 7 -> 8");
+    T_EQ_INT(count(s, "SELECT count(*) FROM deal_history WHERE amount = 1.5"), 1, "values kept");
+    store_close(s);
+
     s = fresh(STORE_VERSION);
     T_OK(store_migrate(s, STORE_VERSION, &err) == 0, "migrating a current store is a no-op");
     store_exec(s, "PRAGMA user_version = 99", &err);
