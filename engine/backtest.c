@@ -150,7 +150,7 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
                       prm_error *err)
 {
     *pts = NULL;
-    pv cw = { NULL, NULL, 0, 0 }, cp = { NULL, NULL, 0, 0 };
+    pv cw = { NULL, NULL, 0, 0 }, cp = { NULL, NULL, 0, 0 }, cr = { NULL, NULL, 0, 0 };
     *n = 0;
     world *w;
     if (world_load(s, &w, err) < 0) return -1;
@@ -275,6 +275,8 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
             }
             /* calibration: outcomes as the store knows them now */
             int64_t last = world_last_observed(w);
+            size_t w0 = cw.n, p0 = cp.n;
+            double raw = 0;
             for (size_t i = 0; i < r.n_open; i++) {
                 const wdeal *d = &w->d[r.open_deal[i]];
                 wstate st;
@@ -282,9 +284,18 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
                 int won = st.now->status == STATUS_WON;
                 int32_t cd = d->closed_day != INT32_MIN ? d->closed_day : (int32_t)(st.now->t / DAY);
                 int in = won && cd >= start && cd < end;
-                if (st.now->status != STATUS_OPEN && pv_push(&cw, r.open_p_win[i], won) < 0) {
-                    forecast_result_free(&r);
-                    goto oom;
+                if (st.now->status != STATUS_OPEN) {
+                    if (pv_push(&cw, r.open_p_win[i], won) < 0) {
+                        forecast_result_free(&r);
+                        goto oom;
+                    }
+                    double pq = fmin(1 - 1e-9, fmax(1e-9, r.open_p_win[i]));
+                    double pr = 1 / (1 + exp(-(log(pq / (1 - pq)) - r.bias_applied)));
+                    raw += pr;
+                    if (pv_push(&cr, pr, won) < 0) {
+                        forecast_result_free(&r);
+                        goto oom;
+                    }
                 }
                 if ((st.now->status != STATUS_OPEN || last >= end * DAY) &&
                     pv_push(&cp, r.open_p_win[i] * r.open_p_close[i], in) < 0) {
@@ -292,6 +303,15 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
                     goto oom;
                 }
             }
+            bp->bias_applied = r.bias_applied;
+            pv pw = { cw.p + w0, cw.y + w0, cw.n - w0, 0 }, pp = { cp.p + p0, cp.y + p0, cp.n - p0, 0 };
+            bp->cal_n_win = pw.n;
+            bp->cal_n_period = pp.n;
+            pv_mean(&pw, &bp->cal_p_win, &bp->cal_won);
+            pv_mean(&pp, &bp->cal_p_period, &bp->cal_in);
+            bp->cal_p_win_raw = pw.n ? raw / (double)pw.n : NAN;
+            bp->cal_ece_win = pw.n ? cls_ece(pw.p, pw.y, pw.n, 10) : NAN;
+            bp->cal_ece_period = pp.n ? cls_ece(pp.p, pp.y, pp.n, 10) : NAN;
             forecast_result_free(&r);
         }
     }
@@ -300,6 +320,9 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
         cal->n_period = cp.n;
         cal->ece_win = cw.n ? cls_ece(cw.p, cw.y, cw.n, 10) : NAN;
         cal->ece_period = cp.n ? cls_ece(cp.p, cp.y, cp.n, 10) : NAN;
+        cal->ece_win_raw = cr.n ? cls_ece(cr.p, cr.y, cr.n, 10) : NAN;
+        double ry;
+        pv_mean(&cr, &cal->mean_p_win_raw, &ry);
         pv_mean(&cw, &cal->mean_p_win, &cal->rate_win);
         pv_mean(&cp, &cal->mean_p_period, &cal->rate_period);
         memset(cal->rel, 0, sizeof cal->rel);
@@ -317,6 +340,8 @@ out:
     free(cw.y);
     free(cp.p);
     free(cp.y);
+    free(cr.p);
+    free(cr.y);
     if (rc < 0) *n = 0;
     free(p);
     for (size_t i = 0; cache && i < nc; i++) {

@@ -453,6 +453,18 @@ int cmd_backtest(int argc, char **argv, const cli *c)
             json_key(&j, "stage_weighted"); json_num_fmt(&j, p[i].stage_weighted, "%.2f");
             json_key(&j, "seasonal_naive"); json_num_fmt(&j, p[i].snaive, "%.2f");
             json_key(&j, "segment_wape"); json_num_fmt(&j, p[i].seg_actual > 0 ? p[i].seg_abs_err / p[i].seg_actual : NAN, "%.4f");
+            json_key(&j, "calibration"); json_obj(&j);
+            json_key(&j, "resolved_deals"); json_int(&j, (int64_t)p[i].cal_n_win);
+            json_key(&j, "mean_p_win"); json_num_fmt(&j, p[i].cal_p_win, "%.4f");
+            json_key(&j, "mean_p_win_before_shift"); json_num_fmt(&j, p[i].cal_p_win_raw, "%.4f");
+            json_key(&j, "logit_shift"); json_num_fmt(&j, p[i].bias_applied, "%.4f");
+            json_key(&j, "won"); json_num_fmt(&j, p[i].cal_won, "%.4f");
+            json_key(&j, "ece_win"); json_num_fmt(&j, p[i].cal_ece_win, "%.4f");
+            json_key(&j, "period_deals"); json_int(&j, (int64_t)p[i].cal_n_period);
+            json_key(&j, "mean_p_period"); json_num_fmt(&j, p[i].cal_p_period, "%.4f");
+            json_key(&j, "won_in_period"); json_num_fmt(&j, p[i].cal_in, "%.4f");
+            json_key(&j, "ece_period"); json_num_fmt(&j, p[i].cal_ece_period, "%.4f");
+            json_end(&j);
             json_end(&j);
         }
         json_end(&j);
@@ -502,6 +514,9 @@ int cmd_backtest(int argc, char **argv, const cli *c)
            "  P(won inside the period)   ECE %.4f  mean p %.3f  won %.3f  (%zu deals)\n",
            cal.ece_win, cal.mean_p_win, cal.rate_win, cal.n_win, cal.ece_period, cal.mean_p_period,
            cal.rate_period, cal.n_period);
+    printf("  P(win) before the logit shift ECE %.4f  mean p %.3f  (the deal model's, anchored; the forecast\n"
+           "                             moves it by the past periods' revenue bias)\n",
+           cal.ece_win_raw, cal.mean_p_win_raw);
     const char *what[2] = { "P(win)", "P(won inside the period)" };
     for (int k = 0; k < 2; k++) {
         printf("reliability, %s:  bin  deals  mean p  won\n", what[k]);
@@ -510,6 +525,13 @@ int cmd_backtest(int argc, char **argv, const cli *c)
             if (x->count) printf("  %.1f-%.1f %8zu  %.3f  %.3f\n", x->lo, x->hi, x->count, x->mean_p, x->mean_y);
         }
     }
+    printf("calibration by point: P(win) mean p (before the logit shift), won, ECE | P(won inside the period)"
+           " mean p, won, ECE\n");
+    for (size_t i = 0; i < n; i++)
+        printf("  %-8s %-10s %3d %6zu  %.3f (%.3f %+.2f)  %.3f  %.3f | %.3f  %.3f  %.3f%s\n", p[i].period,
+               p[i].as_of, p[i].weeks, p[i].cal_n_win, p[i].cal_p_win, p[i].cal_p_win_raw, p[i].bias_applied,
+               p[i].cal_won, p[i].cal_ece_win, p[i].cal_p_period, p[i].cal_in, p[i].cal_ece_period,
+               p[i].model_id < 0 ? "  (win hazard)" : "");
     free(p);
     return EXIT_OK;
 }

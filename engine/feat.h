@@ -75,6 +75,11 @@ int feat_snapshots(const world *w, int64_t from, int64_t to, int step_days,
  * when there is no outcome before `at` to learn from (all NaN). Uses
  * nothing observed after `at`. */
 int feat_win_hazard(const world *w, int64_t at, int step_days, double *p, prm_error *err);
+/* The same, with each open deal's stratum (0 .. FEAT_HAZARD_STRATA-1; -1
+ * where p is NaN) in stratum[i] when stratum is not NULL. */
+enum { FEAT_HAZARD_STRATA = 5 * 4 };
+int feat_win_hazard_strata(const world *w, int64_t at, int step_days, double *p, int32_t *stratum,
+                           prm_error *err);
 /* Scoring rows: every deal open at `at`. The partner statistics of `at`
  * stay in the world for feat_view. */
 int feat_open(world *w, int64_t at, feat_set *out, prm_error *err);

@@ -162,6 +162,13 @@ typedef struct backtest_point {
     double seg_abs_err, seg_actual;    /* sum |p50 - actual| and sum actual over segments */
     size_t seg_n, seg_covered;         /* segments, and those with P10 <= actual <= P90 */
     double pinball;                    /* mean pinball loss (q .1 .5 .9) of the total / actual */
+    /* this point's share of the calibration below: resolved open deals,
+     * their mean P(win) as forecast (after the past-periods logit shift)
+     * and before the shift, the share won, ECE; the same for P(won inside
+     * the period) */
+    size_t cal_n_win, cal_n_period;
+    double cal_p_win, cal_p_win_raw, cal_won, cal_ece_win, cal_p_period, cal_in, cal_ece_period;
+    double bias_applied;               /* the logit shift the forecast applied to P(win) */
 } backtest_point;
 
 /* Calibration pooled over every point's open deals, outcomes as known at
@@ -170,6 +177,7 @@ typedef struct backtest_point {
 enum { BACKTEST_REL_BINS = 10 };
 typedef struct backtest_calib {
     double ece_win, ece_period, mean_p_win, rate_win, mean_p_period, rate_period;
+    double ece_win_raw, mean_p_win_raw;  /* P(win) before the forecast's past-periods logit shift */
     size_t n_win, n_period;
     cls_bin rel[2][BACKTEST_REL_BINS];   /* reliability: P(win), P(won inside the period) */
 } backtest_calib;

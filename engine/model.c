@@ -610,6 +610,82 @@ model_calib_kind model_calib_get_kind(const model *m)
     return m->calib ? m->calib->kind : MODEL_CALIB_NONE;
 }
 
+/* The offset c with sum sigmoid(z_i + c) = goal over z[0..n): the sum
+ * rises with c, so Newton steps inside a bisection bracket on [-20, 20]. */
+static double anchor_offset(const double *z, size_t n, double goal)
+{
+    double lo = -20, hi = 20, c = 0;
+    for (int it = 0; it < 100; it++) {
+        double f = -goal, d = 0;
+        for (size_t i = 0; i < n; i++) {
+            double q = model_sigmoid(z[i] + c);
+            f += q;
+            d += q * (1 - q);
+        }
+        if (f > 0) hi = c; else lo = c;
+        if (fabs(f) < 1e-9 || hi - lo < 1e-12) break;
+        double nc = d > 0 ? c - f / d : (lo + hi) / 2;
+        c = nc > lo && nc < hi ? nc : (lo + hi) / 2;
+    }
+    return c;
+}
+
+int model_anchor(double *p, const int32_t *group, const double *target, size_t n, int n_groups,
+                 double prior, prm_error *err)
+{
+    if (n_groups < 1 || !(prior >= 0)) return prm_error_set(err, "model_anchor: bad groups or prior");
+    size_t ng = (size_t)n_groups, m = 0;
+    size_t *start = model_xcalloc(ng + 2, sizeof *start);
+    for (size_t i = 0; start && i < n; i++) {
+        if (group[i] >= n_groups) {
+            free(start);
+            return prm_error_set(err, "model_anchor: row %zu has group %d, not in 0..%d", i + 1, group[i],
+                                 n_groups - 1);
+        }
+        if (group[i] < 0 || isnan(p[i]) || isnan(target[i])) continue;
+        if (!(p[i] > 0 && p[i] < 1 && target[i] > 0 && target[i] < 1)) {
+            free(start);
+            return prm_error_set(err, "model_anchor: row %zu has p %g, target %g; both must be in (0, 1)",
+                                 i + 1, p[i], target[i]);
+        }
+        start[group[i] + 2]++;
+        m++;
+    }
+    /* the counted rows' logits, grouped (a counting sort), and each group's goal */
+    double *z = start ? model_xcalloc(m + 1, sizeof *z) : NULL, *goal = model_xcalloc(ng + 1, sizeof *goal);
+    size_t *row = model_xcalloc(m + 1, sizeof *row);
+    if (!start || !z || !goal || !row) {
+        free(start); free(z); free(goal); free(row);
+        return prm_error_set(err, "out of memory");
+    }
+    for (size_t g = 2; g < ng + 2; g++) start[g] += start[g - 1];
+    double all = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (group[i] < 0 || isnan(p[i]) || isnan(target[i])) continue;
+        size_t k = start[group[i] + 1]++;
+        z[k] = model_logit(p[i]);
+        row[k] = i;
+        goal[group[i]] += target[i];
+        all += target[i];
+    }
+    /* now start[g] .. start[g + 1] are group g's rows */
+    if (m > 0) {
+        double c0 = anchor_offset(z, m, all);
+        for (size_t g = 0; g < ng; g++) {
+            size_t a = start[g], b = start[g + 1];
+            if (b == a) continue;
+            double cnt = (double)(b - a), cg = anchor_offset(z + a, b - a, goal[g]);
+            double c = (cnt * cg + prior * c0) / (cnt + prior);
+            for (size_t k = a; k < b; k++) p[row[k]] = model_sigmoid(z[k] + c);
+        }
+    }
+    free(start);
+    free(z);
+    free(goal);
+    free(row);
+    return 0;
+}
+
 /* ---- serialisation ----
  * Whitespace-separated tokens. Strings are "<len>:<bytes>" so any label
  * survives; doubles are "%a" hex floats, exact both ways. */

@@ -192,6 +192,18 @@ int model_calibrate(model *m, const model_data *d, const double *y,
                     model_calib_kind kind, prm_error *err);
 model_calib_kind model_calib_get_kind(const model *m);
 
+/* Anchoring to a calibrated level: moves each group's probabilities by one
+ * logit offset c_g so that their mean equals the mean of `target` over the
+ * group (a probability known to be calibrated for that group, e.g. the win
+ * hazard's P(win) of a stage x age stratum as of the scoring date), keeping
+ * the order and spread inside the group. c_g is shrunk toward the offset
+ * of all rows, (n_g c_g + prior c_all) / (n_g + prior), so a small group
+ * moves with the rest. Rows with group < 0 or a NaN p or target are left
+ * as they are and not counted. p in (0, 1) in place; group in
+ * 0 .. n_groups-1. */
+int model_anchor(double *p, const int32_t *group, const double *target, size_t n, int n_groups,
+                 double prior, prm_error *err);
+
 /* ---- Win hazard (model_hazard.c): P(win) of a deal still open, from a
  * discrete-time competing-risks life table, so that censored deals count.
  *

@@ -49,7 +49,7 @@ int model_hazard_fit(const model_hazard_row *rows, size_t n, int n_strata, const
                                  n_parents - 1);
     int nb = p->n_bins + 1;
     size_t nl = (size_t)(1 + n_parents + n_strata), cells = nl * (size_t)nb;
-    double *c = calloc(cells * 3, sizeof *c);          /* exposure, wins, losses per (level, bin) */
+    double *c = calloc(cells * 4, sizeof *c);  /* exposure, wins, losses, rows ending per (level, bin) */
     model_hazard *h = calloc(1, sizeof *h);
     if (h) {
         h->lw = malloc(sizeof(double) * cells);
@@ -60,7 +60,7 @@ int model_hazard_fit(const model_hazard_row *rows, size_t n, int n_strata, const
         model_hazard_free(h);
         return prm_error_set(err, "out of memory");
     }
-    double *ex = c, *ew = c + cells, *el = c + 2 * cells;
+    double *ex = c, *ew = c + cells, *el = c + 2 * cells, *ends = c + 3 * cells;
     size_t events = 0;
     for (size_t i = 0; i < n; i++) {
         const model_hazard_row *r = &rows[i];
@@ -73,13 +73,21 @@ int model_hazard_fit(const model_hazard_row *rows, size_t n, int n_strata, const
         double t = r->days / p->bin_days;
         int kb = t >= p->n_bins ? p->n_bins : (int)t;
         for (int l = 0; l < 3; l++) {
-            double *e = ex + lv[l] * (size_t)nb;
-            for (int k = 0; k < kb; k++) e[k] += 1;
-            e[kb] += t - kb;
+            /* a full bin of exposure in each bin before kb: counted as a
+             * row ending at kb, summed into the bins below once */
+            ends[lv[l] * (size_t)nb + (size_t)kb] += 1;
+            ex[lv[l] * (size_t)nb + (size_t)kb] += t - kb;
             if (r->event == 1) ew[lv[l] * (size_t)nb + (size_t)kb] += 1;
             if (r->event == 2) el[lv[l] * (size_t)nb + (size_t)kb] += 1;
         }
         events += r->event == 1 || r->event == 2;
+    }
+    for (size_t l = 0; l < nl; l++) {
+        double later = 0;   /* rows ending in a later bin */
+        for (int k = nb - 1; k >= 0; k--) {
+            ex[l * (size_t)nb + (size_t)k] += later;
+            later += ends[l * (size_t)nb + (size_t)k];
+        }
     }
     if (!events) {
         free(c);

@@ -191,10 +191,19 @@ int scoring_explain(struct store *s, const char *deal, explain_result *x, prm_er
 void explain_free(explain_result *x);
 
 /* P(win) of every deal open at `at` from the model `model_id` (0: the active
- * one), calibrated as scoring does, without storing a run: p[world index]
- * (world_n_deals entries; NaN for deals not open at `at`). Returns 0, 1
- * when model_id is 0 and no model is active (p untouched), -1 on error. */
+ * one), calibrated as scoring does, then anchored to the win hazard as of
+ * `at` (each stage x age stratum's deals moved by one logit offset to the
+ * hazard's P(win) for the stratum; model_anchor, feat_win_hazard_strata),
+ * without storing a run: p[world index] (world_n_deals entries; NaN for
+ * deals not open at `at`). Returns 0, 1 when model_id is 0 and no model is
+ * active (p untouched), -1 on error. Uses nothing observed after `at`.
+ * `score` stores the model's calibrated probability without the anchoring
+ * (the hazard's landmark pass over every deal is not in its budget). */
 int scoring_open_probs(struct store *s, world *w, int64_t model_id, int64_t at, double *p,
                        size_t *n_open, int64_t *used_model, prm_error *err);
+/* The same without the anchoring: the model's calibrated probability, as
+ * `score` stores it. */
+int scoring_model_probs(struct store *s, world *w, int64_t model_id, int64_t at, double *p,
+                        size_t *n_open, int64_t *used_model, prm_error *err);
 
 #endif

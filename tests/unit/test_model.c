@@ -8,7 +8,10 @@
 #include "model_int.h"   /* gbdt_bundles */
 #include "tap.h"
 
+#include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 
 /* 120 rows drawn once in Python (random.seed(7), values rounded to 3 places):
@@ -620,10 +623,75 @@ static void test_load_fuzz(void)
     T_OK(crashed_free && tried > 1000, "load fuzz: truncated and corrupted texts never crash");
 }
 
+/* Anchoring (model_anchor) on a synthetic program with known probabilities:
+ * four strata whose true win logit is lvl[g] + x; the "model" has the
+ * right order inside each stratum (x) but a level learnt elsewhere (off by
+ * -1.2 .. +0.9 logit). Anchored to each stratum's true mean P(win), the
+ * outcomes drawn from the true probabilities are calibrated (ECE small),
+ * the model's own output is not, and each stratum's order is kept. */
+static void test_anchor(void)
+{
+    enum { N = 20000, G = 4 };
+    static const double lvl[G] = { -1.5, -0.3, 0.4, 1.2 }, off[G] = { -1.2, 0.9, -0.6, 0.5 };
+    double *p = malloc(sizeof(double) * N), *t = malloc(sizeof(double) * N), *y = malloc(sizeof(double) * N),
+           *x = malloc(sizeof(double) * N), *q = malloc(sizeof(double) * N);
+    int32_t *g = malloc(sizeof(int32_t) * N);
+    double mean_true[G] = { 0 }, cnt[G] = { 0 };
+    lcg_state = 11;
+    for (size_t i = 0; i < N; i++) {
+        g[i] = (int32_t)(i % G);
+        x[i] = 2 * urand() - 1;
+        double truth = model_sigmoid(lvl[g[i]] + x[i]);
+        y[i] = urand() < truth;
+        p[i] = model_sigmoid(lvl[g[i]] + off[g[i]] + x[i]);
+        mean_true[g[i]] += truth;
+        cnt[g[i]]++;
+    }
+    for (size_t i = 0; i < N; i++) t[i] = mean_true[g[i]] / cnt[g[i]];   /* the stratum's calibrated level */
+    memcpy(q, p, sizeof(double) * N);
+    double ece_before = cls_ece(p, y, N, 10);
+    prm_error err;
+    T_OK(model_anchor(q, g, t, N, G, 20, &err) == 0, "anchor: fits");
+    double ece_after = cls_ece(q, y, N, 10);
+    printf("# anchor: ECE %.4f before, %.4f after\n", ece_before, ece_after);
+    T_OK(ece_before > 0.08, "anchor: the model's own level is miscalibrated (ECE > 0.08)");
+    T_OK(ece_after < 0.02, "anchor: anchored to the strata's levels it is calibrated (ECE < 0.02)");
+    int kept = 1;
+    double mq[G] = { 0 };
+    for (size_t i = 0; i < N; i++) {
+        mq[g[i]] += q[i];
+        if (i >= G && g[i - G] == g[i] && (x[i] < x[i - G]) != (q[i] < q[i - G])) kept = 0;
+    }
+    T_OK(kept, "anchor: the order inside a stratum is kept");
+    int means = 1;
+    for (int k = 0; k < G; k++) means &= fabs(mq[k] / cnt[k] - mean_true[k] / cnt[k]) < 0.002;
+    T_OK(means, "anchor: each large stratum's mean is its target's (shrinkage of 20 in 5,000 rows)");
+
+    /* A stratum of two deals moves with the rest (prior 20), one of 5,000 on its own. */
+    double p2[6] = { 0.3, 0.4, 0.5, 0.6, 0.2, 0.2 }, t2[6] = { 0.5, 0.5, 0.5, 0.5, 0.9, 0.9 };
+    int32_t g2[6] = { 0, 0, 0, 0, 1, 1 };
+    T_OK(model_anchor(p2, g2, t2, 6, 2, 20, &err) == 0, "anchor: a small stratum fits");
+    T_OK(p2[4] < 0.9 && p2[4] > 0.2, "anchor: a two-deal stratum is shrunk toward the all-rows offset");
+    double p3[3] = { 0.3, NAN, 0.4 }, t3[3] = { 0.6, 0.6, NAN };
+    int32_t g3[3] = { 0, 0, -1 };
+    T_OK(model_anchor(p3, g3, t3, 3, 1, 0, &err) == 0 && isnan(p3[1]) && p3[2] == 0.4 && fabs(p3[0] - 0.6) < 1e-9,
+         "anchor: NaN rows and group -1 are left alone; prior 0 matches the target exactly");
+    int32_t bad[1] = { 3 };
+    double pb[1] = { 0.5 }, tb[1] = { 0.5 };
+    T_OK(model_anchor(pb, bad, tb, 1, 2, 20, &err) < 0 && strstr(err.msg, "group 3") != NULL,
+         "anchor: a group out of range is an error naming it");
+    double pz[1] = { 0 };
+    int32_t g0[1] = { 0 };
+    T_OK(model_anchor(pz, g0, tb, 1, 1, 20, &err) < 0 && strstr(err.msg, "(0, 1)") != NULL,
+         "anchor: p = 0 is an error (no logit)");
+    free(p); free(t); free(y); free(x); free(q); free(g);
+}
+
 int main(void)
 {
     test_metrics();
     test_isotonic();
+    test_anchor();
     test_logistic_reference();
     test_gbdt();
     test_gbdt_bundles();
