@@ -357,6 +357,8 @@ int cmd_duplicates(int argc, char **argv, const cli *c)
 typedef struct bt_sum {
     double ape, bias, cover, pin, seg_err, seg_act, seg_cov, seg_n, n;
     double commit_ape, commit_n, bc_ape, bc_n, sw_ape, sw_n, sn_ape, sn_n;
+    double sn_model_ape;       /* the forecast's APE over the seasonal naive's points */
+    double snm_ape, snm_model_ape, snm_n;   /* the same over those past the ramp-up */
 } bt_sum;
 
 static void bt_add(bt_sum *s, const backtest_point *p)
@@ -375,7 +377,16 @@ static void bt_add(bt_sum *s, const backtest_point *p)
     if (p->commit_bc == p->commit_bc) { s->bc_ape += fabs(p->commit_bc - p->actual) / p->actual; s->bc_n++; }
     s->sw_ape += fabs(p->stage_weighted - p->actual) / p->actual;
     s->sw_n++;
-    if (p->snaive == p->snaive) { s->sn_ape += fabs(p->snaive - p->actual) / p->actual; s->sn_n++; }
+    if (p->snaive == p->snaive) {
+        s->sn_ape += fabs(p->snaive - p->actual) / p->actual;
+        s->sn_model_ape += fabs(p->p50 - p->actual) / p->actual;
+        s->sn_n++;
+        if (p->snaive_mature) {
+            s->snm_ape += fabs(p->snaive - p->actual) / p->actual;
+            s->snm_model_ape += fabs(p->p50 - p->actual) / p->actual;
+            s->snm_n++;
+        }
+    }
 }
 
 static void pct(double num, double den)
@@ -452,6 +463,7 @@ int cmd_backtest(int argc, char **argv, const cli *c)
             json_key(&j, "commit_bias_corrected"); json_num_fmt(&j, p[i].commit_bc, "%.2f");
             json_key(&j, "stage_weighted"); json_num_fmt(&j, p[i].stage_weighted, "%.2f");
             json_key(&j, "seasonal_naive"); json_num_fmt(&j, p[i].snaive, "%.2f");
+            json_key(&j, "seasonal_naive_past_ramp_up"); json_int(&j, p[i].snaive_mature);
             json_key(&j, "segment_wape"); json_num_fmt(&j, p[i].seg_actual > 0 ? p[i].seg_abs_err / p[i].seg_actual : NAN, "%.4f");
             json_key(&j, "calibration"); json_obj(&j);
             json_key(&j, "resolved_deals"); json_int(&j, (int64_t)p[i].cal_n_win);
@@ -509,6 +521,25 @@ int cmd_backtest(int argc, char **argv, const cli *c)
     }
     printf("(MAPE/bias/cover/pinball: the total; segWAPE/segCover: %s segments; cover: P10 <= actual <= P90)\n",
            "the backtest level's");
+    /* The baselines are scored where they exist; seasonal naive beside
+     * the forecast over the same points, the pair the "2x lower" target
+     * compares where there are no commits. */
+    printf("seasonal naive's points (a year-earlier quarter the program ran through; of them past its ramp-up):\n");
+    for (int h = 0; h < o.nweeks; h++) {
+        bt_sum sm;
+        memset(&sm, 0, sizeof sm);
+        for (size_t i = 0; i < n; i++)
+            if (p[i].weeks == o.weeks[h]) bt_add(&sm, &p[i]);
+        printf("  %2d weeks  %.0f points: MAPE", o.weeks[h], sm.sn_n);
+        pct(sm.sn_model_ape, sm.sn_n);
+        printf(" vs snaive");
+        pct(sm.sn_ape, sm.sn_n);
+        printf(";  %.0f points: MAPE", sm.snm_n);
+        pct(sm.snm_model_ape, sm.snm_n);
+        printf(" vs snaive");
+        pct(sm.snm_ape, sm.snm_n);
+        printf("\n");
+    }
     printf("\ncalibration over every point's open deals (10 bins):\n"
            "  P(win)                     ECE %.4f  mean p %.3f  won %.3f  (%zu resolved deals)\n"
            "  P(won inside the period)   ECE %.4f  mean p %.3f  won %.3f  (%zu deals)\n",

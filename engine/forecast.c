@@ -572,12 +572,17 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
             first = w->d[i].created;
     }
     /* past quarters usable: ended by A, their offset inside them and not
-     * before the program */
+     * before the program. An as-of day before the period (off < 0: the
+     * 13-week point is the day before the quarter) counts from the
+     * quarter's start: a program that began with that quarter has its
+     * whole revenue from deals registered inside it, the same kind of
+     * revenue (left out, the first 13-week point had no run-rate at all:
+     * 0 against 3.7M, seed 7). */
     int nq = 0;
     int qkeys[64];
     for (int k = pkey - 1; k >= pkey - 40 && nq < K && nq < 64; k--)
         if (key_start(k + 1, sm) <= A + 1 && key_start(k, sm) + off < key_start(k + 1, sm) &&
-            key_start(k, sm) + off >= first)
+            key_start(k, sm) + (off > 0 ? off : 0) >= first)
             qkeys[nq++] = k;
     /* oldest first */
     for (int i = 0; i < nq / 2; i++) {
@@ -908,6 +913,12 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
             }
         }
     }
+    /* Too few past periods for an estimate (a program in its first year:
+     * under two past dates at this offset past its ramp-up): the period
+     * still has a shared variation, only it is unmeasured, so the range
+     * takes a prior sd instead of none (FC_PRIOR_EFFECT_SD, forecast.h),
+     * not a guessed shift. */
+    if (!have_eff) r->global_sd = FC_PRIOR_EFFECT_SD;
     /* The mean shift past periods ran at, as a logit offset on every open
      * deal (bounded): the model's probabilities are calibrated on deals,
      * and this corrects what deals-in-a-period add to that (slips into

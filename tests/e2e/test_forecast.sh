@@ -53,6 +53,18 @@ ok "$(grep -q '^false	true' f.out; echo $?)" "a bad key raises with the reason"
 "$P" --db a.db backtest --from 2026-Q2 --to 2026-Q2 --weeks-before-end 4 --sims 500 >bt.out 2>&1
 ok $? "backtest of one point" "$(tail -3 bt.out)"
 ok "$(grep -q '^2026-Q2  2026-06-02   4' bt.out && grep -q '^ 4 weeks' bt.out; echo $?)" "it prints the point and the horizon's summary" "$(head -3 bt.out)"
+ok "$(grep -q '^   4 weeks  1 points: MAPE .* vs snaive .*;  1 points: ' bt.out; echo $?)" \
+   "seasonal naive's points, and those past the ramp-up, beside the forecast's MAPE on them" "$(tail -20 bt.out)"
+# A cold-start fit (under COLD_START_DEALS labelled deals: 117 here) is no
+# model for the backtest: the win hazard stands in.
+"$P" --db a.db backtest --from 2024-Q1 --to 2024-Q1 --weeks-before-end 8 --sims 500 >bt1.out 2>&1
+ok "$(grep -q '^2024-Q1  2024-02-04   8 .*(win hazard: too little history to train)' bt1.out; echo $?)" \
+   "a cold start's model is not used at a backtest point" "$(head -3 bt1.out)"
+# Seasonal naive is every quarter's with a year-earlier quarter the program
+# ran through (the sample began 2023-10-01): 2024-Q4 has one, in the ramp-up.
+"$P" --db a.db backtest --from 2024-Q4 --to 2024-Q4 --weeks-before-end 4 --sims 500 --no-retrain --json >bt.json 2>&1
+ok "$(grep -q '"seasonal_naive":[0-9][0-9.]*,"seasonal_naive_past_ramp_up":0' bt.json; echo $?)" \
+   "2024-Q4's seasonal naive is 2023-Q4's actual, marked inside the ramp-up" "$(cat bt.json)"
 
 # Later history: new deals, deal changes, a partner moved - all after the date.
 cat >later.lua <<'LUA'
