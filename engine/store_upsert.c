@@ -643,7 +643,8 @@ static int write_attrs(store *s, int k, int64_t id, const store_object *o, const
  * sets in `changed` ("stage,status", "amount", "expected_close"); its
  * other fields are the deal's state at that instant - the latest history
  * row at or before it, else (a change older than anything stored) the
- * earliest row after it. Nothing later than the next known state is read. */
+ * earliest row after it, but for the partner's probability, then unknown.
+ * Nothing later than the next known state is read. */
 static int fill_change(store *s, const store_object *o, store_value *b, char text[][256],
                        prm_error *err)
 {
@@ -686,6 +687,14 @@ static int fill_change(store *s, const store_object *o, store_value *b, char tex
             m = strstr(m + 1, hf[i]);
         if (m) continue;                    /* set by the change itself */
         store_value *x = &b[store_field_index(o, hf[i])];
+        if (q == s->up->hist_after && i == 4) {
+            /* Taken from a later state, the partner's probability would be
+             * the one it ended with (0 or 100 once closed): no field
+             * history a PRM serves tracks it, so before any state at or
+             * before this change it is unknown, not the later value. */
+            x->kind = SV_NULL;
+            continue;
+        }
         switch (sqlite3_column_type(q, i)) {
         case SQLITE_NULL: x->kind = SV_NULL; break;
         case SQLITE_FLOAT: case SQLITE_INTEGER:

@@ -37,6 +37,12 @@ ok $? "full sync equals a file ingest (partners, deals)" "$(diff "$T/a.pd" "$T/f
 ok "$(test "$(grep -c 'query/01gPEER' "$T/err")" -ge 2; echo $?)" "batches followed through nextRecordsUrl"
 grep -q 'sforce-limit-info: api-usage=' "$T/err"
 ok $? "Sforce-Limit-Info logged"
+# OpportunityFieldHistory rows older than the state a sync saw carry no
+# partner probability: the later (final, 0 or 100) one would be look-ahead.
+sync "$T/s.db"
+ok "$(test "$(q "$T/s.db" "SELECT count(*) FROM deal_history h JOIN deals d ON d.id = h.deal_id WHERE h.observed_at < d.updated_at")" -gt 0 &&
+      test "$(q "$T/s.db" "SELECT count(*) FROM deal_history h JOIN deals d ON d.id = h.deal_id WHERE h.observed_at < d.updated_at AND h.partner_probability IS NOT NULL")" -eq 0; echo $?)" \
+  "history from the API before a synced state: no later partner probability leaks back"
 
 wm=$(q "$T/a.db" "SELECT watermark FROM sync_state WHERE source = 'salesforce' AND object = 'deal'")
 later=$("$PY" -c "import datetime as d;print(int((d.datetime.strptime('$wm','%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=d.timezone.utc)+d.timedelta(hours=1)).timestamp()*1000))")

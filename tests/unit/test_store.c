@@ -167,6 +167,18 @@ int main(void)
         T_OK(store_upsert(s, c, v, &w, &err) < 0 && strstr(err.msg, "'colour'"),
              "an unknown name in 'changed' is refused, named");
         store_exec(s, "DELETE FROM deal_history WHERE observed_at = '2025-01-11T00:00:00Z'", &err);
+        /* Older than every stored state: the fields it does not set come
+         * from the earliest later state, but not the partner's probability,
+         * which would be the one the deal ended with. */
+        store_exec(s, "UPDATE deal_history SET partner_probability = 1.0", &err);
+        v[store_field_index(c, "observed_at")] = TXT("2024-12-20T00:00:00Z");
+        v[store_field_index(c, "changed")] = TXT("stage,status");
+        T_OK(store_upsert(s, c, v, &w, &err) == 0 && w, "a change older than every stored state");
+        T_EQ_INT(count(s, "SELECT count(*) FROM deal_history WHERE observed_at = '2024-12-20T00:00:00Z'"
+                          " AND amount = 1000 AND partner_probability IS NULL"), 1,
+                 "takes the later amount, not the later partner probability (unknown then)");
+        store_exec(s, "DELETE FROM deal_history WHERE observed_at = '2024-12-20T00:00:00Z'", &err);
+        store_exec(s, "UPDATE deal_history SET partner_probability = NULL", &err);
 
         /* Tenant fields: a row only on change, at the given instant. */
         const store_object *x = store_object_find("deal_field");
