@@ -415,6 +415,28 @@ static int records(json_walker *w, int depth)
     }
 }
 
+/* A key holding '.' or '\\' is written with a backslash before each, so
+ * a literal key "data.has_more" (path data\.has_more) is never taken for
+ * the nested data.has_more: a page could otherwise end its own pagination
+ * or feed a record's field from another key. Declared paths name plain
+ * keys, so they match only nested ones. b's bytes from k0 are the key. */
+static int escape_key(buf *b, size_t k0)
+{
+    size_t extra = 0;
+    for (size_t i = k0; i < b->n; i++)
+        if (b->p[i] == '.' || b->p[i] == '\\') extra++;
+    if (!extra) return 0;
+    size_t n = b->n;
+    for (size_t e = 0; e < extra; e++)                /* room: b->n becomes n + extra */
+        if (buf_put(b, "", 1) < 0) return -1;
+    for (size_t i = n, o = n + extra; i > k0; ) {
+        char c = b->p[--i];
+        b->p[--o] = c;
+        if (c == '.' || c == '\\') b->p[--o] = '\\';
+    }
+    return 0;
+}
+
 static int object(json_walker *w, int ctx, int depth)
 {
     w->i++;
@@ -426,7 +448,9 @@ static int object(json_walker *w, int ctx, int depth)
         size_t plen = w->path.n;
         if (ctx != CTX_SKIP) {
             if (plen > w->base && buf_put(&w->path, ".", 1) < 0) return oom(w);
+            size_t k0 = w->path.n;
             if (string(w, &w->path, NULL) < 0) return -1;
+            if (escape_key(&w->path, k0) < 0) return oom(w);
         } else if (string(w, NULL, NULL) < 0) {
             return -1;
         }

@@ -43,6 +43,10 @@ long json_dup_keys(const char *s, size_t n, const char *wrapper, json_dup_fn on_
  *   const json_leaf *more = json_walk_get(w, "data.has_more");
  *
  * A repeated key keeps both leaves; readers take the last (as cjson does).
+ * A key holding '.' or '\' has a backslash put before each in its path
+ * (a literal key "data.has_more" is data\.has_more), so it can never be
+ * taken for a nested key: not for the envelope's paging facts, not for a
+ * declared field.
  */
 enum { JSON_WALK_DEPTH = 200 };
 

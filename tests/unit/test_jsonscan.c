@@ -91,6 +91,16 @@ int main(void)
     for (int d = 0; d < JSON_WALK_DEPTH + 1; d++) deep[k++] = ']';
     deep[k] = 0;
     T_OK(walk(w, deep, "x", &g, &err) < 0 && strstr(err.msg, "nested too deep"), "nesting is bounded");
+    const char *dotted =
+        "{\"data\": {\"items\": [{\"k\": 1, \"f.x\": \"lit\", \"f\": {\"x\": \"nest\"}, \"b\\\\c\": 2}],"
+        " \"has_more\": true}, \"data.has_more\": false, \"data.items\": [{\"k\": 9}]}";
+    T_OK(walk(w, dotted, "data.items", &g, &err) == 0 && g.records == 1, "a literal key \"data.items\" is not the records");
+    T_OK(json_walk_get(w, "data.has_more") && json_walk_get(w, "data.has_more")->kind == JV_TRUE,
+         "a literal key \"data.has_more\" does not override the nested one");
+    T_OK(json_walk_get(w, "data\\.has_more") && json_walk_get(w, "data\\.has_more")->kind == JV_FALSE,
+         "the literal key is kept, its '.' escaped");
+    T_EQ_STR(g.text, "#1(6) k=1 f\\.x=lit f.x=nest b\\\\c=2;",
+             "a record's dotted and backslashed keys are escaped, nested paths are not");
     T_OK(walk(w, "{\"a\":1,\"a\":2}", "", &g, &err) == 0 &&
          strcmp(json_walk_get(w, "a")->v, "2") == 0, "a repeated key: the last one read (as cjson)");
     memset(g.text, 0, sizeof g.text);
