@@ -222,8 +222,14 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
                 for (int wi = 0; wi < 3 && fo.model_id < 0; wi++) {
                     to.train_quarters = windows[wi];
                     prm_error terr;
-                    if (scoring_train(s, &to, &tr, &terr) == 0 && !tr.cold_start)
-                        fo.model_id = tr.cand[tr.best].model_id;
+                    int trc = scoring_train(s, &to, &tr, &terr);
+                    if (trc < 0 && !tr.no_history) {
+                        /* a real error (the store, memory, a bad --kind), not
+                         * a young program: said, not covered by the hazard */
+                        prm_error_set(err, "backtest at %s: train: %s", iso, terr.msg);
+                        goto out;
+                    }
+                    if (trc == 0 && !tr.cold_start) fo.model_id = tr.cand[tr.best].model_id;
                 }
                 bp->model_id = fo.model_id;
             }

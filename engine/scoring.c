@@ -456,11 +456,13 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
     if (fit.n == 0 || !both_classes(fit.label, fit.n)) {
         prm_error_set(err, "not enough history to train: %zu training rows between %s and %s"
                            " (need won and lost deals)", fit.n, r->train_from, r->calib_from);
+        r->no_history = 1;
         goto out;
     }
     if (ev.n == 0 || !both_classes(ev.label, ev.n)) {
         prm_error_set(err, "no evaluation window: no won and lost deals open between %s and %s",
                       r->eval_from, r->eval_to);
+        r->no_history = 1;
         goto out;
     }
     if (hash_set(&fit, r->data_hash) < 0) {

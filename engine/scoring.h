@@ -85,6 +85,8 @@ typedef struct train_result {
     int label_days;            /* the H used (shorter than asked on a young program) */
     int calib_label_days;      /* days from the calibration part's end to its labels' cutoff (0) */
     int cold_start;
+    int no_history;            /* failed for want of history (no won and lost deals to fit or
+                                * to evaluate on), not for an error: a backtest falls back */
     train_candidate cand[3];
     int ncand, best;
     double partner_brier, partner_logloss, partner_auc;   /* the manual baseline */

@@ -60,6 +60,12 @@ ok "$(grep -q '^   4 weeks  1 points: MAPE .* vs snaive .*;  1 points: ' bt.out;
 "$P" --db a.db backtest --from 2024-Q1 --to 2024-Q1 --weeks-before-end 8 --sims 500 >bt1.out 2>&1
 ok "$(grep -q '^2024-Q1  2024-02-04   8 .*(win hazard: too little history to train)' bt1.out; echo $?)" \
    "a cold start's model is not used at a backtest point" "$(head -3 bt1.out)"
+# A training failure that is not a want of history is an error, not the
+# hazard's fallback (it was reported as "too little history").
+"$P" --db a.db backtest --from 2024-Q1 --to 2024-Q1 --weeks-before-end 8 --sims 500 --kind bogus >bt2.out 2>&1
+rc=$?
+ok "$(test $rc -ne 0 && grep -q "train: unknown model kind 'bogus'" bt2.out && ! grep -q 'win hazard' bt2.out; echo $?)" \
+   "a training error at a backtest point is reported, not covered by the hazard" "rc=$rc $(tail -2 bt2.out)"
 # Seasonal naive is every quarter's with a year-earlier quarter the program
 # ran through (the sample began 2023-10-01): 2024-Q4 has one, in the ramp-up.
 "$P" --db a.db backtest --from 2024-Q4 --to 2024-Q4 --weeks-before-end 4 --sims 500 --no-retrain --json >bt.json 2>&1
