@@ -1437,6 +1437,12 @@ static int on_json_record(void *ud, long index, json_kind kind, const json_leaf 
     for (int k = 0; k < r->nplan; k++) {
         plan_item *it = &r->plan[k];
         prm_error pe;
+        if (it->col >= 0 && it->col < r->fcap && r->flen[it->col] && r->jkind[it->col] == JV_ARRAY) {
+            /* a list where one value is declared: refused, as the Lua path's upsert refuses a table */
+            snprintf(buf, sizeof buf, "%.100s: a JSON array where one value is expected", r->hnames[it->col]);
+            jreject(j, index, buf);
+            return 0;
+        }
         if (convert(L, r, it, &v[it->sfield], &pe) < 0) {
             snprintf(buf, sizeof buf, "%.100s: %.180s", it->col >= 0 ? r->hnames[it->col] : "", pe.msg);
             jreject(j, index, buf);
