@@ -32,7 +32,7 @@ void train_opts_init(train_opts *o)
 {
     o->as_of = NULL;
     o->train_quarters = 8;
-    o->step_days = 14;
+    o->step_days = HAZARD_STEP_DAYS;
     o->calib_share = 0.2;
     o->label_days = TRAIN_LABEL_DAYS;
     o->kind = "auto";
@@ -484,7 +484,7 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
         for (size_t i = 0; i < ev.n; i++) ev_k[i] = -2;
         for (size_t i = 0; i < ev.n; i++) {
             if (ev_k[i] != -2) continue;
-            int hr = feat_win_hazard_strata(w, ev.at[i], o->step_days, hz, hzk, err);
+            int hr = feat_win_hazard_strata(w, ev.at[i], HAZARD_STEP_DAYS, hz, hzk, err);
             if (hr < 0) goto out;
             for (size_t j = i; j < ev.n; j++) {
                 if (ev.at[j] != ev.at[i]) continue;
@@ -1382,7 +1382,7 @@ int scoring_open_probs(store *s, world *w, int64_t model_id, int64_t at, double 
         prm_error_set(err, "out of memory");
         goto out;
     }
-    int hr = feat_win_hazard_strata(w, at, 14, h, hs, err);
+    int hr = feat_win_hazard_strata(w, at, HAZARD_STEP_DAYS, h, hs, err);
     if (hr < 0) goto out;
     if (hr == 0) {
         for (size_t i = 0; i < nd; i++)

@@ -49,6 +49,10 @@ struct store;
  * with the win hazard on seed 7 and checked on seed 11, never on the
  * reported seed-42 sample (bench/RESULTS.md). */
 #define TRAIN_LABEL_DAYS 120
+/* The win hazard's landmark step, in days, wherever P(win) is anchored to it:
+ * the forecast (scoring_open_probs) and train's evaluation rows, so train
+ * judges the probability the forecast uses (also the snapshots' default step). */
+#define HAZARD_STEP_DAYS 14
 #define TRAIN_LABEL_DAYS_MIN 30
 
 /* The levels of a tenant category field a model learns (feat_cap_levels):
