@@ -686,6 +686,13 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
     r->n_timing_rows = ntrow;
     mc_timing_params tp;
     mc_timing_params_init(&tp);
+    if (ntrow == 0) {
+        char iso[21];
+        instant_iso(T, iso);
+        prm_error_set(err, "no deals with a stated close date known as of %s: no close timing"
+                           " to learn, nothing to forecast from", iso);
+        goto out;
+    }
     if (mc_timing_fit(trow, ntrow, &tp, &tm, err) < 0) goto out;
 
     /* The multiplier distributions per stage (a deterministic thinning of

@@ -66,6 +66,11 @@ ok "$(grep -q '^2024-Q1  2024-02-04   8 .*(win hazard: too little history to tra
 rc=$?
 ok "$(test $rc -ne 0 && grep -q "train: unknown model kind 'bogus'" bt2.out && ! grep -q 'win hazard' bt2.out; echo $?)" \
    "a training error at a backtest point is reported, not covered by the hazard" "rc=$rc $(tail -2 bt2.out)"
+# An as-of date before any data: a clear error, not an internal one.
+"$P" --db a.db --as-of 2010-01-01 forecast >f0.out 2>&1
+rc=$?
+ok "$(test $rc -ne 0 && grep -q "no deals with a stated close date known as of 2010-01-01" f0.out && ! grep -q mc_timing f0.out; echo $?)" \
+   "a forecast as of a date before the data says so" "rc=$rc $(cat f0.out)"
 # Seasonal naive is every quarter's with a year-earlier quarter the program
 # ran through (the sample began 2023-10-01): 2024-Q4 has one, in the ramp-up.
 "$P" --db a.db backtest --from 2024-Q4 --to 2024-Q4 --weeks-before-end 4 --sims 500 --no-retrain --json >bt.json 2>&1
