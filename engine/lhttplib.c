@@ -479,8 +479,10 @@ static int walk_facts(lua_State *L, lpages *lp, int spec, const char *body, size
     if (done && (x = json_walk_get(lp->jw, done)) && (x->kind == JV_TRUE || x->kind == JV_FALSE))
         f->done = x->kind == JV_TRUE;
     const char *total = opt_str(L, spec, "total", NULL);
-    if (total && (x = json_walk_get(lp->jw, total)) && x->kind == JV_NUMBER)
-        f->total = (long)strtod(x->v, NULL);
+    if (total && (x = json_walk_get(lp->jw, total)) && x->kind == JV_NUMBER) {
+        double d = strtod(x->v, NULL);   /* a count: a whole number in range, else left unread */
+        if (d >= 0 && d <= 1e15 && d == (double)(long)d) f->total = (long)d;
+    }
     const char *next = opt_str(L, spec, "next", NULL);
     if (next && (x = json_walk_get(lp->jw, next)) && x->kind == JV_STRING) f->next_url = x->v;
     if (nitems > 0 && ks.have) f->last_key = lp->last_key;
