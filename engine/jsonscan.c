@@ -163,7 +163,7 @@ static int buf_put(buf *b, const char *s, size_t n)
         b->p = p;
         b->cap = c;
     }
-    if (n) memcpy(b->p + b->n, s, n);
+    if (n && s) memcpy(b->p + b->n, s, n);   /* s NULL: n bytes of room, filled by the caller */
     b->n += n;
     b->p[b->n] = 0;
     return 0;
@@ -427,8 +427,7 @@ static int escape_key(buf *b, size_t k0)
         if (b->p[i] == '.' || b->p[i] == '\\') extra++;
     if (!extra) return 0;
     size_t n = b->n;
-    for (size_t e = 0; e < extra; e++)                /* room: b->n becomes n + extra */
-        if (buf_put(b, "", 1) < 0) return -1;
+    if (buf_put(b, NULL, extra) < 0) return -1;       /* room: b->n becomes n + extra */
     for (size_t i = n, o = n + extra; i > k0; ) {
         char c = b->p[--i];
         b->p[--o] = c;
