@@ -14,6 +14,12 @@ static int report(const cli *c, int code, const char *cmd, const char *fmt, va_l
 {
     char msg[1200];
     vsnprintf(msg, sizeof msg, fmt, ap);
+    /* sandbox_call appends a Lua traceback to a script's error: the user
+     * gets the clear error alone, the frames only with PRMCAST_LOG=debug
+     * (the jobs table keeps the whole message). */
+    const char *lvl = getenv("PRMCAST_LOG");
+    char *tb = strstr(msg, "\nstack traceback:");
+    if (tb && !(lvl && strcmp(lvl, "debug") == 0)) *tb = 0;
     if (c && c->json) {
         json j;
         json_init(&j);

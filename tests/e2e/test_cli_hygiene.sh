@@ -44,4 +44,12 @@ sqlite3 jr.db "INSERT INTO jobs (script, started_at, status, pid) VALUES ('x', '
 printf 'return {}\n' >nop.lua
 "$P" --db jr.db run nop.lua >/dev/null 2>&1
 ok "$(test "$(q jr.db "SELECT status FROM jobs WHERE id = 1")" = killed; echo $?)" "a job whose process died is marked killed on the next start"
+# A script's error: the clear message only; the traceback with PRMCAST_LOG=debug.
+printf 'local function f() error("the clear error", 0) end\nf()\n' >boom.lua
+"$P" --db jr.db run boom.lua >/dev/null 2>err; ok "$(test $? -eq 1; echo $?)" "a failing script exits 1"
+grep -q "prmcast run: the clear error" err; ok $? "its clear error is printed" "$(cat err)"
+! grep -q "stack traceback" err; ok $? "without a Lua traceback" "$(cat err)"
+PRMCAST_LOG=debug "$P" --db jr.db run boom.lua >/dev/null 2>err
+grep -q "stack traceback" err && grep -q "boom.lua:1: in local 'f'" err; ok $? "PRMCAST_LOG=debug adds the traceback" "$(cat err)"
+ok "$(q jr.db "SELECT count(*) FROM jobs WHERE error LIKE '%stack traceback%'" | grep -qx '[1-9][0-9]*'; echo $?)" "the jobs table keeps the whole message"
 done_testing
