@@ -134,8 +134,23 @@ typedef struct leafset {
     size_t outcap;
 } leafset;
 
+/* A kept record (json_walk_keep): its leaves in the record set. */
+typedef struct span { size_t l0, nl; long index; json_kind kind; } span;
+
+/* An envelope object's key: its bytes in the walker's ekb. */
+typedef struct ekey { size_t off, n; } ekey;
+
 struct json_walker {
     leafset rec, doc;
+    int keep;                  /* json_walk_keep: every record's leaves kept */
+    int kept;                  /* the last walk kept them (json_walk_records) */
+    span *spans;
+    size_t nspans, spancap;
+    ekey *ek;                  /* keys of the envelope objects being read */
+    size_t nek, ekcap;
+    buf ekb;
+    key *ktmp;                 /* scratch for the repeated-key check */
+    size_t ktcap;
     buf path;                  /* the key path being read */
     size_t base;               /* inside a record: where its own path starts */
     buf tmp;                   /* a string's unescaped bytes */
@@ -186,6 +201,10 @@ void json_walker_free(json_walker *w)
     if (!w) return;
     set_free(&w->rec);
     set_free(&w->doc);
+    free(w->spans);
+    free(w->ek);
+    free(w->ekb.p);
+    free(w->ktmp);
     free(w->path.p);
     free(w->tmp.p);
     free(w);
@@ -322,15 +341,23 @@ static int number(json_walker *w)
     return 0;
 }
 
+/* p with room for one more of n elements of size sz (capacity *cap,
+ * doubled from first): p itself, a larger block, or NULL when out of
+ * memory (p still valid). */
+static void *grown(void *p, size_t *cap, size_t n, size_t sz, size_t first)
+{
+    if (n < *cap) return p;
+    size_t c = *cap ? *cap * 2 : first;
+    void *g = realloc(p, c * sz);
+    if (g) *cap = c;
+    return g;
+}
+
 static int add_leaf(json_walker *w, leafset *set, json_kind kind, const char *v, size_t n, int bad)
 {
-    if (set->n == set->cap) {
-        size_t c = set->cap ? set->cap * 2 : 32;
-        lraw *l = realloc(set->l, c * sizeof *l);
-        if (!l) return oom(w);
-        set->l = l;
-        set->cap = c;
-    }
+    lraw *l = grown(set->l, &set->cap, set->n, sizeof *l, 32);
+    if (!l) return oom(w);
+    set->l = l;
     lraw *r = &set->l[set->n];
     r->plen = w->path.n - w->base;
     r->p = set->a.n;
@@ -385,10 +412,13 @@ static int records(json_walker *w, int depth)
         long index = ++w->nitems;
         char c = w->s[w->i];
         json_kind kind = JV_MISSING;
-        w->rec.n = 0;
-        w->rec.a.n = 0;
+        size_t l0 = w->keep ? w->rec.n : 0;
+        if (!w->keep) {
+            w->rec.n = 0;
+            w->rec.a.n = 0;
+        }
         w->last_start = w->i;
-        if (!w->fn) {
+        if (!w->fn && !w->keep) {
             /* Records only checked (json_walk_last reads the last one). */
             if (value(w, CTX_SKIP, depth + 1) < 0) return -1;
         } else if (c == '{') {
@@ -401,6 +431,13 @@ static int records(json_walker *w, int depth)
             kind = c == '[' ? JV_ARRAY : c == '"' ? JV_STRING : c == 't' ? JV_TRUE :
                    c == 'f' ? JV_FALSE : c == 'n' ? JV_NULL : JV_NUMBER;
             if (value(w, CTX_SKIP, depth + 1) < 0) return -1;
+        }
+        if (w->keep) {
+            span *sp = grown(w->spans, &w->spancap, w->nspans, sizeof *sp, 256);
+            if (!sp) return oom(w);
+            w->spans = sp;
+            w->spans[w->nspans++] = (span){ l0, w->rec.n - l0, index, kind };
+            goto next;
         }
         if (!w->fn) goto next;
         const json_leaf *l = kind == JV_OBJECT ? leaves_of(w, &w->rec) : NULL;
@@ -436,11 +473,50 @@ static int escape_key(buf *b, size_t k0)
     return 0;
 }
 
+/* An envelope object's keys, checked at its end: a repeated one makes the
+ * page ambiguous (cjson keeps the last value, a walk would have read the
+ * first: a second records array, a paging fact), so the page is refused.
+ * Records' own repeated keys are left to the readers (the last wins). */
+static int envelope_key(json_walker *w, size_t k0)
+{
+    ekey *ek = grown(w->ek, &w->ekcap, w->nek, sizeof *ek, 32);
+    if (!ek) return oom(w);
+    w->ek = ek;
+    size_t off = w->ekb.n;
+    if (buf_put(&w->ekb, w->path.p + k0, w->path.n - k0) < 0) return oom(w);
+    w->ek[w->nek++] = (ekey){ off, w->path.n - k0 };
+    return 0;
+}
+
+static int envelope_end(json_walker *w, size_t e0)
+{
+    size_t n = w->nek - e0;
+    int rc = 0;
+    if (n > 1) {
+        while (w->ktcap < n) {
+            key *kt = grown(w->ktmp, &w->ktcap, w->ktcap, sizeof *kt, n);
+            if (!kt) return oom(w);
+            w->ktmp = kt;
+        }
+        for (size_t k = 0; k < n; k++)
+            w->ktmp[k] = (key){ w->ekb.p + w->ek[e0 + k].off, w->ek[e0 + k].n };
+        const key *d = first_dup(w->ktmp, n);
+        if (d)
+            rc = prm_error_set(w->err, "repeated key '%.*s' in the page's envelope (the object "
+                               "ending at byte %zu): the page is ambiguous", (int)(d->n < 100 ? d->n : 100),
+                               d->s, w->i);
+    }
+    if (n) w->ekb.n = w->ek[e0].off;
+    w->nek = e0;
+    return rc;
+}
+
 static int object(json_walker *w, int ctx, int depth)
 {
     w->i++;
     ws(w);
     if (w->i < w->n && w->s[w->i] == '}') { w->i++; return 0; }
+    size_t e0 = w->nek;
     for (;;) {
         ws(w);
         if (w->i >= w->n || w->s[w->i] != '"') return bad_at(w, "expected a key string");
@@ -450,6 +526,7 @@ static int object(json_walker *w, int ctx, int depth)
             size_t k0 = w->path.n;
             if (string(w, &w->path, NULL) < 0) return -1;
             if (escape_key(&w->path, k0) < 0) return oom(w);
+            if (ctx == CTX_DOC && envelope_key(w, k0) < 0) return -1;
         } else if (string(w, NULL, NULL) < 0) {
             return -1;
         }
@@ -463,7 +540,10 @@ static int object(json_walker *w, int ctx, int depth)
         if (rc < 0) return rc;
         ws(w);
         if (w->i < w->n && w->s[w->i] == ',') { w->i++; continue; }
-        if (w->i < w->n && w->s[w->i] == '}') { w->i++; return 0; }
+        if (w->i < w->n && w->s[w->i] == '}') {
+            w->i++;
+            return ctx == CTX_DOC ? envelope_end(w, e0) : 0;
+        }
         return bad_at(w, "expected ',' or '}' in an object");
     }
 }
@@ -506,7 +586,13 @@ static int value(json_walker *w, int ctx, int depth)
                                c == 'f' ? JV_FALSE : c == 'n' ? JV_NULL : JV_NUMBER;
     switch (c) {
     case '{': {
+        int nested = ctx == CTX_REC && w->path.n > w->base;
         int rc = object(w, ctx, depth);
+        if (rc == 0 && nested)
+            /* A record's nested object is a leaf too (its JSON text), besides
+             * its own leaves: a field declared where an object stands is
+             * then refused by name, never read as absent. */
+            return add_leaf(w, set, JV_OBJECT, w->s + start, w->i - start, 0);
         if (rc == 0 && items) {
             /* An empty object reads as an empty list (cjson decodes both
              * to an empty table); a member makes it an object. */
@@ -565,18 +651,57 @@ int json_walk(json_walker *w, const char *s, size_t n, const char *items, json_r
     w->doc.outcap = 0;
     w->rec.n = 0;
     w->rec.a.n = 0;
+    w->nspans = 0;
+    w->kept = 0;
+    w->nek = 0;
+    w->ekb.n = 0;
     if (buf_put(&w->path, "", 0) < 0) return oom(w);
     int rc = value(w, CTX_DOC, 1);
     if (rc < 0) return w->stop ? w->stop : -1;
     ws(w);
     if (w->i < w->n) return bad_at(w, "text after the JSON value");
     if (w->doc.n && !leaves_of(w, &w->doc)) return oom(w);
+    if (w->keep && w->rec.n && !leaves_of(w, &w->rec)) return oom(w);
+    return 0;
+}
+
+int json_walk_keep(json_walker *w, const char *s, size_t n, const char *items, prm_error *err)
+{
+    w->keep = 1;
+    int rc = json_walk(w, s, n, items, NULL, NULL, err);
+    w->keep = 0;
+    if (rc < 0) w->nspans = 0;
+    else w->kept = 1;
+    return rc;
+}
+
+static const json_leaf no_leaf;
+
+/* A kept record's leaves (a valid pointer also when it has none). */
+static const json_leaf *span_leaves(const json_walker *w, const span *p)
+{
+    if (p->kind != JV_OBJECT) return NULL;
+    return w->rec.out && p->nl ? w->rec.out + p->l0 : &no_leaf;
+}
+
+int json_walk_records(json_walker *w, json_record_fn fn, void *ud)
+{
+    for (size_t k = 0; k < w->nspans; k++) {
+        const span *p = &w->spans[k];
+        int rc = fn(ud, p->index, p->kind, span_leaves(w, p), p->kind == JV_OBJECT ? p->nl : 0);
+        if (rc < 0) return rc;
+    }
     return 0;
 }
 
 int json_walk_last(json_walker *w, json_record_fn fn, void *ud, prm_error *err)
 {
     if (w->items_kind != JV_ARRAY || w->nitems == 0) return 0;
+    if (w->kept) {
+        if (!w->nspans) return 0;
+        const span *p = &w->spans[w->nspans - 1];
+        return fn(ud, p->index, p->kind, span_leaves(w, p), p->kind == JV_OBJECT ? p->nl : 0);
+    }
     size_t end = w->i;
     w->err = err;
     w->i = w->last_start;

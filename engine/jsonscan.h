@@ -42,7 +42,13 @@ long json_dup_keys(const char *s, size_t n, const char *wrapper, json_dup_fn on_
  *   if (json_walk(w, body, len, "data.items", on_record, ud, &err) < 0) ...
  *   const json_leaf *more = json_walk_get(w, "data.has_more");
  *
- * A repeated key keeps both leaves; readers take the last (as cjson does).
+ * A nested object inside a record is a leaf too (kind JV_OBJECT, its JSON
+ * text), besides its own leaves, so a field declared where an object
+ * stands is seen. Inside a record a repeated key keeps both leaves;
+ * readers take the last (as cjson does). In the envelope (outside the
+ * records) a repeated key fails the walk: cjson would keep the last value
+ * where the walk reads the first records array or paging fact, so such a
+ * page is refused as ambiguous, never read two ways.
  * A key holding '.' or '\' has a backslash put before each in its path
  * (a literal key "data.has_more" is data\.has_more), so it can never be
  * taken for a nested key: not for the envelope's paging facts, not for a
@@ -84,6 +90,15 @@ int json_walk(json_walker *w, const char *s, size_t n, const char *items, json_r
  * have (a paginator's cursor is the last record's key). Returns 0 when
  * there is none, or what fn returns. */
 int json_walk_last(json_walker *w, json_record_fn fn, void *ud, prm_error *err);
+/* One walk for a page read twice (prm.http's paginator facts, then prm.csv's
+ * records): checks the whole text like json_walk and keeps every record's
+ * leaves, reported afterwards by json_walk_records (and json_walk_last)
+ * until the next walk. Nothing is reported from a text that turns out
+ * malformed. Returns 0 or -1 with err. */
+int json_walk_keep(json_walker *w, const char *s, size_t n, const char *items, prm_error *err);
+/* The records kept by the last json_walk_keep, in order, to fn as json_walk
+ * would have reported them. Returns 0 or fn's negative value. */
+int json_walk_records(json_walker *w, json_record_fn fn, void *ud);
 /* After json_walk: the kind of the value at `items` (JV_MISSING when the
  * document has none) and how many elements it had. */
 json_kind json_walk_items(const json_walker *w, long *nitems);

@@ -1386,6 +1386,34 @@ static int run_finish(jload *j, store_value *v, char *buf, size_t cap)
     return 1;
 }
 
+/* A declared item's JSON value of a kind it cannot take, in buf: a list or
+ * an object where one value is declared (refused, as the Lua path's upsert
+ * refuses a table; never read as absent), or true/false where text is
+ * (text, join, currency: a flag is not a name or a code). Numbers stand for
+ * text as written (ids); bool, lookup and the typed kinds read
+ * "true"/"false" by their own rules. NULL when it fits. */
+static const char *json_misfit(const lcsv *r, const plan_item *it, char *buf, size_t cap)
+{
+    if (it->kind == PK_COMPLETENESS) return NULL;          /* counts presence only */
+    int one = it->col, n = it->kind == PK_JOIN ? it->ncols : 1;
+    for (int k = 0; k < n; k++) {
+        int c = it->kind == PK_JOIN ? it->cols[k] : one;
+        if (c < 0 || c >= r->fcap || !r->flen[c]) continue;
+        int jk = r->jkind[c];
+        const char *what = jk == JV_ARRAY ? "a JSON array where one value is expected" :
+                           jk == JV_OBJECT ? "a JSON object where one value is expected" : NULL;
+        if (!what && (jk == JV_TRUE || jk == JV_FALSE) &&
+            (it->kind == PK_TEXT || it->kind == PK_JOIN || it->kind == PK_CURRENCY))
+            what = jk == JV_TRUE ? "JSON true where text is expected"
+                                 : "JSON false where text is expected";
+        if (what) {
+            snprintf(buf, cap, "%.100s: %s", r->hnames[c], what);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
 /* One record of the page: its row filled from the leaves, converted by
  * the plan (and finish), upserted with its tenant fields. may raise (memory) */
 static int on_json_record(void *ud, long index, json_kind kind, const json_leaf *l, size_t n)
@@ -1437,10 +1465,9 @@ static int on_json_record(void *ud, long index, json_kind kind, const json_leaf 
     for (int k = 0; k < r->nplan; k++) {
         plan_item *it = &r->plan[k];
         prm_error pe;
-        if (it->col >= 0 && it->col < r->fcap && r->flen[it->col] && r->jkind[it->col] == JV_ARRAY) {
-            /* a list where one value is declared: refused, as the Lua path's upsert refuses a table */
-            snprintf(buf, sizeof buf, "%.100s: a JSON array where one value is expected", r->hnames[it->col]);
-            jreject(j, index, buf);
+        const char *why = json_misfit(r, it, buf, sizeof buf);
+        if (why) {
+            jreject(j, index, why);
             return 0;
         }
         if (convert(L, r, it, &v[it->sfield], &pe) < 0) {
@@ -1528,7 +1555,8 @@ static const char *opt_field_str(lua_State *L, int t, const char *k)
 /* r:load_json(db, object, source, body, items, opts)
  *   -> read, written, unchanged, skipped, rejects, newest_epoch|nil, newest_texts
  * Walks one page (after r:map on a csv.json_reader) and upserts each record
- * of the array at `items` in C. opts: label (the object's name in
+ * of the array at `items` in C; `body` is the page's text, or a page
+ * prm.http has walked already (page.walked: its records, not walked again). opts: label (the object's name in
  * messages), finish (function(rec, raw, ctx) -> rec | false | nil, why:
  * what a declaration cannot say), finish_when (a leaf path: finish runs
  * only for the records where it is JSON true), inputs (the leaf paths raw gets, with
@@ -1536,8 +1564,8 @@ static const char *opt_field_str(lua_State *L, int t, const char *k)
  * deal's declared tenant fields, stored as deal_field rows), watermark (a
  * leaf path), epoch (its scale, 1000 or 1: numbers compared as numbers;
  * others and text listed in newest_texts), fault (the test build's hook).
- * `rejects` lists index, message, ... The caller owns the transaction and
- * has checked the page (the walk stopping on malformed text raises).
+ * `rejects` lists index, message, ... The caller owns the transaction;
+ * malformed text raises before any record is upserted.
  * may raise */
 static int l_reader_load_json(lua_State *L)
 {
@@ -1551,8 +1579,9 @@ static int l_reader_load_json(lua_State *L)
     j.lc.s = lstore_check(L, 2);
     const char *object = luaL_checkstring(L, 3);
     j.lc.source = luaL_checkstring(L, 4);
-    size_t blen;
-    const char *body = luaL_checklstring(L, 5, &blen);
+    size_t blen = 0;
+    json_walker *walked = lhttp_walked(L, 5);   /* prm.http walked it: its records */
+    const char *body = walked ? NULL : luaL_checklstring(L, 5, &blen);
     const char *items = luaL_checkstring(L, 6);
     luaL_checktype(L, 7, LUA_TTABLE);
     lua_settop(L, 7);
@@ -1639,8 +1668,11 @@ static int l_reader_load_json(lua_State *L)
     if (r->fcap < r->nheader && arena_put(r, r->nheader - 1, "", 0) < 0)
         return luaL_error(L, "out of memory");
     prm_error err;
-    int rc = json_walk(r->jw, body, blen, items, on_json_record, &j, &err);
-    if (rc < 0) return luaL_error(L, "%s", err.msg);
+    if (!walked) {
+        if (json_walk_keep(r->jw, body, blen, items, &err) < 0) return luaL_error(L, "%s", err.msg);
+        walked = r->jw;
+    }
+    json_walk_records(walked, on_json_record, &j);
     lua_pushinteger(L, j.lc.nread);
     lua_pushinteger(L, j.lc.nwritten);
     lua_pushinteger(L, j.lc.nunchanged);

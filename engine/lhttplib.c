@@ -408,9 +408,25 @@ static int l_client_close(lua_State *L)
 typedef struct lpages {
     paginator *p;
     int done;
-    json_walker *jw;           /* walk = true: pages checked in C, not decoded */
+    int walk;                  /* walk = true */
+    json_walker *jw;           /* walk = true: pages walked in C, not decoded */
+    unsigned gen;              /* pages walked: a walked page is current while equal */
     char last_key[256];
 } lpages;
+
+/* page.walked: the records of the page the iterator walked last, kept in
+ * its walker for prm.csv's r:load_json (the page is walked once). The
+ * pages userdata is its user value, alive as long as it is. */
+typedef struct lwalked { lpages *lp; unsigned gen; } lwalked;
+
+struct json_walker *lhttp_walked(lua_State *L, int idx)
+{
+    lwalked *w = luaL_testudata(L, idx, LPRM_WALKED_MT);
+    if (!w) return NULL;
+    if (!w->lp->jw || w->gen != w->lp->gen)
+        luaL_error(L, "a walked page is read before the iterator's next page");
+    return w->lp->jw;
+}
 
 static int l_pages_gc(lua_State *L)
 {
@@ -454,9 +470,11 @@ static int walk_facts(lua_State *L, lpages *lp, int spec, const char *body, size
     keyscan ks = { lp, opt_str(L, spec, "key", "key"), 0, 0 };
     ks.klen = strlen(ks.key);
     prm_error err;
-    if (json_walk(lp->jw, body, len, items_path, NULL, NULL, &err) < 0 ||
+    lp->gen++;
+    if (json_walk_keep(lp->jw, body, len, items_path, &err) < 0 ||
         json_walk_last(lp->jw, last_key, &ks, &err) < 0) {
-        snprintf(msg, cap, "invalid or truncated JSON (%d bytes: %s)", (int)len, err.msg);
+        if (strncmp(err.msg, "repeated key", 12) == 0) snprintf(msg, cap, "%s", err.msg);
+        else snprintf(msg, cap, "invalid or truncated JSON (%d bytes: %s)", (int)len, err.msg);
         return -1;
     }
     long nitems = 0;
@@ -641,7 +659,7 @@ static int pages_next(lua_State *L)
         return fail_page(L, lp, status, "%s: malformed page %d of %s: not JSON (%s%s\"%s\")",
                          object, (int)page, url, html ? ctype : "", html ? ", " : "", ex);
     }
-    if (lp->jw) {
+    if (lp->walk) {
         /* Walked in C: the page's facts without a Lua table; the body goes
          * to the caller (r:load_json) as a string. */
         pg_facts f;
@@ -658,12 +676,25 @@ static int pages_next(lua_State *L)
                              url, err.msg);
         }
         lua_createtable(L, 0, 8);
-        lua_pushlstring(L, resp.body, resp.body_len);
-        lua_setfield(L, -2, "body");
         http_response_free(&resp);
+        lwalked *wk = lua_newuserdatauv(L, sizeof *wk, 1);
+        wk->lp = lp;
+        wk->gen = lp->gen;
+        lua_pushvalue(L, lua_upvalueindex(3));
+        lua_setiuservalue(L, -2, 1);
+        luaL_setmetatable(L, LPRM_WALKED_MT);
+        lua_setfield(L, -2, "walked");
         lua_pushinteger(L, f.nitems);
         lua_setfield(L, -2, "count");
         return page_fields(L, lp, page, url, status, hdrs);
+    }
+    /* The walker's verdict on a repeated envelope key, which cjson would
+     * resolve silently to the last value: both paths refuse such a page. */
+    if (json_walk(lp->jw, resp.body, resp.body_len, opt_str(L, spec, "items", ""), NULL, NULL,
+                  &err) < 0 && strncmp(err.msg, "repeated key", 12) == 0) {
+        http_response_free(&resp);
+        return fail_page(L, lp, status, "%s: malformed page %d of %s: %s", object, (int)page,
+                         url, err.msg);
     }
     lua_pushvalue(L, lua_upvalueindex(4));
     lua_pushlstring(L, resp.body, resp.body_len);
@@ -725,9 +756,9 @@ static int pages_next(lua_State *L)
  *          items = "data.items", has_more=, key = "key", total=, next=, done=,
  *          resume = page.state, walk = false }
  *   -> iterator over pages { items, doc, page, state, last, url, status, headers };
- *      with walk = true the page is checked and its facts read in C
- *      (jsonscan.h), not decoded: { body, count, page, state, last, url,
- *      status, headers }, the body for csv's r:load_json;
+ *      with walk = true the page is walked once in C (jsonscan.h), not
+ *      decoded: { walked, count, page, state, last, url, status, headers },
+ *      `walked` its records for csv's r:load_json (until the next page);
  *      a failed page yields false, msg, status and ends the iteration. */
 static int l_client_pages(lua_State *L)
 {
@@ -756,10 +787,11 @@ static int l_client_pages(lua_State *L)
     lp->done = 0;
     lp->jw = NULL;
     luaL_setmetatable(L, PAGES_MT);
+    lp->gen = 0;
     lua_getfield(L, 2, "walk");
-    int walk = lua_toboolean(L, -1);
+    lp->walk = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    if (walk && !(lp->jw = json_walker_new())) return luaL_error(L, "out of memory");
+    if (!(lp->jw = json_walker_new())) return luaL_error(L, "out of memory");
     prm_error err;
     /* The spec's strings stay alive in its table, an upvalue below. */
     if (pg_new(&s, resume, &lp->p, &err) < 0) return luaL_error(L, "pages: %s", err.msg);
@@ -815,6 +847,8 @@ int luaopen_prm_http(lua_State *L)
         lua_pushcfunction(L, l_pages_gc);
         lua_setfield(L, -2, "__gc");
     }
+    lua_pop(L, 1);
+    luaL_newmetatable(L, LPRM_WALKED_MT);
     lua_pop(L, 1);
     luaL_newlib(L, fns);
     return 1;

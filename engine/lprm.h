@@ -30,6 +30,12 @@ struct prm_error;
 int lprm_json_encode(lua_State *L, int idx, struct json *j, const char *const *skip,
                      struct prm_error *err);
 int luaopen_prm_http(lua_State *L);   /* lhttplib.c: HTTP client, paginators */
+/* lhttplib.c: the walker holding a walked page's records (c:pages{walk =
+ * true}'s page.walked) at idx, NULL when idx is not one; raises when the
+ * iterator has moved past that page. may raise */
+#define LPRM_WALKED_MT "prm.http.walked"
+struct json_walker;
+struct json_walker *lhttp_walked(lua_State *L, int idx);
 /* lstorelib.c: the store of a prm.store db object (raises otherwise). */
 struct store;
 struct store *lstore_check(lua_State *L, int idx);

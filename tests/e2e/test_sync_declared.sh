@@ -65,17 +65,21 @@ ok "$(test "$(q "$T/a.db" "SELECT type FROM partners WHERE type NOT IN ('reselle
 # Changes: tenant fields of each type, a lookup miss, wrong types, an archived deal.
 wm=$(q "$T/a.db" "SELECT watermark FROM sync_state WHERE object = 'deal'")
 later=$("$PY" -c "import datetime as d;print(int((d.datetime.strptime('$wm','%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=d.timezone.utc)+d.timedelta(hours=2)).timestamp()*1000))")
-set -- $(q "$T/a.db" "SELECT external_id FROM deals WHERE status = 'open' ORDER BY external_id LIMIT 6")
+set -- $(q "$T/a.db" "SELECT external_id FROM deals WHERE status = 'open' ORDER BY external_id LIMIT 9")
 peer_update "{\"object\": \"deals\", \"key\": \"$1\", \"set\": {\"field_data\": {\"deal_type\": \"Renewal\", \"seats\": 12, \"decision_maker_identified\": \"Yes\", \"kickoff\": \"2026-03-04\"}}, \"updated_at\": $later}"
 peer_update "{\"object\": \"deals\", \"key\": \"$2\", \"set\": {\"stage\": \"Bogus Stage\"}, \"updated_at\": $later}"
 peer_update "{\"object\": \"deals\", \"key\": \"$3\", \"set\": {\"amount\": \"lots\"}, \"updated_at\": $later}"
 peer_update "{\"object\": \"deals\", \"key\": \"$4\", \"set\": {\"field_data\": {\"seats\": true}}, \"updated_at\": $later}"
 peer_update "{\"object\": \"deals\", \"key\": \"$5\", \"set\": {\"archived\": true, \"field_data\": {\"notes\": \"gone\"}}, \"updated_at\": $later}"
 peer_update "{\"object\": \"deals\", \"key\": \"$6\", \"set\": {\"account_name\": [\"a\", \"b\"]}, \"updated_at\": $later}"
+peer_update "{\"object\": \"deals\", \"key\": \"$7\", \"set\": {\"account_name\": {\"name\": \"Acme\"}}, \"updated_at\": $later}"
+peer_update "{\"object\": \"deals\", \"key\": \"$8\", \"set\": {\"account_name\": true}, \"updated_at\": $later}"
+peer_update "{\"object\": \"deals\", \"key\": \"$9\", \"set\": {\"field_data\": {\"deal_type\": {\"v\": 1}}}, \"updated_at\": $later}"
+acct7=$(q "$T/a.db" "SELECT account FROM deals WHERE external_id = '$7'")
 sync "$T/a.db" "$C"
 ok $? "incremental declared sync" "$(tail -3 "$T/err")"
-awk '$1 == "deal" { exit !($4 == 2 && $6 == 4) }' "$T/out"
-ok $? "2 deals written, 4 rejected" "$(grep deal "$T/out")"
+awk '$1 == "deal" { exit !($4 == 2 && $6 == 7) }' "$T/out"
+ok $? "2 deals written, 7 rejected" "$(grep deal "$T/out")"
 xf=$(q "$T/a.db" "SELECT group_concat(h.field || '=' || h.value, ' ') FROM (SELECT * FROM attr_history ORDER BY field) h JOIN deals d ON d.id = h.entity_id WHERE d.external_id = '$1' AND h.field LIKE 'x.%'")
 ok "$(test "$xf" = "x.deal_type=Renewal x.dm=1 x.kickoff=2026-03-04 x.seats=12"; echo $?)" \
    "tenant fields: category, yesno, date and number stored" "got '$xf'"
@@ -87,6 +91,14 @@ ok "$(test "$(rj "$4")" = "deal $4: field_data.seats (seats): not a number: \"tr
    "a boolean for a number tenant field: rejected, field named" "$(rj "$4")"
 ok "$(test "$(rj "$6")" = "deal $6: account_name: a JSON array where one value is expected"; echo $?)" \
    "an array where one value is declared: rejected, field named" "$(rj "$6")"
+ok "$(test "$(rj "$7")" = "deal $7: account_name: a JSON object where one value is expected"; echo $?)" \
+   "an object where one value is declared: rejected, field named (never stored NULL)" "$(rj "$7")"
+ok "$(test "$(q "$T/a.db" "SELECT account FROM deals WHERE external_id = '$7'")" = "$acct7" && test -n "$acct7"; echo $?)" \
+   "and the stored account is kept" "$acct7"
+ok "$(test "$(rj "$8")" = "deal $8: account_name: JSON true where text is expected"; echo $?)" \
+   "a boolean in a declared text field: rejected, field named" "$(rj "$8")"
+rj "$9" | grep -q "^deal $9: field_data.deal_type (deal_type): not a category"
+ok $? "an object for a category tenant field: rejected, field named" "$(rj "$9")"
 ok "$(test "$(q "$T/a.db" "SELECT stage || '|' || status || '|' || notes FROM deals WHERE external_id = '$5'")" = "closed_lost|lost|archived: gone"; echo $?)" \
    "finish_when: the archived deal finished in Lua (inputs with their JSON types)"
 ok "$(test "$(q "$T/a.db" "SELECT count(*) FROM deals WHERE notes LIKE 'archived:%'")" -eq 1; echo $?)" "and only that one"

@@ -182,7 +182,7 @@ ok "$(test -z "$(q "$T/t2.db" "SELECT watermark FROM sync_state WHERE object = '
 faults '{}'
 
 # ---- malformed pages ------------------------------------------------------------
-for fault in truncate_page html_page wrong_type_page; do
+for fault in truncate_page html_page wrong_type_page repeated_items_page; do
   rm -f "$T/m.db"*
   faults "{\"$fault\": 2, \"object\": \"deals\"}"
   sync "$T/m.db"
@@ -192,6 +192,7 @@ for fault in truncate_page html_page wrong_type_page; do
     truncate_page) want="invalid or truncated JSON" ;;
     html_page) want="not JSON (text/html" ;;
     wrong_type_page) want="'data.items' is an object, not a list" ;;
+    repeated_items_page) want="repeated key 'items' in the page's envelope" ;;
   esac
   grep -q "deal: malformed page 2 of $PEER_URL/api/v2/deals?limit=250&starting_after=D[0-9]*: $want" "$T/err"
   ok $? "$fault: error names object, URL and page" "$(grep malformed "$T/err" | head -2)"

@@ -5,7 +5,8 @@
  * number, a string leaf not marked bad valid UTF-8; a walk that only
  * checks records (fn NULL) accepts exactly the texts a full walk accepts,
  * with the same record count, and json_walk_last gives the full walk's
- * last record leaf for leaf; the envelope leaves are well formed. */
+ * last record leaf for leaf; a kept walk (json_walk_keep) accepts the same
+ * texts and replays the same records; the envelope leaves are well formed. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@ static void leaf_ok(const json_leaf *l)
     if (l->kind == JV_STRING && !l->bad && !utf8_valid(l->v, l->n, NULL)) abort();
     if (l->kind == JV_TRUE && strcmp(l->v, "true") != 0) abort();
     if (l->kind == JV_ARRAY && (l->n < 2 || l->v[0] != '[' || l->v[l->n - 1] != ']')) abort();
+    if (l->kind == JV_OBJECT && (l->n < 2 || l->v[0] != '{' || l->v[l->n - 1] != '}')) abort();
 }
 
 static int on_rec(void *ud, long index, json_kind kind, const json_leaf *l, size_t n)
@@ -76,6 +78,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (json_walk_last(w, on_rec, &last, &err) < 0) abort();
             if (nb > 0 && (last.siglen != full.siglen || memcmp(last.sig, full.sig, full.siglen) != 0))
                 abort();
+        }
+        /* One kept walk: the same verdict, then the same records replayed. */
+        seen kept = { 0, "", 0 };
+        int c = json_walk_keep(w, (const char *)data, size, items[i], &err);
+        if ((a == 0) != (c == 0)) abort();
+        if (c == 0) {
+            if (json_walk_records(w, on_rec, &kept) != 0) abort();
+            if (ka == JV_ARRAY && kept.last != na) abort();
+            if (kept.siglen != full.siglen || memcmp(kept.sig, full.sig, full.siglen) != 0) abort();
         }
     }
     json_walker_free(w);

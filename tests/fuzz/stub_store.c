@@ -1,4 +1,4 @@
-/* stub_store.c - the store functions prm.csv's r:load and r:load_json call, for
+/* stub_store.c - the store functions prm.csv's r:load and r:load_json call (and prm.http's walked page), for
  * the CSV fuzz target, which exercises the reader only (neither is called). */
 #include <lua.h>
 #include <stdlib.h>
@@ -7,6 +7,7 @@
 #include "store.h"
 
 struct store *lstore_check(lua_State *L, int idx) { (void)L; (void)idx; abort(); }
+struct json_walker *lhttp_walked(lua_State *L, int idx) { (void)L; (void)idx; abort(); }
 const store_object *store_object_find(const char *name) { (void)name; abort(); }
 int store_field_index(const store_object *o, const char *name) { (void)o; (void)name; abort(); }
 int store_upsert_iso(store *s, const store_object *o, const store_value *v, uint32_t iso_made,

@@ -17,6 +17,8 @@ or at run time by POST /__peer/faults with the same JSON (replacing the set):
   {"huge_updated": N, "object": "deals"}  (PartnerStack) the first N records'
                                           updated_at is 1e300, a number but no instant
   {"wrong_type_page": P, "object": ...}   page P's item list is an object
+  {"repeated_items_page": P, ...}         (PartnerStack) page P has "items" twice:
+                                          an empty list, then the records
 Page numbers count from 1 by position in the list (item offset / limit), so a
 fault stays on the same page across reruns until it is switched off.
 

@@ -47,8 +47,10 @@ int main(void)
         " \"has_more\": true}, \"status\": 200}";
     T_OK(walk(w, page, "data.items", &g, &err) == 0, "a page walks");
     T_EQ_STR(g.text, "#1(6) key=D1 amount=4242400 archived=false field_data.deal_type=New "
-             "field_data.x=null tags=[1, {\"a\": 2}];#2(6) key=D\xc3\xa9" "2\n m.n.o=-1.5e3;#3(3);",
-             "records flattened: nested paths, escapes decoded, arrays as text, a non-object");
+             "field_data.x=null field_data={\"deal_type\": \"New\", \"x\": null} tags=[1, {\"a\": 2}];"
+             "#2(6) key=D\xc3\xa9" "2\n m.n.o=-1.5e3 m.n={\"o\": -1.5e3} m={\"n\": {\"o\": -1.5e3}};#3(3);",
+             "records flattened: nested paths, nested objects also as text, escapes decoded, "
+             "arrays as text, a non-object");
     long n;
     T_OK(json_walk_items(w, &n) == JV_ARRAY && n == 3, "the items are an array of 3");
     const json_leaf *hm = json_walk_get(w, "data.has_more");
@@ -99,16 +101,41 @@ int main(void)
          "a literal key \"data.has_more\" does not override the nested one");
     T_OK(json_walk_get(w, "data\\.has_more") && json_walk_get(w, "data\\.has_more")->kind == JV_FALSE,
          "the literal key is kept, its '.' escaped");
-    T_EQ_STR(g.text, "#1(6) k=1 f\\.x=lit f.x=nest b\\\\c=2;",
+    T_EQ_STR(g.text, "#1(6) k=1 f\\.x=lit f.x=nest f={\"x\": \"nest\"} b\\\\c=2;",
              "a record's dotted and backslashed keys are escaped, nested paths are not");
-    T_OK(walk(w, "{\"a\":1,\"a\":2}", "", &g, &err) == 0 &&
-         strcmp(json_walk_get(w, "a")->v, "2") == 0, "a repeated key: the last one read (as cjson)");
+    T_OK(walk(w, "[{\"a\":1,\"a\":2}]", "", &g, &err) == 0 && strcmp(g.text, "#1(6) a=1 a=2;") == 0,
+         "a record's repeated key keeps both leaves (readers take the last, as cjson)");
+    T_OK(walk(w, "{\"a\":1,\"a\":2}", "x", &g, &err) < 0 && strstr(err.msg, "repeated key 'a' in the page's envelope"),
+         "a repeated envelope key refuses the page");
+    T_OK(walk(w, "{\"data\":{\"items\":[{\"k\":1}],\"items\":[{\"k\":2}]}}", "data.items", &g, &err) < 0 &&
+         strstr(err.msg, "repeated key 'items'"), "a repeated records array refuses the page (cjson would read the last)");
+    T_OK(walk(w, "{\"data\":{\"items\":[{\"k\":1}]},\"data\":{\"has_more\":true}}", "data.items", &g, &err) < 0 &&
+         strstr(err.msg, "repeated key 'data'"), "a repeated envelope object refuses the page");
+    T_OK(walk(w, "{\"d\":[{\"a\":{\"x\":1},\"a\":{\"x\":2}}]}", "d", &g, &err) == 0 && g.records == 1,
+         "inside a record repeated objects are the readers' (not the envelope's) concern");
+    /* json_walk_keep: one walk, records reported afterwards. */
+    const char *kp = "{\"d\":[{\"key\":\"A\",\"o\":{}},5,{}, {\"key\":\"B\"}],\"more\":true}";
+    T_OK(json_walk_keep(w, kp, strlen(kp), "d", &err) == 0, "a kept walk");
+    memset(g.text, 0, sizeof g.text);
+    g.records = 0;
+    T_OK(json_walk_records(w, on_rec, &g) == 0 && g.records == 4, "its records replayed");
+    T_EQ_STR(g.text, "#1(6) key=A o={};#2(3);#3(6);#4(6) key=B;", "as json_walk reports them");
+    memset(g.text, 0, sizeof g.text);
+    T_OK(json_walk_last(w, on_rec, &g, &err) == 0, "json_walk_last after a kept walk");
+    T_EQ_STR(g.text, "#4(6) key=B;", "the last kept record");
+    T_OK(json_walk_get(w, "more") && json_walk_get(w, "more")->kind == JV_TRUE, "the envelope of a kept walk");
+    g.stop_at = 2;
+    T_OK(json_walk_records(w, on_rec, &g) == -7, "the callback stops the replay");
+    g.stop_at = 0;
+    T_OK(json_walk_keep(w, "{\"d\":[{\"key\":\"A\"},{\"k", 20, "d", &err) < 0, "a kept walk refuses truncated text");
+    g.records = 0;
+    T_OK(json_walk_records(w, on_rec, &g) == 0 && g.records == 0, "and reports none of its records");
     memset(g.text, 0, sizeof g.text);
     g.records = 0;
     const char *two = "{\"d\":[{\"key\":\"A\"},{\"key\":\"B\",\"n\":{\"x\":1}}],\"more\":false}";
     T_OK(json_walk(w, two, strlen(two), "d", NULL, NULL, &err) == 0 && g.records == 0 &&
          json_walk_last(w, on_rec, &g, &err) == 0, "records only checked, then the last one read");
-    T_EQ_STR(g.text, "#2(6) key=B n.x=1;", "json_walk_last: the last record's leaves and index");
+    T_EQ_STR(g.text, "#2(6) key=B n.x=1 n={\"x\":1};", "json_walk_last: the last record's leaves and index");
     T_OK(json_walk_get(w, "more") && json_walk_get(w, "more")->kind == JV_FALSE,
          "the envelope after a checking walk");
     T_OK(json_walk(w, "{\"d\":[{\"a\":1},{\"a\":", 20, "d", NULL, NULL, &err) < 0,

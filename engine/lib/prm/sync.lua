@@ -452,7 +452,7 @@ local function sync_object(db, client, conn, o, opts, st)
       end
       if reader then
         -- Declared: the page's records converted and upserted in C.
-        local nr, nw, nu, ns, rej, newest, texts = reader:load_json(db, o.object, source, page.body,
+        local nr, nw, nu, ns, rej, newest, texts = reader:load_json(db, o.object, source, page.walked,
                                                                      spec.items or "", lopts)
         st.read, st.written, st.unchanged = st.read + nr, st.written + nw, st.unchanged + nu
         st.skipped = st.skipped + ns
