@@ -785,6 +785,19 @@ static int cmp_names(const void *a, const void *b)
     return strcmp((const char *)a, (const char *)b);
 }
 
+/* fn(ud, name, embedded source or NULL) for names[0..n), in name order. */
+static void each_sorted(char (*names)[64], int n, void (*fn)(void *ud, const char *name, const char *src),
+                        void *ud)
+{
+    qsort(names, (size_t)n, sizeof names[0], cmp_names);
+    for (int i = 0; i < n; i++) {
+        const char *src = NULL;
+        for (int j = 0; lualib[j].name; j++)
+            if (strcmp(lualib[j].name, names[i]) == 0) src = lualib[j].src;
+        fn(ud, names[i], src);
+    }
+}
+
 int sandbox_each_required(lua_State *L, sandbox_kind kind,
                           void (*fn)(void *ud, const char *name, const char *src), void *ud)
 {
@@ -808,14 +821,27 @@ int sandbox_each_required(lua_State *L, sandbox_kind kind,
         }
     }
     lua_pop(L, 1);
-    qsort(names, (size_t)n, sizeof names[0], cmp_names);
-    for (int i = 0; i < n; i++) {
-        const char *src = NULL;
-        for (int j = 0; lualib[j].name; j++)
-            if (strcmp(lualib[j].name, names[i]) == 0) src = lualib[j].src;
-        fn(ud, names[i], src);
-    }
+    each_sorted(names, n, fn, ud);
     return over ? -1 : n;
+}
+
+int sandbox_each_allowed(sandbox_kind kind, void (*fn)(void *ud, const char *name, const char *src),
+                         void *ud)
+{
+    char names[64][64];
+    int n = 0;
+    const char *const *m = sandbox_kind_spec_of(kind)->modules;
+    if (m) {
+        for (; *m && n < 64; m++) snprintf(names[n++], sizeof names[0], "%s", *m);
+    } else {
+        /* The job kind: every builtin and every module of the library. */
+        for (const struct builtin *b = builtins; b->name && n < 64; b++)
+            snprintf(names[n++], sizeof names[0], "%s", b->name);
+        for (int i = 0; lualib[i].name && n < 64; i++)
+            snprintf(names[n++], sizeof names[0], "%s", lualib[i].name);
+    }
+    each_sorted(names, n, fn, ud);
+    return n;
 }
 
 /* ---- the state -------------------------------------------------------- */

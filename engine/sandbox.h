@@ -133,6 +133,13 @@ int sandbox_dofile(lua_State *L, const char *path, int nres, prm_error *err);
  * depends on beyond its own text (the write-back mapping hash). */
 int sandbox_each_required(lua_State *L, sandbox_kind kind,
                           void (*fn)(void *ud, const char *name, const char *src), void *ud);
+/* Every module code of `kind` may require (its allow-list; the job kind's
+ * is every builtin and library module), in name order, as
+ * sandbox_each_required passes them -> how many. What a script of the kind
+ * can depend on at any time, a require inside a function included: the
+ * write-back mapping hash covers these, not only what loading required. */
+int sandbox_each_allowed(sandbox_kind kind, void (*fn)(void *ud, const char *name, const char *src),
+                         void *ud);
 
 /* Internal (sandbox_str.c): replace the functions of the string / table
  * library table at `tab` by versions bounded by `kind`'s limits. */

@@ -785,7 +785,7 @@ int scoring_mapping_digest(const char *version, const char *text, size_t len,
     return hash_sha256_hex(h, hex);
 }
 
-/* The modules the connector required, as name/source pairs for the
+/* The modules the connector may require, as name/source pairs for the
  * digest. */
 typedef struct modlist {
     const char *v[2 * 64 + 1];
@@ -807,7 +807,7 @@ static void add_module(void *ud, const char *name, const char *src)
 /* The mapping's hash as scoring_mapping_digest says, of this engine: a
  * score run skips a deal whose score row is unchanged only while this is
  * what the last run recorded, so an edited connector, an edited module it
- * requires (prm.map's dates, lookups) or another engine (its builder for
+ * may require (prm.map's dates, lookups; at load or later) or another engine (its builder for
  * HTTP connectors and its C modules) rebuilds every payload once. */
 static int mapping_hash(wbconn *c, const char *path, prm_error *err)
 {
@@ -839,13 +839,10 @@ static int mapping_hash(wbconn *c, const char *path, prm_error *err)
     }
     modlist *m = calloc(1, sizeof *m);
     if (!m) goto out;
-    if (sandbox_each_required(c->L, SANDBOX_CONNECTOR, add_module, m) < 0) {
-        free(m);
-        fclose(f);
-        free(text);
-        wb_close(c);
-        return prm_error_set(err, "connector %s: requires more than 64 modules", path);
-    }
+    /* Every module a connector may require, not only those its loading
+     * required: a require inside writeback (or a function it calls) runs
+     * after this hash is taken (sandbox_each_allowed). */
+    sandbox_each_allowed(SANDBOX_CONNECTOR, add_module, m);
     rc = scoring_mapping_digest(PRM_VERSION, text ? text : "", len, m->v, c->skip, c->mapping);
     free(m);
 out:

@@ -56,6 +56,41 @@ int main(void)
     sandbox_close(L);
     unlink(path);
 
+    /* A require inside a function (writeback calling require later) runs
+     * after the hash is taken: the hash covers every module a connector may
+     * require. Each one listed loads in a connector state; nothing else does. */
+    seen al = { .n = 0 };
+    int na = sandbox_each_allowed(SANDBOX_CONNECTOR, note, &al);
+    T_OK(na == 4 && al.n == 4 && strcmp(al.names[0], "cjson") == 0 && strcmp(al.names[1], "prm") == 0 &&
+         strcmp(al.names[2], "prm.http") == 0 && strcmp(al.names[3], "prm.map") == 0,
+         "a connector may require cjson, prm, prm.http, prm.map (name order)");
+    T_OK(al.embedded[3] && !al.embedded[0], "prm.map with its embedded source, cjson without");
+    L = sandbox_new(&o, &err);
+    int all_load = 1;
+    for (int i = 0; i < al.n; i++) {
+        char chunk[160];
+        snprintf(chunk, sizeof chunk, "return function() return require '%s' end", al.names[i]);
+        if (luaL_loadstring(L, chunk) != LUA_OK) { all_load = 0; break; }
+        sandbox_push_env(L, SANDBOX_CONNECTOR);
+        lua_setupvalue(L, -2, 1);
+        if (sandbox_call(L, 0, 1, &err) < 0 || sandbox_call(L, 0, 1, &err) < 0) all_load = 0;
+        lua_settop(L, 0);
+    }
+    T_OK(all_load, "each listed module loads from inside a function");
+    static const char *const others[] = { "prm.store", "prm.sync", "prm.ingest", "prm.csv", "os", NULL };
+    int none = 1;
+    for (int i = 0; others[i]; i++) {
+        char chunk[160];
+        snprintf(chunk, sizeof chunk, "return require '%s'", others[i]);
+        luaL_loadstring(L, chunk);
+        sandbox_push_env(L, SANDBOX_CONNECTOR);
+        lua_setupvalue(L, -2, 1);
+        if (sandbox_call(L, 0, 1, &err) == 0) none = 0;
+        lua_settop(L, 0);
+    }
+    T_OK(none, "modules not listed cannot be required by a connector (so the list is complete)");
+    sandbox_close(L);
+
     const char *text = "return { name = 'x' }";
     const char *mods[] = { "cjson", NULL, "prm.map", "local M = {} return M", NULL };
     const char *mods2[] = { "cjson", NULL, "prm.map", "local M = {1} return M", NULL };
