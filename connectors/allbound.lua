@@ -10,13 +10,22 @@
 -- {"input": [...]}, and 406 as the throttle status (the throttle rule
 -- below).
 --
--- Allbound's public API collection (developers.allbound.com) confirms the
--- 406 throttle, at 20 requests a minute. Deletes: no list of deleted or
--- archived deals is published, and listing every live id each night (as
--- impartner.lua does) costs one request per page of 200 at 20 a minute, with
--- no GET by id to confirm an unlisted one; so a deal deleted in Allbound is
--- not seen here (it stays as last synced). A tenant whose deal status has an
--- archived value can map it to closed_lost in `stage` below.
+-- Allbound's public API collection (developers.allbound.com, "Allbound
+-- Public API 1.0.0", published 2024-07-01) confirms API-key auth created
+-- under Advanced Settings > Open API Authentication and the 406 throttle
+-- at 20 requests a minute. Deletes (looked up again 2026-12-02 in the
+-- stored copy of that collection and in public pages): no endpoint lists
+-- deleted or archived deals, no record carries a deleted flag, and no GET
+-- of one deal by id is documented, so nothing tells a sync that a deal
+-- went. What is faithful: `--full` reconciles (deletes.full_only below):
+-- every live deal id is listed, twice (page/limit paging shifts when a deal
+-- goes mid-listing, and there is no GET to confirm an unlisted id), and an
+-- open deal absent from both listings is closed as lost as of the run (a
+-- won or lost one keeps its outcome). Not every night: at 20 requests a
+-- minute two listings of 100k deals take ~50 minutes. An incremental sync
+-- leaves a deleted deal as last synced until the next --full run. A tenant
+-- whose deal status has an archived value can map it to closed_lost in
+-- `stage` below.
 --
 -- The tenant's to adjust: the endpoint paths (/api/v1/partners,
 -- /api/v1/deals), the page parameters (`page` from 1 and `limit`), the
@@ -92,7 +101,11 @@ return {
         -- What a channel manager needs on a registration (as connectors/file.lua).
         completeness = { { "customer_company", "contact_name", "contact_email", "amount",
                            "product", "expected_close", "budget_confirmed" }, "completeness" },
-      } },
+      },
+      -- No delete signal: a --full sync lists the live ids (twice, no
+      -- confirm request exists) and closes the open deals missing from both.
+      deletes = { absent = true, full_only = true, path = "/api/v1/deals", id = "id",
+                  pages = pages } },
   },
 
   vendor_fields = VENDOR_FIELDS,

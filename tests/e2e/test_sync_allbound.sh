@@ -64,6 +64,37 @@ sync "$T/m.db"
 ok $? "rerun after the fault"
 ok "$(test "$(q "$T/m.db" "SELECT count(*) FROM deals")" -eq "$(q "$T/a.db" "SELECT count(*) FROM deals")"; echo $?)" "all deals after the rerun"
 
+# Deletes: Allbound lists no deleted deals and has no GET by id, so only a
+# --full sync reconciles: the live ids are listed twice and an open deal
+# absent from both is closed as lost as of the run; a won one keeps its
+# outcome; one left out of a single listing (a page shift) stays open.
+set -- $(q "$T/a.db" "SELECT external_id FROM deals WHERE status = 'open' ORDER BY external_id LIMIT 2")
+gone=$1 shifted=$2
+won=$(q "$T/a.db" "SELECT external_id FROM deals WHERE status = 'won' ORDER BY external_id LIMIT 1")
+for d in $gone $won; do
+  curl -s -X POST --data "{\"object\": \"deals\", \"key\": \"$d\"}" "$PEER_URL/__peer/delete" >/dev/null
+done
+now=$("$PY" -c "import datetime as d;print((d.datetime.strptime('$wm','%Y-%m-%dT%H:%M:%SZ')+d.timedelta(hours=5)).strftime('%Y-%m-%dT%H:%M:%SZ'))")
+: >"$PEER_LOG"
+PRMCAST_NOW=$now sync "$T/a.db"
+ok $? "incremental sync after deletes"
+ok "$(test "$(q "$T/a.db" "SELECT status FROM deals WHERE external_id = '$gone'")" = open && \
+      ! grep -q "deleted in the PRM closed" "$T/out"; echo $?)" "an incremental sync cannot see a delete (no signal): nothing closed" "$(q "$T/a.db" "SELECT status FROM deals WHERE external_id = '$gone'") $(cat "$T/out")"
+ok "$(grep -c '"path": "/api/v1/deals"' "$PEER_LOG" | grep -qx 1; echo $?)" "and lists no ids (one request: the changes)" "$(cat "$PEER_LOG")"
+faults "{\"unlisted\": {\"ids\": [\"$shifted\"], \"passes\": 2}}"
+PRMCAST_NOW=$now sync "$T/a.db" --full
+ok $? "--full sync after deletes" "$(tail -3 "$T/err")"
+faults '{}'
+gl=$(q "$T/a.db" "SELECT stage || '|' || status || '|' || closed_at FROM deals WHERE external_id = '$gone'")
+ok "$(test "$gl" = "closed_lost|lost|$(echo "$now" | cut -c1-10)"; echo $?)" "--full: a deleted open deal is closed as lost the day the sync saw it gone" "got '$gl'"
+ok "$(test "$(q "$T/a.db" "SELECT status FROM deals WHERE external_id = '$won'")" = won; echo $?)" "a deleted won deal keeps its outcome"
+ok "$(test "$(q "$T/a.db" "SELECT status FROM deals WHERE external_id = '$shifted'")" = open; echo $?)" \
+   "a deal left out of one listing (and the full pages) but in the other is kept open" "$(q "$T/a.db" "SELECT status FROM deals WHERE external_id = '$shifted'")"
+grep -q "1 deleted in the PRM closed" "$T/out"
+ok $? "the summary counts the one closed" "$(grep deal "$T/out" | head -1)"
+PRMCAST_NOW=$now sync "$T/a.db" --full
+ok "$(test $? -eq 0 && ! grep -q "deleted in the PRM closed" "$T/out"; echo $?)" "a second --full closes nothing again" "$(cat "$T/out")"
+
 ALLBOUND_API_KEY=ab_live_BADkey_9931 sync "$T/c.db"
 ok "$(test $? -ne 0; echo $?)" "a wrong key fails"
 grep -q "authentication failed (HTTP 401); check ALLBOUND_API_KEY, ALLBOUND_BASE_URL, ALLBOUND_INSTANCE" "$T/err"

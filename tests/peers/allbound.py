@@ -75,6 +75,11 @@ class Allbound:
     def records(self, obj):
         return VENDOR_FIELDS, self.objects.get(obj, {})
 
+    def delete(self, obj, key, deleted_ms=None):
+        # A deleted record leaves every listing; the API offers no list of
+        # deleted records and no GET by id (see connectors/allbound.lua).
+        return self.objects.get(obj, {}).pop(key, None) is not None
+
     def error(self, h, status, msg):
         h.reply(status, {"status": "error", "result": {"message": msg}})
 
@@ -112,7 +117,15 @@ class Allbound:
             except ValueError:
                 return self.error(h, 400, "updated_since must be ISO 8601")
             recs = [r for r in recs if (r.get("updated_at") or "") >= v]
+        hide = peer.faults.get("unlisted")
+        if hide and name == "deals" and "updated_since" not in q and hide.get("passes", 0) > 0:
+            # {"unlisted": {"ids": [...], "passes": N}}: left out of the next N
+            # whole listings (a page shift), a pass ending at its short page.
+            recs = [r for r in recs if r["id"] not in hide["ids"]]
         part = recs[(page - 1) * limit: page * limit]
+        if hide and name == "deals" and "updated_since" not in q and len(part) < limit and \
+                hide.get("passes", 0) > 0:
+            hide["passes"] -= 1
         out = []
         for j, r in enumerate(part):
             if (page - 1) * limit + j < peer.faults.get("bad_records", 0) and \

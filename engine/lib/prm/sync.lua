@@ -109,6 +109,9 @@ function M.check_connector(c, path)
       if dl.absent and type(dl.path) ~= "string" and type(dl.request) ~= "function" then
         bad(f .. ".deletes.path", "a string (or .request a function)")
       end
+      if dl.full_only ~= nil and type(dl.full_only) ~= "boolean" then
+        bad(f .. ".deletes.full_only", "a boolean")
+      end
     end
     if o.fields ~= nil then
       if o.object ~= "deal" then bad(f .. ".fields", "declared on a deal object only") end
@@ -601,7 +604,11 @@ end
 --     when a record goes mid-listing, so an unlisted id may still be
 --     there: a 200 keeps it open). A listing that fails part-way closes
 --     nothing; an empty one while deals are open is taken for an API fault,
---     not for every deal deleted.
+--     not for every deal deleted. Without `confirm` (an API with no GET by
+--     id: Allbound) the ids are listed twice and a deal is closed only when
+--     absent from both listings, so one shift of the pages does not close a
+--     live deal. `full_only = true`: only on a --full sync (a listing that
+--     costs too many requests to run every night).
 -- Closing is idempotent, so a kill -9 at any point and a rerun end alike.
 local function sync_deletes(db, client, conn, o, opts, st)
   local dl = o.deletes
@@ -657,23 +664,26 @@ local function sync_deletes(db, client, conn, o, opts, st)
     end
     return close_all(db, source, closed, st, function() db:sync_set(source, key, covered, 0) end)
   end
-  -- absent: list every live id.
+  -- absent: list every live id (twice without a confirm request).
+  if dl.full_only and not opts.full then return st end
   local live, n = {}, 0
   local req = dl.request and dl.request() or { path = dl.path, query = dl.query }
   local spec = { path = req.path or dl.path, query = req.query or dl.query or {},
                  object = key }
   for k, v in pairs(dl.pages or o.pages or { paginator = "none" }) do spec[k] = v end
-  for page, perr, pstatus in client:pages(spec) do
-    if not page then
-      st.status, st.http_status = "failed", pstatus
-      st.error = ("%s deletes: %s"):format(st.object, perr)
-      return st
-    end
-    for _, x in ipairs(page.items) do
-      local id = type(x) == "table" and x[dl.id]
-      if id ~= nil and id ~= cjson.null then
-        live[tostring(id)] = true
-        n = n + 1
+  for _ = 1, dl.confirm and 1 or 2 do
+    for page, perr, pstatus in client:pages(spec) do
+      if not page then
+        st.status, st.http_status = "failed", pstatus
+        st.error = ("%s deletes: %s"):format(st.object, perr)
+        return st
+      end
+      for _, x in ipairs(page.items) do
+        local id = type(x) == "table" and x[dl.id]
+        if id ~= nil and id ~= cjson.null then
+          live[tostring(id)] = true
+          n = n + 1
+        end
       end
     end
   end
