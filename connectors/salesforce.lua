@@ -49,9 +49,15 @@
 -- type and status on Account; contact, product, partner probability,
 -- budget, competitor and closed date on Opportunity; the AI write-back
 -- fields) and the stage names.
+--
+-- Every object's fields are declared as data (`declare`, walked and stored
+-- in C, docs/SCRIPTING.md); Lua `finish` only where a declaration cannot say
+-- it: a partner's join date falling back to CreatedDate, a closed or
+-- deleted Opportunity's outcome (only those records reach Lua), and which
+-- field a history row changes.
 local map = require "prm.map"
 
-local stage = map.lookup({
+local STAGES = {
   ["prospecting"] = "registered", ["registered"] = "registered",
   ["qualification"] = "qualified", ["qualified"] = "qualified",
   ["needs analysis"] = "solution", ["value proposition"] = "solution",
@@ -59,28 +65,21 @@ local stage = map.lookup({
   ["perception analysis"] = "proposal", ["proposal/price quote"] = "proposal",
   ["proposal sent"] = "proposal", ["negotiation/review"] = "negotiation",
   ["negotiation"] = "negotiation", ["closed won"] = "closed_won", ["closed lost"] = "closed_lost",
-}, "StageName")
+}
+-- A deal's status from its stage label: won, lost or open.
+local STATUS = {}
+for label, st in pairs(STAGES) do
+  STATUS[label] = st == "closed_won" and "won" or st == "closed_lost" and "lost" or "open"
+end
+local stage = map.lookup(STAGES, "StageName")
+local function status_of(s)
+  return s == "closed_won" and "won" or s == "closed_lost" and "lost" or "open"
+end
 
-local partner_type = map.lookup({
+local PARTNER_TYPES = {
   ["distributor"] = "distributor", ["reseller"] = "reseller", ["var"] = "reseller",
   ["referral"] = "referral", ["msp"] = "msp",
-}, "Partner_Type__c")
-
-local function bool(v, col)
-  if v == nil then return nil end
-  if type(v) == "boolean" then return v and 1 or 0 end
-  return map.bool(v, col)
-end
-
-local function completeness(d)
-  local need = { d.account, d.contact_name, d.contact_email, d.amount, d.product_family,
-                 d.expected_close, d.budget_confirmed }
-  local have = 0
-  for i = 1, 7 do
-    if need[i] ~= nil then have = have + 1 end
-  end
-  return have / 7
-end
+}
 
 -- The vendor-owned Opportunity fields, canonical name -> the tenant's API name.
 local VENDOR_FIELDS = {
@@ -123,6 +122,22 @@ local function soql(fields, object, where, stamp)
 end
 
 local pages = { paginator = "next_url", items = "records", done = "done", next = "nextRecordsUrl" }
+
+-- A history row's change of one tracked field (value v) into the
+-- deal_change record c; false for a field this connector does not read.
+local function change(c, field, v, col)
+  if field == "StageName" then
+    c.stage, c.changed = stage(v), "stage,status"
+    c.status = status_of(c.stage)
+  elseif field == "Amount" then
+    c.amount, c.changed = map.money(v, 1, col), "amount"
+  elseif field == "CloseDate" then
+    c.expected_close, c.changed = map.date(v, "iso", col), "expected_close"
+  else
+    return false
+  end
+  return c
+end
 local watermark = { field = "SystemModstamp", format = "soql" }
 
 local version = "59.0"
@@ -154,19 +169,26 @@ return {
         return r
       end,
       pages = pages, watermark = watermark,
-      map = function(r)
-        return {
-          external_id = r.Id, name = r.Name, tier = r.Partner_Tier__c, region = r.Region__c,
-          country = r.BillingCountry, type = partner_type(r.Partner_Type__c),
-          parent_id = r.ParentId, currency = r.CurrencyIsoCode, status = r.Partner_Status__c,
-          joined_at = map.date(r.Partner_Since__c or r.CreatedDate, "auto", "Partner_Since__c"),
-          updated_at = map.instant(r.LastModifiedDate, "auto", "LastModifiedDate"),
-        }
+      declare = {
+        external_id = "Id", name = "Name", tier = "Partner_Tier__c", region = "Region__c",
+        country = "BillingCountry", type = { "Partner_Type__c", "lookup", PARTNER_TYPES },
+        parent_id = "ParentId", currency = "CurrencyIsoCode", status = "Partner_Status__c",
+        joined_at = { "Partner_Since__c", "date", "auto" },
+        updated_at = { "LastModifiedDate", "instant", "auto" },
+      },
+      -- Without a Partner Since date the account's creation stands in.
+      inputs = { "CreatedDate" },
+      finish = function(p, raw)
+        if p.joined_at == nil and raw.CreatedDate then
+          p.joined_at = map.date(raw.CreatedDate, "auto", "CreatedDate")
+        end
+        return p
       end },
     { name = "deal", object = "deal", path = "/services/data/v59.0/query",
       request = function(since)
         -- queryAll: deleted Opportunities come too, with IsDeleted = true.
-        local r = soql(OPPORTUNITY, "Opportunity", nil)(since)
+        -- A deal registration is an Opportunity with a partner account.
+        local r = soql(OPPORTUNITY, "Opportunity", "PartnerAccountId != null")(since)
         r.path = "/services/data/v" .. version .. "/queryAll"
         return r
       end,
@@ -179,33 +201,36 @@ return {
                     return { path = ("/services/data/v%s/sobjects/Opportunity/deleted/"):format(version),
                              query = { start = sf(start), ["end"] = sf(stop) } }
                   end },
-      map = function(r)
-        -- A deal registration is an Opportunity with a partner account.
-        if r.PartnerAccountId == nil then return false end
-        local s = stage(r.StageName)
-        if r.IsWon == true then s = "closed_won"
-        elseif r.IsClosed == true then s = "closed_lost" end
-        local closed = map.date(r.Closed_Date__c, "iso", "Closed_Date__c")
-        if r.IsDeleted == true and s ~= "closed_won" and s ~= "closed_lost" then
-          -- Deleted while open: no longer worked, so lost as of the delete.
-          s = "closed_lost"
-          closed = closed or map.date(r.SystemModstamp, "auto", "SystemModstamp")
+      declare = {
+        external_id = "Id", partner_id = "PartnerAccountId", account = "Account.Name",
+        contact_name = "Contact_Name__c", contact_email = "Contact_Email__c",
+        amount = { "Amount", "money", 1 }, currency = "CurrencyIsoCode",
+        product_family = "Product_Family__c",
+        stage = { "StageName", "lookup", STAGES }, status = { "StageName", "lookup", STATUS },
+        created_at = { "CreatedDate", "date", "auto" },
+        expected_close = { "CloseDate", "date", "iso" },
+        closed_at = { "Closed_Date__c", "date", "iso" },
+        partner_probability = { "Partner_Probability__c", "percent", 100 },
+        budget_confirmed = { "Budget_Confirmed__c", "bool" },
+        competitor = "Competitor__c", notes = "Description",
+        updated_at = { "LastModifiedDate", "instant", "auto" },
+        -- What a channel manager needs on a registration (as connectors/file.lua).
+        completeness = { { "Account.Name", "Contact_Name__c", "Contact_Email__c", "Amount",
+                           "Product_Family__c", "CloseDate", "Budget_Confirmed__c" }, "completeness" },
+      },
+      -- IsWon / IsClosed decide the outcome over the stage label; a deal
+      -- deleted while open is no longer worked: lost as of the delete. Only
+      -- closed or deleted Opportunities reach Lua.
+      finish_when = { "IsClosed", "IsDeleted" },
+      inputs = { "IsWon", "IsClosed", "IsDeleted", "SystemModstamp" },
+      finish = function(d, raw)
+        if raw.IsWon == true then d.stage = "closed_won"
+        elseif raw.IsClosed == true then d.stage = "closed_lost" end
+        if raw.IsDeleted == true and d.stage ~= "closed_won" and d.stage ~= "closed_lost" then
+          d.stage = "closed_lost"
+          d.closed_at = d.closed_at or map.date(raw.SystemModstamp, "auto", "SystemModstamp")
         end
-        local d = {
-          external_id = r.Id, partner_id = r.PartnerAccountId,
-          account = r.Account and r.Account.Name, contact_name = r.Contact_Name__c,
-          contact_email = r.Contact_Email__c, amount = map.money(r.Amount, 1, "Amount"),
-          currency = r.CurrencyIsoCode, product_family = r.Product_Family__c, stage = s,
-          status = s == "closed_won" and "won" or s == "closed_lost" and "lost" or "open",
-          created_at = map.date(r.CreatedDate, "auto", "CreatedDate"),
-          expected_close = map.date(r.CloseDate, "iso", "CloseDate"),
-          closed_at = closed,
-          partner_probability = map.percent(r.Partner_Probability__c, 100, "Partner_Probability__c"),
-          budget_confirmed = bool(r.Budget_Confirmed__c, "Budget_Confirmed__c"),
-          competitor = r.Competitor__c, notes = r.Description,
-          updated_at = map.instant(r.LastModifiedDate, "auto", "LastModifiedDate"),
-        }
-        d.completeness = completeness(d)
+        d.status = status_of(d.stage)
         return d
       end },
     -- The API's own history: one row per tracked field change, stamped with
@@ -219,22 +244,30 @@ return {
         return r
       end,
       pages = pages, watermark = { field = "CreatedDate", format = "soql" },
-      map = function(r)
-        local c = { deal_id = r.OpportunityId,
-                    observed_at = map.instant(r.CreatedDate, "auto", "CreatedDate") }
-        if r.Field == "StageName" then
-          local s = stage(r.NewValue)
-          c.stage, c.changed = s, "stage,status"
-          c.status = s == "closed_won" and "won" or s == "closed_lost" and "lost" or "open"
-        elseif r.Field == "Amount" then
-          c.amount, c.changed = map.money(r.NewValue, 1, "NewValue"), "amount"
-        elseif r.Field == "CloseDate" then
-          c.expected_close, c.changed = map.date(r.NewValue, "iso", "NewValue"), "expected_close"
-        else
-          return false
-        end
-        return c
-      end },
+      declare = { deal_id = "OpportunityId", observed_at = { "CreatedDate", "instant", "auto" } },
+      -- Which field the row changes is data in the row: said in Lua.
+      inputs = { "Field", "NewValue" },
+      finish = function(c, raw) return change(c, raw.Field, raw.NewValue, "NewValue") end },
+    -- The state at creation: before its first change a field held that
+    -- row's OldValue, from the Opportunity's CreatedDate on (a deal the
+    -- first sync sees after it changed has no other record of it). Rows of
+    -- the Opportunities created since the watermark, newest first, so the
+    -- oldest change of each field is written last and stands (also after a
+    -- kill and a resume: the pages resume in the same order).
+    { name = "deal_created", object = "deal_change", path = "/services/data/v59.0/query",
+      request = function(since)
+        local w = { "Field IN ('StageName', 'Amount', 'CloseDate')",
+                    "Opportunity.PartnerAccountId != null" }
+        if since then w[#w + 1] = "Opportunity.CreatedDate > " .. since end
+        return { path = "/services/data/v" .. version .. "/query",
+                 query = { q = ("SELECT %s FROM OpportunityFieldHistory WHERE %s ORDER BY CreatedDate DESC, Id DESC"):format(
+                   "Id, OpportunityId, Field, OldValue, CreatedDate, Opportunity.CreatedDate",
+                   table.concat(w, " AND ")) } }
+      end,
+      pages = pages, watermark = { field = "Opportunity.CreatedDate", format = "soql" },
+      declare = { deal_id = "OpportunityId", observed_at = { "Opportunity.CreatedDate", "instant", "auto" } },
+      inputs = { "Field", "OldValue" },
+      finish = function(c, raw) return change(c, raw.Field, raw.OldValue, "OldValue") end },
   },
 
   vendor_fields = VENDOR_FIELDS,

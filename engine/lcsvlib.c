@@ -1222,7 +1222,7 @@ typedef struct jload {
     load_ctx lc;
     const char *label;         /* the object's name in messages ("deal") */
     int finish, ctx;           /* stack indexes; 0: none */
-    int when;                  /* finish only where this column is true; -1: always */
+    int when[4], nwhen;        /* finish only where one of these columns is true; 0: always */
     int i_upd, i_cre, i_ext;   /* the object's updated_at, created_at, external_id */
     int f_deal, f_obs, f_field, f_value, f_type;   /* deal_field's fields */
     int *in_col, nin;          /* finish's raw inputs: columns */
@@ -1476,7 +1476,10 @@ static int on_json_record(void *ud, long index, json_kind kind, const json_leaf 
             return 0;
         }
     }
-    if (j->finish && (j->when < 0 || (r->flen[j->when] && r->jkind[j->when] == JV_TRUE))) {
+    int due = j->nwhen == 0;
+    for (int k = 0; k < j->nwhen && !due; k++)
+        due = r->flen[j->when[k]] && r->jkind[j->when[k]] == JV_TRUE;
+    if (j->finish && due) {
         int rc = run_finish(j, v, buf, sizeof buf);
         if (rc < 0) { jreject(j, index, buf); lua_settop(L, top); return 0; }
         if (rc == 0) { j->nskipped++; lua_settop(L, top); return 0; }
@@ -1558,8 +1561,8 @@ static const char *opt_field_str(lua_State *L, int t, const char *k)
  * of the array at `items` in C; `body` is the page's text, or a page
  * prm.http has walked already (page.walked: its records, not walked again). opts: label (the object's name in
  * messages), finish (function(rec, raw, ctx) -> rec | false | nil, why:
- * what a declaration cannot say), finish_when (a leaf path: finish runs
- * only for the records where it is JSON true), inputs (the leaf paths raw gets, with
+ * what a declaration cannot say), finish_when (a leaf path, or a list of up
+ * to 4: finish runs only for the records where one is JSON true), inputs (the leaf paths raw gets, with
  * their JSON types), ctx, tenant ({ {name=, type=, from=}, ... }: the
  * deal's declared tenant fields, stored as deal_field rows), watermark (a
  * leaf path), epoch (its scale, 1000 or 1: numbers compared as numbers;
@@ -1649,9 +1652,20 @@ static int l_reader_load_json(lua_State *L)
         if (j.i_ext < 0 || j.f_deal < 0 || j.f_obs < 0 || j.f_field < 0 || j.f_value < 0 || j.f_type < 0)
             return luaL_error(L, "tenant fields need a deal object");
     }
-    const char *when = opt_field_str(L, 7, "finish_when");
-    j.when = when ? jcol(r, when, strlen(when)) : -1;
-    if (when && j.when < 0) return luaL_error(L, "finish_when '%s' is not a column", when);
+    lua_getfield(L, 7, "finish_when");     /* a path or a list of up to 4 (any true) */
+    int nw = lua_istable(L, -1) ? (int)luaL_len(L, -1) : !lua_isnil(L, -1);
+    if (nw > 4) return luaL_error(L, "finish_when: at most 4 paths");
+    for (int k = 0; k < nw; k++) {
+        if (lua_istable(L, -1)) lua_geti(L, -1, k + 1);
+        else lua_pushvalue(L, -1);
+        const char *when = lua_tostring(L, -1);
+        if (!when) return luaL_error(L, "finish_when: a path or a list of paths");
+        j.when[k] = jcol(r, when, strlen(when));
+        if (j.when[k] < 0) return luaL_error(L, "finish_when '%s' is not a column", when);
+        lua_pop(L, 1);
+    }
+    j.nwhen = nw;
+    lua_pop(L, 1);
     const char *wpath = opt_field_str(L, 7, "watermark");
     j.wcol = wpath ? jcol(r, wpath, strlen(wpath)) : -1;
     lua_getfield(L, 7, "epoch");

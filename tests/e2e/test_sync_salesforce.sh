@@ -15,6 +15,17 @@ LOGS="$T/all-logs"
 : >"$LOGS"
 "$P" sample --out "$T/x" --partners 30 --deals 1500 --seed 5 >/dev/null
 ok $? "sample written"
+# One deal registered straight at Qualification: its stage at creation is
+# only in its first OpportunityFieldHistory row's OldValue.
+"$PY" - "$T/x/deal_history.csv" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+for r in rows[1:]:
+    if r[0] == "D0000001":
+        r[2] = "Qualified"
+        break
+csv.writer(open(sys.argv[1], "w", newline="")).writerows(rows)
+PY
 start_peer salesforce "$T/x"
 ok $? "Salesforce peer started"
 export SALESFORCE_INSTANCE_URL="$PEER_URL"
@@ -34,6 +45,13 @@ ok $? "full sync" "$(tail -3 "$T/err")"
 pd "$T/a.db" >"$T/a.pd"; pd "$T/f.db" >"$T/f.pd"
 cmp -s "$T/a.pd" "$T/f.pd"
 ok $? "full sync equals a file ingest (partners, deals)" "$(diff "$T/a.pd" "$T/f.pd" | head -4)"
+first() { q "$1" "SELECT d.external_id || '|' || (SELECT h.stage FROM deal_history h WHERE h.deal_id = d.id ORDER BY h.observed_at LIMIT 1) FROM deals d ORDER BY d.external_id"; }
+first "$T/a.db" >"$T/a.first"; first "$T/f.db" >"$T/f.first"
+cmp -s "$T/a.first" "$T/f.first"
+ok $? "every deal's first history stage (its stage at creation) equals the export's" "$(diff "$T/a.first" "$T/f.first" | head -4)"
+c1=$(q "$T/a.db" "SELECT h.observed_at || '|' || h.stage FROM deal_history h JOIN deals d ON d.id = h.deal_id WHERE d.external_id = 'D0000001' ORDER BY h.observed_at LIMIT 1")
+ok "$(test "$c1" = "$(q "$T/a.db" "SELECT created_at FROM deals WHERE external_id = 'D0000001'")T00:00:00Z|qualified"; echo $?)" \
+   "a deal created at Qualification: qualified from its CreatedDate (the first row's OldValue)" "got '$c1'"
 ok "$(test "$(grep -c 'query/01gPEER' "$T/err")" -ge 2; echo $?)" "batches followed through nextRecordsUrl"
 grep -q 'sforce-limit-info: api-usage=' "$T/err"
 ok $? "Sforce-Limit-Info logged"
@@ -87,7 +105,7 @@ dl=$(q "$T/a.db" "SELECT stage || '|' || status || '|' || closed_at FROM deals W
 ok "$(test "$dl" = "closed_lost|lost|$(iso 3 | cut -c1-10)"; echo $?)" "a deleted opportunity is closed as lost on its delete day" "got '$dl'"
 sync "$T/a.db"
 ok $? "a rerun"
-awk '$1 == "deal" || $1 == "deal_history" { if ($4 != 0) exit 1 }' "$T/out"
+awk '$1 == "deal" || $1 == "deal_history" || $1 == "deal_created" { if ($4 != 0) exit 1 }' "$T/out"
 ok $? "writes nothing new" "$(cat "$T/out")"
 
 # Deletes purged from the Recycle Bin before a sync saw them: gone from

@@ -36,8 +36,9 @@ change's time.
 The SOQL understood is what connectors/salesforce.lua sends: SELECT fields
 (relationship fields like Account.Name) FROM Account|Opportunity|
 OpportunityFieldHistory [WHERE <cond> [AND <cond>]...] [ORDER BY ...], a
-<cond> being <Field> > <datetime>, <Field> = true|false, <Field> IN ('a', 'b')
-or Opportunity.PartnerAccountId != null.
+<cond> being <Field> > <datetime>, <Field> = true|false, <Field> IN ('a', 'b'),
+<Field> != null, Opportunity.PartnerAccountId != null or (history)
+Opportunity.CreatedDate > <datetime>; ORDER BY ... DESC reverses the order.
 Partner accounts are Accounts with IsPartner; deal registrations are
 Opportunities with PartnerAccountId. Ids are the export's own IDs.
 """
@@ -125,7 +126,8 @@ class Salesforce:
         self.fields = {o: set().union(*[set(x) for x in recs.values()]) | {"Account.Name"}
                        for o, recs in self.objects.items() if recs}
         self.fields["OpportunityFieldHistory"] = {"Id", "OpportunityId", "Field", "OldValue",
-                                                  "NewValue", "CreatedDate", "IsDeleted"}
+                                                  "NewValue", "CreatedDate", "IsDeleted",
+                                                  "Opportunity.CreatedDate"}
 
     def history(self, opp, old, new, ms):
         """One OpportunityFieldHistory row per tracked field that changed."""
@@ -241,6 +243,17 @@ class Salesforce:
                 recs = [r for r in recs if (opps.get(r["OpportunityId"]) or {}).get(
                     "PartnerAccountId")]
                 continue
+            c = re.match(r"^Opportunity\.CreatedDate\s*>\s*(\S+)$", cond.strip())
+            if c and obj == "OpportunityFieldHistory":
+                opps = self.objects["Opportunity"]
+                t = pl.ms_of_iso(c.group(1)[:19] + "Z")
+                recs = [r for r in recs if (opps.get(r["OpportunityId"]) or {}).get("CreatedDate")
+                        and pl.ms_of_iso(opps[r["OpportunityId"]]["CreatedDate"][:19] + "Z") > t]
+                continue
+            c = re.match(r"^(\w+)\s*!=\s*null$", cond.strip(), re.I)
+            if c and c.group(1) in self.fields[obj]:
+                recs = [r for r in recs if r.get(c.group(1)) is not None]
+                continue
             c = re.match(r"^(\w+)\s+IN\s*\((.*)\)$", cond.strip(), re.I)
             if c and c.group(1) in self.fields[obj]:
                 vals = re.findall(r"'([^']*)'", c.group(2))
@@ -260,7 +273,8 @@ class Salesforce:
             t = pl.ms_of_iso(v[:19] + "Z")
             key = lambda r: pl.ms_of_iso(r[f][:19] + "Z") if r.get(f) else 0  # noqa: E731
             recs = [r for r in recs if (key(r) > t if op == ">" else key(r) >= t)]
-        recs.sort(key=lambda r: (r.get("SystemModstamp") or r.get("CreatedDate") or "", r["Id"]))
+        recs.sort(key=lambda r: (r.get("SystemModstamp") or r.get("CreatedDate") or "", r["Id"]),
+                  reverse=bool(re.search(r"\bDESC\b", m.group(4) or "", re.I)))
         size = 2000
         opt = h.headers.get("Sforce-Query-Options") or ""
         bm = re.search(r"batchSize=(\d+)", opt)
@@ -273,6 +287,10 @@ class Salesforce:
             for f in fields:
                 if f == "Account.Name":
                     row["Account"] = r.get("Account")
+                elif f == "Opportunity.CreatedDate":
+                    o = self.objects["Opportunity"].get(r["OpportunityId"]) or {}
+                    row["Opportunity"] = {"attributes": {"type": "Opportunity"},
+                                          "CreatedDate": o.get("CreatedDate")}
                 else:
                     row[f] = r.get(f)
             rows.append(row)

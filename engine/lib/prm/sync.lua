@@ -80,8 +80,14 @@ function M.check_connector(c, path)
       if o.document ~= nil then bad(f .. ".declare", "absent on a document object") end
       if o.map ~= nil then bad(f .. ".map", "absent when .declare declares the fields (use .finish)") end
       if o.finish ~= nil and type(o.finish) ~= "function" then bad(f .. ".finish", "a function(rec, raw, ctx)") end
-      if o.finish_when ~= nil and (type(o.finish_when) ~= "string" or o.finish == nil) then
-        bad(f .. ".finish_when", "a path (with .finish): finish runs for the records where it is true")
+      local fw = o.finish_when
+      local fw_ok = type(fw) == "string"
+      if type(fw) == "table" then
+        fw_ok = #fw >= 1 and #fw <= 4
+        for _, p in ipairs(fw) do fw_ok = fw_ok and type(p) == "string" end
+      end
+      if fw ~= nil and (not fw_ok or o.finish == nil) then
+        bad(f .. ".finish_when", "a path or a list of up to 4 (with .finish): finish runs for the records where one is true")
       end
       if o.inputs ~= nil then
         if type(o.inputs) ~= "table" then bad(f .. ".inputs", "a list of paths") end
@@ -319,7 +325,11 @@ function M.compile_declared(db, o, key, path, ctx, wfield, scale)
     if type(it[2]) == "table" then for _, c in ipairs(it[2]) do add(c) end else add(it[2]) end
   end
   for _, p in ipairs(o.inputs or {}) do add(p) end
-  add(o.finish_when)
+  if type(o.finish_when) == "table" then
+    for _, p in ipairs(o.finish_when) do add(p) end
+  else
+    add(o.finish_when)
+  end
   for _, x in ipairs(o.fields or {}) do add(x.from) end
   add(wfield)
   add("key") add("id") add("Id")
