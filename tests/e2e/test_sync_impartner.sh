@@ -113,6 +113,16 @@ ok "$(test $? -ne 0; echo $?)" "a page with a mistyped count fails"
 grep -q "deal: malformed page 3 of $PEER_URL/api/objects/v1/Opportunity?.*take=100&skip=200: the total count is missing or not a number" "$T/err"
 ok $? "naming object, URL and page" "$(grep -a malformed "$T/err" | head -1)"
 ok "$(test "$(q "$T/m.db" "SELECT count(*) FROM deals")" -eq 200; echo $?)" "nothing past the good pages"
+# A count that is a number but not a whole count in range (1e300 was cast to
+# a long: undefined behaviour) is not read: the page fails the same way.
+for c in 1e300 -1 2.5; do
+  rm -f "$T/m.db"*
+  faults "{\"bad_count_page\": 3, \"object\": \"Opportunity\", \"count\": $c}"
+  sync "$T/m.db"
+  rc=$?
+  ok "$(test $rc -ne 0 && grep -q "deal: malformed page 3 of $PEER_URL/api/objects/v1/Opportunity?.*take=100&skip=200: the total count is missing or not a number" "$T/err"; echo $?)" "a count of $c is not taken for the total: the page fails, named" "$(grep -a malformed "$T/err" | head -1)"
+  ok "$(test "$(q "$T/m.db" "SELECT count(*) FROM deals")" -eq 200; echo $?)" "count $c: nothing past the good pages"
+done
 faults '{}'
 
 IMPARTNER_API_KEY=imp_live_WRONGkey_0042 sync "$T/c.db"

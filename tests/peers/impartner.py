@@ -181,6 +181,10 @@ class Impartner:
                            "text/html")
         if peer.page_fault("wrong_type_page", obj, page):
             body["data"]["count"] = "many"
+        if peer.page_fault("bad_count_page", obj, page):
+            # {"bad_count_page": P, "count": X}: a count that is a JSON number
+            # but no count (1e300, -1, 2.5): never read as one.
+            body["data"]["count"] = peer.faults.get("count", 1e300)
         data = json.dumps(body).encode()
         if peer.page_fault("truncate_page", obj, page):
             data = data[: len(data) // 2]
