@@ -199,6 +199,18 @@ for fault in truncate_page html_page wrong_type_page repeated_items_page; do
   ok "$(test -z "$(q "$T/m.db" "SELECT watermark FROM sync_state WHERE object = 'deal'")"; echo $?)" "$fault: deal watermark not advanced"
   ok "$(test "$(q "$T/m.db" "SELECT count(*) FROM deals")" -eq 250; echo $?)" "$fault: only the good page stored"
 done
+# The Lua-mapped path (cjson) refuses the repeated records array as the walk does.
+faults '{"repeated_items_page": 2, "object": "deals"}'
+for how in walk decode; do
+  "$P" --db "$T/probe.db" run "$ROOT/tests/e2e/pages_probe.lua" "$PEER_URL" "$PARTNERSTACK_PUBLIC_KEY" \
+    "$PARTNERSTACK_SECRET_KEY" "$how" >"$T/probe.out" 2>>"$LOGS"
+  grep -q "^deal: malformed page 2 of .*: repeated key 'items' in the page's envelope" "$T/probe.out"
+  ok $? "repeated records array, $how path: the page refused" "$(cat "$T/probe.out")"
+done
+faults '{}'
+a=$("$P" --db "$T/probe.db" run "$ROOT/tests/e2e/pages_probe.lua" "$PEER_URL" "$PARTNERSTACK_PUBLIC_KEY" "$PARTNERSTACK_SECRET_KEY" walk 2>>"$LOGS")
+b=$("$P" --db "$T/probe.db" run "$ROOT/tests/e2e/pages_probe.lua" "$PEER_URL" "$PARTNERSTACK_PUBLIC_KEY" "$PARTNERSTACK_SECRET_KEY" decode 2>>"$LOGS")
+ok "$(test "$a" = "$b" && case "$a" in "ok "*) true ;; *) false ;; esac; echo $?)" "a clean listing: both paths read the same pages and records" "$a / $b"
 q "$T/m.db" "SELECT watermark FROM sync_state WHERE object = 'payout'" | grep -q '^20'
 ok $? "the other objects still synced"
 faults '{}'
