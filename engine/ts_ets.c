@@ -434,8 +434,41 @@ static int g_maxit_per_dim = 30;
 static double g_abstol = 1e-5;
 static int g_restarts = 0;
 
+/* Which fit (issue 11, item 5; ts_ets_set_fit): TS_ETS_FIT_OWN (above),
+ * TS_ETS_FIT_R (R's own optimiser and stopping rule, below) or
+ * TS_ETS_FIT_CHOOSE (the own search, then the chosen model's two fits
+ * compared by rolling origin on the training data) or TS_ETS_FIT_R_CHOSEN
+ * (the own search, the chosen model refitted R's way). */
+static int g_fit = TS_ETS_FIT_OWN;
+
+/* R's optimisation budget and tolerance (forecast::etsmodel: maxit = 2000
+ * evaluations, etsNelderMead(..., abstol = -Inf, intol = sqrt(eps))). */
+#define R_MAXIT 2000
+#define R_RELTOL 1.490116119384765625e-8
+
+/* The fit in R's coordinates: the states on the data's scale (additive
+ * seasonal states too; multiplicative ones are ratios), the objective R's
+ * "lik" on the data (the scaled one plus 2 n log scale).  Both matter for
+ * R's stopping point: its one simplex step is 0.1 max |par| (mostly the
+ * level, in data units) and its tolerance is relative to |lik|. */
+typedef struct rawctx {
+    fitctx *c;
+    int dim, k0, k1;   /* coordinates k0..k1-1 are divided by scale */
+    double scale, off; /* off = 2 n log scale */
+} rawctx;
+
+static double objective_raw(const double *raw, void *vctx)
+{
+    rawctx *r = vctx;
+    double par[TS_NM_MAXDIM];
+    for (int j = 0; j < r->dim; j++)
+        par[j] = (j >= r->k0 && j < r->k1) ? raw[j] / r->scale : raw[j];
+    double lik = objective(par, r->c);
+    return lik < TS_BIG ? lik + r->off : TS_BIG;
+}
+
 static int fit_one(const double *ys, int n, int mdata, spec sp, const double *init,
-                   ts_ets *fit, double *lik_out)
+                   double scale, int rlike, ts_ets *fit, double *lik_out)
 {
     fitctx c;
     memset(&c, 0, sizeof c);
@@ -483,9 +516,23 @@ static int fit_one(const double *ys, int n, int mdata, spec sp, const double *in
     int maxit = g_maxit_per_dim * dim;
     if (maxit < 200)
         maxit = 200;
-    if (ts_nelder_mead(objective, &c, par, step, dim, maxit, g_abstol, &f0) != 0 || f0 >= TS_BIG)
+    if (rlike) {
+        /* R's start (the same par), R's coordinates, R's optimiser */
+        int k0 = dim - ns;
+        rawctx rc = {&c, dim, k0, k0 + 1 + c.ntrend + (sp.s == 'A' ? c.m - 1 : 0), scale,
+                     2.0 * n * log(scale)};
+        double raw[TS_NM_MAXDIM];
+        for (int j = 0; j < dim; j++)
+            raw[j] = (j >= rc.k0 && j < rc.k1) ? par[j] * scale : par[j];
+        if (ts_nmmin(objective_raw, &rc, raw, dim, R_MAXIT, R_RELTOL, &f0) < 0 || f0 >= TS_BIG)
+            return -1;
+        for (int j = 0; j < dim; j++)
+            par[j] = (j >= rc.k0 && j < rc.k1) ? raw[j] / scale : raw[j];
+    } else if (ts_nelder_mead(objective, &c, par, step, dim, maxit, g_abstol, &f0) != 0 ||
+               f0 >= TS_BIG) {
         return -1;
-    for (int r = 0; r < g_restarts; r++) {
+    }
+    for (int r = 0; r < g_restarts && !rlike; r++) {
         /* Restart from the optimum with a fresh simplex: Nelder-Mead in 17
          * dimensions often stalls on a ridge. */
         double f1, p1[TS_NM_MAXDIM];
@@ -538,6 +585,87 @@ static void rescale(ts_ets *f, double scale)
         f->sigma2 *= scale * scale;
 }
 
+static void point_forecasts(const ts_ets *f, int h, double *out);
+
+/* Log-likelihood and information criteria of a fit to y / scale with R's
+ * "lik" value lik (on the scaled data). */
+static void set_criteria(ts_ets *f, double lik, int n, double scale)
+{
+    double np = f->npar + 1.0;
+    double lik0 = lik + 2.0 * n * log(scale);
+    f->loglik = -0.5 * lik0;
+    f->aic = lik0 + 2.0 * np;
+    f->bic = lik0 + log((double)n) * np;
+    f->aicc = (n - np - 1.0 > 0.0) ? f->aic + 2.0 * np * (np + 1.0) / (n - np - 1.0) : INFINITY;
+}
+
+static spec spec_of(const ts_ets *f)
+{
+    spec sp = {f->error, f->trend, f->season, f->damped};
+    return sp;
+}
+
+/* The model of fit (on ys = y / scale), fitted again with R's optimiser
+ * from R's start on ys[0..n-1]. */
+static int fit_rlike_same(const double *ys, int n, int m, double scale, const ts_ets *fit,
+                          ts_ets *alt, double *work)
+{
+    double init[NSTATE], lik;
+    init_states(ys, n, m, fit->trend, fit->season, init, work);
+    memset(alt, 0, sizeof *alt);
+    if (fit_one(ys, n, m, spec_of(fit), init, scale, 1, alt, &lik) != 0)
+        return -1;
+    set_criteria(alt, lik, n, scale);
+    return isfinite(alt->aicc) ? 0 : -1;
+}
+
+/* Rolling origin inside the training data (issue 11, item 5): the model of
+ * fit is refitted on ys[0..o-1] both ways (the own optimiser and R's) at
+ * TS_ETS_CHOOSE_ORIGINS non-overlapping origins o = n - hh (k + 1), hh =
+ * min(h, n / 4) and o long enough to fit the model, and the fits' mean
+ * absolute errors on ys[o..o+hh-1] compared.  Only data up to y[n-1] are
+ * used.  Returns 1 when R's fit's errors, averaged over the origins where
+ * both fits could be made, are smaller; 0 otherwise (ties, and when no
+ * origin can be used, keep the own fit). */
+static int choose_by_origin(const double *ys, int n, int m, double scale, const ts_ets *fit,
+                            int h, double *work)
+{
+    int hh = h < n / 4 ? h : n / 4;
+    if (hh < 1)
+        return 0;
+    spec sp = spec_of(fit);
+    double mae[2] = {0.0, 0.0};
+    int used = 0;
+    for (int k = 0; k < TS_ETS_CHOOSE_ORIGINS; k++) {
+        int o = n - hh * (k + 1);
+        if (o < fit->npar + 4 || (sp.s != 'N' && o <= m))
+            break;
+        double init[NSTATE], lik, buf[64], a[2];
+        init_states(ys, o, m, sp.t, sp.s, init, work);
+        int ok = 1;
+        for (int w = 0; w < 2 && ok; w++) {
+            ts_ets f;
+            memset(&f, 0, sizeof f);
+            if (fit_one(ys, o, m, sp, init, scale, w, &f, &lik) != 0) {
+                ok = 0;
+                break;
+            }
+            int hk = hh > 64 ? 64 : hh;
+            point_forecasts(&f, hk, buf);
+            a[w] = 0.0;
+            for (int t = 0; t < hk; t++)
+                a[w] += fabs(ys[o + t] - buf[t]);
+            a[w] /= hk;
+        }
+        if (!ok)
+            continue;
+        mae[0] += a[0];
+        mae[1] += a[1];
+        used++;
+    }
+    return used > 0 && mae[1] < mae[0];
+}
+
 static int parse_spec(const char *s, char *e, char *t, char *d, char *se)
 {
     /* E T [d] S, with Z meaning "any" */
@@ -565,8 +693,6 @@ int ts_ets_fit(const double *y, int n, int period, const char *specstr, int damp
 {
     return ts_ets_select(y, n, period, specstr, damped_only, 0, fit, NULL, err);
 }
-
-static void point_forecasts(const ts_ets *f, int h, double *out);
 
 /* Does the model, fitted on y/scale, forecast a non-positive value within h
  * steps?  (States are still on the fitting scale, which keeps the sign.) */
@@ -663,15 +789,10 @@ int ts_ets_select(const double *y, int n, int period, const char *specstr, int d
                 spec sp = {e, t, s, damped};
                 double lik;
                 memset(&cand, 0, sizeof cand);
-                if (fit_one(ys, n, m, sp, init[ti][si], &cand, &lik) != 0)
+                if (fit_one(ys, n, m, sp, init[ti][si], scale, g_fit == TS_ETS_FIT_R, &cand,
+                            &lik) != 0)
                     continue;
-                double np = cand.npar + 1.0;
-                double lik0 = lik + 2.0 * n * log(scale);
-                cand.loglik = -0.5 * lik0;
-                cand.aic = lik0 + 2.0 * np;
-                cand.bic = lik0 + log((double)n) * np;
-                cand.aicc = (n - np - 1.0 > 0.0) ? cand.aic + 2.0 * np * (np + 1.0) / (n - np - 1.0)
-                                                : INFINITY;
+                set_criteria(&cand, lik, n, scale);
                 if (!isfinite(cand.aicc))
                     continue;
                 /* Strictly positive data: a model whose forecasts cross zero
@@ -696,11 +817,19 @@ int ts_ets_select(const double *y, int n, int period, const char *specstr, int d
             }
         }
     }
-    free(ys);
     if (!found && found_implausible) {
         *fit = best_implausible;
         found = 1;
     }
+    if (found && (g_fit == TS_ETS_FIT_CHOOSE || g_fit == TS_ETS_FIT_R_CHOSEN)) {
+        ts_ets alt;
+        if (fit_rlike_same(ys, n, m, scale, fit, &alt, work) == 0 &&
+            !(h_positive > 0 && positive && goes_nonpositive(&alt, h_positive)) &&
+            (g_fit == TS_ETS_FIT_R_CHOSEN ||
+             choose_by_origin(ys, n, m, scale, fit, h_positive > 0 ? h_positive : 1, work) == 1))
+            *fit = alt;
+    }
+    free(ys);
     if (!found)
         return prm_error_set(err, "ets: no admissible %s model could be fitted (n %d, period %d)",
                              specstr, n, m);
@@ -916,6 +1045,12 @@ void ts_ets_set_beta_prior(double weight)
 {
     if (weight >= 0.0)
         g_beta_prior = weight;
+}
+
+void ts_ets_set_fit(int which)
+{
+    if (which >= TS_ETS_FIT_OWN && which <= TS_ETS_FIT_R_CHOSEN)
+        g_fit = which;
 }
 
 void ts_ets_set_effort(int maxit_per_dim, double abstol, int restarts)
