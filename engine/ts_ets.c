@@ -33,6 +33,7 @@ typedef struct fitctx {
     int n, m;          /* m = 1 for non-seasonal models */
     spec sp;
     int ntrend;        /* 1 when the model has a trend state */
+    int rlike;         /* R's region and likelihood (fit_one's R-like fit) */
     double ring[MAXM]; /* scratch for the seasonal states */
 } fitctx;
 
@@ -71,6 +72,17 @@ filter_impl(fitctx *c, double alpha, double beta, double gamma, double phi, cons
         double e;
         if (E == 'A') {
             e = y[i] - f;
+        } else if (c->rlike) {
+            /* R's etscalc: any non-zero forecast, 2 sum log |f| */
+            if (f == 0.0)
+                return TS_BIG;
+            e = (y[i] - f) / f;
+            prod *= fabs(f);
+            if (++cnt == 16) {
+                slog += log(prod);
+                prod = 1.0;
+                cnt = 0;
+            }
         } else {
             if (!(f > 1e-10))
                 return TS_BIG;
@@ -159,15 +171,25 @@ static double filter(fitctx *c, double alpha, double beta, double gamma, double 
 
 /* All roots of c[0] + c[1] z + ... + c[k] z^k strictly inside the unit
  * circle (Schur-Cohn: p has all roots inside iff |c0| < |ck| and the reduced
- * polynomial (ck p(z) - c0 p*(z)) / z has too). */
-static int roots_inside(double *c, int k)
+ * polynomial (ck p(z) - c0 p*(z)) / z has too).  exact = 0 is the test the
+ * own fit has always used, which reduces in place and so reads coefficients
+ * it has already overwritten (wrong from degree 3, i.e. for every seasonal
+ * model; found in issue 11's ts7 session, kept for the own fit until the
+ * fix is measured, bench/RESULTS.md); exact = 1 reduces from a copy. */
+static int roots_inside(double *c, int k, int exact)
 {
+    double prev[MAXM + 2];
     while (k > 0) {
         if (!(fabs(c[0]) < fabs(c[k])))
             return 0;
         double a0 = c[0], ak = c[k];
+        const double *src = c;
+        if (exact) {
+            memcpy(prev, c, (size_t)(k + 1) * sizeof *c);
+            src = prev;
+        }
         for (int i = 0; i < k; i++)
-            c[i] = ak * c[i + 1] - a0 * c[k - 1 - i];
+            c[i] = ak * src[i + 1] - a0 * src[k - 1 - i];
         k--;
         /* keep the coefficients O(1): the leading one would otherwise decay
          * geometrically in the exponent and underflow */
@@ -182,8 +204,14 @@ static int roots_inside(double *c, int k)
 }
 
 /* R's admissible() for seasonal models (the non-seasonal conditions always
- * hold inside the usual bounds). */
-static int admissible_seasonal(double alpha, double beta, double gamma, double phi, int m)
+ * hold inside the usual bounds).  rpoly: R's region exactly, the
+ * characteristic polynomial's z^m coefficient as R (and Hyndman, Akram &
+ * Archibald 2008) have it, alpha + beta - phi, and an exact root test; the
+ * own fit has used beta - alpha phi there and the in-place root test
+ * since it was written (found in issue 11's ts7 session; kept for the own
+ * fit until the fix is measured, bench/RESULTS.md). */
+static int admissible_seasonal(double alpha, double beta, double gamma, double phi, int m,
+                               int rpoly)
 {
     if (gamma < fmax(1.0 - 1.0 / phi - alpha, 0.0) || gamma > 1.0 + 1.0 / phi - alpha)
         return 0;
@@ -196,9 +224,19 @@ static int admissible_seasonal(double alpha, double beta, double gamma, double p
     c[1] = alpha + beta - alpha * phi + gamma - 1.0;
     for (int j = 2; j < m; j++)
         c[j] = alpha + beta - alpha * phi;
-    c[m] = beta - alpha * phi;
+    c[m] = rpoly ? alpha + beta - phi : beta - alpha * phi;
     c[m + 1] = 1.0;
-    return roots_inside(c, m + 1);
+    if (rpoly) {
+        /* R accepts roots up to modulus 1 + 1e-10 (an undamped model with
+         * beta = 0 has one at z = 1): test p(lambda z), whose roots are
+         * p's divided by lambda = 1 + 1e-10 */
+        double lj = 1.0;
+        for (int j = 1; j <= m + 1; j++) {
+            lj *= 1.0 + 1e-10;
+            c[j] *= lj;
+        }
+    }
+    return roots_inside(c, m + 1, rpoly);
 }
 
 /* Unpacks par = alpha, [beta], [gamma], [phi], l0, [b0], s0..s(m-2) into the
@@ -222,7 +260,7 @@ static int unpack(const fitctx *c, const double *par, double *alpha, double *bet
         return 0;
     if (c->sp.s != 'N' && (*gamma < lo || *gamma > 1.0 - *alpha || *gamma > hi))
         return 0;
-    if (c->sp.s != 'N' && c->m > 1 && !admissible_seasonal(*alpha, *beta, *gamma, *phi, c->m))
+    if (c->sp.s != 'N' && c->m > 1 && !admissible_seasonal(*alpha, *beta, *gamma, *phi, c->m, c->rlike))
         return 0;
     int ns = 1 + c->ntrend;
     for (int j = 0; j < ns; j++)
@@ -477,6 +515,7 @@ static int fit_one(const double *ys, int n, int mdata, spec sp, const double *in
     c.m = (sp.s != 'N') ? mdata : 1;
     c.sp = sp;
     c.ntrend = (sp.t != 'N');
+    c.rlike = rlike;
     double par[TS_NM_MAXDIM], step[TS_NM_MAXDIM];
     int k = 0;
     double alpha = 1e-4 + 0.2 * (0.9999 - 1e-4) / c.m;
