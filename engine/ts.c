@@ -345,6 +345,150 @@ int ts_nelder_mead(ts_objective f, void *ctx, double *par, const double *step, i
     return 0;
 }
 
+/* R's Nelder-Mead (optim's nmmin, src/appl/optim.c), step for step, for a
+ * fit that stops where R's does (issue 11, item 5): one step size for every
+ * coordinate, 0.1 max |par_i| (0.1 when all are 0); reflection 1,
+ * contraction 0.5, expansion 2; stops when the simplex's values span at most
+ * reltol (|f| + reltol), after maxit evaluations, or when a shrink does not
+ * reduce the simplex.  Values >= TS_BIG play R's non-finite values (R
+ * replaces them by 1e35).  ts_nelder_mead above is the engine's own (per-
+ * coordinate steps, a feasible first simplex); this one exists only to
+ * reproduce R's stopping point.  Returns the evaluations used, -1 on bad
+ * arguments or an infeasible start. */
+int ts_nmmin(ts_objective f, void *ctx, double *par, int dim, int maxit, double reltol,
+             double *fmin)
+{
+    if (dim < 1 || dim > TS_NM_MAXDIM)
+        return -1;
+    enum { NV = TS_NM_MAXDIM + 2 };
+    double P[TS_NM_MAXDIM + 1][NV]; /* P[i][j]: coordinate i of vertex j; row dim: value */
+    double B[TS_NM_MAXDIM];
+    int n = dim, n1 = dim + 1, C = dim + 2;
+    double fv = f(par, ctx);
+    if (!(fv < TS_BIG))
+        return -1;
+    int funcount = 1, L = 1, H;
+    double convtol = reltol * (fabs(fv) + reltol);
+    P[n1 - 1][0] = fv;
+    for (int i = 0; i < n; i++)
+        P[i][0] = par[i];
+    double step = 0.0, size = 0.0;
+    for (int i = 0; i < n; i++)
+        if (0.1 * fabs(par[i]) > step)
+            step = 0.1 * fabs(par[i]);
+    if (step == 0.0)
+        step = 0.1;
+    for (int j = 2; j <= n1; j++) {
+        for (int i = 0; i < n; i++)
+            P[i][j - 1] = par[i];
+        double trystep = step;
+        while (P[j - 2][j - 1] == par[j - 2]) {
+            P[j - 2][j - 1] = par[j - 2] + trystep;
+            trystep *= 10;
+        }
+        size += trystep;
+    }
+    double oldsize = size, VH, VL, VR;
+    int calcvert = 1;
+    for (;;) {
+        if (calcvert) {
+            for (int j = 0; j < n1; j++) {
+                if (j + 1 != L) {
+                    for (int i = 0; i < n; i++)
+                        B[i] = P[i][j];
+                    P[n1 - 1][j] = f(B, ctx);
+                    funcount++;
+                }
+            }
+            calcvert = 0;
+        }
+        VL = P[n1 - 1][L - 1];
+        VH = VL;
+        H = L;
+        for (int j = 1; j <= n1; j++) {
+            if (j != L) {
+                double v = P[n1 - 1][j - 1];
+                if (v < VL) {
+                    L = j;
+                    VL = v;
+                }
+                if (v > VH) {
+                    H = j;
+                    VH = v;
+                }
+            }
+        }
+        if (VH <= VL + convtol)
+            break;
+        for (int i = 0; i < n; i++) {
+            double t = -P[i][H - 1];
+            for (int j = 0; j < n1; j++)
+                t += P[i][j];
+            P[i][C - 1] = t / n;
+        }
+        for (int i = 0; i < n; i++)
+            B[i] = 2.0 * P[i][C - 1] - P[i][H - 1];
+        double fr = f(B, ctx);
+        funcount++;
+        VR = fr;
+        if (VR < VL) {
+            P[n1 - 1][C - 1] = fr;
+            for (int i = 0; i < n; i++) {
+                double e = 2.0 * B[i] - P[i][C - 1];
+                P[i][C - 1] = B[i];
+                B[i] = e;
+            }
+            double fe = f(B, ctx);
+            funcount++;
+            if (fe < VR) {
+                for (int i = 0; i < n; i++)
+                    P[i][H - 1] = B[i];
+                P[n1 - 1][H - 1] = fe;
+            } else {
+                for (int i = 0; i < n; i++)
+                    P[i][H - 1] = P[i][C - 1];
+                P[n1 - 1][H - 1] = VR;
+            }
+        } else {
+            if (VR < VH) {
+                for (int i = 0; i < n; i++)
+                    P[i][H - 1] = B[i];
+                P[n1 - 1][H - 1] = VR;
+            }
+            for (int i = 0; i < n; i++)
+                B[i] = 0.5 * P[i][H - 1] + 0.5 * P[i][C - 1];
+            double fc = f(B, ctx);
+            funcount++;
+            if (fc < P[n1 - 1][H - 1]) {
+                for (int i = 0; i < n; i++)
+                    P[i][H - 1] = B[i];
+                P[n1 - 1][H - 1] = fc;
+            } else if (VR >= VH) {
+                calcvert = 1;
+                size = 0.0;
+                for (int j = 0; j < n1; j++) {
+                    if (j + 1 != L) {
+                        for (int i = 0; i < n; i++) {
+                            P[i][j] = 0.5 * (P[i][j] - P[i][L - 1]) + P[i][L - 1];
+                            size += fabs(P[i][j] - P[i][L - 1]);
+                        }
+                    }
+                }
+                if (size < oldsize)
+                    oldsize = size;
+                else
+                    break;
+            }
+        }
+        if (funcount > maxit)
+            break;
+    }
+    for (int i = 0; i < n; i++)
+        par[i] = P[i][L - 1];
+    *fmin = P[n1 - 1][L - 1];
+    return funcount;
+}
+
 /* ---- names ---- */
 
 static const char *const method_names[] = {

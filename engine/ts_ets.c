@@ -33,6 +33,7 @@ typedef struct fitctx {
     int n, m;          /* m = 1 for non-seasonal models */
     spec sp;
     int ntrend;        /* 1 when the model has a trend state */
+    int rlike;         /* R's region and likelihood (fit_one's R-like fit) */
     double ring[MAXM]; /* scratch for the seasonal states */
 } fitctx;
 
@@ -71,6 +72,17 @@ filter_impl(fitctx *c, double alpha, double beta, double gamma, double phi, cons
         double e;
         if (E == 'A') {
             e = y[i] - f;
+        } else if (c->rlike) {
+            /* R's etscalc: any non-zero forecast, 2 sum log |f| */
+            if (f == 0.0)
+                return TS_BIG;
+            e = (y[i] - f) / f;
+            prod *= fabs(f);
+            if (++cnt == 16) {
+                slog += log(prod);
+                prod = 1.0;
+                cnt = 0;
+            }
         } else {
             if (!(f > 1e-10))
                 return TS_BIG;
@@ -159,15 +171,25 @@ static double filter(fitctx *c, double alpha, double beta, double gamma, double 
 
 /* All roots of c[0] + c[1] z + ... + c[k] z^k strictly inside the unit
  * circle (Schur-Cohn: p has all roots inside iff |c0| < |ck| and the reduced
- * polynomial (ck p(z) - c0 p*(z)) / z has too). */
-static int roots_inside(double *c, int k)
+ * polynomial (ck p(z) - c0 p*(z)) / z has too).  exact = 0 is the test the
+ * own fit has always used, which reduces in place and so reads coefficients
+ * it has already overwritten (wrong from degree 3, i.e. for every seasonal
+ * model; found in issue 11's ts7 session, kept for the own fit until the
+ * fix is measured, bench/RESULTS.md); exact = 1 reduces from a copy. */
+static int roots_inside(double *c, int k, int exact)
 {
+    double prev[MAXM + 2];
     while (k > 0) {
         if (!(fabs(c[0]) < fabs(c[k])))
             return 0;
         double a0 = c[0], ak = c[k];
+        const double *src = c;
+        if (exact) {
+            memcpy(prev, c, (size_t)(k + 1) * sizeof *c);
+            src = prev;
+        }
         for (int i = 0; i < k; i++)
-            c[i] = ak * c[i + 1] - a0 * c[k - 1 - i];
+            c[i] = ak * src[i + 1] - a0 * src[k - 1 - i];
         k--;
         /* keep the coefficients O(1): the leading one would otherwise decay
          * geometrically in the exponent and underflow */
@@ -182,8 +204,14 @@ static int roots_inside(double *c, int k)
 }
 
 /* R's admissible() for seasonal models (the non-seasonal conditions always
- * hold inside the usual bounds). */
-static int admissible_seasonal(double alpha, double beta, double gamma, double phi, int m)
+ * hold inside the usual bounds).  rpoly: R's region exactly, the
+ * characteristic polynomial's z^m coefficient as R (and Hyndman, Akram &
+ * Archibald 2008) have it, alpha + beta - phi, and an exact root test; the
+ * own fit has used beta - alpha phi there and the in-place root test
+ * since it was written (found in issue 11's ts7 session; kept for the own
+ * fit until the fix is measured, bench/RESULTS.md). */
+static int admissible_seasonal(double alpha, double beta, double gamma, double phi, int m,
+                               int rpoly)
 {
     if (gamma < fmax(1.0 - 1.0 / phi - alpha, 0.0) || gamma > 1.0 + 1.0 / phi - alpha)
         return 0;
@@ -196,9 +224,19 @@ static int admissible_seasonal(double alpha, double beta, double gamma, double p
     c[1] = alpha + beta - alpha * phi + gamma - 1.0;
     for (int j = 2; j < m; j++)
         c[j] = alpha + beta - alpha * phi;
-    c[m] = beta - alpha * phi;
+    c[m] = rpoly ? alpha + beta - phi : beta - alpha * phi;
     c[m + 1] = 1.0;
-    return roots_inside(c, m + 1);
+    if (rpoly) {
+        /* R accepts roots up to modulus 1 + 1e-10 (an undamped model with
+         * beta = 0 has one at z = 1): test p(lambda z), whose roots are
+         * p's divided by lambda = 1 + 1e-10 */
+        double lj = 1.0;
+        for (int j = 1; j <= m + 1; j++) {
+            lj *= 1.0 + 1e-10;
+            c[j] *= lj;
+        }
+    }
+    return roots_inside(c, m + 1, rpoly);
 }
 
 /* Unpacks par = alpha, [beta], [gamma], [phi], l0, [b0], s0..s(m-2) into the
@@ -222,7 +260,7 @@ static int unpack(const fitctx *c, const double *par, double *alpha, double *bet
         return 0;
     if (c->sp.s != 'N' && (*gamma < lo || *gamma > 1.0 - *alpha || *gamma > hi))
         return 0;
-    if (c->sp.s != 'N' && c->m > 1 && !admissible_seasonal(*alpha, *beta, *gamma, *phi, c->m))
+    if (c->sp.s != 'N' && c->m > 1 && !admissible_seasonal(*alpha, *beta, *gamma, *phi, c->m, c->rlike))
         return 0;
     int ns = 1 + c->ntrend;
     for (int j = 0; j < ns; j++)
@@ -434,8 +472,41 @@ static int g_maxit_per_dim = 30;
 static double g_abstol = 1e-5;
 static int g_restarts = 0;
 
+/* Which fit (issue 11, item 5; ts_ets_set_fit): TS_ETS_FIT_OWN (above),
+ * TS_ETS_FIT_R (R's own optimiser and stopping rule, below) or
+ * TS_ETS_FIT_CHOOSE (the own search, then the chosen model's two fits
+ * compared by rolling origin on the training data) or TS_ETS_FIT_R_CHOSEN
+ * (the own search, the chosen model refitted R's way). */
+static int g_fit = TS_ETS_FIT_OWN;
+
+/* R's optimisation budget and tolerance (forecast::etsmodel: maxit = 2000
+ * evaluations, etsNelderMead(..., abstol = -Inf, intol = sqrt(eps))). */
+#define R_MAXIT 2000
+#define R_RELTOL 1.490116119384765625e-8
+
+/* The fit in R's coordinates: the states on the data's scale (additive
+ * seasonal states too; multiplicative ones are ratios), the objective R's
+ * "lik" on the data (the scaled one plus 2 n log scale).  Both matter for
+ * R's stopping point: its one simplex step is 0.1 max |par| (mostly the
+ * level, in data units) and its tolerance is relative to |lik|. */
+typedef struct rawctx {
+    fitctx *c;
+    int dim, k0, k1;   /* coordinates k0..k1-1 are divided by scale */
+    double scale, off; /* off = 2 n log scale */
+} rawctx;
+
+static double objective_raw(const double *raw, void *vctx)
+{
+    rawctx *r = vctx;
+    double par[TS_NM_MAXDIM];
+    for (int j = 0; j < r->dim; j++)
+        par[j] = (j >= r->k0 && j < r->k1) ? raw[j] / r->scale : raw[j];
+    double lik = objective(par, r->c);
+    return lik < TS_BIG ? lik + r->off : TS_BIG;
+}
+
 static int fit_one(const double *ys, int n, int mdata, spec sp, const double *init,
-                   ts_ets *fit, double *lik_out)
+                   double scale, int rlike, ts_ets *fit, double *lik_out)
 {
     fitctx c;
     memset(&c, 0, sizeof c);
@@ -444,6 +515,7 @@ static int fit_one(const double *ys, int n, int mdata, spec sp, const double *in
     c.m = (sp.s != 'N') ? mdata : 1;
     c.sp = sp;
     c.ntrend = (sp.t != 'N');
+    c.rlike = rlike;
     double par[TS_NM_MAXDIM], step[TS_NM_MAXDIM];
     int k = 0;
     double alpha = 1e-4 + 0.2 * (0.9999 - 1e-4) / c.m;
@@ -483,9 +555,23 @@ static int fit_one(const double *ys, int n, int mdata, spec sp, const double *in
     int maxit = g_maxit_per_dim * dim;
     if (maxit < 200)
         maxit = 200;
-    if (ts_nelder_mead(objective, &c, par, step, dim, maxit, g_abstol, &f0) != 0 || f0 >= TS_BIG)
+    if (rlike) {
+        /* R's start (the same par), R's coordinates, R's optimiser */
+        int k0 = dim - ns;
+        rawctx rc = {&c, dim, k0, k0 + 1 + c.ntrend + (sp.s == 'A' ? c.m - 1 : 0), scale,
+                     2.0 * n * log(scale)};
+        double raw[TS_NM_MAXDIM];
+        for (int j = 0; j < dim; j++)
+            raw[j] = (j >= rc.k0 && j < rc.k1) ? par[j] * scale : par[j];
+        if (ts_nmmin(objective_raw, &rc, raw, dim, R_MAXIT, R_RELTOL, &f0) < 0 || f0 >= TS_BIG)
+            return -1;
+        for (int j = 0; j < dim; j++)
+            par[j] = (j >= rc.k0 && j < rc.k1) ? raw[j] / scale : raw[j];
+    } else if (ts_nelder_mead(objective, &c, par, step, dim, maxit, g_abstol, &f0) != 0 ||
+               f0 >= TS_BIG) {
         return -1;
-    for (int r = 0; r < g_restarts; r++) {
+    }
+    for (int r = 0; r < g_restarts && !rlike; r++) {
         /* Restart from the optimum with a fresh simplex: Nelder-Mead in 17
          * dimensions often stalls on a ridge. */
         double f1, p1[TS_NM_MAXDIM];
@@ -538,6 +624,87 @@ static void rescale(ts_ets *f, double scale)
         f->sigma2 *= scale * scale;
 }
 
+static void point_forecasts(const ts_ets *f, int h, double *out);
+
+/* Log-likelihood and information criteria of a fit to y / scale with R's
+ * "lik" value lik (on the scaled data). */
+static void set_criteria(ts_ets *f, double lik, int n, double scale)
+{
+    double np = f->npar + 1.0;
+    double lik0 = lik + 2.0 * n * log(scale);
+    f->loglik = -0.5 * lik0;
+    f->aic = lik0 + 2.0 * np;
+    f->bic = lik0 + log((double)n) * np;
+    f->aicc = (n - np - 1.0 > 0.0) ? f->aic + 2.0 * np * (np + 1.0) / (n - np - 1.0) : INFINITY;
+}
+
+static spec spec_of(const ts_ets *f)
+{
+    spec sp = {f->error, f->trend, f->season, f->damped};
+    return sp;
+}
+
+/* The model of fit (on ys = y / scale), fitted again with R's optimiser
+ * from R's start on ys[0..n-1]. */
+static int fit_rlike_same(const double *ys, int n, int m, double scale, const ts_ets *fit,
+                          ts_ets *alt, double *work)
+{
+    double init[NSTATE], lik;
+    init_states(ys, n, m, fit->trend, fit->season, init, work);
+    memset(alt, 0, sizeof *alt);
+    if (fit_one(ys, n, m, spec_of(fit), init, scale, 1, alt, &lik) != 0)
+        return -1;
+    set_criteria(alt, lik, n, scale);
+    return isfinite(alt->aicc) ? 0 : -1;
+}
+
+/* Rolling origin inside the training data (issue 11, item 5): the model of
+ * fit is refitted on ys[0..o-1] both ways (the own optimiser and R's) at
+ * TS_ETS_CHOOSE_ORIGINS non-overlapping origins o = n - hh (k + 1), hh =
+ * min(h, n / 4) and o long enough to fit the model, and the fits' mean
+ * absolute errors on ys[o..o+hh-1] compared.  Only data up to y[n-1] are
+ * used.  Returns 1 when R's fit's errors, averaged over the origins where
+ * both fits could be made, are smaller; 0 otherwise (ties, and when no
+ * origin can be used, keep the own fit). */
+static int choose_by_origin(const double *ys, int n, int m, double scale, const ts_ets *fit,
+                            int h, double *work)
+{
+    int hh = h < n / 4 ? h : n / 4;
+    if (hh < 1)
+        return 0;
+    spec sp = spec_of(fit);
+    double mae[2] = {0.0, 0.0};
+    int used = 0;
+    for (int k = 0; k < TS_ETS_CHOOSE_ORIGINS; k++) {
+        int o = n - hh * (k + 1);
+        if (o < fit->npar + 4 || (sp.s != 'N' && o <= m))
+            break;
+        double init[NSTATE], lik, buf[64], a[2];
+        init_states(ys, o, m, sp.t, sp.s, init, work);
+        int ok = 1;
+        for (int w = 0; w < 2 && ok; w++) {
+            ts_ets f;
+            memset(&f, 0, sizeof f);
+            if (fit_one(ys, o, m, sp, init, scale, w, &f, &lik) != 0) {
+                ok = 0;
+                break;
+            }
+            int hk = hh > 64 ? 64 : hh;
+            point_forecasts(&f, hk, buf);
+            a[w] = 0.0;
+            for (int t = 0; t < hk; t++)
+                a[w] += fabs(ys[o + t] - buf[t]);
+            a[w] /= hk;
+        }
+        if (!ok)
+            continue;
+        mae[0] += a[0];
+        mae[1] += a[1];
+        used++;
+    }
+    return used > 0 && mae[1] < mae[0];
+}
+
 static int parse_spec(const char *s, char *e, char *t, char *d, char *se)
 {
     /* E T [d] S, with Z meaning "any" */
@@ -565,8 +732,6 @@ int ts_ets_fit(const double *y, int n, int period, const char *specstr, int damp
 {
     return ts_ets_select(y, n, period, specstr, damped_only, 0, fit, NULL, err);
 }
-
-static void point_forecasts(const ts_ets *f, int h, double *out);
 
 /* Does the model, fitted on y/scale, forecast a non-positive value within h
  * steps?  (States are still on the fitting scale, which keeps the sign.) */
@@ -663,15 +828,10 @@ int ts_ets_select(const double *y, int n, int period, const char *specstr, int d
                 spec sp = {e, t, s, damped};
                 double lik;
                 memset(&cand, 0, sizeof cand);
-                if (fit_one(ys, n, m, sp, init[ti][si], &cand, &lik) != 0)
+                if (fit_one(ys, n, m, sp, init[ti][si], scale, g_fit == TS_ETS_FIT_R, &cand,
+                            &lik) != 0)
                     continue;
-                double np = cand.npar + 1.0;
-                double lik0 = lik + 2.0 * n * log(scale);
-                cand.loglik = -0.5 * lik0;
-                cand.aic = lik0 + 2.0 * np;
-                cand.bic = lik0 + log((double)n) * np;
-                cand.aicc = (n - np - 1.0 > 0.0) ? cand.aic + 2.0 * np * (np + 1.0) / (n - np - 1.0)
-                                                : INFINITY;
+                set_criteria(&cand, lik, n, scale);
                 if (!isfinite(cand.aicc))
                     continue;
                 /* Strictly positive data: a model whose forecasts cross zero
@@ -696,11 +856,19 @@ int ts_ets_select(const double *y, int n, int period, const char *specstr, int d
             }
         }
     }
-    free(ys);
     if (!found && found_implausible) {
         *fit = best_implausible;
         found = 1;
     }
+    if (found && (g_fit == TS_ETS_FIT_CHOOSE || g_fit == TS_ETS_FIT_R_CHOSEN)) {
+        ts_ets alt;
+        if (fit_rlike_same(ys, n, m, scale, fit, &alt, work) == 0 &&
+            !(h_positive > 0 && positive && goes_nonpositive(&alt, h_positive)) &&
+            (g_fit == TS_ETS_FIT_R_CHOSEN ||
+             choose_by_origin(ys, n, m, scale, fit, h_positive > 0 ? h_positive : 1, work) == 1))
+            *fit = alt;
+    }
+    free(ys);
     if (!found)
         return prm_error_set(err, "ets: no admissible %s model could be fitted (n %d, period %d)",
                              specstr, n, m);
@@ -916,6 +1084,12 @@ void ts_ets_set_beta_prior(double weight)
 {
     if (weight >= 0.0)
         g_beta_prior = weight;
+}
+
+void ts_ets_set_fit(int which)
+{
+    if (which >= TS_ETS_FIT_OWN && which <= TS_ETS_FIT_R_CHOSEN)
+        g_fit = which;
 }
 
 void ts_ets_set_effort(int maxit_per_dim, double abstol, int restarts)

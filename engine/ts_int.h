@@ -13,6 +13,11 @@
 typedef double (*ts_objective)(const double *par, void *ctx);
 int ts_nelder_mead(ts_objective f, void *ctx, double *par, const double *step, int dim,
                    int maxit, double abstol, double *fmin);
+/* R's optim Nelder-Mead (nmmin) step for step: one step size, R's relative
+ * stopping rule, at most maxit evaluations; returns the evaluations used or
+ * -1 (bad dim, infeasible start).  ts.c. */
+int ts_nmmin(ts_objective f, void *ctx, double *par, int dim, int maxit, double reltol,
+             double *fmin);
 
 /* xoshiro256** seeded through splitmix64; normal deviates by Box-Muller. */
 typedef struct ts_rng {
@@ -54,6 +59,14 @@ int ts_ets_select(const double *y, int n, int period, const char *spec, int damp
 void ts_ets_set_effort(int maxit_per_dim, double abstol, int restarts);
 /* The weight of the prior on beta / alpha (ts_ets.c); < 0 keeps it. */
 void ts_ets_set_beta_prior(double weight);
+/* Which ETS fit (ts_ets.c; issue 11, item 5): the own optimiser, R's
+ * (forecast::ets's Nelder-Mead, start and stopping rule, on the data's
+ * scale), the own search with the chosen model's two fits compared by
+ * rolling origin on the training data, or the own search with the chosen
+ * model refitted R's way.  Other values keep the setting. */
+enum { TS_ETS_FIT_OWN, TS_ETS_FIT_R, TS_ETS_FIT_CHOOSE, TS_ETS_FIT_R_CHOSEN };
+#define TS_ETS_CHOOSE_ORIGINS 3
+void ts_ets_set_fit(int which);
 
 /* Theta, intermittent and baseline forecasters (y is clean: finite, n >= 2). */
 int ts_theta(const double *y, int n, int m, const ts_options *opt, ts_result *r,

@@ -93,6 +93,13 @@ def rules(S, j, L=None):
     pool_conf = clamp(srt[k - 1]) if srt else pool_q
     out["own when n >= 8, else pool conformal rank ceil((N+1)p) (ts.c since 2026-12-02 last)"] = (
         lambda own, n: clamp(own) if n >= MIN_ERR else pool_conf)
+    # a uniform multiplier of the current rule (issue 11, ts7): on the
+    # pooled factor only, and on every factor
+    for c in [0.8 + 0.05 * i for i in range(17)]:
+        out["current rule, pooled factor x %.2f" % c] = (
+            lambda own, n, c=c: clamp(own) if n >= MIN_ERR else clamp(c * pool_conf))
+        out["current rule, every factor x %.2f" % c] = (
+            lambda own, n, c=c: clamp(c * (clamp(own) if n >= MIN_ERR else pool_conf)))
     out["own when n >= 8, else quantile of the short series' pool"] = (
         lambda own, n: clamp(own) if n >= MIN_ERR else pool_qs)
     out["max(own, pool median)"] = lambda own, n: max(clamp(own) if n >= MIN_ERR else 0, pool_med)

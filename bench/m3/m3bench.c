@@ -422,6 +422,8 @@ int main(int argc, char **argv)
         ts_ets_set_effort(atoi(argv[5]), atof(argv[6]), argc >= 8 ? atoi(argv[7]) : -1);
     if (getenv("M3_ETS_BETA_PRIOR")) /* for choosing the prior's weight */
         ts_ets_set_beta_prior(atof(getenv("M3_ETS_BETA_PRIOR")));
+    if (getenv("M3_ETS_FIT")) /* 0 own, 1 R's, 2 chosen by rolling origin (ts_ets_set_fit) */
+        ts_ets_set_fit(atoi(getenv("M3_ETS_FIT")));
     load(dir, subset, step < 1 ? 1 : step);
     /* M3_TRAIN_HOLDOUT=1: the last h observations of each training part are
      * the test, the rest the training data; the real test part is never
