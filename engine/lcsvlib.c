@@ -246,6 +246,7 @@ typedef struct load_ctx {
     int fault;                 /* stack index of the fault hook, 0: none */
     int rej;                   /* stack index of the rejects list */
     lua_Integer nrej, nread, nwritten, nunchanged, last;
+    lua_Integer npending;      /* history rows waiting for store_history_flush */
 } load_ctx;
 
 /* A row of line `line` for r:load: counted, then stored or rejected. */
@@ -304,7 +305,8 @@ static void load_row(lua_State *L, lcsv *r, load_ctx *lc)
         load_reject(L, lc, r->row_start, err.msg);
         return;
     }
-    if (written) lc->nwritten++;
+    if (written == STORE_PENDING) lc->npending++;
+    else if (written) lc->nwritten++;
     else lc->nunchanged++;
 }
 
@@ -868,6 +870,9 @@ static int l_reader_load(lua_State *L)
     lua_newtable(L);
     lc.rej = 8;
     lc.last = -1;
+    /* History rows go to the store one statement per call (store.h). */
+    prm_error berr;
+    if (store_history_batch(lc.s, 1, &berr) < 0) return luaL_error(L, "%s", berr.msg);
     begin_parse(L, r);
     r->load = &lc;
     int more = 1;
@@ -886,6 +891,11 @@ static int l_reader_load(lua_State *L)
     }
     r->load = NULL;
     end_parse(L, r);
+    int64_t changed = 0;
+    if (store_history_flush(lc.s, &changed, &berr) < 0 || store_history_batch(lc.s, 0, &berr) < 0)
+        return luaL_error(L, "%s", berr.msg);
+    lc.nwritten += changed;
+    lc.nunchanged += lc.npending - changed;
     lua_pushboolean(L, more);
     lua_pushinteger(L, lc.nread);
     lua_pushinteger(L, lc.nwritten);
