@@ -534,6 +534,8 @@ typedef struct histbuf {
     size_t tlen, tcap;
     int counted;                   /* the rows waiting report STORE_PENDING */
     int64_t changed;               /* rows of such flushes that changed the store */
+    char *failed;                  /* a flush failed: its rows are lost, so every later
+                                      flush and commit fails until a rollback */
     sqlite3_stmt *flush;
     int registered;
 } histbuf;
@@ -546,6 +548,7 @@ static int hist_waiting(const store *s) { return s->up->hb && s->up->hb->n; }
 static void histbuf_free(histbuf *h)
 {
     if (!h) return;
+    free(h->failed);
     sqlite3_finalize(h->flush);
     free(h->row);
     free(h->text);
@@ -710,6 +713,8 @@ void store_history_drop(store *s)
     if (s->up && s->up->hb) {
         s->up->hb->n = s->up->hb->tlen = 0;
         s->up->hb->changed = 0;
+        free(s->up->hb->failed);
+        s->up->hb->failed = NULL;
     }
 }
 
@@ -718,7 +723,7 @@ int store_history_flush(store *s, int64_t *written, prm_error *err)
     if (written) *written = 0;
     histbuf *h = s->up ? s->up->hb : NULL;
     if (!h) return 0;
-    if (h->n && hist_write(s, h, err) < 0) return -1;
+    if ((h->n || h->failed) && hist_write(s, h, err) < 0) return -1;
     if (written) *written = h->changed;
     h->changed = 0;
     return 0;
@@ -726,6 +731,7 @@ int store_history_flush(store *s, int64_t *written, prm_error *err)
 
 static int hist_write(store *s, histbuf *h, prm_error *err)
 {
+    if (h->failed) return prm_error_set(err, "%s", h->failed);
     if (store_prep(s, &h->flush, "INSERT INTO deal_history (deal_id, observed_at, stage, amount,"
                    " expected_close, status, partner_probability) SELECT deal_id, observed_at, stage,"
                    " amount, expected_close, status, partner_probability FROM prm_history_rows WHERE 1"
@@ -735,7 +741,13 @@ static int hist_write(store *s, histbuf *h, prm_error *err)
     sqlite3_reset(h->flush);
     h->n = 0;
     h->tlen = 0;
-    if (rc != SQLITE_DONE) return prm_error_set(err, "writing deal history: %s", sqlite3_errmsg(s->db));
+    if (rc != SQLITE_DONE) {
+        prm_error_set(err, "writing deal history (the transaction must be rolled back): %s",
+                      sqlite3_errmsg(s->db));
+        free(h->failed);
+        h->failed = strdup(err->msg);
+        return -1;
+    }
     if (h->counted) h->changed += sqlite3_changes64(s->db);
     return 0;
 }
