@@ -297,6 +297,7 @@ typedef struct wpipe {
     char **rmsg;
     size_t nrej, rcap;
     int oom;
+    char *failed;                  /* a history flush failed: the call fails */
 } wpipe;
 
 static void chunk_free(chunk *c)
@@ -387,6 +388,16 @@ static void *pipe_writer(void *arg)
             else if (written == STORE_PENDING) lc->npending++;
             else if (written) lc->nwritten++;
             else lc->nunchanged++;
+        }
+        /* The chunk's history rows are written here too, not after the
+         * join on the parsing thread. */
+        int64_t changed = 0;
+        prm_error ferr;
+        if (!p->failed && lc->npending) {
+            if (store_history_flush(lc->s, &changed, &ferr) < 0) p->failed = strdup(ferr.msg);
+            lc->nwritten += changed;
+            lc->nunchanged += lc->npending - changed;
+            lc->npending = 0;
         }
         c->n = 0;
         c->tlen = 0;
@@ -521,6 +532,7 @@ static void pipe_free(wpipe *p)
     for (size_t i = 0; i < p->nrej; i++) free(p->rmsg[i]);
     free(p->rline);
     free(p->rmsg);
+    free(p->failed);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->can_take);
     pthread_cond_destroy(&p->can_put);
@@ -1172,10 +1184,10 @@ static int l_reader_load(lua_State *L)
     r->load = NULL;
     if (lc.pipe) {
         pipe_finish(&p);
-        if (prc == LUA_OK && p.oom) {
+        if (prc == LUA_OK && (p.oom || p.failed)) {
             lua_pop(L, 1);
-            lua_pushliteral(L, "out of memory");
-            prc = LUA_ERRMEM;
+            lua_pushstring(L, p.failed ? p.failed : "out of memory");
+            prc = LUA_ERRRUN;
         }
         for (size_t i = 0; prc == LUA_OK && i < p.nrej; i++) {
             lua_pushinteger(L, p.rline[i]);

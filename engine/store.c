@@ -351,6 +351,8 @@ int store_run(store *s, const char *sql, int n, const store_value *v, int64_t *r
 int store_prepare(store *s, const char *sql, store_stmt **out, prm_error *err)
 {
     sqlite3_stmt *st;
+    /* A script's statement sees the history rows still waiting (store.h). */
+    if (store_history_flush(s, NULL, err) < 0) return -1;
     const char *tail = NULL;
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, &tail) != SQLITE_OK)
         return store_db_error(s, err, "SQL");

@@ -462,13 +462,13 @@ static int same_value(sqlite3_stmt *st, int col, const store_value *v)
 
 static int hist_buffer(store *s, int64_t deal, const store_value *at, const store_value *const vals[5],
                        int counted, prm_error *err);
-static int hist_batching(const store *s);
+static int hist_batching(const store *s, int counted);
 static int hist_waiting(const store *s);
 
 static int history_put(store *s, int64_t deal, const store_value *at, const store_value *const vals[5],
                        int *changed, prm_error *err)
 {
-    if (hist_batching(s)) {
+    if (hist_batching(s, changed != NULL)) {
         if (changed) *changed = STORE_PENDING;
         return hist_buffer(s, deal, at, vals, changed != NULL, err);
     }
@@ -527,7 +527,8 @@ typedef struct hcell {
 enum { HCOLS = 7, HB_MAX = 16384 };   /* deal, at, stage, amount, close, status, probability */
 
 typedef struct histbuf {
-    int on;
+    int on;                        /* store_history_batch */
+    int firsts;                    /* a first load: deals' own states wait */
     hcell (*row)[HCOLS];
     size_t n, cap;
     char *text;
@@ -542,7 +543,14 @@ typedef struct histbuf {
 
 static int hist_write(store *s, histbuf *h, prm_error *err);
 
-static int hist_batching(const store *s) { return s->up->hb && s->up->hb->on; }
+/* Rows wait only inside a transaction (its commit writes them): with
+ * store_history_batch every history row, during a first load
+ * (store_bulk_begin) a deal's own state, which no caller counts. */
+static int hist_batching(const store *s, int counted)
+{
+    const histbuf *h = s->up->hb;
+    return h && (h->on || (h->firsts && !counted)) && !sqlite3_get_autocommit(s->db);
+}
 static int hist_waiting(const store *s) { return s->up->hb && s->up->hb->n; }
 
 static void histbuf_free(histbuf *h)
@@ -688,6 +696,19 @@ static const sqlite3_module hist_module = {
     .xRowid = hv_rowid,
 };
 
+/* The buffer and its virtual table, made once per handle. */
+static int hist_ready(store *s, prm_error *err)
+{
+    if (!s->up->hb && !(s->up->hb = calloc(1, sizeof *s->up->hb))) return prm_error_set(err, "out of memory");
+    histbuf *h = s->up->hb;
+    if (!h->registered) {
+        if (sqlite3_create_module_v2(s->db, "prm_history_rows", &hist_module, h, NULL) != SQLITE_OK)
+            return store_db_error(s, err, "history batch");
+        h->registered = 1;
+    }
+    return 0;
+}
+
 int store_history_batch(store *s, int on, prm_error *err)
 {
     if (!s->up && !(s->up = calloc(1, sizeof *s->up))) return prm_error_set(err, "out of memory");
@@ -696,14 +717,8 @@ int store_history_batch(store *s, int on, prm_error *err)
         if (s->up->hb) s->up->hb->on = 0;
         return 0;
     }
-    if (!s->up->hb && !(s->up->hb = calloc(1, sizeof *s->up->hb))) return prm_error_set(err, "out of memory");
-    histbuf *h = s->up->hb;
-    if (!h->registered) {
-        if (sqlite3_create_module_v2(s->db, "prm_history_rows", &hist_module, h, NULL) != SQLITE_OK)
-            return store_db_error(s, err, "history batch");
-        h->registered = 1;
-    }
-    h->on = 1;
+    if (hist_ready(s, err) < 0) return -1;
+    s->up->hb->on = 1;
     return 0;
 }
 
@@ -724,8 +739,10 @@ int store_history_flush(store *s, int64_t *written, prm_error *err)
     histbuf *h = s->up ? s->up->hb : NULL;
     if (!h) return 0;
     if ((h->n || h->failed) && hist_write(s, h, err) < 0) return -1;
-    if (written) *written = h->changed;
-    h->changed = 0;
+    if (written) {                 /* the count goes to the caller who takes it */
+        *written = h->changed;
+        h->changed = 0;
+    }
     return 0;
 }
 
@@ -791,8 +808,9 @@ int store_bulk_begin(store *s, int *bulk, prm_error *err)
     if (rc != SQLITE_ROW) return store_db_error(s, err, "first-load check");
     if (any) return 0;
     if (!s->up && !(s->up = calloc(1, sizeof *s->up))) return prm_error_set(err, "out of memory");
-    if (bulk_ddl(s, 1, err) < 0) return -1;
+    if (bulk_ddl(s, 1, err) < 0 || hist_ready(s, err) < 0) return -1;
     s->up->bulk = *bulk = 1;
+    s->up->hb->firsts = 1;
     return 0;
 }
 
@@ -800,6 +818,7 @@ int store_bulk_end(store *s, prm_error *err)
 {
     if (store_in_transaction(s)) return 0;
     if (s->up) s->up->bulk = 0;
+    if (s->up && s->up->hb) s->up->hb->firsts = 0;
     return bulk_ddl(s, 0, err);
 }
 

@@ -338,8 +338,9 @@ int main(void)
                 if (!pass) wsum[0] += w;
             }
             if (pass) {
-                /* the deal's own state went when the counted rows began */
-                T_EQ_INT(count(x, "SELECT count(*) FROM deal_history"), 1, "counted rows wait for the flush");
+                /* a script's statement writes what waits first (its count stays
+                 * for the caller's flush) */
+                T_EQ_INT(count(x, "SELECT count(*) FROM deal_history"), 4, "a statement sees the waiting rows");
                 T_OK(store_history_flush(x, &wsum[1], &err) == 0, "flush");
             }
             store_commit(x, &err);
@@ -381,6 +382,25 @@ int main(void)
              "batched history rows equal one statement per row");
         T_EQ_INT(wsum[1], wsum[0], "the flush counts the rows that changed the store");
         T_EQ_INT(wsum[0], 4, "of five rows, the copy of the first state changed nothing");
+    }
+
+    /* A first load's deals' own states wait inside a transaction (written
+     * by its commit) and never outside one (nothing would write them). */
+    {
+        store *x = fresh(STORE_VERSION);
+        int bulk = 0;
+        store_bulk_begin(x, &bulk, &err);
+        upsert_partner(x, "P1", "Gold", &w, &err);
+        upsert_deal(x, "D1", "P1", "registered", "open", 1, "2025-01-01T00:00:00Z", &w, &err);
+        store_begin(x, &err);
+        upsert_deal(x, "D2", "P1", "registered", "open", 2, "2025-01-02T00:00:00Z", &w, &err);
+        store_commit(x, &err);
+        store_bulk_end(x, &err);
+        store_close(x);
+        T_OK(store_open_raw(dbpath, &x, &err) == 0, "reopened");
+        T_OK(bulk == 1 && count(x, "SELECT count(*) FROM deal_history") == 2,
+             "first-load states written, in and outside a transaction");
+        store_close(x);
     }
 
     /* Statements refuse more than one statement at a time. */
