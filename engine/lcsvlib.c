@@ -258,7 +258,7 @@ typedef struct load_ctx {
 
 /* ---- r:load's writer thread -------------------------------------------- */
 
-/* With two threads (PRMCAST_THREADS unset or >= 2) r:load parses and
+/* With two threads (PRMCAST_THREADS=2) r:load parses and
  * converts rows on the calling thread and upserts them on a writer thread,
  * which owns the store for the call: the calling thread touches neither
  * the store nor SQLite until the writer is joined. Rows travel in chunks
@@ -266,8 +266,9 @@ typedef struct load_ctx {
  * (PIPE_DEPTH chunks), in file order; a row the parser refuses travels as
  * its reject, so the writer records every reject in line order. On the
  * 20k export the upserts are ~2/3 of r:load's instructions and parsing
- * and conversion the rest (bench/RESULTS.md, Ingest), so the two overlap
- * on two cores. PRMCAST_THREADS=1 keeps everything on one thread. */
+ * and conversion the rest (bench/RESULTS.md, Ingest), so the two could
+ * overlap on two cores; measured, they hardly do (load_threads), so this
+ * runs only with PRMCAST_THREADS=2. */
 enum { CHUNK_ROWS = 1024, PIPE_DEPTH = 3 };
 
 typedef struct chunk {
@@ -453,11 +454,16 @@ static void pipe_put(lua_State *L, wpipe *p, long line, const store_value *v, ui
     if (c->n == CHUNK_ROWS && pipe_submit(p) < 0) luaL_error(L, "out of memory");
 }
 
-/* PRMCAST_THREADS: 1 keeps r:load on one thread; unset or more, two. */
+/* PRMCAST_THREADS: 2 (or more) runs r:load's writer thread; unset or 1,
+ * one thread. One is the default because two did not pay: on an idle
+ * machine (2026-12-02, the 100k export) two threads took 2.7-2.95 s wall
+ * and 3.0 CPU s against one thread's 2.45-2.6 s wall and 2.25 CPU s
+ * (1.1 CPUs used: the per-batch join and commit, the index build and the
+ * WAL writes stay serial; bench/RESULTS.md, Ingest). */
 static int load_threads(void)
 {
     const char *e = getenv("PRMCAST_THREADS");
-    return e && *e && atoi(e) == 1 ? 1 : 2;
+    return e && *e && atoi(e) >= 2 ? 2 : 1;
 }
 
 /* Starts the writer; 0, or -1 (then the caller upserts on its own thread). */
