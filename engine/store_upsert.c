@@ -472,6 +472,8 @@ static int history_put(store *s, int64_t deal, const store_value *at, const stor
         if (changed) *changed = STORE_PENDING;
         return hist_buffer(s, deal, at, vals, changed != NULL, err);
     }
+    /* Rows waiting go first: a row written now must land after them. */
+    if (hist_waiting(s) && store_history_flush(s, NULL, err) < 0) return -1;
     if (store_prep(s, &s->up->hist_put, "INSERT INTO deal_history (deal_id, observed_at, stage,"
                    " amount, expected_close, status, partner_probability) VALUES (?1,?2,?3,?4,?5,?6,?7)"
                    HIST_UPSERT, err) < 0)

@@ -394,12 +394,20 @@ int main(void)
         upsert_deal(x, "D1", "P1", "registered", "open", 1, "2025-01-01T00:00:00Z", &w, &err);
         store_begin(x, &err);
         upsert_deal(x, "D2", "P1", "registered", "open", 2, "2025-01-02T00:00:00Z", &w, &err);
+        /* a change at the waiting state's instant, written at once, wins */
+        const store_object *c = store_object_find("deal_change");
+        store_value v[16];
+        change_of(c, v, "D2", "2025-01-02T00:00:00Z", "qualified", NULL);
+        v[store_field_index(c, "status")] = TXT("open");
+        T_OK(store_upsert(x, c, v, &w, &err) == 0 && w == 1, "a change written beside a waiting state");
         store_commit(x, &err);
         store_bulk_end(x, &err);
         store_close(x);
         T_OK(store_open_raw(dbpath, &x, &err) == 0, "reopened");
         T_OK(bulk == 1 && count(x, "SELECT count(*) FROM deal_history") == 2,
              "first-load states written, in and outside a transaction");
+        T_EQ_INT(count(x, "SELECT count(*) FROM deal_history WHERE stage = 'qualified'"), 1,
+                 "the later write stands over the waiting state");
         store_close(x);
     }
 
