@@ -17,6 +17,9 @@
 #include <csv.h>
 #include <lauxlib.h>
 #include <lua.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -107,6 +110,8 @@ typedef struct lcsv {
     struct plan_item *plan;
     int nplan;
     struct load_ctx *load;     /* r:load in progress: rows go to the store */
+    struct chunk *chunks;      /* r:load's writer chunks, kept between calls (each is
+                                  ~0.7 MB: fresh ones per call cost page faults) */
     /* csv.json_reader: records of JSON pages, the header their leaf paths */
     json_walker *jw;
     int *jhash, jhcap;         /* header path -> column + 1, open addressing */
@@ -246,11 +251,306 @@ typedef struct load_ctx {
     int fault;                 /* stack index of the fault hook, 0: none */
     int rej;                   /* stack index of the rejects list */
     lua_Integer nrej, nread, nwritten, nunchanged, last;
+    lua_Integer npending;      /* history rows waiting for store_history_flush */
+    lua_Integer max;           /* rows to read in this call */
+    struct wpipe *pipe;         /* the writer thread's queue, NULL: rows upserted here */
 } load_ctx;
+
+/* ---- r:load's writer thread -------------------------------------------- */
+
+/* With two threads (PRMCAST_THREADS=2) r:load parses and
+ * converts rows on the calling thread and upserts them on a writer thread,
+ * which owns the store for the call: the calling thread touches neither
+ * the store nor SQLite until the writer is joined. Rows travel in chunks
+ * of CHUNK_ROWS with their text copied, through a bounded queue
+ * (PIPE_DEPTH chunks), in file order; a row the parser refuses travels as
+ * its reject, so the writer records every reject in line order. On the
+ * 20k export the upserts are ~2/3 of r:load's instructions and parsing
+ * and conversion the rest (bench/RESULTS.md, Ingest), so the two could
+ * overlap on two cores; measured, they hardly do (load_threads), so this
+ * runs only with PRMCAST_THREADS=2. */
+enum { CHUNK_ROWS = 1024, PIPE_DEPTH = 3 };
+
+typedef struct chunk {
+    int n, nf;
+    long line[CHUNK_ROWS];
+    uint32_t iso[CHUNK_ROWS];
+    ptrdiff_t msg[CHUNK_ROWS];     /* a parse-side reject's text offset, -1: a row to upsert */
+    store_value *v;                /* CHUNK_ROWS x nf values */
+    ptrdiff_t *toff;               /* each value's text offset, -1: none */
+    char *text;
+    size_t tlen, tcap;
+    struct chunk *next;
+} chunk;
+
+typedef struct wpipe {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t can_take, can_put;
+    chunk *head, *tail;            /* filled, in order */
+    chunk *spare;                  /* emptied by the writer */
+    int queued, done;
+    int nf;
+    chunk *cur;                    /* being filled by the parser */
+    load_ctx *lc;
+    struct chunk **keep;           /* where the chunks go after the call (lcsv.chunks) */
+    long *rline;                   /* rejects, in line order (the writer's) */
+    char **rmsg;
+    size_t nrej, rcap;
+    int oom;
+    char *failed;                  /* a history flush failed: the call fails */
+} wpipe;
+
+static void chunk_free(chunk *c)
+{
+    if (!c) return;
+    free(c->v);
+    free(c->toff);
+    free(c->text);
+    free(c);
+}
+
+static chunk *chunk_new(int nf)
+{
+    chunk *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->v = malloc(sizeof *c->v * (size_t)(CHUNK_ROWS * nf));
+    c->toff = malloc(sizeof *c->toff * (size_t)(CHUNK_ROWS * nf));
+    if (!c->v || !c->toff) { chunk_free(c); return NULL; }
+    c->nf = nf;
+    return c;
+}
+
+static ptrdiff_t chunk_text(chunk *c, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    if (c->tlen + n > c->tcap) {
+        size_t cap = c->tcap ? c->tcap : 1 << 15;
+        while (cap < c->tlen + n) cap *= 2;
+        char *t = realloc(c->text, cap);
+        if (!t) return -1;
+        c->text = t;
+        c->tcap = cap;
+    }
+    memcpy(c->text + c->tlen, s, n);
+    c->tlen += n;
+    return (ptrdiff_t)(c->tlen - n);
+}
+
+static void pipe_reject(wpipe *p, long line, const char *msg)
+{
+    if (p->nrej == p->rcap) {
+        size_t cap = p->rcap ? p->rcap * 2 : 64;
+        long *l = realloc(p->rline, sizeof *l * cap);
+        if (l) p->rline = l;
+        char **m = l ? realloc(p->rmsg, sizeof *m * cap) : NULL;
+        if (m) p->rmsg = m;
+        if (!l || !m) { p->oom = 1; return; }
+        p->rcap = cap;
+    }
+    char *d = strdup(msg);
+    if (!d) { p->oom = 1; return; }
+    p->rline[p->nrej] = line;
+    p->rmsg[p->nrej++] = d;
+}
+
+/* The writer: upserts each chunk's rows in order. */
+static void *pipe_writer(void *arg)
+{
+    wpipe *p = arg;
+    load_ctx *lc = p->lc;
+    store_value v[32];
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (!p->head && !p->done) pthread_cond_wait(&p->can_take, &p->mu);
+        chunk *c = p->head;
+        if (c) {
+            p->head = c->next;
+            if (!p->head) p->tail = NULL;
+            p->queued--;
+        }
+        pthread_mutex_unlock(&p->mu);
+        if (!c) return NULL;
+        for (int i = 0; i < c->n; i++) {
+            if (c->msg[i] >= 0) {
+                pipe_reject(p, c->line[i], c->text + c->msg[i]);
+                continue;
+            }
+            const store_value *src = c->v + (size_t)i * (size_t)p->nf;
+            const ptrdiff_t *off = c->toff + (size_t)i * (size_t)p->nf;
+            for (int k = 0; k < p->nf; k++) {
+                v[k] = src[k];
+                if (off[k] >= 0) v[k].s = c->text + off[k];
+            }
+            prm_error err;
+            int written = 0;
+            if (store_upsert_iso(lc->s, lc->o, v, c->iso[i], &written, &err) < 0)
+                pipe_reject(p, c->line[i], err.msg);
+            else if (written == STORE_PENDING) lc->npending++;
+            else if (written) lc->nwritten++;
+            else lc->nunchanged++;
+        }
+        /* The chunk's history rows are written here too, not after the
+         * join on the parsing thread. */
+        int64_t changed = 0;
+        prm_error ferr;
+        if (!p->failed && lc->npending) {
+            if (store_history_flush(lc->s, &changed, &ferr) < 0) p->failed = strdup(ferr.msg);
+            lc->nwritten += changed;
+            lc->nunchanged += lc->npending - changed;
+            lc->npending = 0;
+        }
+        c->n = 0;
+        c->tlen = 0;
+        pthread_mutex_lock(&p->mu);
+        c->next = p->spare;
+        p->spare = c;
+        pthread_cond_signal(&p->can_put);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+/* Hands the parser's chunk to the writer and takes an empty one (waiting
+ * while PIPE_DEPTH chunks are queued). 0, or -1 out of memory. */
+static int pipe_submit(wpipe *p)
+{
+    chunk *c = p->cur;
+    pthread_mutex_lock(&p->mu);
+    while (p->queued >= PIPE_DEPTH) pthread_cond_wait(&p->can_put, &p->mu);
+    c->next = NULL;
+    if (p->tail) p->tail->next = c;
+    else p->head = c;
+    p->tail = c;
+    p->queued++;
+    pthread_cond_signal(&p->can_take);
+    chunk *n = p->spare;
+    if (n) p->spare = n->next;
+    pthread_mutex_unlock(&p->mu);
+    p->cur = n ? n : chunk_new(p->nf);
+    return p->cur ? 0 : -1;
+}
+
+/* A row (values borrowed from the parser's buffers) or, with msg, a
+ * reject, appended in order. may raise (memory) */
+static void pipe_put(lua_State *L, wpipe *p, long line, const store_value *v, uint32_t iso, const char *msg)
+{
+    chunk *c = p->cur;
+    int i = c->n;
+    c->line[i] = line;
+    c->iso[i] = iso;
+    c->msg[i] = -1;
+    if (msg) {
+        if ((c->msg[i] = chunk_text(c, msg)) < 0) luaL_error(L, "out of memory");
+    } else {
+        store_value *d = c->v + (size_t)i * (size_t)p->nf;
+        ptrdiff_t *off = c->toff + (size_t)i * (size_t)p->nf;
+        for (int k = 0; k < p->nf; k++) {
+            d[k] = v[k];
+            off[k] = -1;
+            if (v[k].kind == SV_TEXT && (off[k] = chunk_text(c, v[k].s)) < 0) luaL_error(L, "out of memory");
+        }
+    }
+    c->n++;
+    if (c->n == CHUNK_ROWS && pipe_submit(p) < 0) luaL_error(L, "out of memory");
+}
+
+/* PRMCAST_THREADS: 2 (or more) runs r:load's writer thread; unset or 1,
+ * one thread. One is the default because two did not pay: on an idle
+ * machine (2026-12-02, the 100k export) two threads took 2.7-2.95 s wall
+ * and 3.0 CPU s against one thread's 2.45-2.6 s wall and 2.25 CPU s
+ * (1.1 CPUs used: the per-batch join and commit, the index build and the
+ * WAL writes stay serial; bench/RESULTS.md, Ingest). */
+static int load_threads(void)
+{
+    const char *e = getenv("PRMCAST_THREADS");
+    return e && *e && atoi(e) >= 2 ? 2 : 1;
+}
+
+/* Starts the writer; 0, or -1 (then the caller upserts on its own thread). */
+static int pipe_start(wpipe *p, load_ctx *lc, struct chunk **keep)
+{
+    memset(p, 0, sizeof *p);
+    p->lc = lc;
+    p->nf = lc->o->nfields;
+    p->keep = keep;
+    /* chunks of an earlier call, if made for as many fields */
+    while (*keep) {
+        chunk *c = *keep;
+        *keep = c->next;
+        if (c->nf == p->nf) { c->next = p->spare; p->spare = c; }
+        else chunk_free(c);
+    }
+    if (p->spare) { p->cur = p->spare; p->spare = p->cur->next; }
+    else p->cur = chunk_new(p->nf);
+    if (!p->cur) return -1;
+    p->cur->n = 0;
+    p->cur->tlen = 0;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->can_take, NULL);
+    pthread_cond_init(&p->can_put, NULL);
+    /* Signals stay with the calling thread (the sandbox's deadline signal
+     * targets it; SIGINT should too). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&p->th, NULL, pipe_writer, p);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        chunk_free(p->cur);
+        pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->can_take);
+        pthread_cond_destroy(&p->can_put);
+        return -1;
+    }
+    return 0;
+}
+
+/* Queues what the parser holds, lets the writer finish and joins it. */
+static void pipe_finish(wpipe *p)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->cur && p->cur->n) {
+        chunk *c = p->cur;
+        c->next = NULL;
+        if (p->tail) p->tail->next = c;
+        else p->head = c;
+        p->tail = c;
+        p->queued++;
+        p->cur = NULL;
+    }
+    p->done = 1;
+    pthread_cond_signal(&p->can_take);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->th, NULL);
+}
+
+static void pipe_free(wpipe *p)
+{
+    if (p->cur) { p->cur->next = p->spare; p->spare = p->cur; p->cur = NULL; }
+    for (chunk *c = p->head, *n; c; c = n) { n = c->next; chunk_free(c); }
+    for (chunk *c = p->spare, *n; c; c = n) {     /* kept for the next call */
+        n = c->next;
+        c->n = 0;
+        c->tlen = 0;
+        c->next = *p->keep;
+        *p->keep = c;
+    }
+    for (size_t i = 0; i < p->nrej; i++) free(p->rmsg[i]);
+    free(p->rline);
+    free(p->rmsg);
+    free(p->failed);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->can_take);
+    pthread_cond_destroy(&p->can_put);
+}
 
 /* A row of line `line` for r:load: counted, then stored or rejected. */
 static void load_reject(lua_State *L, load_ctx *lc, long line, const char *msg)
 {
+    if (lc->pipe) {                        /* in line order with the writer's */
+        pipe_put(L, lc->pipe, line, NULL, 0, msg);
+        return;
+    }
     lua_pushinteger(L, line);
     lua_rawseti(L, lc->rej, ++lc->nrej);
     lua_pushstring(L, msg);
@@ -298,13 +598,18 @@ static void load_row(lua_State *L, lcsv *r, load_ctx *lc)
         if (rc == 1 && (it->kind == PK_DATE || it->kind == PK_INSTANT) && it->sfield < 32)
             iso_made |= 1u << it->sfield;
     }
+    if (lc->pipe) {
+        pipe_put(L, lc->pipe, r->row_start, v, iso_made, NULL);
+        return;
+    }
     prm_error err;
     int written = 0;
     if (store_upsert_iso(lc->s, lc->o, v, iso_made, &written, &err) < 0) {
         load_reject(L, lc, r->row_start, err.msg);
         return;
     }
-    if (written) lc->nwritten++;
+    if (written == STORE_PENDING) lc->npending++;
+    else if (written) lc->nwritten++;
     else lc->nunchanged++;
 }
 
@@ -835,6 +1140,7 @@ static int l_reader_map(lua_State *L)
 
 static void begin_parse(lua_State *L, lcsv *r);
 static void end_parse(lua_State *L, lcsv *r);
+static int load_rows(lua_State *L);
 
 /* r:load(db, object, source, max, start [, fault]) -> more, read, written,
  *   unchanged, last_line, rejects
@@ -868,17 +1174,69 @@ static int l_reader_load(lua_State *L)
     lua_newtable(L);
     lc.rej = 8;
     lc.last = -1;
+    /* History rows go to the store one statement per call (store.h). */
+    prm_error berr;
+    if (store_history_batch(lc.s, 1, &berr) < 0) return luaL_error(L, "%s", berr.msg);
+    lc.max = max;
+    wpipe p;
+    if (load_threads() > 1 && pipe_start(&p, &lc, &r->chunks) == 0) lc.pipe = &p;
+    /* The parse runs protected, so the writer is joined before any error
+     * goes on (the caller then rolls back on this thread). Same stack
+     * layout inside: the reader at 1, the fault hook at 7, rejects at 8. */
+    lua_pushlightuserdata(L, &lc);
+    lua_pushcclosure(L, load_rows, 1);
+    for (int i = 1; i <= 8; i++) lua_pushvalue(L, i);
+    int prc = lua_pcall(L, 8, 1, 0);
+    r->load = NULL;
+    if (lc.pipe) {
+        pipe_finish(&p);
+        if (prc == LUA_OK && (p.oom || p.failed)) {
+            lua_pop(L, 1);
+            lua_pushstring(L, p.failed ? p.failed : "out of memory");
+            prc = LUA_ERRRUN;
+        }
+        for (size_t i = 0; prc == LUA_OK && i < p.nrej; i++) {
+            lua_pushinteger(L, p.rline[i]);
+            lua_rawseti(L, 8, ++lc.nrej);
+            lua_pushstring(L, p.rmsg[i]);
+            lua_rawseti(L, 8, ++lc.nrej);
+        }
+        pipe_free(&p);
+    }
+    if (prc != LUA_OK) return lua_error(L);
+    int more = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    int64_t changed = 0;
+    if (store_history_flush(lc.s, &changed, &berr) < 0 || store_history_batch(lc.s, 0, &berr) < 0)
+        return luaL_error(L, "%s", berr.msg);
+    lc.nwritten += changed;
+    lc.nunchanged += lc.npending - changed;
+    lua_pushboolean(L, more);
+    lua_pushinteger(L, lc.nread);
+    lua_pushinteger(L, lc.nwritten);
+    lua_pushinteger(L, lc.nunchanged);
+    lua_pushinteger(L, lc.last);
+    lua_pushvalue(L, 8);
+    return 6;
+}
+
+/* r:load's parse loop, protected (its upvalue: the load_ctx); the stack
+ * as r:load's. -> more. may raise */
+static int load_rows(lua_State *L)
+{
+    load_ctx *lc = lua_touserdata(L, lua_upvalueindex(1));
+    lcsv *r = luaL_checkudata(L, 1, CSV_MT);
     begin_parse(L, r);
-    r->load = &lc;
+    r->load = lc;
     int more = 1;
-    while (lc.nread < max) {
+    while (lc->nread < lc->max) {
         int rc = feed(r);
         /* errors found outside a row (quotes, malformed lines) wait in the queue */
         while (r->qhead < r->qtail) {
             int k = r->qhead++;
             char *e = r->qerr[k];
             r->qerr[k] = NULL;
-            if (e && load_begin_row(L, &lc, r->qline[k])) load_reject(L, &lc, r->qline[k], e);
+            if (e && load_begin_row(L, lc, r->qline[k])) load_reject(L, lc, r->qline[k], e);
             free(e);
         }
         r->qhead = r->qtail = 0;
@@ -887,12 +1245,7 @@ static int l_reader_load(lua_State *L)
     r->load = NULL;
     end_parse(L, r);
     lua_pushboolean(L, more);
-    lua_pushinteger(L, lc.nread);
-    lua_pushinteger(L, lc.nwritten);
-    lua_pushinteger(L, lc.nunchanged);
-    lua_pushinteger(L, lc.last);
-    lua_pushvalue(L, 8);
-    return 6;
+    return 1;
 }
 
 static lcsv *check_reader(lua_State *L)
@@ -994,6 +1347,8 @@ static int l_reader_close(lua_State *L)
     r->alen = r->acap = 0;
     r->fcap = 0;
     free_plan(r);
+    for (chunk *c = r->chunks, *n; c; c = n) { n = c->next; chunk_free(c); }
+    r->chunks = NULL;
     json_walker_free(r->jw);
     r->jw = NULL;
     free(r->jhash);

@@ -318,11 +318,16 @@ const char *store_path(const store *s) { return s->path; }
 
 int store_begin(store *s, prm_error *err) { return store_exec(s, "BEGIN IMMEDIATE", err); }
 int store_begin_read(store *s, prm_error *err) { return store_exec(s, "BEGIN", err); }
-int store_commit(store *s, prm_error *err) { return store_exec(s, "COMMIT", err); }
+int store_commit(store *s, prm_error *err)
+{
+    if (store_history_flush(s, NULL, err) < 0) return -1;     /* batched rows first */
+    return store_exec(s, "COMMIT", err);
+}
 int store_in_transaction(store *s) { return !sqlite3_get_autocommit(s->db); }
 
 void store_rollback(store *s)
 {
+    store_history_drop(s);
     if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
@@ -346,6 +351,8 @@ int store_run(store *s, const char *sql, int n, const store_value *v, int64_t *r
 int store_prepare(store *s, const char *sql, store_stmt **out, prm_error *err)
 {
     sqlite3_stmt *st;
+    /* A script's statement sees the history rows still waiting (store.h). */
+    if (store_history_flush(s, NULL, err) < 0) return -1;
     const char *tail = NULL;
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, &tail) != SQLITE_OK)
         return store_db_error(s, err, "SQL");

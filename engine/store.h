@@ -81,6 +81,23 @@ int store_upsert(store *s, const store_object *o, const store_value *v,
 int store_upsert_iso(store *s, const store_object *o, const store_value *v, uint32_t iso_made,
                      int *written, prm_error *err);
 
+/* Batched history rows: with store_history_batch(s, 1, err) on, the
+ * deal_history rows of store_upsert (a deal_change without `changed`, a
+ * new or changed deal's state) wait in memory and reach the store in one
+ * statement per store_history_flush (also when 16k rows wait, before a
+ * partial change reads the history, before a script's statement
+ * (store_prepare), at store_commit, and when batching is turned off).
+ * Rows wait only inside a transaction. During a first load
+ * (store_bulk_begin) a new deal's own state waits so too, for every
+ * caller. A deal_change row that waits reports *written =
+ * STORE_PENDING; the flush gives how many of the rows it wrote changed
+ * the store (the rest were identical to stored rows). The result is the
+ * one of writing each row at once. An error at the flush is not tied to a
+ * row: the caller's transaction is to be rolled back. */
+enum { STORE_PENDING = 2 };
+int store_history_batch(store *s, int on, prm_error *err);
+int store_history_flush(store *s, int64_t *written, prm_error *err);
+
 /* A first load into an empty store: the secondary indexes of deals and
  * commits (not the unique keys the upsert probes) are dropped for the load
  * and built once after it, by one sort instead of a random insert per row.

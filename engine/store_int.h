@@ -28,6 +28,7 @@ int store_db_error(store *s, prm_error *err, const char *what);
 int store_bind_value(sqlite3_stmt *st, int idx, const store_value *v);
 void store_upsert_free(struct upsert_state *u);
 int store_bulk_missing(store *s);
+void store_history_drop(store *s);
 /* The engine clock as ISO text (timeutil.h clock_now). */
 void store_now_iso(char out[21]);
 /* A persistent prepared statement cached in *st (prepared on first use). */

@@ -49,6 +49,18 @@ static int upsert_partner(store *s, const char *id, const char *tier, int *writt
     return store_upsert(s, o, v, written, err);
 }
 
+/* A deal_change of deal `id` at `at` setting the stage (and `changed`). */
+static void change_of(const store_object *c, store_value *v, const char *id, const char *at,
+                      const char *stage, const char *changed)
+{
+    for (int i = 0; i < c->nfields; i++) v[i] = NUL;
+    v[store_field_index(c, "source")] = TXT("t");
+    v[store_field_index(c, "deal_id")] = TXT(id);
+    v[store_field_index(c, "observed_at")] = TXT(at);
+    v[store_field_index(c, "stage")] = TXT(stage);
+    if (changed) v[store_field_index(c, "changed")] = TXT(changed);
+}
+
 static int upsert_deal(store *s, const char *id, const char *partner, const char *stage,
                        const char *status, double amount, const char *updated, int *written,
                        prm_error *err)
@@ -295,6 +307,109 @@ int main(void)
     T_OK(store_audit_verify(s, &rows, head, &err) == 1, "relabelling a keyed row as sha256 fails");
     unsetenv("PRMCAST_AUDIT_KEY");
     store_close(s);
+
+    /* Batched history rows (store_history_batch): the same rows and the
+     * same written counts as one statement per row, a repeated instant in
+     * one batch ending as the later row says, waiting rows dropped by a
+     * rollback, written by a commit, and read by a partial change. */
+    {
+        static const char *const at[] = { "2025-02-01T00:00:00Z", "2025-02-02T00:00:00Z",
+                                          "2025-02-01T00:00:00Z", "2025-02-03T00:00:00Z",
+                                          "2025-01-01T00:00:00Z" };
+        static const char *const st[] = { "qualified", "proposal", "solution", "proposal",
+                                          "registered" };
+        const store_object *c = store_object_find("deal_change");
+        char dump[2][2048];
+        int64_t wsum[2] = { 0, 0 };
+        for (int pass = 0; pass < 2; pass++) {
+            store *x = fresh(STORE_VERSION);
+            upsert_partner(x, "P1", "Gold", &w, &err);
+            if (pass) store_history_batch(x, 1, &err);
+            store_begin(x, &err);
+            /* the deal's own first state waits too (not counted) */
+            upsert_deal(x, "D1", "P1", "registered", "open", 10, "2025-01-01T00:00:00Z", &w, &err);
+            for (int i = 0; i < 5; i++) {
+                store_value v[16];
+                change_of(c, v, "D1", at[i], st[i], NULL);
+                v[store_field_index(c, "status")] = TXT("open");
+                v[store_field_index(c, "amount")] = REAL(10);
+                int ok = store_upsert(x, c, v, &w, &err) == 0;
+                T_OK(ok && w == (pass ? STORE_PENDING : w), pass ? "batched row waits" : "row written");
+                if (!pass) wsum[0] += w;
+            }
+            if (pass) {
+                /* a script's statement writes what waits first (its count stays
+                 * for the caller's flush) */
+                T_EQ_INT(count(x, "SELECT count(*) FROM deal_history"), 4, "a statement sees the waiting rows");
+                T_OK(store_history_flush(x, &wsum[1], &err) == 0, "flush");
+            }
+            store_commit(x, &err);
+            dump[pass][0] = 0;
+            store_stmt *q;
+            if (store_prepare(x, "SELECT observed_at, stage FROM deal_history ORDER BY 1", &q, &err) == 0) {
+                while (store_step(q, NULL) == 1) {
+                    size_t n = strlen(dump[pass]);
+                    snprintf(dump[pass] + n, sizeof dump[pass] - n, "%s %s;", store_column(q, 0).s,
+                             store_column(q, 1).s);
+                }
+                store_finalize(q);
+            }
+            if (pass) {
+                /* a rollback drops what waits; a commit writes it */
+                store_begin(x, &err);
+                upsert_deal(x, "D2", "P1", "registered", "open", 5, "2025-03-01T00:00:00Z", &w, &err);
+                store_rollback(x);
+                T_EQ_INT(count(x, "SELECT count(*) FROM deal_history WHERE observed_at = '2025-03-01T00:00:00Z'"),
+                         0, "rolled-back rows are not written later");
+                store_begin(x, &err);
+                upsert_deal(x, "D3", "P1", "registered", "open", 5, "2025-03-02T00:00:00Z", &w, &err);
+                store_commit(x, &err);
+                T_EQ_INT(count(x, "SELECT count(*) FROM deal_history WHERE observed_at = '2025-03-02T00:00:00Z'"),
+                         1, "a commit writes the waiting rows");
+                /* a partial change reads the history: what waits is written first */
+                store_begin(x, &err);
+                upsert_deal(x, "D4", "P1", "registered", "open", 7, "2025-03-03T00:00:00Z", &w, &err);
+                store_value v[16];
+                change_of(c, v, "D4", "2025-03-04T00:00:00Z", "qualified", "stage");
+                store_upsert(x, c, v, &w, &err);
+                store_commit(x, &err);
+                T_EQ_INT(count(x, "SELECT count(*) FROM deal_history WHERE observed_at = '2025-03-04T00:00:00Z'"
+                                  " AND amount = 7"), 1, "a partial change sees the waiting first state");
+            }
+            store_close(x);
+        }
+        T_OK(strcmp(dump[0], dump[1]) == 0 && strstr(dump[0], "2025-02-01T00:00:00Z solution;"),
+             "batched history rows equal one statement per row");
+        T_EQ_INT(wsum[1], wsum[0], "the flush counts the rows that changed the store");
+        T_EQ_INT(wsum[0], 4, "of five rows, the copy of the first state changed nothing");
+    }
+
+    /* A first load's deals' own states wait inside a transaction (written
+     * by its commit) and never outside one (nothing would write them). */
+    {
+        store *x = fresh(STORE_VERSION);
+        int bulk = 0;
+        store_bulk_begin(x, &bulk, &err);
+        upsert_partner(x, "P1", "Gold", &w, &err);
+        upsert_deal(x, "D1", "P1", "registered", "open", 1, "2025-01-01T00:00:00Z", &w, &err);
+        store_begin(x, &err);
+        upsert_deal(x, "D2", "P1", "registered", "open", 2, "2025-01-02T00:00:00Z", &w, &err);
+        /* a change at the waiting state's instant, written at once, wins */
+        const store_object *c = store_object_find("deal_change");
+        store_value v[16];
+        change_of(c, v, "D2", "2025-01-02T00:00:00Z", "qualified", NULL);
+        v[store_field_index(c, "status")] = TXT("open");
+        T_OK(store_upsert(x, c, v, &w, &err) == 0 && w == 1, "a change written beside a waiting state");
+        store_commit(x, &err);
+        store_bulk_end(x, &err);
+        store_close(x);
+        T_OK(store_open_raw(dbpath, &x, &err) == 0, "reopened");
+        T_OK(bulk == 1 && count(x, "SELECT count(*) FROM deal_history") == 2,
+             "first-load states written, in and outside a transaction");
+        T_EQ_INT(count(x, "SELECT count(*) FROM deal_history WHERE stage = 'qualified'"), 1,
+                 "the later write stands over the waiting state");
+        store_close(x);
+    }
 
     /* Statements refuse more than one statement at a time. */
     s = fresh(STORE_VERSION);
