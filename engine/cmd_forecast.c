@@ -176,6 +176,17 @@ int cmd_forecast(int argc, char **argv, const cli *c)
         json_key(&j, "effect_periods"); json_int(&j, r.effect_periods);
         json_key(&j, "past_bias_logit"); json_num_fmt(&j, r.global_bias, "%.4f");
         json_key(&j, "bias_applied_logit"); json_num_fmt(&j, r.bias_applied, "%.4f");
+        /* P(close inside the period | win)'s recalibration on past periods at
+         * the same offset: 15 logit offsets, stage (registered .. negotiation)
+         * x amount tercile; null for a program without such a period yet */
+        json_key(&j, "close_timing_offsets");
+        if (r.close_recalibrated) {
+            json_arr(&j);
+            for (int k = 0; k < 15; k++) json_num_fmt(&j, r.close_offset[k], "%.4f");
+            json_end(&j);
+        } else {
+            json_null(&j);
+        }
         json_key(&j, "rows");
         json_arr(&j);
         for (size_t i = 0; i < r.nrows; i++) row_json(&j, r.period, &r.rows[i]);

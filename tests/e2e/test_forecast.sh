@@ -29,6 +29,16 @@ cmp -s a.csv b.csv; ok $? "a pinned seeded run is reproducible byte for byte"
 ok "$(test "$(sed -n 2p c.csv)" != "$(sed -n 2p a.csv)"; echo $?)" "another seed gives other quantiles"
 "$P" --db a.db --json forecast --sims 1000 --period 2027-Q1 >n.json 2>/dev/null; ok $? "next period as JSON"
 ok "$(grep -q '"period":"2027-Q1"' n.json && grep -q '"closed":0.00' n.json; echo $?)" "a future period has nothing closed yet"
+# P(close inside the period | win) recalibrated on past periods at the same
+# offset: 15 offsets (stage x amount tercile); negotiation-stage deals were
+# the under-predicted ones (the quarter-end pile-up), so theirs are > 0.
+"$P" --db a.db --json forecast --sims 500 >cur.json 2>&1
+offs=$(sed -n 's/.*"close_timing_offsets":\[\([^]]*\)\].*/\1/p' cur.json)
+ok "$(echo "$offs" | awk -F, 'NF != 15 { exit 1 } { for (i = 1; i <= 15; i++) if ($i !~ /^-?[0-9]+\.[0-9]+$/) exit 1;
+      if (!($13 > 0 && $14 > 0 && $15 > 0)) exit 1 }'; echo $?)" \
+   "the close-timing offsets are reported, 15, negotiation's positive" "$offs"
+"$P" --db a.db --json --as-of 2023-12-15 forecast --sims 500 >y.json 2>&1
+ok "$(grep -q '"close_timing_offsets":null' y.json; echo $?)" "a program without a past period at the offset has none" "$(head -c 300 y.json)"
 "$P" --db a.db attainment --sims 1000 >att.txt 2>&1; ok $? "attainment" "$(tail -3 att.txt)"
 ok "$(grep -q 'with a quota for the period' att.txt; echo $?)" "attainment lists partners with a quota"
 "$P" --db a.db attainment --at-risk --sims 1000 >risk.txt 2>&1; ok $? "attainment --at-risk"
