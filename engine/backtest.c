@@ -169,7 +169,7 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
     /* per horizon, per partner: sums of past actual and commit for the bias ratio */
     double *past_a = calloc((size_t)o->nweeks * (w->np + 1), sizeof *past_a);
     double *past_c = calloc((size_t)o->nweeks * (w->np + 1), sizeof *past_c);
-    int rc = -1;
+    int rc = -1, scratch_open = 0;
     if (!p || !cache || !past_a || !past_c) {
         prm_error_set(err, "out of memory");
         goto out;
@@ -208,7 +208,12 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
                 to.as_of = iso;
                 to.kind = o->kind;
                 to.activate = 0;
-            to.label_days = o->label_days;
+                to.label_days = o->label_days;
+                /* The point's models live in a transaction rolled back
+                 * after its forecast: a backtest leaves no model rows (42
+                 * a run were left inactive) nor audit entries, and the
+                 * active model is untouched. */
+                to.scratch = 1;
                 /* A young program has less history than the default
                  * window: shorter windows, then the win hazard (forecast.c).
                  * A cold start (under COLD_START_DEALS labelled deals, where
@@ -229,12 +234,20 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
                         prm_error_set(err, "backtest at %s: train: %s", iso, terr.msg);
                         goto out;
                     }
-                    if (trc == 0 && !tr.cold_start) fo.model_id = tr.cand[tr.best].model_id;
+                    if (trc == 0 && !tr.cold_start) {
+                        fo.model_id = tr.cand[tr.best].model_id;
+                        scratch_open = 1;
+                    } else if (trc == 0) {
+                        store_rollback(s);   /* a cold start: not used */
+                    }
                 }
                 bp->model_id = fo.model_id;
             }
             forecast_result r;
-            if (forecast_run(s, w, &fo, &r, err) < 0) goto out;
+            int frc = forecast_run(s, w, &fo, &r, err);
+            if (scratch_open) store_rollback(s);   /* the point's scratch models */
+            scratch_open = 0;
+            if (frc < 0) goto out;
             bp->actual = act->total;
             bp->mean = r.rows[0].mean;
             bp->p10 = r.rows[0].p10;
@@ -353,6 +366,7 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
 oom:
     prm_error_set(err, "out of memory");
 out:
+    if (scratch_open) store_rollback(s);   /* a point's scratch models, on an error */
     free(cw.p);
     free(cw.y);
     free(cp.p);

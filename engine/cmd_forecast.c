@@ -11,6 +11,7 @@
 #include "forecast.h"
 #include "json.h"
 #include "store.h"
+#include "store_forecast.h"
 #include "timeutil.h"
 
 int cmd_forecast(int argc, char **argv, const cli *c);
@@ -105,6 +106,16 @@ static int run(const cli *c, const char *cmd, forecast_opts *o, forecast_result 
     store *s = cli_store(c, 0, &err);
     if (!s) return cli_fail(c, cmd, "%s", err.msg);
     o->as_of = clock_now();
+    /* An empty store (or a date before its first deal) is no data, said
+     * as such (exit 1), not a table of zeros nor an internal message. */
+    char at[21];
+    instant_iso(o->as_of, at);
+    int any, krc = store_deals_known(s, at, &any, &err);
+    if (krc < 0 || !any) {
+        store_close(s);
+        if (krc < 0) return cli_fail(c, cmd, "%s", err.msg);
+        return cli_fail(c, cmd, "no data: no deal known as of %s (ingest first)", at);
+    }
     cli_progress(c, "forecasting...");
     int rc = forecast_run(s, NULL, o, r, &err);
     store_close(s);
@@ -123,6 +134,18 @@ int cmd_forecast(int argc, char **argv, const cli *c)
     forecast_result r;
     int rc = run(c, "forecast", &o, &r);
     if (rc) return rc;
+    /* A period the data says nothing about (before the program, say):
+     * nothing closed, no open deal that can close in it, no run-rate.
+     * A clear notice and exit 1, not a table of zeros. */
+    const fc_row *t0 = &r.rows[0];
+    if (t0->closed == 0 && t0->pipeline == 0 && t0->unregistered == 0 && t0->p90 == 0) {
+        char period[sizeof r.period], as_of[sizeof r.as_of];
+        snprintf(period, sizeof period, "%s", r.period);
+        snprintf(as_of, sizeof as_of, "%s", r.as_of);
+        forecast_result_free(&r);
+        return cli_fail(c, "forecast", "no data for %s as of %s: nothing closed in it, no open deal can close"
+                        " in it, no past quarter gives a run-rate", period, as_of);
+    }
     if (csv) {
         printf("period,segment,p10,p50,p90,mean,closed,pipeline,unregistered,commit\n");
         for (size_t i = 0; i < r.nrows; i++) {
@@ -153,6 +176,17 @@ int cmd_forecast(int argc, char **argv, const cli *c)
         json_key(&j, "effect_periods"); json_int(&j, r.effect_periods);
         json_key(&j, "past_bias_logit"); json_num_fmt(&j, r.global_bias, "%.4f");
         json_key(&j, "bias_applied_logit"); json_num_fmt(&j, r.bias_applied, "%.4f");
+        /* P(close inside the period | win)'s recalibration on past periods at
+         * the same offset: 15 logit offsets, stage (registered .. negotiation)
+         * x amount tercile; null for a program without such a period yet */
+        json_key(&j, "close_timing_offsets");
+        if (r.close_recalibrated) {
+            json_arr(&j);
+            for (int k = 0; k < 15; k++) json_num_fmt(&j, r.close_offset[k], "%.4f");
+            json_end(&j);
+        } else {
+            json_null(&j);
+        }
         json_key(&j, "rows");
         json_arr(&j);
         for (size_t i = 0; i < r.nrows; i++) row_json(&j, r.period, &r.rows[i]);
@@ -439,6 +473,28 @@ int cmd_backtest(int argc, char **argv, const cli *c)
     }
     store *s = cli_store(c, 0, &err);
     if (!s) return cli_fail(c, "backtest", "%s", err.msg);
+    /* The quarters asked for are a usage matter, said before any work: in
+     * order, and begun by now (a backtest compares forecasts as of past
+     * dates with what closed; a quarter not yet begun has neither). */
+    int fsm;
+    if (store_fiscal_start(s, &fsm, &err) < 0) {
+        store_close(s);
+        return cli_fail(c, "backtest", "%s", err.msg);
+    }
+    int k0 = o.from_fy * 4 + o.from_q - 1, k1 = o.to_fy * 4 + o.to_q - 1;
+    int64_t now = clock_now(), now_day = now / 86400 - (now % 86400 < 0);
+    const char *late = fiscal_quarter_start(o.from_fy, o.from_q, fsm) > now_day ? "--from"
+                       : fiscal_quarter_start(o.to_fy, o.to_q, fsm) > now_day ? "--to" : NULL;
+    if (k1 < k0 || k1 - k0 > 40 || late) {
+        store_close(s);
+        char today[11];
+        date_iso(now, today);
+        if (late)
+            return cli_usage(c, "backtest", "%s %d-Q%d has not begun as of %s: a backtest scores forecasts of"
+                             " past quarters against what closed", late, late[2] == 'f' ? o.from_fy : o.to_fy,
+                             late[2] == 'f' ? o.from_q : o.to_q, today);
+        return cli_usage(c, "backtest", "--from must be before --to, at most 40 quarters apart");
+    }
     backtest_point *p;
     size_t n;
     backtest_calib cal;

@@ -9,6 +9,8 @@
 #include "json.h"
 #include "scoring.h"
 #include "store.h"
+#include "store_forecast.h"
+#include "timeutil.h"
 
 int cmd_score(int argc, char **argv, const cli *c);
 
@@ -43,6 +45,18 @@ int cmd_score(int argc, char **argv, const cli *c)
     prm_error err;
     store *s = cli_store(c, 1, &err);
     if (!s) return cli_fail(c, "score", "%s", err.msg);
+    /* Nothing known as of the date (an empty store, or a date before the
+     * first deal): said, and no run (nor job) recorded, exit 1. A program
+     * with deals but none open still records its run of 0 deals. */
+    char at[21];
+    instant_iso(clock_now(), at);
+    int any;
+    int krc = store_deals_known(s, at, &any, &err);
+    if (krc < 0 || !any) {
+        store_close(s);
+        if (krc < 0) return cli_fail(c, "score", "%s", err.msg);
+        return cli_fail(c, "score", "nothing to score: no deal known as of %s (ingest first); no run recorded", at);
+    }
     int64_t job;
     if (job_open(s, "score", argc - 1, argv + 1, &job, &err) < 0) {
         store_close(s);

@@ -126,6 +126,10 @@ typedef struct forecast_result {
     uint64_t seed;
     size_t n_open, n_closed, n_duplicates, n_timing_rows;
     double global_sd, global_bias, bias_applied, unreg_rho;
+    double close_offset[15];   /* per open stage x amount tercile (stage * 3 + tercile): the logit
+                                  offset on P(close inside the period | win) learned on past
+                                  periods at the same offset */
+    int close_recalibrated;    /* 0: no past period at this offset (a young program), no offsets */
     int effect_periods;
     size_t nrows;
     fc_row *rows;              /* rows[0] is the total */

@@ -612,15 +612,17 @@ model_calib_kind model_calib_get_kind(const model *m)
 
 /* The offset c with sum sigmoid(z_i + c) = goal over z[0..n): the sum
  * rises with c, so Newton steps inside a bisection bracket on [-20, 20]. */
-static double anchor_offset(const double *z, size_t n, double goal)
+/* c with sum_i wt_i sigmoid(z_i + c) = goal (wt NULL: all 1), by
+ * safeguarded Newton. */
+static double anchor_offset(const double *z, const double *wt, size_t n, double goal)
 {
     double lo = -20, hi = 20, c = 0;
     for (int it = 0; it < 100; it++) {
         double f = -goal, d = 0;
         for (size_t i = 0; i < n; i++) {
-            double q = model_sigmoid(z[i] + c);
-            f += q;
-            d += q * (1 - q);
+            double q = model_sigmoid(z[i] + c), u = wt ? wt[i] : 1;
+            f += u * q;
+            d += u * q * (1 - q);
         }
         if (f > 0) hi = c; else lo = c;
         if (fabs(f) < 1e-9 || hi - lo < 1e-12) break;
@@ -670,11 +672,11 @@ int model_anchor(double *p, const int32_t *group, const double *target, size_t n
     }
     /* now start[g] .. start[g + 1] are group g's rows */
     if (m > 0) {
-        double c0 = anchor_offset(z, m, all);
+        double c0 = anchor_offset(z, NULL, m, all);
         for (size_t g = 0; g < ng; g++) {
             size_t a = start[g], b = start[g + 1];
             if (b == a) continue;
-            double cnt = (double)(b - a), cg = anchor_offset(z + a, b - a, goal[g]);
+            double cnt = (double)(b - a), cg = anchor_offset(z + a, NULL, b - a, goal[g]);
             double c = (cnt * cg + prior * c0) / (cnt + prior);
             for (size_t k = a; k < b; k++) p[row[k]] = model_sigmoid(z[k] + c);
         }
@@ -683,6 +685,54 @@ int model_anchor(double *p, const int32_t *group, const double *target, size_t n
     free(z);
     free(goal);
     free(row);
+    return 0;
+}
+
+int model_logit_offsets(const double *p, const double *y, const double *w, const int32_t *group, size_t n,
+                        int n_groups, double prior, double *offset, prm_error *err)
+{
+    if (n_groups < 1 || !(prior >= 0)) return prm_error_set(err, "model_logit_offsets: bad groups or prior");
+    size_t ng = (size_t)n_groups;
+    for (size_t i = 0; i < n; i++)
+        if (group[i] >= n_groups || !(w[i] >= 0) || !(y[i] >= 0 && y[i] <= 1))
+            return prm_error_set(err, "model_logit_offsets: row %zu has group %d (want < %d), weight %g"
+                                 " (want >= 0), outcome %g (want 0..1)", i + 1, group[i], n_groups, w[i], y[i]);
+    double *z = model_xcalloc(n + 1, sizeof *z), *u = model_xcalloc(n + 1, sizeof *u);
+    double *goal = model_xcalloc(ng + 1, sizeof *goal), *mass = model_xcalloc(ng + 1, sizeof *mass);
+    if (!z || !u || !goal || !mass) {
+        free(z); free(u); free(goal); free(mass);
+        return prm_error_set(err, "out of memory");
+    }
+    /* all rows first (for c_all), then each group's in turn */
+    size_t m = 0;
+    double all = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (group[i] < 0 || !(w[i] > 0) || !(p[i] > 0 && p[i] < 1)) continue;
+        z[m] = model_logit(p[i]);
+        u[m++] = w[i];
+        all += w[i] * y[i];
+        goal[group[i]] += w[i] * y[i];
+        mass[group[i]] += w[i];
+    }
+    double c0 = m ? anchor_offset(z, u, m, all) : 0;
+    for (size_t g = 0; g < ng; g++) {
+        if (!(mass[g] > 0)) {
+            offset[g] = c0;
+            continue;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (group[i] != (int32_t)g || !(w[i] > 0) || !(p[i] > 0 && p[i] < 1)) continue;
+            z[k] = model_logit(p[i]);
+            u[k++] = w[i];
+        }
+        double cg = anchor_offset(z, u, k, goal[g]);
+        offset[g] = (mass[g] * cg + prior * c0) / (mass[g] + prior);
+    }
+    free(z);
+    free(u);
+    free(goal);
+    free(mass);
     return 0;
 }
 

@@ -203,6 +203,15 @@ model_calib_kind model_calib_get_kind(const model *m);
  * 0 .. n_groups-1. */
 int model_anchor(double *p, const int32_t *group, const double *target, size_t n, int n_groups,
                  double prior, prm_error *err);
+/* Recalibration on outcomes: per group, the logit offset c_g that makes the
+ * weighted rows' sum_g w sigmoid(logit(p) + c_g) equal sum_g w y (y in
+ * [0, 1], e.g. past periods' P(close inside the period) against whether
+ * each won deal did), shrunk as model_anchor's toward all rows' offset,
+ * (W_g c_g + prior c_all) / (W_g + prior) with W_g the group's weight.
+ * Rows with group < 0, w = 0 or p outside (0, 1) are not counted; a group
+ * with none gets c_all (0 without any row). offset[n_groups] out. */
+int model_logit_offsets(const double *p, const double *y, const double *w, const int32_t *group, size_t n,
+                        int n_groups, double prior, double *offset, prm_error *err);
 
 /* ---- Win hazard (model_hazard.c): P(win) of a deal still open, from a
  * discrete-time competing-risks life table, so that censored deals count.

@@ -37,6 +37,7 @@ void train_opts_init(train_opts *o)
     o->label_days = TRAIN_LABEL_DAYS;
     o->kind = "auto";
     o->activate = 1;
+    o->scratch = 0;
 }
 
 void score_opts_init(score_opts *o)
@@ -361,6 +362,8 @@ static void partner_baseline(const feat_set *ev, train_result *r)
 int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err)
 {
     memset(r, 0, sizeof *r);
+    if (o->scratch && o->activate)
+        return prm_error_set(err, "train: scratch candidates are rolled back, so none can be activated");
     world *w;
     if (world_load(s, &w, err) < 0) return -1;
     int64_t T;
@@ -562,7 +565,7 @@ int scoring_train(store *s, const train_opts *o, train_result *r, prm_error *err
     json_end(&det);
     int arc = store_audit(s, NULL, "model.train", r->cand[r->best].kind, json_cstr(&det), err);
     json_free(&det);
-    if (arc < 0 || store_commit(s, err) < 0) {
+    if (arc < 0 || (!o->scratch && store_commit(s, err) < 0)) {
         store_rollback(s);
         goto out;
     }

@@ -70,6 +70,10 @@ typedef struct train_opts {
     const char *kind;          /* "auto" (all candidates), or one kind */
     int activate;              /* 0: register only; 1: make the best active unless the active
                                   model did better on the same evaluation window; 2: always */
+    int scratch;               /* 1: on success the candidates are registered inside a write
+                                  transaction left open: the caller uses them and calls
+                                  store_rollback (the backtest's retraining leaves no model rows
+                                  nor audit entries in the store); needs activate = 0 */
 } train_opts;
 
 #include "clsmetrics.h"

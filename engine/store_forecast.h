@@ -12,5 +12,8 @@ struct store;
  * returns -1 to stop (out of memory). */
 typedef int (*store_account_fn)(void *ud, int64_t rowid, const char *account);
 int store_deal_accounts(struct store *s, store_account_fn fn, void *ud, prm_error *err);
+/* *any = 1 when some deal has an observation at or before the instant
+ * `at` (ISO, as stored), else 0: whether the store knows any deal then. */
+int store_deals_known(struct store *s, const char *at, int *any, prm_error *err);
 
 #endif

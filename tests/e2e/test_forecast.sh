@@ -29,6 +29,16 @@ cmp -s a.csv b.csv; ok $? "a pinned seeded run is reproducible byte for byte"
 ok "$(test "$(sed -n 2p c.csv)" != "$(sed -n 2p a.csv)"; echo $?)" "another seed gives other quantiles"
 "$P" --db a.db --json forecast --sims 1000 --period 2027-Q1 >n.json 2>/dev/null; ok $? "next period as JSON"
 ok "$(grep -q '"period":"2027-Q1"' n.json && grep -q '"closed":0.00' n.json; echo $?)" "a future period has nothing closed yet"
+# P(close inside the period | win) recalibrated on past periods at the same
+# offset: 15 offsets (stage x amount tercile); negotiation-stage deals were
+# the under-predicted ones (the quarter-end pile-up), so theirs are > 0.
+"$P" --db a.db --json forecast --sims 500 >cur.json 2>&1
+offs=$(sed -n 's/.*"close_timing_offsets":\[\([^]]*\)\].*/\1/p' cur.json)
+ok "$(echo "$offs" | awk -F, 'NF != 15 { exit 1 } { for (i = 1; i <= 15; i++) if ($i !~ /^-?[0-9]+\.[0-9]+$/) exit 1;
+      if (!($13 > 0 && $14 > 0 && $15 > 0)) exit 1 }'; echo $?)" \
+   "the close-timing offsets are reported, 15, negotiation's positive" "$offs"
+"$P" --db a.db --json --as-of 2023-12-15 forecast --sims 500 >y.json 2>&1
+ok "$(grep -q '"close_timing_offsets":null' y.json; echo $?)" "a program without a past period at the offset has none" "$(head -c 300 y.json)"
 "$P" --db a.db attainment --sims 1000 >att.txt 2>&1; ok $? "attainment" "$(tail -3 att.txt)"
 ok "$(grep -q 'with a quota for the period' att.txt; echo $?)" "attainment lists partners with a quota"
 "$P" --db a.db attainment --at-risk --sims 1000 >risk.txt 2>&1; ok $? "attainment --at-risk"
@@ -50,8 +60,29 @@ LUA
 ok "$(grep -q "^2026-Q4	total	$(awk -F, '$2 == "total" { print $6 }' rt.csv)	true" f.out; echo $?)" \
    "the binding's total is the CLI's, and its segments sum to it" "$(head -1 f.out) vs $(grep ',total,' rt.csv)"
 ok "$(grep -q '^false	true' f.out; echo $?)" "a bad key raises with the reason"
+models0=$(q a.db "SELECT count(*) || '/' || coalesce(max(CASE WHEN active THEN id END), 0) FROM models")
+audit0=$(q a.db "SELECT count(*) FROM audit_log")
 "$P" --db a.db backtest --from 2026-Q2 --to 2026-Q2 --weeks-before-end 4 --sims 500 >bt.out 2>&1
 ok $? "backtest of one point" "$(tail -3 bt.out)"
+ok "$(grep -q '^2026-Q2  2026-06-02   4 ' bt.out && ! grep -q 'win hazard: too little' bt.out; echo $?)" \
+   "the point retrained a model" "$(head -3 bt.out)"
+# The retrained models are scratch: no model rows or audit entries left,
+# the active model untouched (42 inactive rows a default run were left).
+ok "$(test "$(q a.db "SELECT count(*) || '/' || coalesce(max(CASE WHEN active THEN id END), 0) FROM models")" = "$models0" &&
+      test "$(q a.db "SELECT count(*) FROM audit_log")" = "$audit0"; echo $?)" \
+   "a backtest leaves no model rows nor audit entries, the active model as it was" \
+   "models/active before $models0, after $(q a.db "SELECT count(*) || '/' || coalesce(max(CASE WHEN active THEN id END), 0) FROM models")"
+# Quarters not begun as of the clock, or out of order: usage errors (exit 2).
+"$P" --db a.db backtest --from 2027-Q1 --to 2027-Q2 >bf.out 2>&1
+rc=$?
+ok "$(test $rc -eq 2 && grep -q -- '--from 2027-Q1 has not begun as of 2026-10-31' bf.out; echo $?)" \
+   "backtest --from a future quarter is a usage error" "rc=$rc $(cat bf.out)"
+"$P" --db a.db backtest --from 2026-Q1 --to 2027-Q1 >bf.out 2>&1
+rc=$?
+ok "$(test $rc -eq 2 && grep -q -- '--to 2027-Q1 has not begun' bf.out; echo $?)" "so is --to a future quarter" "rc=$rc $(cat bf.out)"
+"$P" --db a.db backtest --from 2026-Q2 --to 2026-Q1 >bf.out 2>&1
+rc=$?
+ok "$(test $rc -eq 2 && grep -q -- '--from must be before --to' bf.out; echo $?)" "and --to before --from" "rc=$rc $(cat bf.out)"
 ok "$(grep -q '^2026-Q2  2026-06-02   4' bt.out && grep -q '^ 4 weeks' bt.out; echo $?)" "it prints the point and the horizon's summary" "$(head -3 bt.out)"
 ok "$(grep -q '^   4 weeks  1 points: MAPE .* vs snaive .*;  1 points: ' bt.out; echo $?)" \
    "seasonal naive's points, and those past the ramp-up, beside the forecast's MAPE on them" "$(tail -20 bt.out)"
@@ -69,8 +100,30 @@ ok "$(test $rc -ne 0 && grep -q "train: unknown model kind 'bogus'" bt2.out && !
 # An as-of date before any data: a clear error, not an internal one.
 "$P" --db a.db --as-of 2010-01-01 forecast >f0.out 2>&1
 rc=$?
-ok "$(test $rc -ne 0 && grep -q "no deals with a stated close date known as of 2010-01-01" f0.out && ! grep -q mc_timing f0.out; echo $?)" \
+ok "$(test $rc -eq 1 && grep -q "no data: no deal known as of 2010-01-01" f0.out && ! grep -q mc_timing f0.out; echo $?)" \
    "a forecast as of a date before the data says so" "rc=$rc $(cat f0.out)"
+# A store with no data at all: the same notice, exit 1, no table.
+"$P" --db empty.db init >/dev/null 2>&1
+"$P" --db empty.db forecast --period 2026-Q4 >f1.out 2>f1.err
+rc=$?
+ok "$(test $rc -eq 1 && test ! -s f1.out && grep -q "prmcast forecast: no data: no deal known as of 2026-10-31" f1.err; echo $?)" \
+   "a forecast on an empty store says there is no data (exit 1, no zero table)" "rc=$rc $(cat f1.out f1.err)"
+# A period the data says nothing about (before the program began).
+"$P" --db a.db forecast --period 2019-Q1 --sims 500 >f2.out 2>f2.err
+rc=$?
+ok "$(test $rc -eq 1 && test ! -s f2.out && grep -q "no data for 2019-Q1 as of 2026-10-31" f2.err; echo $?)" \
+   "a forecast of a period with nothing in it says so (exit 1)" "rc=$rc $(cat f2.out f2.err)"
+# score before any data: nothing to score, and no run (nor job) recorded.
+runs0=$(q a.db "SELECT count(*) FROM score_runs"); jobs0=$(q a.db "SELECT count(*) FROM jobs")
+"$P" --db a.db --as-of 2010-01-01 score --no-writeback >s0.out 2>&1
+rc=$?
+ok "$(test $rc -eq 1 && grep -q "nothing to score: no deal known as of 2010-01-01" s0.out &&
+      test "$(q a.db "SELECT count(*) FROM score_runs")" = "$runs0" && test "$(q a.db "SELECT count(*) FROM jobs")" = "$jobs0"; echo $?)" \
+   "score before any data says there is nothing to score and records no run" "rc=$rc $(cat s0.out)"
+"$P" --db empty.db score >s1.out 2>&1
+rc=$?
+ok "$(test $rc -eq 1 && grep -q "nothing to score" s1.out && test "$(q empty.db "SELECT count(*) FROM score_runs")" = 0; echo $?)" \
+   "so does score on an empty store" "rc=$rc $(cat s1.out)"
 # Seasonal naive is every quarter's with a year-earlier quarter the program
 # ran through (the sample began 2023-10-01): 2024-Q4 has one, in the ramp-up.
 "$P" --db a.db backtest --from 2024-Q4 --to 2024-Q4 --weeks-before-end 4 --sims 500 --no-retrain --json >bt.json 2>&1

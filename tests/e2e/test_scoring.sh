@@ -93,7 +93,10 @@ ok "$(test "$(q s.db "select deals from score_runs where id = $run")" = "$scored
 grep -q "cold start" tiny.out; ok $? "cold start announced"
 ok "$(test "$(q t.db "select kind from models where active = 1")" = baserate; echo $?)" "base-rate model active"
 
-"$P" --db empty.db score >/dev/null 2>err; ok "$(test $? -eq 1; echo $?)" "score without a model: exit 1"
+"$P" --db empty.db score >/dev/null 2>err; ok "$(test $? -eq 1; echo $?)" "score on an empty store: exit 1"
+grep -q "nothing to score: no deal known as of .* (ingest first); no run recorded" err; ok $? "says there is nothing to score" "$(cat err)"
+"$P" --db nomodel.db ingest tiny --quiet >/dev/null 2>&1
+"$P" --db nomodel.db score >/dev/null 2>err; ok "$(test $? -eq 1; echo $?)" "score without a model: exit 1"
 grep -q "no active model" err; ok $? "says to train first"
 "$P" --db empty.db train >/dev/null 2>err; ok "$(test $? -eq 1; echo $?)" "train without data: exit 1"
 grep -q "no deal history" err; ok $? "says there is no history" "$(cat err)"

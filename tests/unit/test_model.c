@@ -687,11 +687,69 @@ static void test_anchor(void)
     free(p); free(t); free(y); free(x); free(q); free(g);
 }
 
+/* Recalibration on outcomes (model_logit_offsets): deals whose stated
+ * probability is off by a known logit per group, outcomes drawn from the
+ * truth; weighted rows count as their weight. */
+static void test_logit_offsets(void)
+{
+    enum { N = 30000, G = 3 };
+    static const double bias[G] = { -0.8, 0.0, 0.6 };   /* the stated p's logit minus the truth's */
+    double *p = malloc(sizeof(double) * N), *y = malloc(sizeof(double) * N), *w = malloc(sizeof(double) * N);
+    int32_t *g = malloc(sizeof(int32_t) * N);
+    lcg_state = 7;
+    for (size_t i = 0; i < N; i++) {
+        g[i] = (int32_t)(i % G);
+        double z = 3 * urand() - 1.5;
+        y[i] = urand() < model_sigmoid(z);
+        p[i] = model_sigmoid(z + bias[g[i]]);
+        w[i] = 1;
+    }
+    prm_error err;
+    double off[G + 1];
+    T_OK(model_logit_offsets(p, y, w, g, N, G + 1, 20, off, &err) == 0, "logit offsets: fit");
+    int close = 1;
+    for (int k = 0; k < G; k++) {
+        printf("# logit offsets: group %d %+.3f (truth %+.3f)\n", k, off[k], -bias[k]);
+        close &= fabs(off[k] + bias[k]) < 0.08;
+    }
+    T_OK(close, "logit offsets: each group's bias is recovered within 0.08 logit");
+    T_OK(fabs(off[G] - off[0] / 3 - off[1] / 3 - off[2] / 3) < 0.2, "logit offsets: a group without rows takes all rows' offset");
+    /* Weights: doubling every group-0 row's weight is the same as the rows twice. */
+    double pw2[4] = { 0.2, 0.6, 0.2, 0.6 }, yw2[4] = { 1, 0, 1, 0 }, ww2[4] = { 2, 2, 0, 0 };
+    double pd[4] = { 0.2, 0.6, 0.2, 0.6 }, yd[4] = { 1, 0, 1, 0 }, wd[4] = { 1, 1, 1, 1 };
+    int32_t g4[4] = { 0, 0, 0, 0 };
+    double o1[1], o2[1];
+    T_OK(model_logit_offsets(pw2, yw2, ww2, g4, 4, 1, 0, o1, &err) == 0 &&
+         model_logit_offsets(pd, yd, wd, g4, 4, 1, 0, o2, &err) == 0 && fabs(o1[0] - o2[0]) < 1e-9,
+         "logit offsets: a weight counts as that many rows; weight 0 not at all");
+    double m = (model_sigmoid(model_logit(0.2) + o1[0]) + model_sigmoid(model_logit(0.6) + o1[0])) / 2;
+    T_OK(fabs(m - 0.5) < 1e-9, "logit offsets: prior 0 matches the outcomes' mean exactly");
+    /* A two-row group moves with the rest (prior 20). */
+    double ps[6] = { 0.3, 0.3, 0.3, 0.3, 0.1, 0.1 }, ys[6] = { 1, 0, 1, 0, 1, 1 }, ws[6] = { 1, 1, 1, 1, 1, 1 };
+    int32_t gs[6] = { 0, 0, 0, 0, 1, 1 };
+    double os[2];
+    double oall[1];
+    int32_t g0[6] = { 0, 0, 0, 0, 0, 0 };
+    T_OK(model_logit_offsets(ps, ys, ws, gs, 6, 2, 20, os, &err) == 0 &&
+         model_logit_offsets(ps, ys, ws, g0, 6, 1, 20, oall, &err) == 0 && os[1] < 4 && os[1] > oall[0],
+         "logit offsets: a two-row group is shrunk toward all rows' offset (unshrunk: the +20 bound)");
+    printf("# logit offsets: two-row group %+.2f, all rows %+.2f\n", os[1], oall[0]);
+    double pb[1] = { 0.5 }, yb[1] = { 2 }, wb[1] = { 1 };
+    int32_t gb[1] = { 0 };
+    T_OK(model_logit_offsets(pb, yb, wb, gb, 1, 1, 20, os, &err) < 0 && strstr(err.msg, "outcome 2") != NULL,
+         "logit offsets: an outcome outside 0..1 is an error naming it");
+    free(p);
+    free(y);
+    free(w);
+    free(g);
+}
+
 int main(void)
 {
     test_metrics();
     test_isotonic();
     test_anchor();
+    test_logit_offsets();
     test_logistic_reference();
     test_gbdt();
     test_gbdt_bundles();
