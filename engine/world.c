@@ -373,6 +373,8 @@ static int h_room(world *w, size_t *cap, size_t k)
 {
     if (w->nh + k <= *cap) return 0;
     size_t nc = *cap * 2 > w->nh + k ? *cap * 2 : w->nh + k;
+    if (w->nh + k > UINT32_MAX) return -1;     /* wdeal's slices are 32-bit */
+    if (nc > UINT32_MAX) nc = UINT32_MAX;
     whist *nh = realloc(w->h, sizeof *w->h * nc);
     if (!nh) return -1;
     w->h = nh;
@@ -797,7 +799,7 @@ static int load_attrs(store *s, world *w, prm_error *err)
         if (idx < 0) continue;
         if (w->na == cap) {
             size_t nc = cap ? cap * 2 : 1024;
-            wattr *na = realloc(w->a, sizeof *w->a * nc);
+            wattr *na = w->na < UINT32_MAX ? realloc(w->a, sizeof *w->a * nc) : NULL;   /* 32-bit slices */
             if (!na) { rc = prm_error_set(err, "out of memory loading attribute history"); break; }
             w->a = na;
             cap = nc;
@@ -906,11 +908,12 @@ static int newer(const resolved_at *a, const resolved_at *b)
     return a->t != b->t ? a->t > b->t : a->i > b->i;
 }
 
-/* Marks the k newest of buf[0..n) (reordered): a quickselect, O(n). */
-static void mark_newest(resolved_at *buf, size_t n, size_t k, uint8_t *mark)
+/* Marks (ORs `bit` into) the k newest of buf[0..n) (reordered): a
+ * quickselect, O(n). */
+static void mark_newest(resolved_at *buf, size_t n, size_t k, uint8_t *mark, uint8_t bit)
 {
     if (k >= n) {
-        for (size_t j = 0; j < n; j++) mark[buf[j].i] = 1;
+        for (size_t j = 0; j < n; j++) mark[buf[j].i] |= bit;
         return;
     }
     size_t lo = 0, hi = n;                       /* the k-th newest lies in [lo, hi) */
@@ -933,13 +936,51 @@ static void mark_newest(resolved_at *buf, size_t n, size_t k, uint8_t *mark)
         else if (k >= b) lo = b;
         else break;
     }
-    for (size_t j = 0; j < k; j++) mark[buf[j].i] = 1;
+    for (size_t j = 0; j < k; j++) mark[buf[j].i] |= bit;
 }
 
-int world_recent_resolved(const world *w, int64_t at, size_t k_partner, size_t k_all, uint8_t *mark)
+/* The k newest deals resolved by `at` of the whole store: a heap of k
+ * whose top is the oldest kept (O(n log k), and k entries of memory
+ * instead of one per deal). */
+static int mark_newest_all(const world *w, int64_t at, size_t k, uint8_t *mark, uint8_t bit)
 {
-    memset(mark, 0, w->nd);
-    resolved_at *buf = malloc(sizeof *buf * (w->nd + 1));
+    resolved_at *heap = malloc(sizeof *heap * (k + 1));
+    if (!heap) return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < w->nd; i++) {
+        if (w->d[i].outcome_t > at) continue;
+        resolved_at x = { w->d[i].outcome_t, i };
+        size_t j;
+        if (n < k) {                             /* sift up */
+            for (j = n++; j > 0 && newer(&heap[(j - 1) / 2], &x); j = (j - 1) / 2) heap[j] = heap[(j - 1) / 2];
+        } else if (newer(&x, &heap[0])) {        /* replace the oldest, sift down */
+            for (j = 0;;) {
+                size_t c = 2 * j + 1;
+                if (c >= n) break;
+                if (c + 1 < n && newer(&heap[c], &heap[c + 1])) c++;
+                if (!newer(&x, &heap[c])) break;
+                heap[j] = heap[c];
+                j = c;
+            }
+        } else {
+            continue;
+        }
+        heap[j] = x;
+    }
+    for (size_t j = 0; j < n; j++) mark[heap[j].i] |= bit;
+    free(heap);
+    return 0;
+}
+
+/* world_recent_resolved's marks as bits: `bp` for the partner windows,
+ * `ba` for the store-wide one. */
+static int recent_marks(const world *w, int64_t at, size_t k_partner, size_t k_all, uint8_t *mark, uint8_t bp,
+                        uint8_t ba)
+{
+    size_t most = 0, none = 0;
+    for (size_t g = 0; g < w->np; g++) most = w->p[g].nd > most ? w->p[g].nd : most;
+    for (size_t i = 0; k_partner && i < w->nd; i++) none += w->d[i].partner < 0;
+    resolved_at *buf = malloc(sizeof *buf * ((most > none ? most : none) + 1));
     if (!buf) return -1;
     for (size_t g = 0; k_partner && g <= w->np; g++) {   /* g == np: deals without a partner */
         size_t n = 0;
@@ -951,16 +992,23 @@ int world_recent_resolved(const world *w, int64_t at, size_t k_partner, size_t k
             for (size_t i = 0; i < w->nd; i++)
                 if (w->d[i].partner < 0 && w->d[i].outcome_t <= at) buf[n++] = (resolved_at){ w->d[i].outcome_t, i };
         }
-        mark_newest(buf, n, k_partner, mark);
-    }
-    if (k_all) {
-        size_t n = 0;
-        for (size_t i = 0; i < w->nd; i++)
-            if (w->d[i].outcome_t <= at) buf[n++] = (resolved_at){ w->d[i].outcome_t, i };
-        mark_newest(buf, n, k_all, mark);
+        mark_newest(buf, n, k_partner, mark, bp);
     }
     free(buf);
-    return 0;
+    return k_all ? mark_newest_all(w, at, k_all, mark, ba) : 0;
+}
+
+int world_recent_resolved(const world *w, int64_t at, size_t k_partner, size_t k_all, uint8_t *mark)
+{
+    /* A world as of T kept both windows at T (world_load_window). */
+    if (w->recent && at == w->as_of && (!k_partner || k_partner == WORLD_RECENT) &&
+        (!k_all || k_all == w->recent_all)) {
+        uint8_t want = (uint8_t)((k_partner ? 1 : 0) | (k_all ? 2 : 0));
+        for (size_t i = 0; i < w->nd; i++) mark[i] = (w->recent[i] & want) != 0;
+        return 0;
+    }
+    memset(mark, 0, w->nd);
+    return recent_marks(w, at, k_partner, k_all, mark, 1, 1);
 }
 
 /* The deals a world as of t reads the full history of (world.h): every
@@ -1051,6 +1099,13 @@ int world_load_window(store *s, int64_t as_of, size_t recent_all, world **out, p
     if (need) {
         w->as_of = as_of;
         for (size_t i = 0; i < w->nd; i++) w->d[i].brief = !need[i];
+        /* The recent deals at T, which the features at T ask for twice
+         * (feat.c: stage medians, partner statistics). */
+        w->recent = calloc(w->nd + 1, 1);
+        if (w->recent && recent_marks(w, as_of, WORLD_RECENT, w->recent_all, w->recent, 1, 2) < 0) {
+            free(w->recent);
+            w->recent = NULL;                    /* out of memory: computed when asked */
+        }
     }
     free(need);
     *out = w;
@@ -1097,6 +1152,7 @@ void world_free(world *w)
     free(w->a);
     free(w->p);
     free(w->prow);
+    free(w->recent);
     strtab *tabs[] = { &w->tiers, &w->types, &w->regions, &w->products, &w->currencies,
                        &w->sources, &w->competitors, &w->sig_names, &w->pstatuses };
     for (size_t i = 0; i < sizeof tabs / sizeof tabs[0]; i++) strtab_free(tabs[i]);

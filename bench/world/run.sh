@@ -35,8 +35,9 @@ for r in $(seq "$RUNS"); do
 done | tee build/worldload.out
 echo "   load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 awk '/this:/ { t[++nt] = $11 } /peer:/ { p[++np] = $11 }
-  function med(a, n,   i, j, x) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { x = a[i]; a[i] = a[j]; a[j] = x }
-                                  return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
-  END { printf "  median world (load + feat_prepare) CPU: this %.3f s", med(t, nt)
-        if (np) printf ", peer %.3f s, peer / this = %.2fx", med(p, np), med(p, np) / med(t, nt)
+  function sort(a, n,   i, j, x) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { x = a[i]; a[i] = a[j]; a[j] = x } }
+  function med(a, n) { return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+  END { sort(t, nt); sort(p, np)
+        printf "  world (load + feat_prepare) CPU, median / min of %d: this %.3f / %.3f s", nt, med(t, nt), t[1]
+        if (np) printf ", peer %.3f / %.3f s; peer / this = %.2fx / %.2fx", med(p, np), p[1], med(p, np) / med(t, nt), p[1] / t[1]
         printf "\n" }' build/worldload.out
