@@ -12,6 +12,11 @@
 
 #include "timeutil.h"
 
+/* The page cache of a store handle (KiB, as PRAGMA cache_size takes it:
+ * negative), and of a one-pass read (store_scan_cache): SQLite's default. */
+#define STORE_CACHE_KIB "-65536"
+#define STORE_SCAN_CACHE_KIB "-2000"
+
 /* ---- schema ----------------------------------------------------------- */
 
 /* Each entry moves the schema from version i to i+1. Never edit a shipped
@@ -234,7 +239,7 @@ int store_open_raw(const char *path, store **out, prm_error *err)
      * kill, which is the failure the resume logic is written for. */
     if (store_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                       "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;"
-                      "PRAGMA cache_size=-65536;", err) < 0) {
+                      "PRAGMA cache_size=" STORE_CACHE_KIB ";", err) < 0) {
         store_close(s);
         return -1;
     }
@@ -322,6 +327,12 @@ int store_commit(store *s, prm_error *err)
 {
     if (store_history_flush(s, NULL, err) < 0) return -1;     /* batched rows first */
     return store_exec(s, "COMMIT", err);
+}
+
+int store_scan_cache(store *s, int scan, prm_error *err)
+{
+    return store_exec(s, scan ? "PRAGMA cache_size=" STORE_SCAN_CACHE_KIB : "PRAGMA cache_size=" STORE_CACHE_KIB,
+                      err);
 }
 int store_in_transaction(store *s) { return !sqlite3_get_autocommit(s->db); }
 

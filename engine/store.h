@@ -60,6 +60,13 @@ int store_begin(store *s, prm_error *err);
  * sees one snapshot of the store, and they share one lock instead of
  * taking it per statement (the world's loaders: ~150k indexed queries). */
 int store_begin_read(store *s, prm_error *err);
+/* A read of most of the store in one pass (the world's loaders): with
+ * `scan` set, the page cache is SQLite's default 2 MB instead of the
+ * store's 64 MB until called again with 0. Pages read once gain nothing
+ * from a cache, and each fresh cache page costs a page fault (on the
+ * benchmark VM the 64 MB cache was ~0.6 s of a 1M-deal world load,
+ * bench/RESULTS.md). */
+int store_scan_cache(store *s, int scan, prm_error *err);
 int store_commit(store *s, prm_error *err);
 void store_rollback(store *s);
 int store_in_transaction(store *s);

@@ -224,7 +224,6 @@ static int partner_by_ext(const world *w, const char *ext)
 }
 
 static int cmp_hist_t(const void *a, const void *b);
-static int group_history(world *w, const whist *cur, whist *tmp, int32_t *owner, size_t n, prm_error *err);
 
 /* The current row is authoritative for now:
  *  - a current row that says won/lost while the newest history row says
@@ -314,88 +313,156 @@ static int load_partners(store *s, world *w, prm_error *err)
     return rc < 0 ? -1 : 0;
 }
 
-static int load_deals(store *s, world *w, whist **cur, prm_error *err)
+/* A deals row in two parts. DEAL_BRIEF is what a world as of T reads of
+ * every deal: for a deal settled by T (as_of_needs) that is all the
+ * features at T read - its partner, registration day, outcome and its
+ * instant, amount and currency. DEAL_REST is read for the other deals
+ * only (load_rest); a full world reads both at once. */
+#define DEAL_BRIEF "id, external_id, partner_id, created_at, stage, status, amount, updated_at, currency"
+#define DEAL_REST                                                                                        \
+    "source, product_family, budget_confirmed, competitor, completeness, account IS NOT NULL,"           \
+    " contact_name IS NOT NULL, contact_email IS NOT NULL, expected_close, partner_probability, closed_at"
+enum { DEAL_BRIEF_N = 9 };
+
+/* The DEAL_BRIEF columns of a row into d and its current row c; the rest
+ * unknown until deal_rest. -1 when out of memory. */
+static int deal_brief(store_stmt *st, world *w, wdeal *d, whist *c)
 {
-    size_t cur_n = 0, cur_cap = 0;
-    *cur = NULL;
+    memset(d, 0, sizeof *d);
+    d->rowid = integer(st, 0);
+    d->ext = pool_dup(&w->ids, txt(st, 1) ? txt(st, 1) : "");
+    if (!d->ext) return -1;
+    d->partner = partner_index(w, integer(st, 2));
+    d->created = day_of(txt(st, 3));
+    c->stage = (int8_t)domain_stage(txt(st, 4));
+    c->status = (int8_t)domain_status(txt(st, 5));
+    c->amount = num(st, 6);
+    c->t = instant_of(txt(st, 7));
+    d->currency = world_intern(&w->currencies, txt(st, 8));
+    d->source = d->product = d->competitor = -1;
+    d->budget = -1;
+    d->completeness = NAN;
+    d->closed_day = INT32_MIN;
+    c->close_day = INT32_MIN;
+    c->prob = NAN;
+    d->outcome = -1;
+    d->outcome_t = INT64_MAX;
+    d->last_open_prob = NAN;
+    return 0;
+}
+
+/* The DEAL_REST columns, from column c0 on. */
+static void deal_rest(store_stmt *st, int c0, world *w, wdeal *d, whist *c)
+{
+    d->source = world_intern(&w->sources, txt(st, c0));
+    d->product = world_intern(&w->products, txt(st, c0 + 1));
+    store_value b = store_column(st, c0 + 2);
+    d->budget = b.kind == SV_INT ? (b.i ? 1 : 0) : -1;
+    d->competitor = world_intern(&w->competitors, txt(st, c0 + 3));
+    d->completeness = num(st, c0 + 4);
+    d->present = (uint8_t)((integer(st, c0 + 5) ? 1 : 0) | (integer(st, c0 + 6) ? 2 : 0) |
+                           (integer(st, c0 + 7) ? 4 : 0));
+    c->close_day = day_of(txt(st, c0 + 8));
+    c->prob = (float)num(st, c0 + 9);
+    d->closed_day = day_of(txt(st, c0 + 10));
+}
+
+/* Room for k more rows at the end of w->h (capacity *cap). The array is
+ * large: realloc moves its pages (mremap) rather than copying them. */
+static int h_room(world *w, size_t *cap, size_t k)
+{
+    if (w->nh + k <= *cap) return 0;
+    size_t nc = *cap * 2 > w->nh + k ? *cap * 2 : w->nh + k;
+    if (w->nh + k > UINT32_MAX) return -1;     /* wdeal's slices are 32-bit */
+    if (nc > UINT32_MAX) nc = UINT32_MAX;
+    whist *nh = realloc(w->h, sizeof *w->h * nc);
+    if (!nh) return -1;
+    w->h = nh;
+    *cap = nc;
+    return 0;
+}
+
+/* Every deal in id order; deal i's current row goes to w->h[i], kept
+ * there to reconcile with history (load_history). `brief`: the
+ * DEAL_BRIEF columns only. *hcap: the capacity of w->h. */
+static int load_deals(store *s, world *w, int brief, size_t *hcap, prm_error *err)
+{
     int64_t hint = table_max_id(s, "SELECT max(id) FROM deals", err);
     if (hint < 0) return -1;
     size_t cap = 0;
     /* A hint that cannot be had (ids far beyond the row count) falls back
-     * to growing the arrays as rows come. */
+     * to growing the arrays as rows come. w->h gets room for the history
+     * of a world as of T too: untouched room costs address space only. */
     if (hint > 0) {
         w->d = big_alloc(sizeof *w->d * (size_t)hint);
-        *cur = big_alloc(sizeof **cur * (size_t)hint);
-        if (w->d && *cur) {
-            cap = cur_cap = (size_t)hint;
+        w->h = big_alloc(sizeof *w->h * (size_t)hint * 3);
+        if (w->d && w->h) {
+            cap = (size_t)hint;
+            *hcap = (size_t)hint * 3;
         } else {
             free(w->d);
-            free(*cur);
+            free(w->h);
             w->d = NULL;
-            *cur = NULL;
+            w->h = NULL;
         }
     }
     store_stmt *st;
-    if (query(s, "SELECT id, source, external_id, partner_id, product_family, currency,"
-                 " budget_confirmed, competitor, completeness, created_at,"
-                 " account IS NOT NULL, contact_name IS NOT NULL, contact_email IS NOT NULL,"
-                 " stage, status, amount, expected_close, partner_probability, updated_at, closed_at"
-                 " FROM deals ORDER BY id", &st, err) < 0)
+    if (query(s, brief ? "SELECT " DEAL_BRIEF " FROM deals ORDER BY id"
+                       : "SELECT " DEAL_BRIEF ", " DEAL_REST " FROM deals ORDER BY id",
+              &st, err) < 0)
         return -1;
     int rc;
     while ((rc = store_step(st, err)) == 1) {
         if (w->nd == cap) {
             size_t nc = cap ? cap * 2 : 4096;
             wdeal *nd = realloc(w->d, sizeof *w->d * nc);
-            if (!nd) {
+            if (nd) w->d = nd;
+            if (!nd || h_room(w, hcap, nc - w->nh) < 0) {
                 rc = prm_error_set(err, "out of memory loading deals");
                 break;
             }
-            w->d = nd;
             cap = nc;
         }
-        wdeal *d = &w->d[w->nd++];
-        memset(d, 0, sizeof *d);
-        d->rowid = integer(st, 0);
-        d->source = world_intern(&w->sources, txt(st, 1));
-        d->ext = pool_dup(&w->ids, txt(st, 2) ? txt(st, 2) : "");
-        if (!d->ext) {
-            w->nd--;
+        wdeal *d = &w->d[w->nd];
+        whist *c = &w->h[w->nd];
+        if (deal_brief(st, w, d, c) < 0) {
             rc = prm_error_set(err, "out of memory loading deals");
             break;
         }
-        d->partner = partner_index(w, integer(st, 3));
-        d->product = world_intern(&w->products, txt(st, 4));
-        d->currency = world_intern(&w->currencies, txt(st, 5));
-        store_value b = store_column(st, 6);
-        d->budget = b.kind == SV_INT ? (b.i ? 1 : 0) : -1;
-        d->competitor = world_intern(&w->competitors, txt(st, 7));
-        d->completeness = num(st, 8);
-        d->created = day_of(txt(st, 9));
-        d->present = (uint8_t)((integer(st, 10) ? 1 : 0) | (integer(st, 11) ? 2 : 0) |
-                               (integer(st, 12) ? 4 : 0));
-        d->outcome = -1;
-        d->outcome_t = INT64_MAX;
-        d->last_open_prob = NAN;
-        d->closed_day = day_of(txt(st, 19));
-        /* The current row, kept aside to reconcile with history. */
-        if (cur_n == cur_cap) {
-            size_t nc = cur_cap ? cur_cap * 2 : 4096;
-            whist *ncur = realloc(*cur, sizeof **cur * nc);
-            if (!ncur) {
-                rc = prm_error_set(err, "out of memory loading deals");
-                break;
-            }
-            *cur = ncur;
-            cur_cap = nc;
+        if (!brief) deal_rest(st, DEAL_BRIEF_N, w, d, c);
+        w->nd++;
+        w->nh = w->nd;
+    }
+    store_finalize(st);
+    return rc < 0 ? -1 : 0;
+}
+
+/* The DEAL_REST columns of a world loaded brief: of the deals marked in
+ * `need`, one rowid probe each; with no `need` (a full world after all),
+ * of every deal, in one scan (the same rows: one read transaction). */
+static int load_rest(store *s, world *w, const uint8_t *need, prm_error *err)
+{
+    store_stmt *st;
+    if (query(s, need ? "SELECT " DEAL_REST " FROM deals WHERE id = ?1"
+                      : "SELECT id, " DEAL_REST " FROM deals ORDER BY id",
+              &st, err) < 0)
+        return -1;
+    int rc = 0;
+    if (need) {
+        for (size_t i = 0; i < w->nd && rc >= 0; i++) {
+            if (!need[i]) continue;
+            store_value id = { .kind = SV_INT, .i = w->d[i].rowid };
+            store_reset(st);
+            if (store_bind(st, 1, &id, err) < 0) rc = -1;
+            else if ((rc = store_step(st, err)) == 1) deal_rest(st, 0, w, &w->d[i], &w->h[i]);
         }
-        whist *c = &(*cur)[cur_n++];
-        c->stage = (int8_t)domain_stage(txt(st, 13));
-        c->status = (int8_t)domain_status(txt(st, 14));
-        c->amount = num(st, 15);
-        c->close_day = day_of(txt(st, 16));
-        c->prob = (float)num(st, 17);
-        c->t = instant_of(txt(st, 18));
+    } else {
+        size_t i = 0;
+        while ((rc = store_step(st, err)) == 1) {
+            int64_t id = integer(st, 0);
+            while (i < w->nd && w->d[i].rowid < id) i++;
+            if (i < w->nd && w->d[i].rowid == id) deal_rest(st, 1, w, &w->d[i], &w->h[i]);
+        }
     }
     store_finalize(st);
     return rc < 0 ? -1 : 0;
@@ -420,158 +487,86 @@ static int hist_row(store_stmt *st, int c0, whist *h)
     return 1;
 }
 
-/* The rows of the deals marked in `need` only, one query per deal on the
- * table's (deal_id, observed_at) key: for a world as of T, where most
- * deals were settled long before T (world_load_as_of). */
-static int read_some_history(store *s, world *w, const uint8_t *need, whist **tmp, int32_t **owner,
-                             size_t *n, prm_error *err)
+/* History into w->h. Slot i holds deal i's current row (load_deals).
+ * Each deal whose history is read gets a slice after the nd slots: its
+ * rows in time order, then room for one reconciling observation; every
+ * other deal's slice is its slot alone - its current row is all its
+ * history, which is what a world as of T keeps of a deal settled by then.
+ * The rows are written where they stay: no copy to group them, as
+ * deal_history is keyed by (deal_id, observed_at) (schema 8), so rows come
+ * grouped by deal in time order, from one key-range query per deal marked
+ * in `need` or, with no `need`, from one scan of the table. */
+static int load_history(store *s, world *w, const uint8_t *need, size_t *hcap, prm_error *err)
 {
-    store_stmt *st;
-    if (query(s, "SELECT observed_at, stage, amount, expected_close, status, partner_probability"
-                 " FROM deal_history WHERE deal_id = ?1", &st, err) < 0)
-        return -1;
-    size_t cap = 0;
-    int rc = 0;
-    for (size_t i = 0; i < w->nd && rc >= 0; i++) {
-        if (!need[i]) continue;
-        store_value id = { .kind = SV_INT, .i = w->d[i].rowid };
-        store_reset(st);
-        if (store_bind(st, 1, &id, err) < 0) { rc = -1; break; }
-        while ((rc = store_step(st, err)) == 1) {
-            if (*n == cap) {
-                cap = cap ? cap * 2 : 1u << 16;
-                whist *t2 = realloc(*tmp, sizeof **tmp * cap);
-                if (t2) *tmp = t2;
-                int32_t *o2 = realloc(*owner, sizeof **owner * cap);
-                if (o2) *owner = o2;
-                if (!t2 || !o2) {
-                    rc = prm_error_set(err, "out of memory loading history");
-                    break;
-                }
-            }
-            if (hist_row(st, 0, &(*tmp)[*n])) (*owner)[(*n)++] = (int32_t)i;
-        }
-    }
-    store_finalize(st);
-    return rc < 0 ? -1 : 0;
-}
-
-/* History is read in table order (a sequential scan; the table is keyed
- * by (deal_id, observed_at), schema 8, so rows come grouped by deal and in
- * time order), then grouped by deal with a counting sort and ordered in
- * time per deal (which keeps a store of any order correct). With `need`
- * only the marked deals' rows are read (a key range each); every other
- * deal's history is its current row alone (reconcile), which is what a
- * world as of T keeps of a deal settled by then. */
-static int load_history(store *s, world *w, const whist *cur, const uint8_t *need, prm_error *err)
-{
-    whist *tmp = NULL;
-    int32_t *owner = NULL;
-    size_t n = 0;
-    if (need) {
-        if (read_some_history(s, w, need, &tmp, &owner, &n, err) < 0) {
-            free(tmp);
-            free(owner);
-            return -1;
-        }
-        return group_history(w, cur, tmp, owner, n, err);
-    }
-    int64_t max_rowid = w->nd ? w->d[w->nd - 1].rowid : 0;
-    int32_t *idx = malloc(sizeof *idx * (size_t)(max_rowid + 1));
-    if (!idx) return prm_error_set(err, "out of memory");
-    for (int64_t i = 0; i <= max_rowid; i++) idx[i] = -1;
-    for (size_t i = 0; i < w->nd; i++) idx[w->d[i].rowid] = (int32_t)i;
-
-    store_stmt *st;
-    if (query(s, "SELECT deal_id, observed_at, stage, amount, expected_close, status,"
-                 " partner_probability FROM deal_history", &st, err) < 0) {
-        free(idx);
-        return -1;
-    }
-    size_t cap = 0;
-    /* The table has no rowid to bound its size: its count (SQLite counts
-     * cells per page without decoding rows). */
-    int64_t hint = table_max_id(s, "SELECT count(*) FROM deal_history", err);
-    int rc = hint < 0 ? -1 : 1;
-    if (rc < 0) {
-        store_finalize(st);
-        free(idx);
-        return -1;
-    }
-    if (hint > 0) {
-        tmp = big_alloc(sizeof *tmp * (size_t)hint);
-        owner = big_alloc(sizeof *owner * (size_t)hint);
-        if (tmp && owner) {
-            cap = (size_t)hint;
-        } else {   /* grown as rows come, as above */
-            free(tmp);
-            free(owner);
-            tmp = NULL;
-            owner = NULL;
-        }
-    }
-    while ((rc = store_step(st, err)) == 1) {
-        int64_t rowid = integer(st, 0);
-        if (rowid < 1 || rowid > max_rowid || idx[rowid] < 0) continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16384;
-            whist *t2 = realloc(tmp, sizeof *tmp * cap);
-            int32_t *o2 = realloc(owner, sizeof *owner * cap);
-            if (t2) tmp = t2;
-            if (o2) owner = o2;
-            if (!t2 || !o2) {
-                rc = prm_error_set(err, "out of memory loading history");
-                break;
-            }
-        }
-        if (hist_row(st, 1, &tmp[n])) owner[n++] = idx[rowid];
-    }
-    store_finalize(st);
-    free(idx);
-    if (rc < 0) {
-        free(tmp);
-        free(owner);
-        return -1;
-    }
-    return group_history(w, cur, tmp, owner, n, err);
-}
-
-/* Rows tmp[i] of deal owner[i] (both freed here) into each deal's slice:
- * a counting sort by deal, then time order within each deal, the current
- * row reconciled, the outcome found. */
-static int group_history(world *w, const whist *cur, whist *tmp, int32_t *owner, size_t n, prm_error *err)
-{
-    /* Counting sort by deal, then time order within each deal. */
-    for (size_t i = 0; i < n; i++) w->d[owner[i]].hn++;
-    size_t pos = 0;
     for (size_t i = 0; i < w->nd; i++) {
-        w->d[i].h0 = pos;
-        pos += w->d[i].hn;
+        w->d[i].h0 = i;
         w->d[i].hn = 0;
     }
-    /* Room for one reconciling observation per deal. */
-    w->h = big_alloc(sizeof *w->h * (n + w->nd + 1));
-    if (!w->h) {
-        free(tmp);
-        free(owner);
-        return prm_error_set(err, "out of memory loading history");
+    store_stmt *st;
+    int rc = 0;
+    if (need) {
+        if (query(s, "SELECT observed_at, stage, amount, expected_close, status, partner_probability"
+                     " FROM deal_history WHERE deal_id = ?1", &st, err) < 0)
+            return -1;
+        for (size_t i = 0; i < w->nd && rc >= 0; i++) {
+            if (!need[i]) continue;
+            wdeal *d = &w->d[i];
+            store_value id = { .kind = SV_INT, .i = d->rowid };
+            store_reset(st);
+            if (store_bind(st, 1, &id, err) < 0) { rc = -1; break; }
+            d->h0 = w->nh;
+            while ((rc = store_step(st, err)) == 1) {
+                if (h_room(w, hcap, 2) < 0) { rc = prm_error_set(err, "out of memory loading history"); break; }
+                if (hist_row(st, 0, &w->h[w->nh])) w->nh++, d->hn++;
+            }
+            if (rc >= 0 && h_room(w, hcap, 1) < 0) rc = prm_error_set(err, "out of memory loading history");
+            if (rc >= 0) w->nh++;                      /* the reconciling slot */
+        }
+        store_finalize(st);
+    } else {
+        int64_t max_rowid = w->nd ? w->d[w->nd - 1].rowid : 0;
+        int32_t *idx = malloc(sizeof *idx * (size_t)(max_rowid + 1));
+        if (!idx) return prm_error_set(err, "out of memory");
+        for (int64_t i = 0; i <= max_rowid; i++) idx[i] = -1;
+        for (size_t i = 0; i < w->nd; i++) idx[w->d[i].rowid] = (int32_t)i;
+        /* The table has no rowid to bound its size: its count (SQLite
+         * counts cells per page without decoding rows). */
+        int64_t hint = table_max_id(s, "SELECT count(*) FROM deal_history", err);
+        if (hint < 0 || query(s, "SELECT deal_id, observed_at, stage, amount, expected_close, status,"
+                                 " partner_probability FROM deal_history", &st, err) < 0) {
+            free(idx);
+            return -1;
+        }
+        if (h_room(w, hcap, (size_t)hint + w->nd + 1) < 0) rc = prm_error_set(err, "out of memory loading history");
+        long last = -1;
+        while (rc >= 0 && (rc = store_step(st, err)) == 1) {
+            int64_t rowid = integer(st, 0);
+            if (rowid < 1 || rowid > max_rowid || idx[rowid] < 0) continue;
+            wdeal *d = &w->d[idx[rowid]];
+            if (idx[rowid] != last) {
+                if (d->h0 != (size_t)idx[rowid]) {
+                    rc = prm_error_set(err, "deal_history rows of deal %lld out of key order", (long long)rowid);
+                    break;
+                }
+                if (last >= 0) w->nh++;               /* the previous deal's reconciling slot */
+                d->h0 = w->nh;
+                last = idx[rowid];
+            }
+            if (h_room(w, hcap, 2) < 0) { rc = prm_error_set(err, "out of memory loading history"); break; }
+            if (hist_row(st, 1, &w->h[w->nh])) w->nh++, d->hn++;
+        }
+        if (rc >= 0 && last >= 0) w->nh++;
+        store_finalize(st);
+        free(idx);
     }
-    /* Each deal's slice gets one spare slot at its end (shifted by index). */
-    for (size_t i = 0; i < w->nd; i++) w->d[i].h0 += i;
-    for (size_t i = 0; i < n; i++) {
-        wdeal *d = &w->d[owner[i]];
-        w->h[d->h0 + d->hn++] = tmp[i];
-    }
-    w->nh = n + w->nd;
-    free(tmp);
-    free(owner);
+    if (rc < 0) return -1;
     for (size_t i = 0; i < w->nd; i++) {
         wdeal *d = &w->d[i];
         whist *h = w->h + d->h0;
         int sorted = 1;
         for (size_t j = 1; j < d->hn && sorted; j++) sorted = h[j - 1].t <= h[j].t;
         if (!sorted) qsort(h, d->hn, sizeof *h, cmp_hist_t);
-        reconcile(w, d, &cur[i]);
+        reconcile(w, d, &w->h[i]);
         for (size_t j = 0; j < d->hn; j++) {
             if (h[j].status > STATUS_OPEN && d->outcome_t == INT64_MAX) d->outcome_t = h[j].t;
             if (h[j].status == STATUS_OPEN) d->last_open_prob = h[j].prob;
@@ -804,7 +799,7 @@ static int load_attrs(store *s, world *w, prm_error *err)
         if (idx < 0) continue;
         if (w->na == cap) {
             size_t nc = cap ? cap * 2 : 1024;
-            wattr *na = realloc(w->a, sizeof *w->a * nc);
+            wattr *na = w->na < UINT32_MAX ? realloc(w->a, sizeof *w->a * nc) : NULL;   /* 32-bit slices */
             if (!na) { rc = prm_error_set(err, "out of memory loading attribute history"); break; }
             w->a = na;
             cap = nc;
@@ -913,11 +908,12 @@ static int newer(const resolved_at *a, const resolved_at *b)
     return a->t != b->t ? a->t > b->t : a->i > b->i;
 }
 
-/* Marks the k newest of buf[0..n) (reordered): a quickselect, O(n). */
-static void mark_newest(resolved_at *buf, size_t n, size_t k, uint8_t *mark)
+/* Marks (ORs `bit` into) the k newest of buf[0..n) (reordered): a
+ * quickselect, O(n). */
+static void mark_newest(resolved_at *buf, size_t n, size_t k, uint8_t *mark, uint8_t bit)
 {
     if (k >= n) {
-        for (size_t j = 0; j < n; j++) mark[buf[j].i] = 1;
+        for (size_t j = 0; j < n; j++) mark[buf[j].i] |= bit;
         return;
     }
     size_t lo = 0, hi = n;                       /* the k-th newest lies in [lo, hi) */
@@ -940,13 +936,51 @@ static void mark_newest(resolved_at *buf, size_t n, size_t k, uint8_t *mark)
         else if (k >= b) lo = b;
         else break;
     }
-    for (size_t j = 0; j < k; j++) mark[buf[j].i] = 1;
+    for (size_t j = 0; j < k; j++) mark[buf[j].i] |= bit;
 }
 
-int world_recent_resolved(const world *w, int64_t at, size_t k_partner, size_t k_all, uint8_t *mark)
+/* The k newest deals resolved by `at` of the whole store: a heap of k
+ * whose top is the oldest kept (O(n log k), and k entries of memory
+ * instead of one per deal). */
+static int mark_newest_all(const world *w, int64_t at, size_t k, uint8_t *mark, uint8_t bit)
 {
-    memset(mark, 0, w->nd);
-    resolved_at *buf = malloc(sizeof *buf * (w->nd + 1));
+    resolved_at *heap = malloc(sizeof *heap * (k + 1));
+    if (!heap) return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < w->nd; i++) {
+        if (w->d[i].outcome_t > at) continue;
+        resolved_at x = { w->d[i].outcome_t, i };
+        size_t j;
+        if (n < k) {                             /* sift up */
+            for (j = n++; j > 0 && newer(&heap[(j - 1) / 2], &x); j = (j - 1) / 2) heap[j] = heap[(j - 1) / 2];
+        } else if (newer(&x, &heap[0])) {        /* replace the oldest, sift down */
+            for (j = 0;;) {
+                size_t c = 2 * j + 1;
+                if (c >= n) break;
+                if (c + 1 < n && newer(&heap[c], &heap[c + 1])) c++;
+                if (!newer(&x, &heap[c])) break;
+                heap[j] = heap[c];
+                j = c;
+            }
+        } else {
+            continue;
+        }
+        heap[j] = x;
+    }
+    for (size_t j = 0; j < n; j++) mark[heap[j].i] |= bit;
+    free(heap);
+    return 0;
+}
+
+/* world_recent_resolved's marks as bits: `bp` for the partner windows,
+ * `ba` for the store-wide one. */
+static int recent_marks(const world *w, int64_t at, size_t k_partner, size_t k_all, uint8_t *mark, uint8_t bp,
+                        uint8_t ba)
+{
+    size_t most = 0, none = 0;
+    for (size_t g = 0; g < w->np; g++) most = w->p[g].nd > most ? w->p[g].nd : most;
+    for (size_t i = 0; k_partner && i < w->nd; i++) none += w->d[i].partner < 0;
+    resolved_at *buf = malloc(sizeof *buf * ((most > none ? most : none) + 1));
     if (!buf) return -1;
     for (size_t g = 0; k_partner && g <= w->np; g++) {   /* g == np: deals without a partner */
         size_t n = 0;
@@ -958,16 +992,23 @@ int world_recent_resolved(const world *w, int64_t at, size_t k_partner, size_t k
             for (size_t i = 0; i < w->nd; i++)
                 if (w->d[i].partner < 0 && w->d[i].outcome_t <= at) buf[n++] = (resolved_at){ w->d[i].outcome_t, i };
         }
-        mark_newest(buf, n, k_partner, mark);
-    }
-    if (k_all) {
-        size_t n = 0;
-        for (size_t i = 0; i < w->nd; i++)
-            if (w->d[i].outcome_t <= at) buf[n++] = (resolved_at){ w->d[i].outcome_t, i };
-        mark_newest(buf, n, k_all, mark);
+        mark_newest(buf, n, k_partner, mark, bp);
     }
     free(buf);
-    return 0;
+    return k_all ? mark_newest_all(w, at, k_all, mark, ba) : 0;
+}
+
+int world_recent_resolved(const world *w, int64_t at, size_t k_partner, size_t k_all, uint8_t *mark)
+{
+    /* A world as of T kept both windows at T (world_load_window). */
+    if (w->recent && at == w->as_of && (!k_partner || k_partner == WORLD_RECENT) &&
+        (!k_all || k_all == w->recent_all)) {
+        uint8_t want = (uint8_t)((k_partner ? 1 : 0) | (k_all ? 2 : 0));
+        for (size_t i = 0; i < w->nd; i++) mark[i] = (w->recent[i] & want) != 0;
+        return 0;
+    }
+    memset(mark, 0, w->nd);
+    return recent_marks(w, at, k_partner, k_all, mark, 1, 1);
 }
 
 /* The deals a world as of t reads the full history of (world.h): every
@@ -1025,7 +1066,7 @@ int world_load_window(store *s, int64_t as_of, size_t recent_all, world **out, p
     world *w = calloc(1, sizeof *w);
     if (!w) return prm_error_set(err, "out of memory");
     w->recent_all = recent_all;
-    whist *cur = NULL;
+    size_t hcap = 0;
     uint8_t *need = NULL;
     w->as_of = INT64_MAX;
     if (store_fiscal_start(s, &w->fiscal_start, err) < 0 ||
@@ -1038,17 +1079,19 @@ int world_load_window(store *s, int64_t as_of, size_t recent_all, world **out, p
      * two tables), and one lock for every statement; inside a caller's
      * transaction, that one. */
     int own = !store_in_transaction(s);
-    if (own && store_begin_read(s, err) < 0) {
+    if (store_scan_cache(s, 1, err) < 0 || (own && store_begin_read(s, err) < 0)) {
+        store_scan_cache(s, 0, NULL);
         free(w);
         return prm_error_prefix(err, "loading the store: ");
     }
-    if (load_partners(s, w, err) < 0 || load_deals(s, w, &cur, err) < 0 || partner_lists(w, err) < 0 ||
-        (as_of != INT64_MAX && as_of_needs(w, cur, as_of, &need, err) < 0) ||
-        load_history(s, w, cur, need, err) < 0 || load_series(s, w, err) < 0 ||
+    int brief = as_of != INT64_MAX;
+    if (load_partners(s, w, err) < 0 || load_deals(s, w, brief, &hcap, err) < 0 || partner_lists(w, err) < 0 ||
+        (brief && (as_of_needs(w, w->h, as_of, &need, err) < 0 || load_rest(s, w, need, err) < 0)) ||
+        load_history(s, w, need, &hcap, err) < 0 || load_series(s, w, err) < 0 ||
         load_commits(s, w, err) < 0 || load_quotas(s, w, err) < 0 || load_xtypes(s, w, err) < 0 ||
-        load_attrs(s, w, err) < 0 || (own && store_commit(s, err) < 0)) {
+        load_attrs(s, w, err) < 0 || (own && store_commit(s, err) < 0) || store_scan_cache(s, 0, err) < 0) {
         if (own) store_rollback(s);
-        free(cur);
+        store_scan_cache(s, 0, NULL);
         free(need);
         world_free(w);
         return prm_error_prefix(err, "loading the store: ");
@@ -1056,8 +1099,14 @@ int world_load_window(store *s, int64_t as_of, size_t recent_all, world **out, p
     if (need) {
         w->as_of = as_of;
         for (size_t i = 0; i < w->nd; i++) w->d[i].brief = !need[i];
+        /* The recent deals at T, which the features at T ask for twice
+         * (feat.c: stage medians, partner statistics). */
+        w->recent = calloc(w->nd + 1, 1);
+        if (w->recent && recent_marks(w, as_of, WORLD_RECENT, w->recent_all, w->recent, 1, 2) < 0) {
+            free(w->recent);
+            w->recent = NULL;                    /* out of memory: computed when asked */
+        }
     }
-    free(cur);
     free(need);
     *out = w;
     return 0;
@@ -1103,6 +1152,7 @@ void world_free(world *w)
     free(w->a);
     free(w->p);
     free(w->prow);
+    free(w->recent);
     strtab *tabs[] = { &w->tiers, &w->types, &w->regions, &w->products, &w->currencies,
                        &w->sources, &w->competitors, &w->sig_names, &w->pstatuses };
     for (size_t i = 0; i < sizeof tabs / sizeof tabs[0]; i++) strtab_free(tabs[i]);

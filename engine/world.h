@@ -46,7 +46,11 @@ int world_load(struct store *s, world **out, prm_error *err);
  * last WORLD_RECENT deals created by T and last WORLD_RECENT resolved by T,
  * and the store's last WORLD_RECENT_ALL resolved by T (world_int.h's
  * world_recent_resolved): all the history the features at T read (feat.h). A deal settled by T keeps its current row
- * as its only observation, at its updated_at: its outcome and close
+ * as its only observation, at its updated_at, and of that row only what
+ * the features at T read of a settled deal (external id, partner,
+ * registration day, stage, status, amount, currency; its expected close,
+ * partner probability, product, competitor, budget, completeness and
+ * source are unknown): its outcome and close
  * instant as of T are the row's (the same as history's unless the deal
  * changed after its close; a history row newer than the current row,
  * the conflict case, is not seen). Everything as of T then equals the full

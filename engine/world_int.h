@@ -49,20 +49,23 @@ typedef struct wattr {
     double dv;                 /* A_COMPLETENESS; tenant number, yes/no 0/1, date as a day */
 } wattr;
 
+/* A million of these in a 1M-deal world: ordered so that no padding is
+ * wasted (88 bytes; 112 with size_t slices and the fields in reading
+ * order), as each fresh page of a world costs a page fault. */
 typedef struct wdeal {
     int64_t rowid;
     char *ext;
-    int partner, source, product, currency, competitor;   /* interned, -1 none (current row) */
-    int8_t budget;             /* 1, 0, -1 (current row) */
-    uint8_t present;           /* bit 0 account, 1 contact, 2 email */
     double completeness;
+    int64_t outcome_t;         /* first observation of the outcome; INT64_MAX if open */
+    int partner, source, product, currency, competitor;   /* interned, -1 none (current row) */
     int32_t created;           /* day */
     int32_t closed_day;        /* current row's closed_at, INT32_MIN none */
-    size_t h0, hn;             /* history slice */
-    size_t a0, an;             /* attribute history slice (most deals: none) */
-    int8_t outcome;            /* STATUS_* of the last observation */
-    int64_t outcome_t;         /* first observation of the outcome; INT64_MAX if open */
     float last_open_prob;      /* the partner's probability just before the outcome */
+    uint32_t h0, hn;           /* history slice (world_load keeps w->nh below 2^32) */
+    uint32_t a0, an;           /* attribute history slice (most deals: none) */
+    int8_t budget;             /* 1, 0, -1 (current row) */
+    int8_t outcome;            /* STATUS_* of the last observation */
+    uint8_t present;           /* bit 0 account, 1 contact, 2 email */
     uint8_t conflict;          /* current row disagreed with history (reconciled) */
     uint8_t brief;             /* as-of world: settled, its current row is its history */
 } wdeal;
@@ -115,6 +118,7 @@ struct world {
     int64_t last_t;
     int64_t as_of;             /* world_load_as_of's instant; INT64_MAX: a full world */
     size_t recent_all;         /* WORLD_RECENT_ALL (world_load_window) */
+    uint8_t *recent;           /* as-of world: bit 0 in a partner's window at as_of, bit 1 in the store's */
     int fiscal_start;          /* settings.fiscal_start_month */
     size_t conflicts;
     char conflict_ex[3][32];

@@ -2,7 +2,8 @@
  * what a score run uses): it reads full history only for the deals the
  * features at T need, and gives the deals open at T the same features as
  * a full world; a deal closed after T is still open at T; the stage
- * medians as of T do not move when history after T arrives; it refuses
+ * medians as of T do not move when history after T arrives, nor its
+ * features when current rows change after T; it refuses
  * features at any other instant; a small store falls back to a full world. */
 #include <math.h>
 #include <stdio.h>
@@ -211,6 +212,52 @@ int main(void)
     free(fa);
     free(ff2);
     free(fa2);
+
+    /* Deals whose current rows change after T in the columns a world as
+     * of T reads only for the deals needing history (competitor, product
+     * family, budget, completeness): one open at T, one settled long
+     * before. The world as of T still gives every open deal the features
+     * it gave before (those columns as of T come from attr_history), the
+     * same as a full world's; the settled deal, changed after T, is now
+     * read in full. */
+    at = NULL;
+    world_load_window(s, t, K_ALL, &at, &err);
+    char *fb = at ? features(at, t) : strdup("");
+    world_free(at);
+    char created[11], screated[11], ec[11], cd[11], later[32];
+    day_iso(tday + 3, "08:00:00", later);
+    date_iso((tday - 48) * 86400, created);
+    date_iso((tday - 48 + 90) * 86400, ec);
+    const char *o3[] = { "external_id", "O03", "partner_id", "P1", "stage", "registered", "status", "open",
+                         "created_at", created, "amount", "1000", "currency", "USD", "expected_close", ec,
+                         "partner_probability", "0.3", "competitor", "Initech", "product_family", "Edge",
+                         "budget_confirmed", "1", "completeness", "0.9", "updated_at", later, NULL };
+    int64_t sday = tday - 1400 + 100 / 3;
+    date_iso(sday * 86400, screated);
+    date_iso((sday + 40 + 100 % 37) * 86400, cd);
+    const char *s100[] = { "external_id", "S0100", "partner_id", "P1", "stage", "closed_won", "status", "won",
+                           "created_at", screated, "amount", "1000", "currency", "USD", "expected_close", cd,
+                           "closed_at", cd, "partner_probability", "1", "competitor", "Initech",
+                           "product_family", "Edge", "budget_confirmed", "0", "completeness", "0.2",
+                           "updated_at", later, NULL };
+    store_begin(s, &err);
+    put("deal", o3);
+    put("deal", s100);
+    store_commit(s, &err);
+    full = at = NULL;
+    world_load_window(s, INT64_MAX, K_ALL, &full, &err);
+    world_load_window(s, t, K_ALL, &at, &err);
+    char *fc = at ? features(at, t) : strdup(""), *ffc = full ? features(full, t) : strdup("");
+    long s100i = at ? world_find_deal(at, "S0100") : -1;
+    T_OK(strstr(fc, "O03:") && s100i >= 0 && !at->d[s100i].brief,
+         "deals changed after T: the open one is scored, the settled one read in full");
+    T_EQ_STR(fc, fb, "rows changed after T do not change the world as of T");
+    T_EQ_STR(fc, ffc, "and the world as of T still agrees with the full world");
+    world_free(full);
+    world_free(at);
+    free(fb);
+    free(fc);
+    free(ffc);
 
     /* A small store: the deals needing history are most of it, so the
      * world is a full one. */
