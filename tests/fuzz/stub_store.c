@@ -22,3 +22,5 @@ int store_upsert(store *s, const store_object *o, const store_value *v, int *wri
     (void)s; (void)o; (void)v; (void)written; (void)err;
     abort();
 }
+int store_history_batch(store *s, int on, prm_error *err) { (void)s; (void)on; (void)err; abort(); }
+int store_history_flush(store *s, int64_t *written, prm_error *err) { (void)s; (void)written; (void)err; abort(); }
