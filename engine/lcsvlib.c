@@ -30,6 +30,7 @@
 #include "json.h"
 #include "numparse.h"
 #include "store.h"
+#include "textbuf.h"
 #include "timeutil.h"
 #include "jsonscan.h"
 #include "lprm.h"
@@ -323,18 +324,7 @@ static chunk *chunk_new(int nf)
 
 static ptrdiff_t chunk_text(chunk *c, const char *s)
 {
-    size_t n = strlen(s) + 1;
-    if (c->tlen + n > c->tcap) {
-        size_t cap = c->tcap ? c->tcap : 1 << 15;
-        while (cap < c->tlen + n) cap *= 2;
-        char *t = realloc(c->text, cap);
-        if (!t) return -1;
-        c->text = t;
-        c->tcap = cap;
-    }
-    memcpy(c->text + c->tlen, s, n);
-    c->tlen += n;
-    return (ptrdiff_t)(c->tlen - n);
+    return textbuf_add(&c->text, &c->tlen, &c->tcap, 1 << 15, s);
 }
 
 static void pipe_reject(wpipe *p, long line, const char *msg)

@@ -11,6 +11,7 @@
 
 #include "currency.h"
 #include "domain.h"
+#include "textbuf.h"
 #include "timeutil.h"
 
 /* ---- objects ---------------------------------------------------------- */
@@ -571,18 +572,9 @@ static int cell_put(histbuf *h, hcell *c, const store_value *v)
     c->r = v->r;
     c->i = v->i;
     if (v->kind != SV_TEXT) return 0;
-    size_t n = strlen(v->s) + 1;
-    if (h->tlen + n > h->tcap) {
-        size_t cap = h->tcap ? h->tcap : 1 << 16;
-        while (cap < h->tlen + n) cap *= 2;
-        char *t = realloc(h->text, cap);
-        if (!t) return -1;
-        h->text = t;
-        h->tcap = cap;
-    }
-    memcpy(h->text + h->tlen, v->s, n);
-    c->off = h->tlen;
-    h->tlen += n;
+    ptrdiff_t off = textbuf_add(&h->text, &h->tlen, &h->tcap, 1 << 16, v->s);
+    if (off < 0) return -1;
+    c->off = (size_t)off;
     return 0;
 }
 
