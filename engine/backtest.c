@@ -319,8 +319,8 @@ int forecast_backtest(store *s, const backtest_opts *o, backtest_point **pts, si
                         forecast_result_free(&r);
                         goto oom;
                     }
-                    double pq = fmin(1 - 1e-9, fmax(1e-9, r.open_p_win[i]));
-                    double pr = 1 / (1 + exp(-(log(pq / (1 - pq)) - r.bias_applied)));
+                    /* the forecast no longer moves P(win) (the mean shift is on P(close)) */
+                    double pr = r.open_p_win[i];
                     raw += pr;
                     if (pv_push(&cr, pr, won) < 0) {
                         forecast_result_free(&r);

@@ -176,6 +176,7 @@ int cmd_forecast(int argc, char **argv, const cli *c)
         json_key(&j, "effect_periods"); json_int(&j, r.effect_periods);
         json_key(&j, "past_bias_logit"); json_num_fmt(&j, r.global_bias, "%.4f");
         json_key(&j, "bias_applied_logit"); json_num_fmt(&j, r.bias_applied, "%.4f");
+        json_key(&j, "close_shift_logit"); json_num_fmt(&j, r.close_shift, "%.4f");
         /* P(close inside the period | win)'s recalibration on past periods at
          * the same offset: 15 logit offsets, stage (registered .. negotiation)
          * x amount tercile; null for a program without such a period yet */
@@ -602,7 +603,7 @@ int cmd_backtest(int argc, char **argv, const cli *c)
            cal.ece_win, cal.mean_p_win, cal.rate_win, cal.n_win, cal.ece_period, cal.mean_p_period,
            cal.rate_period, cal.n_period);
     printf("  P(win) before the logit shift ECE %.4f  mean p %.3f  (the deal model's, anchored; the forecast\n"
-           "                             moves it by the past periods' revenue bias)\n",
+           "                             simulates with it: the past periods' shift is on P(close))\n",
            cal.ece_win_raw, cal.mean_p_win_raw);
     const char *what[2] = { "P(win)", "P(won inside the period)" };
     for (int k = 0; k < 2; k++) {
@@ -612,8 +613,8 @@ int cmd_backtest(int argc, char **argv, const cli *c)
             if (x->count) printf("  %.1f-%.1f %8zu  %.3f  %.3f\n", x->lo, x->hi, x->count, x->mean_p, x->mean_y);
         }
     }
-    printf("calibration by point: P(win) mean p (before the logit shift), won, ECE | P(won inside the period)"
-           " mean p, won, ECE\n");
+    printf("calibration by point: P(win) mean p (before the logit shift, the past periods' shift carried on"
+           " P(close)), won, ECE | P(won inside the period) mean p, won, ECE\n");
     for (size_t i = 0; i < n; i++)
         printf("  %-8s %-10s %3d %6zu  %.3f (%.3f %+.2f)  %.3f  %.3f | %.3f  %.3f  %.3f%s\n", p[i].period,
                p[i].as_of, p[i].weeks, p[i].cal_n_win, p[i].cal_p_win, p[i].cal_p_win_raw, p[i].bias_applied,

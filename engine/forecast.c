@@ -238,6 +238,54 @@ typedef struct pipe {
     size_t no_rate;
 } pipe;
 
+static double logit_moved(double p, double shift)
+{
+    return shift != 0 && p > 0 && p < 1 ? 1 / (1 + exp(-(log(p / (1 - p)) + shift))) : p;
+}
+
+/* Expected revenue of the pipeline, sum P(win) P(close) amount E[mult],
+ * with P(win) and P(close) each moved by a logit offset (0: unmoved).
+ * Deals at P = 0 or 1 are not moved (as the close offsets). */
+static double pipe_expected(const pipe *P, const double *m1, double win_shift, double close_shift)
+{
+    double mu = 0;
+    for (size_t k = 0; k < P->n; k++)
+        mu += logit_moved(P->p_win[k], win_shift) * logit_moved(P->p_close[k], close_shift) *
+              P->amount[k] * (P->mult[k] >= 0 ? m1[P->mult[k]] : 1);
+    return mu;
+}
+
+/* Carries the logit offset b on P(win) into the simulation without moving
+ * P(win): the logit offset c on every deal's P(close | win) whose expected
+ * revenue equals that of b (bisection on [-FC_CLOSE_SHIFT_MAX,
+ * FC_CLOSE_SHIFT_MAX]; expected revenue rises with c), applied to
+ * P->p_close; what that bound or a certain timing (every P(close) 0 or 1)
+ * leaves, as one factor on the amounts (*amount_scale, else 1). Returns c. */
+static double close_shift_matching(pipe *P, const double *m1, double b, double *amount_scale)
+{
+    *amount_scale = 1;
+    size_t movable = 0;
+    for (size_t k = 0; k < P->n; k++) movable += P->p_close[k] > 0 && P->p_close[k] < 1;
+    if (b == 0 || P->n == 0) return 0;
+    double target = pipe_expected(P, m1, b, 0), c = 0;
+    if (movable) {
+        double lo = -FC_CLOSE_SHIFT_MAX, hi = FC_CLOSE_SHIFT_MAX;
+        for (int it = 0; it < 50; it++) {
+            double mid = 0.5 * (lo + hi);
+            if (pipe_expected(P, m1, 0, mid) < target) lo = mid;
+            else hi = mid;
+        }
+        c = 0.5 * (lo + hi);
+        for (size_t k = 0; k < P->n; k++) P->p_close[k] = logit_moved(P->p_close[k], c);
+    }
+    double got = pipe_expected(P, m1, 0, 0);
+    if (got > 0 && fabs(got - target) > 1e-6 * target) {
+        *amount_scale = target / got;
+        for (size_t k = 0; k < P->n; k++) P->amount[k] *= *amount_scale;
+    }
+    return c;
+}
+
 static void pipe_free(pipe *p)
 {
     free(p->deal);
@@ -951,8 +999,7 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
             for (int pq = 0; pq <= npast; pq++) {
                 pipe *Q = pq < npast ? &pastq[pq] : &P;
                 for (size_t k = 0; k < Q->n; k++) {
-                    double pc = Q->p_close[k], c = coff[close_group(Q->mult[k], Q->amount[k], cut1, cut2)];
-                    if (pc > 0 && pc < 1) Q->p_close[k] = 1 / (1 + exp(-(log(pc / (1 - pc)) + c)));
+                    Q->p_close[k] = logit_moved(Q->p_close[k], coff[close_group(Q->mult[k], Q->amount[k], cut1, cut2)]);
                 }
             }
         }
@@ -1007,18 +1054,23 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
      * takes a prior sd instead of none (FC_PRIOR_EFFECT_SD, forecast.h),
      * not a guessed shift. */
     if (!have_eff) r->global_sd = FC_PRIOR_EFFECT_SD;
-    /* The mean shift past periods ran at, as a logit offset on every open
-     * deal (bounded): the model's probabilities are calibrated on deals,
-     * and this corrects what deals-in-a-period add to that (slips into
-     * the period, amounts), measured only on periods before T. */
+    /* The mean shift past periods ran at (bounded, in the period effect's
+     * units: a logit offset on P(win)) is what deals-in-a-period add beyond
+     * the deal model (slips into or out of the period, amounts), measured
+     * only on periods before T. It moves the total's mean, not P(win): the
+     * model's P(win) is calibrated on deals and is what the forecast
+     * simulates with and reports. So it becomes the logit offset on every
+     * open deal's P(close inside the period | win) that moves the
+     * pipeline's expected revenue by as much as the P(win) offset would,
+     * and what P(close) cannot carry (bounded, or already 0 or 1) goes on
+     * the amounts (close_shift_matching). */
     r->bias_applied = 0;
+    r->close_shift = 0;
+    r->amount_scale = 1;
     if (have_eff && o->bias_correct && eff.global_bias == eff.global_bias) {
         double b = fmax(-1.0, fmin(1.0, eff.global_bias));
         r->bias_applied = b;
-        for (size_t k = 0; k < P.n; k++) {
-            double p = fmin(1 - 1e-9, fmax(1e-9, P.p_win[k]));
-            P.p_win[k] = 1 / (1 + exp(-(log(p / (1 - p)) + b)));
-        }
+        r->close_shift = close_shift_matching(&P, m1, b, &r->amount_scale);
     }
     if (by_region && !group_sd) {
         for (size_t k = 0; k < nleaf; k++) segs[k].group = -1;
@@ -1197,7 +1249,7 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
         fd->deal = P.deal[k];
         snprintf(fd->id, sizeof fd->id, "%s", d->ext);
         snprintf(fd->partner, sizeof fd->partner, "%s", d->partner >= 0 ? w->p[d->partner].ext : "");
-        fd->amount = P.amount[k];
+        fd->amount = P.amount[k] / r->amount_scale;   /* the deal's own amount */
         fd->p_win = P.p_win[k];
         fd->p_close = P.p_close[k];
         fd->mean = mr.deal_mean[k];

@@ -57,6 +57,9 @@ enum { FC_RAMP_DAYS = 182 };
  * 83.3% with none, 83.3 / 75.0 / 75.0 / 87.5% at 0.3, seed 11 91.7% at
  * 0.4 (bench/RESULTS.md). */
 #define FC_PRIOR_EFFECT_SD 0.3
+/* The bound (logit) on the offset on P(close inside the period | win) that
+ * carries the past periods' mean shift (forecast.c, close_shift_matching). */
+#define FC_CLOSE_SHIFT_MAX 4.0
 
 /* "region" ... "distributor"; -1 when unknown. */
 int forecast_key_parse(const char *name);
@@ -76,7 +79,8 @@ typedef struct forecast_opts {
     int dedup;                 /* 1: drop duplicate registrations (rules/dedup.lua) */
     const char *dedup_rule;    /* NULL: rules/dedup.lua under the job root */
     int keep_draws;            /* 1: keep every row's draws (row_draws) */
-    int bias_correct;          /* 1: shift P(win) by the past periods' mean logit shift (1) */
+    int bias_correct;          /* 1: move the mean by the past periods' mean shift, as an offset on
+                                  P(close | win) (1) */
     int keep_deals;            /* 1: keep every open deal's P(win) and P(close in period) */
     int censor_open;           /* 1: deals open at T are censored rows of the slip model,
                                   weighted by their P(win) (1) */
@@ -125,7 +129,13 @@ typedef struct forecast_result {
     int n_sims;
     uint64_t seed;
     size_t n_open, n_closed, n_duplicates, n_timing_rows;
-    double global_sd, global_bias, bias_applied, unreg_rho;
+    double global_sd, global_bias, unreg_rho;
+    double bias_applied;       /* the past periods' mean shift used (bounded; logit on P(win) units) */
+    double close_shift;        /* the logit offset on every open deal's P(close | win) that moves the
+                                  pipeline's expected revenue as bias_applied on P(win) would;
+                                  P(win) itself is left as the model gives it */
+    double amount_scale;       /* the factor on the open deals' amounts for what close_shift cannot
+                                  carry (bounded at FC_CLOSE_SHIFT_MAX, or P(close) 0 or 1); else 1 */
     double close_offset[15];   /* per open stage x amount tercile (stage * 3 + tercile): the logit
                                   offset on P(close inside the period | win) learned on past
                                   periods at the same offset */
@@ -181,7 +191,8 @@ typedef struct backtest_point {
      * the period) */
     size_t cal_n_win, cal_n_period;
     double cal_p_win, cal_p_win_raw, cal_won, cal_ece_win, cal_p_period, cal_in, cal_ece_period;
-    double bias_applied;               /* the logit shift the forecast applied to P(win) */
+    double bias_applied;               /* the past periods' mean shift (P(win) logit units) the forecast
+                                          carried on P(close | win); P(win) is not moved */
 } backtest_point;
 
 /* Calibration pooled over every point's open deals, outcomes as known at

@@ -440,6 +440,65 @@ static void first_quarter_runrate_test(void)
     unlink(path);
 }
 
+/* The past periods' mean shift moves the total's mean, not P(win): with
+ * the correction on, every open deal's P(win) is the one without it (the
+ * model's, here the win hazard's), and the pipeline's expected revenue
+ * moves by as much as the same logit shift on P(win) would have moved it,
+ * carried on P(close inside the period | win). */
+static void period_shift_test(void)
+{
+    char path[128];
+    if (fresh_store(path, "pshift") < 0) return;
+    /* 680 days of 4 registrations a day; a deal wins after 90 days or
+     * loses after 150, and the share that wins rises from 0.3 to 0.7:
+     * every past period won more than its own as-of date's rates gave. */
+    prm_error err;
+    store_begin(s, &err);
+    partner("P1", "Gold", "NA", "reseller", NULL, "USD", "2020-01-01T00:00:00Z");
+    int64_t d0 = D("2025-01-01"), now = D("2026-11-12");
+    for (int k = 0; k < 680 * 4; k++) {
+        int64_t c = d0 + k / 4;
+        int won = (k * 7) % 20 < 6 + (8 * (k / 4)) / 680, life = won ? 90 : 150;
+        char id[32], acct[32];
+        snprintf(id, sizeof id, "S%06d", k);
+        snprintf(acct, sizeof acct, "Acct %d", k);
+        deal(id, "P1", acct, 10000, "USD", c, c + 60, "qualified", c + life <= now ? c + life : 0,
+             won ? "won" : "lost");
+    }
+    store_commit(s, &err);
+    forecast_result r0, r1;
+    int rc0 = run_hazard("2026-11-11T23:59:59Z", 4000, 0, 1, &r0);
+    int rc1 = run_hazard("2026-11-11T23:59:59Z", 4000, 1, 1, &r1);
+    T_OK(rc0 == 0 && rc1 == 0, "a program with past periods forecasts with and without the mean shift");
+    if (rc0 == 0 && rc1 == 0) {
+        double b = r1.bias_applied, want = 0, got = 0, base = 0;
+        int same_pwin = r0.n_open == r1.n_open && r0.n_open > 0;
+        for (size_t i = 0; same_pwin && i < r0.n_open; i++) {
+            double pw = r0.open_p_win[i], pc = r0.open_p_close[i];
+            same_pwin = r0.open_deal[i] == r1.open_deal[i] && r0.open_p_win[i] == r1.open_p_win[i];
+            double pb = pw > 0 && pw < 1 ? 1 / (1 + exp(-(log(pw / (1 - pw)) + b))) : pw;
+            base += pw * pc;
+            want += pb * pc;
+            got += pw * r1.open_p_close[i];
+        }
+        printf("# period shift: b %.3f, close shift %.3f, %zu open; sum pw pc %.2f, with b on P(win) %.2f, "
+               "on P(close) %.2f x amounts %.3f; pipeline mean %.0f -> %.0f\n", b, r1.close_shift, r0.n_open, base, want,
+               got, r1.amount_scale, r0.rows[0].pipeline, r1.rows[0].pipeline);
+        T_OK(fabs(b) > 0.05 && r1.effect_periods >= 2, "the past periods ran at a mean shift");
+        T_OK(same_pwin, "P(win) is the model's whatever the period shift");
+        /* every deal has one amount and stage: sum pw pc is the revenue's scale */
+        T_OK(r1.close_shift != 0 && fabs(got * r1.amount_scale - want) < 0.02 * fabs(want - base),
+             "P(close), and past its bound the amounts, carry the shift's expected revenue");
+        double dsim = r1.rows[0].pipeline - r0.rows[0].pipeline, dexp = (want - base) / base * r0.rows[0].pipeline;
+        T_OK(dsim * b > 0 && fabs(dsim - dexp) < 0.25 * fabs(dexp),
+             "the total's pipeline mean moves by the shift");
+        forecast_result_free(&r0);
+        forecast_result_free(&r1);
+    }
+    store_close(s);
+    unlink(path);
+}
+
 int main(void)
 {
     char path[128];
@@ -613,6 +672,7 @@ int main(void)
     unlink(path);
     censoring_tests();
     stage_rate_test();
+    period_shift_test();
     first_quarter_runrate_test();
     return t_done();
 }
