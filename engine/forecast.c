@@ -1038,7 +1038,10 @@ int forecast_run(store *s, world *w_in, const forecast_opts *o, forecast_result 
             have_eff = 1;
             r->effect_periods = eff.n_periods;
             r->global_bias = eff.global_bias;
-            double gv = eff.global_var;
+            /* the forecast moves its mean by the past shift (below): the
+             * spread left is the one about that shift, not about 0 */
+            double gv = o->bias_correct && eff.global_bias == eff.global_bias ? eff.global_var_centred
+                                                                             : eff.global_var;
             if (!by_region && eff.group_var) gv += eff.group_var[0];
             r->global_sd = sqrt(fmin(gv, 4.0));
             if (by_region) {

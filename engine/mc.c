@@ -829,11 +829,24 @@ int mc_effect_estimate(const mc_period_obs *obs, size_t n, size_t n_groups,
                 if (obs[pk[j].row].group == g) first = 0;
             if (first) out->group_periods[g]++;
         }
-    double tg = 0, bias_num = 0, bias_den = 0;
+    /* the D-weighted mean shift: sum_t r_t D_t / sum_t D_t^2 */
+    double bias_num = 0, bias_den = 0;
+    for (size_t t = 0; t < np; t++) {
+        double r = 0, d = 0;
+        for (size_t i = pstart[t]; i < pstart[t + 1]; i++) {
+            const mc_period_obs *o = &obs[pk[i].row];
+            r += o->actual - o->predicted;
+            d += o->sensitivity;
+        }
+        bias_num += r * d;
+        bias_den += d * d;
+    }
+    double bias = bias_den > 0 ? bias_num / bias_den : 0, tgc = 0;
+    double tg = 0;
     for (int it = 0; it < 50; it++) {
-        /* global: sum_t (a_t - sum_k D_tk^2 tk) / sum_t D_t^2 */
-        double num = 0, den = 0;
-        bias_num = bias_den = 0;
+        /* global: sum_t (a_t - sum_k D_tk^2 tk) / sum_t D_t^2; centred:
+         * a_t of r_t - bias D_t */
+        double num = 0, den = 0, numc = 0;
         for (size_t t = 0; t < np; t++) {
             double mu = 0, v = 0, d = 0, y = 0, within = 0;
             for (size_t i = pstart[t]; i < pstart[t + 1]; i++) {
@@ -845,11 +858,11 @@ int mc_effect_estimate(const mc_period_obs *obs, size_t n, size_t n_groups,
                 within += o->sensitivity * o->sensitivity * out->group_var[o->group];
             }
             num += (y - mu) * (y - mu) - v - within;
+            numc += (y - mu - bias * d) * (y - mu - bias * d) - v - within;
             den += d * d;
-            bias_num += (y - mu) * d;
-            bias_den += d * d;
         }
         double ntg = den > 0 && num > 0 ? num / den : 0;
+        tgc = den > 0 && numc > 0 ? numc / den : 0;
         /* groups: raw, then shrunk toward the pooled (period-weighted) value */
         double pool_num = 0, pool_den = 0;
         for (size_t g = 0; g < n_groups; g++) {
@@ -870,7 +883,8 @@ int mc_effect_estimate(const mc_period_obs *obs, size_t n, size_t n_groups,
         if (change < 1e-12 * (1 + tg)) break;
     }
     out->global_var = tg;
-    out->global_bias = bias_den > 0 ? bias_num / bias_den : 0;
+    out->global_var_centred = tgc;
+    out->global_bias = bias;
     free(pk); free(pstart); free(num_g); free(den_g); free(raw);
     return 0;
 }

@@ -183,9 +183,9 @@ void mc_period_moments(const double *p_win, const double *p_close, const double 
 
 typedef struct mc_effect {
     double global_var;        /* -> global_sd = sqrt */
-    double global_bias;       /* the D-weighted mean shift, sum r D / sum D^2: reported,
-                                 not simulated (the moments are about 0, so a past
-                                 bias widens the range instead of moving it) */
+    double global_bias;       /* the D-weighted mean shift, sum r D / sum D^2 */
+    double global_var_centred;   /* global_var with the moments about that shift (r - bias D):
+                                    the spread left for a forecast that moves its mean by it */
     int n_periods;
     double *group_var;        /* n_groups, shrunk; free() it */
     int *group_periods;       /* periods seen per group; free() it */

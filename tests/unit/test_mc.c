@@ -488,6 +488,18 @@ static void test_effect_estimate(void)
          "period effect: groups without one stay small");
     T_EQ_INT(e.n_periods, T, "period effect: periods counted");
     T_NEAR(e.global_bias, 0, 0.1, "period effect: no bias planted, none found");
+    T_NEAR(e.global_var_centred, e.global_var, 0.05 * tg, "period effect: no bias, centring changes little");
+    mc_effect_free(&e);
+    /* The same periods with a planted shift of 0.4 logit: about 0 the
+     * shift counts as spread (0.09 + 0.16); about it, the 0.09 is left. */
+    for (int i = 0; i < T * G; i++) obs[i].actual += 0.4 * obs[i].sensitivity;
+    if (mc_effect_estimate(obs, T * G, G, 4, &e, &err) != 0) {
+        T_OK(0, err.msg);
+        return;
+    }
+    T_NEAR(e.global_bias, 0.4, 0.1, "period effect: a planted shift is found");
+    T_OK(e.global_var > tg + 0.1, "period effect: about 0, the shift widens the global variance");
+    T_NEAR(e.global_var_centred, tg, 0.3 * tg, "period effect: about the shift, the planted variance");
     mc_effect_free(&e);
     T_OK(mc_effect_estimate(obs, G, G, 4, &e, &err) == -1 && strstr(err.msg, "at least 2"),
          "period effect: one period is an error");
