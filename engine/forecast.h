@@ -152,7 +152,8 @@ typedef struct forecast_result {
     double *total_draws;       /* n_sims */
     double *row_draws;         /* nrows * n_sims (row k: k * n_sims), with keep_draws */
     /* with keep_deals: the n_open simulated deals (world index), their P(win)
-     * as simulated (after the bias shift) and P(close inside the period | win) */
+     * as simulated (the model's; the past periods' shift is on P(close)) and P(close inside
+     * the period | win) as simulated (with that shift) */
     size_t *open_deal;
     double *open_p_win, *open_p_close;
 } forecast_result;
