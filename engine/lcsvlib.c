@@ -560,6 +560,15 @@ static int load_begin_row(lua_State *L, load_ctx *lc, long line)
     return 1;
 }
 
+/* The bit of store_upsert_iso's iso_made for a converted value: set when
+ * the converter wrote the date or instant text itself (date_iso /
+ * instant_iso into the item's buffer), not for a declared default. */
+static uint32_t iso_bit(const plan_item *it, const store_value *out, int rc)
+{
+    if (rc != 1 || (it->kind != PK_DATE && it->kind != PK_INSTANT) || it->sfield >= 32) return 0;
+    return out->kind == SV_TEXT && out->s == it->buf ? 1u << it->sfield : 0;
+}
+
 /* The current row, mapped by the plan, upserted. may raise (memory) */
 static void load_row(lua_State *L, lcsv *r, load_ctx *lc)
 {
@@ -585,8 +594,7 @@ static void load_row(lua_State *L, lcsv *r, load_ctx *lc)
             load_reject(L, lc, r->row_start, buf);
             return;
         }
-        if (rc == 1 && (it->kind == PK_DATE || it->kind == PK_INSTANT) && it->sfield < 32)
-            iso_made |= 1u << it->sfield;
+        iso_made |= iso_bit(it, &v[it->sfield], rc);
     }
     if (lc->pipe) {
         pipe_put(L, lc->pipe, r->row_start, v, iso_made, NULL);
@@ -1807,6 +1815,7 @@ static int on_json_record(void *ud, long index, json_kind kind, const json_leaf 
     for (int i = 0; i < o->nfields; i++) v[i] = (store_value){ SV_NULL, NULL, 0, 0 };
     v[0].kind = SV_TEXT;
     v[0].s = j->lc.source;
+    uint32_t iso_made = 0;         /* fields date_iso / instant_iso wrote */
     for (int k = 0; k < r->nplan; k++) {
         plan_item *it = &r->plan[k];
         prm_error pe;
@@ -1815,11 +1824,13 @@ static int on_json_record(void *ud, long index, json_kind kind, const json_leaf 
             jreject(j, index, why);
             return 0;
         }
-        if (convert(L, r, it, &v[it->sfield], &pe) < 0) {
+        int rc = convert(L, r, it, &v[it->sfield], &pe);
+        if (rc < 0) {
             snprintf(buf, sizeof buf, "%.100s: %.180s", it->col >= 0 ? r->hnames[it->col] : "", pe.msg);
             jreject(j, index, buf);
             return 0;
         }
+        iso_made |= iso_bit(it, &v[it->sfield], rc);
     }
     int due = j->nwhen == 0;
     for (int k = 0; k < j->nwhen && !due; k++)
@@ -1852,8 +1863,15 @@ static int on_json_record(void *ud, long index, json_kind kind, const json_leaf 
     }
     prm_error err;
     int written = 0;
-    if (store_upsert(j->lc.s, o, v, &written, &err) < 0) {
+    /* A finish may have replaced a value the converter wrote. */
+    if (store_upsert_iso(j->lc.s, o, v, j->finish && due ? 0 : iso_made, &written, &err) < 0) {
         jreject(j, index, err.msg);
+        lua_settop(L, top);
+        return 0;
+    }
+    if (written == STORE_PENDING) {
+        /* A history row waiting for the flush: counted there (r:load_json). */
+        j->lc.npending++;
         lua_settop(L, top);
         return 0;
     }
@@ -2031,7 +2049,16 @@ static int l_reader_load_json(lua_State *L)
         if (json_walk_keep(r->jw, body, blen, items, &err) < 0) return luaL_error(L, "%s", err.msg);
         walked = r->jw;
     }
+    /* History rows (a changed deal's state, a history object's rows) wait
+     * and reach the store in one statement at the end of the page (store.h);
+     * rows already waiting from an earlier call stay waiting. */
+    if (store_history_batch(j.lc.s, 1, &err) < 0) return luaL_error(L, "%s", err.msg);
     json_walk_records(walked, on_json_record, &j);
+    int64_t changed = 0;
+    if (store_history_flush(j.lc.s, &changed, &err) < 0 || store_history_batch(j.lc.s, 0, &err) < 0)
+        return luaL_error(L, "%s", err.msg);
+    j.lc.nwritten += changed;
+    j.lc.nunchanged += j.lc.npending - changed;
     lua_pushinteger(L, j.lc.nread);
     lua_pushinteger(L, j.lc.nwritten);
     lua_pushinteger(L, j.lc.nunchanged);

@@ -29,6 +29,7 @@ grep -q 'deals.csv:7: expected 17 fields, found 3' "$T/err"; ok $? "short row re
 grep -q 'deals.csv:8: Deal Amount: not an amount: "abc"' "$T/err"; ok $? "bad amount reported"
 ok "$(test "$(q "$DB" 'select count(*) from deals')" = 2; echo $?)" "good rows loaded (D1, D7)"
 ok "$(test "$(q "$DB" 'select count(*) from ingest_rejects')" = 5; echo $?)" "five rejects stored"
+ok "$(test "$(q "$DB" 'pragma page_size')" = 16384; echo $?)" "a new store has 16 KiB pages (STORE_PAGE_SIZE)" "$(q "$DB" 'pragma page_size')"
 ok "$(test "$(q "$DB" "select amount || '|' || expected_close || '|' || partner_probability || '|' || budget_confirmed from deals where external_id='D1'")" = "12000.0|2025-03-31|0.4|1"; echo $?)" "money, US date, percent and flag parsed"
 ok "$(test "$(q "$DB" "select notes from deals where external_id='D1'")" = "multi
 line note"; echo $?)" "embedded newline kept"

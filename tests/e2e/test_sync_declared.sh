@@ -104,6 +104,24 @@ ok "$(test "$(q "$T/a.db" "SELECT stage || '|' || status || '|' || notes FROM de
 ok "$(test "$(q "$T/a.db" "SELECT count(*) FROM deals WHERE notes LIKE 'archived:%'")" -eq 1; echo $?)" "and only that one"
 ok "$(test "$(q "$T/a.db" "SELECT watermark FROM sync_state WHERE object = 'deal'")" \> "$wm"; echo $?)" "the watermark moved"
 
+# A changed amount: the deal's new state is one history row, stamped with
+# its update (the page's history rows wait and are written in one statement,
+# r:load_json), and counted once.
+d10=$(q "$T/a.db" "SELECT external_id FROM deals WHERE status = 'open' ORDER BY external_id LIMIT 1 OFFSET 9")
+h10=$(q "$T/a.db" "SELECT count(*) FROM deal_history h JOIN deals d ON d.id = h.deal_id WHERE d.external_id = '$d10'")
+later2=$((later + 3600000))
+peer_update "{\"object\": \"deals\", \"key\": \"$d10\", \"set\": {\"amount\": 123456}, \"updated_at\": $later2}"
+sync "$T/a.db" "$C"
+ok $? "incremental declared sync (a changed amount)" "$(tail -3 "$T/err")"
+awk '$1 == "deal" { exit !($4 == 1) }' "$T/out"
+ok $? "1 deal written (the refused ones read again are refused again)" "$(grep deal "$T/out")"
+ok "$(test "$(q "$T/a.db" "SELECT count(*) FROM deal_history h JOIN deals d ON d.id = h.deal_id WHERE d.external_id = '$d10'")" -eq $((h10 + 1)); echo $?)" \
+   "the change wrote one history row"
+at10=$("$PY" -c "import datetime as d;print(d.datetime.fromtimestamp($later2/1000, d.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'))")
+ok "$(test "$(q "$T/a.db" "SELECT h.observed_at || '|' || h.amount FROM deal_history h JOIN deals d ON d.id = h.deal_id WHERE d.external_id = '$d10' ORDER BY h.observed_at DESC LIMIT 1")" = "$at10|1234.56"; echo $?)" \
+   "the history row has the new amount at the deal's update" \
+   "$(q "$T/a.db" "SELECT h.observed_at || '|' || h.amount FROM deal_history h JOIN deals d ON d.id = h.deal_id WHERE d.external_id = '$d10' ORDER BY h.observed_at DESC LIMIT 1") vs $at10"
+
 # Bad declarations are refused at load, naming file and field.
 bad() {   # bad NAME LUA-EDIT EXPECTED
   sed "$2" "$C" >"$T/bad_$1.lua"
