@@ -87,6 +87,34 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The step-down (Schur-Cohn) recursion: on the coefficients of the
+ * polynomial in z / radius, the partial autocorrelations must all lie
+ * inside (-1, 1).  It works on a copy, so every step reads the previous
+ * step's coefficients (ETS's own in-place reduction once read ones it had
+ * already overwritten; issue 11, ts8). */
+int ts_roots_outside(const double *c, int p, double radius)
+{
+    double a[TS_POLY_MAXDEG + 1], b[TS_POLY_MAXDEG + 1], s = 1.0;
+    while (p > 0 && c[p] == 0.0)
+        p--;
+    if (p > TS_POLY_MAXDEG)
+        return 0;
+    for (int k = 1; k <= p; k++) {
+        s *= radius;
+        a[k] = c[k] * s;
+    }
+    for (int j = p; j >= 1; j--) {
+        double r = a[j];
+        if (!(fabs(r) < 1.0))
+            return 0;
+        for (int k = 1; k < j; k++)
+            b[k] = (a[k] + r * a[j - k]) / (1.0 - r * r);
+        for (int k = 1; k < j; k++)
+            a[k] = b[k];
+    }
+    return 1;
+}
+
 int ts_solve(double *A, double *b, int n, double tiny)
 {
     for (int c = 0; c < n; c++) {

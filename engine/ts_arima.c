@@ -27,6 +27,7 @@
 #include "ts_int.h"
 
 #define MAXLAG (TS_ARIMA_MAX_P + TS_ARIMA_MAX_SP * TS_ARIMA_MAX_PERIOD + 1)
+_Static_assert(MAXLAG <= TS_POLY_MAXDEG, "ts_roots_outside takes every ARIMA polynomial");
 #define MAXR (MAXLAG + 1)
 #define MAXPAR (TS_ARIMA_MAX_P * 2 + TS_ARIMA_MAX_SP * 2 + 1)
 /* The filter switches to the steady-state gain once no element of the
@@ -71,31 +72,6 @@ static void expand(const amodel *md, const double *phi, const double *theta, con
         for (int i = 1; i <= md->q; i++)
             ma[i + j * m] += theta[i - 1] * stheta[j - 1];
     }
-}
-
-/* All roots of 1 - sum c_k z^k (k = 1..p, c[1..p]) lie outside the circle
- * of radius `radius`: the step-down (Schur-Cohn) recursion on the
- * coefficients of the polynomial in z / radius gives partial
- * autocorrelations that must all be inside (-1, 1). */
-static int roots_outside(const double *c, int p, double radius)
-{
-    double a[MAXLAG + 1], b[MAXLAG + 1], s = 1.0;
-    while (p > 0 && c[p] == 0.0)
-        p--;
-    for (int k = 1; k <= p; k++) {
-        s *= radius;
-        a[k] = c[k] * s;
-    }
-    for (int j = p; j >= 1; j--) {
-        double r = a[j];
-        if (!(fabs(r) < 1.0))
-            return 0;
-        for (int k = 1; k < j; k++)
-            b[k] = (a[k] + r * a[j - k]) / (1.0 - r * r);
-        for (int k = 1; k < j; k++)
-            a[k] = b[k];
-    }
-    return 1;
 }
 
 /* R's maInvert: the roots of 1 + sum ma_k z^k inside the unit circle are
@@ -457,7 +433,7 @@ static int roots_ok(const amodel *md, const double *ar, const double *ma)
     double neg[MAXLAG + 1];
     for (int k = 1; k <= md->nq; k++)
         neg[k] = -ma[k];
-    return roots_outside(ar, md->np, 1.01) && roots_outside(neg, md->nq, 1.01);
+    return ts_roots_outside(ar, md->np, 1.01) && ts_roots_outside(neg, md->nq, 1.01);
 }
 
 /* CSS fit: par (raw coefficients, mu scaled) from zeros; returns sigma2 on

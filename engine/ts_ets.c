@@ -33,7 +33,7 @@ typedef struct fitctx {
     int n, m;          /* m = 1 for non-seasonal models */
     spec sp;
     int ntrend;        /* 1 when the model has a trend state */
-    int rlike;         /* R's region and likelihood (fit_one's R-like fit) */
+    int rlike;         /* R's likelihood (fit_one's R-like fit) */
     double ring[MAXM]; /* scratch for the seasonal states */
 } fitctx;
 
@@ -169,74 +169,39 @@ static double filter(fitctx *c, double alpha, double beta, double gamma, double 
 
 /* ---- the parameter region ---- */
 
-/* All roots of c[0] + c[1] z + ... + c[k] z^k strictly inside the unit
- * circle (Schur-Cohn: p has all roots inside iff |c0| < |ck| and the reduced
- * polynomial (ck p(z) - c0 p*(z)) / z has too).  exact = 0 is the test the
- * own fit has always used, which reduces in place and so reads coefficients
- * it has already overwritten (wrong from degree 3, i.e. for every seasonal
- * model; found in issue 11's ts7 session, kept for the own fit until the
- * fix is measured, bench/RESULTS.md); exact = 1 reduces from a copy. */
-static int roots_inside(double *c, int k, int exact)
-{
-    double prev[MAXM + 2];
-    while (k > 0) {
-        if (!(fabs(c[0]) < fabs(c[k])))
-            return 0;
-        double a0 = c[0], ak = c[k];
-        const double *src = c;
-        if (exact) {
-            memcpy(prev, c, (size_t)(k + 1) * sizeof *c);
-            src = prev;
-        }
-        for (int i = 0; i < k; i++)
-            c[i] = ak * src[i + 1] - a0 * src[k - 1 - i];
-        k--;
-        /* keep the coefficients O(1): the leading one would otherwise decay
-         * geometrically in the exponent and underflow */
-        double lead = fabs(c[k]);
-        if (!(lead > 1e-300))
-            return 0;
-        double inv = 1.0 / lead;
-        for (int i = 0; i <= k; i++)
-            c[i] *= inv;
-    }
-    return 1;
-}
-
 /* R's admissible() for seasonal models (the non-seasonal conditions always
- * hold inside the usual bounds).  rpoly: R's region exactly, the
- * characteristic polynomial's z^m coefficient as R (and Hyndman, Akram &
- * Archibald 2008) have it, alpha + beta - phi, and an exact root test; the
- * own fit has used beta - alpha phi there and the in-place root test
- * since it was written (found in issue 11's ts7 session; kept for the own
- * fit until the fix is measured, bench/RESULTS.md). */
-static int admissible_seasonal(double alpha, double beta, double gamma, double phi, int m,
-                               int rpoly)
+ * hold inside the usual bounds; Hyndman, Akram & Archibald 2008): three
+ * linear conditions, then every root of the characteristic polynomial
+ *   phi (1 - alpha - gamma) + (alpha + beta - alpha phi + gamma - 1) z
+ *   + sum_{j=2..m-1} (alpha + beta - alpha phi) z^j + (alpha + beta - phi) z^m
+ *   + z^(m+1)
+ * within modulus 1 + 1e-10, R's tolerance (an undamped model with beta = 0
+ * has a root at z = 1).  The roots of p inside radius r are those of its
+ * reverse, z^(m+1) p(1/z) = 1 + c[m] z + ... + c[0] z^(m+1), outside 1 / r,
+ * which is ts_roots_outside's form.  Until issue 11's ts8 session the own
+ * fit used beta - alpha phi as the z^m coefficient and an in-place
+ * reduction that read coefficients it had overwritten (wrong from degree
+ * 3, i.e. for every seasonal model); bench/RESULTS.md has the measurement
+ * of the fix. */
+int ts_ets_admissible(double alpha, double beta, double gamma, double phi, int m)
 {
+    if (m < 2 || m > MAXM)
+        return 0;
     if (gamma < fmax(1.0 - 1.0 / phi - alpha, 0.0) || gamma > 1.0 + 1.0 / phi - alpha)
         return 0;
     if (alpha < 1.0 - 1.0 / phi - gamma * (1.0 - m + phi + phi * m) / (2.0 * phi * m))
         return 0;
     if (beta < -(1.0 - phi) * (gamma / m + alpha))
         return 0;
-    double c[MAXM + 2];
+    double c[MAXM + 2], rev[MAXM + 2];
     c[0] = phi * (1.0 - alpha - gamma);
     c[1] = alpha + beta - alpha * phi + gamma - 1.0;
     for (int j = 2; j < m; j++)
         c[j] = alpha + beta - alpha * phi;
-    c[m] = rpoly ? alpha + beta - phi : beta - alpha * phi;
-    c[m + 1] = 1.0;
-    if (rpoly) {
-        /* R accepts roots up to modulus 1 + 1e-10 (an undamped model with
-         * beta = 0 has one at z = 1): test p(lambda z), whose roots are
-         * p's divided by lambda = 1 + 1e-10 */
-        double lj = 1.0;
-        for (int j = 1; j <= m + 1; j++) {
-            lj *= 1.0 + 1e-10;
-            c[j] *= lj;
-        }
-    }
-    return roots_inside(c, m + 1, rpoly);
+    c[m] = alpha + beta - phi;
+    for (int i = 1; i <= m + 1; i++)
+        rev[i] = -c[m + 1 - i];
+    return ts_roots_outside(rev, m + 1, 1.0 / (1.0 + 1e-10));
 }
 
 /* Unpacks par = alpha, [beta], [gamma], [phi], l0, [b0], s0..s(m-2) into the
@@ -260,7 +225,7 @@ static int unpack(const fitctx *c, const double *par, double *alpha, double *bet
         return 0;
     if (c->sp.s != 'N' && (*gamma < lo || *gamma > 1.0 - *alpha || *gamma > hi))
         return 0;
-    if (c->sp.s != 'N' && c->m > 1 && !admissible_seasonal(*alpha, *beta, *gamma, *phi, c->m, c->rlike))
+    if (c->sp.s != 'N' && c->m > 1 && !ts_ets_admissible(*alpha, *beta, *gamma, *phi, c->m))
         return 0;
     int ns = 1 + c->ntrend;
     for (int j = 0; j < ns; j++)

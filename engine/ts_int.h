@@ -39,6 +39,12 @@ void ts_sort(double *x, int n);
 /* Solves the n x n system A x = b in place (Gaussian elimination with
  * partial pivoting; x in b); -1 when a pivot's magnitude is below tiny. */
 int ts_solve(double *A, double *b, int n, double tiny);
+/* All roots of 1 - sum c_k z^k (k = 1..p, c[1..p]; c[0] unused) lie
+ * strictly outside the circle of radius `radius` (0 when p, after trailing
+ * zeros, exceeds TS_POLY_MAXDEG).  ARIMA's stationarity / invertibility
+ * check and ETS's admissibility test.  ts.c. */
+#define TS_POLY_MAXDEG 64
+int ts_roots_outside(const double *c, int p, double radius);
 /* Rescales r's interval half-widths (about the mean) by the rolling-origin
  * errors of the combination on y[0..n-1] (opt->calib_origins origins); 1 when
  * it did, 0 when the series is too short (r unchanged).  ts.c. */
@@ -55,6 +61,10 @@ int ts_calib_ratios(const double *y, int n, const ts_options *opt, double *ratio
  * over models whose point forecasts reach zero within h_positive steps. */
 int ts_ets_select(const double *y, int n, int period, const char *spec, int damped_only,
                   int h_positive, ts_ets *fit, ts_ets *best_damped, prm_error *err);
+/* R's admissible(alpha, beta, gamma, phi, m) for a seasonal ETS model
+ * (2 <= m <= TS_ETS_MAX_PERIOD; beta = 0 without trend, phi = 1 undamped):
+ * 1 when the parameters are in the forecastable region.  ts_ets.c. */
+int ts_ets_admissible(double alpha, double beta, double gamma, double phi, int m);
 /* Optimiser effort (the benchmark measures it); <= 0 / < 0 keeps a value. */
 void ts_ets_set_effort(int maxit_per_dim, double abstol, int restarts);
 /* The weight of the prior on beta / alpha (ts_ets.c); < 0 keeps it. */

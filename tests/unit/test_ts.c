@@ -190,7 +190,8 @@ static void test_against_r(void)
             T_OK(ok && fit.loglik >= rll[s] - 0.01, name);
         }
         /* Automatic selection: within 3 AICc units of R's choice (AirPassengers:
-         * R finds a slightly better ETS(M,Ad,M) optimum; we pick ETS(M,A,M)). */
+         * the same ETS(M,Ad,M) since the admissibility fix (ts8), our optimum
+         * 2.5 AICc short of R's). */
         T_OK(ts_ets_fit(fx->y, fx->n, m, "ZZZ", 0, &fit, &err) == 0, "auto-ETS fits");
         snprintf(name, sizeof name, "%s auto-ETS AICc %.2f within 3 of R's %.2f", fx->name,
                  fit.aicc, fx->aicc);
@@ -203,11 +204,27 @@ static void test_against_r(void)
         ts_result r;
         o.method = TS_ETS;
         T_OK(ts_forecast(fx->y, fx->n, &o, &r, &err) == 0, "auto-ETS forecast");
+        /* every fixture's choice is R's since the admissibility fix (before
+         * it, AirPassengers took ETS(M,A,M): R's ETS(M,Ad,M) optimum was
+         * outside the wrong region) */
+        snprintf(name, sizeof name, "%s auto-ETS picks R's %s (we: %s)", fx->name,
+                 fx->auto_method, r.method);
+        T_OK(strcmp(r.method, fx->auto_method) == 0, name);
         double tol_mean = 0.03, tol_pi = 0.06;
+        if (strcmp(r.method, fx->auto_method) == 0 && fit.aicc > fx->aicc + 0.1) {
+            /* AirPassengers: our ETS(M,Ad,M) stops at a lower likelihood
+             * than R's (-680.8 against -679.6, issue 11 item 5), with
+             * another alpha (0.77), and its simulated class-3 bounds part
+             * from R's approximate ones by up to 10.4% at 24 steps (6.5%
+             * for the worse fit before ts8): the wider tolerances that this
+             * test has always given this fixture's ETS(M,Ad,M), the bounds'
+             * a little wider */
+            tol_mean = 0.05;
+            tol_pi = 0.12;
+        }
         if (strcmp(r.method, fx->auto_method) != 0) {
-            /* AirPassengers: our fit of R's ETS(M,Ad,M) reaches a lower
-             * likelihood (-681.5 vs -679.6), so AICc prefers ETS(M,A,M).
-             * Compare R's model as we fit it, with a wider tolerance. */
+            /* Another model than R's: compare R's model as we fit it, with
+             * the wider tolerances. */
             char spec[8];
             const char *a = fx->auto_method;
             snprintf(spec, sizeof spec, "%c%s%c", a[4], a[7] == 'd' ? "Ad" : (a[6] == 'N' ? "N" : "A"),
@@ -965,6 +982,46 @@ static void test_rlike_fit(void)
          "ts_ets_set_fit: an unknown mode keeps the own fit");
 }
 
+/* The root test and ETS's admissible region (issue 11, ts8).  The polynomial
+ * (1 - z/2)(1 - z/3)(1 + z/4) = 1 - (7/12 z + 1/24 z^2 - 1/24 z^3) has its
+ * roots at 2, 3 and -4.  The ETS points are R's forecast:::admissible()
+ * (forecast 8.20) answers; the largest root moduli, from polyroot, are in
+ * the comments.  Main's own test (in place, z^m coefficient beta - alpha
+ * phi) got the m = 4 point (0.901, ...) and both m = 12 points wrong. */
+static void test_admissible(void)
+{
+    const double c[] = {0.0, 7.0 / 12.0, 1.0 / 24.0, -1.0 / 24.0};
+    T_OK(ts_roots_outside(c, 3, 1.0), "roots 2, 3, -4: outside the unit circle");
+    T_OK(ts_roots_outside(c, 3, 1.9), "roots 2, 3, -4: outside radius 1.9");
+    T_OK(!ts_roots_outside(c, 3, 2.5), "roots 2, 3, -4: not all outside radius 2.5 (2 is inside)");
+    T_OK(!ts_roots_outside(c, 3, 3.5), "roots 2, 3, -4: not all outside radius 3.5");
+    const double c2[] = {0.0, 7.0 / 12.0, 1.0 / 24.0, -1.0 / 24.0, 0.0, 0.0};
+    T_OK(ts_roots_outside(c2, 5, 1.9) && !ts_roots_outside(c2, 5, 2.5),
+         "trailing zero coefficients: the same polynomial");
+    /* 1 - 2.5 z + z^2 = (1 - 2z)(1 - z/2): a root at 1/2 */
+    const double c3[] = {0.0, 2.5, -1.0};
+    T_OK(!ts_roots_outside(c3, 2, 1.0), "a root at 1/2 is inside the unit circle");
+    struct { double a, b, g, phi; int m, r; const char *why; } pt[] = {
+        {0.134, 0.114, 0.661, 0.846, 4, 1, "max |root| 0.714"},
+        {0.901, 0.028, 0.003, 0.897, 4, 1, "max |root| 0.9992"},
+        {0.976, 0.955, 0.014, 0.803, 4, 0, "max |root| 1.00025"},
+        {0.544, 0.242, 0.122, 1.0, 12, 0, "max |root| 1.0023"},
+        {0.754, 0.103, 0.065, 1.0, 12, 1, "max |root| 0.99947"},
+        {0.581, 0.092, 0.181, 0.871, 12, 1, "max |root| 0.9975"},
+        {0.956, 0.906, 0.003, 1.0, 12, 0, "max |root| 1.000116"},
+        {0.5, -0.2, 0.1, 0.8, 4, 0, "beta < -(1 - phi)(gamma / m + alpha)"},
+    };
+    for (size_t i = 0; i < sizeof pt / sizeof *pt; i++) {
+        char name[200];
+        snprintf(name, sizeof name, "admissible(%g, %g, %g, %g, m = %d) = %d as R's (%s)", pt[i].a,
+                 pt[i].b, pt[i].g, pt[i].phi, pt[i].m, pt[i].r, pt[i].why);
+        T_OK(ts_ets_admissible(pt[i].a, pt[i].b, pt[i].g, pt[i].phi, pt[i].m) == pt[i].r, name);
+    }
+    /* an undamped model with beta = 0 has a root at exactly z = 1, which R's
+     * 1 + 1e-10 tolerance accepts */
+    T_OK(ts_ets_admissible(0.3, 0.0, 0.2, 1.0, 12), "a unit root is within R's tolerance");
+}
+
 int main(void)
 {
     test_qnorm();
@@ -980,5 +1037,6 @@ int main(void)
     test_season_pool();
     test_nmmin();
     test_rlike_fit();
+    test_admissible();
     return t_done();
 }
