@@ -1007,7 +1007,7 @@ static int wb_payload(wbconn *c, const wbdeal *d, json *payload, char hash[65], 
         json_reset(payload);
         json cmp;
         json_init(&cmp);
-        if (lprm_json_encode(L, -1, payload, NULL, err) < 0 || lprm_json_encode(L, -1, &cmp, c->skip, err) < 0) {
+        if (lprm_json_encode(L, -1, payload, &cmp, c->skip, err) < 0) {
             rc = prm_error_prefix(err, "connector writeback for %s: ", d->deal);
         } else {
             hash_sha256 *h = hash_sha256_new();
@@ -1031,6 +1031,7 @@ struct scorer {
     int64_t T;
     char as_of[21], today[11], now[21];
     int drivers;
+    model_driver *dr;          /* model_explain's scratch, nf + 1, reused per deal */
     score_result res;
 };
 
@@ -1047,6 +1048,11 @@ int scorer_open(store *s, const score_opts *o, scorer **out, prm_error *err)
     char version[64];
     if (load_model(s, o->model_id, &sc->m, &r->model_id, r->model_kind, version, err) < 0) goto fail;
     snprintf(r->model_version, sizeof r->model_version, "%s", version);
+    sc->dr = malloc(sizeof *sc->dr * (model_n_features(sc->m) + 1));
+    if (!sc->dr) {
+        prm_error_set(err, "out of memory");
+        goto fail;
+    }
     /* A world for T alone: full history only for the deals the features
      * at T read (world_load_as_of), not every deal's. */
     if (parse_as_of(o->as_of, &sc->T, err) < 0) goto fail;
@@ -1092,6 +1098,7 @@ void scorer_close(scorer *sc)
     rules_free(sc->r);
     world_free(sc->w);
     model_free(sc->m);
+    free(sc->dr);
     free(sc);
 }
 
@@ -1102,16 +1109,10 @@ static int score_row(scorer *sc, const feat_set *fs, size_t i, double p, scored_
 {
     memset(d, 0, sizeof *d);
     size_t nf = model_n_features(sc->m);
-    model_driver *dr = malloc(sizeof *dr * (nf + 1));
-    if (!dr) return prm_error_set(err, "out of memory");
     double base;
-    int k = model_explain(sc->m, &fs->data, i, dr, nf, &base, err);
-    if (k < 0) {
-        free(dr);
-        return -1;
-    }
-    d->ndrivers = pick_drivers(dr, k, sc->drivers, d->drivers);
-    free(dr);
+    int k = model_explain(sc->m, &fs->data, i, sc->dr, nf, &base, err);
+    if (k < 0) return -1;
+    d->ndrivers = pick_drivers(sc->dr, k, sc->drivers, d->drivers);
     d->deal = fs->deal[i];
     d->probability = p;
     /* The 1-10 score: 1 + 9p, one decimal. */
