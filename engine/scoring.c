@@ -1104,13 +1104,14 @@ void scorer_close(scorer *sc)
 
 const score_result *scorer_result(const scorer *sc) { return &sc->res; }
 
-/* Scores row i of fs (deal fs->deal[i]) into d. */
-static int score_row(scorer *sc, const feat_set *fs, size_t i, double p, scored_deal *d, prm_error *err)
+/* Scores row i of fs (deal fs->deal[i]) into d; x: an explainer of fs. */
+static int score_row(scorer *sc, model_explainer *x, const feat_set *fs, size_t i, double p, scored_deal *d,
+                     prm_error *err)
 {
     memset(d, 0, sizeof *d);
     size_t nf = model_n_features(sc->m);
     double base;
-    int k = model_explain(sc->m, &fs->data, i, sc->dr, nf, &base, err);
+    int k = model_explainer_row(x, i, sc->dr, nf, &base, err);
     if (k < 0) return -1;
     d->ndrivers = pick_drivers(sc->dr, k, sc->drivers, d->drivers);
     d->deal = fs->deal[i];
@@ -1135,10 +1136,13 @@ int scorer_deal(scorer *sc, const char *external_id, scored_deal *out, prm_error
     if (feat_one(sc->w, (size_t)i, sc->T, &fs, err) < 0) return -1;
     double p;
     int rc = model_predict(sc->m, &fs.data, &p, err);
+    model_explainer *x = NULL;
+    if (rc == 0) rc = model_explainer_open(sc->m, &fs.data, &x, err);
     if (rc == 0) {
         clip_probs(&p, 1);
-        rc = score_row(sc, &fs, 0, p, out, err);
+        rc = score_row(sc, x, &fs, 0, p, out, err);
     }
+    model_explainer_free(x);
     feat_set_free(&fs);
     return rc;
 }
@@ -1152,6 +1156,7 @@ int scorer_run(scorer *sc, score_result *res, prm_error *err)
     feat_set fs;
     memset(&fs, 0, sizeof fs);
     double *p = NULL;
+    model_explainer *x = NULL;
     json dj, fj, pj;
     json_init(&dj);
     json_init(&fj);
@@ -1165,6 +1170,7 @@ int scorer_run(scorer *sc, score_result *res, prm_error *err)
     }
     if (model_predict(sc->m, &fs.data, p, err) < 0) goto out;
     clip_probs(p, fs.n);
+    if (model_explainer_open(sc->m, &fs.data, &x, err) < 0) goto out;
     r->seconds_model = seconds_since(&t0);
 
     /* Scores, the run and its write-back payloads commit together: a kill
@@ -1185,7 +1191,7 @@ int scorer_run(scorer *sc, score_result *res, prm_error *err)
     double sum = 0;
     for (size_t i = 0; i < fs.n; i++) {
         scored_deal d;
-        if (score_row(sc, &fs, i, p[i], &d, err) < 0) goto fail;
+        if (score_row(sc, x, &fs, i, p[i], &d, err) < 0) goto fail;
         json_reset(&dj);
         json_reset(&fj);
         drivers_json(&dj, d.drivers, d.ndrivers);
@@ -1260,6 +1266,7 @@ out:
     json_free(&fj);
     json_free(&pj);
     free(p);
+    model_explainer_free(x);
     feat_set_free(&fs);
     if (res) *res = *r;
     return rc;
