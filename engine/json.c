@@ -97,6 +97,17 @@ size_t json_escape(const char *s, char *out, size_t cap)
     return json_escape_n(s, strlen(s), out, cap);
 }
 
+/* Bytes copied as they are: printable ASCII other than '"' and '\\'. */
+static int plain(unsigned char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; }
+
+/* The length of the run of plain bytes at p. */
+static size_t plain_run(const unsigned char *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len && plain(p[i])) i++;
+    return i;
+}
+
 size_t json_escape_n(const char *s, size_t len, char *out, size_t cap)
 {
     size_t need = 0;
@@ -120,8 +131,15 @@ size_t json_escape_n(const char *s, size_t len, char *out, size_t cap)
             EMIT(esc, k);
             i++;
         } else if (c < 0x80) {
-            EMIT((const char *)&p[i], 1);
-            i++;
+            /* A run of plain bytes in one copy: most text is nothing else. */
+            size_t k = plain_run(p + i, len - i);
+            if (need + k < cap) {
+                memcpy(out + need, p + i, k);
+                need += k;
+            } else {
+                EMIT((const char *)&p[i], k);
+            }
+            i += k;
         } else {
             /* One whole valid sequence, or U+FFFD for each bad byte. */
             size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
@@ -146,7 +164,8 @@ void json_strn(json *j, const char *s, size_t n)
         put(j, "null", 4);
         return;
     }
-    size_t need = json_escape_n(s, n, NULL, 0);
+    /* Plain text (keys, ids, stage names) needs no measuring pass. */
+    size_t need = plain_run((const unsigned char *)s, n) == n ? n : json_escape_n(s, n, NULL, 0);
     if (grow(j, need + 2) < 0) return;
     j->s[j->n++] = '"';
     json_escape_n(s, n, j->s + j->n, need + 1);

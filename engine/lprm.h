@@ -23,11 +23,13 @@ int luaopen_prm_engine(lua_State *L); /* lprmlib.c: the engine's loaders (jobs o
 void lprm_check_options(lua_State *L, int idx, const char *fn, const char *const *keys);
 
 /* Encodes the Lua value at idx as JSON into j (json.h): sorted object keys,
- * an empty table as [], keys named in skip (NULL-terminated, may be NULL)
- * left out at any depth. 0, or -1 with err. [-0, +0, m] */
+ * an empty table as []. When cmp is not NULL, the same text with the keys
+ * named in skip (NULL-terminated) left out at any depth goes into cmp in
+ * the same walk (the outbox's comparison text). 0, or -1 with err.
+ * [-0, +0, m] */
 struct json;
 struct prm_error;
-int lprm_json_encode(lua_State *L, int idx, struct json *j, const char *const *skip,
+int lprm_json_encode(lua_State *L, int idx, struct json *j, struct json *cmp, const char *const *skip,
                      struct prm_error *err);
 int luaopen_prm_http(lua_State *L);   /* lhttplib.c: HTTP client, paginators */
 /* lhttplib.c: the walker holding a walked page's records (c:pages{walk =

@@ -490,22 +490,36 @@ static int skipped(const char *k, const char *const *skip)
     return 0;
 }
 
-/* [-0, +0, m] */
-static int encode(lua_State *L, int idx, json *j, const char *const *skip, int depth, prm_error *err)
+/* A leaf value just written to j at offset n0 (after the member comma
+ * sep() may have put there: no JSON value starts with ','), copied to c. */
+static void mirror(json *j, size_t n0, json *c)
+{
+    if (!c || j->failed) return;
+    size_t at = n0 < j->n && j->s[n0] == ',' ? n0 + 1 : n0;
+    json_raw(c, j->s + at);
+}
+
+/* Writes the value at idx into j, and into c (when not NULL) with the keys
+ * in skip left out: one walk and one key sort for both texts.
+ * [-0, +0, m] */
+static int encode(lua_State *L, int idx, json *j, json *c, const char *const *skip, int depth, prm_error *err)
 {
     idx = lua_absindex(L, idx);
     if (depth > 20) return prm_error_set(err, "JSON: nested more than 20 levels (a cycle?)");
+    size_t n0 = j->n;
     switch (lua_type(L, idx)) {
-    case LUA_TNIL: json_null(j); return 0;
-    case LUA_TBOOLEAN: json_bool(j, lua_toboolean(L, idx)); return 0;
+    case LUA_TNIL: json_null(j); mirror(j, n0, c); return 0;
+    case LUA_TBOOLEAN: json_bool(j, lua_toboolean(L, idx)); mirror(j, n0, c); return 0;
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx)) json_int(j, lua_tointeger(L, idx));
         else json_num(j, lua_tonumber(L, idx));
+        mirror(j, n0, c);
         return 0;
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
         json_strn(j, s, n);
+        mirror(j, n0, c);
         return 0;
     }
     case LUA_TTABLE: break;
@@ -518,13 +532,15 @@ static int encode(lua_State *L, int idx, json *j, const char *const *skip, int d
      * far more often than empty objects (lua-cjson cannot tell either). */
     if (is_array(L, idx, &n)) {
         json_arr(j);
+        if (c) json_arr(c);
         for (lua_Integer i = 1; i <= n; i++) {
             lua_rawgeti(L, idx, i);
-            int rc = encode(L, -1, j, skip, depth + 1, err);
+            int rc = encode(L, -1, j, c, skip, depth + 1, err);
             lua_pop(L, 1);
             if (rc < 0) return -1;
         }
         json_end(j);
+        if (c) json_end(c);
         return 0;
     }
     /* Keys in sorted order: the same table always gives the same text (the
@@ -561,14 +577,13 @@ static int encode(lua_State *L, int idx, json *j, const char *const *skip, int d
             lua_rawseti(L, keys, b);
         }
     json_obj(j);
+    if (c) json_obj(c);
     for (lua_Integer a = 1; a <= nk; a++) {
         lua_rawgeti(L, keys, a);
         const char *k = lua_tostring(L, -1);
-        if (skipped(k, skip)) {
-            lua_pop(L, 1);
-            continue;
-        }
+        json *ck = c && !skipped(k, skip) ? c : NULL;
         json_key(j, k);
+        if (ck) json_key(ck, k);
         lua_pushvalue(L, -1);
         lua_gettable(L, idx);
         if (lua_isnil(L, -1)) {
@@ -577,7 +592,7 @@ static int encode(lua_State *L, int idx, json *j, const char *const *skip, int d
             lua_pushinteger(L, (lua_Integer)strtoll(k, NULL, 10));
             lua_gettable(L, idx);
         }
-        int rc = encode(L, -1, j, skip, depth + 1, err);
+        int rc = encode(L, -1, j, ck, skip, depth + 1, err);
         lua_pop(L, 2);
         if (rc < 0) {
             lua_settop(L, keys - 1);
@@ -585,14 +600,15 @@ static int encode(lua_State *L, int idx, json *j, const char *const *skip, int d
         }
     }
     json_end(j);
+    if (c) json_end(c);
     lua_settop(L, keys - 1);
     return 0;
 }
 
-int lprm_json_encode(lua_State *L, int idx, json *j, const char *const *skip, prm_error *err)
+int lprm_json_encode(lua_State *L, int idx, json *j, json *c, const char *const *skip, prm_error *err)
 {
-    if (encode(L, idx, j, skip, 0, err) < 0) return -1;
-    if (json_failed(j)) return prm_error_set(err, "JSON: out of memory");
+    if (encode(L, idx, j, c, skip, 0, err) < 0) return -1;
+    if (json_failed(j) || (c && json_failed(c))) return prm_error_set(err, "JSON: out of memory");
     return 0;
 }
 
@@ -603,7 +619,7 @@ static int l_prm_json(lua_State *L)
     json j;
     json_init(&j);
     prm_error err;
-    if (lprm_json_encode(L, 1, &j, NULL, &err) < 0) {
+    if (lprm_json_encode(L, 1, &j, NULL, NULL, &err) < 0) {
         json_free(&j);
         luaL_pushfail(L);
         lua_pushstring(L, err.msg);

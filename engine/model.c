@@ -380,22 +380,56 @@ static int cmp_driver(const void *a, const void *b)
     return x->value < y->value ? -1 : x->value > y->value;   /* .value holds the feature index here */
 }
 
-int model_explain(const model *m, const model_data *d, size_t row,
-                  model_driver *out, size_t max, double *base, prm_error *err)
+struct model_explainer {
+    const model *m;
+    const model_data *d;
+    mview *v;                  /* the columns resolved once for every row */
+    double *c;
+    model_driver *all;
+};
+
+void model_explainer_free(model_explainer *x)
 {
+    if (!x) return;
+    model_views_free(x->m, x->v);
+    free(x->c);
+    free(x->all);
+    free(x);
+}
+
+int model_explainer_open(const model *m, const model_data *d, model_explainer **out, prm_error *err)
+{
+    *out = NULL;
+    model_explainer *x = model_xcalloc(1, sizeof *x);
+    if (!x) return prm_error_set(err, "out of memory");
+    x->m = m;
+    x->d = d;
+    if (model_resolve(m, d, &x->v, err) < 0) {
+        free(x);
+        return prm_error_prefix(err, "model_explain: ");
+    }
+    x->c = model_xcalloc(m->nf, sizeof *x->c);
+    x->all = model_xcalloc(m->nf, sizeof *x->all);
+    if (!x->c || !x->all) {
+        model_explainer_free(x);
+        return prm_error_set(err, "out of memory");
+    }
+    *out = x;
+    return 0;
+}
+
+int model_explainer_row(model_explainer *x, size_t row, model_driver *out, size_t max, double *base,
+                        prm_error *err)
+{
+    const model *m = x->m;
+    const model_data *d = x->d;
+    const mview *v = x->v;
     if (!d || row >= d->n_rows)
         return prm_error_set(err, "model_explain: row %zu out of range (%zu rows)", row + 1,
                              d ? d->n_rows : 0);
-    mview *v;
-    if (model_resolve(m, d, &v, err) < 0) return prm_error_prefix(err, "model_explain: ");
-    double *c = model_xcalloc(m->nf, sizeof *c);
-    model_driver *all = model_xcalloc(m->nf, sizeof *all);
-    if (!c || !all) {
-        free(c);
-        free(all);
-        model_views_free(m, v);
-        return prm_error_set(err, "out of memory");
-    }
+    double *c = x->c;
+    model_driver *all = x->all;
+    memset(c, 0, m->nf * sizeof *c);
     double b = 0;
     if (m->kind == MODEL_LOGISTIC) logit_explain(m, v, row, c, &b);
     else if (m->kind == MODEL_GBDT) gbdt_explain(m, v, row, c, &b);
@@ -404,6 +438,7 @@ int model_explain(const model *m, const model_data *d, size_t row,
         all[j].feature = m->f[j].name;
         all[j].contribution = c[j];
         all[j].value = (double)j;
+        all[j].level = NULL;
     }
     qsort(all, m->nf, sizeof *all, cmp_driver);
     size_t k = max < m->nf ? max : m->nf;
@@ -420,10 +455,20 @@ int model_explain(const model *m, const model_data *d, size_t row,
         }
     }
     if (base) *base = b;
-    free(c);
-    free(all);
-    model_views_free(m, v);
     return (int)k;
+}
+
+int model_explain(const model *m, const model_data *d, size_t row,
+                  model_driver *out, size_t max, double *base, prm_error *err)
+{
+    if (!d || row >= d->n_rows)
+        return prm_error_set(err, "model_explain: row %zu out of range (%zu rows)", row + 1,
+                             d ? d->n_rows : 0);
+    model_explainer *x;
+    if (model_explainer_open(m, d, &x, err) < 0) return -1;
+    int k = model_explainer_row(x, row, out, max, base, err);
+    model_explainer_free(x);
+    return k;
 }
 
 model_kind model_get_kind(const model *m) { return m->kind; }

@@ -145,6 +145,15 @@ typedef struct model_driver {
 int model_explain(const model *m, const model_data *d, size_t row,
                   model_driver *out, size_t max, double *base, prm_error *err);
 
+/* model_explain for many rows of the same d: the columns are matched to
+ * the model's features (names, types, level maps) once at open, not once
+ * per row. d must outlive the explainer. Row results as model_explain. */
+typedef struct model_explainer model_explainer;
+int model_explainer_open(const model *m, const model_data *d, model_explainer **out, prm_error *err);
+int model_explainer_row(model_explainer *x, size_t row, model_driver *out, size_t max, double *base,
+                        prm_error *err);
+void model_explainer_free(model_explainer *x);
+
 /* Introspection. */
 model_kind model_get_kind(const model *m);
 size_t model_n_features(const model *m);

@@ -1007,7 +1007,7 @@ static int wb_payload(wbconn *c, const wbdeal *d, json *payload, char hash[65], 
         json_reset(payload);
         json cmp;
         json_init(&cmp);
-        if (lprm_json_encode(L, -1, payload, NULL, err) < 0 || lprm_json_encode(L, -1, &cmp, c->skip, err) < 0) {
+        if (lprm_json_encode(L, -1, payload, &cmp, c->skip, err) < 0) {
             rc = prm_error_prefix(err, "connector writeback for %s: ", d->deal);
         } else {
             hash_sha256 *h = hash_sha256_new();
@@ -1031,6 +1031,7 @@ struct scorer {
     int64_t T;
     char as_of[21], today[11], now[21];
     int drivers;
+    model_driver *dr;          /* model_explain's scratch, nf + 1, reused per deal */
     score_result res;
 };
 
@@ -1047,6 +1048,11 @@ int scorer_open(store *s, const score_opts *o, scorer **out, prm_error *err)
     char version[64];
     if (load_model(s, o->model_id, &sc->m, &r->model_id, r->model_kind, version, err) < 0) goto fail;
     snprintf(r->model_version, sizeof r->model_version, "%s", version);
+    sc->dr = malloc(sizeof *sc->dr * (model_n_features(sc->m) + 1));
+    if (!sc->dr) {
+        prm_error_set(err, "out of memory");
+        goto fail;
+    }
     /* A world for T alone: full history only for the deals the features
      * at T read (world_load_as_of), not every deal's. */
     if (parse_as_of(o->as_of, &sc->T, err) < 0) goto fail;
@@ -1092,26 +1098,22 @@ void scorer_close(scorer *sc)
     rules_free(sc->r);
     world_free(sc->w);
     model_free(sc->m);
+    free(sc->dr);
     free(sc);
 }
 
 const score_result *scorer_result(const scorer *sc) { return &sc->res; }
 
-/* Scores row i of fs (deal fs->deal[i]) into d. */
-static int score_row(scorer *sc, const feat_set *fs, size_t i, double p, scored_deal *d, prm_error *err)
+/* Scores row i of fs (deal fs->deal[i]) into d; x: an explainer of fs. */
+static int score_row(scorer *sc, model_explainer *x, const feat_set *fs, size_t i, double p, scored_deal *d,
+                     prm_error *err)
 {
     memset(d, 0, sizeof *d);
     size_t nf = model_n_features(sc->m);
-    model_driver *dr = malloc(sizeof *dr * (nf + 1));
-    if (!dr) return prm_error_set(err, "out of memory");
     double base;
-    int k = model_explain(sc->m, &fs->data, i, dr, nf, &base, err);
-    if (k < 0) {
-        free(dr);
-        return -1;
-    }
-    d->ndrivers = pick_drivers(dr, k, sc->drivers, d->drivers);
-    free(dr);
+    int k = model_explainer_row(x, i, sc->dr, nf, &base, err);
+    if (k < 0) return -1;
+    d->ndrivers = pick_drivers(sc->dr, k, sc->drivers, d->drivers);
     d->deal = fs->deal[i];
     d->probability = p;
     /* The 1-10 score: 1 + 9p, one decimal. */
@@ -1134,10 +1136,13 @@ int scorer_deal(scorer *sc, const char *external_id, scored_deal *out, prm_error
     if (feat_one(sc->w, (size_t)i, sc->T, &fs, err) < 0) return -1;
     double p;
     int rc = model_predict(sc->m, &fs.data, &p, err);
+    model_explainer *x = NULL;
+    if (rc == 0) rc = model_explainer_open(sc->m, &fs.data, &x, err);
     if (rc == 0) {
         clip_probs(&p, 1);
-        rc = score_row(sc, &fs, 0, p, out, err);
+        rc = score_row(sc, x, &fs, 0, p, out, err);
     }
+    model_explainer_free(x);
     feat_set_free(&fs);
     return rc;
 }
@@ -1151,6 +1156,7 @@ int scorer_run(scorer *sc, score_result *res, prm_error *err)
     feat_set fs;
     memset(&fs, 0, sizeof fs);
     double *p = NULL;
+    model_explainer *x = NULL;
     json dj, fj, pj;
     json_init(&dj);
     json_init(&fj);
@@ -1164,6 +1170,7 @@ int scorer_run(scorer *sc, score_result *res, prm_error *err)
     }
     if (model_predict(sc->m, &fs.data, p, err) < 0) goto out;
     clip_probs(p, fs.n);
+    if (model_explainer_open(sc->m, &fs.data, &x, err) < 0) goto out;
     r->seconds_model = seconds_since(&t0);
 
     /* Scores, the run and its write-back payloads commit together: a kill
@@ -1184,7 +1191,7 @@ int scorer_run(scorer *sc, score_result *res, prm_error *err)
     double sum = 0;
     for (size_t i = 0; i < fs.n; i++) {
         scored_deal d;
-        if (score_row(sc, &fs, i, p[i], &d, err) < 0) goto fail;
+        if (score_row(sc, x, &fs, i, p[i], &d, err) < 0) goto fail;
         json_reset(&dj);
         json_reset(&fj);
         drivers_json(&dj, d.drivers, d.ndrivers);
@@ -1259,6 +1266,7 @@ out:
     json_free(&fj);
     json_free(&pj);
     free(p);
+    model_explainer_free(x);
     feat_set_free(&fs);
     if (res) *res = *r;
     return rc;

@@ -270,6 +270,24 @@ static void test_gbdt(void)
     model_driver dr[4];
     double base;
     T_EQ_INT(model_explain(m, &te.d, 7, dr, 4, &base, &err), 4, "gbdt: 4 drivers");
+    /* One explainer over every row (the score run's way) gives what
+     * model_explain gives row by row: nothing of a row stays for the next. */
+    model_explainer *x = NULL;
+    T_OK(model_explainer_open(m, &te.d, &x, &err) == 0, "gbdt: explainer opens");
+    int agree = x != NULL;
+    for (size_t i = 0; agree && i < te.n; i++) {
+        model_driver a[6], b[6];
+        double ba, bb;
+        int ka = model_explainer_row(x, i, a, 6, &ba, &err), kb = model_explain(m, &te.d, i, b, 6, &bb, &err);
+        agree = ka == kb && ka > 0 && ba == bb;
+        for (int k = 0; agree && k < ka; k++)
+            agree = a[k].feature == b[k].feature && a[k].contribution == b[k].contribution &&
+                    a[k].level == b[k].level &&
+                    (a[k].value == b[k].value || (isnan(a[k].value) && isnan(b[k].value)));
+    }
+    T_OK(agree, "gbdt: explainer rows equal model_explain on every row");
+    T_OK(x && model_explainer_row(x, te.n, dr, 4, &base, &err) < 0, "gbdt: explainer refuses a row out of range");
+    model_explainer_free(x);
     T_OK(model_fit(MODEL_GBDT, &tr.d, tr.y, &p, &m2, &err) == 0, "gbdt: fits again");
     T_OK(m2 && same_text(m, m2), "gbdt: two fits give identical trees");
     model_free(m2);

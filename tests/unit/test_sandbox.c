@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "json.h"
+#include "lprm.h"
 #include "sandbox.h"
 #include "tap.h"
 
@@ -33,6 +35,26 @@ int main(void)
     sandbox_opts o = { SANDBOX_RULE, SANDBOX_RULE_MEM, SANDBOX_RULE_INSTR, NULL, ".", 0, 0 };
     lua_State *L = sandbox_new(&o, &err);
     T_OK(L != NULL, "rule state created");
+    {
+        /* One walk, two texts: the whole value, and the outbox's comparison
+         * text with the volatile keys left out at any depth. */
+        const char *const skip[] = { "ai_last_scored_at", NULL };
+        (void)luaL_dostring(L, "return { b = 1, ai_last_scored_at = 'x', sub = { ai_last_scored_at = 2.5, "
+                         "c = { 1, 'q\"' }, d = {} }, e = true }");
+        json j, c;
+        json_init(&j);
+        json_init(&c);
+        T_OK(lprm_json_encode(L, -1, &j, &c, skip, &err) == 0, "json encode: payload and comparison text");
+        T_OK(strcmp(json_cstr(&j), "{\"ai_last_scored_at\":\"x\",\"b\":1,\"e\":true,\"sub\":"
+                                  "{\"ai_last_scored_at\":2.5,\"c\":[1,\"q\\\"\"],\"d\":[]}}") == 0,
+             "json encode: the payload keeps every key");
+        T_OK(strcmp(json_cstr(&c), "{\"b\":1,\"e\":true,\"sub\":{\"c\":[1,\"q\\\"\"],\"d\":[]}}") == 0,
+             "json encode: the comparison text leaves the volatile keys out at every depth");
+        printf("# %s\n# %s\n", json_cstr(&j), json_cstr(&c));
+        json_free(&j);
+        json_free(&c);
+        lua_settop(L, 0);
+    }
     sandbox_ctx *c = sandbox_ctx_of(L);
 
     T_OK(run(L, "return 1 + 1", &err) == 0, "plain code runs");
