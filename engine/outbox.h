@@ -4,7 +4,10 @@
  *   queue   a score run adds one payload per deal, in the run's transaction;
  *           a newer payload for a deal supersedes its still-pending one, and
  *           one whose comparison hash equals the last DELIVERED payload's is
- *           not queued at all (nothing changed for the PRM).
+ *           not queued at all (nothing changed for the PRM). What other
+ *           runs left (which deals have a pending row, whether anything was
+ *           delivered) is read once per transaction and run; outbox_ack,
+ *           outbox_fail, commit and rollback forget it.
  *   claim   a sender takes up to N due items (pending, or 'sending' items
  *           whose lease ran out: a crash between send and ack); each claim
  *           counts an attempt. Items keep their idempotency key

@@ -317,10 +317,12 @@ void store_close(store *s)
     if (!s) return;
     store_upsert_free(s->up);
     sqlite3_finalize(s->ob_last);
+    free(s->ob_pend);
     sqlite3_finalize(s->ob_live);
     sqlite3_finalize(s->ob_sup);
     sqlite3_finalize(s->ob_ins);
     sqlite3_finalize(s->score_ins);
+    store_scores_free(s);
     sqlite3_close_v2(s->db);
     free(s->path);
     free(s);
@@ -332,7 +334,8 @@ int store_begin(store *s, prm_error *err) { return store_exec(s, "BEGIN IMMEDIAT
 int store_begin_read(store *s, prm_error *err) { return store_exec(s, "BEGIN", err); }
 int store_commit(store *s, prm_error *err)
 {
-    if (store_history_flush(s, NULL, err) < 0) return -1;     /* batched rows first */
+    if (store_history_flush(s, NULL, err) < 0 || store_score_flush(s, err) < 0) return -1;   /* batched rows first */
+    store_outbox_forget(s);
     return store_exec(s, "COMMIT", err);
 }
 
@@ -346,6 +349,8 @@ int store_in_transaction(store *s) { return !sqlite3_get_autocommit(s->db); }
 void store_rollback(store *s)
 {
     store_history_drop(s);
+    store_scores_drop(s);
+    store_outbox_forget(s);
     if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 

@@ -147,12 +147,16 @@ int store_model_tenant_fields(store *s, int64_t id, store_model_field_fn fn, voi
 
 /* Score runs (store_runs.c), inside the caller's transaction: a run row
  * 'running' (*run_id its id), one scores row per deal, and the run's end
- * with its counts ('ok'). drivers and flags are JSON text. */
+ * with its counts ('ok'). drivers and flags are JSON text. Score rows are
+ * written in batches: a row added is in the table after the next
+ * store_score_flush, store_score_run_end or store_commit (a rollback drops
+ * the rows still waiting), so a reader of this run's scores flushes first. */
 int store_score_run_begin(store *s, int64_t model_id, const char *as_of, const char *started_at,
                           int64_t *run_id, prm_error *err);
 int store_score_add(store *s, int64_t run_id, int64_t deal_rowid, double probability, double score,
                     const char *drivers, const char *flags, int64_t model_id, const char *scored_at,
                     prm_error *err);
+int store_score_flush(store *s, prm_error *err);
 int store_score_run_end(store *s, int64_t run_id, const char *finished_at, int64_t deals,
                         int64_t flagged, int64_t rule_errors, int64_t queued, prm_error *err);
 

@@ -9,6 +9,7 @@
 #include "store.h"
 
 struct upsert_state;                     /* store_upsert.c */
+struct scorebuf;                         /* store_runs.c */
 
 struct store {
     sqlite3 *db;
@@ -16,7 +17,13 @@ struct store {
     int readonly;
     struct upsert_state *up;
     sqlite3_stmt *ob_last, *ob_sup, *ob_ins, *ob_live;   /* store_outbox.c, prepared once */
-    sqlite3_stmt *score_ins;                   /* store_runs.c, prepared once */
+    int64_t *ob_pend;                          /* store_outbox.c: deals with a pending row */
+    size_t ob_npend, ob_cap;                   /*   of another run than ob_run, for ob_target; */
+    int ob_known, ob_sent;                     /*   ob_sent: any row of ob_target delivered */
+    int64_t ob_run;
+    char ob_target[64];
+    sqlite3_stmt *score_ins;                   /* store_runs.c, prepared once: a full batch */
+    struct scorebuf *sb;                       /* store_runs.c: score rows not yet written */
 };
 
 struct store_stmt {
@@ -29,6 +36,11 @@ int store_bind_value(sqlite3_stmt *st, int idx, const store_value *v);
 void store_upsert_free(struct upsert_state *u);
 int store_bulk_missing(store *s);
 void store_history_drop(store *s);
+/* store_runs.c: the waiting score rows dropped (rollback) or freed (close). */
+void store_scores_drop(store *s);
+void store_scores_free(store *s);
+/* store_outbox.c: the queue's per-run set of pending deals is stale. */
+void store_outbox_forget(store *s);
 /* The engine clock as ISO text (timeutil.h clock_now). */
 void store_now_iso(char out[21]);
 /* A persistent prepared statement cached in *st (prepared on first use). */

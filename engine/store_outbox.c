@@ -44,6 +44,82 @@ static void sha(const char *text, char out[65])
     hash_sha256_hex(h, out);
 }
 
+/* What a score run's queue needs to know of the rows other runs left, read
+ * once per (transaction, target, run): the deals with a pending row (a
+ * sorted array) and whether any payload was ever delivered. The queue then
+ * runs the supersede UPDATE only for those deals and the lookup of the
+ * last delivered payload only when there is one: a run into an empty
+ * outbox, or one whose sender has not run yet, runs neither. Inside the
+ * run's transaction rows of other runs only leave 'pending' (the
+ * supersede) and none becomes 'sent', so what was read stays true, except
+ * through outbox_fail and outbox_ack, which forget it, as do the store's
+ * commit and rollback. */
+void store_outbox_forget(store *s)
+{
+    s->ob_known = 0;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int others_load(store *s, int64_t run_id, const char *target, prm_error *err)
+{
+    sqlite3_stmt *st;
+    if (prepare(s, "SELECT deal_id FROM writeback_outbox WHERE target = ?1 AND status = 'pending'"
+                   " AND run_id <> ?2", &st, err) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, run_id);
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == s->ob_cap) {
+            size_t cap = s->ob_cap ? s->ob_cap * 2 : 1024;
+            int64_t *v = realloc(s->ob_pend, cap * sizeof *v);
+            if (!v) {
+                sqlite3_finalize(st);
+                return prm_error_set(err, "out of memory");
+            }
+            s->ob_pend = v;
+            s->ob_cap = cap;
+        }
+        s->ob_pend[n++] = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return store_db_error(s, err, "outbox pending");
+    if (prepare(s, "SELECT EXISTS (SELECT 1 FROM writeback_outbox WHERE target = ?1 AND status = 'sent')",
+                &st, err) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    s->ob_sent = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 1;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) return store_db_error(s, err, "outbox sent");
+    if (n > 1) qsort(s->ob_pend, n, sizeof *s->ob_pend, cmp_id);
+    s->ob_npend = n;
+    s->ob_run = run_id;
+    snprintf(s->ob_target, sizeof s->ob_target, "%s", target);
+    s->ob_known = strcmp(s->ob_target, target) == 0;   /* a longer target is read every call */
+    return 0;
+}
+
+/* *pending: the deal has a pending row of another run; *sent: some payload
+ * of target was delivered. */
+static int others_of(store *s, int64_t run_id, const char *target, int64_t deal_id, int *pending,
+                     int *sent, prm_error *err)
+{
+    if (!in_txn(s)) s->ob_known = 0;
+    if (!(s->ob_known && s->ob_run == run_id && strcmp(s->ob_target, target) == 0) &&
+        others_load(s, run_id, target, err) < 0)
+        return -1;
+    *pending = s->ob_npend && bsearch(&deal_id, s->ob_pend, s->ob_npend, sizeof deal_id, cmp_id);
+    *sent = s->ob_sent;
+    return 0;
+}
+
 int outbox_queue(store *s, int64_t run_id, int64_t deal_id, const char *deal_ext, const char *target,
                  const char *payload, const char *compare_hash, int *queued, prm_error *err)
 {
@@ -54,8 +130,9 @@ int outbox_queue(store *s, int64_t run_id, int64_t deal_id, const char *deal_ext
     }
     if (!compare_hash[0]) return prm_error_set(err, "outbox: cannot hash the payload (out of memory)");
     *queued = 0;
-    /* Three statements per queued deal, prepared once per store handle (a
-     * score run queues one per open deal). */
+    /* Up to three statements per queued deal, prepared once per store
+     * handle (a score run queues one per open deal); the first two run
+     * only when others_of says they can find a row. */
     if (store_prep(s, &s->ob_last, "SELECT payload_hash FROM writeback_outbox WHERE target = ?1 AND"
                    " deal_id = ?2 AND status = 'sent' ORDER BY id DESC LIMIT 1", err) < 0 ||
         store_prep(s, &s->ob_sup, "UPDATE writeback_outbox SET status = 'superseded' WHERE target = ?1"
@@ -64,19 +141,25 @@ int outbox_queue(store *s, int64_t run_id, int64_t deal_id, const char *deal_ext
                    " created_at, idempotency_key, payload_hash, next_attempt_at) VALUES (?1, ?2, ?3, ?4,"
                    " 'pending', ?5, ?6, ?7, ?5) ON CONFLICT (run_id, deal_id, target) DO NOTHING", err) < 0)
         return -1;
+    int pending, sent, rc, same = 0;
+    if (others_of(s, run_id, target, deal_id, &pending, &sent, err) < 0) return -1;
     /* The last delivered payload for this deal: identical means nothing to send. */
     sqlite3_stmt *st = s->ob_last;
-    int rc = step_deal(st, target, deal_id);
-    int same = rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT &&
+    if (sent) {
+        rc = step_deal(st, target, deal_id);
+        same = rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT &&
                strcmp((const char *)sqlite3_column_text(st, 0), compare_hash) == 0;
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_db_error(s, err, "outbox lookup");
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_db_error(s, err, "outbox lookup");
+    }
     /* Whatever is still pending for the deal is superseded either way. */
-    st = s->ob_sup;
-    sqlite3_bind_int64(st, 3, run_id);
-    rc = step_deal(st, target, deal_id);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return store_db_error(s, err, "outbox supersede");
+    if (pending) {
+        st = s->ob_sup;
+        sqlite3_bind_int64(st, 3, run_id);
+        rc = step_deal(st, target, deal_id);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) return store_db_error(s, err, "outbox supersede");
+    }
     if (same) return 0;
     char key[256], now[21];
     snprintf(key, sizeof key, "%s:%s:%lld", target, deal_ext, (long long)run_id);
@@ -214,6 +297,7 @@ fail:
 
 int outbox_ack(store *s, int64_t id, prm_error *err)
 {
+    store_outbox_forget(s);        /* a row is delivered now */
     char now[21];
     store_now_iso(now);
     store_value v[] = { sv_text(now), sv_int(id) };
@@ -225,6 +309,7 @@ int outbox_fail(store *s, int64_t id, const char *error, int permanent, int retr
                 int max_attempts, prm_error *err)
 {
     if (max_attempts <= 0) max_attempts = OUTBOX_MAX_ATTEMPTS;
+    store_outbox_forget(s);        /* a row may be pending again */
     char at[21];
     instant_iso(clock_now() + (retry_after > 0 ? retry_after : 0), at);
     store_value v[] = { sv_text(error), sv_text(at), sv_int(permanent ? 1 : 0), sv_int(max_attempts),

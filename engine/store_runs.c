@@ -4,11 +4,13 @@
 #include "store_int.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "textbuf.h"
 #include "timeutil.h"
 
 /* ---- sync state, rejects, jobs ---------------------------------------- */
@@ -230,26 +232,127 @@ int store_score_run_begin(store *s, int64_t model_id, const char *as_of, const c
                         " VALUES (?, ?, ?, 'running')", 3, v, run_id, err);
 }
 
+/* Score rows wait in the handle and go in SCORE_BATCH at a time as one
+ * multi-row INSERT (prepared once; the last, shorter batch of a run gets
+ * its own statement), in the order they came, so the rows and their rowids
+ * are those of one INSERT per row. One statement per row cost 21.3k
+ * instructions a row on the 200k-deal bench store (binds, the VDBE program
+ * start with three B-tree cursors, halt, reset: bench/RESULTS.md, score9);
+ * store_score_add, rows and flushes, per row there: 15.0k instructions at
+ * a batch of 16, 13.5k at 64, 13.0k at 256; 64 keeps to 512 parameters,
+ * under the 999 of SQLite builds before 3.32. */
+enum { SCORE_BATCH = 64, SCORE_COLS = 8 };
+
+typedef struct scorebuf {
+    struct {
+        int64_t run, deal, model;
+        double p, score;
+        ptrdiff_t drivers, flags, at;      /* offsets in text; -1 for NULL */
+    } row[SCORE_BATCH];
+    int n;
+    int failed;                    /* a flush failed; cleared by a rollback */
+    char *text;
+    size_t tlen, tcap;
+} scorebuf;
+
+void store_scores_free(store *s)
+{
+    if (!s->sb) return;
+    free(s->sb->text);
+    free(s->sb);
+    s->sb = NULL;
+}
+
+void store_scores_drop(store *s)
+{
+    if (!s->sb) return;
+    s->sb->n = s->sb->failed = 0;
+    s->sb->tlen = 0;
+}
+
+static ptrdiff_t keep_text(scorebuf *b, const char *t)
+{
+    return t ? textbuf_add(&b->text, &b->tlen, &b->tcap, 1 << 14, t) : -1;
+}
+
+static void bind_text_at(sqlite3_stmt *st, int idx, const scorebuf *b, ptrdiff_t off)
+{
+    if (off < 0) sqlite3_bind_null(st, idx);
+    else sqlite3_bind_text(st, idx, b->text + off, -1, SQLITE_STATIC);
+}
+
+/* The INSERT of n rows. */
+static int score_sql(int n, char *out, size_t cap)
+{
+    size_t len = (size_t)snprintf(out, cap, "INSERT INTO scores (run_id, deal_id, probability, score,"
+                                  " drivers, flags, model_id, scored_at) VALUES ");
+    for (int i = 0; i < n && len < cap; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s(?,?,?,?,?,?,?,?)", i ? "," : "");
+    return len < cap ? 0 : -1;
+}
+
+int store_score_flush(store *s, prm_error *err)
+{
+    scorebuf *b = s->sb;
+    if (!b || (!b->n && !b->failed)) return 0;
+    char sql[120 + SCORE_BATCH * 18];
+    sqlite3_stmt *st = NULL;
+    int full = b->n == SCORE_BATCH;
+    if (b->failed) return prm_error_set(err, "storing scores failed: the transaction must be rolled back");
+    if (score_sql(b->n, sql, sizeof sql) < 0) return prm_error_set(err, "storing scores: statement too long");
+    if (full) {
+        if (store_prep(s, &s->score_ins, sql, err) < 0) return -1;
+        st = s->score_ins;
+    } else if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        return store_db_error(s, err, "storing scores");
+    }
+    for (int i = 0; i < b->n; i++) {
+        int k = i * SCORE_COLS;
+        sqlite3_bind_int64(st, k + 1, b->row[i].run);
+        sqlite3_bind_int64(st, k + 2, b->row[i].deal);
+        sqlite3_bind_double(st, k + 3, b->row[i].p);
+        sqlite3_bind_double(st, k + 4, b->row[i].score);
+        bind_text_at(st, k + 5, b, b->row[i].drivers);
+        bind_text_at(st, k + 6, b, b->row[i].flags);
+        sqlite3_bind_int64(st, k + 7, b->row[i].model);
+        bind_text_at(st, k + 8, b, b->row[i].at);
+    }
+    int rc = sqlite3_step(st);
+    if (full) sqlite3_reset(st);
+    else sqlite3_finalize(st);
+    b->n = 0;
+    b->tlen = 0;
+    if (rc == SQLITE_DONE) return 0;
+    b->failed = 1;                 /* its rows are lost: no later flush or commit succeeds */
+    return store_db_error(s, err, "storing a score");
+}
+
 int store_score_add(store *s, int64_t run_id, int64_t deal_rowid, double probability, double score,
                     const char *drivers, const char *flags, int64_t model_id, const char *scored_at,
                     prm_error *err)
 {
-    if (store_prep(s, &s->score_ins, "INSERT INTO scores (run_id, deal_id, probability, score, drivers,"
-                   " flags, model_id, scored_at) VALUES (?,?,?,?,?,?,?,?)", err) < 0)
-        return -1;
-    sqlite3_stmt *st = s->score_ins;
-    store_value row[8] = { I(run_id), I(deal_rowid), { SV_REAL, NULL, probability, 0 },
-                           { SV_REAL, NULL, score, 0 }, T(drivers), T(flags), I(model_id), T(scored_at) };
-    for (int c = 0; c < 8; c++) store_bind_value(st, c + 1, &row[c]);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE ? 0 : store_db_error(s, err, "storing a score");
+    if (!s->sb && !(s->sb = calloc(1, sizeof *s->sb))) return prm_error_set(err, "out of memory");
+    scorebuf *b = s->sb;
+    if (b->n == SCORE_BATCH && store_score_flush(s, err) < 0) return -1;
+    ptrdiff_t d = keep_text(b, drivers), f = keep_text(b, flags), a = keep_text(b, scored_at);
+    if ((drivers && d < 0) || (flags && f < 0) || (scored_at && a < 0))
+        return prm_error_set(err, "out of memory storing a score");
+    b->row[b->n].run = run_id;
+    b->row[b->n].deal = deal_rowid;
+    b->row[b->n].model = model_id;
+    b->row[b->n].p = probability;
+    b->row[b->n].score = score;
+    b->row[b->n].drivers = d;
+    b->row[b->n].flags = f;
+    b->row[b->n].at = a;
+    b->n++;
+    return 0;
 }
 
 int store_score_run_end(store *s, int64_t run_id, const char *finished_at, int64_t deals,
                         int64_t flagged, int64_t rule_errors, int64_t queued, prm_error *err)
 {
+    if (store_score_flush(s, err) < 0) return -1;
     store_value u[6] = { T(finished_at), I(deals), I(flagged), I(rule_errors), I(queued), I(run_id) };
     return store_run(s, "UPDATE score_runs SET finished_at = ?, deals = ?, flagged = ?, rule_errors = ?,"
                         " queued = ?, status = 'ok' WHERE id = ?", 6, u, NULL, err);

@@ -4,6 +4,11 @@
 # $PRMCAST_NOW (default 2026-11-20), and compares the md5 of every column of
 # the new score run's scores and of the whole writeback_outbox. Prints
 # "same" or "DIFFERENT" per table; exit 1 on a difference.
+# RERUN=1: each copy is scored three times before the comparison: a rerun at
+# the same date, then (after a third of the pending payloads are marked
+# delivered, as a sender would) a run a week later, so the outbox's
+# coalescing (supersede a pending payload, skip one equal to the delivered
+# one) is compared too.
 set -eu
 cd "$(dirname "$0")/../.."
 PEER=$1
@@ -22,6 +27,12 @@ rc=0
 for b in ./prmcast "$PEER"; do
   cp "$DB" "$W/same.db"; rm -f "$W/same.db-wal" "$W/same.db-shm"
   "$b" --db "$W/same.db" score >/dev/null 2>&1
+  if [ "${RERUN:-0}" = 1 ]; then
+    "$b" --db "$W/same.db" score >/dev/null 2>&1
+    sqlite3 "$W/same.db" "UPDATE writeback_outbox SET status = 'sent', sent_at = created_at
+                          WHERE status = 'pending' AND id % 3 = 0"
+    PRMCAST_NOW=${RERUN_NOW:-2026-11-27} "$b" --db "$W/same.db" score >/dev/null 2>&1
+  fi
   dump "$W/same.db" >>"$W/same.$$"
 done
 rm -f "$W/same.db" "$W/same.db-wal" "$W/same.db-shm"

@@ -1,10 +1,11 @@
 /* test_store.c - migrations, idempotent upserts, history only on change,
- * the audit chain. */
+ * the audit chain, batched score rows, the outbox's coalescing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "outbox.h"
 #include "store.h"
 #include "tap.h"
 
@@ -408,6 +409,104 @@ int main(void)
              "first-load states written, in and outside a transaction");
         T_EQ_INT(count(x, "SELECT count(*) FROM deal_history WHERE stage = 'qualified'"), 1,
                  "the later write stands over the waiting state");
+        store_close(x);
+    }
+
+
+    /* Score rows go in batches: a run whose deal count is not a multiple of
+     * the batch size stores every row, in order; a rollback drops the rows
+     * still waiting, and the next run's rows are its own. */
+    {
+        store *x = fresh(STORE_VERSION);
+        int ok = store_exec(x, "INSERT INTO partners (id, source, external_id) VALUES (1, 't', 'P1');"
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)"
+            " INSERT INTO deals (id, source, external_id, partner_id, stage, status, created_at)"
+            " SELECT i, 't', 'D' || i, 1, 'registered', 'open', '2025-01-01' FROM n;"
+            "INSERT INTO models (id, kind, version, created_at, features, data_hash, blob)"
+            " VALUES (7, 'base', '1', 't', '[]', 'h', '{}')", &err) == 0;
+        int64_t run = 0, run2 = 0;
+        ok = ok && store_begin(x, &err) == 0 && store_score_run_begin(x, 7, "2025-06-30", "t0", &run, &err) == 0;
+        char dr[32];
+        for (int i = 1; ok && i <= 133; i++) {
+            snprintf(dr, sizeof dr, "[%d]", i);
+            ok = store_score_add(x, run, i, i / 1000.0, i / 10.0, dr, i % 2 ? "[]" : NULL, 7, "t0", &err) == 0;
+        }
+        if (!ok) printf("# %s\n", err.msg);
+        T_OK(ok, "133 score rows added");
+        T_OK(count(x, "SELECT count(*) FROM scores") < 133, "rows wait for the batch to fill");
+        ok = store_score_run_end(x, run, "t1", 133, 0, 0, 0, &err) == 0;
+        T_OK(ok && count(x, "SELECT count(*) FROM scores") == 133, "the run's end writes the last, short batch");
+        T_OK(store_commit(x, &err) == 0, "committed");
+        T_EQ_INT(count(x, "SELECT count(*) FROM scores WHERE run_id = 1 AND drivers = '[' || deal_id || ']'"
+                          " AND probability = deal_id / 1000.0 AND score = deal_id / 10.0 AND model_id = 7"
+                          " AND scored_at = 't0' AND (flags IS NULL) = (deal_id % 2 = 0)"), 133,
+                 "every row's values as added (NULL flags kept)");
+        T_EQ_INT(count(x, "SELECT count(*) FROM scores WHERE rowid <> deal_id"), 0, "rows in the order added");
+        ok = store_begin(x, &err) == 0 && store_score_run_begin(x, 7, "2025-07-31", "t2", &run2, &err) == 0;
+        for (int i = 1; ok && i <= 70; i++) ok = store_score_add(x, run2, i, 0.5, 5, "[]", "[]", 7, "t2", &err) == 0;
+        store_rollback(x);
+        T_OK(ok && count(x, "SELECT count(*) FROM scores") == 133, "a rolled-back run leaves no row");
+        ok = store_begin(x, &err) == 0 && store_score_run_begin(x, 7, "2025-07-31", "t3", &run2, &err) == 0;
+        for (int i = 1; ok && i <= 3; i++) ok = store_score_add(x, run2, i, 0.5, 5, "[]", "[]", 7, "t3", &err) == 0;
+        ok = ok && store_score_run_end(x, run2, "t4", 3, 0, 0, 0, &err) == 0 && store_commit(x, &err) == 0;
+        T_OK(ok && count(x, "SELECT count(*) FROM scores WHERE run_id = 2") == 3 &&
+             count(x, "SELECT count(*) FROM scores WHERE scored_at = 't2'") == 0,
+             "the next run stores its own rows, none of the rolled-back one's");
+        store_close(x);
+    }
+
+    /* The outbox's coalescing, with what the queue reads once per run. */
+    {
+        store *x = fresh(STORE_VERSION);
+        store_exec(x, "INSERT INTO partners (id, source, external_id) VALUES (1, 't', 'P1');"
+            "INSERT INTO deals (id, source, external_id, partner_id, stage, status, created_at) VALUES"
+            " (1, 't', 'D1', 1, 'registered', 'open', '2025-01-01'),"
+            " (2, 't', 'D2', 1, 'registered', 'open', '2025-01-01'),"
+            " (3, 't', 'D3', 1, 'registered', 'open', '2025-01-01')", &err);
+        int q[8] = { 0 }, ok;
+        const char *live = "SELECT count(*) FROM writeback_outbox WHERE status = 'pending'";
+        /* run 1 into an empty outbox: every payload queued */
+        ok = store_begin(x, &err) == 0 && outbox_queue(x, 1, 1, "D1", "prm", "{\"a\":1}", "h1", &q[0], &err) == 0 &&
+             outbox_queue(x, 1, 2, "D2", "prm", "{\"b\":1}", "h2", &q[1], &err) == 0 &&
+             outbox_queue(x, 1, 3, "D3", "prm", "{\"c\":1}", "h3", &q[2], &err) == 0 &&
+             outbox_queue(x, 1, 1, "D1", "prm", "{\"a\":1}", "h1", &q[3], &err) == 0 && store_commit(x, &err) == 0;
+        T_OK(ok && q[0] && q[1] && q[2] && !q[3] && count(x, live) == 3, "run 1: three queued, a repeat in the run not");
+        /* a sender delivers D2's */
+        outbox_item *it;
+        int n = 0;
+        ok = outbox_claim(x, "prm", 10, &it, &n, &err) == 0 && n == 3;
+        for (int i = 0; ok && i < n; i++)
+            if (it[i].deal_id == 2) ok = outbox_ack(x, it[i].id, &err) == 0;
+            else ok = outbox_fail(x, it[i].id, "503", 0, 0, 0, &err) == 0;   /* pending again */
+        outbox_free(it, n);
+        T_OK(ok && count(x, live) == 2, "D2 delivered, D1 and D3 pending again");
+        /* run 2: D1 changed (one new payload, run 1's superseded), D2 equal
+         * to the delivered one (not queued), D3's pending row claimed and
+         * failed back to pending inside the run, after the queue has read
+         * which deals have one: still superseded. */
+        ok = store_begin(x, &err) == 0 && outbox_claim(x, "prm", 10, &it, &n, &err) == 0;
+        int64_t d1 = 0, d3 = 0;
+        for (int i = 0; i < n; i++) {
+            if (it[i].deal_id == 1) d1 = it[i].id;
+            if (it[i].deal_id == 3) d3 = it[i].id;
+        }
+        outbox_free(it, n);
+        ok = ok && d1 && d3 && outbox_fail(x, d1, "503", 0, 0, 0, &err) == 0 && outbox_queue(x, 2, 1, "D1", "prm", "{\"a\":2}", "h1b", &q[4], &err) == 0 &&
+             outbox_queue(x, 2, 2, "D2", "prm", "{\"b\":1}", "h2", &q[5], &err) == 0 &&
+             outbox_fail(x, d3, "503", 0, 0, 0, &err) == 0 &&
+             outbox_queue(x, 2, 3, "D3", "prm", "{\"c\":2}", "h3b", &q[6], &err) == 0 && store_commit(x, &err) == 0;
+        T_OK(ok && q[4] && !q[5] && q[6], "run 2: D1 and D3 queued, D2 equal to its delivered payload not");
+        T_EQ_INT(count(x, "SELECT count(*) FROM writeback_outbox WHERE status = 'pending' AND run_id = 2"), 2,
+                 "run 2's two payloads pending");
+        T_EQ_INT(count(x, "SELECT count(*) FROM writeback_outbox WHERE status = 'superseded' AND run_id = 1"), 2,
+                 "run 1's D1 and D3 superseded (D3 after it became pending inside the run)");
+        T_EQ_INT(count(x, "SELECT count(*) FROM writeback_outbox WHERE status = 'sent' AND deal_id = 2"), 1,
+                 "D2's delivered row kept");
+        /* run 3: D1 changes once more; exactly one live payload for it */
+        ok = store_begin(x, &err) == 0 && outbox_queue(x, 3, 1, "D1", "prm", "{\"a\":3}", "h1c", &q[7], &err) == 0 &&
+             store_commit(x, &err) == 0;
+        T_OK(ok && q[7] && count(x, "SELECT count(*) FROM writeback_outbox WHERE deal_id = 1 AND status = 'pending'") == 1,
+             "run 3: one new payload for D1, run 2's superseded");
         store_close(x);
     }
 
