@@ -264,9 +264,9 @@ static double pipe_expected(const pipe *P, const double *m1, double win_shift, d
 static double close_shift_matching(pipe *P, const double *m1, double b, double *amount_scale)
 {
     *amount_scale = 1;
+    if (b == 0 || P->n == 0) return 0;
     size_t movable = 0;
     for (size_t k = 0; k < P->n; k++) movable += P->p_close[k] > 0 && P->p_close[k] < 1;
-    if (b == 0 || P->n == 0) return 0;
     double target = pipe_expected(P, m1, b, 0), c = 0;
     if (movable) {
         double lo = -FC_CLOSE_SHIFT_MAX, hi = FC_CLOSE_SHIFT_MAX;
